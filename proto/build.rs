@@ -15,8 +15,11 @@ fn main() {
     }
     let fds = protox::compile(files, ["proto"]).expect("the Mesos .proto subset must compile");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    std::fs::write(out.join("mesos_descriptor.bin"), prost::Message::encode_to_vec(&fds))
-        .expect("write descriptor set");
+    std::fs::write(
+        out.join("mesos_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )
+    .expect("write descriptor set");
     prost_build::Config::new()
         .enable_type_names()
         .type_name_domain(["."], "type.googleapis.com")

@@ -70,9 +70,11 @@ impl Encoding {
             .map(|part| part.split(';').next().unwrap_or("").trim())
             .collect();
         let allows = |media: &str| {
-            listed
-                .iter()
-                .any(|l| *l == media || *l == "*/*" || (*l == "application/*" && media.starts_with("application/")))
+            listed.iter().any(|l| {
+                *l == media
+                    || *l == "*/*"
+                    || (*l == "application/*" && media.starts_with("application/"))
+            })
         };
         if allows(JSON_MEDIA_TYPE) {
             Some(Encoding::Json)
@@ -94,9 +96,10 @@ impl Encoding {
     /// Decodes a message.
     pub fn decode<M: Message + Name + Default>(self, bytes: &[u8]) -> Result<M, CodecError> {
         match self {
-            Encoding::Protobuf => {
-                M::decode(bytes).map_err(|source| CodecError::Protobuf { type_name: M::full_name(), source })
-            }
+            Encoding::Protobuf => M::decode(bytes).map_err(|source| CodecError::Protobuf {
+                type_name: M::full_name(),
+                source,
+            }),
             Encoding::Json => Ok(json::from_slice(bytes)?),
         }
     }
@@ -117,7 +120,9 @@ impl std::str::FromStr for Encoding {
         match s {
             "protobuf" | "proto" | PROTOBUF_MEDIA_TYPE => Ok(Encoding::Protobuf),
             "json" | JSON_MEDIA_TYPE => Ok(Encoding::Json),
-            other => Err(format!("unknown encoding {other:?}; expected protobuf or json")),
+            other => Err(format!(
+                "unknown encoding {other:?}; expected protobuf or json"
+            )),
         }
     }
 }

@@ -10,7 +10,9 @@
 use std::sync::OnceLock;
 
 use prost::{Message, Name};
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions,
+};
 
 /// Why a JSON document could not become a message, or the reverse.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +43,18 @@ pub enum JsonError {
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptor.bin"))[..])
-            .expect("the build script's descriptor set decodes")
+        DescriptorPool::decode(
+            &include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptor.bin"))[..],
+        )
+        .expect("the build script's descriptor set decodes")
     })
 }
 
 fn descriptor<M: Name>() -> Result<MessageDescriptor, JsonError> {
     let name = M::full_name();
-    pool().get_message_by_name(&name).ok_or(JsonError::UnknownType(name))
+    pool()
+        .get_message_by_name(&name)
+        .ok_or(JsonError::UnknownType(name))
 }
 
 fn serialize_options() -> SerializeOptions {
@@ -62,20 +68,31 @@ fn serialize_options() -> SerializeOptions {
 /// Encodes `msg` as Mesos JSON.
 pub fn to_vec<M: Message + Name>(msg: &M) -> Result<Vec<u8>, JsonError> {
     let desc = descriptor::<M>()?;
-    let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
-        .map_err(|source| JsonError::Transcode { type_name: M::full_name(), source })?;
+    let dynamic =
+        DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()).map_err(|source| {
+            JsonError::Transcode {
+                type_name: M::full_name(),
+                source,
+            }
+        })?;
     let mut out = Vec::with_capacity(msg.encoded_len() * 2 + 16);
     let mut ser = serde_json::Serializer::new(&mut out);
     dynamic
         .serialize_with_options(&mut ser, &serialize_options())
-        .map_err(|source| JsonError::Invalid { type_name: M::full_name(), source })?;
+        .map_err(|source| JsonError::Invalid {
+            type_name: M::full_name(),
+            source,
+        })?;
     Ok(out)
 }
 
 /// Encodes `msg` as a Mesos JSON value (handy for tests and `/state`).
 pub fn to_value<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
     let bytes = to_vec(msg)?;
-    serde_json::from_slice(&bytes).map_err(|source| JsonError::Invalid { type_name: M::full_name(), source })
+    serde_json::from_slice(&bytes).map_err(|source| JsonError::Invalid {
+        type_name: M::full_name(),
+        source,
+    })
 }
 
 /// Decodes Mesos JSON into `M`. Unknown fields are ignored, as a master does;
@@ -86,7 +103,12 @@ pub fn from_slice<M: Message + Name + Default>(bytes: &[u8]) -> Result<M, JsonEr
     let options = DeserializeOptions::new().deny_unknown_fields(false);
     let dynamic = DynamicMessage::deserialize_with_options(desc, &mut de, &options)
         .and_then(|m| de.end().map(|()| m))
-        .map_err(|source| JsonError::Invalid { type_name: M::full_name(), source })?;
-    M::decode(dynamic.encode_to_vec().as_slice())
-        .map_err(|source| JsonError::Transcode { type_name: M::full_name(), source })
+        .map_err(|source| JsonError::Invalid {
+            type_name: M::full_name(),
+            source,
+        })?;
+    M::decode(dynamic.encode_to_vec().as_slice()).map_err(|source| JsonError::Transcode {
+        type_name: M::full_name(),
+        source,
+    })
 }

@@ -81,7 +81,12 @@ impl Default for Decoder {
 impl Decoder {
     /// A decoder that rejects records longer than `max_record_size` bytes.
     pub fn new(max_record_size: usize) -> Decoder {
-        Decoder { buf: BytesMut::new(), state: State::Length, max_record_size, failed: None }
+        Decoder {
+            buf: BytesMut::new(),
+            state: State::Length,
+            max_record_size,
+            failed: None,
+        }
     }
 
     /// Adds bytes read from the stream.
@@ -121,12 +126,17 @@ impl Decoder {
                         return self.fail(RecordIoError::InvalidLength(shown));
                     }
                     // At most 20 ASCII digits: parse can only fail by overflow.
-                    let size = std::str::from_utf8(line).ok().and_then(|s| s.parse::<u64>().ok());
+                    let size = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok());
                     let Some(size) = size else {
                         return self.fail(RecordIoError::LengthTooLong);
                     };
                     if size > self.max_record_size as u64 {
-                        return self.fail(RecordIoError::RecordTooLarge { size, max: self.max_record_size });
+                        return self.fail(RecordIoError::RecordTooLarge {
+                            size,
+                            max: self.max_record_size,
+                        });
                     }
                     self.buf.advance(newline + 1);
                     self.state = State::Body(size as usize);
@@ -156,7 +166,11 @@ impl Decoder {
             State::Length => self.buf.len(),
             State::Body(_) => self.buf.len() + 1,
         };
-        if pending == 0 { Ok(()) } else { Err(RecordIoError::Truncated(pending)) }
+        if pending == 0 {
+            Ok(())
+        } else {
+            Err(RecordIoError::Truncated(pending))
+        }
     }
 
     fn fail<T>(&mut self, err: RecordIoError) -> Result<T, RecordIoError> {
@@ -168,7 +182,11 @@ impl Decoder {
 
 /// Feeds `data` to a fresh decoder in the given chunk sizes and collects what
 /// comes out; the body of the fuzz target and of the property tests.
-pub fn decode_chunked(data: &[u8], chunk_sizes: &[usize], max_record_size: usize) -> Result<Vec<Bytes>, RecordIoError> {
+pub fn decode_chunked(
+    data: &[u8],
+    chunk_sizes: &[usize],
+    max_record_size: usize,
+) -> Result<Vec<Bytes>, RecordIoError> {
     let mut decoder = Decoder::new(max_record_size);
     let mut out = Vec::new();
     let mut rest = data;
@@ -193,10 +211,16 @@ mod tests {
     #[test]
     fn heartbeat_example_from_the_mesos_docs() {
         let bytes = encode_to_bytes(br#"{"type":"HEARTBEAT"}"#);
-        assert_eq!(&bytes[..], br#"20
-{"type":"HEARTBEAT"}"#);
+        assert_eq!(
+            &bytes[..],
+            br#"20
+{"type":"HEARTBEAT"}"#
+        );
         let records = decode_chunked(&bytes, &[1], 100).unwrap();
-        assert_eq!(records, vec![Bytes::from_static(br#"{"type":"HEARTBEAT"}"#)]);
+        assert_eq!(
+            records,
+            vec![Bytes::from_static(br#"{"type":"HEARTBEAT"}"#)]
+        );
     }
 
     #[test]
@@ -220,7 +244,13 @@ mod tests {
     fn record_past_the_bound_is_refused_before_buffering() {
         let mut d = Decoder::new(1024);
         d.feed(b"99999999999\n");
-        assert_eq!(d.next_record(), Err(RecordIoError::RecordTooLarge { size: 99_999_999_999, max: 1024 }));
+        assert_eq!(
+            d.next_record(),
+            Err(RecordIoError::RecordTooLarge {
+                size: 99_999_999_999,
+                max: 1024
+            })
+        );
         // Stays failed; later bytes are not buffered.
         d.feed(&[0u8; 4096]);
         assert!(d.next_record().is_err());
@@ -231,7 +261,10 @@ mod tests {
     fn garbage_fails_without_waiting_for_a_newline() {
         let mut d = Decoder::default();
         d.feed(b"<html>");
-        assert!(matches!(d.next_record(), Err(RecordIoError::InvalidLength(_))));
+        assert!(matches!(
+            d.next_record(),
+            Err(RecordIoError::InvalidLength(_))
+        ));
         let mut d = Decoder::default();
         d.feed(&[b'9'; 25]);
         assert_eq!(d.next_record(), Err(RecordIoError::LengthTooLong));
@@ -242,8 +275,14 @@ mod tests {
 
     #[test]
     fn zero_length_records_are_skipped_and_truncation_is_reported() {
-        assert_eq!(decode_chunked(b"0\n1\nx", &[3], 10).unwrap(), vec![Bytes::from_static(b"x")]);
-        assert_eq!(decode_chunked(b"5\nab", &[3], 10), Err(RecordIoError::Truncated(3)));
+        assert_eq!(
+            decode_chunked(b"0\n1\nx", &[3], 10).unwrap(),
+            vec![Bytes::from_static(b"x")]
+        );
+        assert_eq!(
+            decode_chunked(b"5\nab", &[3], 10),
+            Err(RecordIoError::Truncated(3))
+        );
     }
 
     proptest! {
@@ -266,4 +305,62 @@ mod tests {
             let _ = decode_chunked(&data, &chunks, 256);
         }
     }
+}
+
+/// Why a stream of events stopped yielding.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError<E: std::error::Error + 'static> {
+    /// Reading the underlying byte stream failed.
+    #[error("reading the event stream failed: {0}")]
+    Read(#[source] E),
+    /// The bytes are not RecordIO.
+    #[error(transparent)]
+    Framing(#[from] RecordIoError),
+    /// A record did not decode as the expected message.
+    #[error(transparent)]
+    Decode(#[from] crate::CodecError),
+}
+
+/// Turns a byte stream (an HTTP response body) into a stream of decoded
+/// messages. Every complete record is yielded before more bytes are read;
+/// the first error ends the stream. A clean end of input inside a record is
+/// reported as [`RecordIoError::Truncated`].
+pub fn decode_stream<M, S, E>(
+    bytes: S,
+    encoding: crate::Encoding,
+    max_record_size: usize,
+) -> impl futures::Stream<Item = Result<M, StreamError<E>>>
+where
+    M: prost::Message + prost::Name + Default,
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + 'static,
+{
+    let state = (bytes, Decoder::new(max_record_size), false);
+    futures::stream::unfold(state, move |(mut bytes, mut decoder, done)| async move {
+        use futures::StreamExt;
+        if done {
+            return None;
+        }
+        loop {
+            match decoder.next_record() {
+                Ok(Some(record)) => {
+                    let item = encoding.decode::<M>(&record).map_err(StreamError::from);
+                    let failed = item.is_err();
+                    return Some((item, (bytes, decoder, failed)));
+                }
+                Ok(None) => {}
+                Err(e) => return Some((Err(e.into()), (bytes, decoder, true))),
+            }
+            match bytes.next().await {
+                Some(Ok(chunk)) => decoder.feed(&chunk),
+                Some(Err(e)) => return Some((Err(StreamError::Read(e)), (bytes, decoder, true))),
+                None => {
+                    return match decoder.finish() {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(e.into()), (bytes, decoder, true))),
+                    };
+                }
+            }
+        }
+    })
 }

@@ -7,23 +7,33 @@ use crate::v1::{self, TaskState, task_status::Reason, task_status::Source, value
 
 /// `mesos.v1.FrameworkID` from a string.
 pub fn framework_id(value: impl Into<String>) -> v1::FrameworkId {
-    v1::FrameworkId { value: value.into() }
+    v1::FrameworkId {
+        value: value.into(),
+    }
 }
 /// `mesos.v1.AgentID` from a string.
 pub fn agent_id(value: impl Into<String>) -> v1::AgentId {
-    v1::AgentId { value: value.into() }
+    v1::AgentId {
+        value: value.into(),
+    }
 }
 /// `mesos.v1.TaskID` from a string.
 pub fn task_id(value: impl Into<String>) -> v1::TaskId {
-    v1::TaskId { value: value.into() }
+    v1::TaskId {
+        value: value.into(),
+    }
 }
 /// `mesos.v1.OfferID` from a string.
 pub fn offer_id(value: impl Into<String>) -> v1::OfferId {
-    v1::OfferId { value: value.into() }
+    v1::OfferId {
+        value: value.into(),
+    }
 }
 /// `mesos.v1.ExecutorID` from a string.
 pub fn executor_id(value: impl Into<String>) -> v1::ExecutorId {
-    v1::ExecutorId { value: value.into() }
+    v1::ExecutorId {
+        value: value.into(),
+    }
 }
 
 /// A scalar resource such as `cpus` or `mem`.
@@ -42,7 +52,10 @@ pub fn ranges_resource(name: &str, ranges: &[(u64, u64)]) -> v1::Resource {
         name: name.to_string(),
         r#type: v1::value::Type::Ranges as i32,
         ranges: Some(value::Ranges {
-            range: ranges.iter().map(|&(begin, end)| value::Range { begin, end }).collect(),
+            range: ranges
+                .iter()
+                .map(|&(begin, end)| value::Range { begin, end })
+                .collect(),
         }),
         ..Default::default()
     }
@@ -53,14 +66,18 @@ pub fn text_attribute(name: &str, text: &str) -> v1::Attribute {
     v1::Attribute {
         name: name.to_string(),
         r#type: v1::value::Type::Text as i32,
-        text: Some(value::Text { value: text.to_string() }),
+        text: Some(value::Text {
+            value: text.to_string(),
+        }),
         ..Default::default()
     }
 }
 
 /// A `DurationInfo` from a [`Duration`].
 pub fn duration_info(d: Duration) -> v1::DurationInfo {
-    v1::DurationInfo { nanoseconds: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX) }
+    v1::DurationInfo {
+        nanoseconds: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+    }
 }
 
 /// A [`Duration`] from a `DurationInfo`; negative values count as zero.
@@ -115,7 +132,11 @@ pub fn status(task_id: v1::TaskId, state: TaskState, source: Source) -> v1::Task
 }
 
 /// Sets `reason` and `message` on a status.
-pub fn with_reason(mut status: v1::TaskStatus, reason: Reason, message: impl Into<String>) -> v1::TaskStatus {
+pub fn with_reason(
+    mut status: v1::TaskStatus,
+    reason: Reason,
+    message: impl Into<String>,
+) -> v1::TaskStatus {
     status.reason = Some(reason as i32);
     status.message = Some(message.into());
     status
@@ -149,7 +170,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// in the largest unit that keeps it exact enough (`5secs`, `15mins`).
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    for (unit, size) in [("weeks", 604_800.0), ("days", 86_400.0), ("hrs", 3600.0), ("mins", 60.0), ("secs", 1.0)] {
+    for (unit, size) in [
+        ("weeks", 604_800.0),
+        ("days", 86_400.0),
+        ("hrs", 3600.0),
+        ("mins", 60.0),
+        ("secs", 1.0),
+    ] {
         if secs >= size && (secs / size).fract() == 0.0 {
             return format!("{}{unit}", secs / size);
         }
@@ -177,12 +204,25 @@ mod tests {
         assert_eq!(parse_duration("15mins"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("1.5hrs"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2weeks"), Some(Duration::from_secs(1_209_600)));
+        assert_eq!(
+            parse_duration("2weeks"),
+            Some(Duration::from_secs(1_209_600))
+        );
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
         assert_eq!(parse_duration("-1secs"), None);
-        for d in [Duration::from_secs(5), Duration::from_secs(900), Duration::from_millis(1500), Duration::from_millis(20)] {
-            assert_eq!(parse_duration(&format_duration(d)), Some(d), "{}", format_duration(d));
+        for d in [
+            Duration::from_secs(5),
+            Duration::from_secs(900),
+            Duration::from_millis(1500),
+            Duration::from_millis(20),
+        ] {
+            assert_eq!(
+                parse_duration(&format_duration(d)),
+                Some(d),
+                "{}",
+                format_duration(d)
+            );
         }
     }
 

@@ -106,7 +106,10 @@ fn json_uses_mesos_names_enum_strings_and_numbers() {
     let json = mesos_proto::json::to_value(&offers_event()).unwrap();
     assert_eq!(json["type"], "OFFERS");
     assert_eq!(json["offers"]["offers"][0]["agent_id"]["value"], "a1");
-    assert_eq!(json["offers"]["offers"][0]["resources"][0]["type"], "SCALAR");
+    assert_eq!(
+        json["offers"]["offers"][0]["resources"][0]["type"],
+        "SCALAR"
+    );
 }
 
 #[test]
@@ -121,12 +124,20 @@ fn json_decodes_what_a_master_sends() {
     let event: Event = Encoding::Json.decode(update).unwrap();
     let status = event.update.unwrap().status;
     assert_eq!(status.state(), v1::TaskState::TaskRunning);
-    assert_eq!(status.uuid.as_deref(), Some(&(0u8..16).collect::<Vec<u8>>()[..]));
-    assert_eq!(status.reason(), v1::task_status::Reason::TaskHealthCheckStatusUpdated);
+    assert_eq!(
+        status.uuid.as_deref(),
+        Some(&(0u8..16).collect::<Vec<u8>>()[..])
+    );
+    assert_eq!(
+        status.reason(),
+        v1::task_status::Reason::TaskHealthCheckStatusUpdated
+    );
     assert_eq!(status.unreachable_time.unwrap().nanoseconds, 12);
     assert_eq!(status.healthy, Some(true));
 
-    let error: Event = Encoding::Json.decode(br#"{"type":"ERROR","error":{"message":"Framework failed over"}}"#).unwrap();
+    let error: Event = Encoding::Json
+        .decode(br#"{"type":"ERROR","error":{"message":"Framework failed over"}}"#)
+        .unwrap();
     assert_eq!(error.error.unwrap().message, "Framework failed over");
 }
 
@@ -144,18 +155,80 @@ fn malformed_input_is_an_error_not_a_panic() {
     assert!(Encoding::Json.decode::<Event>(b"{not json").is_err());
     // A newer master's event type we do not know decodes as "unset" rather
     // than failing the whole stream; the client then ignores the event.
-    let future: Event = Encoding::Json.decode(br#"{"type":"NO_SUCH_TYPE"}"#).unwrap();
+    let future: Event = Encoding::Json
+        .decode(br#"{"type":"NO_SUCH_TYPE"}"#)
+        .unwrap();
     assert_eq!(future.r#type, None);
-    assert!(Encoding::Json.decode::<Event>(br#"{"type":"OFFERS"} trailing"#).is_err());
-    assert!(Encoding::Protobuf.decode::<Event>(&[0xff, 0xff, 0xff]).is_err());
+    assert!(
+        Encoding::Json
+            .decode::<Event>(br#"{"type":"OFFERS"} trailing"#)
+            .is_err()
+    );
+    assert!(
+        Encoding::Protobuf
+            .decode::<Event>(&[0xff, 0xff, 0xff])
+            .is_err()
+    );
 }
 
 #[test]
 fn content_type_negotiation_follows_the_master() {
-    assert_eq!(Encoding::from_content_type("application/json"), Some(Encoding::Json));
-    assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), None);
+    assert_eq!(
+        Encoding::from_content_type("application/json"),
+        Some(Encoding::Json)
+    );
+    assert_eq!(
+        Encoding::from_content_type("application/json; charset=utf-8"),
+        None
+    );
     assert_eq!(Encoding::negotiate(None), Some(Encoding::Json));
-    assert_eq!(Encoding::negotiate(Some("application/x-protobuf")), Some(Encoding::Protobuf));
+    assert_eq!(
+        Encoding::negotiate(Some("application/x-protobuf")),
+        Some(Encoding::Protobuf)
+    );
     assert_eq!(Encoding::negotiate(Some("*/*")), Some(Encoding::Json));
     assert_eq!(Encoding::negotiate(Some("text/html")), None);
+}
+
+#[test]
+fn event_stream_decodes_records_split_across_chunks() {
+    use futures::StreamExt;
+    let mut wire = bytes::BytesMut::new();
+    for _ in 0..3 {
+        mesos_proto::recordio::encode(
+            &Encoding::Protobuf.encode(&offers_event()).unwrap(),
+            &mut wire,
+        );
+    }
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = wire
+        .chunks(7)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let events: Vec<_> = futures::executor::block_on(
+        mesos_proto::recordio::decode_stream::<Event, _, _>(
+            futures::stream::iter(chunks),
+            Encoding::Protobuf,
+            1 << 20,
+        )
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(events.len(), 3);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.as_ref().is_ok_and(|e| *e == offers_event()))
+    );
+
+    let garbage: Vec<Result<bytes::Bytes, std::io::Error>> =
+        vec![Ok(bytes::Bytes::from_static(b"HTTP/1.1 200 OK\r\n"))];
+    let events: Vec<_> = futures::executor::block_on(
+        mesos_proto::recordio::decode_stream::<Event, _, _>(
+            futures::stream::iter(garbage),
+            Encoding::Protobuf,
+            1 << 20,
+        )
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(events.len(), 1);
+    assert!(events[0].is_err());
 }
