@@ -1,1 +1,132 @@
-fn main() {}
+//! `baton`: parses Marathon-style flags (each also read from `BATON_<FLAG>`)
+//! and runs the scheduler. All logic lives in the library.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use baton::config::{self, MasterSpec, Settings};
+use clap::Parser;
+use mesos_proto::Encoding;
+
+/// A Mesos framework for long-running services that speaks Marathon's REST API.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version)]
+struct Flags {
+    /// Mesos master: `local` (embedded cluster), `host:5050`, `http://host:5050`, or a comma list.
+    #[arg(long, env = "BATON_MASTER", default_value = "local")]
+    master: String,
+    /// Port of the REST API.
+    #[arg(long = "http_port", env = "BATON_HTTP_PORT", default_value_t = 8080)]
+    http_port: u16,
+    /// Address the REST API binds to.
+    #[arg(
+        long = "http_address",
+        env = "BATON_HTTP_ADDRESS",
+        default_value = "0.0.0.0"
+    )]
+    http_address: IpAddr,
+    /// Hostname advertised to Mesos (mesos-dns uses it).
+    #[arg(long, env = "BATON_HOSTNAME")]
+    hostname: Option<String>,
+    /// Framework name registered with Mesos.
+    #[arg(
+        long = "framework_name",
+        env = "BATON_FRAMEWORK_NAME",
+        default_value = "marathon"
+    )]
+    framework_name: String,
+    /// Seconds Mesos keeps our tasks while Baton is away (default one week).
+    #[arg(long = "failover_timeout", env = "BATON_FAILOVER_TIMEOUT", default_value_t = config::DEFAULT_FAILOVER_TIMEOUT.as_secs())]
+    failover_timeout: u64,
+    /// Mesos role for resources.
+    #[arg(long = "mesos_role", env = "BATON_MESOS_ROLE", default_value = "*")]
+    mesos_role: String,
+    /// User tasks run as (default: the current user).
+    #[arg(long = "mesos_user", env = "BATON_MESOS_USER")]
+    mesos_user: Option<String>,
+    /// Directory of the embedded store.
+    #[arg(
+        long = "data_dir",
+        env = "BATON_DATA_DIR",
+        default_value = "./baton-data"
+    )]
+    data_dir: PathBuf,
+    /// Wire encoding towards Mesos: protobuf or json.
+    #[arg(
+        long = "mesos_encoding",
+        env = "BATON_MESOS_ENCODING",
+        default_value = "protobuf"
+    )]
+    mesos_encoding: Encoding,
+    /// Local mode: number of agents.
+    #[arg(long = "local_agents", env = "BATON_LOCAL_AGENTS", default_value_t = 3)]
+    local_agents: usize,
+    /// Local mode: number of racks the agents spread over.
+    #[arg(long = "local_racks", env = "BATON_LOCAL_RACKS", default_value_t = 2)]
+    local_racks: usize,
+    /// Local mode: port of the embedded master (0 = any free port).
+    #[arg(
+        long = "local_master_port",
+        env = "BATON_LOCAL_MASTER_PORT",
+        default_value_t = 5050
+    )]
+    local_master_port: u16,
+}
+
+fn settings(flags: Flags) -> anyhow::Result<Settings> {
+    let mut master = MasterSpec::parse(&flags.master).context("--master")?;
+    if let MasterSpec::Local(cluster) = &mut master {
+        cluster.agents = flags.local_agents;
+        cluster.racks = flags.local_racks;
+        cluster.master_addr = SocketAddr::from(([127, 0, 0, 1], flags.local_master_port));
+        cluster.work_dir = flags.data_dir.join("mesos-local");
+    }
+    let hostname = match flags.hostname {
+        Some(h) => h,
+        None => nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    let mesos_user = match flags.mesos_user {
+        Some(u) => u,
+        None => nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "root".into(), |u| u.name),
+    };
+    Ok(Settings {
+        master,
+        framework_name: flags.framework_name,
+        mesos_user,
+        mesos_role: flags.mesos_role,
+        hostname,
+        failover_timeout: Duration::from_secs(flags.failover_timeout),
+        data_dir: flags.data_dir,
+        http_addr: SocketAddr::new(flags.http_address, flags.http_port),
+        mesos_encoding: flags.mesos_encoding,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let settings = settings(Flags::parse())?;
+    let running = config::run(settings, |_| {})
+        .await
+        .context("starting baton")?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down (the framework stays registered; tasks keep running)");
+    running.stop().await;
+    Ok(())
+}

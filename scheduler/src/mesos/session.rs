@@ -1,0 +1,502 @@
+//! The subscription controller: keeps one live SUBSCRIBE stream to the
+//! leading master and hands its events to the scheduler, in order.
+//!
+//! A single loop owns the session state machine
+//! `Disconnected → Subscribing → Subscribed`. Any stream error, EOF, ERROR
+//! event, heartbeat timeout, or a call answered 403/307 drops back to
+//! Disconnected; it then resubscribes with capped, jittered exponential
+//! backoff, the stored FrameworkID in both id fields, following 307s to the
+//! leader and trying each `--master` in turn. Outstanding offers die with the
+//! subscription, which the consumer learns from [`SessionEvent::Disconnected`].
+//! TEARDOWN is never sent from here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mesos_proto::scheduler::{Call, Event, event};
+use mesos_proto::{Encoding, v1};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::calls;
+use super::error::MesosError;
+use super::http::HttpCaller;
+use super::masters::MasterEndpoint;
+
+/// How the session talks to Mesos.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Masters to try in turn; a 307 may lead elsewhere.
+    pub masters: Vec<MasterEndpoint>,
+    /// Our FrameworkInfo; its `id` is filled in by the session.
+    pub framework_info: v1::FrameworkInfo,
+    /// Wire encoding of calls and events.
+    pub encoding: Encoding,
+    /// Bound on a non-streaming call and on SUBSCRIBE's response headers.
+    pub call_timeout: Duration,
+    /// First reconnect delay; doubles per failed attempt.
+    pub backoff_min: Duration,
+    /// Cap on the reconnect delay.
+    pub backoff_max: Duration,
+    /// Missed heartbeat intervals before the stream counts as dead.
+    pub heartbeat_misses: u32,
+}
+
+impl SessionConfig {
+    /// Defaults from the Mesos docs: 1 s → 15 s backoff, 5 missed heartbeats.
+    pub fn new(masters: Vec<MasterEndpoint>, framework_info: v1::FrameworkInfo) -> SessionConfig {
+        SessionConfig {
+            masters,
+            framework_info,
+            encoding: Encoding::Protobuf,
+            call_timeout: Duration::from_secs(15),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(15),
+            heartbeat_misses: 5,
+        }
+    }
+}
+
+/// What the session tells its consumer.
+#[derive(Debug, Clone)]
+pub enum SessionEvent {
+    /// A new subscription is live. Offers from before are gone; reconcile.
+    Subscribed {
+        /// The id Mesos knows us by; persist it before relying on it.
+        framework_id: v1::FrameworkId,
+        /// The master serving the subscription.
+        master: MasterEndpoint,
+        /// The stream id calls carry.
+        stream_id: String,
+        /// The master's heartbeat interval.
+        heartbeat_interval: Duration,
+    },
+    /// An event other than SUBSCRIBED and HEARTBEAT.
+    Event(Box<Event>),
+    /// The subscription ended; outstanding offers are void.
+    Disconnected {
+        /// Why, for logs.
+        reason: String,
+    },
+    /// The master removed our framework (failover timeout expired or
+    /// TEARDOWN): the old id is dead and its tasks are gone. The session
+    /// subscribes afresh without an id.
+    FrameworkRemoved {
+        /// The master's message.
+        message: String,
+    },
+}
+
+/// The live subscription, as calls need it.
+#[derive(Debug, Clone)]
+struct Connection {
+    master: MasterEndpoint,
+    stream_id: String,
+    framework_id: v1::FrameworkId,
+    /// Cancelled to make the session drop this subscription and resubscribe.
+    lost: CancellationToken,
+}
+
+/// A cloneable handle for sending calls on the current subscription.
+#[derive(Clone)]
+pub struct MesosHandle {
+    caller: HttpCaller,
+    connection: watch::Receiver<Option<Connection>>,
+    stats: Arc<SessionStats>,
+}
+
+/// Counters for tests and metrics.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    /// SUBSCRIBE requests sent.
+    pub subscribe_attempts: std::sync::atomic::AtomicU64,
+    /// SUBSCRIBED events received.
+    pub subscriptions: std::sync::atomic::AtomicU64,
+    /// Redirects followed.
+    pub redirects: std::sync::atomic::AtomicU64,
+}
+
+impl MesosHandle {
+    /// Sends a call on the live subscription, stamping our FrameworkID and
+    /// the stream id. An answer meaning the subscription is gone (403, 307,
+    /// unknown framework) makes the session resubscribe.
+    pub async fn call(&self, mut call: Call) -> Result<(), MesosError> {
+        let connection = self
+            .connection
+            .borrow()
+            .clone()
+            .ok_or(MesosError::NotSubscribed)?;
+        call.framework_id = Some(connection.framework_id.clone());
+        let kind = calls::call_type(&call);
+        let result = self
+            .caller
+            .call(&connection.master, &connection.stream_id, &call)
+            .await;
+        match &result {
+            Ok(()) => debug!(call = ?kind, "call accepted"),
+            Err(e) if e.subscription_lost() => {
+                warn!(call = ?kind, error = %e, "call shows the subscription is lost; resubscribing");
+                connection.lost.cancel();
+            }
+            Err(e) => warn!(call = ?kind, error = %e, "call failed"),
+        }
+        result
+    }
+
+    /// Whether a subscription is live right now.
+    pub fn is_subscribed(&self) -> bool {
+        self.connection.borrow().is_some()
+    }
+
+    /// The current stream id, if subscribed (for tests and diagnostics).
+    pub fn stream_id(&self) -> Option<String> {
+        self.connection
+            .borrow()
+            .as_ref()
+            .map(|c| c.stream_id.clone())
+    }
+
+    /// Session counters.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// Drops the current subscription and resubscribes (e.g. a leader hint).
+    pub fn reconnect(&self) {
+        if let Some(c) = self.connection.borrow().as_ref() {
+            c.lost.cancel();
+        }
+    }
+}
+
+/// Starts the session loop. Events arrive on the returned receiver; the loop
+/// stops when `shutdown` is cancelled or the receiver is dropped.
+pub fn spawn(
+    config: SessionConfig,
+    framework_id: Option<v1::FrameworkId>,
+    shutdown: CancellationToken,
+) -> (MesosHandle, mpsc::Receiver<SessionEvent>) {
+    let caller = HttpCaller::new(config.encoding, config.call_timeout);
+    let (connection_tx, connection_rx) = watch::channel(None);
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let stats = Arc::new(SessionStats::default());
+    let handle = MesosHandle {
+        caller: caller.clone(),
+        connection: connection_rx,
+        stats: stats.clone(),
+    };
+    let session = Session {
+        config,
+        caller,
+        framework_id,
+        connection: connection_tx,
+        events: events_tx,
+        stats,
+    };
+    tokio::spawn(
+        session
+            .run(shutdown)
+            .instrument(info_span!("mesos_session")),
+    );
+    (handle, events_rx)
+}
+
+struct Session {
+    config: SessionConfig,
+    caller: HttpCaller,
+    framework_id: Option<v1::FrameworkId>,
+    connection: watch::Sender<Option<Connection>>,
+    events: mpsc::Sender<SessionEvent>,
+    stats: Arc<SessionStats>,
+}
+
+/// How one subscription ended.
+enum Ended {
+    /// Try again (after backoff unless `immediately`), at `next` if known.
+    Retry {
+        error: MesosError,
+        next: Option<MasterEndpoint>,
+        was_subscribed: bool,
+    },
+    /// Shutdown requested or the consumer went away.
+    Stop,
+}
+
+impl Session {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut master_index = 0;
+        let mut target = self.config.masters[0].clone();
+        let mut failures: u32 = 0;
+        let mut redirects_in_a_row: u32 = 0;
+        loop {
+            let ended = tokio::select! {
+                () = shutdown.cancelled() => Ended::Stop,
+                ended = self.subscribe_once(&target) => ended,
+            };
+            self.connection.send_replace(None);
+            let (error, next, was_subscribed) = match ended {
+                Ended::Stop => {
+                    info!(
+                        "mesos session stopped (no TEARDOWN: the framework stays registered for its failover timeout)"
+                    );
+                    return;
+                }
+                Ended::Retry {
+                    error,
+                    next,
+                    was_subscribed,
+                } => (error, next, was_subscribed),
+            };
+            if was_subscribed {
+                failures = 0;
+                if self
+                    .events
+                    .send(SessionEvent::Disconnected {
+                        reason: error.to_string(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let delay = match next {
+                // A redirect is not a failure: follow it now, but back off if
+                // masters keep bouncing us (an election in progress).
+                Some(leader) => {
+                    redirects_in_a_row += 1;
+                    self.stats
+                        .redirects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    info!(from = %target, to = %leader, "following redirect to the leading master");
+                    target = leader;
+                    if redirects_in_a_row <= 3 {
+                        Duration::ZERO
+                    } else {
+                        backoff(&self.config, redirects_in_a_row - 3)
+                    }
+                }
+                None => {
+                    redirects_in_a_row = 0;
+                    failures += 1;
+                    warn!(master = %target, error = %error, attempt = failures, "subscription failed");
+                    // Transport trouble or an unusable answer: next master in the list.
+                    if !was_subscribed
+                        || matches!(
+                            error,
+                            MesosError::Transport { .. } | MesosError::Unavailable { .. }
+                        )
+                    {
+                        master_index = (master_index + 1) % self.config.masters.len();
+                        target = self.config.masters[master_index].clone();
+                    }
+                    backoff(&self.config, failures)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One SUBSCRIBE, then the event loop until the stream ends.
+    async fn subscribe_once(&mut self, master: &MasterEndpoint) -> Ended {
+        let call = calls::subscribe(
+            self.config.framework_info.clone(),
+            self.framework_id.as_ref(),
+        );
+        self.stats
+            .subscribe_attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(%master, framework_id = ?self.framework_id.as_ref().map(|id| &id.value), "subscribing");
+        let subscription = match self.caller.subscribe(master, &call).await {
+            Ok(s) => s,
+            Err(MesosError::NotLeader { location }) => {
+                let next = master.redirected(&location);
+                let error = MesosError::NotLeader { location };
+                return Ended::Retry {
+                    next,
+                    error,
+                    was_subscribed: false,
+                };
+            }
+            Err(error) => {
+                return Ended::Retry {
+                    error,
+                    next: None,
+                    was_subscribed: false,
+                };
+            }
+        };
+        let mut events = subscription.events;
+        let lost = CancellationToken::new();
+        // Before SUBSCRIBED we only know the call timeout.
+        let mut silence_limit = self.config.call_timeout;
+        let mut subscribed = false;
+        loop {
+            let next = tokio::select! {
+                () = lost.cancelled() => {
+                    return Ended::Retry { error: MesosError::Forbidden("a call found the subscription lost".into()), next: None, was_subscribed: subscribed };
+                }
+                next = tokio::time::timeout(silence_limit, events.next()) => next,
+            };
+            let event = match next {
+                Err(_) => {
+                    return Ended::Retry {
+                        error: MesosError::HeartbeatTimeout(silence_limit),
+                        next: None,
+                        was_subscribed: subscribed,
+                    };
+                }
+                Ok(None) => {
+                    return Ended::Retry {
+                        error: MesosError::StreamClosed,
+                        next: None,
+                        was_subscribed: subscribed,
+                    };
+                }
+                Ok(Some(Err(error))) => {
+                    return Ended::Retry {
+                        error,
+                        next: None,
+                        was_subscribed: subscribed,
+                    };
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            let kind = event
+                .r#type
+                .and_then(|t| event::Type::try_from(t).ok())
+                .unwrap_or(event::Type::Unknown);
+            match kind {
+                event::Type::Subscribed => {
+                    let Some(info) = event.subscribed else {
+                        return Ended::Retry {
+                            error: MesosError::Protocol("SUBSCRIBED without body".into()),
+                            next: None,
+                            was_subscribed: subscribed,
+                        };
+                    };
+                    if let Some(old) = &self.framework_id
+                        && *old != info.framework_id
+                    {
+                        warn!(old = %old.value, new = %info.framework_id.value, "master assigned a different FrameworkID; the old one's failover timeout must have expired");
+                    }
+                    let heartbeat = info
+                        .heartbeat_interval_seconds
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map_or(Duration::from_secs(15), Duration::from_secs_f64);
+                    silence_limit = heartbeat.saturating_mul(self.config.heartbeat_misses.max(1));
+                    self.framework_id = Some(info.framework_id.clone());
+                    subscribed = true;
+                    self.stats
+                        .subscriptions
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    info!(%master, framework_id = %info.framework_id.value, stream_id = %subscription.stream_id, ?heartbeat, "subscribed");
+                    self.connection.send_replace(Some(Connection {
+                        master: master.clone(),
+                        stream_id: subscription.stream_id.clone(),
+                        framework_id: info.framework_id.clone(),
+                        lost: lost.clone(),
+                    }));
+                    let ev = SessionEvent::Subscribed {
+                        framework_id: info.framework_id,
+                        master: master.clone(),
+                        stream_id: subscription.stream_id.clone(),
+                        heartbeat_interval: heartbeat,
+                    };
+                    if self.events.send(ev).await.is_err() {
+                        return Ended::Stop;
+                    }
+                }
+                event::Type::Heartbeat => {}
+                event::Type::Error => {
+                    let message = event.error.map(|e| e.message).unwrap_or_default();
+                    if message.contains("Framework has been removed") {
+                        warn!(%message, "master removed our framework; its tasks are gone; subscribing again as a new framework");
+                        self.framework_id = None;
+                        if self
+                            .events
+                            .send(SessionEvent::FrameworkRemoved {
+                                message: message.clone(),
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return Ended::Stop;
+                        }
+                    }
+                    return Ended::Retry {
+                        error: MesosError::ErrorEvent(message),
+                        next: None,
+                        was_subscribed: subscribed,
+                    };
+                }
+                _ if !subscribed => {
+                    return Ended::Retry {
+                        error: MesosError::Protocol(format!(
+                            "first event was {kind:?}, not SUBSCRIBED"
+                        )),
+                        next: None,
+                        was_subscribed: false,
+                    };
+                }
+                _ => {
+                    if self
+                        .events
+                        .send(SessionEvent::Event(Box::new(event)))
+                        .await
+                        .is_err()
+                    {
+                        return Ended::Stop;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Capped exponential backoff with jitter: attempt `n` (1-based) waits a
+/// random time in `[d/2, d]` where `d = min(max, min * 2^(n-1))`.
+fn backoff(config: &SessionConfig, attempt: u32) -> Duration {
+    let exp = config
+        .backoff_min
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(config.backoff_max);
+    capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let mut config = SessionConfig::new(
+            vec![MasterEndpoint::parse("h:1").unwrap()],
+            v1::FrameworkInfo::default(),
+        );
+        config.backoff_min = Duration::from_millis(100);
+        config.backoff_max = Duration::from_secs(1);
+        for _ in 0..50 {
+            let first = backoff(&config, 1);
+            assert!(
+                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+                "{first:?}"
+            );
+            let third = backoff(&config, 3);
+            assert!(
+                third >= Duration::from_millis(200) && third <= Duration::from_millis(400),
+                "{third:?}"
+            );
+            let late = backoff(&config, 40);
+            assert!(
+                late >= Duration::from_millis(500) && late <= Duration::from_secs(1),
+                "{late:?}"
+            );
+        }
+    }
+}
