@@ -1,1 +1,32 @@
-//! placeholder
+//! Harness for end-to-end tests across the real binaries: `mesos-local`
+//! (the embedded Mesos), `baton-executor` (started by its agents) and the
+//! `baton` scheduler library.
+//!
+//! # Layout
+//!
+//! - [`binaries`]: where the workspace's binaries are, building them if a
+//!   test runs on its own.
+//! - [`ports`]: disjoint agent port ranges per test, so parallel tests'
+//!   tasks never fight over a port.
+//! - [`procs`]: finding processes by a marker in their command line, to
+//!   prove a kill really killed and that tests leave nothing behind.
+//! - [`cluster`]: starting `mesos-local` as a child process, and the
+//!   scheduler against it.
+//! - [`wait`]: polling with a deadline.
+
+pub mod binaries;
+pub mod cluster;
+pub mod ports;
+pub mod procs;
+pub mod wait;
+
+/// Logs to the test's captured output, once per process.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,baton=debug,mesos_local=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

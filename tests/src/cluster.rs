@@ -1,0 +1,89 @@
+//! `mesos-local` as a child process, and Baton's scheduler against it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use baton::config::{MasterSpec, Settings};
+use baton::mesos::MasterEndpoint;
+use mesos_proto::Encoding;
+use tokio::process::{Child, Command};
+
+use crate::binaries::binary;
+use crate::ports::{PORTS_PER_AGENT, free_port, port_range_start};
+use crate::wait;
+
+/// A `mesos-local` process; killed (SIGTERM, then SIGKILL) when dropped.
+pub struct MesosLocalProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl MesosLocalProcess {
+    /// Starts `mesos-local` with 3 agents over 2 racks, a 1 s heartbeat, and
+    /// executors that speak `executor_encoding`; waits until it answers.
+    pub async fn start(work_dir: &Path, executor_encoding: Encoding) -> MesosLocalProcess {
+        let port = free_port();
+        let child = Command::new(binary("mesos-local"))
+            .args(["--port", &port.to_string(), "--agents", "3", "--racks", "2"])
+            .args(["--port_range_start", &port_range_start().to_string()])
+            .args(["--ports_per_agent", &PORTS_PER_AGENT.to_string()])
+            .args(["--heartbeat_interval_secs", "1"])
+            .arg("--work_dir")
+            .arg(work_dir)
+            .arg("--executor_path")
+            .arg(binary("baton-executor"))
+            .env("BATON_EXECUTOR_ENCODING", executor_encoding.to_string())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start mesos-local");
+        let url = format!("http://127.0.0.1:{port}");
+        let state_url = format!("{url}/master/state");
+        wait::until(Duration::from_secs(30), "mesos-local to answer /master/state", || {
+            let state_url = state_url.clone();
+            async move { reqwest::get(&state_url).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        MesosLocalProcess { child, url }
+    }
+
+    /// `/master/state` as JSON.
+    pub async fn state(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/master/state", self.url)).await.unwrap().json().await.unwrap()
+    }
+
+    /// SIGTERM and wait: mesos-local destroys its containers on the way out.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Settings for a scheduler against `master`, storing under `data_dir`.
+pub fn settings(master: &str, data_dir: &Path, encoding: Encoding) -> Settings {
+    Settings {
+        master: MasterSpec::Masters(vec![MasterEndpoint::parse(master).unwrap()]),
+        framework_name: "marathon".into(),
+        mesos_user: "root".into(),
+        mesos_role: "*".into(),
+        hostname: "127.0.0.1".into(),
+        failover_timeout: Duration::from_secs(3600),
+        data_dir: data_dir.to_path_buf(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        mesos_encoding: encoding,
+    }
+}
+
+/// Session tuning for tests: quick reconnects.
+pub fn fast_session(session: &mut baton::mesos::SessionConfig) {
+    session.backoff_min = Duration::from_millis(50);
+    session.backoff_max = Duration::from_millis(500);
+    session.call_timeout = Duration::from_secs(5);
+}
