@@ -4,6 +4,7 @@
 //! [`resources`] tracks what is left of an offer while tasks are carved out
 //! of it; [`task_info`] builds the `TaskInfo` Mesos launches.
 
+pub mod constraints;
 pub mod resources;
 pub mod task_info;
 
