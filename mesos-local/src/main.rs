@@ -1,1 +1,117 @@
-fn main() {}
+//! `mesos-local`: a Mesos master and N agents in one process.
+//!
+//! Parses flags (each also readable from `MESOS_LOCAL_<FLAG>`), starts a
+//! [`mesos_local::LocalCluster`] and shuts it down (destroying every
+//! container) on SIGINT or SIGTERM.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use mesos_local::{ClusterConfig, LocalCluster};
+
+/// A local Mesos cluster: one master and N agents speaking the v1 APIs.
+#[derive(Debug, Parser)]
+#[command(name = "mesos-local", version)]
+struct Flags {
+    /// Port of the master API (`/api/v1/scheduler`, `/master/state`).
+    #[arg(long, env = "MESOS_LOCAL_PORT", default_value_t = 5050)]
+    port: u16,
+    /// Number of agents; agent i is 127.0.0.<i>.
+    #[arg(long, env = "MESOS_LOCAL_AGENTS", default_value_t = 3)]
+    agents: usize,
+    /// Racks the agents' `rack_id` attribute is spread over.
+    #[arg(long, env = "MESOS_LOCAL_RACKS", default_value_t = 2)]
+    racks: usize,
+    /// CPUs per agent.
+    #[arg(long, env = "MESOS_LOCAL_CPUS", default_value_t = 4.0)]
+    cpus: f64,
+    /// Memory per agent, MB.
+    #[arg(long, env = "MESOS_LOCAL_MEM", default_value_t = 4096.0)]
+    mem: f64,
+    /// Disk per agent, MB.
+    #[arg(long, env = "MESOS_LOCAL_DISK", default_value_t = 10240.0)]
+    disk: f64,
+    /// First port of agent 1's range; agents' ranges follow one another.
+    #[arg(
+        long = "port_range_start",
+        env = "MESOS_LOCAL_PORT_RANGE_START",
+        default_value_t = 31000
+    )]
+    port_range_start: u16,
+    /// Ports in each agent's range.
+    #[arg(
+        long = "ports_per_agent",
+        env = "MESOS_LOCAL_PORTS_PER_AGENT",
+        default_value_t = 1000
+    )]
+    ports_per_agent: u16,
+    /// Seconds between HEARTBEAT events.
+    #[arg(
+        long = "heartbeat_interval_secs",
+        env = "MESOS_LOCAL_HEARTBEAT_INTERVAL_SECS",
+        default_value_t = 15.0
+    )]
+    heartbeat_interval_secs: f64,
+    /// The baton-executor binary (default: next to this one, else on PATH).
+    #[arg(long = "executor_path", env = "MESOS_LOCAL_EXECUTOR_PATH")]
+    executor_path: Option<PathBuf>,
+    /// Directory for sandboxes.
+    #[arg(long = "work_dir", env = "MESOS_LOCAL_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+impl Flags {
+    fn config(self) -> anyhow::Result<ClusterConfig> {
+        let defaults = ClusterConfig::default();
+        let heartbeat = Duration::try_from_secs_f64(self.heartbeat_interval_secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--heartbeat_interval_secs must be a positive number")?;
+        Ok(ClusterConfig {
+            master_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            agents: self.agents,
+            racks: self.racks,
+            cpus: self.cpus,
+            mem: self.mem,
+            disk: self.disk,
+            port_range_start: self.port_range_start,
+            ports_per_agent: self.ports_per_agent,
+            heartbeat_interval: heartbeat,
+            executor_path: self.executor_path.unwrap_or(defaults.executor_path.clone()),
+            work_dir: self.work_dir.unwrap_or(defaults.work_dir.clone()),
+            ..defaults
+        })
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = Flags::parse().config()?;
+    let cluster = LocalCluster::start(config)
+        .await
+        .context("starting the local cluster")?;
+    println!("mesos-local master at {}", cluster.master_url());
+    let signal = shutdown_signal().await?;
+    tracing::info!(signal, "shutting down");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -131,7 +131,7 @@ async fn duplicate_update(encoding: Encoding) {
     let s = setup("duplicate", encoding, |_| {}).await;
     s.cluster.faults().duplicate_next_status_update();
     let id = s.scheduler.launch(s.spec("dup", "sleep 60")).await.unwrap();
-    let view = wait_view(&s.scheduler, "the task to run", |v| has_state(v, &id, "TASK_RUNNING")).await;
+    wait_view(&s.scheduler, "the task to run", |v| has_state(v, &id, "TASK_RUNNING")).await;
     let view = wait_view(&s.scheduler, "the duplicate to arrive", |v| v.stats.duplicate_updates >= 1).await;
     let task = &view.tasks[&id];
     // STARTING and RUNNING: two distinct updates applied, one redelivery

@@ -1,0 +1,449 @@
+//! Containers are sessions. Every executor is started through `setsid`
+//! (spawned without a process group of its own, so `setsid` does not fork
+//! and the executor's pid becomes the session id); executors put their
+//! tasks in process groups inside that session. Destroying a container
+//! SIGKILLs every process whose session id (field 6 of `/proc/<pid>/stat`)
+//! is the executor's pid.
+//!
+//! Also here: the sandbox fetcher (`CommandInfo.uris`) and the executor
+//! environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use mesos_proto::v1;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tracing::{debug, warn};
+
+/// Why a container could not be prepared or started.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// Creating the sandbox or its files failed.
+    #[error("sandbox {path}: {source}")]
+    Sandbox {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A URI could not be fetched.
+    #[error("failed to fetch '{uri}': {reason}")]
+    Fetch {
+        /// The URI.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// The executor could not be started.
+    #[error("failed to start '{program}': {source}")]
+    Spawn {
+        /// What was run.
+        program: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The executor's command has nothing to run.
+    #[error("the executor's CommandInfo has no value")]
+    NoCommand,
+}
+
+/// What to run as the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A binary with arguments (`baton-executor`, or `shell: false`).
+    Argv(String, Vec<String>),
+    /// `/bin/sh -c <value>`.
+    Shell(String),
+}
+
+impl Program {
+    /// From an executor's CommandInfo: shell (the default) or argv, where
+    /// `arguments` includes argv\[0\].
+    pub fn from_command(cmd: &v1::CommandInfo) -> Result<Program, ContainerError> {
+        let value = cmd
+            .value
+            .clone()
+            .filter(|v| !v.is_empty())
+            .ok_or(ContainerError::NoCommand)?;
+        if cmd.shell.unwrap_or(true) {
+            Ok(Program::Shell(value))
+        } else {
+            Ok(Program::Argv(
+                value,
+                cmd.arguments.iter().skip(1).cloned().collect(),
+            ))
+        }
+    }
+}
+
+/// Creates the sandbox and fetches `uris` into it.
+pub async fn prepare_sandbox(
+    dir: &Path,
+    uris: &[v1::command_info::Uri],
+) -> Result<(), ContainerError> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|source| ContainerError::Sandbox {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    for uri in uris {
+        fetch(dir, uri).await?;
+    }
+    Ok(())
+}
+
+fn basename(uri: &str) -> String {
+    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+    path.rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("download")
+        .to_string()
+}
+
+fn is_archive(name: &str) -> bool {
+    [
+        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
+}
+
+async fn fetch(dir: &Path, uri: &v1::command_info::Uri) -> Result<(), ContainerError> {
+    let value = uri.value.as_str();
+    let name = uri
+        .output_file
+        .clone()
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| basename(value));
+    if name.contains('/') || name == ".." || name == "." {
+        return Err(ContainerError::Fetch {
+            uri: value.into(),
+            reason: format!("invalid output file '{name}'"),
+        });
+    }
+    let dest = dir.join(&name);
+    let fail = |reason: String| ContainerError::Fetch {
+        uri: value.into(),
+        reason,
+    };
+    if value.starts_with("http://") || value.starts_with("https://") {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let resp = client
+            .get(value)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| fail(e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
+        tokio::fs::write(&dest, &bytes)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    } else {
+        let src = value.strip_prefix("file://").unwrap_or(value);
+        if !src.starts_with('/') {
+            return Err(fail(
+                "only http(s)://, file:// and absolute paths are supported".into(),
+            ));
+        }
+        tokio::fs::copy(src, &dest)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    if uri.executable.unwrap_or(false) {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    } else if uri.extract.unwrap_or(true) && is_archive(&name) {
+        if name.ends_with(".zip") {
+            warn!(uri = value, "zip archives are not extracted by mesos-local");
+        } else {
+            let status = Command::new("tar")
+                .arg("-xf")
+                .arg(&dest)
+                .arg("-C")
+                .arg(dir)
+                .stdin(Stdio::null())
+                .status()
+                .await
+                .map_err(|e| fail(format!("tar: {e}")))?;
+            if !status.success() {
+                return Err(fail(format!("tar exited with {status}")));
+            }
+        }
+    }
+    debug!(uri = value, dest = %dest.display(), "fetched");
+    Ok(())
+}
+
+/// Starts `program` in a new session with the sandbox as working directory
+/// and `stdout`/`stderr` files there.
+pub fn spawn(
+    program: &Program,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<Child, ContainerError> {
+    let open = |name: &str| {
+        std::fs::File::create(dir.join(name)).map_err(|source| ContainerError::Sandbox {
+            path: dir.join(name),
+            source,
+        })
+    };
+    let stdout = open("stdout")?;
+    let stderr = open("stderr")?;
+    let mut cmd = Command::new("setsid");
+    let shown = match program {
+        Program::Argv(bin, args) => {
+            cmd.arg(bin).args(args);
+            bin.clone()
+        }
+        Program::Shell(value) => {
+            cmd.arg("/bin/sh").arg("-c").arg(value);
+            value.clone()
+        }
+    };
+    cmd.current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        // The handle is only dropped when the cluster shuts down (the reaper
+        // task is cancelled); the session is killed then too, this covers a
+        // child that has not reached setsid(2) yet.
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|source| ContainerError::Spawn {
+        program: shown,
+        source,
+    })
+}
+
+/// The session id and state of a process, from `/proc/<pid>/stat`.
+fn session_of(pid: i32) -> Option<(i32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let _pgrp = fields.next()?;
+    let session = fields.next()?.parse().ok()?;
+    Some((session, state))
+}
+
+/// Live (non-zombie) processes of session `sid`.
+pub fn session_members(sid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| matches!(session_of(pid), Some((s, state)) if s == sid && state != 'Z' && state != 'X'))
+        .collect()
+}
+
+/// SIGKILLs every process of session `sid`, rescanning until none is left
+/// (a process may fork between a scan and its kill; a killed one cannot).
+pub fn kill_session(sid: u32) {
+    let Ok(sid) = i32::try_from(sid) else {
+        return;
+    };
+    if sid <= 1 {
+        return;
+    }
+    // Bounded: at most ~100 ms when something refuses to die (a process
+    // in uninterruptible sleep).
+    for attempt in 0..50 {
+        let members = session_members(sid);
+        if members.is_empty() {
+            return;
+        }
+        for pid in members {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    warn!(sid, "processes survive in a destroyed container");
+}
+
+/// The executor environment of `src/slave/slave.cpp`'s
+/// `executorEnvironment`.
+#[derive(Debug, Clone)]
+pub struct ExecutorEnv<'a> {
+    /// Framework id.
+    pub framework_id: &'a str,
+    /// Executor id.
+    pub executor_id: &'a str,
+    /// Sandbox.
+    pub directory: &'a Path,
+    /// `127.0.0.<i>:<port>`.
+    pub agent_endpoint: std::net::SocketAddr,
+    /// Agent id.
+    pub agent_id: &'a str,
+    /// Framework checkpointing.
+    pub checkpoint: bool,
+    /// Shutdown grace.
+    pub shutdown_grace: Duration,
+    /// Re-registration window (`MESOS_SUBSCRIPTION_BACKOFF_MAX`).
+    pub reregistration_timeout: Duration,
+    /// Extra variables (cluster-wide, then CommandInfo.environment).
+    pub extra: Vec<(String, String)>,
+}
+
+impl ExecutorEnv<'_> {
+    /// The variables.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let dir = self.directory.display().to_string();
+        let mut v: Vec<(String, String)> = vec![
+            ("MESOS_FRAMEWORK_ID".into(), self.framework_id.into()),
+            ("MESOS_EXECUTOR_ID".into(), self.executor_id.into()),
+            ("MESOS_DIRECTORY".into(), dir.clone()),
+            ("MESOS_SANDBOX".into(), dir),
+            (
+                "MESOS_AGENT_ENDPOINT".into(),
+                self.agent_endpoint.to_string(),
+            ),
+            ("MESOS_SLAVE_ID".into(), self.agent_id.into()),
+            (
+                "MESOS_SLAVE_PID".into(),
+                format!("slave(1)@{}", self.agent_endpoint),
+            ),
+            (
+                "MESOS_CHECKPOINT".into(),
+                if self.checkpoint { "1" } else { "0" }.into(),
+            ),
+            ("MESOS_HTTP_COMMAND_EXECUTOR".into(), "1".into()),
+            (
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".into(),
+                mesos_proto::util::format_duration(self.shutdown_grace),
+            ),
+            ("LIBPROCESS_IP".into(), self.agent_endpoint.ip().to_string()),
+            ("LIBPROCESS_PORT".into(), "0".into()),
+        ];
+        if self.checkpoint {
+            v.push(("MESOS_RECOVERY_TIMEOUT".into(), "15mins".into()));
+            v.push((
+                "MESOS_SUBSCRIPTION_BACKOFF_MAX".into(),
+                mesos_proto::util::format_duration(self.reregistration_timeout),
+            ));
+        }
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_from_command_info() {
+        let shell = v1::CommandInfo {
+            value: Some("echo hi".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Program::from_command(&shell).unwrap(),
+            Program::Shell("echo hi".into())
+        );
+        let argv = v1::CommandInfo {
+            value: Some("/bin/echo".into()),
+            shell: Some(false),
+            arguments: vec!["echo".into(), "a".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            Program::from_command(&argv).unwrap(),
+            Program::Argv("/bin/echo".into(), vec!["a".into()])
+        );
+        assert!(Program::from_command(&v1::CommandInfo::default()).is_err());
+    }
+
+    #[test]
+    fn uri_names() {
+        assert_eq!(basename("http://h/a/b/app.tgz?x=1"), "app.tgz");
+        assert_eq!(basename("/opt/bin/tool"), "tool");
+        assert!(is_archive("app.tar.gz"));
+        assert!(!is_archive("app.jar"));
+    }
+
+    #[test]
+    fn environment_has_mesos_variables() {
+        let env = ExecutorEnv {
+            framework_id: "f",
+            executor_id: "e",
+            directory: Path::new("/tmp/sb"),
+            agent_endpoint: "127.0.0.2:1234".parse().unwrap(),
+            agent_id: "m-S2",
+            checkpoint: true,
+            shutdown_grace: Duration::from_secs(5),
+            reregistration_timeout: Duration::from_secs(2),
+            extra: vec![("X".into(), "y".into())],
+        };
+        let vars: std::collections::HashMap<_, _> = env.vars().into_iter().collect();
+        assert_eq!(vars["MESOS_AGENT_ENDPOINT"], "127.0.0.2:1234");
+        assert_eq!(vars["MESOS_SANDBOX"], "/tmp/sb");
+        assert_eq!(vars["MESOS_CHECKPOINT"], "1");
+        assert_eq!(vars["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"], "5secs");
+        assert_eq!(vars["MESOS_SUBSCRIPTION_BACKOFF_MAX"], "2secs");
+        assert_eq!(vars["MESOS_RECOVERY_TIMEOUT"], "15mins");
+        assert_eq!(vars["MESOS_SLAVE_PID"], "slave(1)@127.0.0.2:1234");
+        assert_eq!(vars["X"], "y");
+    }
+
+    #[tokio::test]
+    async fn sessions_are_killed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // The session leader forks a child that outlives it in the session.
+        let mut child = spawn(
+            &Program::Shell("sleep 300 & sleep 300".into()),
+            dir.path(),
+            &[],
+        )
+        .unwrap();
+        let sid = child.id().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while session_members(sid as i32).len() < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "children did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        kill_session(sid);
+        child.wait().await.unwrap();
+        assert!(session_members(sid as i32).is_empty());
+    }
+
+    #[tokio::test]
+    async fn local_files_are_fetched_and_made_executable() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("tool.sh");
+        std::fs::write(&file, "#!/bin/sh\necho ok\n").unwrap();
+        let sandbox = tempfile::tempdir().unwrap();
+        let uris = vec![v1::command_info::Uri {
+            value: file.display().to_string(),
+            executable: Some(true),
+            output_file: Some("run.sh".into()),
+            ..Default::default()
+        }];
+        prepare_sandbox(sandbox.path(), &uris).await.unwrap();
+        let meta = std::fs::metadata(sandbox.path().join("run.sh")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+        let bad = vec![v1::command_info::Uri {
+            value: "relative/path".into(),
+            ..Default::default()
+        }];
+        assert!(prepare_sandbox(sandbox.path(), &bad).await.is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! The agent's `/api/v1/executor` (`Http::executor` in `src/slave/http.cpp`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use mesos_proto::executor::{Call, call};
+use mesos_proto::v1::{TaskState, task_status::Source};
+use tracing::Instrument;
+
+use super::Agent;
+use crate::wire::{self, MAX_BODY, Rejection, valid_uuid};
+
+/// The agent's routes.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/api/v1/executor", any(executor_api))
+        .route("/slave(1)/api/v1/executor", any(executor_api))
+        .route("/health", get(|| async { StatusCode::OK }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(agent)
+}
+
+/// `validateExecutorCall`; the text follows "Failed to validate
+/// executor::Call: ".
+pub fn validate(call: &Call) -> Result<call::Type, String> {
+    let Some(raw) = call.r#type else {
+        return Err("Expecting 'type' to be present".into());
+    };
+    let ty = call::Type::try_from(raw).unwrap_or(call::Type::Unknown);
+    if call.executor_id.value.is_empty() {
+        return Err("Expecting 'executor_id' to be present".into());
+    }
+    if call.framework_id.value.is_empty() {
+        return Err("Expecting 'framework_id' to be present".into());
+    }
+    match ty {
+        call::Type::Subscribe if call.subscribe.is_none() => {
+            Err("Expecting 'subscribe' to be present".into())
+        }
+        call::Type::Update => {
+            let Some(update) = &call.update else {
+                return Err("Expecting 'update' to be present".into());
+            };
+            let status = &update.status;
+            match &status.uuid {
+                None => return Err("Expecting 'uuid' to be present".into()),
+                Some(u) if !valid_uuid(u) => {
+                    return Err(format!("'uuid' of {} bytes is not a valid UUID", u.len()));
+                }
+                Some(_) => {}
+            }
+            if status.source != Some(Source::Executor as i32) {
+                return Err(format!(
+                    "Received Call from executor {} of framework {} with invalid source, expecting 'SOURCE_EXECUTOR'",
+                    call.executor_id.value, call.framework_id.value
+                ));
+            }
+            if status.state == TaskState::TaskStaging as i32 {
+                return Err(format!(
+                    "Received TASK_STAGING from executor {} of framework {} which is not allowed",
+                    call.executor_id.value, call.framework_id.value
+                ));
+            }
+            if let Some(eid) = &status.executor_id
+                && eid.value != call.executor_id.value
+            {
+                return Err(format!(
+                    "ExecutorID in Call: {} does not match ExecutorID in TaskStatus: {}",
+                    call.executor_id.value, eid.value
+                ));
+            }
+            Ok(ty)
+        }
+        call::Type::Message if call.message.is_none() => {
+            Err("Expecting 'message' to be present".into())
+        }
+        _ => Ok(ty),
+    }
+}
+
+async fn executor_api(
+    State(agent): State<Arc<Agent>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (call, _) = match wire::decode_call::<Call>(&method, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let ty = match validate(&call) {
+        Ok(ty) => ty,
+        Err(e) => {
+            return Rejection::BadRequest(format!("Failed to validate executor::Call: {e}"))
+                .into_response();
+        }
+    };
+    let span = tracing::info_span!(
+        "executor_call",
+        agent = agent.index,
+        call = ?ty,
+        executor_id = %call.executor_id.value
+    );
+    async move {
+        let result = match ty {
+            call::Type::Heartbeat => Ok(StatusCode::ACCEPTED.into_response()),
+            call::Type::Subscribe => match wire::negotiate(&headers) {
+                Err(r) => Err(r),
+                Ok(encoding) => agent
+                    .with_state(|st| st.executor_subscribe(call, encoding))
+                    .map(|rx| wire::stream_response(encoding, rx, &[])),
+            },
+            call::Type::Update => agent
+                .with_state(|st| st.executor_update(call))
+                .map(|()| StatusCode::ACCEPTED.into_response()),
+            call::Type::Message => agent
+                .with_state(|st| st.executor_message(call))
+                .map(|()| StatusCode::ACCEPTED.into_response()),
+            call::Type::Unknown => Err(Rejection::NotImplemented("Unknown call type".into())),
+        };
+        result.unwrap_or_else(|r| {
+            tracing::debug!(status = %r.status(), error = %r, "executor call rejected");
+            r.into_response()
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesos_proto::util;
+
+    fn update(state: TaskState, source: Source, uuid: Option<Vec<u8>>, exec: Option<&str>) -> Call {
+        let mut status = util::status(util::task_id("t"), state, source);
+        status.uuid = uuid;
+        status.executor_id = exec.map(util::executor_id);
+        Call {
+            executor_id: util::executor_id("e"),
+            framework_id: util::framework_id("f"),
+            r#type: Some(call::Type::Update as i32),
+            update: Some(call::Update { status }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn update_rules() {
+        let good = update(
+            TaskState::TaskRunning,
+            Source::Executor,
+            Some(vec![1; 16]),
+            Some("e"),
+        );
+        assert_eq!(validate(&good), Ok(call::Type::Update));
+        let cases = [
+            update(TaskState::TaskRunning, Source::Executor, None, None),
+            update(
+                TaskState::TaskRunning,
+                Source::Executor,
+                Some(vec![1; 3]),
+                None,
+            ),
+            update(
+                TaskState::TaskRunning,
+                Source::Agent,
+                Some(vec![1; 16]),
+                None,
+            ),
+            update(
+                TaskState::TaskStaging,
+                Source::Executor,
+                Some(vec![1; 16]),
+                None,
+            ),
+            update(
+                TaskState::TaskRunning,
+                Source::Executor,
+                Some(vec![1; 16]),
+                Some("other"),
+            ),
+        ];
+        for c in cases {
+            assert!(validate(&c).is_err(), "{c:?}");
+        }
+        let no_ids = Call {
+            r#type: Some(call::Type::Heartbeat as i32),
+            ..Default::default()
+        };
+        assert!(validate(&no_ids).is_err());
+        let sub = Call {
+            executor_id: util::executor_id("e"),
+            framework_id: util::framework_id("f"),
+            r#type: Some(call::Type::Subscribe as i32),
+            ..Default::default()
+        };
+        assert!(validate(&sub).is_err());
+    }
+}

@@ -1,0 +1,1729 @@
+//! An agent: the v1 executor API on `127.0.0.<i>`, executors in
+//! containers (sessions), and the reliable per-task status-update streams.
+//!
+//! # Concurrency
+//!
+//! As in the master, all state is one [`AgentState`] behind a
+//! `std::sync::Mutex` that is never held across an await. Outputs are
+//! non-blocking: `try_send` to executor streams (bounded), unbounded sends to
+//! the master. Anything to spawn (a container launch, a timer, a stream's
+//! watcher) is queued in [`AgentState::deferred`] and spawned by
+//! [`Agent::with_state`] once the lock is released.
+//!
+//! A stopped agent keeps its state (as if checkpointed): its server is down,
+//! executor streams are closed, messages from the master wait in the inbox,
+//! status-update retries pause, and executor exits are remembered until it
+//! starts again.
+
+pub(crate) mod containers;
+pub(crate) mod http;
+pub(crate) mod status_updates;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mesos_proto::Encoding;
+use mesos_proto::executor::{self, event};
+use mesos_proto::util::{self, is_terminal, state_of};
+use mesos_proto::v1::{
+    self, TaskState, executor_info, framework_info::capability, task_status::Reason,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::config::ClusterConfig;
+use crate::master::validation::has_capability;
+use crate::messages::{AgentReport, FromAgent, ReportedTask, Scope, ToAgent};
+use crate::wire::{self, Rejection, STREAM_CAPACITY};
+use containers::{ExecutorEnv, Program};
+use status_updates::{Acked, Pushed, UpdateStream};
+
+/// Mesos's `DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL`.
+const EXECUTOR_HEARTBEAT: Duration = Duration::from_secs(30 * 60);
+
+/// Where an executor is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Sandbox being prepared, process not started yet.
+    Launching,
+    /// Started, waiting for its first SUBSCRIBE.
+    Registering,
+    /// Subscribed.
+    Running,
+    /// The agent restarted; waiting for it to SUBSCRIBE again.
+    Reregistering,
+    /// SHUTDOWN sent or container being destroyed.
+    Terminating,
+}
+
+/// What remaining tasks become when an executor ends.
+#[derive(Debug, Clone)]
+pub struct Termination {
+    /// For PARTITION_AWARE frameworks.
+    pub state_pa: TaskState,
+    /// For the others.
+    pub state: TaskState,
+    /// Why.
+    pub reason: Reason,
+    /// Human text.
+    pub message: String,
+}
+
+impl Termination {
+    fn executor_terminated() -> Termination {
+        Termination {
+            state_pa: TaskState::TaskFailed,
+            state: TaskState::TaskFailed,
+            reason: Reason::ExecutorTerminated,
+            message: "Executor terminated".into(),
+        }
+    }
+}
+
+/// Work queued for an executor until it subscribes.
+#[derive(Debug, Clone)]
+pub enum Queued {
+    /// LAUNCH.
+    Task(Box<v1::TaskInfo>),
+    /// LAUNCH_GROUP.
+    Group(v1::TaskGroupInfo),
+}
+
+impl Queued {
+    fn task_ids(&self) -> Vec<String> {
+        match self {
+            Queued::Task(t) => vec![t.task_id.value.clone()],
+            Queued::Group(g) => g.tasks.iter().map(|t| t.task_id.value.clone()).collect(),
+        }
+    }
+}
+
+/// A live executor stream.
+#[derive(Debug)]
+pub struct ExecConn {
+    conn_id: u64,
+    tx: mpsc::Sender<Bytes>,
+    encoding: Encoding,
+    cancel: CancellationToken,
+}
+
+/// One executor (= one container).
+#[derive(Debug)]
+pub struct Executor {
+    /// As launched (framework_id set).
+    pub info: v1::ExecutorInfo,
+    /// The built-in command executor for a command task.
+    pub command: bool,
+    /// Container id.
+    pub container_id: String,
+    /// Life-cycle phase.
+    pub phase: Phase,
+    /// Process id = session id, once started.
+    pub pid: Option<u32>,
+    conn: Option<ExecConn>,
+    /// Not yet delivered.
+    pub queued: Vec<Queued>,
+    /// Some task was delivered to it.
+    pub ever_sent: bool,
+    /// What its tasks become when it ends, if not TASK_FAILED.
+    pub termination: Option<Termination>,
+    /// For stale timers.
+    pub generation: u64,
+}
+
+/// A task on this agent.
+#[derive(Debug, Clone)]
+pub struct AgentTask {
+    /// As launched.
+    pub info: v1::TaskInfo,
+    /// Its executor (= task id for command tasks).
+    pub executor_id: String,
+    /// Run by the command executor.
+    pub command: bool,
+    /// Latest state.
+    pub state: TaskState,
+    /// Latest status.
+    pub latest: Option<v1::TaskStatus>,
+    /// Delivered to the executor.
+    pub delivered: bool,
+}
+
+/// A framework with executors, tasks or pending updates here.
+#[derive(Debug)]
+pub struct AgentFramework {
+    /// Latest FrameworkInfo, id set.
+    pub info: v1::FrameworkInfo,
+    /// By executor id.
+    pub executors: BTreeMap<String, Executor>,
+    /// By task id.
+    pub tasks: BTreeMap<String, AgentTask>,
+    /// Status-update streams by task id.
+    pub streams: BTreeMap<String, UpdateStream>,
+    /// Removed by the master: executors are shutting down.
+    pub shutting_down: bool,
+}
+
+impl AgentFramework {
+    fn partition_aware(&self) -> bool {
+        has_capability(&self.info, capability::Type::PartitionAware)
+    }
+}
+
+/// Work to spawn once the lock is released.
+#[derive(Debug)]
+pub enum Deferred {
+    /// Prepare the sandbox and start the executor.
+    Launch {
+        /// Owner.
+        framework_id: String,
+        /// Which.
+        executor_id: String,
+        /// Its container.
+        container_id: String,
+        /// Sandbox.
+        directory: PathBuf,
+        /// What to run.
+        program: Program,
+        /// Its environment.
+        env: Vec<(String, String)>,
+        /// What to fetch.
+        uris: Vec<v1::command_info::Uri>,
+    },
+    /// Destroy the executor if it has not subscribed by then.
+    RegistrationTimeout {
+        /// Owner.
+        framework_id: String,
+        /// Which.
+        executor_id: String,
+        /// Its generation.
+        generation: u64,
+    },
+    /// After a restart: destroy executors that have not resubscribed.
+    ReregistrationTimeout,
+    /// Destroy the container after the shutdown grace.
+    ShutdownGrace {
+        /// Owner.
+        framework_id: String,
+        /// Which.
+        executor_id: String,
+        /// Its generation.
+        generation: u64,
+        /// The grace.
+        after: Duration,
+    },
+    /// Watch a new executor stream.
+    Connection {
+        /// Owner.
+        framework_id: String,
+        /// Which.
+        executor_id: String,
+        /// The stream.
+        conn_id: u64,
+        /// A sender to it.
+        tx: mpsc::Sender<Bytes>,
+        /// HEARTBEAT in its encoding.
+        heartbeat: Bytes,
+        /// Stops the watcher.
+        cancel: CancellationToken,
+    },
+}
+
+/// An executor process exit seen while the agent was down.
+#[derive(Debug, Clone)]
+struct Exit {
+    framework_id: String,
+    executor_id: String,
+    container_id: String,
+    status: i32,
+}
+
+/// Everything an agent knows.
+#[derive(Debug)]
+pub struct AgentState {
+    index: usize,
+    agent_id: String,
+    endpoint: SocketAddr,
+    agent_info: v1::AgentInfo,
+    config: Arc<ClusterConfig>,
+    to_master: mpsc::UnboundedSender<FromAgent>,
+    /// Up (server listening) or stopped.
+    pub running: bool,
+    started_once: bool,
+    /// By framework id.
+    pub frameworks: BTreeMap<String, AgentFramework>,
+    pending_exits: Vec<Exit>,
+    next_conn: u64,
+    next_generation: u64,
+    /// Spawned after unlocking.
+    pub deferred: Vec<Deferred>,
+    wake: bool,
+}
+
+fn exec_event(ty: event::Type) -> executor::Event {
+    executor::Event {
+        r#type: Some(ty as i32),
+        ..Default::default()
+    }
+}
+
+fn send_exec(ex: &mut Executor, ev: &executor::Event) -> bool {
+    let Some(conn) = &ex.conn else {
+        return false;
+    };
+    let rec = wire::record(conn.encoding, ev);
+    if conn.tx.try_send(rec).is_ok() {
+        return true;
+    }
+    warn!(executor_id = %ex.info.executor_id.value, "executor stream full or closed; dropping it");
+    if let Some(c) = ex.conn.take() {
+        c.cancel.cancel();
+    }
+    false
+}
+
+fn launch_event(item: &Queued) -> executor::Event {
+    match item {
+        Queued::Task(t) => executor::Event {
+            launch: Some(event::Launch {
+                task: (**t).clone(),
+            }),
+            ..exec_event(event::Type::Launch)
+        },
+        Queued::Group(g) => executor::Event {
+            launch_group: Some(event::LaunchGroup {
+                task_group: g.clone(),
+            }),
+            ..exec_event(event::Type::LaunchGroup)
+        },
+    }
+}
+
+impl AgentState {
+    fn framework_state(&self, pa: bool, t: &Termination) -> TaskState {
+        if pa { t.state_pa } else { t.state }
+    }
+
+    /// An agent-generated update (SOURCE_AGENT, with uuid).
+    fn agent_status(
+        &self,
+        task_id: &str,
+        executor_id: &str,
+        state: TaskState,
+        reason: Reason,
+        message: &str,
+    ) -> v1::TaskStatus {
+        let mut s = util::with_reason(
+            util::status(
+                util::task_id(task_id),
+                state,
+                v1::task_status::Source::Agent,
+            ),
+            reason,
+            message,
+        );
+        s.uuid = Some(util::new_status_uuid());
+        s.executor_id = Some(util::executor_id(executor_id));
+        s
+    }
+
+    /// Puts an update on its task's stream; forwards it if it is the head.
+    fn push_update(&mut self, framework_id: &str, mut status: v1::TaskStatus) -> Pushed {
+        status.agent_id = Some(util::agent_id(&self.agent_id));
+        if status.timestamp.is_none() {
+            status.timestamp = Some(util::now_timestamp());
+        }
+        let Some(f) = self.frameworks.get_mut(framework_id) else {
+            return Pushed::AfterTerminal;
+        };
+        let task_id = status.task_id.value.clone();
+        if f.shutting_down {
+            if let Some(t) = f.tasks.get_mut(&task_id) {
+                t.state = state_of(&status);
+            }
+            return Pushed::AfterTerminal;
+        }
+        let pushed = f
+            .streams
+            .entry(task_id.clone())
+            .or_default()
+            .push(status.clone());
+        if matches!(pushed, Pushed::Queued(_))
+            && let Some(t) = f.tasks.get_mut(&task_id)
+        {
+            t.state = state_of(&status);
+            t.latest = Some(status);
+        }
+        if pushed == Pushed::Queued(true) {
+            self.forward_head(framework_id, &task_id);
+        }
+        pushed
+    }
+
+    /// Sends the head of a task's stream to the master and schedules its
+    /// retry.
+    fn forward_head(&mut self, framework_id: &str, task_id: &str) {
+        if !self.running {
+            return;
+        }
+        let retry = self.config.status_update_retry;
+        let Some(f) = self.frameworks.get_mut(framework_id) else {
+            return;
+        };
+        let latest = f.tasks.get(task_id).map(|t| t.state);
+        let Some(stream) = f.streams.get_mut(task_id) else {
+            return;
+        };
+        let Some(head) = stream.head().cloned() else {
+            return;
+        };
+        stream.mark_sent(Instant::now(), retry);
+        let latest_state = latest.unwrap_or_else(|| state_of(&head));
+        let _ = self.to_master.send(FromAgent::StatusUpdate {
+            index: self.index,
+            framework_id: framework_id.to_string(),
+            status: head,
+            latest_state,
+        });
+        self.wake = true;
+    }
+
+    fn resend_heads(&mut self, framework_id: Option<&str>) {
+        let mut heads = Vec::new();
+        for (fid, f) in &mut self.frameworks {
+            if framework_id.is_some_and(|only| only != fid) {
+                continue;
+            }
+            for (tid, s) in &mut f.streams {
+                if !s.is_empty() {
+                    s.reset_retry();
+                    heads.push((fid.clone(), tid.clone()));
+                }
+            }
+        }
+        for (f, t) in heads {
+            self.forward_head(&f, &t);
+        }
+    }
+
+    /// Resends overdue heads; returns the next deadline.
+    pub fn retry_due(&mut self, now: Instant) -> Option<Instant> {
+        if !self.running {
+            return None;
+        }
+        let mut due = Vec::new();
+        for (fid, f) in &self.frameworks {
+            for (tid, s) in &f.streams {
+                if s.next_retry().is_some_and(|t| t <= now) {
+                    due.push((fid.clone(), tid.clone()));
+                }
+            }
+        }
+        for (f, t) in due {
+            debug!(framework_id = %f, task_id = %t, "retrying unacknowledged status update");
+            self.forward_head(&f, &t);
+        }
+        self.frameworks
+            .values()
+            .flat_map(|f| f.streams.values())
+            .filter_map(UpdateStream::next_retry)
+            .min()
+    }
+
+    fn maybe_remove_framework(&mut self, framework_id: &str) {
+        let remove = self.frameworks.get(framework_id).is_some_and(|f| {
+            f.executors.is_empty()
+                && (f.shutting_down || (f.tasks.is_empty() && f.streams.is_empty()))
+        });
+        if remove {
+            debug!(framework_id, "framework has nothing left on the agent");
+            self.frameworks.remove(framework_id);
+        }
+    }
+
+    // ----- master messages ------------------------------------------------
+
+    /// Handles a message from the master.
+    pub fn handle(&mut self, msg: ToAgent) {
+        match msg {
+            ToAgent::RunTask { framework, task } => self.run_task(framework, task),
+            ToAgent::RunTaskGroup {
+                framework,
+                executor,
+                group,
+            } => self.run(
+                framework,
+                executor,
+                false,
+                Queued::Group(group.clone()),
+                group.tasks,
+            ),
+            ToAgent::KillTask {
+                framework_id,
+                task_id,
+                kill_policy,
+            } => self.kill_task(&framework_id, &task_id, kill_policy),
+            ToAgent::ShutdownExecutor {
+                framework_id,
+                executor_id,
+            } => self.shutdown_executor(&framework_id, &executor_id),
+            ToAgent::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
+            ToAgent::Acknowledge {
+                framework_id,
+                task_id,
+                uuid,
+            } => self.acknowledge(&framework_id, &task_id, &uuid),
+            ToAgent::UpdateFramework { framework } => {
+                let Some(id) = framework.id.as_ref().map(|i| i.value.clone()) else {
+                    return;
+                };
+                if let Some(f) = self.frameworks.get_mut(&id) {
+                    f.info = framework;
+                    self.resend_heads(Some(&id));
+                }
+            }
+            ToAgent::FrameworkMessage {
+                framework_id,
+                executor_id,
+                data,
+            } => {
+                if let Some(ex) = self
+                    .frameworks
+                    .get_mut(&framework_id)
+                    .and_then(|f| f.executors.get_mut(&executor_id))
+                {
+                    let ev = executor::Event {
+                        message: Some(event::Message { data }),
+                        ..exec_event(event::Type::Message)
+                    };
+                    send_exec(ex, &ev);
+                }
+            }
+            ToAgent::Reregister => {
+                if self.running {
+                    self.register();
+                    self.resend_heads(None);
+                }
+            }
+        }
+    }
+
+    #[allow(deprecated)] // `source` is deprecated upstream; Mesos still sets it
+    fn command_executor_info(&self, framework_id: &str, task: &v1::TaskInfo) -> v1::ExecutorInfo {
+        let path = self.config.executor_path.display().to_string();
+        let cmd = task
+            .command
+            .as_ref()
+            .and_then(|c| c.value.clone())
+            .unwrap_or_default();
+        let id = task.task_id.value.clone();
+        v1::ExecutorInfo {
+            r#type: Some(executor_info::Type::Custom as i32),
+            executor_id: util::executor_id(&id),
+            framework_id: Some(util::framework_id(framework_id)),
+            command: Some(v1::CommandInfo {
+                value: Some(path.clone()),
+                shell: Some(false),
+                arguments: vec![path],
+                ..Default::default()
+            }),
+            resources: vec![
+                util::scalar_resource("cpus", 0.1),
+                util::scalar_resource("mem", 32.0),
+            ],
+            name: Some(format!(
+                "Command Executor (Task: {id}) (Command: sh -c '{cmd}')"
+            )),
+            source: Some(id),
+            labels: task.labels.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn run_task(&mut self, framework: v1::FrameworkInfo, task: v1::TaskInfo) {
+        let fid = framework
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        let (info, command) = match &task.executor {
+            Some(e) => (e.clone(), false),
+            None => (self.command_executor_info(&fid, &task), true),
+        };
+        self.run(
+            framework,
+            info,
+            command,
+            Queued::Task(Box::new(task.clone())),
+            vec![task],
+        );
+    }
+
+    fn run(
+        &mut self,
+        framework: v1::FrameworkInfo,
+        exec_info: v1::ExecutorInfo,
+        command: bool,
+        item: Queued,
+        tasks: Vec<v1::TaskInfo>,
+    ) {
+        let Some(fid) = framework.id.as_ref().map(|i| i.value.clone()) else {
+            return;
+        };
+        let eid = exec_info.executor_id.value.clone();
+        let f = self
+            .frameworks
+            .entry(fid.clone())
+            .or_insert_with(|| AgentFramework {
+                info: framework.clone(),
+                executors: BTreeMap::new(),
+                tasks: BTreeMap::new(),
+                streams: BTreeMap::new(),
+                shutting_down: false,
+            });
+        if f.shutting_down {
+            warn!(framework_id = %fid, "task for a framework being shut down ignored");
+            return;
+        }
+        f.info = framework;
+        for t in &tasks {
+            info!(framework_id = %fid, task_id = %t.task_id.value, executor_id = %eid, "running task");
+            f.tasks.insert(
+                t.task_id.value.clone(),
+                AgentTask {
+                    info: t.clone(),
+                    executor_id: eid.clone(),
+                    command,
+                    state: TaskState::TaskStaging,
+                    latest: None,
+                    delivered: false,
+                },
+            );
+        }
+        let pa = f.partition_aware();
+        let terminating = f
+            .executors
+            .get(&eid)
+            .is_some_and(|ex| ex.phase == Phase::Terminating);
+        if terminating {
+            let state = if pa {
+                TaskState::TaskDropped
+            } else {
+                TaskState::TaskLost
+            };
+            for t in tasks {
+                let s = self.agent_status(
+                    &t.task_id.value,
+                    &eid,
+                    state,
+                    Reason::ExecutorTerminated,
+                    "Executor terminating",
+                );
+                self.push_update(&fid, s);
+            }
+            return;
+        }
+        match f.executors.get_mut(&eid) {
+            Some(ex) if ex.phase == Phase::Running && ex.conn.is_some() => {
+                if send_exec(ex, &launch_event(&item)) {
+                    ex.ever_sent = true;
+                    for id in item.task_ids() {
+                        if let Some(t) = f.tasks.get_mut(&id) {
+                            t.delivered = true;
+                        }
+                    }
+                } else {
+                    ex.queued.push(item);
+                }
+            }
+            Some(ex) => ex.queued.push(item),
+            None => self.create_executor(&fid, exec_info, command, item, &tasks),
+        }
+    }
+
+    fn create_executor(
+        &mut self,
+        fid: &str,
+        mut info: v1::ExecutorInfo,
+        command: bool,
+        item: Queued,
+        tasks: &[v1::TaskInfo],
+    ) {
+        let eid = info.executor_id.value.clone();
+        info.framework_id = Some(util::framework_id(fid));
+        let container_id = uuid::Uuid::new_v4().to_string();
+        let directory = self
+            .config
+            .work_dir
+            .join("agents")
+            .join(&self.agent_id)
+            .join("frameworks")
+            .join(fid)
+            .join("executors")
+            .join(&eid)
+            .join("runs")
+            .join(&container_id);
+        let Some(f) = self.frameworks.get(fid) else {
+            return;
+        };
+        let checkpoint = f.info.checkpoint.unwrap_or(false);
+        let shutdown_grace = info
+            .shutdown_grace_period
+            .as_ref()
+            .map(util::from_duration_info)
+            .unwrap_or(self.config.executor_shutdown_grace_period);
+        let mut extra = self.config.executor_environment.clone();
+        let (program, uris) = if command || info.command.is_none() {
+            let uris = if command {
+                tasks
+                    .first()
+                    .and_then(|t| t.command.as_ref())
+                    .map(|c| c.uris.clone())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (
+                Ok(Program::Argv(
+                    self.config.executor_path.display().to_string(),
+                    Vec::new(),
+                )),
+                uris,
+            )
+        } else {
+            let cmd = info.command.clone().unwrap_or_default();
+            if let Some(env) = &cmd.environment {
+                extra.extend(
+                    env.variables
+                        .iter()
+                        .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default())),
+                );
+            }
+            (Program::from_command(&cmd), cmd.uris.clone())
+        };
+        let env = ExecutorEnv {
+            framework_id: fid,
+            executor_id: &eid,
+            directory: &directory,
+            agent_endpoint: self.endpoint,
+            agent_id: &self.agent_id,
+            checkpoint,
+            shutdown_grace,
+            reregistration_timeout: self.config.executor_reregistration_timeout,
+            extra,
+        }
+        .vars();
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let executor = Executor {
+            info,
+            command,
+            container_id: container_id.clone(),
+            phase: Phase::Launching,
+            pid: None,
+            conn: None,
+            queued: vec![item],
+            ever_sent: false,
+            termination: None,
+            generation,
+        };
+        let Some(f) = self.frameworks.get_mut(fid) else {
+            return;
+        };
+        f.executors.insert(eid.clone(), executor);
+        match program {
+            Ok(program) => self.deferred.push(Deferred::Launch {
+                framework_id: fid.to_string(),
+                executor_id: eid,
+                container_id,
+                directory,
+                program,
+                env,
+                uris,
+            }),
+            Err(e) => self.executor_launch_failed(fid, &eid, &container_id, &e.to_string()),
+        }
+    }
+
+    /// The executor process started.
+    pub fn executor_started(&mut self, fid: &str, eid: &str, container_id: &str, pid: u32) -> bool {
+        let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+            .filter(|ex| ex.container_id == container_id)
+        else {
+            return false;
+        };
+        ex.pid = Some(pid);
+        info!(
+            framework_id = fid,
+            executor_id = eid,
+            pid,
+            "executor started"
+        );
+        match ex.phase {
+            Phase::Terminating => false,
+            Phase::Launching => {
+                ex.phase = Phase::Registering;
+                self.deferred.push(Deferred::RegistrationTimeout {
+                    framework_id: fid.to_string(),
+                    executor_id: eid.to_string(),
+                    generation: ex.generation,
+                });
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// The sandbox or process could not be set up.
+    pub fn executor_launch_failed(
+        &mut self,
+        fid: &str,
+        eid: &str,
+        container_id: &str,
+        error: &str,
+    ) {
+        warn!(
+            framework_id = fid,
+            executor_id = eid,
+            error,
+            "executor launch failed"
+        );
+        if let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+            .filter(|ex| ex.container_id == container_id)
+        {
+            ex.termination = Some(Termination {
+                state_pa: TaskState::TaskFailed,
+                state: TaskState::TaskFailed,
+                reason: Reason::ContainerLaunchFailed,
+                message: format!("Failed to launch container: {error}"),
+            });
+        }
+        self.executor_exited(fid, eid, container_id, None);
+    }
+
+    /// The executor's process exited (or never started): its remaining
+    /// tasks get terminal updates, the container is destroyed, the master
+    /// hears of custom executors.
+    pub fn executor_exited(
+        &mut self,
+        fid: &str,
+        eid: &str,
+        container_id: &str,
+        status: Option<i32>,
+    ) {
+        if !self.running {
+            self.pending_exits.push(Exit {
+                framework_id: fid.to_string(),
+                executor_id: eid.to_string(),
+                container_id: container_id.to_string(),
+                status: status.unwrap_or(-1),
+            });
+            return;
+        }
+        let Some(f) = self.frameworks.get_mut(fid) else {
+            return;
+        };
+        if f.executors
+            .get(eid)
+            .is_none_or(|ex| ex.container_id != container_id)
+        {
+            return;
+        }
+        let Some(mut ex) = f.executors.remove(eid) else {
+            return;
+        };
+        info!(
+            framework_id = fid,
+            executor_id = eid,
+            ?status,
+            "executor exited"
+        );
+        if let Some(c) = ex.conn.take() {
+            c.cancel.cancel();
+        }
+        if let Some(pid) = ex.pid {
+            containers::kill_session(pid);
+        }
+        let pa = f.partition_aware();
+        let termination = ex
+            .termination
+            .clone()
+            .unwrap_or_else(Termination::executor_terminated);
+        let open: Vec<String> = f
+            .tasks
+            .values()
+            .filter(|t| t.executor_id == eid && !is_terminal(t.state))
+            .map(|t| t.info.task_id.value.clone())
+            .collect();
+        let state = self.framework_state(pa, &termination);
+        for task_id in open {
+            let s = self.agent_status(
+                &task_id,
+                eid,
+                state,
+                termination.reason,
+                &termination.message,
+            );
+            self.push_update(fid, s);
+        }
+        if !ex.command {
+            let _ = self.to_master.send(FromAgent::ExecutorExited {
+                index: self.index,
+                framework_id: fid.to_string(),
+                executor_id: eid.to_string(),
+                status: status.unwrap_or(-1),
+            });
+        }
+        // Tasks that were only queued and are terminal now have no
+        // executor; they leave with their acknowledged updates.
+        self.maybe_remove_framework(fid);
+    }
+
+    fn kill_task(&mut self, fid: &str, task_id: &str, kill_policy: Option<v1::KillPolicy>) {
+        let Some(f) = self.frameworks.get_mut(fid) else {
+            return;
+        };
+        let Some(eid) = f.tasks.get(task_id).map(|t| t.executor_id.clone()) else {
+            debug!(
+                framework_id = fid,
+                task_id, "KILL for an unknown task ignored"
+            );
+            return;
+        };
+        let Some(ex) = f.executors.get_mut(&eid) else {
+            return;
+        };
+        let Some(pos) = ex
+            .queued
+            .iter()
+            .position(|q| q.task_ids().iter().any(|id| id == task_id))
+        else {
+            if ex.conn.is_some() {
+                let ev = executor::Event {
+                    kill: Some(event::Kill {
+                        task_id: util::task_id(task_id),
+                        kill_policy,
+                    }),
+                    ..exec_event(event::Type::Kill)
+                };
+                send_exec(ex, &ev);
+            } else {
+                debug!(
+                    framework_id = fid,
+                    task_id, "executor not connected; KILL dropped"
+                );
+            }
+            return;
+        };
+        let item = ex.queued.remove(pos);
+        let idle = ex.queued.is_empty() && !ex.ever_sent;
+        for id in item.task_ids() {
+            let s = self.agent_status(
+                &id,
+                &eid,
+                TaskState::TaskKilled,
+                Reason::TaskKilledDuringLaunch,
+                "Task killed before it was launched",
+            );
+            self.push_update(fid, s);
+        }
+        if idle {
+            self.shutdown_executor(fid, &eid);
+        }
+    }
+
+    fn shutdown_executor(&mut self, fid: &str, eid: &str) {
+        let default_grace = self.config.executor_shutdown_grace_period;
+        let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+        else {
+            return;
+        };
+        if ex.phase == Phase::Terminating {
+            return;
+        }
+        info!(
+            framework_id = fid,
+            executor_id = eid,
+            "shutting down executor"
+        );
+        ex.phase = Phase::Terminating;
+        if ex.conn.is_some() {
+            send_exec(ex, &exec_event(event::Type::Shutdown));
+            let after = ex
+                .info
+                .shutdown_grace_period
+                .as_ref()
+                .map(util::from_duration_info)
+                .unwrap_or(default_grace);
+            self.deferred.push(Deferred::ShutdownGrace {
+                framework_id: fid.to_string(),
+                executor_id: eid.to_string(),
+                generation: ex.generation,
+                after,
+            });
+        } else if let Some(pid) = ex.pid {
+            containers::kill_session(pid);
+        }
+    }
+
+    fn shutdown_framework(&mut self, fid: &str) {
+        let Some(f) = self.frameworks.get_mut(fid) else {
+            return;
+        };
+        info!(framework_id = fid, "shutting down framework");
+        f.shutting_down = true;
+        f.streams.clear();
+        let eids: Vec<String> = f.executors.keys().cloned().collect();
+        for eid in eids {
+            self.shutdown_executor(fid, &eid);
+        }
+        self.maybe_remove_framework(fid);
+    }
+
+    /// The shutdown grace passed: destroy the container.
+    pub fn grace_expired(&mut self, fid: &str, eid: &str, generation: u64) {
+        if let Some(ex) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid))
+            && ex.generation == generation
+            && let Some(pid) = ex.pid
+        {
+            containers::kill_session(pid);
+        }
+    }
+
+    /// The registration timeout passed.
+    pub fn registration_expired(&mut self, fid: &str, eid: &str, generation: u64) {
+        let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+        else {
+            return;
+        };
+        if ex.generation != generation || ex.phase != Phase::Registering {
+            return;
+        }
+        warn!(
+            framework_id = fid,
+            executor_id = eid,
+            "executor did not subscribe in time"
+        );
+        ex.phase = Phase::Terminating;
+        ex.termination = Some(Termination {
+            state_pa: TaskState::TaskFailed,
+            state: TaskState::TaskFailed,
+            reason: Reason::ExecutorRegistrationTimeout,
+            message: "Executor did not register in time".into(),
+        });
+        if let Some(pid) = ex.pid {
+            containers::kill_session(pid);
+        }
+    }
+
+    /// After a restart, executors that did not resubscribe are destroyed.
+    pub fn reregistration_expired(&mut self) {
+        let timeout = self.config.executor_reregistration_timeout;
+        for (fid, f) in &mut self.frameworks {
+            for (eid, ex) in &mut f.executors {
+                if ex.phase != Phase::Reregistering {
+                    continue;
+                }
+                warn!(framework_id = %fid, executor_id = %eid, "executor did not reregister in time");
+                ex.phase = Phase::Terminating;
+                ex.termination = Some(Termination {
+                    state_pa: TaskState::TaskGone,
+                    state: TaskState::TaskLost,
+                    reason: Reason::ExecutorReregistrationTimeout,
+                    message: format!(
+                        "Executor did not reregister within {}",
+                        util::format_duration(timeout)
+                    ),
+                });
+                if let Some(pid) = ex.pid {
+                    containers::kill_session(pid);
+                }
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, fid: &str, task_id: &str, uuid: &[u8]) {
+        let Some(stream) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.streams.get_mut(task_id))
+        else {
+            return;
+        };
+        match stream.ack(uuid) {
+            Acked::Ignored => {
+                debug!(
+                    framework_id = fid,
+                    task_id, "acknowledgement of a stale uuid ignored"
+                );
+            }
+            Acked::Done { next, finished } => {
+                if next {
+                    self.forward_head(fid, task_id);
+                }
+                if finished && let Some(f) = self.frameworks.get_mut(fid) {
+                    f.streams.remove(task_id);
+                    if f.tasks.get(task_id).is_some_and(|t| is_terminal(t.state)) {
+                        f.tasks.remove(task_id);
+                    }
+                    self.maybe_remove_framework(fid);
+                }
+            }
+        }
+    }
+
+    // ----- executor API ---------------------------------------------------
+
+    fn lookup(&mut self, fid: &str, eid: &str) -> Result<(), Rejection> {
+        let f = self
+            .frameworks
+            .get(fid)
+            .ok_or_else(|| Rejection::BadRequest("Framework cannot be found".into()))?;
+        f.executors
+            .get(eid)
+            .ok_or_else(|| Rejection::BadRequest("Executor cannot be found".into()))?;
+        Ok(())
+    }
+
+    fn normalize(&self, ex: &Executor, mut status: v1::TaskStatus) -> v1::TaskStatus {
+        status.agent_id = Some(util::agent_id(&self.agent_id));
+        if status.executor_id.is_none() {
+            status.executor_id = Some(ex.info.executor_id.clone());
+        }
+        let cs = status.container_status.get_or_insert_with(Default::default);
+        if cs.container_id.is_none() {
+            cs.container_id = Some(v1::ContainerId {
+                value: ex.container_id.clone(),
+                parent: None,
+            });
+        }
+        if cs.executor_pid.is_none() {
+            cs.executor_pid = ex.pid;
+        }
+        if cs.network_infos.is_empty() {
+            cs.network_infos.push(v1::NetworkInfo {
+                ip_addresses: vec![v1::network_info::IpAddress {
+                    protocol: Some(v1::network_info::Protocol::IPv4 as i32),
+                    ip_address: Some(self.endpoint.ip().to_string()),
+                }],
+                ..Default::default()
+            });
+        }
+        status
+    }
+
+    fn ack_to_executor(&mut self, fid: &str, eid: &str, status: &v1::TaskStatus) {
+        if let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+        {
+            let ev = executor::Event {
+                acknowledged: Some(event::Acknowledged {
+                    task_id: status.task_id.clone(),
+                    uuid: status.uuid.clone().unwrap_or_default(),
+                }),
+                ..exec_event(event::Type::Acknowledged)
+            };
+            send_exec(ex, &ev);
+        }
+    }
+
+    /// SUBSCRIBE from an executor (§5.3).
+    pub fn executor_subscribe(
+        &mut self,
+        call: executor::Call,
+        encoding: Encoding,
+    ) -> Result<mpsc::Receiver<Bytes>, Rejection> {
+        let fid = call.framework_id.value.clone();
+        let eid = call.executor_id.value.clone();
+        self.lookup(&fid, &eid)?;
+        let sub = call.subscribe.unwrap_or_default();
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        let conn_id = self.next_conn;
+        self.next_conn += 1;
+        let cancel = CancellationToken::new();
+        let heartbeat = wire::record(encoding, &exec_event(event::Type::Heartbeat));
+        let subscribed = {
+            let f = self.frameworks.get(&fid).expect("looked up");
+            let ex = &f.executors[&eid];
+            executor::Event {
+                subscribed: Some(event::Subscribed {
+                    executor_info: ex.info.clone(),
+                    framework_info: f.info.clone(),
+                    agent_info: self.agent_info.clone(),
+                    container_id: Some(v1::ContainerId {
+                        value: ex.container_id.clone(),
+                        parent: None,
+                    }),
+                }),
+                ..exec_event(event::Type::Subscribed)
+            }
+        };
+        let f = self.frameworks.get_mut(&fid).expect("looked up");
+        let shutting_down = f.shutting_down;
+        let ex = f.executors.get_mut(&eid).expect("looked up");
+        if let Some(old) = ex.conn.take() {
+            old.cancel.cancel();
+        }
+        info!(framework_id = %fid, executor_id = %eid, "executor subscribed");
+        if ex.phase == Phase::Terminating || shutting_down {
+            let _ = tx.try_send(wire::record(encoding, &exec_event(event::Type::Shutdown)));
+            return Ok(rx);
+        }
+        let was_reregistering = ex.phase == Phase::Reregistering;
+        ex.phase = Phase::Running;
+        ex.generation += 1;
+        ex.conn = Some(ExecConn {
+            conn_id,
+            tx: tx.clone(),
+            encoding,
+            cancel: cancel.clone(),
+        });
+        send_exec(ex, &subscribed);
+        let refed: Vec<v1::TaskStatus> = sub
+            .unacknowledged_updates
+            .into_iter()
+            .map(|u| self.normalize(&self.frameworks[&fid].executors[&eid], u.status))
+            .collect();
+        for status in refed {
+            self.push_update(&fid, status.clone());
+            self.ack_to_executor(&fid, &eid, &status);
+        }
+        let f = self.frameworks.get_mut(&fid).expect("looked up");
+        let pa = f.partition_aware();
+        if was_reregistering {
+            let unacked: HashSet<String> = sub
+                .unacknowledged_tasks
+                .iter()
+                .map(|t| t.task_id.value.clone())
+                .collect();
+            let lost: Vec<String> = f
+                .tasks
+                .values()
+                .filter(|t| {
+                    t.executor_id == eid
+                        && t.delivered
+                        && t.state == TaskState::TaskStaging
+                        && !unacked.contains(&t.info.task_id.value)
+                })
+                .map(|t| t.info.task_id.value.clone())
+                .collect();
+            let state = if pa {
+                TaskState::TaskDropped
+            } else {
+                TaskState::TaskLost
+            };
+            for id in lost {
+                let s = self.agent_status(
+                    &id,
+                    &eid,
+                    state,
+                    Reason::AgentRestarted,
+                    "Task launched during agent restart",
+                );
+                self.push_update(&fid, s);
+            }
+        }
+        let f = self.frameworks.get_mut(&fid).expect("looked up");
+        let ex = f.executors.get_mut(&eid).expect("looked up");
+        if ex.queued.is_empty() && !ex.ever_sent && !was_reregistering {
+            self.shutdown_executor(&fid, &eid);
+        } else {
+            let queued = std::mem::take(&mut ex.queued);
+            for item in queued {
+                if send_exec(ex, &launch_event(&item)) {
+                    ex.ever_sent = true;
+                    for id in item.task_ids() {
+                        if let Some(t) = f.tasks.get_mut(&id) {
+                            t.delivered = true;
+                        }
+                    }
+                } else {
+                    ex.queued.push(item);
+                }
+            }
+        }
+        self.deferred.push(Deferred::Connection {
+            framework_id: fid,
+            executor_id: eid,
+            conn_id,
+            tx,
+            heartbeat,
+            cancel,
+        });
+        Ok(rx)
+    }
+
+    fn subscribed_executor(&mut self, fid: &str, eid: &str) -> Result<(), Rejection> {
+        self.lookup(fid, eid)?;
+        let ex = &self.frameworks[fid].executors[eid];
+        if ex.phase != Phase::Running || ex.conn.is_none() {
+            return Err(Rejection::Forbidden("Executor is not subscribed".into()));
+        }
+        Ok(())
+    }
+
+    /// UPDATE from an executor.
+    pub fn executor_update(&mut self, call: executor::Call) -> Result<(), Rejection> {
+        let fid = call.framework_id.value.clone();
+        let eid = call.executor_id.value.clone();
+        self.subscribed_executor(&fid, &eid)?;
+        let status = call.update.map(|u| u.status).unwrap_or_default();
+        let status = self.normalize(&self.frameworks[&fid].executors[&eid], status);
+        debug!(framework_id = %fid, task_id = %status.task_id.value, state = ?status.state(), "status update from executor");
+        self.push_update(&fid, status.clone());
+        self.ack_to_executor(&fid, &eid, &status);
+        Ok(())
+    }
+
+    /// MESSAGE from an executor.
+    pub fn executor_message(&mut self, call: executor::Call) -> Result<(), Rejection> {
+        let fid = call.framework_id.value.clone();
+        let eid = call.executor_id.value.clone();
+        self.subscribed_executor(&fid, &eid)?;
+        let _ = self.to_master.send(FromAgent::ExecutorMessage {
+            index: self.index,
+            framework_id: fid,
+            executor_id: eid,
+            data: call.message.map(|m| m.data).unwrap_or_default(),
+        });
+        Ok(())
+    }
+
+    /// An executor stream's body was dropped.
+    pub fn connection_closed(&mut self, fid: &str, eid: &str, conn_id: u64) {
+        if let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+            && ex.conn.as_ref().is_some_and(|c| c.conn_id == conn_id)
+        {
+            debug!(
+                framework_id = fid,
+                executor_id = eid,
+                "executor stream closed"
+            );
+            ex.conn = None;
+        }
+    }
+
+    // ----- life cycle -----------------------------------------------------
+
+    fn report(&self) -> AgentReport {
+        let mut report = AgentReport::default();
+        for (fid, f) in &self.frameworks {
+            report.frameworks.push(f.info.clone());
+            for ex in f.executors.values().filter(|e| !e.command) {
+                report.executors.push((fid.clone(), ex.info.clone()));
+            }
+            for t in f.tasks.values() {
+                report.tasks.push(ReportedTask {
+                    framework_id: fid.clone(),
+                    info: t.info.clone(),
+                    executor_id: (!t.command).then(|| t.executor_id.clone()),
+                    state: t.state,
+                    latest: t.latest.clone(),
+                    pending: f
+                        .streams
+                        .get(&t.info.task_id.value)
+                        .and_then(UpdateStream::head_summary),
+                });
+            }
+        }
+        report
+    }
+
+    fn register(&mut self) {
+        let _ = self.to_master.send(FromAgent::Registered {
+            index: self.index,
+            report: self.report(),
+        });
+    }
+
+    /// The agent comes up: (re)register, recover executors, resume updates.
+    fn start(&mut self) {
+        self.running = true;
+        let restarted = self.started_once;
+        self.started_once = true;
+        if restarted {
+            for f in self.frameworks.values_mut() {
+                for ex in f.executors.values_mut() {
+                    if ex.pid.is_some() && matches!(ex.phase, Phase::Running | Phase::Registering) {
+                        ex.phase = Phase::Reregistering;
+                        ex.generation += 1;
+                    }
+                }
+            }
+            self.deferred.push(Deferred::ReregistrationTimeout);
+        }
+        self.register();
+        for exit in std::mem::take(&mut self.pending_exits) {
+            self.executor_exited(
+                &exit.framework_id,
+                &exit.executor_id,
+                &exit.container_id,
+                Some(exit.status),
+            );
+        }
+        self.resend_heads(None);
+    }
+
+    /// The agent goes down; its state stays.
+    fn stop(&mut self) {
+        self.running = false;
+        for f in self.frameworks.values_mut() {
+            for ex in f.executors.values_mut() {
+                if let Some(c) = ex.conn.take() {
+                    c.cancel.cancel();
+                }
+            }
+        }
+        let _ = self
+            .to_master
+            .send(FromAgent::Disconnected { index: self.index });
+    }
+
+    /// Destroys every container (shutdown).
+    pub fn kill_all(&mut self) {
+        for f in self.frameworks.values_mut() {
+            for ex in f.executors.values_mut() {
+                if let Some(c) = ex.conn.take() {
+                    c.cancel.cancel();
+                }
+                if let Some(pid) = ex.pid {
+                    containers::kill_session(pid);
+                }
+            }
+        }
+    }
+}
+
+struct ServerHandle {
+    token: CancellationToken,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// An agent and what runs it.
+pub struct Agent {
+    /// 1-based index.
+    pub index: usize,
+    /// `<master>-S<i>`.
+    pub id: String,
+    /// `127.0.0.<i>:<port>`.
+    pub endpoint: SocketAddr,
+    config: Arc<ClusterConfig>,
+    scope: Scope,
+    state: Mutex<AgentState>,
+    running: watch::Sender<bool>,
+    wake: Notify,
+    server: tokio::sync::Mutex<Option<ServerHandle>>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("index", &self.index)
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// A stopped agent.
+    pub fn new(
+        index: usize,
+        id: String,
+        endpoint: SocketAddr,
+        agent_info: v1::AgentInfo,
+        config: Arc<ClusterConfig>,
+        scope: Scope,
+        to_master: mpsc::UnboundedSender<FromAgent>,
+    ) -> Arc<Agent> {
+        let state = AgentState {
+            index,
+            agent_id: id.clone(),
+            endpoint,
+            agent_info,
+            config: config.clone(),
+            to_master,
+            running: false,
+            started_once: false,
+            frameworks: BTreeMap::new(),
+            pending_exits: Vec::new(),
+            next_conn: 0,
+            next_generation: 0,
+            deferred: Vec::new(),
+            wake: false,
+        };
+        Arc::new(Agent {
+            index,
+            id,
+            endpoint,
+            config,
+            scope,
+            state: Mutex::new(state),
+            running: watch::Sender::new(false),
+            wake: Notify::new(),
+            server: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The state. Poisoning is ignored (see the master's `lock`).
+    pub fn lock(&self) -> MutexGuard<'_, AgentState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` under the lock, then spawns what it deferred.
+    pub fn with_state<R>(self: &Arc<Self>, f: impl FnOnce(&mut AgentState) -> R) -> R {
+        let (r, deferred, wake) = {
+            let mut st = self.lock();
+            let r = f(&mut st);
+            (
+                r,
+                std::mem::take(&mut st.deferred),
+                std::mem::take(&mut st.wake),
+            )
+        };
+        for d in deferred {
+            self.spawn_deferred(d);
+        }
+        if wake {
+            self.wake.notify_one();
+        }
+        r
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("agent", i = self.index)
+    }
+
+    fn spawn_deferred(self: &Arc<Self>, d: Deferred) {
+        let agent = self.clone();
+        let span = self.span();
+        match d {
+            Deferred::Launch {
+                framework_id,
+                executor_id,
+                container_id,
+                directory,
+                program,
+                env,
+                uris,
+            } => self.scope.spawn(
+                async move {
+                    let started = match containers::prepare_sandbox(&directory, &uris).await {
+                        Ok(()) => containers::spawn(&program, &directory, &env),
+                        Err(e) => Err(e),
+                    };
+                    let mut child = match started {
+                        Ok(child) => child,
+                        Err(e) => {
+                            agent.with_state(|st| {
+                                st.executor_launch_failed(
+                                    &framework_id,
+                                    &executor_id,
+                                    &container_id,
+                                    &e.to_string(),
+                                )
+                            });
+                            return;
+                        }
+                    };
+                    let pid = child.id().unwrap_or(0);
+                    let keep = agent.with_state(|st| {
+                        st.executor_started(&framework_id, &executor_id, &container_id, pid)
+                    });
+                    if !keep {
+                        // The child may not have called setsid(2) yet, so
+                        // kill it directly too (it is unreaped: no pid reuse).
+                        let _ = child.start_kill();
+                        containers::kill_session(pid);
+                    }
+                    let status = child.wait().await;
+                    let raw = status
+                        .ok()
+                        .map(std::os::unix::process::ExitStatusExt::into_raw);
+                    agent.with_state(|st| {
+                        st.executor_exited(&framework_id, &executor_id, &container_id, raw)
+                    });
+                }
+                .instrument(span),
+            ),
+            Deferred::RegistrationTimeout {
+                framework_id,
+                executor_id,
+                generation,
+            } => {
+                let after = self.config.executor_registration_timeout;
+                self.scope.spawn(async move {
+                    tokio::time::sleep(after).await;
+                    agent.with_state(|st| {
+                        st.registration_expired(&framework_id, &executor_id, generation)
+                    });
+                });
+            }
+            Deferred::ReregistrationTimeout => {
+                let after = self.config.executor_reregistration_timeout;
+                self.scope.spawn(async move {
+                    tokio::time::sleep(after).await;
+                    agent.with_state(AgentState::reregistration_expired);
+                });
+            }
+            Deferred::ShutdownGrace {
+                framework_id,
+                executor_id,
+                generation,
+                after,
+            } => self.scope.spawn(async move {
+                tokio::time::sleep(after).await;
+                agent.with_state(|st| st.grace_expired(&framework_id, &executor_id, generation));
+            }),
+            Deferred::Connection {
+                framework_id,
+                executor_id,
+                conn_id,
+                tx,
+                heartbeat,
+                cancel,
+            } => self.scope.spawn(async move {
+                let start = Instant::now() + EXECUTOR_HEARTBEAT;
+                let mut ticker = tokio::time::interval_at(start, EXECUTOR_HEARTBEAT);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tx.closed() => break,
+                        _ = ticker.tick() => {
+                            if tx.try_send(heartbeat.clone()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                drop(tx);
+                agent.with_state(|st| st.connection_closed(&framework_id, &executor_id, conn_id));
+            }),
+        }
+    }
+
+    /// Starts (or restarts) the agent on its address. The first start is
+    /// given the listener bound by the cluster.
+    pub async fn start(self: &Arc<Self>, listener: Option<TcpListener>) -> std::io::Result<()> {
+        let mut server = self.server.lock().await;
+        if server.is_some() {
+            return Ok(());
+        }
+        let listener = match listener {
+            Some(l) => l,
+            None => bind_again(self.endpoint).await?,
+        };
+        info!(agent = self.index, endpoint = %self.endpoint, "agent starting");
+        self.with_state(AgentState::start);
+        let token = self.scope.token.child_token();
+        let app = http::router(self.clone());
+        let shutdown = token.clone().cancelled_owned();
+        let join = self.scope.tracker.spawn(
+            async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    warn!(error = %e, "agent server failed");
+                }
+            }
+            .instrument(self.span()),
+        );
+        self.running.send_replace(true);
+        *server = Some(ServerHandle { token, join });
+        Ok(())
+    }
+
+    /// Stops the agent: server down, executor streams closed, state kept.
+    pub async fn stop(self: &Arc<Self>) {
+        let mut server = self.server.lock().await;
+        let Some(handle) = server.take() else {
+            return;
+        };
+        info!(agent = self.index, "agent stopping");
+        self.running.send_replace(false);
+        self.with_state(AgentState::stop);
+        handle.token.cancel();
+        let abort = handle.join.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), handle.join)
+            .await
+            .is_err()
+        {
+            warn!(
+                agent = self.index,
+                "agent server did not stop in time; aborting it"
+            );
+            abort.abort();
+        }
+    }
+
+    /// Handles master messages in order, only while the agent is up.
+    pub async fn run_inbox(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<ToAgent>) {
+        let mut running = self.running.subscribe();
+        loop {
+            let Some(msg) = rx.recv().await else {
+                return;
+            };
+            if running.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+            self.with_state(|st| st.handle(msg));
+        }
+    }
+
+    /// Retries unacknowledged status updates when due.
+    pub async fn run_retries(self: Arc<Self>) {
+        loop {
+            let next = self.with_state(|st| st.retry_due(Instant::now()));
+            let until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// SIGKILLs every container (shutdown).
+    pub fn kill_all(&self) {
+        self.lock().kill_all();
+    }
+}
+
+/// Binds the agent's address again after a stop; the old socket may linger
+/// for a moment.
+async fn bind_again(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for _ in 0..50 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")))
+}

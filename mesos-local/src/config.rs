@@ -1,0 +1,221 @@
+//! The shape of a local cluster: how many agents, what each offers, and the
+//! timers a real Mesos has as flags.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything [`crate::LocalCluster::start`] needs. `Default` gives the
+/// cluster `baton --master local` runs: 3 agents over 2 racks on port 5050.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Where the master listens; tests pass port 0.
+    pub master_addr: SocketAddr,
+    /// Number of agents; agent *i* (1-based) is `127.0.0.<i>`.
+    pub agents: usize,
+    /// Agent *i* gets TEXT attribute `rack_id = "rack-{((i-1) % racks) + 1}"`.
+    pub racks: usize,
+    /// CPUs per agent.
+    pub cpus: f64,
+    /// Memory per agent, MB.
+    pub mem: f64,
+    /// Disk per agent, MB.
+    pub disk: f64,
+    /// First port of agent 1's `ports` range.
+    pub port_range_start: u16,
+    /// Size of each agent's port range; agent *i* gets
+    /// `[start + (i-1)*n, start + i*n - 1]`.
+    pub ports_per_agent: u16,
+    /// HEARTBEAT period on scheduler streams (Mesos: 15 s, not settable).
+    pub heartbeat_interval: Duration,
+    /// How often offers are made (Mesos `--allocation_interval`).
+    pub allocation_interval: Duration,
+    /// The `baton-executor` binary agents start for command tasks.
+    pub executor_path: PathBuf,
+    /// Sandboxes live under
+    /// `<work_dir>/agents/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>`.
+    pub work_dir: PathBuf,
+    /// How long a stopped agent stays "disconnected" before the master marks
+    /// it unreachable (Mesos: 15 s ping timeout × 5 pings).
+    pub agent_unreachable_timeout: Duration,
+    /// First retry of an unacknowledged status update; doubles up to 10 min.
+    pub status_update_retry: Duration,
+    /// How long a restarted agent waits for its executors to re-SUBSCRIBE.
+    pub executor_reregistration_timeout: Duration,
+    /// How long a freshly started executor has to SUBSCRIBE (Mesos: 1 min).
+    pub executor_registration_timeout: Duration,
+    /// Time between SHUTDOWN to an executor and destroying its container,
+    /// unless `ExecutorInfo.shutdown_grace_period` says otherwise.
+    pub executor_shutdown_grace_period: Duration,
+    /// Extra environment for every executor (Mesos
+    /// `--executor_environment_variables`), e.g. `BATON_EXECUTOR_ENCODING`.
+    pub executor_environment: Vec<(String, String)>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            master_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 5050)),
+            agents: 3,
+            racks: 2,
+            cpus: 4.0,
+            mem: 4096.0,
+            disk: 10240.0,
+            port_range_start: 31000,
+            ports_per_agent: 1000,
+            heartbeat_interval: Duration::from_secs(15),
+            allocation_interval: Duration::from_secs(1),
+            executor_path: default_executor_path(),
+            work_dir: std::env::temp_dir().join("mesos-local"),
+            agent_unreachable_timeout: Duration::from_secs(75),
+            status_update_retry: Duration::from_secs(10),
+            executor_reregistration_timeout: Duration::from_secs(2),
+            executor_registration_timeout: Duration::from_secs(60),
+            executor_shutdown_grace_period: Duration::from_secs(5),
+            executor_environment: Vec::new(),
+        }
+    }
+}
+
+/// A configuration that cannot describe a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Agents are numbered 1..=254 so each gets its own `127.0.0.<i>`.
+    #[error("agents must be between 1 and 254, got {0}")]
+    Agents(usize),
+    /// At least one rack.
+    #[error("racks must be at least 1")]
+    Racks,
+    /// Resources must be finite and non-negative.
+    #[error("{0} must be a finite, non-negative number")]
+    Resource(&'static str),
+    /// The port ranges run past 65535 or are empty.
+    #[error(
+        "port ranges of {per_agent} ports from {start} for {agents} agents do not fit below 65536"
+    )]
+    Ports {
+        /// `port_range_start`.
+        start: u16,
+        /// `ports_per_agent`.
+        per_agent: u16,
+        /// `agents`.
+        agents: usize,
+    },
+    /// Intervals must be positive.
+    #[error("{0} must be positive")]
+    Interval(&'static str),
+}
+
+impl ClusterConfig {
+    /// Checks the values a cluster cannot be built from.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.agents == 0 || self.agents > 254 {
+            return Err(ConfigError::Agents(self.agents));
+        }
+        if self.racks == 0 {
+            return Err(ConfigError::Racks);
+        }
+        for (name, v) in [("cpus", self.cpus), ("mem", self.mem), ("disk", self.disk)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(ConfigError::Resource(name));
+            }
+        }
+        let end =
+            u64::from(self.port_range_start) + u64::from(self.ports_per_agent) * self.agents as u64;
+        if self.ports_per_agent == 0 || end > 65536 {
+            return Err(ConfigError::Ports {
+                start: self.port_range_start,
+                per_agent: self.ports_per_agent,
+                agents: self.agents,
+            });
+        }
+        for (name, d) in [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("allocation_interval", self.allocation_interval),
+            ("status_update_retry", self.status_update_retry),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Interval(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Agent `i`'s (1-based) hostname and IP.
+    pub fn agent_ip(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, 0, u8::try_from(i).unwrap_or(254))
+    }
+
+    /// Agent `i`'s inclusive port range.
+    pub fn agent_ports(&self, i: usize) -> (u64, u64) {
+        let start =
+            u64::from(self.port_range_start) + (i as u64 - 1) * u64::from(self.ports_per_agent);
+        (start, start + u64::from(self.ports_per_agent) - 1)
+    }
+
+    /// Agent `i`'s `rack_id` attribute value.
+    pub fn agent_rack(&self, i: usize) -> String {
+        format!("rack-{}", ((i - 1) % self.racks.max(1)) + 1)
+    }
+}
+
+/// `baton-executor` next to the running binary (or one directory up, which
+/// is where cargo puts it relative to a test binary in `target/*/deps`),
+/// else the bare name, to be found on `PATH`.
+pub fn default_executor_path() -> PathBuf {
+    const NAME: &str = "baton-executor";
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let beside = dir.join(NAME);
+        if beside.is_file() {
+            return beside;
+        }
+        if dir.file_name().is_some_and(|n| n == "deps")
+            && let Some(up) = dir.parent()
+        {
+            let above = up.join(NAME);
+            if above.is_file() {
+                return above;
+            }
+        }
+    }
+    PathBuf::from(NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_get_disjoint_port_ranges_and_racks() {
+        let c = ClusterConfig::default();
+        assert_eq!(c.agent_ports(1), (31000, 31999));
+        assert_eq!(c.agent_ports(2), (32000, 32999));
+        assert_eq!(c.agent_ports(3), (33000, 33999));
+        assert_eq!(c.agent_rack(1), "rack-1");
+        assert_eq!(c.agent_rack(2), "rack-2");
+        assert_eq!(c.agent_rack(3), "rack-1");
+        assert_eq!(ClusterConfig::agent_ip(3), Ipv4Addr::new(127, 0, 0, 3));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn impossible_configs_are_refused() {
+        let c = ClusterConfig {
+            agents: 0,
+            ..Default::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Agents(0)));
+        let c = ClusterConfig {
+            port_range_start: 65000,
+            ..Default::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Ports { .. })));
+        let c = ClusterConfig {
+            cpus: f64::NAN,
+            ..Default::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Resource("cpus")));
+    }
+}

@@ -1,0 +1,299 @@
+//! `GET /master/state`: the legacy JSON of `src/master/readonly_handler.cpp`
+//! with v0 names (`slaves`, `slave_id`). Tools read it: mesos-dns takes
+//! task `name`, `discovery`, `resources.ports` and
+//! `statuses[].container_status.network_infos`, framework `name` and
+//! `hostname`; tests assert on frameworks, agents and tasks.
+
+use mesos_proto::v1;
+use serde_json::{Map, Value, json};
+
+use crate::master::{AgentStatus, Framework, MESOS_VERSION, MasterState, Task};
+use crate::resources::Resources;
+
+fn proto<M: prost::Message + prost::Name>(m: &M) -> Value {
+    mesos_proto::json::to_value(m).unwrap_or(Value::Null)
+}
+
+fn labels(l: &Option<v1::Labels>) -> Value {
+    match l {
+        Some(l) => Value::Array(l.labels.iter().map(proto).collect()),
+        None => Value::Array(Vec::new()),
+    }
+}
+
+fn state_name(s: i32) -> &'static str {
+    v1::TaskState::try_from(s)
+        .map(|s| s.as_str_name())
+        .unwrap_or("TASK_UNKNOWN")
+}
+
+fn status_json(s: &v1::TaskStatus) -> Value {
+    let mut m = Map::new();
+    m.insert("state".into(), json!(state_name(s.state)));
+    m.insert("timestamp".into(), json!(s.timestamp.unwrap_or(0.0)));
+    if let Some(h) = s.healthy {
+        m.insert("healthy".into(), json!(h));
+    }
+    if s.labels.is_some() {
+        m.insert("labels".into(), labels(&s.labels));
+    }
+    if let Some(cs) = &s.container_status {
+        m.insert("container_status".into(), proto(cs));
+    }
+    Value::Object(m)
+}
+
+fn task_json(st: &MasterState, t: &Task) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(t.info.task_id.value));
+    m.insert("name".into(), json!(t.info.name));
+    m.insert("framework_id".into(), json!(t.framework_id));
+    m.insert(
+        "executor_id".into(),
+        json!(t.executor_id.clone().unwrap_or_default()),
+    );
+    let slave_id = st
+        .agents
+        .get(t.agent.saturating_sub(1))
+        .map(|a| a.id.clone())
+        .unwrap_or_default();
+    m.insert("slave_id".into(), json!(slave_id));
+    m.insert("state".into(), json!(t.state.as_str_name()));
+    m.insert("resources".into(), t.resources.to_state_json());
+    m.insert("role".into(), json!(t.role));
+    m.insert(
+        "statuses".into(),
+        Value::Array(t.statuses.iter().map(status_json).collect()),
+    );
+    m.insert("labels".into(), labels(&t.info.labels));
+    if let Some(d) = &t.info.discovery {
+        m.insert("discovery".into(), proto(d));
+    }
+    if let Some(c) = &t.info.container {
+        m.insert("container".into(), proto(c));
+    }
+    if let Some(h) = &t.info.health_check {
+        m.insert("health_check".into(), proto(h));
+    }
+    if let Some(k) = &t.info.kill_policy {
+        m.insert("kill_policy".into(), proto(k));
+    }
+    Value::Object(m)
+}
+
+fn capability_names(info: &v1::FrameworkInfo) -> Value {
+    Value::Array(
+        info.capabilities
+            .iter()
+            .filter_map(|c| c.r#type)
+            .filter_map(|t| v1::framework_info::capability::Type::try_from(t).ok())
+            .map(|t| json!(t.as_str_name()))
+            .collect(),
+    )
+}
+
+#[allow(deprecated)] // `role`, still how non-MULTI_ROLE frameworks name theirs
+fn framework_json(st: &MasterState, fw: &Framework) -> Value {
+    let info = &fw.info;
+    let mut used = Resources::default();
+    for t in fw
+        .tasks
+        .values()
+        .filter(|t| !mesos_proto::util::is_terminal(t.state))
+    {
+        used.add(&t.resources);
+    }
+    for e in fw.executors.values() {
+        used.add(&e.resources);
+    }
+    let mut offered = Resources::default();
+    let offers: Vec<Value> = st
+        .offers
+        .iter()
+        .filter(|(_, o)| o.framework_id == fw.id)
+        .map(|(id, o)| {
+            offered.add(&o.resources);
+            json!({
+                "id": id,
+                "framework_id": fw.id,
+                "slave_id": o.offer.agent_id.value,
+                "resources": o.resources.to_state_json(),
+            })
+        })
+        .collect();
+    let executors: Vec<Value> = fw
+        .executors
+        .iter()
+        .map(|((agent, id), e)| {
+            let slave_id = st
+                .agents
+                .get(agent.saturating_sub(1))
+                .map(|a| a.id.clone())
+                .unwrap_or_default();
+            json!({
+                "executor_id": id,
+                "name": e.info.name.clone().unwrap_or_default(),
+                "framework_id": fw.id,
+                "command": e.info.command.as_ref().map(proto).unwrap_or(Value::Null),
+                "resources": e.resources.to_state_json(),
+                "labels": labels(&e.info.labels),
+                "slave_id": slave_id,
+            })
+        })
+        .collect();
+    let mut m = Map::new();
+    m.insert("id".into(), json!(fw.id));
+    m.insert("name".into(), json!(info.name));
+    m.insert(
+        "hostname".into(),
+        json!(info.hostname.clone().unwrap_or_default()),
+    );
+    m.insert(
+        "webui_url".into(),
+        json!(info.webui_url.clone().unwrap_or_default()),
+    );
+    m.insert("user".into(), json!(info.user));
+    m.insert(
+        "failover_timeout".into(),
+        json!(info.failover_timeout.unwrap_or(0.0)),
+    );
+    m.insert("checkpoint".into(), json!(info.checkpoint.unwrap_or(false)));
+    m.insert("capabilities".into(), capability_names(info));
+    if fw.multi_role() {
+        m.insert("roles".into(), json!(info.roles));
+    } else {
+        m.insert(
+            "role".into(),
+            json!(info.role.clone().unwrap_or_else(|| "*".into())),
+        );
+    }
+    if let Some(p) = &info.principal {
+        m.insert("principal".into(), json!(p));
+    }
+    m.insert("active".into(), json!(fw.active));
+    m.insert("connected".into(), json!(fw.conn.is_some()));
+    m.insert("recovered".into(), json!(fw.recovered));
+    m.insert("registered_time".into(), json!(fw.registered_time));
+    if let Some(t) = fw.reregistered_time {
+        m.insert("reregistered_time".into(), json!(t));
+    }
+    m.insert(
+        "unregistered_time".into(),
+        json!(fw.unregistered_time.unwrap_or(0.0)),
+    );
+    m.insert("labels".into(), labels(&info.labels));
+    m.insert("used_resources".into(), used.to_state_json());
+    m.insert("offered_resources".into(), offered.to_state_json());
+    m.insert(
+        "tasks".into(),
+        Value::Array(fw.tasks.values().map(|t| task_json(st, t)).collect()),
+    );
+    m.insert(
+        "unreachable_tasks".into(),
+        Value::Array(
+            fw.unreachable_tasks
+                .values()
+                .map(|t| task_json(st, t))
+                .collect(),
+        ),
+    );
+    m.insert(
+        "completed_tasks".into(),
+        Value::Array(
+            fw.completed_tasks
+                .iter()
+                .map(|t| task_json(st, t))
+                .collect(),
+        ),
+    );
+    m.insert("offers".into(), Value::Array(offers));
+    m.insert("executors".into(), Value::Array(executors));
+    m.insert("completed_executors".into(), Value::Array(Vec::new()));
+    Value::Object(m)
+}
+
+/// The whole document.
+pub fn render(st: &MasterState) -> Value {
+    let info = st.master_info();
+    let pid = info.pid.clone().unwrap_or_default();
+    let mut slaves = Vec::new();
+    let (mut activated, mut deactivated, mut unreachable) = (0, 0, 0);
+    for a in &st.agents {
+        match a.status {
+            AgentStatus::Active => activated += 1,
+            AgentStatus::Unreachable(_) => {
+                unreachable += 1;
+                continue;
+            }
+            _ => deactivated += 1,
+        }
+        let mut attributes = Map::new();
+        for attr in &a.attributes {
+            let v = match (&attr.text, &attr.scalar) {
+                (Some(t), _) => json!(t.value),
+                (None, Some(s)) => json!(s.value),
+                _ => Value::Null,
+            };
+            attributes.insert(attr.name.clone(), v);
+        }
+        slaves.push(json!({
+            "id": a.id,
+            "pid": format!("slave(1)@{}", a.endpoint),
+            "hostname": a.hostname,
+            "port": a.endpoint.port(),
+            "registered_time": a.registered_time.unwrap_or(0.0),
+            "reregistered_time": a.reregistered_time,
+            "resources": a.total.to_state_json(),
+            "used_resources": st.used_on(a.index).to_state_json(),
+            "offered_resources": st.offered_on(a.index).to_state_json(),
+            "reserved_resources": {},
+            "unreserved_resources": a.total.to_state_json(),
+            "attributes": attributes,
+            "active": a.status == AgentStatus::Active,
+            "deactivated": false,
+            "version": MESOS_VERSION,
+            "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
+        }));
+    }
+    let mut flags = Map::new();
+    for (k, v) in [
+        ("port", st.addr.port().to_string()),
+        ("hostname", st.addr.ip().to_string()),
+        (
+            "allocation_interval",
+            mesos_proto::util::format_duration(st.config().allocation_interval),
+        ),
+        ("agent_ping_timeout", "15secs".to_string()),
+        ("max_agent_ping_timeouts", "5".to_string()),
+        ("authenticate_frameworks", "false".to_string()),
+        ("roles", String::new()),
+    ] {
+        flags.insert(k.into(), json!(v));
+    }
+    json!({
+        "version": MESOS_VERSION,
+        "git_sha": "",
+        "git_tag": MESOS_VERSION,
+        "build_date": "",
+        "build_time": 0,
+        "build_user": "mesos-local",
+        "start_time": st.start_time,
+        "elected_time": st.elected_time,
+        "id": st.master_id,
+        "pid": pid,
+        "hostname": info.hostname,
+        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
+        "activated_slaves": activated,
+        "deactivated_slaves": deactivated,
+        "unreachable_slaves": unreachable,
+        "leader": pid,
+        "leader_info": proto(&info),
+        "flags": flags,
+        "slaves": slaves,
+        "recovered_slaves": [],
+        "frameworks": st.frameworks.values().map(|f| framework_json(st, f)).collect::<Vec<_>>(),
+        "completed_frameworks": st.completed_frameworks.iter().map(|f| framework_json(st, f)).collect::<Vec<_>>(),
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    })
+}

@@ -1,0 +1,176 @@
+//! Command tasks run by the real `baton-executor` (built on demand; the
+//! tests fail if it cannot be built).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mesos_proto::Encoding;
+use mesos_proto::v1::{TaskState, task_status::Reason};
+
+/// Acknowledges every reliable update of `task_id` until one in `state`
+/// arrives; returns the states seen in order.
+async fn until_state(s: &mut Sched, task_id: &str, state: TaskState) -> Vec<TaskState> {
+    let mut seen = Vec::new();
+    loop {
+        let u = s.update(task_id).await;
+        if u.uuid.is_some() {
+            s.ack(&u).await;
+        }
+        seen.push(u.state());
+        if u.state() == state {
+            return seen;
+        }
+        assert!(
+            !mesos_proto::util::is_terminal(u.state()),
+            "{task_id} ended in {:?} ({}) while waiting for {state:?}",
+            u.state(),
+            u.message()
+        );
+    }
+}
+
+async fn command_task_lifecycle(encoding: Encoding, ports: u16) {
+    ensure_baton_executor();
+    let (cluster, dir) = start(ports).await;
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        encoding,
+        framework_info("cmd", true, 60.0),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    s.accept(
+        vec![offer.id.clone()],
+        vec![launch(vec![command_task("sleeper", &offer, "sleep 30")])],
+        None,
+    )
+    .await;
+    let states = until_state(&mut s, "sleeper", TaskState::TaskRunning).await;
+    assert!(
+        states == [TaskState::TaskRunning]
+            || states == [TaskState::TaskStarting, TaskState::TaskRunning],
+        "{states:?}"
+    );
+    let sandbox_dir = sandbox(dir.path(), "sleeper").await;
+    assert!(sandbox_dir.join("stdout").exists() && sandbox_dir.join("stderr").exists());
+    let state = cluster.state();
+    let task = &state["frameworks"][0]["tasks"][0];
+    assert_eq!(task["state"], "TASK_RUNNING");
+    assert_eq!(task["executor_id"], "");
+    assert_eq!(task["name"], "sleeper");
+
+    // Reconciliation: explicit and implicit both report RUNNING, no uuid.
+    s.reconcile(vec![("sleeper", Some(&offer.agent_id.value))])
+        .await;
+    let r = s.update("sleeper").await;
+    assert_eq!(
+        (r.state(), r.reason(), r.uuid.is_none()),
+        (TaskState::TaskRunning, Reason::Reconciliation, true)
+    );
+    s.reconcile(vec![]).await;
+    assert_eq!(s.update("sleeper").await.state(), TaskState::TaskRunning);
+
+    s.kill("sleeper").await;
+    let states = until_state(&mut s, "sleeper", TaskState::TaskKilled).await;
+    assert_eq!(states.first(), Some(&TaskState::TaskKilling), "{states:?}");
+    eventually("task completed", || {
+        cluster.state()["frameworks"][0]["completed_tasks"][0]["state"] == "TASK_KILLED"
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn command_task_runs_under_baton_executor_json() {
+    command_task_lifecycle(Encoding::Json, 40000).await;
+}
+
+#[tokio::test]
+async fn command_task_runs_under_baton_executor_protobuf() {
+    command_task_lifecycle(Encoding::Protobuf, 40300).await;
+}
+
+#[tokio::test]
+async fn command_task_finishes_and_frees_its_resources() {
+    ensure_baton_executor();
+    let (cluster, _dir) = start(40600).await;
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Protobuf,
+        framework_info("fin", false, 0.0),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    s.accept(
+        vec![offer.id.clone()],
+        vec![launch(vec![command_task("quick", &offer, "echo hello")])],
+        None,
+    )
+    .await;
+    until_state(&mut s, "quick", TaskState::TaskFinished).await;
+    eventually("resources freed", || {
+        let st = cluster.state();
+        st["slaves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["used_resources"]["cpus"] == 0.0)
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn baton_executor_survives_an_agent_restart() {
+    ensure_baton_executor();
+    let (cluster, _dir) = start(40900).await;
+    let faults = cluster.faults();
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Protobuf,
+        framework_info("survivor", true, 60.0),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    let agent = offer
+        .hostname
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    s.accept(
+        vec![offer.id.clone()],
+        vec![launch(vec![command_task("durable", &offer, "sleep 60")])],
+        None,
+    )
+    .await;
+    until_state(&mut s, "durable", TaskState::TaskRunning).await;
+
+    faults.stop_agent(agent).await;
+    assert_eq!(
+        s.update_in("durable", TaskState::TaskUnreachable)
+            .await
+            .reason(),
+        Reason::AgentRemoved
+    );
+    faults.start_agent(agent).await;
+    let back = s.update("durable").await;
+    assert_eq!(
+        (back.state(), back.reason()),
+        (TaskState::TaskRunning, Reason::AgentReregistered)
+    );
+    // The executor resubscribed within the reregistration timeout: no
+    // TASK_GONE follows.
+    assert!(
+        !s.sees(Duration::from_secs(3), |e| e.update.as_ref().is_some_and(
+            |u| mesos_proto::util::is_terminal(u.status.state())
+        ))
+        .await
+    );
+    s.kill("durable").await;
+    until_state(&mut s, "durable", TaskState::TaskKilled).await;
+    cluster.shutdown().await;
+}
