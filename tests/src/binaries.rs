@@ -6,7 +6,10 @@ use std::sync::Once;
 /// `target/<profile>`: the test binary lives in its `deps/`.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/<test>").to_path_buf()
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary, building the binaries once if it is missing
@@ -18,7 +21,16 @@ pub fn binary(name: &str) -> PathBuf {
         BUILD.call_once(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
-                .args(["build", "--bins", "-p", "mesos-local", "-p", "baton-executor", "-p", "baton"])
+                .args([
+                    "build",
+                    "--bins",
+                    "-p",
+                    "mesos-local",
+                    "-p",
+                    "baton-executor",
+                    "-p",
+                    "baton",
+                ])
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building the workspace binaries failed");

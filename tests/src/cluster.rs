@@ -35,32 +35,56 @@ impl MesosLocalProcess {
             .arg("--executor_path")
             .arg(binary("baton-executor"))
             .env("BATON_EXECUTOR_ENCODING", executor_encoding.to_string())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("start mesos-local");
         let url = format!("http://127.0.0.1:{port}");
         let state_url = format!("{url}/master/state");
-        wait::until(Duration::from_secs(30), "mesos-local to answer /master/state", || {
-            let state_url = state_url.clone();
-            async move { reqwest::get(&state_url).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
+        wait::until(
+            Duration::from_secs(30),
+            "mesos-local to answer /master/state",
+            || {
+                let state_url = state_url.clone();
+                async move {
+                    reqwest::get(&state_url)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
         .await;
         MesosLocalProcess { child, url }
     }
 
     /// `/master/state` as JSON.
     pub async fn state(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/master/state", self.url)).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/master/state", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// SIGTERM and wait: mesos-local destroys its containers on the way out.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
-        if tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }

@@ -45,12 +45,21 @@ async fn setup(test: &str, encoding: Encoding, tune: impl FnOnce(&mut ClusterCon
     };
     tune(&mut config);
     let cluster = LocalCluster::start(config).await.unwrap();
-    let running = baton::config::run(settings(&cluster.master_url(), &dir.path().join("baton"), encoding), fast_session)
-        .await
-        .unwrap();
+    let running = baton::config::run(
+        settings(&cluster.master_url(), &dir.path().join("baton"), encoding),
+        fast_session,
+    )
+    .await
+    .unwrap();
     let scheduler = running.scheduler.clone();
     wait_view(&scheduler, "the first subscription", |v| v.subscribed).await;
-    Setup { cluster, running, scheduler, _dir: dir, marker: procs::marker(test) }
+    Setup {
+        cluster,
+        running,
+        scheduler,
+        _dir: dir,
+        marker: procs::marker(test),
+    }
 }
 
 impl Setup {
@@ -58,10 +67,14 @@ impl Setup {
         self.running.stop().await;
         self.cluster.shutdown().await;
         let marker = self.marker.clone();
-        wait::until(Duration::from_secs(10), "every task process to be gone", || {
-            let marker = marker.clone();
-            async move { procs::with_marker(&marker).is_empty().then_some(()) }
-        })
+        wait::until(
+            Duration::from_secs(10),
+            "every task process to be gone",
+            || {
+                let marker = marker.clone();
+                async move { procs::with_marker(&marker).is_empty().then_some(()) }
+            },
+        )
         .await;
     }
 
@@ -79,15 +92,24 @@ impl Setup {
     }
 }
 
-async fn wait_view(scheduler: &SchedulerHandle, what: &str, predicate: impl Fn(&View) -> bool) -> Arc<View> {
+async fn wait_view(
+    scheduler: &SchedulerHandle,
+    what: &str,
+    predicate: impl Fn(&View) -> bool,
+) -> Arc<View> {
     match scheduler.wait_for(DEADLINE, predicate).await {
         Some(view) => view,
-        None => panic!("timed out waiting for {what}; view: {:#?}", scheduler.view()),
+        None => panic!(
+            "timed out waiting for {what}; view: {:#?}",
+            scheduler.view()
+        ),
     }
 }
 
 fn has_state(view: &View, task_id: &str, state: &str) -> bool {
-    view.tasks.get(task_id).is_some_and(|t| t.state.as_deref() == Some(state))
+    view.tasks
+        .get(task_id)
+        .is_some_and(|t| t.state.as_deref() == Some(state))
 }
 
 async fn heartbeat_loss(encoding: Encoding) {
@@ -98,32 +120,74 @@ async fn heartbeat_loss(encoding: Encoding) {
     // The master keeps the connection open but goes silent: only the
     // heartbeat watchdog (5 × 300 ms) can notice.
     s.cluster.faults().pause_heartbeats(true);
-    wait_view(&s.scheduler, "the watchdog to drop the silent stream", |v| !v.subscribed).await;
+    wait_view(
+        &s.scheduler,
+        "the watchdog to drop the silent stream",
+        |v| !v.subscribed,
+    )
+    .await;
     s.cluster.faults().pause_heartbeats(false);
-    let after = wait_view(&s.scheduler, "a new subscription", |v| v.subscribed && v.stats.subscriptions >= 2).await;
-    assert_eq!(after.framework_id.as_deref(), Some(framework_id.as_str()), "resubscribed with the same FrameworkID");
+    let after = wait_view(&s.scheduler, "a new subscription", |v| {
+        v.subscribed && v.stats.subscriptions >= 2
+    })
+    .await;
+    assert_eq!(
+        after.framework_id.as_deref(),
+        Some(framework_id.as_str()),
+        "resubscribed with the same FrameworkID"
+    );
     assert_ne!(s.scheduler.mesos().stream_id().unwrap(), stream_before);
     // And the framework is still the one Mesos knows, with tasks working.
-    let id = s.scheduler.launch(s.spec("after-heartbeat", "sleep 60")).await.unwrap();
-    wait_view(&s.scheduler, "the task to run", |v| has_state(v, &id, "TASK_RUNNING")).await;
+    let id = s
+        .scheduler
+        .launch(s.spec("after-heartbeat", "sleep 60"))
+        .await
+        .unwrap();
+    wait_view(&s.scheduler, "the task to run", |v| {
+        has_state(v, &id, "TASK_RUNNING")
+    })
+    .await;
     assert_eq!(s.cluster.state()["frameworks"].as_array().unwrap().len(), 1);
     s.teardown().await;
 }
 
 async fn master_restart(encoding: Encoding) {
     let s = setup("restart", encoding, |_| {}).await;
-    let first = s.scheduler.launch(s.spec("before-restart", "sleep 60")).await.unwrap();
-    wait_view(&s.scheduler, "the first task to run", |v| has_state(v, &first, "TASK_RUNNING")).await;
+    let first = s
+        .scheduler
+        .launch(s.spec("before-restart", "sleep 60"))
+        .await
+        .unwrap();
+    wait_view(&s.scheduler, "the first task to run", |v| {
+        has_state(v, &first, "TASK_RUNNING")
+    })
+    .await;
     let stream_before = s.scheduler.mesos().stream_id().unwrap();
     s.cluster.faults().restart_master();
-    wait_view(&s.scheduler, "a resubscription", |v| v.subscribed && v.stats.subscriptions >= 2).await;
+    wait_view(&s.scheduler, "a resubscription", |v| {
+        v.subscribed && v.stats.subscriptions >= 2
+    })
+    .await;
     let stream_after = s.scheduler.mesos().stream_id().unwrap();
-    assert_ne!(stream_before, stream_after, "a restarted master hands out a new stream id");
+    assert_ne!(
+        stream_before, stream_after,
+        "a restarted master hands out a new stream id"
+    );
     // Calls on the new stream work: a launch and a kill go through.
-    let second = s.scheduler.launch(s.spec("after-restart", "sleep 60")).await.unwrap();
-    wait_view(&s.scheduler, "the second task to run", |v| has_state(v, &second, "TASK_RUNNING")).await;
+    let second = s
+        .scheduler
+        .launch(s.spec("after-restart", "sleep 60"))
+        .await
+        .unwrap();
+    wait_view(&s.scheduler, "the second task to run", |v| {
+        has_state(v, &second, "TASK_RUNNING")
+    })
+    .await;
     s.scheduler.kill(&first, None).await.unwrap();
-    wait_view(&s.scheduler, "the first task to be killed", |v| has_state(v, &first, "TASK_KILLED")).await;
+    wait_view(&s.scheduler, "the first task to be killed", |v| {
+        has_state(v, &first, "TASK_KILLED")
+    })
+    .await;
     s.teardown().await;
 }
 
@@ -131,8 +195,14 @@ async fn duplicate_update(encoding: Encoding) {
     let s = setup("duplicate", encoding, |_| {}).await;
     s.cluster.faults().duplicate_next_status_update();
     let id = s.scheduler.launch(s.spec("dup", "sleep 60")).await.unwrap();
-    wait_view(&s.scheduler, "the task to run", |v| has_state(v, &id, "TASK_RUNNING")).await;
-    let view = wait_view(&s.scheduler, "the duplicate to arrive", |v| v.stats.duplicate_updates >= 1).await;
+    wait_view(&s.scheduler, "the task to run", |v| {
+        has_state(v, &id, "TASK_RUNNING")
+    })
+    .await;
+    let view = wait_view(&s.scheduler, "the duplicate to arrive", |v| {
+        v.stats.duplicate_updates >= 1
+    })
+    .await;
     let task = &view.tasks[&id];
     // STARTING and RUNNING: two distinct updates applied, one redelivery
     // recognised; every delivery was acknowledged.
@@ -146,27 +216,45 @@ async fn duplicate_update(encoding: Encoding) {
 async fn unacknowledged_updates_resent_after_executor_reconnects(encoding: Encoding) {
     let s = setup("reconnect", encoding, |_| {}).await;
     let go = s._dir.path().join("go");
-    let cmd = format!("while [ ! -e {} ]; do sleep 0.05; done; exit 0", go.display());
+    let cmd = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; exit 0",
+        go.display()
+    );
     let id = s.scheduler.launch(s.spec("waits", &cmd)).await.unwrap();
-    let view = wait_view(&s.scheduler, "the task to run", |v| has_state(v, &id, "TASK_RUNNING")).await;
+    let view = wait_view(&s.scheduler, "the task to run", |v| {
+        has_state(v, &id, "TASK_RUNNING")
+    })
+    .await;
     let host = view.tasks[&id].hostname.clone().unwrap();
     let agent: usize = host.rsplit('.').next().unwrap().parse().unwrap();
     // The agent goes away; meanwhile the task finishes, so the executor
     // holds TASK_FINISHED unacknowledged.
     s.cluster.faults().stop_agent(agent).await;
     std::fs::write(&go, b"").unwrap();
-    wait_view(&s.scheduler, "the master to report the agent's task unreachable", |v| {
-        has_state(v, &id, "TASK_UNREACHABLE")
-    })
+    wait_view(
+        &s.scheduler,
+        "the master to report the agent's task unreachable",
+        |v| has_state(v, &id, "TASK_UNREACHABLE"),
+    )
     .await;
     // The agent returns; the executor re-subscribes with its unacknowledged
     // update, which flows to Baton.
     s.cluster.faults().start_agent(agent).await;
-    let view = wait_view(&s.scheduler, "TASK_FINISHED after the executor reconnects", |v| {
-        has_state(v, &id, "TASK_FINISHED")
-    })
+    let view = wait_view(
+        &s.scheduler,
+        "TASK_FINISHED after the executor reconnects",
+        |v| has_state(v, &id, "TASK_FINISHED"),
+    )
     .await;
-    assert!(view.tasks[&id].last_status.as_ref().unwrap().source.as_deref() == Some("SOURCE_EXECUTOR"));
+    assert!(
+        view.tasks[&id]
+            .last_status
+            .as_ref()
+            .unwrap()
+            .source
+            .as_deref()
+            == Some("SOURCE_EXECUTOR")
+    );
     s.teardown().await;
 }
 

@@ -31,24 +31,40 @@ fn spec(name: &str, cmd: &str, ports: u32, grace: Option<f64>) -> TaskSpec {
 async fn task_state(scheduler: &baton::reconcile::SchedulerHandle, task_id: &str, state: &str) {
     let what = format!("{task_id} to reach {state}");
     let found = scheduler
-        .wait_for(DEADLINE, |view| view.tasks.get(task_id).is_some_and(|t| t.state.as_deref() == Some(state)))
+        .wait_for(DEADLINE, |view| {
+            view.tasks
+                .get(task_id)
+                .is_some_and(|t| t.state.as_deref() == Some(state))
+        })
         .await;
-    assert!(found.is_some(), "timed out waiting for {what}; tasks: {:#?}", scheduler.view().tasks);
+    assert!(
+        found.is_some(),
+        "timed out waiting for {what}; tasks: {:#?}",
+        scheduler.view().tasks
+    );
 }
 
 async fn scenario(encoding: Encoding) {
     baton_e2e::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let mesos = MesosLocalProcess::start(&dir.path().join("mesos"), encoding).await;
-    let running = baton::config::run(settings(&mesos.url, &dir.path().join("baton"), encoding), fast_session)
-        .await
-        .unwrap();
+    let running = baton::config::run(
+        settings(&mesos.url, &dir.path().join("baton"), encoding),
+        fast_session,
+    )
+    .await
+    .unwrap();
     let scheduler = running.scheduler.clone();
     let marker = procs::marker(&format!("kill-{encoding}"));
 
     // 1. A real HTTP server on the agent's address.
     let web = scheduler
-        .launch(spec("web", &format!("exec python3 -m http.server $PORT0 --bind $HOST # {marker}"), 1, None))
+        .launch(spec(
+            "web",
+            &format!("exec python3 -m http.server $PORT0 --bind $HOST # {marker}"),
+            1,
+            None,
+        ))
         .await
         .unwrap();
     task_state(&scheduler, &web, "TASK_RUNNING").await;
@@ -58,7 +74,12 @@ async fn scenario(encoding: Encoding) {
     let url = format!("http://{host}:{}/", task.host_ports[0]);
     let body = wait::until(DEADLINE, "the task's HTTP server to answer", || {
         let url = url.clone();
-        async move { reqwest::get(&url).await.ok().filter(|r| r.status().is_success()) }
+        async move {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        }
     })
     .await;
     assert!(body.text().await.unwrap().contains("Directory listing"));
@@ -79,12 +100,22 @@ async fn scenario(encoding: Encoding) {
 
     // 2. A task that traps SIGTERM exits well within its grace.
     let polite = scheduler
-        .launch(spec("polite", &format!("trap 'exit 0' TERM; while :; do sleep 0.1; done # {marker}"), 0, Some(10.0)))
+        .launch(spec(
+            "polite",
+            &format!("trap 'exit 0' TERM; while :; do sleep 0.1; done # {marker}"),
+            0,
+            Some(10.0),
+        ))
         .await
         .unwrap();
     // 3. A task that ignores SIGTERM is SIGKILLed after its grace.
     let stubborn = scheduler
-        .launch(spec("stubborn", &format!("trap '' TERM; while :; do sleep 0.1; done # {marker}-stubborn"), 0, Some(2.0)))
+        .launch(spec(
+            "stubborn",
+            &format!("trap '' TERM; while :; do sleep 0.1; done # {marker}-stubborn"),
+            0,
+            Some(2.0),
+        ))
         .await
         .unwrap();
     task_state(&scheduler, &polite, "TASK_RUNNING").await;
@@ -94,24 +125,40 @@ async fn scenario(encoding: Encoding) {
     scheduler.kill(&polite, None).await.unwrap();
     task_state(&scheduler, &polite, "TASK_KILLED").await;
     let polite_took = started.elapsed();
-    assert!(polite_took < Duration::from_secs(8), "a task that honours SIGTERM took {polite_took:?}");
+    assert!(
+        polite_took < Duration::from_secs(8),
+        "a task that honours SIGTERM took {polite_took:?}"
+    );
 
     let started = Instant::now();
     scheduler.kill(&stubborn, None).await.unwrap();
     task_state(&scheduler, &stubborn, "TASK_KILLED").await;
     let stubborn_took = started.elapsed();
-    assert!(stubborn_took >= Duration::from_millis(1900), "SIGKILL came before the 2 s grace: {stubborn_took:?}");
-    assert!(procs::with_marker(&format!("{marker}-stubborn")).is_empty(), "the stubborn task survived its kill");
+    assert!(
+        stubborn_took >= Duration::from_millis(1900),
+        "SIGKILL came before the 2 s grace: {stubborn_took:?}"
+    );
+    assert!(
+        procs::with_marker(&format!("{marker}-stubborn")).is_empty(),
+        "the stubborn task survived its kill"
+    );
 
-    scheduler.kill(&web, Some(Duration::from_secs(1))).await.unwrap();
+    scheduler
+        .kill(&web, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
     task_state(&scheduler, &web, "TASK_KILLED").await;
 
     running.stop().await;
     mesos.stop().await;
-    wait::until(Duration::from_secs(10), "every task process to be gone", || {
-        let marker = marker.clone();
-        async move { procs::with_marker(&marker).is_empty().then_some(()) }
-    })
+    wait::until(
+        Duration::from_secs(10),
+        "every task process to be gone",
+        || {
+            let marker = marker.clone();
+            async move { procs::with_marker(&marker).is_empty().then_some(()) }
+        },
+    )
     .await;
 }
 

@@ -195,9 +195,12 @@ impl Scheduler {
         };
         let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
         let (commands_tx, commands_rx) = mpsc::channel(256);
+        let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
+        tokio::spawn(send_calls(mesos.clone(), calls_rx).instrument(info_span!("mesos_calls")));
         let driver = Driver {
             config,
             store,
+            calls: calls_tx,
             mesos: mesos.clone(),
             view,
             view_tx,
@@ -216,9 +219,25 @@ impl Scheduler {
     }
 }
 
+/// Calls waiting to be sent; beyond this the loop waits (backpressure).
+const CALL_QUEUE: usize = 4096;
+
+/// Sends calls one after another, in the order the loop decided them: a
+/// SUPPRESS overtaken by a later REVIVE would starve waiting tasks.
+async fn send_calls(mesos: MesosHandle, mut calls: mpsc::Receiver<mesos_proto::scheduler::Call>) {
+    while let Some(call) = calls.recv().await {
+        // Failures are logged by the handle; a lost subscription makes the
+        // session resubscribe, after which the loop re-decides.
+        let _ = mesos.call(call).await;
+    }
+}
+
 struct Driver {
     config: SchedulerConfig,
     store: Arc<dyn Store>,
+    /// Calls for [`send_calls`], in order.
+    calls: mpsc::Sender<mesos_proto::scheduler::Call>,
+    /// To force a resubscribe when state cannot be persisted.
     mesos: MesosHandle,
     /// The working copy; published after every change.
     view: View,
@@ -263,13 +282,11 @@ impl Driver {
             .map_err(|e| StoreError::Backend(format!("store task panicked: {e}")))?
     }
 
-    /// Sends a call without holding up the loop; failures are logged, and a
-    /// lost subscription makes the session resubscribe.
-    fn send(&self, call: mesos_proto::scheduler::Call) {
-        let mesos = self.mesos.clone();
-        tokio::spawn(async move {
-            let _ = mesos.call(call).await;
-        });
+    /// Queues a call for the sender, which keeps their order.
+    async fn send(&self, call: mesos_proto::scheduler::Call) {
+        if self.calls.send(call).await.is_err() {
+            warn!("call sender stopped; call dropped");
+        }
     }
 
     fn waiting(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
@@ -307,7 +324,7 @@ impl Driver {
                 if result.is_ok() {
                     info!(%task_id, "task queued for launch");
                     self.view.tasks.insert(task_id.clone(), Arc::new(record));
-                    self.revive_if_suppressed();
+                    self.revive_if_suppressed().await;
                 }
                 let _ = reply.send(result.map(|()| task_id).map_err(SchedulerError::from));
             }
@@ -342,16 +359,17 @@ impl Driver {
                 mesos_proto::util::task_id(task_id),
                 agent,
                 grace,
-            ));
+            ))
+            .await;
         }
         Ok(())
     }
 
-    fn revive_if_suppressed(&mut self) {
+    async fn revive_if_suppressed(&mut self) {
         if self.suppressed && self.view.subscribed {
             info!("tasks are waiting: REVIVE");
             self.suppressed = false;
-            self.send(calls::revive(Vec::new()));
+            self.send(calls::revive(Vec::new())).await;
         }
     }
 
@@ -398,16 +416,16 @@ impl Driver {
             .collect();
         info!(tasks = alive.len(), "reconciling after subscribe");
         if !alive.is_empty() {
-            self.send(calls::reconcile(alive));
+            self.send(calls::reconcile(alive)).await;
         }
-        self.send(calls::reconcile(Vec::new()));
+        self.send(calls::reconcile(Vec::new())).await;
         // Offers flow after SUBSCRIBE unless suppressed; say which we want.
         if self.waiting().next().is_none() {
             self.suppressed = true;
-            self.send(calls::suppress(Vec::new()));
+            self.send(calls::suppress(Vec::new())).await;
         } else {
             self.suppressed = false;
-            self.send(calls::revive(Vec::new()));
+            self.send(calls::revive(Vec::new())).await;
         }
     }
 
@@ -527,7 +545,8 @@ impl Driver {
                 vec![offer.id],
                 launches,
                 self.config.refuse_seconds_while_waiting,
-            ));
+            ))
+            .await;
         }
         if !unused.is_empty() {
             let nothing_waits = waiting.is_empty();
@@ -537,11 +556,11 @@ impl Driver {
                 self.config.refuse_seconds_while_waiting
             };
             self.view.stats.offers_declined += unused.len() as u64;
-            self.send(calls::decline(unused, refuse));
+            self.send(calls::decline(unused, refuse)).await;
             if nothing_waits && !self.suppressed {
                 info!("nothing waits for offers: SUPPRESS");
                 self.suppressed = true;
-                self.send(calls::suppress(Vec::new()));
+                self.send(calls::suppress(Vec::new())).await;
             }
         }
     }
@@ -560,9 +579,10 @@ impl Driver {
                     status.task_id.clone(),
                     status.agent_id.clone(),
                     None,
-                ));
+                ))
+                .await;
             }
-            self.acknowledge(&status);
+            self.acknowledge(&status).await;
             return;
         };
         if uuid_hex
@@ -573,7 +593,7 @@ impl Driver {
             // the earlier ACK may have been lost, so acknowledge again.
             debug!(%task_id, "duplicate status update");
             self.view.stats.duplicate_updates += 1;
-            self.acknowledge(&status);
+            self.acknowledge(&status).await;
             return;
         }
         let mut task = (*task).clone();
@@ -605,13 +625,13 @@ impl Driver {
         info!(%task_id, state = state.as_str_name(), message = ?status.message, "task status");
         self.view.stats.updates_applied += 1;
         self.view.tasks.insert(task_id, Arc::new(task));
-        self.acknowledge(&status);
+        self.acknowledge(&status).await;
     }
 
-    fn acknowledge(&mut self, status: &v1::TaskStatus) {
+    async fn acknowledge(&mut self, status: &v1::TaskStatus) {
         if let Some(ack) = calls::acknowledge(status) {
             self.view.stats.acks_sent += 1;
-            self.send(ack);
+            self.send(ack).await;
         }
     }
 }

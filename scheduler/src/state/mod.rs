@@ -4,6 +4,7 @@
 //! ZooKeeper for HA later. Every change is a batch of [`Change`]s applied
 //! atomically, which maps onto a redb transaction and a ZooKeeper multi-op.
 
+pub mod app;
 pub mod memory;
 pub mod model;
 pub mod redb_store;
