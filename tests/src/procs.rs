@@ -32,3 +32,21 @@ fn uuid_like() -> String {
         .unwrap_or(0);
     format!("{:x}{:x}", std::process::id(), nanos)
 }
+
+/// Waits (polling, 10 s at most) until no process carries `marker`; panics
+/// naming the survivors otherwise. Tests end with it to prove they leave
+/// nothing behind.
+pub async fn assert_all_gone(marker: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = with_marker(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "processes {left:?} carrying {marker} outlived the test"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -14,7 +14,7 @@ use baton::state::TaskSpec;
 use baton_e2e::binaries::binary;
 use baton_e2e::cluster::{fast_session, settings};
 use baton_e2e::ports::{PORTS_PER_AGENT, port_range_start};
-use baton_e2e::{procs, wait};
+use baton_e2e::procs;
 use mesos_local::{ClusterConfig, LocalCluster};
 use mesos_proto::Encoding;
 
@@ -66,16 +66,7 @@ impl Setup {
     async fn teardown(self) {
         self.running.stop().await;
         self.cluster.shutdown().await;
-        let marker = self.marker.clone();
-        wait::until(
-            Duration::from_secs(10),
-            "every task process to be gone",
-            || {
-                let marker = marker.clone();
-                async move { procs::with_marker(&marker).is_empty().then_some(()) }
-            },
-        )
-        .await;
+        procs::assert_all_gone(&self.marker).await;
     }
 
     fn spec(&self, name: &str, cmd: &str) -> TaskSpec {

@@ -151,15 +151,7 @@ async fn scenario(encoding: Encoding) {
 
     running.stop().await;
     mesos.stop().await;
-    wait::until(
-        Duration::from_secs(10),
-        "every task process to be gone",
-        || {
-            let marker = marker.clone();
-            async move { procs::with_marker(&marker).is_empty().then_some(()) }
-        },
-    )
-    .await;
+    procs::assert_all_gone(&marker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

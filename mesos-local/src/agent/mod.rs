@@ -288,6 +288,22 @@ fn send_exec(ex: &mut Executor, ev: &executor::Event) -> bool {
     false
 }
 
+/// Sends a LAUNCH/LAUNCH_GROUP to a connected executor and marks its tasks
+/// delivered; if the stream refuses it, keeps it queued for the next
+/// SUBSCRIBE.
+fn deliver_or_queue(ex: &mut Executor, tasks: &mut BTreeMap<String, AgentTask>, item: Queued) {
+    if send_exec(ex, &launch_event(&item)) {
+        ex.ever_sent = true;
+        for id in item.task_ids() {
+            if let Some(t) = tasks.get_mut(&id) {
+                t.delivered = true;
+            }
+        }
+    } else {
+        ex.queued.push(item);
+    }
+}
+
 fn launch_event(item: &Queued) -> executor::Event {
     match item {
         Queued::Task(t) => executor::Event {
@@ -631,16 +647,7 @@ impl AgentState {
         }
         match f.executors.get_mut(&eid) {
             Some(ex) if ex.phase == Phase::Running && ex.conn.is_some() => {
-                if send_exec(ex, &launch_event(&item)) {
-                    ex.ever_sent = true;
-                    for id in item.task_ids() {
-                        if let Some(t) = f.tasks.get_mut(&id) {
-                            t.delivered = true;
-                        }
-                    }
-                } else {
-                    ex.queued.push(item);
-                }
+                deliver_or_queue(ex, &mut f.tasks, item);
             }
             Some(ex) => ex.queued.push(item),
             None => self.create_executor(&fid, exec_info, command, item, &tasks),
@@ -1250,16 +1257,7 @@ impl AgentState {
         } else {
             let queued = std::mem::take(&mut ex.queued);
             for item in queued {
-                if send_exec(ex, &launch_event(&item)) {
-                    ex.ever_sent = true;
-                    for id in item.task_ids() {
-                        if let Some(t) = f.tasks.get_mut(&id) {
-                            t.delivered = true;
-                        }
-                    }
-                } else {
-                    ex.queued.push(item);
-                }
+                deliver_or_queue(ex, &mut f.tasks, item);
             }
         }
         self.deferred.push(Deferred::Connection {

@@ -74,20 +74,7 @@ impl HttpCaller {
         master: &MasterEndpoint,
         call: &Call,
     ) -> Result<Subscription, MesosError> {
-        let body = self.encoding.encode(call)?;
-        let response = self
-            .stream_client
-            .post(master.scheduler_url())
-            .header(CONTENT_TYPE, self.encoding.media_type())
-            .header(ACCEPT, self.encoding.media_type())
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| MesosError::Transport {
-                endpoint: master.to_string(),
-                source,
-            })?;
-        let response = check_status(response).await?;
+        let response = self.post(&self.stream_client, master, None, call).await?;
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -127,21 +114,36 @@ impl HttpCaller {
         stream_id: &str,
         call: &Call,
     ) -> Result<(), MesosError> {
-        let body = self.encoding.encode(call)?;
-        let response = self
-            .call_client
+        self.post(&self.call_client, master, Some(stream_id), call)
+            .await
+            .map(drop)
+    }
+
+    /// POSTs a call with the exact media types (and the stream id when
+    /// given); a non-2xx answer becomes a typed error.
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        master: &MasterEndpoint,
+        stream_id: Option<&str>,
+        call: &Call,
+    ) -> Result<reqwest::Response, MesosError> {
+        let mut request = client
             .post(master.scheduler_url())
             .header(CONTENT_TYPE, self.encoding.media_type())
             .header(ACCEPT, self.encoding.media_type())
-            .header(STREAM_ID_HEADER, stream_id)
-            .body(body)
+            .body(self.encoding.encode(call)?);
+        if let Some(id) = stream_id {
+            request = request.header(STREAM_ID_HEADER, id);
+        }
+        let response = request
             .send()
             .await
             .map_err(|source| MesosError::Transport {
                 endpoint: master.to_string(),
                 source,
             })?;
-        check_status(response).await.map(drop)
+        check_status(response).await
     }
 }
 
