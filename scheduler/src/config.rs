@@ -109,6 +109,7 @@ pub struct Running {
     /// The embedded cluster, in local mode.
     pub local: Option<mesos_local::LocalCluster>,
     shutdown: CancellationToken,
+    stopped: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -116,6 +117,11 @@ impl Running {
     /// failover timeout) and the embedded cluster, if any.
     pub async fn stop(self) {
         self.shutdown.cancel();
+        // Wait for the loop to finish its current step and release the
+        // store, so that a new instance can open it.
+        if let Err(e) = self.stopped.await {
+            tracing::error!(error = %e, "reconcile loop ended abnormally");
+        }
         if let Some(local) = self.local {
             local.shutdown().await;
         }
@@ -151,10 +157,11 @@ pub async fn run(
         refuse_seconds_idle: 120.0,
     };
     let shutdown = CancellationToken::new();
-    let scheduler = Scheduler::start(config, store, shutdown.clone())?;
+    let (scheduler, stopped) = Scheduler::start(config, store, shutdown.clone())?;
     Ok(Running {
         scheduler,
         local,
         shutdown,
+        stopped,
     })
 }

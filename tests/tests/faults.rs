@@ -14,7 +14,7 @@ use baton::state::TaskSpec;
 use baton_e2e::binaries::binary;
 use baton_e2e::cluster::{fast_session, settings};
 use baton_e2e::ports::{PORTS_PER_AGENT, port_range_start};
-use baton_e2e::procs;
+use baton_e2e::{procs, wait};
 use mesos_local::{ClusterConfig, LocalCluster};
 use mesos_proto::Encoding;
 
@@ -29,6 +29,17 @@ struct Setup {
 }
 
 async fn setup(test: &str, encoding: Encoding, tune: impl FnOnce(&mut ClusterConfig)) -> Setup {
+    setup_via(test, encoding, tune, |cluster| cluster.master_url()).await
+}
+
+/// Like [`setup`], but Baton is pointed at the master `master_for` names
+/// (for instance a standby that redirects).
+async fn setup_via(
+    test: &str,
+    encoding: Encoding,
+    tune: impl FnOnce(&mut ClusterConfig),
+    master_for: impl FnOnce(&LocalCluster) -> String,
+) -> Setup {
     baton_e2e::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let mut config = ClusterConfig {
@@ -45,8 +56,9 @@ async fn setup(test: &str, encoding: Encoding, tune: impl FnOnce(&mut ClusterCon
     };
     tune(&mut config);
     let cluster = LocalCluster::start(config).await.unwrap();
+    let master = master_for(&cluster);
     let running = baton::config::run(
-        settings(&cluster.master_url(), &dir.path().join("baton"), encoding),
+        settings(&master, &dir.path().join("baton"), encoding),
         fast_session,
     )
     .await
@@ -287,4 +299,153 @@ async fn unacknowledged_updates_are_resent_after_the_executor_reconnects_protobu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_updates_are_resent_after_the_executor_reconnects_json() {
     unacknowledged_updates_resent_after_executor_reconnects(Encoding::Json).await;
+}
+
+async fn redirect_from_a_standby_master(encoding: Encoding) {
+    let standby = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let standby_url = format!("http://{}", standby.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = setup_via(
+        "redirect",
+        encoding,
+        |_| {},
+        |cluster| {
+            let leader = cluster.master_addr();
+            let stop = stop.clone();
+            tokio::spawn(mesos_local::serve_redirector(
+                standby,
+                leader,
+                stop.cancelled_owned(),
+            ));
+            standby_url.clone()
+        },
+    )
+    .await;
+    // Subscribed through the 307; calls go to the leader with its stream id.
+    assert!(
+        s.scheduler
+            .mesos()
+            .stats()
+            .redirects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    let id = s
+        .scheduler
+        .launch(s.spec("redirected", "sleep 60"))
+        .await
+        .unwrap();
+    wait_view(&s.scheduler, "the task to run", |v| {
+        has_state(v, &id, "TASK_RUNNING")
+    })
+    .await;
+    stop.cancel();
+    s.teardown().await;
+}
+
+async fn restart_resubscribes_with_the_stored_framework_id(encoding: Encoding) {
+    let s = setup("restart-baton", encoding, |_| {}).await;
+    let id = s
+        .scheduler
+        .launch(s.spec("survivor", "sleep 60"))
+        .await
+        .unwrap();
+    let before = wait_view(&s.scheduler, "the task to run", |v| {
+        has_state(v, &id, "TASK_RUNNING")
+    })
+    .await;
+    let framework_id = before.framework_id.clone().unwrap();
+    // Stop Baton (no TEARDOWN) and start a new one on the same data dir.
+    let Setup {
+        cluster,
+        running,
+        _dir,
+        marker,
+        ..
+    } = s;
+    running.stop().await;
+    let running = baton::config::run(
+        settings(&cluster.master_url(), &_dir.path().join("baton"), encoding),
+        fast_session,
+    )
+    .await
+    .unwrap();
+    let scheduler = running.scheduler.clone();
+    let after = wait_view(&scheduler, "the restarted scheduler to reconcile", |v| {
+        v.subscribed
+            && v.tasks
+                .get(&id)
+                .is_some_and(|t| t.state.as_deref() == Some("TASK_RUNNING"))
+    })
+    .await;
+    assert_eq!(after.framework_id.as_deref(), Some(framework_id.as_str()));
+    // Mesos still has exactly one framework, with the task still running.
+    let state = cluster.state();
+    assert_eq!(state["frameworks"].as_array().unwrap().len(), 1);
+    assert_eq!(state["frameworks"][0]["id"], framework_id.as_str());
+    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+    let s = Setup {
+        cluster,
+        running,
+        scheduler,
+        _dir,
+        marker,
+    };
+    s.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_307_from_a_standby_master_reaches_the_leader_protobuf() {
+    redirect_from_a_standby_master(Encoding::Protobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_307_from_a_standby_master_reaches_the_leader_json() {
+    redirect_from_a_standby_master(Encoding::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_baton_resubscribes_with_its_stored_framework_id_protobuf() {
+    restart_resubscribes_with_the_stored_framework_id(Encoding::Protobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_baton_resubscribes_with_its_stored_framework_id_json() {
+    restart_resubscribes_with_the_stored_framework_id(Encoding::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_teardown_removes_the_framework_and_its_tasks() {
+    let s = setup("teardown", Encoding::Protobuf, |_| {}).await;
+    let id = s
+        .scheduler
+        .launch(s.spec("doomed", "sleep 60"))
+        .await
+        .unwrap();
+    let view = wait_view(&s.scheduler, "the task to run", |v| {
+        has_state(v, &id, "TASK_RUNNING")
+    })
+    .await;
+    let framework_id = view.framework_id.clone().unwrap();
+    s.scheduler.teardown().await.unwrap();
+    let cluster = &s.cluster;
+    wait::until(
+        DEADLINE,
+        "the framework to be completed with its task killed",
+        || async {
+            let state = cluster.state();
+            let done = state["completed_frameworks"]
+                .as_array()?
+                .iter()
+                .find(|f| f["id"] == framework_id.as_str())?
+                .clone();
+            let killed = done["completed_tasks"]
+                .as_array()?
+                .iter()
+                .any(|t| t["id"] == id.as_str() && t["state"] == "TASK_KILLED");
+            (killed && state["frameworks"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
+    s.teardown().await;
 }

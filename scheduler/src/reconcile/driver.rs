@@ -157,7 +157,15 @@ impl SchedulerHandle {
         .flatten()
     }
 
-    /// The Mesos session (for operator calls such as TEARDOWN, and tests).
+    /// TEARDOWN: Mesos removes the framework and kills every task it runs.
+    /// Only for an operator who asks for exactly that; Baton never sends it
+    /// on shutdown or after an error.
+    pub async fn teardown(&self) -> Result<(), crate::mesos::MesosError> {
+        warn!("operator requested TEARDOWN: every task of this framework will be killed");
+        self.mesos.call(calls::teardown()).await
+    }
+
+    /// The Mesos session (for diagnostics and tests).
     pub fn mesos(&self) -> &MesosHandle {
         &self.mesos
     }
@@ -168,12 +176,13 @@ pub struct Scheduler;
 
 impl Scheduler {
     /// Loads state from `store`, subscribes to Mesos and runs the loop until
-    /// `shutdown` is cancelled.
+    /// `shutdown` is cancelled. The join handle completes once the loop has
+    /// stopped and released the store.
     pub fn start(
         config: SchedulerConfig,
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
-    ) -> Result<SchedulerHandle, SchedulerError> {
+    ) -> Result<(SchedulerHandle, tokio::task::JoinHandle<()>), SchedulerError> {
         let snapshot = store.load()?;
         let framework_id = snapshot
             .framework_id
@@ -206,16 +215,17 @@ impl Scheduler {
             view_tx,
             suppressed: false,
         };
-        tokio::spawn(
+        let stopped = tokio::spawn(
             driver
                 .run(events, commands_rx, shutdown)
                 .instrument(info_span!("reconcile_loop")),
         );
-        Ok(SchedulerHandle {
+        let handle = SchedulerHandle {
             commands: commands_tx,
             view: view_rx,
             mesos,
-        })
+        };
+        Ok((handle, stopped))
     }
 }
 
