@@ -8,6 +8,8 @@
 //! loaded and Mesos has said SUBSCRIBED. Readers get immutable snapshots via
 //! a `watch` channel, so they never contend with the writer.
 
+pub mod backoff;
+pub mod decide;
 mod driver;
 
 pub use driver::{Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle, Stats, View};

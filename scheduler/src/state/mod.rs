@@ -5,6 +5,7 @@
 //! atomically, which maps onto a redb transaction and a ZooKeeper multi-op.
 
 pub mod app;
+pub mod instance;
 pub mod memory;
 pub mod model;
 pub mod redb_store;
