@@ -15,7 +15,7 @@ use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
 use crate::offers::{Remaining, build_task_info};
 use crate::state::model::RECENT_UUIDS;
-use crate::state::{Change, StatusRecord, Store, StoreError, TaskRecord, TaskSpec};
+use crate::state::{Category, Change, StatusRecord, Store, StoreError, TaskRecord, TaskSpec};
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -184,21 +184,21 @@ impl Scheduler {
         shutdown: CancellationToken,
     ) -> Result<(SchedulerHandle, tokio::task::JoinHandle<()>), SchedulerError> {
         let snapshot = store.load()?;
-        let framework_id = snapshot
-            .framework_id
+        let stored_framework_id = snapshot.framework_id();
+        let framework_id = stored_framework_id
             .clone()
             .map(mesos_proto::util::framework_id);
         let (mesos, events) =
             session::spawn(config.session.clone(), framework_id, shutdown.clone());
         let tasks: BTreeMap<String, Arc<TaskRecord>> = snapshot
-            .tasks
+            .decode_all::<TaskRecord>(Category::Task)?
             .into_iter()
             .map(|t| (t.task_id.clone(), Arc::new(t)))
             .collect();
-        info!(tasks = tasks.len(), framework_id = ?snapshot.framework_id, "loaded state");
+        info!(tasks = tasks.len(), framework_id = ?stored_framework_id, "loaded state");
         let view = View {
             subscribed: false,
-            framework_id: snapshot.framework_id,
+            framework_id: stored_framework_id,
             tasks,
             stats: Stats::default(),
         };
@@ -285,6 +285,22 @@ impl Driver {
     }
 
     /// Persists a batch; the caller acts only on success.
+    /// Persists tasks along with other changes, in one batch.
+    async fn persist_tasks<'a>(
+        &self,
+        tasks: impl IntoIterator<Item = &'a TaskRecord>,
+        mut changes: Vec<Change>,
+    ) -> Result<(), StoreError> {
+        for task in tasks {
+            changes.push(Change::put_json(
+                Category::Task,
+                task.task_id.clone(),
+                task,
+            )?);
+        }
+        self.persist(changes).await
+    }
+
     async fn persist(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.apply(&changes))
@@ -328,9 +344,7 @@ impl Driver {
                     recent_update_uuids: Vec::new(),
                     kill_requested: false,
                 };
-                let result = self
-                    .persist(vec![Change::PutTask(Box::new(record.clone()))])
-                    .await;
+                let result = self.persist_tasks([&record], Vec::new()).await;
                 if result.is_ok() {
                     info!(%task_id, "task queued for launch");
                     self.view.tasks.insert(task_id.clone(), Arc::new(record));
@@ -359,8 +373,7 @@ impl Driver {
             // Never launched: nothing runs in Mesos; it simply stops waiting.
             task.state = Some(TaskState::TaskKilled.as_str_name().to_string());
         }
-        self.persist(vec![Change::PutTask(Box::new(task.clone()))])
-            .await?;
+        self.persist_tasks([&task], Vec::new()).await?;
         let agent = task.agent_id.clone().map(mesos_proto::util::agent_id);
         self.view.tasks.insert(task_id.to_string(), Arc::new(task));
         if launched {
@@ -399,7 +412,7 @@ impl Driver {
         if self.view.framework_id.as_deref() != Some(framework_id.value.as_str()) {
             // Persist before relying on it: a restart must resubscribe as us.
             if let Err(e) = self
-                .persist(vec![Change::FrameworkId(Some(framework_id.value.clone()))])
+                .persist(vec![Change::framework_id(Some(&framework_id.value))])
                 .await
             {
                 error!(error = %e, "cannot persist the FrameworkID; resubscribing");
@@ -440,7 +453,7 @@ impl Driver {
     }
 
     async fn on_framework_removed(&mut self, message: String) {
-        let mut changes = vec![Change::FrameworkId(None)];
+        let changes = vec![Change::framework_id(None)];
         let mut gone = Vec::new();
         for task in self
             .view
@@ -462,10 +475,9 @@ impl Driver {
                 healthy: None,
                 timestamp: Some(mesos_proto::util::now_timestamp()),
             });
-            changes.push(Change::PutTask(Box::new(task.clone())));
             gone.push(task);
         }
-        if let Err(e) = self.persist(changes).await {
+        if let Err(e) = self.persist_tasks(&gone, changes).await {
             error!(error = %e, "cannot persist framework removal");
             return;
         }
@@ -536,11 +548,7 @@ impl Driver {
             }
             // Write-ahead: the launch is on disk before Mesos hears of it,
             // so a crash cannot leave a task we do not know about.
-            let changes = placed
-                .iter()
-                .map(|t| Change::PutTask(Box::new(t.clone())))
-                .collect();
-            if let Err(e) = self.persist(changes).await {
+            if let Err(e) = self.persist_tasks(&placed, Vec::new()).await {
                 error!(error = %e, "cannot persist launches; declining the offer");
                 unused.push(offer.id);
                 continue;
@@ -625,10 +633,7 @@ impl Driver {
         }
         // Persist before acknowledging: an ACK tells Mesos it may forget
         // the update, so it must be durable here first.
-        if let Err(e) = self
-            .persist(vec![Change::PutTask(Box::new(task.clone()))])
-            .await
-        {
+        if let Err(e) = self.persist_tasks([&task], Vec::new()).await {
             error!(%task_id, error = %e, "cannot persist status update; not acknowledging (Mesos will resend)");
             return;
         }

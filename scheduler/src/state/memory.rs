@@ -1,14 +1,13 @@
 //! An in-memory [`Store`] for tests: same semantics, no durability.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Change, Snapshot, Store, StoreError, TaskRecord};
+use super::{Change, Snapshot, Store, StoreError};
 
-/// Keeps everything in a map behind a mutex.
+/// Keeps everything in a snapshot behind a mutex.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<(Option<String>, BTreeMap<String, TaskRecord>)>,
+    inner: Mutex<Snapshot>,
 }
 
 impl Store for MemoryStore {
@@ -17,10 +16,7 @@ impl Store for MemoryStore {
             .inner
             .lock()
             .map_err(|_| StoreError::Backend("memory store poisoned".into()))?;
-        Ok(Snapshot {
-            framework_id: inner.0.clone(),
-            tasks: inner.1.values().cloned().collect(),
-        })
+        Ok(inner.clone())
     }
 
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
@@ -28,17 +24,7 @@ impl Store for MemoryStore {
             .inner
             .lock()
             .map_err(|_| StoreError::Backend("memory store poisoned".into()))?;
-        for change in changes {
-            match change {
-                Change::FrameworkId(id) => inner.0 = id.clone(),
-                Change::PutTask(task) => {
-                    inner.1.insert(task.task_id.clone(), (**task).clone());
-                }
-                Change::DeleteTask(id) => {
-                    inner.1.remove(id);
-                }
-            }
-        }
+        inner.apply(changes);
         Ok(())
     }
 }

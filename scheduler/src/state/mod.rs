@@ -14,6 +14,8 @@ pub use memory::MemoryStore;
 pub use model::{StatusRecord, TaskRecord, TaskSpec};
 pub use redb_store::RedbStore;
 
+use std::collections::BTreeMap;
+
 /// Why the store could not read or write.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,24 +33,173 @@ pub enum StoreError {
     },
 }
 
-/// One durable change.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// Remember (or forget) the FrameworkID Mesos assigned.
-    FrameworkId(Option<String>),
-    /// Insert or replace a task.
-    PutTask(Box<TaskRecord>),
-    /// Forget a task.
-    DeleteTask(String),
+/// The kinds of record the store keeps; each is a table in redb and a
+/// znode directory in ZooKeeper, one record per key (never one growing blob).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// Small singletons such as the FrameworkID.
+    Meta,
+    /// The current definition of each app, by app id.
+    App,
+    /// Past definitions of apps, by `<app id>@<version>`.
+    AppVersion,
+    /// Instances, by instance id.
+    Instance,
+    /// Launch delays, by app id.
+    Delay,
+    /// Deployment plans, by deployment id.
+    Deployment,
+    /// Tasks launched directly (not through an app), by task id.
+    Task,
 }
 
-/// Everything the store holds, as loaded at startup.
-#[derive(Debug, Clone, Default)]
+impl Category {
+    /// Every category, in load order.
+    pub const ALL: [Category; 7] = [
+        Category::Meta,
+        Category::App,
+        Category::AppVersion,
+        Category::Instance,
+        Category::Delay,
+        Category::Deployment,
+        Category::Task,
+    ];
+
+    /// The table (or znode directory) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Meta => "meta",
+            Category::App => "apps",
+            Category::AppVersion => "app_versions",
+            Category::Instance => "instances",
+            Category::Delay => "delays",
+            Category::Deployment => "deployments",
+            Category::Task => "tasks",
+        }
+    }
+}
+
+/// The Meta key of the FrameworkID.
+pub const FRAMEWORK_ID_KEY: &str = "framework_id";
+
+/// One durable change: a record written or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Insert or replace a record.
+    Put {
+        /// Its kind.
+        category: Category,
+        /// Its key within the kind.
+        key: String,
+        /// Its bytes (JSON for Baton's own records).
+        value: Vec<u8>,
+    },
+    /// Remove a record (absent is fine).
+    Delete {
+        /// Its kind.
+        category: Category,
+        /// Its key within the kind.
+        key: String,
+    },
+}
+
+impl Change {
+    /// A record as JSON.
+    pub fn put_json<T: serde::Serialize>(
+        category: Category,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<Change, StoreError> {
+        let key = key.into();
+        let value = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+            key: key.clone(),
+            source,
+        })?;
+        Ok(Change::Put {
+            category,
+            key,
+            value,
+        })
+    }
+
+    /// Removes a record.
+    pub fn delete(category: Category, key: impl Into<String>) -> Change {
+        Change::Delete {
+            category,
+            key: key.into(),
+        }
+    }
+
+    /// Remembers (or forgets) the FrameworkID.
+    pub fn framework_id(id: Option<&str>) -> Change {
+        match id {
+            Some(id) => Change::Put {
+                category: Category::Meta,
+                key: FRAMEWORK_ID_KEY.into(),
+                value: id.as_bytes().to_vec(),
+            },
+            None => Change::delete(Category::Meta, FRAMEWORK_ID_KEY),
+        }
+    }
+}
+
+/// Everything the store holds, as loaded at startup: raw records by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The FrameworkID to resubscribe with.
-    pub framework_id: Option<String>,
-    /// Known tasks.
-    pub tasks: Vec<TaskRecord>,
+    /// Records by category, then key.
+    pub records: BTreeMap<Category, BTreeMap<String, Vec<u8>>>,
+}
+
+impl Snapshot {
+    /// Applies changes in memory (the reference semantics every store has).
+    pub fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Put {
+                    category,
+                    key,
+                    value,
+                } => {
+                    self.records
+                        .entry(*category)
+                        .or_default()
+                        .insert(key.clone(), value.clone());
+                }
+                Change::Delete { category, key } => {
+                    if let Some(records) = self.records.get_mut(category) {
+                        records.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stored FrameworkID.
+    pub fn framework_id(&self) -> Option<String> {
+        self.records
+            .get(&Category::Meta)?
+            .get(FRAMEWORK_ID_KEY)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Decodes every JSON record of a category.
+    pub fn decode_all<T: serde::de::DeserializeOwned>(
+        &self,
+        category: Category,
+    ) -> Result<Vec<T>, StoreError> {
+        let Some(records) = self.records.get(&category) else {
+            return Ok(Vec::new());
+        };
+        records
+            .iter()
+            .map(|(key, value)| {
+                serde_json::from_slice(value).map_err(|source| StoreError::Corrupt {
+                    key: format!("{}/{key}", category.name()),
+                    source,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Durable state. `apply` returns only once the batch is durable: whatever

@@ -1,17 +1,13 @@
-//! The embedded store: one redb file under `--data_dir`. redb commits are
-//! durable (fsync) by default, so a batch that returned `Ok` survives
-//! `kill -9`. Records are JSON, one per key, so a change rewrites only what
-//! changed.
+//! The embedded store: one redb file under `--data_dir`, a table per
+//! [`Category`], one record per key. redb commits are durable (fsync) by
+//! default, so a batch that returned `Ok` survives `kill -9`, and a batch is
+//! one transaction: all of it or none.
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Change, Snapshot, Store, StoreError, TaskRecord};
-
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
-const FRAMEWORK_ID_KEY: &str = "framework_id";
+use super::{Category, Change, Snapshot, Store, StoreError};
 
 /// A redb database file.
 pub struct RedbStore {
@@ -22,6 +18,10 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+fn table(category: Category) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(category.name())
+}
+
 impl RedbStore {
     /// Opens (or creates) `<dir>/baton.redb`.
     pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
@@ -30,8 +30,9 @@ impl RedbStore {
         let db = Database::create(dir.join("baton.redb")).map_err(backend)?;
         // Create the tables so that reads of a fresh store succeed.
         let txn = db.begin_write().map_err(backend)?;
-        txn.open_table(META).map_err(backend)?;
-        txn.open_table(TASKS).map_err(backend)?;
+        for category in Category::ALL {
+            txn.open_table(table(category)).map_err(backend)?;
+        }
         txn.commit().map_err(backend)?;
         Ok(RedbStore { db })
     }
@@ -40,55 +41,35 @@ impl RedbStore {
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let meta = txn.open_table(META).map_err(backend)?;
-        let framework_id = meta
-            .get(FRAMEWORK_ID_KEY)
-            .map_err(backend)?
-            .map(|v| String::from_utf8_lossy(v.value()).into_owned());
-        let tasks_table = txn.open_table(TASKS).map_err(backend)?;
-        let mut tasks = Vec::new();
-        for entry in tasks_table.iter().map_err(backend)? {
-            let (key, value) = entry.map_err(backend)?;
-            let task: TaskRecord =
-                serde_json::from_slice(value.value()).map_err(|source| StoreError::Corrupt {
-                    key: key.value().to_string(),
-                    source,
-                })?;
-            tasks.push(task);
+        let mut snapshot = Snapshot::default();
+        for category in Category::ALL {
+            let records = txn.open_table(table(category)).map_err(backend)?;
+            let into = snapshot.records.entry(category).or_default();
+            for entry in records.iter().map_err(backend)? {
+                let (key, value) = entry.map_err(backend)?;
+                into.insert(key.value().to_string(), value.value().to_vec());
+            }
         }
-        Ok(Snapshot {
-            framework_id,
-            tasks,
-        })
+        Ok(snapshot)
     }
 
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        {
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let mut tasks = txn.open_table(TASKS).map_err(backend)?;
-            for change in changes {
-                match change {
-                    Change::FrameworkId(Some(id)) => {
-                        meta.insert(FRAMEWORK_ID_KEY, id.as_bytes())
-                            .map_err(backend)?;
-                    }
-                    Change::FrameworkId(None) => {
-                        meta.remove(FRAMEWORK_ID_KEY).map_err(backend)?;
-                    }
-                    Change::PutTask(task) => {
-                        let bytes =
-                            serde_json::to_vec(task).map_err(|source| StoreError::Corrupt {
-                                key: task.task_id.clone(),
-                                source,
-                            })?;
-                        tasks
-                            .insert(task.task_id.as_str(), bytes.as_slice())
-                            .map_err(backend)?;
-                    }
-                    Change::DeleteTask(id) => {
-                        tasks.remove(id.as_str()).map_err(backend)?;
-                    }
+        for change in changes {
+            match change {
+                Change::Put {
+                    category,
+                    key,
+                    value,
+                } => {
+                    let mut records = txn.open_table(table(*category)).map_err(backend)?;
+                    records
+                        .insert(key.as_str(), value.as_slice())
+                        .map_err(backend)?;
+                }
+                Change::Delete { category, key } => {
+                    let mut records = txn.open_table(table(*category)).map_err(backend)?;
+                    records.remove(key.as_str()).map_err(backend)?;
                 }
             }
         }
@@ -99,52 +80,63 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::TaskSpec;
 
-    fn task(id: &str) -> TaskRecord {
-        TaskRecord {
-            task_id: id.into(),
-            spec: TaskSpec {
-                name: "t".into(),
-                cmd: "sleep 1".into(),
-                cpus: 0.1,
-                mem: 32.0,
-                disk: 0.0,
-                ports: 1,
-                env: Default::default(),
-                kill_grace_seconds: None,
-            },
-            agent_id: None,
-            hostname: None,
-            host_ports: vec![],
-            state: None,
-            last_status: None,
-            staged_at: None,
-            started_at: None,
-            updates_applied: 0,
-            recent_update_uuids: vec![],
-            kill_requested: false,
+    #[test]
+    fn batches_persist_across_reopen_and_match_the_in_memory_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = vec![
+            vec![
+                Change::framework_id(Some("fw-1")),
+                Change::put_json(Category::App, "/a", &serde_json::json!({"id": "/a"})).unwrap(),
+                Change::put_json(Category::Instance, "a.instance-1", &1).unwrap(),
+                Change::put_json(Category::Instance, "a.instance-2", &2).unwrap(),
+            ],
+            vec![
+                Change::delete(Category::Instance, "a.instance-1"),
+                Change::delete(Category::Delay, "absent"),
+            ],
+        ];
+        let mut expected = Snapshot::default();
+        {
+            let store = RedbStore::open(dir.path()).unwrap();
+            assert!(store.load().unwrap().framework_id().is_none());
+            for batch in &batches {
+                store.apply(batch).unwrap();
+                expected.apply(batch);
+            }
         }
+        let store = RedbStore::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.framework_id().as_deref(), Some("fw-1"));
+        let instances: Vec<u32> = loaded.decode_all(Category::Instance).unwrap();
+        assert_eq!(instances, vec![2]);
+        // Empty tables load as empty maps; compare what has content.
+        let non_empty = |s: &Snapshot| {
+            s.records
+                .iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(c, r)| (*c, r.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(non_empty(&loaded), non_empty(&expected));
     }
 
     #[test]
-    fn batches_persist_across_reopen() {
+    fn a_corrupt_record_is_an_error_not_a_reset() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let store = RedbStore::open(dir.path()).unwrap();
-            assert!(store.load().unwrap().framework_id.is_none());
-            store
-                .apply(&[
-                    Change::FrameworkId(Some("fw-1".into())),
-                    Change::PutTask(Box::new(task("a"))),
-                    Change::PutTask(Box::new(task("b"))),
-                ])
-                .unwrap();
-            store.apply(&[Change::DeleteTask("a".into())]).unwrap();
-        }
         let store = RedbStore::open(dir.path()).unwrap();
-        let snapshot = store.load().unwrap();
-        assert_eq!(snapshot.framework_id.as_deref(), Some("fw-1"));
-        assert_eq!(snapshot.tasks, vec![task("b")]);
+        store
+            .apply(&[Change::Put {
+                category: Category::App,
+                key: "/x".into(),
+                value: b"{not json".to_vec(),
+            }])
+            .unwrap();
+        let err = store
+            .load()
+            .unwrap()
+            .decode_all::<serde_json::Value>(Category::App)
+            .unwrap_err();
+        assert!(err.to_string().contains("apps//x"), "{err}");
     }
 }
