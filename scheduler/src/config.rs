@@ -72,6 +72,15 @@ pub enum StartError {
     /// The embedded cluster could not start.
     #[error("embedded mesos-local cluster failed to start: {0}")]
     Local(String),
+    /// The REST API could not bind its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The `--http_address`/`--http_port` pair.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Settings {
@@ -108,6 +117,8 @@ pub struct Running {
     pub scheduler: SchedulerHandle,
     /// The embedded cluster, in local mode.
     pub local: Option<mesos_local::LocalCluster>,
+    /// Where the REST API listens (the bound address, so port 0 works).
+    pub http_addr: SocketAddr,
     shutdown: CancellationToken,
     stopped: tokio::task::JoinHandle<()>,
 }
@@ -157,10 +168,50 @@ pub async fn run(
         refuse_seconds_idle: 120.0,
     };
     let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.http_addr,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.http_addr,
+        source,
+    })?;
+    let master_text = match &settings.master {
+        MasterSpec::Local(_) => "local".to_string(),
+        MasterSpec::Masters(list) => list
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
     let (scheduler, stopped) = Scheduler::start(config, store, shutdown.clone())?;
+    let api_state = crate::api::ApiState {
+        scheduler: scheduler.clone(),
+        identity: Arc::new(crate::api::Identity {
+            framework_name: settings.framework_name.clone(),
+            leader: format!("{}:{}", settings.hostname, http_addr.port()),
+            http_port: http_addr.port(),
+            master: master_text,
+            mesos_role: settings.mesos_role.clone(),
+            mesos_user: settings.mesos_user.clone(),
+            failover_timeout_seconds: settings.failover_timeout.as_secs(),
+        }),
+        requests: Arc::default(),
+    };
+    let api_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::api::serve(listener, api_state, api_shutdown.cancelled_owned()).await
+        {
+            tracing::error!(error = %e, "REST API server failed");
+        }
+    });
+    info!(%http_addr, "REST API listening");
     Ok(Running {
         scheduler,
         local,
+        http_addr,
         shutdown,
         stopped,
     })

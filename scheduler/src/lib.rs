@@ -12,11 +12,14 @@
 //! - [`offers`]: pure offer matching and `TaskInfo` building.
 //! - [`reconcile`]: the single-writer loop that applies Mesos events and
 //!   user commands to state, persists, then acts.
+//! - [`api`]: the Marathon v2 REST API (axum): handlers over snapshots of
+//!   the scheduler's state, Marathon's error bodies.
 //! - [`config`]: the settings the binary's flags become, and wiring them into
 //!   a running scheduler ([`config::run`]).
 //!
 //! The binary (`src/main.rs`) only parses flags and calls [`config::run`].
 
+pub mod api;
 pub mod config;
 pub mod mesos;
 pub mod offers;

@@ -1,0 +1,167 @@
+//! The REST API: Marathon's v2 paths, JSON shapes, status codes and error
+//! bodies (shared/reference/marathon-api.md §1). Handlers read immutable
+//! snapshots of the scheduler's state and send it commands; they never
+//! mutate state themselves.
+//!
+//! - [`error`]: [`ApiError`], Marathon's error bodies and status codes.
+//! - [`system`]: `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
+//!
+//! [`serve`] takes a bound listener and a shutdown future (mini-redis
+//! style), so tests bind port 0.
+
+pub mod error;
+pub mod system;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tracing::{Instrument, info_span};
+
+pub use error::ApiError;
+
+use crate::reconcile::SchedulerHandle;
+
+/// Largest request body accepted (413 beyond). An app definition is a few
+/// kilobytes; a megabyte leaves room for big groups without inviting abuse.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Who we are, as `/v2/info` and `/v2/leader` report it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `--framework_name`.
+    pub framework_name: String,
+    /// `host:port` of this API, which is also the leader while there is
+    /// no HA.
+    pub leader: String,
+    /// `--http_port`.
+    pub http_port: u16,
+    /// `--master` as given.
+    pub master: String,
+    /// `--mesos_role`.
+    pub mesos_role: String,
+    /// `--mesos_user`.
+    pub mesos_user: String,
+    /// `--failover_timeout` in seconds.
+    pub failover_timeout_seconds: u64,
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The scheduler.
+    pub scheduler: SchedulerHandle,
+    /// Who we are.
+    pub identity: Arc<Identity>,
+    /// Requests served, by route and status class, for `/metrics`.
+    pub requests: Arc<RequestCounters>,
+}
+
+/// HTTP request counts by matched route and status code.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    counts: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    total: AtomicU64,
+}
+
+impl RequestCounters {
+    fn record(&self, route: &str, status: u16) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((route.to_string(), status)).or_insert(0) += 1;
+        }
+    }
+
+    /// A copy of the counts.
+    pub fn snapshot(&self) -> Vec<((String, u16), u64)> {
+        self.counts
+            .lock()
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The whole API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(system::routes())
+        .fallback(|| async { ApiError::NotFound("URI not found".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// One span per request, request counts for `/metrics`, and the headers
+/// Marathon always sends.
+async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = route_label(request.uri().path());
+    let span =
+        info_span!("request", method = %request.method(), uri = %request.uri(), route = %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
+    state.requests.record(&route, status);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
+    if let Ok(leader) = HeaderValue::from_str(&format!("http://{}", state.identity.leader)) {
+        headers.insert(HeaderName::from_static("x-marathon-leader"), leader);
+    }
+    response
+}
+
+/// The `/v2/<resource>` names Baton knows; others are labelled `other`.
+const V2_RESOURCES: [&str; 10] = [
+    "apps",
+    "groups",
+    "tasks",
+    "deployments",
+    "queue",
+    "info",
+    "leader",
+    "events",
+    "pods",
+    "services",
+];
+
+/// A bounded label for a request path: its first two segments, since app
+/// ids make the rest unbounded (`/v2/apps/prod/web/tasks` → `/v2/apps`).
+fn route_label(path: &str) -> String {
+    let known = ["v2", "ping", "metrics"];
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    match (segments.next(), segments.next()) {
+        (Some(first), _) if !known.contains(&first) => "other".to_string(),
+        (Some("v2"), Some(second)) if V2_RESOURCES.contains(&second) => format!("/v2/{second}"),
+        (Some("v2"), _) => "/v2/other".to_string(),
+        (Some(first), _) => format!("/{first}"),
+        (None, _) => "/".to_string(),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

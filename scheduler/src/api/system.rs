@@ -1,0 +1,153 @@
+//! System endpoints: `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
+
+use std::fmt::Write as _;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::{ApiError, ApiState};
+
+/// The Marathon API level Baton implements; dcos-cli compares it with 0.8.1.
+pub const MARATHON_API_VERSION: &str = "1.10.0";
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/v2/info", get(info))
+        .route("/v2/leader", get(leader))
+        .route("/metrics", get(metrics))
+}
+
+/// `pong` as text by default, `"pong"` for JSON clients, 204 when the
+/// client accepts neither (as Marathon's SystemResource does).
+async fn ping(headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    let accepts = |media: &str| {
+        accept.split(',').any(|a| {
+            let a = a.split(';').next().unwrap_or("").trim();
+            a == media
+                || a == "*/*"
+                || a.is_empty()
+                || (a.ends_with("/*") && media.starts_with(a.trim_end_matches('*')))
+        })
+    };
+    if accepts("text/plain") {
+        ([(header::CONTENT_TYPE, "text/plain")], "pong").into_response()
+    } else if accepts("application/json") {
+        ([(header::CONTENT_TYPE, "application/json")], "\"pong\"").into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+async fn info(State(state): State<ApiState>) -> impl IntoResponse {
+    let view = state.scheduler.view();
+    let id = &state.identity;
+    axum::Json(json!({
+        "name": "baton",
+        "version": MARATHON_API_VERSION,
+        "buildref": concat!("baton-", env!("CARGO_PKG_VERSION")),
+        "elected": true,
+        "leader": id.leader,
+        "frameworkId": view.framework_id,
+        "marathon_config": {
+            "master": id.master,
+            "framework_name": id.framework_name,
+            "mesos_role": id.mesos_role,
+            "mesos_user": id.mesos_user,
+            "failover_timeout": id.failover_timeout_seconds,
+            "checkpoint": true,
+            "hostname": id.leader.rsplit_once(':').map_or(id.leader.as_str(), |(h, _)| h),
+        },
+        "zookeeper_config": {},
+        "http_config": { "http_port": id.http_port },
+    }))
+}
+
+async fn leader(State(state): State<ApiState>) -> impl IntoResponse {
+    axum::Json(json!({ "leader": state.identity.leader }))
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let view = state.scheduler.view();
+    let s = &view.stats;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    counter(
+        "marathon_mesos_offers_received_total",
+        "Offers received from Mesos.",
+        s.offers_received,
+    );
+    counter(
+        "marathon_mesos_offers_used_total",
+        "Offers used to launch tasks.",
+        s.offers_accepted,
+    );
+    counter(
+        "marathon_mesos_offers_declined_total",
+        "Offers declined.",
+        s.offers_declined,
+    );
+    counter(
+        "marathon_mesos_status_updates_total",
+        "Status updates received, duplicates included.",
+        s.updates_received,
+    );
+    counter(
+        "marathon_mesos_status_updates_duplicate_total",
+        "Redelivered status updates recognised.",
+        s.duplicate_updates,
+    );
+    counter(
+        "marathon_tasks_launched_total",
+        "Tasks launched.",
+        s.tasks_launched,
+    );
+    counter(
+        "marathon_mesos_subscriptions_total",
+        "Subscriptions to a Mesos master.",
+        s.subscriptions,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP marathon_tasks Tasks by Mesos state.\n# TYPE marathon_tasks gauge"
+    );
+    let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+    for task in view.tasks.values() {
+        *by_state
+            .entry(task.state.as_deref().unwrap_or("WAITING"))
+            .or_insert(0) += 1;
+    }
+    for (task_state, n) in by_state {
+        let _ = writeln!(out, "marathon_tasks{{state=\"{task_state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP marathon_http_requests_total HTTP requests by route and status.\n# TYPE marathon_http_requests_total counter"
+    );
+    for ((route, status), n) in state.requests.snapshot() {
+        let _ = writeln!(
+            out,
+            "marathon_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP marathon_mesos_connected Whether a Mesos subscription is live.\n# TYPE marathon_mesos_connected gauge\nmarathon_mesos_connected {}",
+        u8::from(view.subscribed)
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
