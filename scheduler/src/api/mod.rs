@@ -4,12 +4,14 @@
 //! mutate state themselves.
 //!
 //! - [`error`]: [`ApiError`], Marathon's error bodies and status codes.
+//! - [`shapes`]: task and app-status JSON as Marathon writes it.
 //! - [`system`]: `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
 //!
 //! [`serve`] takes a bound listener and a shutdown future (mini-redis
 //! style), so tests bind port 0.
 
 pub mod error;
+pub mod shapes;
 pub mod system;
 
 use std::future::Future;

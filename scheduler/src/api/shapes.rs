@@ -1,0 +1,261 @@
+//! JSON shapes of tasks and app status, as Marathon writes them and its
+//! clients read them (shared/reference/marathon-api.md §2.7, §2.8;
+//! style-and-crates.md C.1). Pure functions from state to JSON.
+//!
+//! Where clients and server disagree, both names are written: `slaveId` and
+//! `agentId` in tasks, `taskId` and `instanceId` in health results,
+//! `taskStats` and `tasksStats` in apps.
+
+use serde_json::{Value, json};
+
+use crate::state::app::{AppDefinition, Timestamp};
+use crate::state::instance::{Condition, Instance};
+
+/// A task of an instance, as `GET /v2/apps/{id}/tasks` lists it; `None`
+/// for an instance that has no task yet.
+pub fn task_json(instance: &Instance) -> Option<Value> {
+    let task = instance.task.as_ref()?;
+    let active = !task.condition.is_terminal();
+    let mut out = json!({
+        "id": task.task_id,
+        "appId": instance.app_id.as_str(),
+        "host": task.hostname,
+        "slaveId": task.agent_id,
+        "agentId": task.agent_id,
+        "state": task.condition.mesos_state(),
+        "ports": if active { task.host_ports.clone() } else { Vec::new() },
+        "ipAddresses": ip_addresses(&task.hostname),
+        "healthCheckResults": [],
+        "localVolumes": [],
+    });
+    if active {
+        out["stagedAt"] = json!(task.launched_at.to_string());
+        out["version"] = json!(instance.app_version.to_string());
+        if let Some(started) = task.started_at {
+            out["startedAt"] = json!(started.to_string());
+        }
+    }
+    Some(out)
+}
+
+/// The agent's address as Marathon reports host-network tasks: its IP when
+/// the hostname is one.
+fn ip_addresses(host: &str) -> Value {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => json!([{
+            "ipAddress": ip.to_string(),
+            "protocol": if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+        }]),
+        Err(_) => json!([]),
+    }
+}
+
+/// The four `tasks*` counters of an app.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Launched, not yet running.
+    pub staged: u64,
+    /// Running.
+    pub running: u64,
+    /// Running and reported healthy.
+    pub healthy: u64,
+    /// Running and reported unhealthy.
+    pub unhealthy: u64,
+}
+
+/// Counts an app's instances as Marathon does.
+pub fn counts<'a>(instances: impl IntoIterator<Item = &'a Instance>) -> Counts {
+    let mut c = Counts::default();
+    for task in instances.into_iter().filter_map(|i| i.task.as_ref()) {
+        match task.condition {
+            cond if cond.is_launching() => c.staged += 1,
+            Condition::Running => {
+                c.running += 1;
+                match task.last_status.as_ref().and_then(|s| s.healthy) {
+                    Some(true) => c.healthy += 1,
+                    Some(false) => c.unhealthy += 1,
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Marathon's `taskStats` object for a set of instances: counts and task
+/// life times (seconds since start) at `now`. Empty groups are omitted.
+fn stats(instances: &[&Instance], now: Timestamp) -> Option<Value> {
+    if instances.is_empty() {
+        return None;
+    }
+    let c = counts(instances.iter().copied());
+    let mut lifetimes: Vec<f64> = instances
+        .iter()
+        .filter_map(|i| i.task.as_ref())
+        .filter(|t| t.condition == Condition::Running)
+        .filter_map(|t| t.started_at)
+        .map(|s| (now.as_millis() - s.as_millis()).max(0) as f64 / 1000.0)
+        .collect();
+    lifetimes.sort_by(f64::total_cmp);
+    let mut stats = json!({
+        "counts": {"staged": c.staged, "running": c.running, "healthy": c.healthy, "unhealthy": c.unhealthy},
+    });
+    if !lifetimes.is_empty() {
+        let average = lifetimes.iter().sum::<f64>() / lifetimes.len() as f64;
+        let median = lifetimes[lifetimes.len() / 2];
+        stats["lifeTime"] = json!({"averageSeconds": average, "medianSeconds": median});
+    }
+    Some(json!({ "stats": stats }))
+}
+
+/// `taskStats`: totals, and split by whether the instance runs the app's
+/// latest configuration.
+pub fn task_stats(app: &AppDefinition, instances: &[&Instance], now: Timestamp) -> Value {
+    let latest = app.last_config_change().or(app.version);
+    let (current, outdated): (Vec<&Instance>, Vec<&Instance>) = instances
+        .iter()
+        .partition(|i| latest.is_none_or(|v| i.app_version >= v));
+    let mut out = serde_json::Map::new();
+    if let Some(s) = stats(instances, now) {
+        out.insert("totalSummary".into(), s);
+    }
+    if let Some(s) = stats(&current, now) {
+        out.insert("withLatestConfig".into(), s);
+    }
+    if let Some(s) = stats(&outdated, now) {
+        out.insert("withOutdatedConfig".into(), s);
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::StatusRecord;
+    use crate::state::app::PathId;
+    use crate::state::instance::InstanceTask;
+
+    fn instance(condition: Condition, healthy: Option<bool>) -> Instance {
+        let mut i = Instance::schedule(
+            PathId::parse("/prod/web", &PathId::root()).unwrap(),
+            Timestamp::from_millis(1_000),
+            Timestamp::from_millis(1_000),
+        );
+        i.task = Some(InstanceTask {
+            task_id: i.next_task_id(),
+            agent_id: "agent-S1".into(),
+            hostname: "127.0.0.2".into(),
+            fields: BTreeMap::new(),
+            host_ports: vec![31002],
+            condition,
+            last_status: Some(StatusRecord {
+                state: condition.mesos_state().into(),
+                message: None,
+                reason: None,
+                source: None,
+                healthy,
+                timestamp: None,
+            }),
+            launched_at: Timestamp::from_millis(2_000),
+            started_at: (condition == Condition::Running).then(|| Timestamp::from_millis(3_000)),
+            unreachable_since: None,
+            kill_requested_at: None,
+            recent_update_uuids: vec![],
+        });
+        i
+    }
+
+    #[test]
+    fn task_json_has_what_marathon_lb_and_traefik_read() {
+        let i = instance(Condition::Running, Some(true));
+        let t = task_json(&i).unwrap();
+        for field in [
+            "id",
+            "appId",
+            "host",
+            "ports",
+            "ipAddresses",
+            "slaveId",
+            "agentId",
+            "stagedAt",
+            "startedAt",
+            "version",
+            "state",
+            "healthCheckResults",
+        ] {
+            assert!(t.get(field).is_some(), "task JSON lacks {field}: {t}");
+        }
+        assert_eq!(t["appId"], "/prod/web");
+        assert_eq!(t["state"], "TASK_RUNNING");
+        assert_eq!(t["ports"], json!([31002]));
+        assert_eq!(
+            t["ipAddresses"],
+            json!([{"ipAddress": "127.0.0.2", "protocol": "IPv4"}])
+        );
+        assert_eq!(t["startedAt"], "1970-01-01T00:00:03.000Z");
+        assert!(t["id"].as_str().unwrap().starts_with("prod_web.instance-"));
+    }
+
+    #[test]
+    fn ended_tasks_omit_times_and_ports_as_marathon_does() {
+        let t = task_json(&instance(Condition::Killed, None)).unwrap();
+        assert_eq!(t["ports"], json!([]));
+        assert!(
+            t.get("stagedAt").is_none()
+                && t.get("startedAt").is_none()
+                && t.get("version").is_none()
+        );
+        let waiting = Instance::schedule(
+            PathId::parse("/a", &PathId::root()).unwrap(),
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(0),
+        );
+        assert!(task_json(&waiting).is_none());
+    }
+
+    #[test]
+    fn counts_split_staged_running_healthy_unhealthy() {
+        let all = [
+            instance(Condition::Staging, None),
+            instance(Condition::Provisioned, None),
+            instance(Condition::Running, Some(true)),
+            instance(Condition::Running, Some(false)),
+            instance(Condition::Running, None),
+            instance(Condition::Failed, None),
+        ];
+        assert_eq!(
+            counts(&all),
+            Counts {
+                staged: 2,
+                running: 3,
+                healthy: 1,
+                unhealthy: 1
+            }
+        );
+    }
+
+    #[test]
+    fn task_stats_split_by_config_version() {
+        let app = AppDefinition::from_value(
+            &json!({"id": "/prod/web", "cmd": "x"}),
+            &PathId::root(),
+            &Default::default(),
+        )
+        .unwrap()
+        .with_version(Timestamp::from_millis(1_000), false);
+        let a = instance(Condition::Running, None);
+        let mut old = instance(Condition::Running, None);
+        old.app_version = Timestamp::from_millis(500);
+        let stats = task_stats(&app, &[&a, &old], Timestamp::from_millis(13_000));
+        assert_eq!(stats["totalSummary"]["stats"]["counts"]["running"], 2);
+        assert_eq!(stats["withLatestConfig"]["stats"]["counts"]["running"], 1);
+        assert_eq!(stats["withOutdatedConfig"]["stats"]["counts"]["running"], 1);
+        assert_eq!(
+            stats["totalSummary"]["stats"]["lifeTime"]["medianSeconds"],
+            10.0
+        );
+    }
+}
