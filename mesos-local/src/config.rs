@@ -104,7 +104,13 @@ pub enum ConfigError {
     /// Intervals must be positive.
     #[error("{0} must be positive")]
     Interval(&'static str),
+    /// Timers are armed as `now + duration`, which must not overflow.
+    #[error("{0} must be at most {max:?}", max = MAX_TIMER)]
+    TooLong(&'static str),
 }
+
+/// The longest interval or timeout a cluster accepts.
+pub const MAX_TIMER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl ClusterConfig {
     /// Checks the values a cluster cannot be built from.
@@ -138,6 +144,28 @@ impl ClusterConfig {
                 return Err(ConfigError::Interval(name));
             }
         }
+        for (name, d) in [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("allocation_interval", self.allocation_interval),
+            ("status_update_retry", self.status_update_retry),
+            ("agent_unreachable_timeout", self.agent_unreachable_timeout),
+            (
+                "executor_reregistration_timeout",
+                self.executor_reregistration_timeout,
+            ),
+            (
+                "executor_registration_timeout",
+                self.executor_registration_timeout,
+            ),
+            (
+                "executor_shutdown_grace_period",
+                self.executor_shutdown_grace_period,
+            ),
+        ] {
+            if d > MAX_TIMER {
+                return Err(ConfigError::TooLong(name));
+            }
+        }
         Ok(())
     }
 
@@ -148,14 +176,14 @@ impl ClusterConfig {
 
     /// Agent `i`'s inclusive port range.
     pub fn agent_ports(&self, i: usize) -> (u64, u64) {
-        let start =
-            u64::from(self.port_range_start) + (i as u64 - 1) * u64::from(self.ports_per_agent);
+        let start = u64::from(self.port_range_start)
+            + (i as u64).saturating_sub(1) * u64::from(self.ports_per_agent);
         (start, start + u64::from(self.ports_per_agent) - 1)
     }
 
     /// Agent `i`'s `rack_id` attribute value.
     pub fn agent_rack(&self, i: usize) -> String {
-        format!("rack-{}", ((i - 1) % self.racks.max(1)) + 1)
+        format!("rack-{}", (i.saturating_sub(1) % self.racks.max(1)) + 1)
     }
 }
 
@@ -217,5 +245,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::Resource("cpus")));
+        // A timer of `now + Duration::MAX` would panic when armed.
+        let c = ClusterConfig {
+            heartbeat_interval: Duration::MAX,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::TooLong("heartbeat_interval"))
+        );
+    }
+
+    #[test]
+    fn agent_zero_does_not_underflow() {
+        let c = ClusterConfig::default();
+        assert_eq!(c.agent_ports(0), c.agent_ports(1));
+        assert_eq!(c.agent_rack(0), "rack-1");
     }
 }

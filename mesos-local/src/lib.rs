@@ -20,7 +20,8 @@
 //! - `messages`: the in-process master↔agent messages and the task scope
 //!   every background task is spawned in.
 //! - `wire`: what both APIs share: exact Content-Type / Accept handling,
-//!   4xx answers, RecordIO streams over bounded channels, ID rules.
+//!   4xx answers, RecordIO event streams whose backlog is bounded in bytes
+//!   (a slow reader is dropped, never waited for), ID rules.
 //! - `resources`: resource arithmetic (scalars, port ranges).
 //! - `state_json`: the legacy `/master/state` document.
 //! - [`faults`]: [`Faults`], fault injection for tests.
@@ -47,6 +48,7 @@ use std::time::Duration;
 use mesos_proto::util;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
 pub use config::{ClusterConfig, ConfigError};
@@ -75,13 +77,21 @@ pub enum Error {
     },
 }
 
+/// The longest [`LocalCluster::shutdown`] lets an executor take to stop
+/// after SIGTERM, whatever its `shutdown_grace_period` asks for.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// A running master and its agents.
 #[derive(Debug)]
 pub struct LocalCluster {
     master: Arc<Master>,
     agents: Vec<Arc<Agent>>,
     scope: Scope,
+    /// Stops the master's HTTP server (before the rest of the scope).
+    master_server: CancellationToken,
     master_addr: SocketAddr,
+    /// [`LocalCluster::shutdown`] completed; until then `Drop` destroys
+    /// every container.
     stopped: bool,
 }
 
@@ -150,7 +160,8 @@ impl LocalCluster {
         scope.spawn(master.clone().run_inbox(from_agents));
         scope.spawn(master.clone().run_allocator());
         let app = master::http::router(master.clone());
-        let token = scope.token.clone();
+        let master_server = scope.token.child_token();
+        let token = master_server.clone();
         scope.tracker.spawn(
             async move {
                 let shutdown = token.cancelled_owned();
@@ -191,6 +202,7 @@ impl LocalCluster {
             master,
             agents,
             scope,
+            master_server,
             master_addr,
             stopped: false,
         })
@@ -234,17 +246,32 @@ impl LocalCluster {
         }
     }
 
-    /// Stops the servers, destroys every container (SIGKILL of whole
-    /// sessions) and waits for the background tasks.
+    /// Stops the cluster and leaves nothing running. The master stops
+    /// listening, closes every scheduler stream and answers calls still in
+    /// flight with 503; agents launch nothing more. Every executor is sent
+    /// SIGTERM (`baton-executor` then stops its tasks as on SHUTDOWN, under
+    /// their kill policies) and given its shutdown grace, at most
+    /// [`MAX_SHUTDOWN_GRACE`], while its agent is still up to acknowledge
+    /// its last updates; what is left of a container after its grace is
+    /// SIGKILLed. Then the agents stop and the background tasks are awaited.
+    ///
+    /// Dropping the returned future before it completes destroys every
+    /// container at once (see `Drop`).
     pub async fn shutdown(mut self) {
         info!("mesos-local cluster shutting down");
-        self.stopped = true;
+        self.master_server.cancel();
         self.master.with_state(MasterState::close_all);
-        self.kill_containers();
+        let sessions: Vec<(u32, Duration)> = self
+            .agents
+            .iter()
+            .flat_map(|a| a.terminate_all())
+            .map(|(sid, grace)| (sid, grace.min(MAX_SHUTDOWN_GRACE)))
+            .collect();
+        agent::containers::stop_sessions(sessions).await;
         for a in &self.agents {
             a.stop().await;
         }
-        // Processes started while we were stopping.
+        // Anything that slipped through (an executor starting meanwhile).
         self.kill_containers();
         self.scope.token.cancel();
         self.scope.tracker.close();
@@ -254,9 +281,13 @@ impl LocalCluster {
         {
             warn!("background tasks did not finish in time");
         }
+        self.stopped = true;
     }
 }
 
+/// Without a completed [`LocalCluster::shutdown`] (a test that panicked, a
+/// shutdown cut short) there is no time for grace: every container is
+/// SIGKILLed.
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         if !self.stopped {

@@ -1,8 +1,9 @@
 //! `mesos-local`: a Mesos master and N agents in one process.
 //!
 //! Parses flags (each also readable from `MESOS_LOCAL_<FLAG>`), starts a
-//! [`mesos_local::LocalCluster`] and shuts it down (destroying every
-//! container) on SIGINT or SIGTERM.
+//! [`mesos_local::LocalCluster`] and shuts it down on SIGINT or SIGTERM:
+//! executors get SIGTERM and their shutdown grace, then whatever is left
+//! is destroyed. A second signal destroys every container at once.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -87,31 +88,55 @@ impl Flags {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, which both mean "stop".
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            Some(()) = self.term.recv() => "SIGTERM",
+            Some(()) = self.int.recv() => "SIGINT",
+            else => std::future::pending().await,
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout carries the master's address, for scripts.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let config = Flags::parse().config()?;
+    let mut signals = StopSignals::install()?;
     let cluster = LocalCluster::start(config)
         .await
         .context("starting the local cluster")?;
     println!("mesos-local master at {}", cluster.master_url());
-    let signal = shutdown_signal().await?;
-    tracing::info!(signal, "shutting down");
-    cluster.shutdown().await;
+    let signal = signals.recv().await;
+    tracing::info!(
+        signal,
+        "shutting down; a second signal destroys every container at once"
+    );
+    tokio::select! {
+        () = cluster.shutdown() => {}
+        // Dropping the unfinished shutdown SIGKILLs every container.
+        signal = signals.recv() => tracing::warn!(signal, "destroying every container now"),
+    }
     Ok(())
 }

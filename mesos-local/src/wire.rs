@@ -1,8 +1,11 @@
 //! What the master's and the agents' HTTP APIs share: picking the encoding
 //! from `Content-Type` and `Accept` exactly as Mesos does, the 4xx answers,
-//! RecordIO event streams fed by bounded channels, and ID validation.
+//! RecordIO event streams whose backlog is bounded in bytes, and ID
+//! validation.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -12,9 +15,12 @@ use mesos_proto::Encoding;
 use prost::{Message, Name};
 use tokio::sync::mpsc;
 
-/// Records a subscriber may fall behind before it is dropped as
-/// disconnected; a slow reader must never block the master or an agent.
-pub const STREAM_CAPACITY: usize = 4096;
+/// Bytes a subscriber may fall behind by before it is dropped as
+/// disconnected: a slow or dead reader must never block the master or an
+/// agent, nor make either hold an unbounded backlog. Counted in bytes, not
+/// records, so that a legitimate burst (the answers to a RECONCILE of
+/// every task, tens of thousands of records) fits.
+pub const STREAM_BACKLOG: usize = 16 * 1024 * 1024;
 
 /// Largest call body accepted (an ACCEPT launching many tasks is big).
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -41,6 +47,10 @@ pub enum Rejection {
     /// 501: a call type this server does not implement.
     #[error("{0}")]
     NotImplemented(String),
+    /// 503: the server is stopping (or, for an agent, stopped) or cannot
+    /// take more of this now.
+    #[error("{0}")]
+    ServiceUnavailable(String),
 }
 
 impl Rejection {
@@ -53,6 +63,7 @@ impl Rejection {
             Rejection::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
             Rejection::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Rejection::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -127,15 +138,94 @@ pub fn record<M: Message + Name>(encoding: Encoding, event: &M) -> Bytes {
     }
 }
 
-/// A streaming 200 response whose body is whatever arrives on `rx`, ending
-/// when every sender is gone.
+/// Why an [`Outbox`] refused a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamGone {
+    /// The response body was dropped (the client went away).
+    Closed,
+    /// The client reads too slowly: more than [`STREAM_BACKLOG`] bytes wait.
+    TooFarBehind,
+}
+
+/// The sending half of an event stream: never blocks, and refuses records
+/// once the reader has fallen [`STREAM_BACKLOG`] bytes behind.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Bytes>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// The receiving half, turned into a response body by [`stream_response`].
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// A new event stream.
+pub fn event_stream() -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            tx,
+            backlog: backlog.clone(),
+        },
+        Inbox { rx, backlog },
+    )
+}
+
+impl Outbox {
+    /// Queues one record for the reader.
+    pub fn push(&self, record: Bytes) -> Result<(), StreamGone> {
+        if self.tx.is_closed() {
+            return Err(StreamGone::Closed);
+        }
+        let len = record.len();
+        let before = self.backlog.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > STREAM_BACKLOG {
+            self.backlog.fetch_sub(len, Ordering::Relaxed);
+            return Err(StreamGone::TooFarBehind);
+        }
+        self.tx.send(record).map_err(|_| {
+            self.backlog.fetch_sub(len, Ordering::Relaxed);
+            StreamGone::Closed
+        })
+    }
+
+    /// Resolves once the reader is gone.
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+}
+
+impl Inbox {
+    /// The next record, once one is queued; `None` when every [`Outbox`]
+    /// is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let record = self.rx.recv().await?;
+        self.backlog.fetch_sub(record.len(), Ordering::Relaxed);
+        Some(record)
+    }
+
+    /// The next queued record, if any, without waiting.
+    #[cfg(test)]
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let record = self.rx.try_recv().ok()?;
+        self.backlog.fetch_sub(record.len(), Ordering::Relaxed);
+        Some(record)
+    }
+}
+
+/// A streaming 200 response whose body is whatever arrives on `inbox`,
+/// ending when every sender is gone.
 pub fn stream_response(
     encoding: Encoding,
-    rx: mpsc::Receiver<Bytes>,
+    inbox: Inbox,
     extra: &[(&'static str, String)],
 ) -> Response {
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    let stream = futures::stream::unfold(inbox, |mut inbox| async move {
+        inbox.recv().await.map(|b| (Ok::<_, Infallible>(b), inbox))
     });
     let mut resp = Response::new(Body::from_stream(stream));
     let headers = resp.headers_mut();
@@ -228,6 +318,23 @@ mod tests {
                 .unwrap_err()
                 .status(),
             StatusCode::NOT_ACCEPTABLE
+        );
+    }
+
+    #[test]
+    fn a_reader_too_far_behind_is_refused_and_draining_makes_room() {
+        let (outbox, mut inbox) = event_stream();
+        let mib = Bytes::from(vec![0u8; 1 << 20]);
+        for _ in 0..STREAM_BACKLOG >> 20 {
+            assert_eq!(outbox.push(mib.clone()), Ok(()));
+        }
+        assert_eq!(outbox.push(mib.clone()), Err(StreamGone::TooFarBehind));
+        assert_eq!(inbox.try_recv().map(|b| b.len()), Some(1 << 20));
+        assert_eq!(outbox.push(mib.clone()), Ok(()));
+        drop(inbox);
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"x")),
+            Err(StreamGone::Closed)
         );
     }
 

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use common::*;
 use mesos_proto::executor::{self as exec_api, event as ex_event};
@@ -44,12 +43,6 @@ fn processes_in(dir: &std::path::Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
 }
 
 async fn protocol_round_trip(encoding: Encoding, ports: u16) {
@@ -187,20 +180,29 @@ async fn protocol_round_trip(encoding: Encoding, ports: u16) {
     let ip = &got.container_status.as_ref().unwrap().network_infos[0].ip_addresses[0];
     assert_eq!(ip.ip_address.as_deref(), Some(offer.hostname.as_str()));
 
-    // One at a time: FINISHED waits for the ACK of RUNNING (which is
-    // retried meanwhile); the master already knows the latest state.
+    // One at a time: FINISHED waits for the ACK of RUNNING. The agent
+    // tells the master the latest state with each (re)sent head, so once
+    // the master knows FINISHED the head has been sent since FINISHED was
+    // queued; everything it forwarded (its `statuses`) is still RUNNING,
+    // and so is everything the scheduler has seen.
     let finished = e.update("task-1", TaskState::TaskFinished).await;
-    assert!(
-        !s.sees(Duration::from_millis(900), |ev| ev
-            .update
-            .as_ref()
-            .is_some_and(|u| u.status.state() == TaskState::TaskFinished))
-            .await
-    );
     eventually("master sees the latest state", || {
         cluster.state()["frameworks"][0]["tasks"][0]["state"] == "TASK_FINISHED"
     })
     .await;
+    let state = cluster.state();
+    let forwarded = state["frameworks"][0]["tasks"][0]["statuses"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        forwarded.iter().all(|st| st["state"] == "TASK_RUNNING"),
+        "{forwarded:?}"
+    );
+    while let Ok(ev) = s.events.try_recv() {
+        let state = ev.update.map(|u| u.status.state());
+        assert_ne!(state, Some(TaskState::TaskFinished));
+    }
     s.ack(&got).await;
     let fin = s.update_in("task-1", TaskState::TaskFinished).await;
     assert_eq!(fin.uuid.as_deref(), Some(finished.as_slice()));
@@ -243,7 +245,7 @@ async fn protocol_round_trip(encoding: Encoding, ports: u16) {
         "executor stream closes when the container is destroyed"
     );
     eventually("placeholder killed", || !alive(pid)).await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -302,7 +304,7 @@ async fn running_tasks(
 
 #[tokio::test]
 async fn dropped_and_duplicated_updates() {
-    let (cluster, _dir) = start(30600).await;
+    let (cluster, dir) = start(30600).await;
     let faults = cluster.faults();
     let (mut s, _offer, execs) = running_tasks(
         &cluster,
@@ -330,7 +332,7 @@ async fn dropped_and_duplicated_updates() {
     let last = e.update("t-faults", TaskState::TaskFinished).await;
     let fin = s.update_in("t-faults", TaskState::TaskFinished).await;
     assert_eq!(fin.uuid.as_deref(), Some(last.as_slice()));
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -349,7 +351,11 @@ async fn kill_reaches_the_executor_and_executor_exit_fails_its_tasks() {
     // The executor dies with its task still running.
     let pid = placeholder_pid(dir.path(), "exec-t-kill").await;
     let kill_sandbox = sandbox(dir.path(), "exec-t-kill").await;
-    assert_eq!(processes_in(&kill_sandbox), 1);
+    // The script's last commands may still be finishing before its `exec`.
+    eventually("only the placeholder runs", || {
+        processes_in(&kill_sandbox) == 1
+    })
+    .await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -376,7 +382,7 @@ async fn kill_reaches_the_executor_and_executor_exit_fails_its_tasks() {
             && fw["executors"].as_array().is_some_and(|e| e.is_empty())
     })
     .await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -449,7 +455,7 @@ async fn stopped_agent_makes_tasks_unreachable_and_restart_recovers_them() {
     a.update("t-a", TaskState::TaskFinished).await;
     let fin = s.update_in("t-a", TaskState::TaskFinished).await;
     s.ack(&fin).await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -484,12 +490,12 @@ async fn zero_failover_timeout_and_a_cut_stream_kill_the_tasks() {
     assert!(
         String::from_utf8_lossy(&r.bytes().await.unwrap()).contains("Framework has been removed")
     );
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn failover_within_the_timeout_keeps_tasks_and_redelivers_updates() {
-    let (cluster, _dir) = start(31800).await;
+    let (cluster, dir) = start(31800).await;
     let faults = cluster.faults();
     let (mut s, _offer, execs) = running_tasks(
         &cluster,
@@ -499,22 +505,25 @@ async fn failover_within_the_timeout_keeps_tasks_and_redelivers_updates() {
     .await;
     faults.cut_framework_streams();
     while s.next().await.is_some() {}
-    // An update while disconnected is dropped by the master and retried
-    // (every 300 ms); give it time to be dropped at least once.
+    // An update while disconnected reaches the master, which has no stream
+    // to put it on; the agent keeps retrying it.
     let uuid = execs[0].update("t-dur", TaskState::TaskFinished).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually("the master got the update while disconnected", || {
+        cluster.state()["frameworks"][0]["tasks"][0]["state"] == "TASK_FINISHED"
+    })
+    .await;
     let mut again = Sched::subscribe(&cluster.master_url(), Encoding::Json, s.info.clone()).await;
     assert_eq!(again.framework_id, s.framework_id);
     let fin = again.update_in("t-dur", TaskState::TaskFinished).await;
     assert_eq!(fin.uuid.as_deref(), Some(uuid.as_slice()));
     again.ack(&fin).await;
     assert_eq!(cluster.faults().subscribe_count(), 2);
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn executor_api_status_codes() {
-    let (cluster, _dir) = start(32100).await;
+    let (cluster, dir) = start(32100).await;
     let api = format!("http://{}/api/v1/executor", cluster.agent_endpoint(1));
     let hb = Exec::call("f", "e", exec_api::call::Type::Heartbeat);
     let json = Encoding::Json.encode(&hb).unwrap();
@@ -577,10 +586,19 @@ async fn executor_api_status_codes() {
         ),
         (TaskState::TaskRunning, Source::Executor, Some(vec![1, 2])),
         (TaskState::TaskRunning, Source::Executor, None),
+        // A number that names no state.
+        (
+            TaskState::TaskUnknown,
+            Source::Executor,
+            Some(util::new_status_uuid()),
+        ),
     ] {
         let mut c = Exec::call("f", "e", exec_api::call::Type::Update);
         let mut st = util::status(util::task_id("t"), state, source);
         st.uuid = uuid;
+        if state == TaskState::TaskUnknown {
+            st.state = 999;
+        }
         c.update = Some(exec_api::call::Update { status: st });
         let r = raw_post(
             &api,
@@ -592,7 +610,7 @@ async fn executor_api_status_codes() {
         .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{state:?} {source:?}");
     }
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -660,12 +678,12 @@ async fn kill_before_delivery_and_shutdown_call() {
     assert_eq!(failed.reason(), Reason::ExecutorTerminated);
     s.expect("FAILURE", |ev| ev.r#type() == event::Type::Failure)
         .await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn launch_group_reaches_the_executor_as_one_event() {
-    let (cluster, _dir) = start(32700).await;
+    let (cluster, dir) = start(32700).await;
     let mut s = Sched::subscribe(
         &cluster.master_url(),
         Encoding::Protobuf,
@@ -729,12 +747,12 @@ async fn launch_group_reaches_the_executor_as_one_event() {
         state["frameworks"][0]["executors"][0]["executor_id"],
         "exec-group"
     );
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn master_restart_keeps_tasks_and_needs_resubscription() {
-    let (cluster, _dir) = start(33000).await;
+    let (cluster, dir) = start(33000).await;
     let faults = cluster.faults();
     let (mut s, offer, execs) =
         running_tasks(&cluster, framework_info("restart", true, 3600.0), &["t-rs"]).await;
@@ -759,5 +777,44 @@ async fn master_restart_keeps_tasks_and_needs_resubscription() {
     execs[0].update("t-rs", TaskState::TaskFinished).await;
     let fin = again.update_in("t-rs", TaskState::TaskFinished).await;
     again.ack(&fin).await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
+}
+
+#[tokio::test]
+async fn shutdown_of_an_unsubscribed_executor_is_sigterm_then_destroy() {
+    let (cluster, dir) = start(33300).await;
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Json,
+        framework_info("term", true, 60.0),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    // It notes SIGTERM, then stops (and its background child with it).
+    let script = "trap 'echo term > got-term; kill $!; exit 0' TERM; \
+                  echo $$ > pid.tmp && mv pid.tmp pid; sleep 600 & wait";
+    s.accept(
+        vec![offer.id.clone()],
+        vec![launch(vec![custom_task(
+            "t-term",
+            &offer,
+            "exec-term",
+            script,
+        )])],
+        None,
+    )
+    .await;
+    let pid = placeholder_pid(dir.path(), "exec-term").await;
+    let mut shutdown = s.call(mesos_proto::scheduler::call::Type::Shutdown);
+    shutdown.shutdown = Some(mesos_proto::scheduler::call::Shutdown {
+        executor_id: util::executor_id("exec-term"),
+        agent_id: offer.agent_id.clone(),
+    });
+    s.send(shutdown).await;
+    let failed = s.update_in("t-term", TaskState::TaskFailed).await;
+    assert_eq!(failed.reason(), Reason::ExecutorTerminated);
+    let sandbox_dir = sandbox(dir.path(), "exec-term").await;
+    assert!(sandbox_dir.join("got-term").exists(), "no SIGTERM first");
+    eventually("executor gone", || !alive(pid)).await;
+    stop(cluster, dir.path()).await;
 }

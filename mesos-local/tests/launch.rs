@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use mesos_proto::Encoding;
-use mesos_proto::v1::{TaskState, task_status::Reason};
+use mesos_proto::v1::{self, TaskState, task_status::Reason};
 
 /// Acknowledges every reliable update of `task_id` until one in `state`
 /// arrives; returns the states seen in order.
@@ -41,12 +41,14 @@ async fn command_task_lifecycle(encoding: Encoding, ports: u16) {
     )
     .await;
     let offer = s.offers_from(1).await.remove(0);
-    s.accept(
-        vec![offer.id.clone()],
-        vec![launch(vec![command_task("sleeper", &offer, "sleep 30")])],
-        None,
-    )
-    .await;
+    let mut sleeper = command_task("sleeper", &offer, "sleep 30");
+    sleeper.discovery = Some(v1::DiscoveryInfo {
+        visibility: v1::discovery_info::Visibility::Framework as i32,
+        name: Some("sleepy".into()),
+        ..Default::default()
+    });
+    s.accept(vec![offer.id.clone()], vec![launch(vec![sleeper])], None)
+        .await;
     let states = until_state(&mut s, "sleeper", TaskState::TaskRunning).await;
     assert!(
         states == [TaskState::TaskRunning]
@@ -59,7 +61,26 @@ async fn command_task_lifecycle(encoding: Encoding, ports: u16) {
     let task = &state["frameworks"][0]["tasks"][0];
     assert_eq!(task["state"], "TASK_RUNNING");
     assert_eq!(task["executor_id"], "");
+    // What mesos-dns reads.
     assert_eq!(task["name"], "sleeper");
+    assert_eq!(task["discovery"]["name"], "sleepy");
+    let port = first_port(&offer);
+    assert_eq!(task["resources"]["ports"], format!("[{port}-{port}]"));
+    let running = task["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["state"] == "TASK_RUNNING")
+        .unwrap();
+    assert_eq!(
+        running["container_status"]["network_infos"][0]["ip_addresses"][0]["ip_address"],
+        offer.hostname.as_str()
+    );
+    let fw = &state["frameworks"][0];
+    assert_eq!(
+        (&fw["name"], &fw["hostname"]),
+        (&"cmd".into(), &"localhost".into())
+    );
 
     // Reconciliation: explicit and implicit both report RUNNING, no uuid.
     s.reconcile(vec![("sleeper", Some(&offer.agent_id.value))])
@@ -79,7 +100,7 @@ async fn command_task_lifecycle(encoding: Encoding, ports: u16) {
         cluster.state()["frameworks"][0]["completed_tasks"][0]["state"] == "TASK_KILLED"
     })
     .await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -95,7 +116,7 @@ async fn command_task_runs_under_baton_executor_protobuf() {
 #[tokio::test]
 async fn command_task_finishes_and_frees_its_resources() {
     ensure_baton_executor();
-    let (cluster, _dir) = start(40600).await;
+    let (cluster, dir) = start(40600).await;
     let mut s = Sched::subscribe(
         &cluster.master_url(),
         Encoding::Protobuf,
@@ -119,13 +140,13 @@ async fn command_task_finishes_and_frees_its_resources() {
             .all(|a| a["used_resources"]["cpus"] == 0.0)
     })
     .await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn baton_executor_survives_an_agent_restart() {
     ensure_baton_executor();
-    let (cluster, _dir) = start(40900).await;
+    let (cluster, dir) = start(40900).await;
     let faults = cluster.faults();
     let mut s = Sched::subscribe(
         &cluster.master_url(),
@@ -163,14 +184,52 @@ async fn baton_executor_survives_an_agent_restart() {
         (TaskState::TaskRunning, Reason::AgentReregistered)
     );
     // The executor resubscribed within the reregistration timeout: no
-    // TASK_GONE follows.
+    // TASK_GONE follows. Nothing observable marks the agent's timer
+    // firing, so watch past it: the timeout (2 s in `common::config`,
+    // started with the agent above) plus a second.
+    let past_the_timer = Duration::from_secs(3);
     assert!(
-        !s.sees(Duration::from_secs(3), |e| e.update.as_ref().is_some_and(
-            |u| mesos_proto::util::is_terminal(u.status.state())
-        ))
+        !s.sees(past_the_timer, |e| e.update.as_ref().is_some_and(|u| {
+            mesos_proto::util::is_terminal(u.status.state())
+        }))
         .await
     );
     s.kill("durable").await;
     until_state(&mut s, "durable", TaskState::TaskKilled).await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_baton_executor_stop_its_tasks_gracefully() {
+    ensure_baton_executor();
+    // A grace far longer than the test may take: shutting down must not
+    // wait for it when the executor is done early.
+    let (cluster, dir) = start_with(41200, |c| {
+        c.executor_shutdown_grace_period = Duration::from_secs(20);
+    })
+    .await;
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Protobuf,
+        framework_info("graceful", true, 60.0),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    // The task notes the SIGTERM its executor forwards, then exits.
+    let cmd = "trap 'echo bye > bye; exit 0' TERM; while :; do sleep 0.1; done";
+    s.accept(
+        vec![offer.id.clone()],
+        vec![launch(vec![command_task("polite", &offer, cmd)])],
+        None,
+    )
+    .await;
+    until_state(&mut s, "polite", TaskState::TaskRunning).await;
+    let sandbox_dir = sandbox(dir.path(), "polite").await;
+    let t0 = tokio::time::Instant::now();
+    stop(cluster, dir.path()).await;
+    let took = t0.elapsed();
+    assert!(sandbox_dir.join("bye").exists(), "the task got no SIGTERM");
+    // Its executor's last updates were taken, so it did not wait out the
+    // grace for acknowledgements.
+    assert!(took < Duration::from_secs(10), "{took:?}");
 }

@@ -13,7 +13,7 @@ use mesos_proto::{Encoding, util};
 use reqwest::StatusCode;
 
 async fn subscribed_heartbeats_and_offers_from_every_agent(encoding: Encoding, ports: u16) {
-    let (cluster, _dir) = start(ports).await;
+    let (cluster, dir) = start(ports).await;
     let mut s = Sched::subscribe(
         &cluster.master_url(),
         encoding,
@@ -62,7 +62,7 @@ async fn subscribed_heartbeats_and_offers_from_every_agent(encoding: Encoding, p
         s.expect("HEARTBEAT", |e| e.r#type() == event::Type::Heartbeat)
             .await;
     }
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn subscribe_gets_subscribed_heartbeat_and_offers_protobuf() {
 
 #[tokio::test]
 async fn bad_requests_get_mesos_status_codes() {
-    let (cluster, _dir) = start(20600).await;
+    let (cluster, dir) = start(20600).await;
     let api = format!("{}/api/v1/scheduler", cluster.master_url());
     let info = framework_info("codes", false, 60.0);
     let sub_json = Encoding::Json.encode(&subscribe_call(&info)).unwrap();
@@ -222,12 +222,12 @@ async fn bad_requests_get_mesos_status_codes() {
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(r.text().await.unwrap(), "Framework is not subscribed");
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn second_subscribe_fails_over_the_old_stream_and_teardown_removes() {
-    let (cluster, _dir) = start(20900).await;
+    let (cluster, dir) = start(20900).await;
     let faults = cluster.faults();
     let url = cluster.master_url();
     let mut a = Sched::subscribe(&url, Encoding::Protobuf, framework_info("f", true, 3600.0)).await;
@@ -277,12 +277,12 @@ async fn second_subscribe_fails_over_the_old_stream_and_teardown_removes() {
     assert_eq!(records.len(), 1);
     let ev: mesos_proto::scheduler::Event = Encoding::Json.decode(&records[0]).unwrap();
     assert_eq!(ev.error.unwrap().message, "Framework has been removed");
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn decline_filter_is_honoured_until_revive_and_suppress_stops_offers() {
-    let (cluster, _dir) = start(21200).await;
+    let (cluster, dir) = start(21200).await;
     let mut s = Sched::subscribe(
         &cluster.master_url(),
         Encoding::Json,
@@ -293,8 +293,7 @@ async fn decline_filter_is_honoured_until_revive_and_suppress_stops_offers() {
     s.decline(offers.iter().map(|o| o.id.clone()).collect(), Some(3600.0))
         .await;
     assert!(
-        !s.sees(Duration::from_millis(800), |e| e.r#type()
-            == event::Type::Offers)
+        !s.sees(NO_OFFER_WINDOW, |e| e.r#type() == event::Type::Offers)
             .await
     );
     s.send(s.call(call::Type::Revive)).await;
@@ -312,17 +311,16 @@ async fn decline_filter_is_honoured_until_revive_and_suppress_stops_offers() {
     s.decline(third.iter().map(|o| o.id.clone()).collect(), Some(0.0))
         .await;
     assert!(
-        !s.sees(Duration::from_millis(800), |e| e.r#type()
-            == event::Type::Offers)
+        !s.sees(NO_OFFER_WINDOW, |e| e.r#type() == event::Type::Offers)
             .await
     );
     s.send(s.call(call::Type::Revive)).await;
     s.offers_from(3).await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 async fn invalid_accepts(encoding: Encoding, ports: u16) {
-    let (cluster, _dir) = start(ports).await;
+    let (cluster, dir) = start(ports).await;
     let url = cluster.master_url();
     let mut lost = Sched::subscribe(&url, encoding, framework_info("lost", false, 0.0)).await;
     let offers = lost.offers_from(3).await;
@@ -380,7 +378,7 @@ async fn invalid_accepts(encoding: Encoding, ports: u16) {
     pa.accept(vec![offers[0].id.clone()], vec![launch(vec![task])], None)
         .await;
     assert_eq!(pa.update("t-again").await.state(), TaskState::TaskDropped);
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -395,7 +393,7 @@ async fn invalid_accept_gives_task_lost_error_and_dropped_protobuf() {
 
 #[tokio::test]
 async fn reconcile_answers_unknown_tasks_by_agent_and_capability() {
-    let (cluster, _dir) = start(22100).await;
+    let (cluster, dir) = start(22100).await;
     let url = cluster.master_url();
     let mut pa = Sched::subscribe(&url, Encoding::Protobuf, framework_info("pa", true, 0.0)).await;
     let offers = pa.offers_from(1).await;
@@ -416,12 +414,13 @@ async fn reconcile_answers_unknown_tasks_by_agent_and_capability() {
     // KILL of an unknown task is answered by reconciliation.
     pa.kill("ghost4").await;
     assert_eq!(pa.update("ghost4").await.state(), TaskState::TaskUnknown);
-    // Implicit reconciliation with no tasks: nothing.
+    // Implicit reconciliation with no tasks: nothing. Calls are handled in
+    // order and the stream is FIFO, so the answer to a later explicit
+    // reconciliation is the next update if the implicit one sent none.
     pa.reconcile(vec![]).await;
-    assert!(
-        !pa.sees(Duration::from_millis(500), |e| e.update.is_some())
-            .await
-    );
+    pa.reconcile(vec![("sentinel", None)]).await;
+    let next = pa.expect("UPDATE", |e| e.update.is_some()).await;
+    assert_eq!(next.update.unwrap().status.task_id.value, "sentinel");
     drop(pa);
 
     let mut old = Sched::subscribe(&url, Encoding::Json, framework_info("old", false, 0.0)).await;
@@ -432,12 +431,12 @@ async fn reconcile_answers_unknown_tasks_by_agent_and_capability() {
     .await;
     assert_eq!(old.update("ghost").await.state(), TaskState::TaskLost);
     assert_eq!(old.update("ghost2").await.state(), TaskState::TaskLost);
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn master_state_describes_frameworks_agents_and_offers() {
-    let (cluster, _dir) = start(22400).await;
+    let (cluster, dir) = start(22400).await;
     let mut s = Sched::subscribe(
         &cluster.master_url(),
         Encoding::Json,
@@ -496,12 +495,12 @@ async fn master_state_describes_frameworks_agents_and_offers() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn restart_master_requires_resubscription() {
-    let (cluster, _dir) = start(22700).await;
+    let (cluster, dir) = start(22700).await;
     let faults = cluster.faults();
     let url = cluster.master_url();
     let mut s = Sched::subscribe(&url, Encoding::Protobuf, framework_info("r", true, 3600.0)).await;
@@ -519,12 +518,12 @@ async fn restart_master_requires_resubscription() {
     let mut again = Sched::subscribe(&url, Encoding::Protobuf, s.info.clone()).await;
     assert_eq!(again.framework_id, s.framework_id);
     again.offers_from(3).await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
 async fn paused_heartbeats_make_a_silent_stream() {
-    let (cluster, _dir) = start(23000).await;
+    let (cluster, dir) = start(23000).await;
     let faults = cluster.faults();
     let mut s = Sched::subscribe(
         &cluster.master_url(),
@@ -534,14 +533,21 @@ async fn paused_heartbeats_make_a_silent_stream() {
     .await;
     s.offers_from(3).await;
     faults.pause_heartbeats(true);
-    // Drain what was already queued, then silence.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    while s.events.try_recv().is_ok() {}
-    assert!(!s.sees(Duration::from_millis(800), |_| true).await);
+    // What was in flight still arrives, then the stream falls silent: a
+    // gap of three heartbeat intervals (200 ms) cannot happen on a live
+    // stream, so seeing one within the deadline proves the pause.
+    let three_heartbeats = Duration::from_millis(600);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while s.sees(three_heartbeats, |_| true).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream never fell silent"
+        );
+    }
     faults.pause_heartbeats(false);
     s.expect("HEARTBEAT", |e| e.r#type() == event::Type::Heartbeat)
         .await;
-    cluster.shutdown().await;
+    stop(cluster, dir.path()).await;
 }
 
 #[tokio::test]
@@ -590,16 +596,24 @@ impl JsonOrPanic for reqwest::Response {
 
 #[tokio::test]
 async fn an_offer_goes_to_one_framework_at_a_time() {
-    let (cluster, _dir) = start(23300).await;
+    let (cluster, dir) = start(23300).await;
     let url = cluster.master_url();
     let mut a = Sched::subscribe(&url, Encoding::Json, framework_info("a", false, 0.0)).await;
     let offers_a = a.offers_from(3).await;
     let mut b = Sched::subscribe(&url, Encoding::Protobuf, framework_info("b", false, 0.0)).await;
-    assert!(
-        !b.sees(Duration::from_millis(600), |e| e.r#type()
-            == event::Type::Offers)
-            .await
-    );
+    let held_by = |cluster: &mesos_local::LocalCluster, name: &str| {
+        let state = cluster.state();
+        let fw = state["frameworks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap();
+        fw["offers"].as_array().unwrap().len()
+    };
+    // While A holds every agent, nothing is left to offer B.
+    assert_eq!((held_by(&cluster, "a"), held_by(&cluster, "b")), (3, 0));
     // A refuses everything for an hour: B gets the agents, A nothing.
     a.decline(
         offers_a.iter().map(|o| o.id.clone()).collect(),
@@ -612,18 +626,31 @@ async fn an_offer_goes_to_one_framework_at_a_time() {
             .iter()
             .all(|o| o.framework_id.value == b.framework_id)
     );
-    assert!(
-        !a.sees(Duration::from_millis(600), |e| e.r#type()
-            == event::Type::Offers)
-            .await
-    );
-    let state = cluster.state();
-    let held: Vec<usize> = state["frameworks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["offers"].as_array().unwrap().len())
-        .collect();
-    assert_eq!(held.iter().sum::<usize>(), 3);
-    cluster.shutdown().await;
+    // B holds all three agents at once, so no offer can have gone to A
+    // (it would still hold it): its stream has none queued either.
+    assert_eq!((held_by(&cluster, "a"), held_by(&cluster, "b")), (0, 3));
+    while let Ok(ev) = a.events.try_recv() {
+        assert_ne!(ev.r#type(), event::Type::Offers, "{ev:?}");
+    }
+    stop(cluster, dir.path()).await;
+}
+
+#[tokio::test]
+async fn reconciling_thousands_of_tasks_keeps_the_framework_connected() {
+    let (cluster, dir) = start(23600).await;
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Protobuf,
+        framework_info("many", true, 60.0),
+    )
+    .await;
+    const N: usize = 20_000;
+    let ids: Vec<String> = (0..N).map(|i| format!("ghost-{i}")).collect();
+    s.reconcile(ids.iter().map(|id| (id.as_str(), None)).collect())
+        .await;
+    for id in &ids {
+        assert_eq!(s.update(id).await.state(), TaskState::TaskUnknown);
+    }
+    assert_eq!(cluster.state()["frameworks"][0]["connected"], true);
+    stop(cluster, dir.path()).await;
 }

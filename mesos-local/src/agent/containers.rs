@@ -1,13 +1,18 @@
 //! Containers are sessions. Every executor is started through `setsid`
 //! (spawned without a process group of its own, so `setsid` does not fork
 //! and the executor's pid becomes the session id); executors put their
-//! tasks in process groups inside that session. Destroying a container
+//! tasks in process groups inside that session. Stopping one politely is a
+//! SIGTERM to the executor alone ([`terminate`]; `baton-executor` treats it
+//! as SHUTDOWN and kills its tasks under their kill policy); destroying it
 //! SIGKILLs every process whose session id (field 6 of `/proc/<pid>/stat`)
-//! is the executor's pid.
+//! is the executor's pid ([`kill_session`]). Zombies are not counted as
+//! members: an orphan that exits is reparented to PID 1, which on some
+//! machines never reaps it.
 //!
 //! Also here: the sandbox fetcher (`CommandInfo.uris`) and the executor
 //! environment.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -230,7 +235,7 @@ pub fn spawn(
 fn session_of(pid: i32) -> Option<(i32, char)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let _ppid = fields.next()?;
@@ -239,25 +244,59 @@ fn session_of(pid: i32) -> Option<(i32, char)> {
     Some((session, state))
 }
 
-/// Live (non-zombie) processes of session `sid`.
-pub fn session_members(sid: i32) -> Vec<i32> {
+/// Every live (non-zombie) process with its session id.
+fn live_processes() -> Vec<(i32, i32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| matches!(session_of(pid), Some((s, state)) if s == sid && state != 'Z' && state != 'X'))
+        .filter_map(|pid| match session_of(pid) {
+            Some((sid, state)) if state != 'Z' && state != 'X' => Some((pid, sid)),
+            _ => None,
+        })
         .collect()
+}
+
+/// Live (non-zombie) processes of session `sid`.
+pub fn session_members(sid: i32) -> Vec<i32> {
+    live_processes()
+        .into_iter()
+        .filter(|&(_, s)| s == sid)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Which of `sids` still have a live (non-zombie) member, in one scan.
+pub fn live_sessions(sids: &[u32]) -> BTreeSet<u32> {
+    live_processes()
+        .into_iter()
+        .filter_map(|(_, sid)| u32::try_from(sid).ok())
+        .filter(|sid| sids.contains(sid))
+        .collect()
+}
+
+/// A session id we may signal: never 0 or 1 (nor anything negative, which
+/// `kill(2)` would read as a process group).
+fn signallable(pid: u32) -> Option<i32> {
+    i32::try_from(pid).ok().filter(|&p| p > 1)
+}
+
+/// SIGTERMs the executor (the session leader) only; it stops its tasks
+/// itself. The session is destroyed later if it does not empty in time.
+pub fn terminate(pid: u32) {
+    if let Some(pid) = signallable(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
 }
 
 /// SIGKILLs every process of session `sid`, rescanning until none is left
 /// (a process may fork between a scan and its kill; a killed one cannot).
+/// It blocks for up to ~100 ms: call it off the async workers, and never
+/// under a lock others wait for.
 pub fn kill_session(sid: u32) {
-    let Ok(sid) = i32::try_from(sid) else {
+    let Some(sid) = signallable(sid) else {
         return;
     };
-    if sid <= 1 {
-        return;
-    }
     // Bounded: at most ~100 ms when something refuses to die (a process
     // in uninterruptible sleep).
     for attempt in 0..50 {
@@ -273,6 +312,43 @@ pub fn kill_session(sid: u32) {
         }
     }
     warn!(sid, "processes survive in a destroyed container");
+}
+
+/// How often [`stop_sessions`] looks at what is left.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// Waits until every session of `sessions` has no live process, SIGKILLing
+/// each one whose grace (from now) has passed. Returns within the longest
+/// grace plus the time the kills take.
+pub async fn stop_sessions(sessions: Vec<(u32, Duration)>) {
+    let start = tokio::time::Instant::now();
+    let mut left: Vec<(u32, tokio::time::Instant)> = sessions
+        .into_iter()
+        .map(|(sid, grace)| (sid, start + grace))
+        .collect();
+    while !left.is_empty() {
+        let sids: Vec<u32> = left.iter().map(|&(sid, _)| sid).collect();
+        let alive = tokio::task::spawn_blocking(move || live_sessions(&sids))
+            .await
+            .unwrap_or_default();
+        let now = tokio::time::Instant::now();
+        let mut overdue = Vec::new();
+        left.retain(|&(sid, deadline)| {
+            let due = alive.contains(&sid) && now >= deadline;
+            if due {
+                overdue.push(sid);
+            }
+            alive.contains(&sid) && !due
+        });
+        if !overdue.is_empty() {
+            warn!(sessions = ?overdue, "containers still running after their shutdown grace; destroying them");
+            let _ = tokio::task::spawn_blocking(move || overdue.into_iter().for_each(kill_session))
+                .await;
+        }
+        if !left.is_empty() {
+            tokio::time::sleep(STOP_POLL).await;
+        }
+    }
 }
 
 /// The executor environment of `src/slave/slave.cpp`'s
@@ -398,6 +474,51 @@ mod tests {
         assert_eq!(vars["MESOS_RECOVERY_TIMEOUT"], "15mins");
         assert_eq!(vars["MESOS_SLAVE_PID"], "slave(1)@127.0.0.2:1234");
         assert_eq!(vars["X"], "y");
+    }
+
+    #[tokio::test]
+    async fn terminate_signals_only_the_session_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        // The leader traps TERM and reports it; its child ignores nothing
+        // but must survive, since only the leader is signalled.
+        let mut child = spawn(
+            &Program::Shell(
+                "trap 'echo term > got-term; exit 0' TERM; sleep 300 & echo $! > child; wait"
+                    .into(),
+            ),
+            dir.path(),
+            &[],
+        )
+        .unwrap();
+        let sid = child.id().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let child_pid: i32 = loop {
+            if let Ok(s) = std::fs::read_to_string(dir.path().join("child"))
+                && let Ok(pid) = s.trim().parse()
+            {
+                break pid;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no child");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        terminate(sid);
+        assert!(child.wait().await.unwrap().success());
+        assert!(dir.path().join("got-term").exists());
+        assert_eq!(session_members(sid as i32), vec![child_pid]);
+        assert_eq!(live_sessions(&[sid, 1]), BTreeSet::from([sid]));
+        kill_session(sid);
+        assert!(live_sessions(&[sid]).is_empty());
+    }
+
+    #[test]
+    fn init_and_nonsense_pids_are_never_signalled() {
+        assert_eq!(signallable(0), None);
+        assert_eq!(signallable(1), None);
+        assert_eq!(signallable(u32::MAX), None);
+        assert_eq!(signallable(42), Some(42));
+        // Neither call may signal anything (pid 0 is our own group).
+        terminate(0);
+        kill_session(1);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use mesos_proto::executor::{Call, call};
-use mesos_proto::v1::{TaskState, task_status::Source};
+use mesos_proto::v1::{TaskState, TaskStatus, task_status::Source};
 use tracing::Instrument;
 
 use super::Agent;
@@ -46,40 +46,56 @@ pub fn validate(call: &Call) -> Result<call::Type, String> {
             let Some(update) = &call.update else {
                 return Err("Expecting 'update' to be present".into());
             };
-            let status = &update.status;
-            match &status.uuid {
-                None => return Err("Expecting 'uuid' to be present".into()),
-                Some(u) if !valid_uuid(u) => {
-                    return Err(format!("'uuid' of {} bytes is not a valid UUID", u.len()));
-                }
-                Some(_) => {}
-            }
-            if status.source != Some(Source::Executor as i32) {
-                return Err(format!(
-                    "Received Call from executor {} of framework {} with invalid source, expecting 'SOURCE_EXECUTOR'",
-                    call.executor_id.value, call.framework_id.value
-                ));
-            }
-            if status.state == TaskState::TaskStaging as i32 {
-                return Err(format!(
-                    "Received TASK_STAGING from executor {} of framework {} which is not allowed",
-                    call.executor_id.value, call.framework_id.value
-                ));
-            }
-            if let Some(eid) = &status.executor_id
-                && eid.value != call.executor_id.value
-            {
-                return Err(format!(
-                    "ExecutorID in Call: {} does not match ExecutorID in TaskStatus: {}",
-                    call.executor_id.value, eid.value
-                ));
-            }
+            validate_status(
+                &call.framework_id.value,
+                &call.executor_id.value,
+                &update.status,
+            )?;
             Ok(ty)
         }
         call::Type::Message if call.message.is_none() => {
             Err("Expecting 'message' to be present".into())
         }
         _ => Ok(ty),
+    }
+}
+
+/// The rules an executor's status update must follow, in an UPDATE call
+/// and among a SUBSCRIBE's unacknowledged updates alike.
+pub fn validate_status(
+    framework_id: &str,
+    executor_id: &str,
+    status: &TaskStatus,
+) -> Result<(), String> {
+    match &status.uuid {
+        None => return Err("Expecting 'uuid' to be present".into()),
+        Some(u) if !valid_uuid(u) => {
+            return Err(format!("'uuid' of {} bytes is not a valid UUID", u.len()));
+        }
+        Some(_) => {}
+    }
+    if status.source != Some(Source::Executor as i32) {
+        return Err(format!(
+            "Received Call from executor {executor_id} of framework {framework_id} with invalid source, expecting 'SOURCE_EXECUTOR'"
+        ));
+    }
+    // A number that names no state (possible in protobuf) is as missing as
+    // the required field Mesos's parser would then find unset.
+    match TaskState::try_from(status.state) {
+        Err(_) => Err(format!(
+            "Expecting 'state' to be a task state, got {}",
+            status.state
+        )),
+        Ok(TaskState::TaskStaging) => Err(format!(
+            "Received TASK_STAGING from executor {executor_id} of framework {framework_id} which is not allowed"
+        )),
+        Ok(_) => match &status.executor_id {
+            Some(eid) if eid.value != executor_id => Err(format!(
+                "ExecutorID in Call: {executor_id} does not match ExecutorID in TaskStatus: {}",
+                eid.value
+            )),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -185,6 +201,18 @@ mod tests {
                 Some(vec![1; 16]),
                 Some("other"),
             ),
+            {
+                let mut c = update(
+                    TaskState::TaskRunning,
+                    Source::Executor,
+                    Some(vec![1; 16]),
+                    None,
+                );
+                if let Some(u) = c.update.as_mut() {
+                    u.status.state = 999;
+                }
+                c
+            },
         ];
         for c in cases {
             assert!(validate(&c).is_err(), "{c:?}");

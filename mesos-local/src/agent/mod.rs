@@ -5,10 +5,11 @@
 //!
 //! As in the master, all state is one [`AgentState`] behind a
 //! `std::sync::Mutex` that is never held across an await. Outputs are
-//! non-blocking: `try_send` to executor streams (bounded), unbounded sends to
-//! the master. Anything to spawn (a container launch, a timer, a stream's
-//! watcher) is queued in [`AgentState::deferred`] and spawned by
-//! [`Agent::with_state`] once the lock is released.
+//! non-blocking: pushes on executor streams (whose backlog is bounded),
+//! unbounded sends to the master. Anything to spawn (a container launch, a
+//! timer, a stream's watcher, a container's destruction, which scans
+//! `/proc` and may take a while) is queued in [`AgentState::deferred`] and
+//! spawned by [`Agent::with_state`] once the lock is released.
 //!
 //! A stopped agent keeps its state (as if checkpointed): its server is down,
 //! executor streams are closed, messages from the master wait in the inbox,
@@ -41,7 +42,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::config::ClusterConfig;
 use crate::master::validation::has_capability;
 use crate::messages::{AgentReport, FromAgent, ReportedTask, Scope, ToAgent};
-use crate::wire::{self, Rejection, STREAM_CAPACITY};
+use crate::wire::{self, Inbox, Outbox, Rejection};
 use containers::{ExecutorEnv, Program};
 use status_updates::{Acked, Pushed, UpdateStream};
 
@@ -109,7 +110,7 @@ impl Queued {
 #[derive(Debug)]
 pub struct ExecConn {
     conn_id: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: Outbox,
     encoding: Encoding,
     cancel: CancellationToken,
 }
@@ -132,6 +133,10 @@ pub struct Executor {
     pub queued: Vec<Queued>,
     /// Some task was delivered to it.
     pub ever_sent: bool,
+    /// It has SUBSCRIBEd at least once (Mesos's executor has left
+    /// REGISTERING): its UPDATE and MESSAGE calls are taken from then on,
+    /// also while it is terminating or between two connections.
+    pub subscribed: bool,
     /// What its tasks become when it ends, if not TASK_FAILED.
     pub termination: Option<Termination>,
     /// For stale timers.
@@ -218,6 +223,12 @@ pub enum Deferred {
         /// The grace.
         after: Duration,
     },
+    /// SIGKILL every process of a container's session (off the lock and
+    /// the async workers: it scans `/proc`).
+    Destroy {
+        /// The executor's pid, the session id.
+        pid: u32,
+    },
     /// Watch a new executor stream.
     Connection {
         /// Owner.
@@ -227,7 +238,7 @@ pub enum Deferred {
         /// The stream.
         conn_id: u64,
         /// A sender to it.
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         /// HEARTBEAT in its encoding.
         heartbeat: Bytes,
         /// Stops the watcher.
@@ -264,6 +275,8 @@ pub struct AgentState {
     /// Spawned after unlocking.
     pub deferred: Vec<Deferred>,
     wake: bool,
+    /// The cluster is shutting down: no new executors.
+    closing: bool,
 }
 
 fn exec_event(ty: event::Type) -> executor::Event {
@@ -278,10 +291,11 @@ fn send_exec(ex: &mut Executor, ev: &executor::Event) -> bool {
         return false;
     };
     let rec = wire::record(conn.encoding, ev);
-    if conn.tx.try_send(rec).is_ok() {
-        return true;
-    }
-    warn!(executor_id = %ex.info.executor_id.value, "executor stream full or closed; dropping it");
+    let gone = match conn.tx.push(rec) {
+        Ok(()) => return true,
+        Err(gone) => gone,
+    };
+    warn!(executor_id = %ex.info.executor_id.value, ?gone, "executor stream closed or too far behind; dropping it");
     if let Some(c) = ex.conn.take() {
         c.cancel.cancel();
     }
@@ -302,6 +316,14 @@ fn deliver_or_queue(ex: &mut Executor, tasks: &mut BTreeMap<String, AgentTask>, 
     } else {
         ex.queued.push(item);
     }
+}
+
+/// How long an executor has between SHUTDOWN (or SIGTERM) and the
+/// destruction of its container.
+fn shutdown_grace(info: &v1::ExecutorInfo, default: Duration) -> Duration {
+    info.shutdown_grace_period
+        .as_ref()
+        .map_or(default, util::from_duration_info)
 }
 
 fn launch_event(item: &Queued) -> executor::Event {
@@ -467,6 +489,10 @@ impl AgentState {
 
     /// Handles a message from the master.
     pub fn handle(&mut self, msg: ToAgent) {
+        if self.closing && matches!(msg, ToAgent::RunTask { .. } | ToAgent::RunTaskGroup { .. }) {
+            debug!("launch refused: the cluster is shutting down");
+            return;
+        }
         match msg {
             ToAgent::RunTask { framework, task } => self.run_task(framework, task),
             ToAgent::RunTaskGroup {
@@ -680,11 +706,7 @@ impl AgentState {
             return;
         };
         let checkpoint = f.info.checkpoint.unwrap_or(false);
-        let shutdown_grace = info
-            .shutdown_grace_period
-            .as_ref()
-            .map(util::from_duration_info)
-            .unwrap_or(self.config.executor_shutdown_grace_period);
+        let shutdown_grace = shutdown_grace(&info, self.config.executor_shutdown_grace_period);
         let mut extra = self.config.executor_environment.clone();
         let (program, uris) = if command || info.command.is_none() {
             let uris = if command {
@@ -737,6 +759,7 @@ impl AgentState {
             conn: None,
             queued: vec![item],
             ever_sent: false,
+            subscribed: false,
             termination: None,
             generation,
         };
@@ -820,8 +843,8 @@ impl AgentState {
         self.executor_exited(fid, eid, container_id, None);
     }
 
-    /// The executor's process exited (or never started): its remaining
-    /// tasks get terminal updates, the container is destroyed, the master
+    /// The executor's process exited (or never started) and its container
+    /// is destroyed: its remaining tasks get terminal updates, the master
     /// hears of custom executors.
     pub fn executor_exited(
         &mut self,
@@ -859,9 +882,6 @@ impl AgentState {
         );
         if let Some(c) = ex.conn.take() {
             c.cancel.cancel();
-        }
-        if let Some(pid) = ex.pid {
-            containers::kill_session(pid);
         }
         let pa = f.partition_aware();
         let termination = ex
@@ -951,6 +971,10 @@ impl AgentState {
         }
     }
 
+    /// Asks an executor to stop and destroys its container if it has not
+    /// gone after its shutdown grace: SHUTDOWN on its stream if it is
+    /// connected, else SIGTERM (which `baton-executor` takes as SHUTDOWN).
+    /// One not started yet is killed as soon as it is.
     fn shutdown_executor(&mut self, fid: &str, eid: &str) {
         let default_grace = self.config.executor_shutdown_grace_period;
         let Some(ex) = self
@@ -969,23 +993,18 @@ impl AgentState {
             "shutting down executor"
         );
         ex.phase = Phase::Terminating;
-        if ex.conn.is_some() {
-            send_exec(ex, &exec_event(event::Type::Shutdown));
-            let after = ex
-                .info
-                .shutdown_grace_period
-                .as_ref()
-                .map(util::from_duration_info)
-                .unwrap_or(default_grace);
-            self.deferred.push(Deferred::ShutdownGrace {
-                framework_id: fid.to_string(),
-                executor_id: eid.to_string(),
-                generation: ex.generation,
-                after,
-            });
-        } else if let Some(pid) = ex.pid {
-            containers::kill_session(pid);
+        if !send_exec(ex, &exec_event(event::Type::Shutdown)) {
+            let Some(pid) = ex.pid else {
+                return;
+            };
+            containers::terminate(pid);
         }
+        self.deferred.push(Deferred::ShutdownGrace {
+            framework_id: fid.to_string(),
+            executor_id: eid.to_string(),
+            generation: ex.generation,
+            after: shutdown_grace(&ex.info, default_grace),
+        });
     }
 
     fn shutdown_framework(&mut self, fid: &str) {
@@ -1008,7 +1027,7 @@ impl AgentState {
             && ex.generation == generation
             && let Some(pid) = ex.pid
         {
-            containers::kill_session(pid);
+            self.deferred.push(Deferred::Destroy { pid });
         }
     }
 
@@ -1037,7 +1056,7 @@ impl AgentState {
             message: "Executor did not register in time".into(),
         });
         if let Some(pid) = ex.pid {
-            containers::kill_session(pid);
+            self.deferred.push(Deferred::Destroy { pid });
         }
     }
 
@@ -1061,7 +1080,7 @@ impl AgentState {
                     ),
                 });
                 if let Some(pid) = ex.pid {
-                    containers::kill_session(pid);
+                    self.deferred.push(Deferred::Destroy { pid });
                 }
             }
         }
@@ -1099,17 +1118,27 @@ impl AgentState {
 
     // ----- executor API ---------------------------------------------------
 
-    fn lookup(&mut self, fid: &str, eid: &str) -> Result<(), Rejection> {
-        let f = self
-            .frameworks
-            .get(fid)
-            .ok_or_else(|| Rejection::BadRequest("Framework cannot be found".into()))?;
-        f.executors
-            .get(eid)
-            .ok_or_else(|| Rejection::BadRequest("Executor cannot be found".into()))?;
-        Ok(())
+    /// A stopped agent answers nothing; a request that raced with the stop
+    /// gets 503 (which executors retry) rather than a stream no one ends.
+    fn ensure_running(&self) -> Result<(), Rejection> {
+        if self.running {
+            Ok(())
+        } else {
+            Err(Rejection::ServiceUnavailable("Agent is not running".into()))
+        }
     }
 
+    fn executor(&self, fid: &str, eid: &str) -> Result<&Executor, Rejection> {
+        self.frameworks
+            .get(fid)
+            .ok_or_else(|| Rejection::BadRequest("Framework cannot be found".into()))?
+            .executors
+            .get(eid)
+            .ok_or_else(|| Rejection::BadRequest("Executor cannot be found".into()))
+    }
+
+    /// Fills in what the agent knows: its id, the executor, the container
+    /// and its address (mesos-dns reads `container_status.network_infos`).
     fn normalize(&self, ex: &Executor, mut status: v1::TaskStatus) -> v1::TaskStatus {
         status.agent_id = Some(util::agent_id(&self.agent_id));
         if status.executor_id.is_none() {
@@ -1154,139 +1183,209 @@ impl AgentState {
         }
     }
 
-    /// SUBSCRIBE from an executor (§5.3).
+    /// SUBSCRIBE from an executor (§5.3): its previous stream closes, its
+    /// unacknowledged updates are fed again, tasks launched during an agent
+    /// restart that it does not know are dropped (or lost), then it gets
+    /// SUBSCRIBED and the queued LAUNCH / LAUNCH_GROUP events.
     pub fn executor_subscribe(
         &mut self,
         call: executor::Call,
         encoding: Encoding,
-    ) -> Result<mpsc::Receiver<Bytes>, Rejection> {
-        let fid = call.framework_id.value.clone();
-        let eid = call.executor_id.value.clone();
-        self.lookup(&fid, &eid)?;
+    ) -> Result<Inbox, Rejection> {
+        self.ensure_running()?;
+        let fid = call.framework_id.value;
+        let eid = call.executor_id.value;
         let sub = call.subscribe.unwrap_or_default();
-        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
-        let conn_id = self.next_conn;
-        self.next_conn += 1;
-        let cancel = CancellationToken::new();
-        let heartbeat = wire::record(encoding, &exec_event(event::Type::Heartbeat));
-        let subscribed = {
-            let f = self.frameworks.get(&fid).expect("looked up");
-            let ex = &f.executors[&eid];
-            executor::Event {
-                subscribed: Some(event::Subscribed {
-                    executor_info: ex.info.clone(),
-                    framework_info: f.info.clone(),
-                    agent_info: self.agent_info.clone(),
-                    container_id: Some(v1::ContainerId {
-                        value: ex.container_id.clone(),
-                        parent: None,
-                    }),
-                }),
-                ..exec_event(event::Type::Subscribed)
-            }
+        let (tx, rx) = wire::event_stream();
+        let Some(was_reregistering) = self.attach(&fid, &eid, tx, encoding)? else {
+            return Ok(rx);
         };
-        let f = self.frameworks.get_mut(&fid).expect("looked up");
-        let shutting_down = f.shutting_down;
-        let ex = f.executors.get_mut(&eid).expect("looked up");
+        self.refeed(&fid, &eid, sub.unacknowledged_updates);
+        if was_reregistering {
+            self.drop_tasks_lost_in_restart(&fid, &eid, &sub.unacknowledged_tasks);
+        }
+        self.deliver_queued(&fid, &eid, was_reregistering);
+        Ok(rx)
+    }
+
+    /// Makes `tx` the executor's stream. `Some(was_reregistering)` once
+    /// SUBSCRIBED is sent; `None` if the executor is being shut down, when
+    /// it gets only SHUTDOWN and the stream ends.
+    fn attach(
+        &mut self,
+        fid: &str,
+        eid: &str,
+        tx: Outbox,
+        encoding: Encoding,
+    ) -> Result<Option<bool>, Rejection> {
+        let Some(f) = self.frameworks.get_mut(fid) else {
+            return Err(Rejection::BadRequest("Framework cannot be found".into()));
+        };
+        let Some(ex) = f.executors.get_mut(eid) else {
+            return Err(Rejection::BadRequest("Executor cannot be found".into()));
+        };
         if let Some(old) = ex.conn.take() {
             old.cancel.cancel();
         }
         info!(framework_id = %fid, executor_id = %eid, "executor subscribed");
-        if ex.phase == Phase::Terminating || shutting_down {
-            let _ = tx.try_send(wire::record(encoding, &exec_event(event::Type::Shutdown)));
-            return Ok(rx);
+        ex.subscribed = true;
+        if ex.phase == Phase::Terminating || f.shutting_down || self.closing {
+            let _ = tx.push(wire::record(encoding, &exec_event(event::Type::Shutdown)));
+            return Ok(None);
         }
         let was_reregistering = ex.phase == Phase::Reregistering;
         ex.phase = Phase::Running;
         ex.generation += 1;
+        let conn_id = self.next_conn;
+        self.next_conn += 1;
+        let cancel = CancellationToken::new();
         ex.conn = Some(ExecConn {
             conn_id,
             tx: tx.clone(),
             encoding,
             cancel: cancel.clone(),
         });
+        let subscribed = executor::Event {
+            subscribed: Some(event::Subscribed {
+                executor_info: ex.info.clone(),
+                framework_info: f.info.clone(),
+                agent_info: self.agent_info.clone(),
+                container_id: Some(v1::ContainerId {
+                    value: ex.container_id.clone(),
+                    parent: None,
+                }),
+            }),
+            ..exec_event(event::Type::Subscribed)
+        };
         send_exec(ex, &subscribed);
-        let refed: Vec<v1::TaskStatus> = sub
-            .unacknowledged_updates
-            .into_iter()
-            .map(|u| self.normalize(&self.frameworks[&fid].executors[&eid], u.status))
-            .collect();
-        for status in refed {
-            self.push_update(&fid, status.clone());
-            self.ack_to_executor(&fid, &eid, &status);
-        }
-        let f = self.frameworks.get_mut(&fid).expect("looked up");
-        let pa = f.partition_aware();
-        if was_reregistering {
-            let unacked: HashSet<String> = sub
-                .unacknowledged_tasks
-                .iter()
-                .map(|t| t.task_id.value.clone())
-                .collect();
-            let lost: Vec<String> = f
-                .tasks
-                .values()
-                .filter(|t| {
-                    t.executor_id == eid
-                        && t.delivered
-                        && t.state == TaskState::TaskStaging
-                        && !unacked.contains(&t.info.task_id.value)
-                })
-                .map(|t| t.info.task_id.value.clone())
-                .collect();
-            let state = if pa {
-                TaskState::TaskDropped
-            } else {
-                TaskState::TaskLost
-            };
-            for id in lost {
-                let s = self.agent_status(
-                    &id,
-                    &eid,
-                    state,
-                    Reason::AgentRestarted,
-                    "Task launched during agent restart",
-                );
-                self.push_update(&fid, s);
-            }
-        }
-        let f = self.frameworks.get_mut(&fid).expect("looked up");
-        let ex = f.executors.get_mut(&eid).expect("looked up");
-        if ex.queued.is_empty() && !ex.ever_sent && !was_reregistering {
-            self.shutdown_executor(&fid, &eid);
-        } else {
-            let queued = std::mem::take(&mut ex.queued);
-            for item in queued {
-                deliver_or_queue(ex, &mut f.tasks, item);
-            }
-        }
         self.deferred.push(Deferred::Connection {
-            framework_id: fid,
-            executor_id: eid,
+            framework_id: fid.to_string(),
+            executor_id: eid.to_string(),
             conn_id,
             tx,
-            heartbeat,
+            heartbeat: wire::record(encoding, &exec_event(event::Type::Heartbeat)),
             cancel,
         });
-        Ok(rx)
+        Ok(Some(was_reregistering))
     }
 
-    fn subscribed_executor(&mut self, fid: &str, eid: &str) -> Result<(), Rejection> {
-        self.lookup(fid, eid)?;
-        let ex = &self.frameworks[fid].executors[eid];
-        if ex.phase != Phase::Running || ex.conn.is_none() {
+    /// Feeds a re-subscribing executor's unacknowledged updates into the
+    /// status-update streams again (duplicates are ignored by uuid). One
+    /// that breaks the UPDATE rules (no uuid, ...) is skipped, as Mesos's
+    /// status-update manager refuses it: queued, an update without uuid
+    /// could never be acknowledged and would block its task's stream.
+    fn refeed(&mut self, fid: &str, eid: &str, updates: Vec<executor::call::Update>) {
+        let Ok(ex) = self.executor(fid, eid) else {
+            return;
+        };
+        let mut accepted = Vec::new();
+        for update in updates {
+            match http::validate_status(fid, eid, &update.status) {
+                Ok(()) => accepted.push(self.normalize(ex, update.status)),
+                Err(e) => warn!(
+                    framework_id = fid,
+                    executor_id = eid,
+                    task_id = %update.status.task_id.value,
+                    error = %e,
+                    "invalid unacknowledged update in SUBSCRIBE ignored"
+                ),
+            }
+        }
+        for status in accepted {
+            self.push_update(fid, status.clone());
+            self.ack_to_executor(fid, eid, &status);
+        }
+    }
+
+    /// After an agent restart, tasks still STAGING that were delivered to
+    /// the executor but that it does not list as unacknowledged never
+    /// reached it: TASK_DROPPED (TASK_LOST for frameworks that are not
+    /// PARTITION_AWARE), REASON_AGENT_RESTARTED.
+    fn drop_tasks_lost_in_restart(&mut self, fid: &str, eid: &str, known: &[v1::TaskInfo]) {
+        let Some(f) = self.frameworks.get(fid) else {
+            return;
+        };
+        let known: HashSet<&str> = known.iter().map(|t| t.task_id.value.as_str()).collect();
+        let lost: Vec<String> = f
+            .tasks
+            .values()
+            .filter(|t| {
+                t.executor_id == eid
+                    && t.delivered
+                    && t.state == TaskState::TaskStaging
+                    && !known.contains(t.info.task_id.value.as_str())
+            })
+            .map(|t| t.info.task_id.value.clone())
+            .collect();
+        let state = if f.partition_aware() {
+            TaskState::TaskDropped
+        } else {
+            TaskState::TaskLost
+        };
+        for id in lost {
+            let s = self.agent_status(
+                &id,
+                eid,
+                state,
+                Reason::AgentRestarted,
+                "Task launched during agent restart",
+            );
+            self.push_update(fid, s);
+        }
+    }
+
+    /// Sends the queued launches; an executor that was never given a task
+    /// and has none queued is shut down (as Mesos does).
+    fn deliver_queued(&mut self, fid: &str, eid: &str, was_reregistering: bool) {
+        let Some(f) = self.frameworks.get_mut(fid) else {
+            return;
+        };
+        let Some(ex) = f.executors.get_mut(eid) else {
+            return;
+        };
+        if ex.queued.is_empty() && !ex.ever_sent && !was_reregistering {
+            self.shutdown_executor(fid, eid);
+            return;
+        }
+        for item in std::mem::take(&mut ex.queued) {
+            deliver_or_queue(ex, &mut f.tasks, item);
+        }
+    }
+
+    /// The executor of a non-SUBSCRIBE call: 403 only while it has never
+    /// subscribed (Mesos's REGISTERING). A terminating executor must still
+    /// be able to report its tasks' ends, and one between two connections
+    /// (agent restart) may report before it re-subscribes.
+    fn subscribed_executor(&self, fid: &str, eid: &str) -> Result<&Executor, Rejection> {
+        let ex = self.executor(fid, eid)?;
+        if !ex.subscribed {
             return Err(Rejection::Forbidden("Executor is not subscribed".into()));
         }
-        Ok(())
+        Ok(ex)
     }
 
-    /// UPDATE from an executor.
+    /// UPDATE from an executor: queued on its task's stream, ACKNOWLEDGED
+    /// at once. 503 while that stream already holds
+    /// [`status_updates::MAX_PENDING`] unacknowledged updates (a scheduler
+    /// that never acknowledges must not make the agent grow without bound;
+    /// the executor keeps the update and sends it again).
     pub fn executor_update(&mut self, call: executor::Call) -> Result<(), Rejection> {
-        let fid = call.framework_id.value.clone();
-        let eid = call.executor_id.value.clone();
-        self.subscribed_executor(&fid, &eid)?;
+        self.ensure_running()?;
+        let fid = call.framework_id.value;
+        let eid = call.executor_id.value;
         let status = call.update.map(|u| u.status).unwrap_or_default();
-        let status = self.normalize(&self.frameworks[&fid].executors[&eid], status);
+        let status = self.normalize(self.subscribed_executor(&fid, &eid)?, status);
+        let backlog = self
+            .frameworks
+            .get(&fid)
+            .and_then(|f| f.streams.get(&status.task_id.value))
+            .map_or(0, UpdateStream::len);
+        if backlog >= status_updates::MAX_PENDING {
+            return Err(Rejection::ServiceUnavailable(format!(
+                "Too many unacknowledged status updates for task {}",
+                status.task_id.value
+            )));
+        }
         debug!(framework_id = %fid, task_id = %status.task_id.value, state = ?status.state(), "status update from executor");
         self.push_update(&fid, status.clone());
         self.ack_to_executor(&fid, &eid, &status);
@@ -1295,8 +1394,9 @@ impl AgentState {
 
     /// MESSAGE from an executor.
     pub fn executor_message(&mut self, call: executor::Call) -> Result<(), Rejection> {
-        let fid = call.framework_id.value.clone();
-        let eid = call.executor_id.value.clone();
+        self.ensure_running()?;
+        let fid = call.framework_id.value;
+        let eid = call.executor_id.value;
         self.subscribed_executor(&fid, &eid)?;
         let _ = self.to_master.send(FromAgent::ExecutorMessage {
             index: self.index,
@@ -1400,6 +1500,30 @@ impl AgentState {
             .send(FromAgent::Disconnected { index: self.index });
     }
 
+    /// The first step of a cluster shutdown: no new executors from now on,
+    /// and every executor gets SIGTERM (`baton-executor` stops its tasks as
+    /// on SHUTDOWN), and SHUTDOWN too if it is connected. Returns each
+    /// container's session with its shutdown grace, after which it is to be
+    /// destroyed.
+    pub fn terminate_all(&mut self) -> Vec<(u32, Duration)> {
+        self.closing = true;
+        let default_grace = self.config.executor_shutdown_grace_period;
+        let mut sessions = Vec::new();
+        for ex in self
+            .frameworks
+            .values_mut()
+            .flat_map(|f| f.executors.values_mut())
+        {
+            ex.phase = Phase::Terminating;
+            send_exec(ex, &exec_event(event::Type::Shutdown));
+            if let Some(pid) = ex.pid {
+                containers::terminate(pid);
+                sessions.push((pid, shutdown_grace(&ex.info, default_grace)));
+            }
+        }
+        sessions
+    }
+
     /// Destroys every container (shutdown).
     pub fn kill_all(&mut self) {
         for f in self.frameworks.values_mut() {
@@ -1472,6 +1596,7 @@ impl Agent {
             next_generation: 0,
             deferred: Vec::new(),
             wake: false,
+            closing: false,
         };
         Arc::new(Agent {
             index,
@@ -1555,12 +1680,18 @@ impl Agent {
                         // The child may not have called setsid(2) yet, so
                         // kill it directly too (it is unreaped: no pid reuse).
                         let _ = child.start_kill();
-                        containers::kill_session(pid);
+                        let _ = tokio::task::spawn_blocking(move || containers::kill_session(pid))
+                            .await;
                     }
                     let status = child.wait().await;
                     let raw = status
                         .ok()
                         .map(std::os::unix::process::ExitStatusExt::into_raw);
+                    // Destroy what the executor left in its session before
+                    // its tasks are reported gone, as Mesos reports them only
+                    // once the container is destroyed.
+                    let _ =
+                        tokio::task::spawn_blocking(move || containers::kill_session(pid)).await;
                     agent.with_state(|st| {
                         st.executor_exited(&framework_id, &executor_id, &container_id, raw)
                     });
@@ -1587,6 +1718,11 @@ impl Agent {
                     agent.with_state(AgentState::reregistration_expired);
                 });
             }
+            Deferred::Destroy { pid } => {
+                self.scope
+                    .tracker
+                    .spawn_blocking(move || containers::kill_session(pid));
+            }
             Deferred::ShutdownGrace {
                 framework_id,
                 executor_id,
@@ -1611,7 +1747,7 @@ impl Agent {
                         _ = cancel.cancelled() => return,
                         _ = tx.closed() => break,
                         _ = ticker.tick() => {
-                            if tx.try_send(heartbeat.clone()).is_err() {
+                            if tx.push(heartbeat.clone()).is_err() {
                                 break;
                             }
                         }
@@ -1704,6 +1840,12 @@ impl Agent {
         }
     }
 
+    /// SIGTERMs every executor and refuses new ones (see
+    /// [`AgentState::terminate_all`]).
+    pub fn terminate_all(&self) -> Vec<(u32, Duration)> {
+        self.lock().terminate_all()
+    }
+
     /// SIGKILLs every container (shutdown).
     pub fn kill_all(&self) {
         self.lock().kill_all();
@@ -1724,4 +1866,243 @@ async fn bind_again(addr: SocketAddr) -> std::io::Result<TcpListener> {
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FID: &str = "m-0000";
+    const EID: &str = "e";
+
+    /// A running agent with framework `m-0000`, whose executor `e` has been
+    /// started (not subscribed yet) with task `t` queued.
+    fn agent_with_executor() -> (AgentState, mpsc::UnboundedReceiver<FromAgent>) {
+        let (to_master, from_agent) = mpsc::unbounded_channel();
+        let mut st = AgentState {
+            index: 1,
+            agent_id: "m-S1".into(),
+            endpoint: "127.0.0.1:5051".parse().unwrap(),
+            agent_info: v1::AgentInfo::default(),
+            config: Arc::new(ClusterConfig::default()),
+            to_master,
+            running: true,
+            started_once: true,
+            frameworks: BTreeMap::new(),
+            pending_exits: Vec::new(),
+            next_conn: 0,
+            next_generation: 0,
+            deferred: Vec::new(),
+            wake: false,
+            closing: false,
+        };
+        let task = v1::TaskInfo {
+            name: "t".into(),
+            task_id: util::task_id("t"),
+            ..Default::default()
+        };
+        let executor = Executor {
+            info: v1::ExecutorInfo {
+                executor_id: util::executor_id(EID),
+                ..Default::default()
+            },
+            command: false,
+            container_id: "c".into(),
+            phase: Phase::Registering,
+            pid: None,
+            conn: None,
+            queued: vec![Queued::Task(Box::new(task.clone()))],
+            ever_sent: false,
+            subscribed: false,
+            termination: None,
+            generation: 0,
+        };
+        st.frameworks.insert(
+            FID.into(),
+            AgentFramework {
+                info: v1::FrameworkInfo {
+                    id: Some(util::framework_id(FID)),
+                    ..Default::default()
+                },
+                executors: BTreeMap::from([(EID.to_string(), executor)]),
+                tasks: BTreeMap::from([(
+                    "t".to_string(),
+                    AgentTask {
+                        info: task,
+                        executor_id: EID.into(),
+                        command: false,
+                        state: TaskState::TaskStaging,
+                        latest: None,
+                        delivered: false,
+                    },
+                )]),
+                streams: BTreeMap::new(),
+                shutting_down: false,
+            },
+        );
+        (st, from_agent)
+    }
+
+    fn call(ty: executor::call::Type) -> executor::Call {
+        executor::Call {
+            executor_id: util::executor_id(EID),
+            framework_id: util::framework_id(FID),
+            r#type: Some(ty as i32),
+            ..Default::default()
+        }
+    }
+
+    fn subscribe(updates: Vec<v1::TaskStatus>) -> executor::Call {
+        executor::Call {
+            subscribe: Some(executor::call::Subscribe {
+                unacknowledged_tasks: Vec::new(),
+                unacknowledged_updates: updates
+                    .into_iter()
+                    .map(|status| executor::call::Update { status })
+                    .collect(),
+            }),
+            ..call(executor::call::Type::Subscribe)
+        }
+    }
+
+    fn running(uuid: Option<Vec<u8>>) -> v1::TaskStatus {
+        let mut s = util::status(
+            util::task_id("t"),
+            TaskState::TaskRunning,
+            v1::task_status::Source::Executor,
+        );
+        s.uuid = uuid;
+        s
+    }
+
+    fn update(uuid: Vec<u8>) -> executor::Call {
+        executor::Call {
+            update: Some(executor::call::Update {
+                status: running(Some(uuid)),
+            }),
+            ..call(executor::call::Type::Update)
+        }
+    }
+
+    /// The status updates the agent forwarded to the master.
+    fn forwarded(rx: &mut mpsc::UnboundedReceiver<FromAgent>) -> Vec<v1::TaskStatus> {
+        let mut out = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let FromAgent::StatusUpdate { status, .. } = msg {
+                out.push(status);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn executor_calls_on_a_stopped_agent_get_503() {
+        let (mut st, _rx) = agent_with_executor();
+        st.running = false;
+        let unavailable = |r: Result<(), Rejection>| matches!(r, Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(unavailable(
+            st.executor_subscribe(subscribe(vec![]), Encoding::Json)
+                .map(drop)
+        ));
+        assert!(unavailable(
+            st.executor_update(update(util::new_status_uuid()))
+        ));
+        assert!(unavailable(
+            st.executor_message(call(executor::call::Type::Message))
+        ));
+        // Nothing was attached to the stopped agent.
+        assert!(st.frameworks[FID].executors[EID].conn.is_none());
+    }
+
+    #[test]
+    fn updates_are_refused_before_subscribe_and_taken_while_shutting_down() {
+        let (mut st, mut rx) = agent_with_executor();
+        let early = st.executor_update(update(util::new_status_uuid()));
+        assert!(
+            matches!(&early, Err(e) if e.status() == axum::http::StatusCode::FORBIDDEN),
+            "{early:?}"
+        );
+        let mut stream = st
+            .executor_subscribe(subscribe(vec![]), Encoding::Json)
+            .unwrap();
+        st.shutdown_executor(FID, EID);
+        assert_eq!(st.frameworks[FID].executors[EID].phase, Phase::Terminating);
+        let killed = util::new_status_uuid();
+        let mut call = update(killed.clone());
+        if let Some(u) = call.update.as_mut() {
+            u.status.state = TaskState::TaskKilled as i32;
+        }
+        st.executor_update(call).unwrap();
+        let sent = forwarded(&mut rx);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            (sent[0].state(), sent[0].uuid.as_ref()),
+            (TaskState::TaskKilled, Some(&killed))
+        );
+        // The executor heard SHUTDOWN, then ACKNOWLEDGED for its update.
+        let mut decoder = mesos_proto::recordio::Decoder::default();
+        while let Some(b) = stream.try_recv() {
+            decoder.feed(&b);
+        }
+        let mut types = Vec::new();
+        while let Ok(Some(r)) = decoder.next_record() {
+            types.push(
+                Encoding::Json
+                    .decode::<executor::Event>(&r)
+                    .unwrap()
+                    .r#type(),
+            );
+        }
+        assert_eq!(
+            types,
+            [
+                event::Type::Subscribed,
+                event::Type::Launch,
+                event::Type::Shutdown,
+                event::Type::Acknowledged
+            ]
+        );
+    }
+
+    #[test]
+    fn resubscribing_with_an_update_without_uuid_does_not_block_the_task() {
+        let (mut st, mut rx) = agent_with_executor();
+        let valid = util::new_status_uuid();
+        let _stream = st
+            .executor_subscribe(
+                subscribe(vec![running(None), running(Some(valid.clone()))]),
+                Encoding::Json,
+            )
+            .unwrap();
+        let sent = forwarded(&mut rx);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].uuid.as_ref(), Some(&valid));
+        // Acknowledging it lets the next update through.
+        st.acknowledge(FID, "t", &valid);
+        let next = util::new_status_uuid();
+        st.executor_update(update(next.clone())).unwrap();
+        assert_eq!(forwarded(&mut rx)[0].uuid.as_ref(), Some(&next));
+    }
+
+    #[test]
+    fn a_task_stream_refuses_updates_beyond_its_backlog() {
+        let (mut st, mut rx) = agent_with_executor();
+        let _stream = st
+            .executor_subscribe(subscribe(vec![]), Encoding::Protobuf)
+            .unwrap();
+        let first = util::new_status_uuid();
+        st.executor_update(update(first.clone())).unwrap();
+        for _ in 1..status_updates::MAX_PENDING {
+            st.executor_update(update(util::new_status_uuid())).unwrap();
+        }
+        let refused = st.executor_update(update(util::new_status_uuid()));
+        assert!(
+            matches!(&refused, Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE),
+            "{refused:?}"
+        );
+        // Once the head is acknowledged there is room again.
+        assert_eq!(forwarded(&mut rx).len(), 1);
+        st.acknowledge(FID, "t", &first);
+        st.executor_update(update(util::new_status_uuid())).unwrap();
+    }
 }

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 pub const MAX_RETRY: Duration = Duration::from_secs(600);
 /// Uuids remembered for de-duplication per task.
 const MAX_SEEN: usize = 1024;
+/// Unacknowledged updates a task's stream holds before the agent refuses
+/// more from its executor (503): hours of health updates.
+pub const MAX_PENDING: usize = 10_000;
 
 /// What [`UpdateStream::push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,11 @@ impl UpdateStream {
         self.pending.is_empty()
     }
 
+    /// How many updates are pending.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Records that the head was (re)sent at `now`; the next retry is after
     /// `base` the first time, doubling after each retry up to 10 minutes.
     pub fn mark_sent(&mut self, now: Instant, base: Duration) {
@@ -122,7 +130,9 @@ impl UpdateStream {
         if !matches {
             return Acked::Ignored;
         }
-        let head = self.pending.pop_front().expect("checked above");
+        let Some(head) = self.pending.pop_front() else {
+            return Acked::Ignored;
+        };
         self.reset_retry();
         Acked::Done {
             next: !self.pending.is_empty(),

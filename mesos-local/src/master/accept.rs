@@ -352,6 +352,13 @@ fn validate_executor(
         }
         (true, _) => {}
     }
+    if executor
+        .shutdown_grace_period
+        .as_ref()
+        .is_some_and(|g| g.nanoseconds < 0)
+    {
+        return Err("ExecutorInfo's 'shutdown_grace_period' must be non-negative".into());
+    }
     let custom = !matches!(ty, Some(executor_info::Type::Default));
     if custom && executor.command.is_none() {
         return Err("'ExecutorInfo.command' must be set for 'CUSTOM' executor".into());
@@ -677,6 +684,17 @@ mod tests {
                     t
                 },
                 "kill_policy",
+            ),
+            (
+                {
+                    let mut t = task("x", 0.1);
+                    t.command = None;
+                    let mut e = custom("e", 0.1);
+                    e.shutdown_grace_period = Some(v1::DurationInfo { nanoseconds: -1 });
+                    t.executor = Some(e);
+                    t
+                },
+                "shutdown_grace_period",
             ),
         ];
         for (t, expected) in cases {

@@ -94,10 +94,11 @@ async fn scheduler(
                 .into_response();
             }
             return match master.with_state(|st| st.subscribe(&call, encoding)) {
-                Subscribed::Stream { rx, stream_id } => {
+                Err(r) => r.into_response(),
+                Ok(Subscribed::Stream { rx, stream_id }) => {
                     wire::stream_response(encoding, rx, &[(STREAM_ID_HEADER, stream_id)])
                 }
-                Subscribed::Refused { record } => {
+                Ok(Subscribed::Refused { record }) => {
                     let mut resp = Response::new(axum::body::Body::from(record));
                     resp.headers_mut().insert(
                         header::CONTENT_TYPE,

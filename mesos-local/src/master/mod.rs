@@ -6,10 +6,10 @@
 //! All master state is one [`MasterState`] behind a `std::sync::Mutex`.
 //! Every operation (an HTTP call, a message from an agent, a timer) locks
 //! it, mutates, and unlocks without awaiting: it never waits on I/O while
-//! holding the lock. Its outputs are non-blocking sends: `try_send` on each
-//! subscriber's bounded channel (a full or closed channel marks that
-//! framework disconnected instead of blocking) and unbounded sends to
-//! agents. Tasks that must be spawned (timers, a stream's heartbeat) are
+//! holding the lock. Its outputs are non-blocking sends: a push on each
+//! subscriber's [`wire::Outbox`] (a closed stream, or one whose reader has
+//! fallen too far behind, marks that framework disconnected instead of
+//! blocking) and unbounded sends to agents. Tasks that must be spawned (timers, a stream's heartbeat) are
 //! queued in [`MasterState::deferred`] and spawned by [`Master::with_state`]
 //! after the lock is released. A tokio mutex would buy nothing here and
 //! would let a slow await stall every caller.
@@ -20,6 +20,7 @@ pub(crate) mod http;
 pub(crate) mod reconcile;
 pub(crate) mod validation;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +41,7 @@ use tracing::{debug, info, warn};
 use crate::config::ClusterConfig;
 use crate::messages::{AgentReport, FromAgent, Scope, ToAgent};
 use crate::resources::Resources;
-use crate::wire::{self, Rejection, STREAM_CAPACITY};
+use crate::wire::{self, Inbox, Outbox, Rejection};
 use allocator::RefuseFilter;
 use validation::{framework_roles, has_capability};
 
@@ -102,7 +103,7 @@ pub struct Connection {
     /// `Mesos-Stream-Id`.
     pub stream_id: String,
     /// Records to the response body.
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: Outbox,
     /// The negotiated encoding.
     pub encoding: Encoding,
     /// Stops the stream's heartbeat task (which holds a sender too).
@@ -251,6 +252,24 @@ impl Framework {
         framework_roles(&self.info).into_iter().next()
     }
 
+    /// A new SUBSCRIBE for this framework: ERROR("Framework failed over")
+    /// on the old stream, which then closes; the new info is kept and the
+    /// failover timer, if any, is disarmed.
+    fn fail_over(&mut self, info: v1::FrameworkInfo, now: f64) {
+        if let Some(old) = self.conn.take() {
+            info!(framework_id = %self.id, "framework failed over to a new stream");
+            let _ = old.tx.push(wire::record(
+                old.encoding,
+                &error_event("Framework failed over"),
+            ));
+            old.close();
+        }
+        self.info = info;
+        self.reregistered_time = Some(now);
+        self.recovered = false;
+        self.failover_generation += 1;
+    }
+
     fn complete(&mut self, task: Task) {
         if self.completed_tasks.len() >= MAX_COMPLETED_TASKS {
             self.completed_tasks.pop_front();
@@ -300,7 +319,7 @@ pub enum Deferred {
         /// The stream.
         conn_id: u64,
         /// A sender to it.
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         /// HEARTBEAT in the stream's encoding.
         heartbeat: Bytes,
         /// Stops the task.
@@ -314,7 +333,7 @@ pub enum Subscribed {
     /// 200 with a live stream.
     Stream {
         /// The body.
-        rx: mpsc::Receiver<Bytes>,
+        rx: Inbox,
         /// `Mesos-Stream-Id`.
         stream_id: String,
     },
@@ -358,6 +377,8 @@ pub struct MasterState {
     pub deferred: Vec<Deferred>,
     /// Run an allocation soon (new framework, REVIVE).
     pub allocate_soon: bool,
+    /// The cluster is shutting down: calls get 503.
+    pub closing: bool,
     config: Arc<ClusterConfig>,
     paused: Arc<AtomicBool>,
 }
@@ -396,6 +417,10 @@ fn error_event(message: &str) -> Event {
     }
 }
 
+fn shutting_down() -> Rejection {
+    Rejection::ServiceUnavailable("Master is shutting down".into())
+}
+
 fn time_now() -> v1::TimeInfo {
     v1::TimeInfo {
         nanoseconds: (util::now_timestamp() * 1e9) as i64,
@@ -430,6 +455,7 @@ impl MasterState {
             duplicate_updates: 0,
             deferred: Vec::new(),
             allocate_soon: false,
+            closing: false,
             config,
             paused,
         }
@@ -507,10 +533,14 @@ impl MasterState {
             return false;
         };
         let rec = wire::record(conn.encoding, ev);
-        match conn.tx.try_send(rec) {
+        match conn.tx.push(rec) {
             Ok(()) => true,
-            Err(e) => {
-                warn!(framework_id, error = %e, "subscriber stream full or closed; disconnecting");
+            Err(gone) => {
+                warn!(
+                    framework_id,
+                    ?gone,
+                    "subscriber stream closed or too far behind; disconnecting"
+                );
                 self.disconnect(framework_id);
                 false
             }
@@ -670,23 +700,32 @@ impl MasterState {
 
     // ----- SUBSCRIBE ----------------------------------------------------
 
-    /// Handles a validated SUBSCRIBE.
-    pub fn subscribe(&mut self, call: &Call, encoding: Encoding) -> Subscribed {
-        let sub = call.subscribe.clone().unwrap_or_default();
-        let mut info = sub.framework_info;
-        let refuse = |message: &str| {
-            info!(message, "refusing SUBSCRIBE");
-            Subscribed::Refused {
-                record: wire::record(encoding, &error_event(message)),
-            }
-        };
-        if let Err(e) = validation::validate_framework_info(&info) {
-            return refuse(&e);
+    /// Handles a validated SUBSCRIBE: a live stream (SUBSCRIBED, HEARTBEAT,
+    /// ...), a refusal (200 with one ERROR event), or 503 while the cluster
+    /// shuts down.
+    pub fn subscribe(&mut self, call: &Call, encoding: Encoding) -> Result<Subscribed, Rejection> {
+        if self.closing {
+            return Err(shutting_down());
         }
-        let now = util::now_timestamp();
+        let sub = call.subscribe.clone().unwrap_or_default();
+        match self.admit(sub.framework_info) {
+            Ok(info) => Ok(self.open_stream(info, sub.suppressed_roles, encoding)),
+            Err(message) => {
+                info!(message, "refusing SUBSCRIBE");
+                Ok(Subscribed::Refused {
+                    record: wire::record(encoding, &error_event(&message)),
+                })
+            }
+        }
+    }
+
+    /// The semantic checks of a SUBSCRIBE (those answered with an ERROR
+    /// event); the FrameworkInfo to keep, its id set.
+    fn admit(&mut self, mut info: v1::FrameworkInfo) -> Result<v1::FrameworkInfo, String> {
+        validation::validate_framework_info(&info)?;
         let framework_id = match &info.id {
             Some(id) if self.removed_ids.contains(&id.value) => {
-                return refuse("Framework has been removed");
+                return Err("Framework has been removed".into());
             }
             Some(id) => id.value.clone(),
             None => {
@@ -696,37 +735,35 @@ impl MasterState {
             }
         };
         info.id = Some(util::framework_id(&framework_id));
-
-        if let Some(fw) = self.frameworks.get_mut(&framework_id) {
+        if let Some(fw) = self.frameworks.get(&framework_id) {
             if fw.info.principal.is_some() && fw.info.principal != info.principal {
-                return refuse("Changing framework's principal is not allowed");
+                return Err("Changing framework's principal is not allowed".into());
             }
             // `user` and `checkpoint` cannot change; Mesos silently keeps
             // the old ones.
             info.user = fw.info.user.clone();
             info.checkpoint = fw.info.checkpoint;
-            if let Some(old) = fw.conn.take() {
-                info!(framework_id, "framework failed over to a new stream");
-                let _ = old.tx.try_send(wire::record(
-                    old.encoding,
-                    &error_event("Framework failed over"),
-                ));
-                old.close();
-            }
-            fw.info = info.clone();
-            fw.reregistered_time = Some(now);
-            fw.recovered = false;
-            fw.failover_generation += 1;
-            self.remove_offers_of(&framework_id);
-        } else {
-            info!(framework_id, name = %info.name, "framework registered");
-            self.frameworks.insert(
-                framework_id.clone(),
-                Framework::new(framework_id.clone(), info.clone(), now),
-            );
         }
+        Ok(info)
+    }
 
-        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+    /// Registers the framework (or fails it over from its old stream) and
+    /// opens its new stream, SUBSCRIBED and a first HEARTBEAT queued.
+    fn open_stream(
+        &mut self,
+        info: v1::FrameworkInfo,
+        suppressed_roles: Vec<String>,
+        encoding: Encoding,
+    ) -> Subscribed {
+        let framework_id = info
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        // Old offers are discarded without RESCIND (`_failoverFramework`).
+        self.remove_offers_of(&framework_id);
+        let now = util::now_timestamp();
+        let (tx, rx) = wire::event_stream();
         let stream_id = uuid::Uuid::new_v4().to_string();
         let conn_id = self.next_conn;
         self.next_conn += 1;
@@ -740,15 +777,22 @@ impl MasterState {
             ..event(event::Type::Subscribed)
         };
         let heartbeat = wire::record(encoding, &event(event::Type::Heartbeat));
-        // A fresh channel has room for both.
-        let _ = tx.try_send(wire::record(encoding, &subscribed));
-        let _ = tx.try_send(heartbeat.clone());
+        // A fresh stream has room for both.
+        let _ = tx.push(wire::record(encoding, &subscribed));
+        let _ = tx.push(heartbeat.clone());
 
-        let fw = self
-            .frameworks
-            .get_mut(&framework_id)
-            .expect("inserted above");
-        fw.suppressed_roles = sub.suppressed_roles.into_iter().collect();
+        let fw = match self.frameworks.entry(framework_id.clone()) {
+            Entry::Occupied(e) => {
+                let fw = e.into_mut();
+                fw.fail_over(info.clone(), now);
+                fw
+            }
+            Entry::Vacant(e) => {
+                info!(framework_id, name = %info.name, "framework registered");
+                e.insert(Framework::new(framework_id.clone(), info.clone(), now))
+            }
+        };
+        fw.suppressed_roles = suppressed_roles.into_iter().collect();
         fw.active = true;
         fw.conn = Some(Connection {
             conn_id,
@@ -759,7 +803,7 @@ impl MasterState {
         });
         self.subscribe_count += 1;
         self.deferred.push(Deferred::Connection {
-            framework_id: framework_id.clone(),
+            framework_id,
             conn_id,
             tx,
             heartbeat,
@@ -783,6 +827,9 @@ impl MasterState {
         ty: call::Type,
         stream_id: Option<&str>,
     ) -> Result<StatusCode, Rejection> {
+        if self.closing {
+            return Err(shutting_down());
+        }
         let framework_id = call
             .framework_id
             .as_ref()
@@ -1326,7 +1373,11 @@ impl MasterState {
 
     /// Resources used on agent `index`.
     pub fn used_on(&self, index: usize) -> Resources {
-        self.usage().0.get(index - 1).cloned().unwrap_or_default()
+        let (per_agent, _) = self.usage();
+        index
+            .checked_sub(1)
+            .and_then(|i| per_agent.into_iter().nth(i))
+            .unwrap_or_default()
     }
 
     /// Resources offered on agent `index`.
@@ -1346,12 +1397,12 @@ impl MasterState {
         let (used, mut held) = self.usage();
         let mut total = Resources::default();
         let mut slots = Vec::new();
-        for (i, a) in self.agents.iter().enumerate() {
+        for (a, used) in self.agents.iter().zip(&used) {
             total.add(&a.total);
             if a.status != AgentStatus::Active {
                 continue;
             }
-            let mut available = a.total.minus(&used[i]);
+            let mut available = a.total.minus(used);
             available.subtract(&self.offered_on(a.index));
             slots.push(allocator::AgentSlot {
                 index: a.index,
@@ -1363,28 +1414,26 @@ impl MasterState {
                 .or_default()
                 .add(&o.resources);
         }
-        let roles: Vec<(String, String)> = self
+        let roles: Vec<(&Framework, String)> = self
             .frameworks
             .values()
             .filter(|fw| fw.active && fw.conn.is_some())
-            .filter_map(|fw| fw.offer_role().map(|r| (fw.id.clone(), r)))
-            .filter(|(id, r)| !self.frameworks[id].suppressed_roles.contains(r))
+            .filter_map(|fw| fw.offer_role().map(|r| (fw, r)))
+            .filter(|(fw, r)| !fw.suppressed_roles.contains(r))
             .collect();
-        let allocations = {
-            let mut candidates: Vec<allocator::Candidate<'_>> = roles
-                .iter()
-                .map(|(id, role)| allocator::Candidate {
-                    framework_id: id,
-                    role,
-                    share: held
-                        .get(id)
-                        .map(|r| r.dominant_share(&total))
-                        .unwrap_or(0.0),
-                    filters: &self.frameworks[id].filters,
-                })
-                .collect();
-            allocator::allocate(&slots, &mut candidates, &total, now)
-        };
+        let mut candidates: Vec<allocator::Candidate<'_>> = roles
+            .iter()
+            .map(|(fw, role)| allocator::Candidate {
+                framework_id: &fw.id,
+                role,
+                share: held
+                    .get(&fw.id)
+                    .map(|r| r.dominant_share(&total))
+                    .unwrap_or(0.0),
+                filters: &fw.filters,
+            })
+            .collect();
+        let allocations = allocator::allocate(&slots, &mut candidates, &total, now);
         let mut by_fw: BTreeMap<String, Vec<v1::Offer>> = BTreeMap::new();
         for alloc in allocations {
             let offer_id = format!("{}-O{}", self.master_id, self.next_offer);
@@ -1779,8 +1828,9 @@ impl MasterState {
         }
     }
 
-    /// Closes every stream for shutdown.
+    /// Closes every stream for shutdown; calls get 503 from now on.
     pub fn close_all(&mut self) {
+        self.closing = true;
         for fw in self.frameworks.values_mut() {
             if let Some(conn) = fw.conn.take() {
                 conn.close();
@@ -1865,7 +1915,7 @@ impl Master {
                                 if master.paused.load(Ordering::Relaxed) {
                                     continue;
                                 }
-                                if tx.try_send(heartbeat.clone()).is_err() {
+                                if tx.push(heartbeat.clone()).is_err() {
                                     break;
                                 }
                             }
@@ -1953,10 +2003,10 @@ mod tests {
         }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Event> {
+    fn drain(rx: &mut Inbox) -> Vec<Event> {
         let mut out = Vec::new();
         let mut d = mesos_proto::recordio::Decoder::default();
-        while let Ok(b) = rx.try_recv() {
+        while let Some(b) = rx.try_recv() {
             d.feed(&b);
         }
         while let Ok(Some(r)) = d.next_record() {
@@ -1972,7 +2022,7 @@ mod tests {
     #[test]
     fn subscribe_ids_failover_and_removed_ids() {
         let (mut st, _rxs) = state_with_agents(1);
-        let Subscribed::Stream { mut rx, stream_id } =
+        let Ok(Subscribed::Stream { mut rx, stream_id }) =
             st.subscribe(&subscribe_call(None, 60.0), Encoding::Json)
         else {
             panic!("refused");
@@ -1988,10 +2038,10 @@ mod tests {
         );
 
         // Failover: ERROR on the old stream, which then ends.
-        let Subscribed::Stream {
+        let Ok(Subscribed::Stream {
             rx: mut rx2,
             stream_id: s2,
-        } = st.subscribe(&subscribe_call(Some("m-0000"), 60.0), Encoding::Json)
+        }) = st.subscribe(&subscribe_call(Some("m-0000"), 60.0), Encoding::Json)
         else {
             panic!("refused");
         };
@@ -2044,14 +2094,105 @@ mod tests {
         ));
         assert!(matches!(
             st.subscribe(&subscribe_call(Some("m-0000"), 60.0), Encoding::Json),
-            Subscribed::Refused { .. }
+            Ok(Subscribed::Refused { .. })
         ));
+    }
+
+    #[test]
+    fn a_subscriber_that_stops_reading_is_disconnected_not_waited_for() {
+        let (mut st, _rxs) = state_with_agents(1);
+        let Ok(Subscribed::Stream { rx: _unread, .. }) =
+            st.subscribe(&subscribe_call(None, 60.0), Encoding::Protobuf)
+        else {
+            panic!("refused");
+        };
+        let big = Event {
+            message: Some(event::Message {
+                agent_id: util::agent_id("m-S1"),
+                executor_id: util::executor_id("e"),
+                data: vec![0; 1 << 20],
+            }),
+            ..event(event::Type::Message)
+        };
+        let mut sent = 0;
+        while st.send("m-0000", &big) {
+            sent += 1;
+            assert!(sent <= wire::STREAM_BACKLOG >> 20, "never refused");
+        }
+        assert!(!st.is_connected("m-0000"));
+        assert!(!st.frameworks["m-0000"].active);
+        // Disconnected, not removed: the failover timer runs.
+        assert!(matches!(
+            st.deferred.last(),
+            Some(Deferred::Failover { .. })
+        ));
+    }
+
+    #[test]
+    fn calls_during_shutdown_get_503() {
+        let (mut st, _rxs) = state_with_agents(1);
+        let Ok(Subscribed::Stream { mut rx, stream_id }) =
+            st.subscribe(&subscribe_call(None, 60.0), Encoding::Json)
+        else {
+            panic!("refused");
+        };
+        st.close_all();
+        let revive = Call {
+            r#type: Some(call::Type::Revive as i32),
+            framework_id: Some(util::framework_id("m-0000")),
+            ..Default::default()
+        };
+        fn unavailable<T>(r: &Result<T, Rejection>) -> bool {
+            matches!(r, Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE)
+        }
+        assert!(unavailable(&st.call(
+            revive,
+            call::Type::Revive,
+            Some(&stream_id)
+        )));
+        assert!(unavailable(
+            &st.subscribe(&subscribe_call(None, 60.0), Encoding::Json)
+        ));
+        // The stream was closed: what was queued, then its end.
+        assert_eq!(
+            types(&drain(&mut rx)),
+            vec![event::Type::Subscribed, event::Type::Heartbeat]
+        );
+        assert!(!st.is_connected("m-0000"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_come_every_interval_and_not_while_paused() {
+        let (st, _rxs) = state_with_agents(1);
+        let config = Arc::new(ClusterConfig::default());
+        let interval = config.heartbeat_interval;
+        let master = Master::new(config, Scope::new(), st);
+        let Ok(Subscribed::Stream { mut rx, .. }) =
+            master.with_state(|st| st.subscribe(&subscribe_call(None, 60.0), Encoding::Json))
+        else {
+            panic!("refused");
+        };
+        // SUBSCRIBED and an immediate HEARTBEAT, then one per interval.
+        assert_eq!(
+            types(&drain(&mut rx)),
+            vec![event::Type::Subscribed, event::Type::Heartbeat]
+        );
+        let just_after = |n: u32| interval * n + Duration::from_millis(1);
+        tokio::time::sleep(just_after(3)).await;
+        assert_eq!(types(&drain(&mut rx)), vec![event::Type::Heartbeat; 3]);
+        master.paused.store(true, Ordering::Relaxed);
+        tokio::time::sleep(interval * 10).await;
+        assert!(drain(&mut rx).is_empty());
+        master.paused.store(false, Ordering::Relaxed);
+        tokio::time::sleep(interval).await;
+        assert_eq!(types(&drain(&mut rx)), vec![event::Type::Heartbeat]);
+        master.scope.token.cancel();
     }
 
     #[test]
     fn offers_go_out_per_agent_and_decline_filters_then_revive() {
         let (mut st, _rxs) = state_with_agents(3);
-        let Subscribed::Stream { mut rx, stream_id } =
+        let Ok(Subscribed::Stream { mut rx, stream_id }) =
             st.subscribe(&subscribe_call(None, 0.0), Encoding::Json)
         else {
             panic!()
@@ -2107,7 +2248,7 @@ mod tests {
             vec![v1::framework_info::Capability {
                 r#type: Some(capability::Type::PartitionAware as i32),
             }];
-        let Subscribed::Stream { mut rx, .. } = st.subscribe(&call, Encoding::Json) else {
+        let Ok(Subscribed::Stream { mut rx, .. }) = st.subscribe(&call, Encoding::Json) else {
             panic!()
         };
         st.allocate(Instant::now());

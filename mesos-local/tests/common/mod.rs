@@ -16,6 +16,12 @@ use tokio::sync::mpsc;
 /// How long any expected event may take.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
+/// The window of a check that something does *not* happen, used only where
+/// no later event can stand in for it: five allocation intervals of
+/// [`config`] (100 ms), enough for a broken filter or SUPPRESS to show as an
+/// offer.
+pub const NO_OFFER_WINDOW: Duration = Duration::from_millis(500);
+
 /// A cluster config for tests: port 0, 200 ms heartbeats, fast timers.
 pub fn config(port_range_start: u16, work_dir: &Path) -> ClusterConfig {
     ClusterConfig {
@@ -49,6 +55,38 @@ pub async fn start_with(
     tweak(&mut c);
     let cluster = LocalCluster::start(c).await.expect("cluster starts");
     (cluster, dir)
+}
+
+/// Shuts the cluster down and checks that it left nothing running: no
+/// live process has its working directory under `work_dir` (every
+/// executor and task runs in a sandbox there).
+pub async fn stop(cluster: LocalCluster, work_dir: &Path) {
+    cluster.shutdown().await;
+    let left = processes_under(work_dir);
+    assert!(left.is_empty(), "processes {left:?} outlived the cluster");
+}
+
+/// Live (non-zombie) processes whose working directory is under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(dir))
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+/// Whether `pid` exists and is not a zombie (an orphan that exited is
+/// reparented to PID 1, which here never reaps it).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 /// `target/<profile>/baton-executor`, next to the directory of this test
