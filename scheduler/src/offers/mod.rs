@@ -2,11 +2,16 @@
 //! No I/O; the reconcile loop feeds offers in and sends the ACCEPTs out.
 //!
 //! [`resources`] tracks what is left of an offer while tasks are carved out
-//! of it; [`task_info`] builds the `TaskInfo` Mesos launches.
+//! of it; [`constraints`] judges one offer against Marathon's constraints;
+//! [`placement`] decides, for a whole batch of offers, which waiting
+//! instances go where and why the rest could not; [`task_info`] builds the
+//! `TaskInfo` Mesos launches.
 
 pub mod constraints;
+pub mod placement;
 pub mod resources;
 pub mod task_info;
 
-pub use resources::{Allocation, Remaining};
+pub use placement::{Demand, PlacementOptions, Plan, RejectReason, place};
+pub use resources::{Allocation, PortRequest, Remaining, ResourceRequest};
 pub use task_info::build_task_info;
