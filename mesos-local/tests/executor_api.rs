@@ -55,13 +55,7 @@ async fn protocol_round_trip(encoding: Encoding, ports: u16) {
     .await;
     let offers = s.offers_from(1).await;
     let offer = &offers[0];
-    let agent = offer
-        .hostname
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .parse::<usize>()
-        .unwrap();
+    let agent = agent_index(offer);
     let endpoint = cluster.agent_endpoint(agent);
     s.accept(
         vec![offer.id.clone()],
@@ -268,13 +262,7 @@ async fn running_tasks(
 ) -> (Sched, v1::Offer, Vec<Exec>) {
     let mut s = Sched::subscribe(&cluster.master_url(), Encoding::Protobuf, info).await;
     let offer = s.offers_from(1).await.remove(0);
-    let agent = offer
-        .hostname
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .parse::<usize>()
-        .unwrap();
+    let agent = agent_index(&offer);
     let tasks = ids
         .iter()
         .map(|id| custom_task(id, &offer, &format!("exec-{id}"), PLACEHOLDER))
@@ -395,13 +383,7 @@ async fn stopped_agent_makes_tasks_unreachable_and_restart_recovers_them() {
         &["t-a", "t-b"],
     )
     .await;
-    let agent = offer
-        .hostname
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .parse::<usize>()
-        .unwrap();
+    let agent = agent_index(&offer);
     // Hold an offer on that agent so its rescind can be seen.
     let held = loop {
         let offers = s.offers().await;
@@ -623,13 +605,7 @@ async fn kill_before_delivery_and_shutdown_call() {
     )
     .await;
     let offer = s.offers_from(1).await.remove(0);
-    let agent = offer
-        .hostname
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .parse::<usize>()
-        .unwrap();
+    let agent = agent_index(&offer);
     s.accept(
         vec![offer.id.clone()],
         vec![launch(vec![
@@ -691,13 +667,7 @@ async fn launch_group_reaches_the_executor_as_one_event() {
     )
     .await;
     let offer = s.offers_from(1).await.remove(0);
-    let agent = offer
-        .hostname
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .parse::<usize>()
-        .unwrap();
+    let agent = agent_index(&offer);
     let mut executor = custom_task("x", &offer, "exec-group", PLACEHOLDER)
         .executor
         .unwrap();

@@ -155,13 +155,7 @@ async fn baton_executor_survives_an_agent_restart() {
     )
     .await;
     let offer = s.offers_from(1).await.remove(0);
-    let agent = offer
-        .hostname
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .parse::<usize>()
-        .unwrap();
+    let agent = agent_index(&offer);
     s.accept(
         vec![offer.id.clone()],
         vec![launch(vec![command_task("durable", &offer, "sleep 60")])],

@@ -456,6 +456,16 @@ pub fn launch(tasks: Vec<v1::TaskInfo>) -> v1::offer::Operation {
 }
 
 /// The first port of an offer's `ports` range.
+/// Which local agent made an offer: agent *i* is `127.0.0.<i>`.
+pub fn agent_index(offer: &v1::Offer) -> usize {
+    offer
+        .hostname
+        .rsplit('.')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("offer from unexpected host {}", offer.hostname))
+}
+
 pub fn first_port(offer: &v1::Offer) -> u64 {
     offer
         .resources
