@@ -294,6 +294,27 @@ fn spawn(spec: &CommandSpec) -> Result<tokio::process::Child, LaunchError> {
     })
 }
 
+/// How many live (non-zombie) processes are in group `pgid`, from
+/// `/proc`. `killpg(pgid, 0)` cannot tell: an orphaned zombie stays in its
+/// group until its new parent reaps it, and not every PID 1 does. Used to
+/// prove that a killed task's whole group is gone.
+pub fn live_group_members(pgid: i32) -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.len() > 3 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X")
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,29 +489,9 @@ mod tests {
         assert_eq!(termination, Termination::Signaled(9));
         // The background `sleep` was in the group and is gone too.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while live_members(pgid) > 0 {
+        while live_group_members(pgid) > 0 {
             assert!(tokio::time::Instant::now() < deadline, "group survived");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-    }
-
-    /// Processes of group `pgid` that are not zombies. `killpg(pgid, 0)`
-    /// cannot tell: an orphaned zombie stays in its group until its new
-    /// parent reaps it, and not every PID 1 does.
-    fn live_members(pgid: i32) -> usize {
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return 0;
-        };
-        entries
-            .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
-            .filter(|stat| {
-                // "pid (comm) state ppid pgrp ..."; comm may hold spaces.
-                let fields: Vec<&str> = stat
-                    .rsplit_once(')')
-                    .map(|(_, rest)| rest.split_whitespace().collect())
-                    .unwrap_or_default();
-                fields.len() > 3 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X")
-            })
-            .count()
     }
 }

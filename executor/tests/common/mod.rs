@@ -572,31 +572,12 @@ fn kill_marked(marker: &str) {
     }
 }
 
-/// Processes of group `pgid` that are not zombies (`killpg(pgid, 0)` would
-/// also count zombies, which a PID 1 that does not reap leaves behind).
-pub fn live_members(pgid: i32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            fields.len() > 3 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X")
-        })
-        .count()
-}
-
 /// Waits until no live process is left in group `pgid`.
 pub async fn wait_group_gone(pgid: i32) {
     wait_for(
         &format!("process group {pgid} to die"),
         Duration::from_secs(10),
-        || (live_members(pgid) == 0).then_some(()),
+        || (baton_executor::task::live_group_members(pgid) == 0).then_some(()),
     )
     .await;
 }

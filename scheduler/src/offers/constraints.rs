@@ -161,9 +161,13 @@ impl Constraint {
 
     /// Whether an offer whose field value is `offer_value` may take one more
     /// instance, given the field values of the instances already placed
-    /// (including those planned earlier in this offer cycle). `known_values`
-    /// are the values this field has on agents seen recently, so that
-    /// GROUP_BY knows about empty groups.
+    /// (including those planned earlier in this offer cycle).
+    ///
+    /// `known_values` tell GROUP_BY about empty groups. Pass only groups
+    /// that could still take an instance — values on agents seen recently
+    /// that no other constraint rules out — as the placement engine does:
+    /// a group that can never be filled would otherwise block the app for
+    /// good.
     pub fn accepts<'a>(
         &self,
         offer_value: Option<&str>,
