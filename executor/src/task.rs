@@ -90,13 +90,26 @@ pub fn task_dir(sandbox: &Path, first: bool, task_id: &str) -> PathBuf {
     sandbox.join("tasks").join(name)
 }
 
+/// The command of `task`: its `CommandInfo`, or — for a task sent to this
+/// executor as a custom executor, where Mesos allows no `CommandInfo` next
+/// to the `ExecutorInfo` — a protobuf `CommandInfo` in `TaskInfo.data`, as
+/// Baton's scheduler puts it there.
+pub fn task_command(task: &v1::TaskInfo) -> Option<v1::CommandInfo> {
+    use prost::Message;
+    match (&task.command, &task.data) {
+        (Some(command), _) => Some(command.clone()),
+        (None, Some(data)) => v1::CommandInfo::decode(data.as_slice()).ok(),
+        (None, None) => None,
+    }
+}
+
 /// What to run for `task` in `dir`: `/bin/sh -c value` when `shell` is
 /// unset or true (the proto default), else `value` with `arguments` as argv
 /// (argv\[0\] included). The environment adds `MESOS_SANDBOX` (the task's
 /// directory) and `MESOS_TASK_ID`, then the VALUE variables of
 /// `CommandInfo.environment`, which win.
 pub fn command_spec(task: &v1::TaskInfo, dir: &Path) -> Result<CommandSpec, SpecError> {
-    let command = task.command.as_ref().ok_or(SpecError::NoCommand)?;
+    let command = task_command(task).ok_or(SpecError::NoCommand)?;
     let value = command
         .value
         .as_deref()
@@ -427,6 +440,20 @@ mod tests {
             command_spec(&t, Path::new("/sb")),
             Err(SpecError::NoCommand)
         );
+    }
+
+    #[test]
+    fn a_custom_executor_task_carries_its_command_in_data() {
+        use prost::Message;
+        let command = v1::CommandInfo {
+            value: Some("echo hi".into()),
+            ..Default::default()
+        };
+        let mut t = task(v1::CommandInfo::default());
+        t.command = None;
+        t.data = Some(command.encode_to_vec());
+        let spec = command_spec(&t, Path::new("/sb")).unwrap();
+        assert_eq!(spec.args, vec!["-c".to_string(), "echo hi".to_string()]);
     }
 
     #[test]

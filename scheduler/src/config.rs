@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::mesos::{MasterEndpoint, MasterSpecError, SessionConfig};
-use crate::reconcile::{Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle};
+use crate::offers::ExecutorSettings;
+use crate::reconcile::{
+    ExecutorChoice, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle,
+};
 use crate::state::{RedbStore, Store, StoreError};
 
 /// Marathon's default failover timeout: one week. Mesos's own default of 0
@@ -58,6 +61,69 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Wire encoding towards Mesos.
     pub mesos_encoding: Encoding,
+    /// `--executor`: which executor runs app tasks.
+    pub executor: ExecutorKind,
+    /// `--executor_path`: the `baton-executor` binary agents fetch from
+    /// us (default: next to the `baton` binary).
+    pub executor_path: Option<PathBuf>,
+    /// `--reconciliation_interval`.
+    pub reconciliation_interval: Duration,
+    /// `--task_launch_timeout`.
+    pub task_launch_timeout: Duration,
+}
+
+/// `--executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// `baton`: Baton's own executor, fetched from Baton over HTTP.
+    Baton,
+    /// `command`: Mesos's built-in command executor.
+    Command,
+}
+
+impl std::str::FromStr for ExecutorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ExecutorKind, String> {
+        match s {
+            "baton" => Ok(ExecutorKind::Baton),
+            "command" => Ok(ExecutorKind::Command),
+            other => Err(format!(
+                "unknown executor '{other}' (expected baton or command)"
+            )),
+        }
+    }
+}
+
+impl Settings {
+    /// Settings with defaults for everything but where Mesos is, where
+    /// state lives and where the API listens.
+    pub fn new(master: MasterSpec, data_dir: PathBuf, http_addr: SocketAddr) -> Settings {
+        Settings {
+            master,
+            framework_name: "marathon".into(),
+            mesos_user: "root".into(),
+            mesos_role: "*".into(),
+            hostname: "127.0.0.1".into(),
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+            data_dir,
+            http_addr,
+            mesos_encoding: Encoding::Protobuf,
+            executor: ExecutorKind::Baton,
+            executor_path: None,
+            reconciliation_interval: Duration::from_secs(600),
+            task_launch_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Where the `baton-executor` binary is.
+    pub fn executor_binary(&self) -> PathBuf {
+        self.executor_path.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join("baton-executor")))
+                .unwrap_or_else(|| PathBuf::from("baton-executor"))
+        })
+    }
 }
 
 /// Baton could not start.
@@ -161,12 +227,6 @@ pub async fn run(
     let mut session = SessionConfig::new(masters, settings.framework_info());
     session.encoding = settings.mesos_encoding;
     session_tuning(&mut session);
-    let config = SchedulerConfig {
-        session,
-        role: settings.mesos_role.clone(),
-        refuse_seconds_while_waiting: 5.0,
-        refuse_seconds_idle: 120.0,
-    };
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
@@ -186,6 +246,23 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(","),
     };
+    let executor = match settings.executor {
+        ExecutorKind::Command => ExecutorChoice::Command,
+        ExecutorKind::Baton => ExecutorChoice::Baton(ExecutorSettings {
+            fetch_url: format!(
+                "http://{}:{}{}",
+                settings.hostname,
+                http_addr.port(),
+                crate::api::files::EXECUTOR_PATH
+            ),
+            cpus: ExecutorSettings::DEFAULT_CPUS,
+            mem: ExecutorSettings::DEFAULT_MEM,
+            disk: ExecutorSettings::DEFAULT_DISK,
+        }),
+    };
+    let mut config = SchedulerConfig::new(session, settings.mesos_role.clone(), executor);
+    config.reconciliation_interval = settings.reconciliation_interval;
+    config.limits.task_launch_timeout = settings.task_launch_timeout;
     let (scheduler, stopped) = Scheduler::start(config, store, shutdown.clone())?;
     let api_state = crate::api::ApiState {
         scheduler: scheduler.clone(),
@@ -199,6 +276,9 @@ pub async fn run(
             failover_timeout_seconds: settings.failover_timeout.as_secs(),
         }),
         requests: Arc::default(),
+        executor_file: Arc::new(crate::api::files::ExecutorFile::new(
+            settings.executor_binary(),
+        )),
     };
     let api_shutdown = shutdown.clone();
     tokio::spawn(async move {

@@ -73,6 +73,26 @@ struct Flags {
         default_value_t = 5050
     )]
     local_master_port: u16,
+    /// Executor for app tasks: `baton` (fetched from this server) or `command` (Mesos's).
+    #[arg(long, env = "BATON_EXECUTOR", default_value = "baton")]
+    executor: config::ExecutorKind,
+    /// The baton-executor binary agents fetch (default: next to this binary).
+    #[arg(long = "executor_path", env = "BATON_EXECUTOR_PATH")]
+    executor_path: Option<PathBuf>,
+    /// Milliseconds between reconciliations of every task with Mesos.
+    #[arg(
+        long = "reconciliation_interval",
+        env = "BATON_RECONCILIATION_INTERVAL",
+        default_value_t = 600_000
+    )]
+    reconciliation_interval: u64,
+    /// Milliseconds a task may take to reach TASK_RUNNING before it is killed and replaced.
+    #[arg(
+        long = "task_launch_timeout",
+        env = "BATON_TASK_LAUNCH_TIMEOUT",
+        default_value_t = 300_000
+    )]
+    task_launch_timeout: u64,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -97,17 +117,22 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
             .flatten()
             .map_or_else(|| "root".into(), |u| u.name),
     };
-    Ok(Settings {
+    let mut settings = Settings::new(
         master,
-        framework_name: flags.framework_name,
-        mesos_user,
-        mesos_role: flags.mesos_role,
-        hostname,
-        failover_timeout: Duration::from_secs(flags.failover_timeout),
-        data_dir: flags.data_dir,
-        http_addr: SocketAddr::new(flags.http_address, flags.http_port),
-        mesos_encoding: flags.mesos_encoding,
-    })
+        flags.data_dir,
+        SocketAddr::new(flags.http_address, flags.http_port),
+    );
+    settings.framework_name = flags.framework_name;
+    settings.mesos_user = mesos_user;
+    settings.mesos_role = flags.mesos_role;
+    settings.hostname = hostname;
+    settings.failover_timeout = Duration::from_secs(flags.failover_timeout);
+    settings.mesos_encoding = flags.mesos_encoding;
+    settings.executor = flags.executor;
+    settings.executor_path = flags.executor_path;
+    settings.reconciliation_interval = Duration::from_millis(flags.reconciliation_interval);
+    settings.task_launch_timeout = Duration::from_millis(flags.task_launch_timeout);
+    Ok(settings)
 }
 
 #[tokio::main]

@@ -28,17 +28,13 @@ async fn start() -> (
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        master: MasterSpec::Masters(vec![MasterEndpoint::parse(&master.url()).unwrap()]),
-        framework_name: "marathon".into(),
-        mesos_user: "nobody".into(),
-        mesos_role: "*".into(),
-        hostname: "127.0.0.1".into(),
-        failover_timeout: Duration::from_secs(60),
-        data_dir: dir.path().to_path_buf(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        mesos_encoding: Encoding::Protobuf,
-    };
+    let mut settings = Settings::new(
+        MasterSpec::Masters(vec![MasterEndpoint::parse(&master.url()).unwrap()]),
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    settings.mesos_user = "nobody".into();
+    settings.failover_timeout = Duration::from_secs(60);
     let running = baton::config::run(settings, |_| {}).await.unwrap();
     let base = format!("http://{}", running.http_addr);
     running

@@ -92,17 +92,15 @@ impl MesosLocalProcess {
 
 /// Settings for a scheduler against `master`, storing under `data_dir`.
 pub fn settings(master: &str, data_dir: &Path, encoding: Encoding) -> Settings {
-    Settings {
-        master: MasterSpec::Masters(vec![MasterEndpoint::parse(master).unwrap()]),
-        framework_name: "marathon".into(),
-        mesos_user: "root".into(),
-        mesos_role: "*".into(),
-        hostname: "127.0.0.1".into(),
-        failover_timeout: Duration::from_secs(3600),
-        data_dir: data_dir.to_path_buf(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        mesos_encoding: encoding,
-    }
+    let mut settings = Settings::new(
+        MasterSpec::Masters(vec![MasterEndpoint::parse(master).unwrap()]),
+        data_dir.to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    settings.failover_timeout = Duration::from_secs(3600);
+    settings.mesos_encoding = encoding;
+    settings.executor_path = Some(binary("baton-executor"));
+    settings
 }
 
 /// Session tuning for tests: quick reconnects.

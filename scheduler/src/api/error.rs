@@ -94,9 +94,18 @@ impl From<crate::reconcile::SchedulerError> for ApiError {
     fn from(e: crate::reconcile::SchedulerError) -> ApiError {
         use crate::reconcile::SchedulerError;
         match e {
-            SchedulerError::UnknownTask(id) => {
-                ApiError::NotFound(format!("Task '{id}' does not exist"))
+            SchedulerError::App(e) => e.into(),
+            SchedulerError::UnknownApp(_) | SchedulerError::NotFound(_) => {
+                ApiError::NotFound(e.to_string())
             }
+            SchedulerError::AlreadyExists(_) => ApiError::Conflict(e.to_string()),
+            SchedulerError::Locked { deployments } => ApiError::Locked {
+                message: SchedulerError::Locked {
+                    deployments: Vec::new(),
+                }
+                .to_string(),
+                deployments,
+            },
             SchedulerError::Stopped => ApiError::Unavailable("scheduler is shutting down".into()),
             SchedulerError::Store(e) => ApiError::Internal(format!("store failed: {e}")),
         }

@@ -6,13 +6,25 @@
 //! - [`error`]: [`ApiError`], Marathon's error bodies and status codes.
 //! - [`shapes`]: task and app-status JSON as Marathon writes it.
 //! - [`system`]: `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
+//! - [`apps`]: `/v2/apps` and everything under it.
+//! - [`tasks`]: `/v2/tasks`, `/v2/tasks/delete`.
+//! - [`queue`]: `/v2/queue`, `/v2/queue/{id}/delay`.
+//! - [`deployments`]: `/v2/deployments`.
+//! - [`files`]: the `baton-executor` binary agents fetch.
+//! - [`params`]: query parameters, bodies, deployment results.
 //!
 //! [`serve`] takes a bound listener and a shutdown future (mini-redis
 //! style), so tests bind port 0.
 
+pub mod apps;
+pub mod deployments;
 pub mod error;
+pub mod files;
+pub mod params;
+pub mod queue;
 pub mod shapes;
 pub mod system;
+pub mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +75,8 @@ pub struct ApiState {
     pub identity: Arc<Identity>,
     /// Requests served, by route and status class, for `/metrics`.
     pub requests: Arc<RequestCounters>,
+    /// The `baton-executor` binary agents fetch.
+    pub executor_file: Arc<files::ExecutorFile>,
 }
 
 /// HTTP request counts by matched route and status code.
@@ -93,10 +107,16 @@ impl RequestCounters {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(system::routes())
+        .merge(apps::routes())
+        .merge(tasks::routes())
+        .merge(queue::routes())
+        .merge(deployments::routes())
         .fallback(|| async { ApiError::NotFound("URI not found".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state.clone())
+        // Agents fetch the executor here; outside the API's middleware.
+        .merge(files::routes(state.executor_file.clone()))
 }
 
 /// One span per request, request counts for `/metrics`, and the headers

@@ -8,8 +8,105 @@
 
 use serde_json::{Value, json};
 
-use crate::state::app::{AppDefinition, Timestamp};
+use crate::reconcile::View;
+use crate::state::app::{AppDefinition, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
+
+/// What `embed` asks to add to an app (`apps.`, `app.` and `group.apps.`
+/// prefixes are interchangeable; unknown values are ignored, as Marathon
+/// does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Embed {
+    /// `tasks` (which also brings deployments).
+    pub tasks: bool,
+    /// The four `tasks*` counters.
+    pub counts: bool,
+    /// Deployment ids.
+    pub deployments: bool,
+    /// `lastTaskFailure`.
+    pub last_task_failure: bool,
+    /// `taskStats` / `tasksStats`.
+    pub task_stats: bool,
+    /// `readinessCheckResults`.
+    pub readiness: bool,
+}
+
+impl Embed {
+    /// Reads `embed` values.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Embed {
+        let mut e = Embed::default();
+        for value in values {
+            let name = ["group.apps.", "apps.", "app."]
+                .iter()
+                .find_map(|p| value.strip_prefix(p))
+                .unwrap_or(value);
+            match name {
+                "tasks" => {
+                    e.tasks = true;
+                    e.deployments = true;
+                }
+                "counts" => e.counts = true,
+                "deployments" => e.deployments = true,
+                "lastTaskFailure" => e.last_task_failure = true,
+                "failures" => {
+                    e.tasks = true;
+                    e.last_task_failure = true;
+                    e.deployments = true;
+                }
+                "taskStats" => e.task_stats = true,
+                "readiness" => e.readiness = true,
+                other => tracing::debug!(embed = other, "unknown embed value ignored"),
+            }
+        }
+        e
+    }
+}
+
+/// The tasks of an app that Mesos may be running (terminal ones are gone;
+/// instances waiting for an offer have none).
+pub fn app_tasks(view: &View, app: &PathId) -> Vec<Value> {
+    view.instances_of(app)
+        .filter(|i| i.is_active())
+        .filter_map(|i| task_json(i))
+        .collect()
+}
+
+/// An app as `GET /v2/apps` shows it: the definition plus what `embed` asks
+/// for.
+pub fn app_info(view: &View, app: &AppDefinition, embed: &Embed, now: Timestamp) -> Value {
+    let mut out = serde_json::to_value(app).unwrap_or_else(|_| json!({}));
+    let instances: Vec<&Instance> = view.instances_of(&app.id).map(|i| &**i).collect();
+    if embed.counts {
+        let c = counts(instances.iter().copied());
+        out["tasksStaged"] = json!(c.staged);
+        out["tasksRunning"] = json!(c.running);
+        out["tasksHealthy"] = json!(c.healthy);
+        out["tasksUnhealthy"] = json!(c.unhealthy);
+    }
+    if embed.deployments {
+        out["deployments"] = view
+            .deployments_of(&app.id)
+            .map(|d| json!({"id": d.id}))
+            .collect();
+    }
+    if embed.tasks {
+        out["tasks"] = Value::Array(app_tasks(view, &app.id));
+    }
+    if embed.last_task_failure
+        && let Some(f) = view.last_failures.get(&app.id)
+    {
+        out["lastTaskFailure"] = serde_json::to_value(&**f).unwrap_or(Value::Null);
+    }
+    if embed.task_stats {
+        let stats = task_stats(app, &instances, now);
+        out["tasksStats"] = stats.clone();
+        out["taskStats"] = stats;
+    }
+    if embed.readiness {
+        out["readinessCheckResults"] = json!([]);
+    }
+    out
+}
 
 /// A task of an instance, as `GET /v2/apps/{id}/tasks` lists it; `None`
 /// for an instance that has no task yet.

@@ -117,6 +117,31 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
         s.tasks_launched,
     );
     counter(
+        "marathon_tasks_killed_total",
+        "KILL calls sent for managed tasks.",
+        s.kills_sent,
+    );
+    counter(
+        "marathon_tasks_unknown_killed_total",
+        "Tasks Mesos reported that Baton did not know, killed.",
+        s.unknown_tasks_killed,
+    );
+    counter(
+        "marathon_reconcile_cycles_total",
+        "Explicit reconciliations that every task answered.",
+        s.reconcile_cycles,
+    );
+    counter(
+        "marathon_reconcile_requests_total",
+        "Explicit reconciliation requests sent, retries included.",
+        s.reconcile_requests,
+    );
+    counter(
+        "marathon_app_reconciles_total",
+        "Per-app reconcile passes.",
+        s.app_reconciles,
+    );
+    counter(
         "marathon_mesos_subscriptions_total",
         "Subscriptions to a Mesos master.",
         s.subscriptions,
@@ -126,14 +151,47 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
         "# HELP marathon_tasks Tasks by Mesos state.\n# TYPE marathon_tasks gauge"
     );
     let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
-    for task in view.tasks.values() {
-        *by_state
-            .entry(task.state.as_deref().unwrap_or("WAITING"))
-            .or_insert(0) += 1;
+    for instance in view.all_instances() {
+        let state = instance
+            .task
+            .as_ref()
+            .filter(|_| !instance.is_waiting())
+            .map_or("WAITING", |t| t.condition.mesos_state());
+        *by_state.entry(state).or_insert(0) += 1;
     }
     for (task_state, n) in by_state {
         let _ = writeln!(out, "marathon_tasks{{state=\"{task_state}\"}} {n}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP marathon_apps Apps defined.\n# TYPE marathon_apps gauge\nmarathon_apps {}",
+        view.apps.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP marathon_deployments Deployments in progress.\n# TYPE marathon_deployments gauge\nmarathon_deployments {}",
+        view.deployments.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP marathon_launch_latency_seconds Time from launch to TASK_RUNNING.\n# TYPE marathon_launch_latency_seconds histogram"
+    );
+    for (bound, n) in crate::reconcile::view::LAUNCH_LATENCY_BUCKETS_MS
+        .iter()
+        .zip(s.launch_latency_buckets)
+    {
+        let _ = writeln!(
+            out,
+            "marathon_launch_latency_seconds_bucket{{le=\"{}\"}} {n}",
+            *bound as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "marathon_launch_latency_seconds_bucket{{le=\"+Inf\"}} {c}\nmarathon_launch_latency_seconds_sum {}\nmarathon_launch_latency_seconds_count {c}",
+        s.launch_latency_ms_sum as f64 / 1000.0,
+        c = s.launch_latency_count
+    );
     let _ = writeln!(
         out,
         "# HELP marathon_http_requests_total HTTP requests by route and status.\n# TYPE marathon_http_requests_total counter"

@@ -8,10 +8,12 @@
 //! `TaskInfo` Mesos launches.
 
 pub mod constraints;
+pub mod executor;
 pub mod placement;
 pub mod resources;
 pub mod task_info;
 
+pub use executor::{ExecutorError, ExecutorSettings, with_baton_executor};
 pub use placement::{Demand, PlacementOptions, Plan, RejectReason, place};
 pub use resources::{Allocation, PortRequest, Remaining, ResourceRequest};
 pub use task_info::build_task_info;

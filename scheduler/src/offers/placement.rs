@@ -232,6 +232,25 @@ impl RejectSummary {
         self.declined[reason as usize]
     }
 
+    /// Adds another summary's counts to this one (to sum cycles up).
+    pub fn absorb(&mut self, other: &RejectSummary) {
+        self.processed_offers += other.processed_offers;
+        self.used_offers += other.used_offers;
+        for (mine, theirs) in self.declined.iter_mut().zip(other.declined) {
+            *mine += theirs;
+        }
+        for c in &other.constraints {
+            match self
+                .constraints
+                .iter_mut()
+                .find(|m| m.constraint == c.constraint)
+            {
+                Some(m) => m.declined += c.declined,
+                None => self.constraints.push(c.clone()),
+            }
+        }
+    }
+
     /// Offers looked at but not used (Marathon's `unusedOffersCount`).
     pub fn unused_offers(&self) -> u32 {
         self.processed_offers - self.used_offers

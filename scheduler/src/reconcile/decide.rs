@@ -15,6 +15,14 @@
 //!   (and killed should it come back, as an unknown task);
 //! - a decommissioned instance is killed, and forgotten once its task ended;
 //! - an app that no longer exists: all of the above with zero instances.
+//!
+//! Rolling upgrade: instances launched for an older config version
+//! (`lastConfigChangeAt`) are *old*. Old ones are kept only while needed to
+//! hold `ceil(instances × minimumHealthCapacity)` ready, or while the
+//! `floor(instances × (1 + maximumOverCapacity))` cap leaves room for them;
+//! the rest go, not-ready ones first. New ones are scheduled up to
+//! `instances` within that cap (forced to `instances + 1` when both bounds
+//! equal `instances`, as Marathon does, so the upgrade can move at all).
 
 use std::time::Duration;
 
@@ -60,21 +68,23 @@ pub fn decide(
     limits: &Limits,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
-    let wanted = app.map_or(0, |a| a.instances as usize);
     let strategy = app.map_or(UnreachableStrategy::DEFAULT, |a| a.unreachable_strategy);
 
     // Which instances count towards `instances`.
     let mut counted: Vec<usize> = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
         let unreachable_for = unreachable_for(instance, now);
+        if is_counted(strategy, instance, unreachable_for) {
+            counted.push(i);
+            continue;
+        }
         match instance.goal {
-            Goal::Running if is_inactive(strategy, unreachable_for) => {
+            Goal::Running => {
                 // Replaced: no longer counts. Forget it once past expunge.
                 if is_expunged(strategy, unreachable_for) {
                     actions.push(Action::Expunge(i));
                 }
             }
-            Goal::Running => counted.push(i),
             Goal::Stopped | Goal::Decommissioned => {
                 if !instance.is_active() {
                     actions.push(Action::Expunge(i));
@@ -89,22 +99,33 @@ pub fn decide(
         }
     }
 
-    if counted.len() < wanted {
-        actions.push(Action::Schedule(wanted - counted.len()));
-    } else if counted.len() > wanted {
-        let kill_selection = app.map_or(KillSelection::YoungestFirst, |a| a.kill_selection);
-        counted.sort_by_key(|&i| scale_down_rank(instances[i], kill_selection));
-        for &i in &counted[..counted.len() - wanted] {
-            actions.push(Action::Decommission(i));
-            if instances[i].is_active() {
-                actions.push(Action::Kill(i));
+    let kept = match app {
+        Some(app) => {
+            let (new, old): (Vec<usize>, Vec<usize>) =
+                counted.iter().partition(|&&i| is_new(app, instances[i]));
+            if old.is_empty() {
+                scale(
+                    instances,
+                    new,
+                    app.instances as usize,
+                    app.kill_selection,
+                    &mut actions,
+                )
+            } else {
+                roll(app, instances, new, old, &mut actions)
             }
         }
-        counted.truncate(wanted);
-    }
+        None => scale(
+            instances,
+            counted,
+            0,
+            KillSelection::YoungestFirst,
+            &mut actions,
+        ),
+    };
 
     // Launches that never got going are killed; their relaunch follows.
-    for &i in &counted {
+    for &i in &kept {
         let instance = instances[i];
         if let Some(task) = &instance.task
             && task.condition.is_launching()
@@ -115,6 +136,169 @@ pub fn decide(
         }
     }
     actions
+}
+
+/// Whether an instance is up for its app: its task runs and, when the app
+/// has health checks, the last status did not say it is unhealthy.
+///
+/// Health checks are not run yet, so an unknown verdict (`None`) counts as
+/// ready; a later change tightens this to require a healthy verdict.
+pub fn is_ready(app: &AppDefinition, instance: &Instance) -> bool {
+    let Some(task) = &instance.task else {
+        return false;
+    };
+    task.condition == Condition::Running
+        && (app.health_checks.is_empty()
+            || task.last_status.as_ref().and_then(|s| s.healthy) != Some(false))
+}
+
+/// Whether a deployment touching this app is done: with no app, no
+/// instances are left at all; with an app, no unwanted instance still has
+/// a task, and exactly `instances` counted instances exist, all of the
+/// current config version and ready.
+///
+/// There is no clock here, so an unreachable instance is taken as already
+/// replaced whenever its `unreachableStrategy` allows replacing at all.
+/// That never makes a not-ready app look done: an unreachable instance is
+/// not ready, and one still counting would be the first surplus `decide`
+/// removes.
+pub fn converged(app: Option<&AppDefinition>, instances: &[&Instance]) -> bool {
+    let Some(app) = app else {
+        return instances.is_empty();
+    };
+    let mut ready = 0;
+    for instance in instances {
+        let unreachable_for =
+            (instance.condition() == Some(Condition::Unreachable)).then_some(Duration::MAX);
+        if is_counted(app.unreachable_strategy, instance, unreachable_for) {
+            if !is_new(app, instance) || !is_ready(app, instance) {
+                return false;
+            }
+            ready += 1;
+        } else if instance.goal != Goal::Running && instance.is_active() {
+            return false;
+        }
+    }
+    ready == app.instances as usize
+}
+
+/// Counts towards `instances`: wanted running, and not an unreachable one
+/// that its `unreachableStrategy` has given up on (`unreachable_for` is how
+/// long it has been unreachable, `None` if it is not).
+fn is_counted(
+    strategy: UnreachableStrategy,
+    instance: &Instance,
+    unreachable_for: Option<Duration>,
+) -> bool {
+    instance.goal == Goal::Running && !is_inactive(strategy, unreachable_for)
+}
+
+/// Launched for the app's current config version (`lastConfigChangeAt`,
+/// else `version`; an app without either has nothing to upgrade from).
+fn is_new(app: &AppDefinition, instance: &Instance) -> bool {
+    app.last_config_change()
+        .is_none_or(|version| instance.app_version == version)
+}
+
+/// Plain scaling to `wanted`: schedule the missing, decommission the
+/// surplus in scale-down order. Returns the counted instances kept.
+fn scale(
+    instances: &[&Instance],
+    mut counted: Vec<usize>,
+    wanted: usize,
+    kill_selection: KillSelection,
+    actions: &mut Vec<Action>,
+) -> Vec<usize> {
+    if counted.len() < wanted {
+        actions.push(Action::Schedule(wanted - counted.len()));
+    } else if counted.len() > wanted {
+        counted.sort_by_key(|&i| scale_down_rank(instances[i], kill_selection));
+        decommission(instances, &counted[..counted.len() - wanted], actions);
+        counted.truncate(wanted);
+    }
+    counted
+}
+
+/// One step of a rolling upgrade with some `old` instances left (see the
+/// module docs). Returns the counted instances kept, old and new.
+fn roll(
+    app: &AppDefinition,
+    instances: &[&Instance],
+    mut new: Vec<usize>,
+    mut old: Vec<usize>,
+    actions: &mut Vec<Action>,
+) -> Vec<usize> {
+    let n = app.instances as usize;
+    let (min_healthy, max_total) = capacity(n, app);
+    let new_ready = new.iter().filter(|&&i| is_ready(app, instances[i])).count();
+
+    // Old ones stay while they hold up the health floor, or while the cap
+    // leaves room for them next to the new ones still to come up.
+    let health_floor = min_healthy.saturating_sub(new_ready);
+    let room = max_total - n;
+    let old_target = health_floor
+        .max(room.min(n.saturating_sub(new_ready)))
+        .min(old.len());
+    // Not-ready ones first (waiting, then unreachable and launching), then
+    // ready ones in `killSelection` order.
+    old.sort_by_key(|&i| {
+        let instance = instances[i];
+        (
+            is_ready(app, instance),
+            scale_down_rank(instance, app.kill_selection),
+        )
+    });
+    decommission(instances, &old[..old.len() - old_target], actions);
+    old.drain(..old.len() - old_target);
+
+    // More new ones than wanted (scaled down mid-upgrade): the surplus goes
+    // in scale-down order.
+    if new.len() > n {
+        new.sort_by_key(|&i| scale_down_rank(instances[i], app.kill_selection));
+        decommission(instances, &new[..new.len() - n], actions);
+        new.truncate(n);
+    }
+
+    let schedule = n
+        .saturating_sub(new.len())
+        .min(max_total.saturating_sub(old.len() + new.len()));
+    if schedule > 0 {
+        actions.push(Action::Schedule(schedule));
+    }
+    old.extend(new);
+    old
+}
+
+/// `(min_healthy, max_total)` for `n` instances under the app's
+/// `upgradeStrategy`: `ceil(n × minimumHealthCapacity)` and
+/// `floor(n × (1 + maximumOverCapacity))`, the latter raised to `n + 1`
+/// when both equal `n` (else no instance could ever be replaced).
+fn capacity(n: usize, app: &AppDefinition) -> (usize, usize) {
+    // Products like 10 × 0.7 land a hair off the integer; don't round
+    // across it.
+    const EPSILON: f64 = 1e-9;
+    let strategy = app.upgrade_strategy;
+    let nf = n as f64;
+    let min_healthy = ((nf * strategy.minimum_health_capacity - EPSILON)
+        .ceil()
+        .max(0.0) as usize)
+        .min(n);
+    let mut max_total =
+        ((nf * (1.0 + strategy.maximum_over_capacity) + EPSILON).floor() as usize).max(n);
+    if n > 0 && min_healthy == n && max_total == n {
+        max_total = n + 1;
+    }
+    (min_healthy, max_total)
+}
+
+/// Decommissions these instances, killing those with a task that may run.
+fn decommission(instances: &[&Instance], victims: &[usize], actions: &mut Vec<Action>) {
+    for &i in victims {
+        actions.push(Action::Decommission(i));
+        if instances[i].is_active() {
+            actions.push(Action::Kill(i));
+        }
+    }
 }
 
 fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
@@ -195,6 +379,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::state::StatusRecord;
     use crate::state::app::{AppDefaults, PathId};
     use crate::state::instance::InstanceTask;
 
@@ -233,6 +418,42 @@ mod tests {
             recent_update_uuids: vec![],
         });
         i
+    }
+
+    /// [`instance`] launched for config version `version_ms`.
+    fn instance_of(version_ms: i64, condition: Option<Condition>, launched_ago_s: i64) -> Instance {
+        let mut i = instance(condition, launched_ago_s);
+        i.app_version = Timestamp::from_millis(version_ms);
+        i
+    }
+
+    /// [`app`] whose config then changed at 2 ms: instances of version 1
+    /// (what [`instance`] builds) are old, those of version 2 new.
+    fn changed_app(instances: u32, extra: serde_json::Value) -> AppDefinition {
+        app(instances, extra).with_version(Timestamp::from_millis(2), false)
+    }
+
+    fn strategy(min_health: f64, max_over: f64) -> serde_json::Value {
+        serde_json::json!({"upgradeStrategy": {
+            "minimumHealthCapacity": min_health, "maximumOverCapacity": max_over}})
+    }
+
+    fn with_health(mut i: Instance, healthy: Option<bool>) -> Instance {
+        let task = i.task.as_mut().unwrap();
+        task.last_status = Some(StatusRecord {
+            state: "TASK_RUNNING".into(),
+            message: None,
+            reason: None,
+            source: None,
+            healthy,
+            timestamp: None,
+        });
+        i
+    }
+
+    fn done(app: Option<&AppDefinition>, instances: &[Instance]) -> bool {
+        let refs: Vec<&Instance> = instances.iter().collect();
+        converged(app, &refs)
     }
 
     fn run(app: Option<&AppDefinition>, instances: &[Instance]) -> Vec<Action> {
@@ -374,5 +595,234 @@ mod tests {
             instance(Some(Condition::Starting), 10),
         ];
         assert_eq!(run(Some(&a), &have), vec![Action::Kill(0)]);
+    }
+
+    #[test]
+    fn rolling_upgrade_starts_new_before_killing_old_at_full_health_capacity() {
+        // min 3 healthy, max 3 total: forced to 4 so that one new can start.
+        let a = changed_app(3, strategy(1.0, 0.0));
+        let mut have = vec![
+            instance(Some(Condition::Running), 30),
+            instance(Some(Condition::Running), 20),
+            instance(Some(Condition::Running), 10),
+        ];
+        assert_eq!(run(Some(&a), &have), vec![Action::Schedule(1)]);
+
+        have.push(instance_of(2, None, 0));
+        assert_eq!(run(Some(&a), &have), vec![], "new one waits for an offer");
+        have[3] = instance_of(2, Some(Condition::Staging), 5);
+        assert_eq!(run(Some(&a), &have), vec![], "new one not ready yet");
+
+        // Ready: the youngest old one goes, and the next new one starts.
+        have[3] = instance_of(2, Some(Condition::Running), 5);
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![
+                Action::Decommission(2),
+                Action::Kill(2),
+                Action::Schedule(1)
+            ]
+        );
+    }
+
+    #[test]
+    fn rolling_upgrade_kills_down_to_minimum_health_first_without_over_capacity() {
+        let a = changed_app(4, strategy(0.5, 0.0));
+        let have = [
+            instance(Some(Condition::Running), 40),
+            instance(Some(Condition::Running), 30),
+            instance(Some(Condition::Running), 20),
+            instance(Some(Condition::Running), 10),
+        ];
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![
+                Action::Decommission(3),
+                Action::Kill(3),
+                Action::Decommission(2),
+                Action::Kill(2),
+                Action::Schedule(2),
+            ]
+        );
+    }
+
+    #[test]
+    fn rolling_upgrade_with_full_over_capacity_starts_all_new_at_once() {
+        let a = changed_app(4, strategy(1.0, 1.0));
+        let mut have: Vec<Instance> = (0..4)
+            .map(|k| instance(Some(Condition::Running), 10 * (k + 1)))
+            .collect();
+        assert_eq!(run(Some(&a), &have), vec![Action::Schedule(4)]);
+
+        have.extend((0..4).map(|_| instance_of(2, Some(Condition::Starting), 5)));
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![],
+            "no kill until new ones are ready"
+        );
+
+        for i in &mut have[4..] {
+            *i = instance_of(2, Some(Condition::Running), 5);
+        }
+        let actions = run(Some(&a), &have);
+        assert_eq!(actions.len(), 8, "{actions:?}");
+        for old in 0..4 {
+            assert!(actions.contains(&Action::Decommission(old)), "{actions:?}");
+            assert!(actions.contains(&Action::Kill(old)), "{actions:?}");
+        }
+    }
+
+    #[test]
+    fn old_instances_that_are_not_ready_are_replaced_first() {
+        // min 1 healthy, no over capacity: three of the four old ones go.
+        let mut extra = strategy(0.25, 0.0);
+        extra["healthChecks"] = serde_json::json!([{"protocol": "MESOS_HTTP", "path": "/h"}]);
+        let a = changed_app(4, extra);
+        let have = [
+            with_health(instance(Some(Condition::Running), 50), Some(false)),
+            with_health(instance(Some(Condition::Running), 40), Some(true)),
+            instance(Some(Condition::Staging), 30),
+            instance(Some(Condition::Failed), 20),
+        ];
+        assert!(!is_ready(&a, &have[0]), "unhealthy is not ready");
+        assert!(is_ready(&a, &have[1]));
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![
+                // Waiting (nothing to kill), then launching, then unhealthy.
+                Action::Decommission(3),
+                Action::Decommission(2),
+                Action::Kill(2),
+                Action::Decommission(0),
+                Action::Kill(0),
+                Action::Schedule(3),
+            ]
+        );
+    }
+
+    #[test]
+    fn health_is_assumed_until_checks_run_and_ignored_without_checks() {
+        let checked = app(
+            1,
+            serde_json::json!({"healthChecks": [{"protocol": "MESOS_HTTP", "path": "/h"}]}),
+        );
+        let unchecked = app(1, serde_json::json!({}));
+        let unknown = with_health(instance(Some(Condition::Running), 10), None);
+        let unhealthy = with_health(instance(Some(Condition::Running), 10), Some(false));
+        assert!(is_ready(&checked, &unknown));
+        assert!(!is_ready(&checked, &unhealthy));
+        assert!(is_ready(&unchecked, &unhealthy));
+        assert!(!is_ready(
+            &unchecked,
+            &instance(Some(Condition::Starting), 10)
+        ));
+        assert!(!is_ready(&unchecked, &instance(None, 10)));
+    }
+
+    #[test]
+    fn rolling_upgrade_kills_launches_stuck_past_the_timeout_old_or_new() {
+        let a = changed_app(2, strategy(1.0, 1.0));
+        let have = [
+            instance(Some(Condition::Staging), 301),
+            instance(Some(Condition::Running), 400),
+            instance_of(2, Some(Condition::Staging), 301),
+            instance_of(2, Some(Condition::Starting), 10),
+        ];
+        assert_eq!(run(Some(&a), &have), vec![Action::Kill(0), Action::Kill(2)]);
+    }
+
+    #[test]
+    fn scale_down_mid_upgrade_drops_surplus_new_and_old() {
+        // 3 new (1 ready) and 2 old, now wanted 2 with min 2 / max 3.
+        let a = changed_app(2, strategy(1.0, 0.5));
+        let have = [
+            instance(Some(Condition::Running), 100),
+            instance(Some(Condition::Running), 90),
+            instance_of(2, Some(Condition::Running), 30),
+            instance_of(2, Some(Condition::Starting), 20),
+            instance_of(2, None, 10),
+        ];
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![
+                Action::Decommission(1),
+                Action::Kill(1),
+                Action::Decommission(4),
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_only_change_does_not_restart() {
+        // Scaled at 5 ms; the config last changed at 1 ms, which is what the
+        // running instances were launched for.
+        let a = app(3, serde_json::json!({})).with_version(Timestamp::from_millis(5), true);
+        assert_eq!(a.version, Some(Timestamp::from_millis(5)));
+        let have = [
+            instance(Some(Condition::Running), 20),
+            instance(Some(Condition::Running), 10),
+        ];
+        assert_eq!(run(Some(&a), &have), vec![Action::Schedule(1)]);
+        let scaled_down =
+            app(1, serde_json::json!({})).with_version(Timestamp::from_millis(5), true);
+        assert_eq!(
+            run(Some(&scaled_down), &have),
+            vec![Action::Decommission(1), Action::Kill(1)]
+        );
+    }
+
+    #[test]
+    fn capacity_rounds_like_marathon() {
+        let cap = |n: u32, min: f64, max: f64| capacity(n as usize, &app(n, strategy(min, max)));
+        assert_eq!(cap(4, 0.5, 0.0), (2, 4));
+        assert_eq!(cap(3, 0.5, 0.5), (2, 4));
+        assert_eq!(cap(10, 0.7, 0.1), (7, 11));
+        assert_eq!(cap(3, 1.0, 0.0), (3, 4), "forced one over capacity");
+        assert_eq!(cap(0, 1.0, 0.0), (0, 0));
+        assert_eq!(cap(1, 0.0, 0.0), (0, 1));
+    }
+
+    #[test]
+    fn converged_requires_target_count_ready_and_no_old() {
+        let a = changed_app(2, serde_json::json!({}));
+        let ready = || instance_of(2, Some(Condition::Running), 10);
+        assert!(done(Some(&a), &[ready(), ready()]));
+        assert!(!done(Some(&a), &[ready()]), "too few");
+        assert!(!done(Some(&a), &[ready(), ready(), ready()]), "too many");
+        assert!(
+            !done(
+                Some(&a),
+                &[ready(), instance_of(2, Some(Condition::Starting), 1)]
+            ),
+            "not ready"
+        );
+        assert!(
+            !done(
+                Some(&a),
+                &[ready(), ready(), instance(Some(Condition::Running), 10)]
+            ),
+            "an old one left"
+        );
+        let mut leaving = instance(Some(Condition::Killing), 10);
+        leaving.goal = Goal::Decommissioned;
+        assert!(
+            !done(Some(&a), &[ready(), ready(), leaving.clone()]),
+            "still stopping"
+        );
+        leaving.task.as_mut().unwrap().condition = Condition::Killed;
+        assert!(done(Some(&a), &[ready(), ready(), leaving]), "stopped");
+        // Replaced unreachable ones do not hold it up; kept ones do.
+        let lost = instance_of(2, Some(Condition::Unreachable), 10);
+        assert!(done(Some(&a), &[ready(), ready(), lost.clone()]));
+        let disabled = changed_app(2, serde_json::json!({"unreachableStrategy": "disabled"}));
+        assert!(!done(Some(&disabled), &[ready(), lost]));
+    }
+
+    #[test]
+    fn converged_for_deleted_app_requires_no_instances() {
+        assert!(done(None, &[]));
+        let mut gone = instance(Some(Condition::Killed), 10);
+        gone.goal = Goal::Decommissioned;
+        assert!(!done(None, &[gone]), "not yet expunged");
     }
 }

@@ -1,21 +1,39 @@
 //! The loop itself; see the module docs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesos_proto::scheduler::{Event, event};
+use mesos_proto::scheduler::{Call, Event, event};
 use mesos_proto::util::{is_terminal, state_of};
 use mesos_proto::v1::{self, TaskState};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
+use uuid::Uuid;
 
+use super::backoff::{self, LaunchDelay};
+use super::decide::{self, Action, Limits};
+use super::view::{Deployment, DeploymentAction, OfferStats, TaskFailure, View};
 use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
-use crate::offers::{Remaining, build_task_info};
-use crate::state::model::RECENT_UUIDS;
-use crate::state::{Category, Change, StatusRecord, Store, StoreError, TaskRecord, TaskSpec};
+use crate::offers::constraints::offer_fields;
+use crate::offers::executor::{ExecutorSettings, with_baton_executor};
+use crate::offers::placement::{Demand, PlacementOptions, place};
+use crate::offers::task_info::build_app_task_info;
+use crate::state::app::{AppDefinition, AppError, PathId, Timestamp, is_upgrade};
+use crate::state::instance::{Condition, Goal, Instance, InstanceTask};
+use crate::state::{Category, Change, StatusRecord, Store, StoreError};
+
+/// Which executor runs app tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorChoice {
+    /// `baton-executor`, fetched by agents from Baton's HTTP server.
+    Baton(ExecutorSettings),
+    /// Mesos's built-in command executor (`--executor command`).
+    Command,
+}
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -29,6 +47,33 @@ pub struct SchedulerConfig {
     pub refuse_seconds_while_waiting: f64,
     /// Refuse seconds for offers declined with nothing to launch.
     pub refuse_seconds_idle: f64,
+    /// Launch timeout and kill retry.
+    pub limits: Limits,
+    /// `--reconciliation_interval`: how often every task is reconciled.
+    pub reconciliation_interval: Duration,
+    /// Which executor runs tasks.
+    pub executor: ExecutorChoice,
+    /// Placement knobs.
+    pub placement: PlacementOptions,
+    /// How many versions of each app are kept.
+    pub max_versions: usize,
+}
+
+impl SchedulerConfig {
+    /// Defaults around a session.
+    pub fn new(session: SessionConfig, role: String, executor: ExecutorChoice) -> SchedulerConfig {
+        SchedulerConfig {
+            session,
+            role,
+            refuse_seconds_while_waiting: 5.0,
+            refuse_seconds_idle: 120.0,
+            limits: Limits::default(),
+            reconciliation_interval: Duration::from_secs(600),
+            executor,
+            placement: PlacementOptions::default(),
+            max_versions: 50,
+        }
+    }
 }
 
 /// A request the loop could not carry out.
@@ -37,61 +82,101 @@ pub enum SchedulerError {
     /// The durable store failed; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// No such task.
-    #[error("task {0} does not exist")]
-    UnknownTask(String),
+    /// The request is invalid (Marathon's 4xx shapes).
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// No such app.
+    #[error("App '{0}' does not exist")]
+    UnknownApp(PathId),
+    /// Something else does not exist (the message says what).
+    #[error("{0}")]
+    NotFound(String),
+    /// The app exists already (a create).
+    #[error("An app with id [{0}] already exists.")]
+    AlreadyExists(PathId),
+    /// A running deployment holds the app; `force` overrides.
+    #[error(
+        "App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'."
+    )]
+    Locked {
+        /// The deployments.
+        deployments: Vec<String>,
+    },
     /// The loop has stopped.
     #[error("scheduler is shutting down")]
     Stopped,
 }
 
-/// Counters, for tests and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Offers received.
-    pub offers_received: u64,
-    /// Offers used in an ACCEPT.
-    pub offers_accepted: u64,
-    /// Offers declined.
-    pub offers_declined: u64,
-    /// UPDATE events received, duplicates included.
-    pub updates_received: u64,
-    /// Status updates applied to state (each distinct uuid once).
-    pub updates_applied: u64,
-    /// Redelivered updates recognised by uuid and not applied again.
-    pub duplicate_updates: u64,
-    /// ACKNOWLEDGE calls sent.
-    pub acks_sent: u64,
-    /// Tasks launched (in ACCEPT calls).
-    pub tasks_launched: u64,
-    /// Tasks Mesos reported that Baton did not know, and killed.
-    pub unknown_tasks_killed: u64,
-    /// SUBSCRIBED events seen.
-    pub subscriptions: u64,
+/// What an app write did.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// The deployment carrying it out.
+    pub deployment_id: String,
+    /// The new version (for a delete, the time of the delete).
+    pub version: Timestamp,
+    /// The app as stored now (`None` after a delete).
+    pub app: Option<Arc<AppDefinition>>,
+    /// Whether the app did not exist before.
+    pub created: bool,
 }
 
-/// An immutable snapshot of what the scheduler knows.
-#[derive(Debug, Clone, Default)]
-pub struct View {
-    /// Whether a subscription is live.
-    pub subscribed: bool,
-    /// Our FrameworkID, once Mesos assigned one.
-    pub framework_id: Option<String>,
-    /// Every known task by id.
-    pub tasks: BTreeMap<String, Arc<TaskRecord>>,
-    /// Counters.
-    pub stats: Stats,
+/// What an app edit sees.
+pub struct EditContext<'a> {
+    /// The app as it is (`None` if it does not exist).
+    pub current: Option<&'a AppDefinition>,
+    /// Its stored versions, oldest first.
+    pub versions: &'a [Arc<AppDefinition>],
+    /// The version a change made now must carry (later than the current).
+    pub now: Timestamp,
 }
+
+/// An edit of one app, run inside the loop against the current state so
+/// that concurrent writers cannot lose each other's changes. Returns the new
+/// definition (already stamped with its version), or `None` to delete.
+pub type AppEdit =
+    Box<dyn FnOnce(EditContext<'_>) -> Result<Option<AppDefinition>, SchedulerError> + Send>;
+
+/// How to kill tasks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KillOptions {
+    /// Lower the app's `instances` by the number killed.
+    pub scale: bool,
+    /// Forget the instances (a new one replaces each unless `scale`).
+    pub wipe: bool,
+    /// Override deployment locks (only matters with `scale`).
+    pub force: bool,
+}
+
+/// What a kill did.
+#[derive(Debug, Clone, Default)]
+pub struct KillOutcome {
+    /// The instances whose tasks were killed, as they were.
+    pub killed: Vec<Arc<Instance>>,
+    /// With `scale`: the deployment and version of the scale-down.
+    pub deployment: Option<(String, Timestamp)>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, SchedulerError>>;
 
 enum Command {
-    Launch {
-        spec: TaskSpec,
-        reply: oneshot::Sender<Result<String, SchedulerError>>,
+    Edit {
+        id: PathId,
+        force: bool,
+        edit: AppEdit,
+        reply: Reply<WriteOutcome>,
     },
     Kill {
-        task_id: String,
-        grace: Option<Duration>,
-        reply: oneshot::Sender<Result<(), SchedulerError>>,
+        task_ids: Vec<String>,
+        options: KillOptions,
+        reply: Reply<KillOutcome>,
+    },
+    ResetDelay {
+        id: PathId,
+        reply: Reply<()>,
+    },
+    CancelDeployment {
+        id: String,
+        reply: Reply<()>,
     },
 }
 
@@ -104,29 +189,86 @@ pub struct SchedulerHandle {
 }
 
 impl SchedulerHandle {
-    /// Queues a task for launch; it is durable when this returns.
-    pub async fn launch(&self, spec: TaskSpec) -> Result<String, SchedulerError> {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, SchedulerError> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Launch { spec, reply })
+            .send(make(reply))
             .await
             .map_err(|_| SchedulerError::Stopped)?;
         rx.await.map_err(|_| SchedulerError::Stopped)?
     }
 
-    /// Asks Mesos to kill a task, with an optional grace period override.
-    pub async fn kill(&self, task_id: &str, grace: Option<Duration>) -> Result<(), SchedulerError> {
-        let (reply, rx) = oneshot::channel();
-        let task_id = task_id.to_string();
-        self.commands
-            .send(Command::Kill {
-                task_id,
-                grace,
-                reply,
-            })
+    /// Creates, changes or deletes an app; durable when this returns.
+    pub async fn edit_app(
+        &self,
+        id: PathId,
+        force: bool,
+        edit: AppEdit,
+    ) -> Result<WriteOutcome, SchedulerError> {
+        self.ask(|reply| Command::Edit {
+            id,
+            force,
+            edit,
+            reply,
+        })
+        .await
+    }
+
+    /// Stores `app` as the new definition of its id (create or replace).
+    pub async fn put_app(&self, app: AppDefinition) -> Result<WriteOutcome, SchedulerError> {
+        let id = app.id.clone();
+        self.edit_app(
+            id,
+            true,
+            Box::new(move |ctx| {
+                let scale_only = ctx.current.is_some_and(|c| !is_upgrade(c, &app));
+                Ok(Some(app.with_version(ctx.now, scale_only)))
+            }),
+        )
+        .await
+    }
+
+    /// Deletes an app: its instances are killed.
+    pub async fn delete_app(
+        &self,
+        id: PathId,
+        force: bool,
+    ) -> Result<WriteOutcome, SchedulerError> {
+        self.edit_app(
+            id.clone(),
+            force,
+            Box::new(move |ctx| match ctx.current {
+                Some(_) => Ok(None),
+                None => Err(SchedulerError::UnknownApp(id)),
+            }),
+        )
+        .await
+    }
+
+    /// Kills tasks by id; unknown ids are skipped.
+    pub async fn kill_tasks(
+        &self,
+        task_ids: Vec<String>,
+        options: KillOptions,
+    ) -> Result<KillOutcome, SchedulerError> {
+        self.ask(|reply| Command::Kill {
+            task_ids,
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Forgets the launch delay of an app (`DELETE /v2/queue/{id}/delay`).
+    pub async fn reset_delay(&self, id: PathId) -> Result<(), SchedulerError> {
+        self.ask(|reply| Command::ResetDelay { id, reply }).await
+    }
+
+    /// Stops tracking a deployment without touching its apps
+    /// (`DELETE /v2/deployments/{id}?force=true`).
+    pub async fn cancel_deployment(&self, id: String) -> Result<(), SchedulerError> {
+        self.ask(|reply| Command::CancelDeployment { id, reply })
             .await
-            .map_err(|_| SchedulerError::Stopped)?;
-        rx.await.map_err(|_| SchedulerError::Stopped)?
     }
 
     /// The current snapshot.
@@ -183,29 +325,24 @@ impl Scheduler {
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
     ) -> Result<(SchedulerHandle, tokio::task::JoinHandle<()>), SchedulerError> {
-        let snapshot = store.load()?;
-        let stored_framework_id = snapshot.framework_id();
-        let framework_id = stored_framework_id
+        let view = load(store.as_ref())?;
+        let framework_id = view
+            .framework_id
             .clone()
             .map(mesos_proto::util::framework_id);
         let (mesos, events) =
             session::spawn(config.session.clone(), framework_id, shutdown.clone());
-        let tasks: BTreeMap<String, Arc<TaskRecord>> = snapshot
-            .decode_all::<TaskRecord>(Category::Task)?
-            .into_iter()
-            .map(|t| (t.task_id.clone(), Arc::new(t)))
-            .collect();
-        info!(tasks = tasks.len(), framework_id = ?stored_framework_id, "loaded state");
-        let view = View {
-            subscribed: false,
-            framework_id: stored_framework_id,
-            tasks,
-            stats: Stats::default(),
-        };
         let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
         tokio::spawn(send_calls(mesos.clone(), calls_rx).instrument(info_span!("mesos_calls")));
+        let dirty = view
+            .apps
+            .keys()
+            .chain(view.instances.keys())
+            .cloned()
+            .collect();
+        let next_periodic_reconcile = Instant::now() + config.reconciliation_interval;
         let driver = Driver {
             config,
             store,
@@ -214,6 +351,12 @@ impl Scheduler {
             view,
             view_tx,
             suppressed: false,
+            dirty,
+            wakeups: BTreeMap::new(),
+            launchable: BTreeSet::new(),
+            known_values: BTreeMap::new(),
+            reconciling: None,
+            next_periodic_reconcile,
         };
         let stopped = tokio::spawn(
             driver
@@ -229,12 +372,68 @@ impl Scheduler {
     }
 }
 
+/// Reads the stored state into a view.
+fn load(store: &dyn Store) -> Result<View, SchedulerError> {
+    let snapshot = store.load()?;
+    let mut view = View {
+        framework_id: snapshot.framework_id(),
+        loaded: true,
+        ..View::default()
+    };
+    for app in snapshot.decode_all::<AppDefinition>(Category::App)? {
+        view.apps.insert(app.id.clone(), Arc::new(app));
+    }
+    let mut versions: BTreeMap<PathId, Vec<Arc<AppDefinition>>> = BTreeMap::new();
+    for app in snapshot.decode_all::<AppDefinition>(Category::AppVersion)? {
+        versions
+            .entry(app.id.clone())
+            .or_default()
+            .push(Arc::new(app));
+    }
+    for (id, mut list) in versions {
+        list.sort_by_key(|a| a.version);
+        view.versions.insert(id, Arc::new(list));
+    }
+    for instance in snapshot.decode_all::<Instance>(Category::Instance)? {
+        view.instances
+            .entry(instance.app_id.clone())
+            .or_default()
+            .insert(instance.uuid, Arc::new(instance));
+    }
+    for (id, delay) in snapshot.decode_all::<(PathId, LaunchDelay)>(Category::Delay)? {
+        view.delays.insert(id, delay);
+    }
+    for deployment in snapshot.decode_all::<Deployment>(Category::Deployment)? {
+        view.deployments
+            .insert(deployment.id.clone(), Arc::new(deployment));
+    }
+    info!(
+        apps = view.apps.len(),
+        instances = view.all_instances().count(),
+        deployments = view.deployments.len(),
+        framework_id = ?view.framework_id,
+        "loaded state"
+    );
+    Ok(view)
+}
+
 /// Calls waiting to be sent; beyond this the loop waits (backpressure).
 const CALL_QUEUE: usize = 4096;
 
+/// How long a GROUP_BY value stays known after its agent's last offer.
+const KNOWN_VALUE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// How often an app that is still moving is looked at again.
+const REQUEUE_AFTER: Duration = Duration::from_secs(1);
+
+/// First retry of an unanswered explicit reconciliation; doubles up to the
+/// cap (the Mesos reconciliation algorithm).
+const RECONCILE_RETRY_FIRST: Duration = Duration::from_secs(5);
+const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
+
 /// Sends calls one after another, in the order the loop decided them: a
 /// SUPPRESS overtaken by a later REVIVE would starve waiting tasks.
-async fn send_calls(mesos: MesosHandle, mut calls: mpsc::Receiver<mesos_proto::scheduler::Call>) {
+async fn send_calls(mesos: MesosHandle, mut calls: mpsc::Receiver<Call>) {
     while let Some(call) = calls.recv().await {
         // Failures are logged by the handle; a lost subscription makes the
         // session resubscribe, after which the loop re-decides.
@@ -242,11 +441,18 @@ async fn send_calls(mesos: MesosHandle, mut calls: mpsc::Receiver<mesos_proto::s
     }
 }
 
+/// An explicit reconciliation in progress: the tasks that have not answered.
+struct Reconciling {
+    pending: BTreeMap<String, Option<String>>,
+    retry_at: Instant,
+    retry_after: Duration,
+}
+
 struct Driver {
     config: SchedulerConfig,
     store: Arc<dyn Store>,
     /// Calls for [`send_calls`], in order.
-    calls: mpsc::Sender<mesos_proto::scheduler::Call>,
+    calls: mpsc::Sender<Call>,
     /// To force a resubscribe when state cannot be persisted.
     mesos: MesosHandle,
     /// The working copy; published after every change.
@@ -254,6 +460,18 @@ struct Driver {
     view_tx: watch::Sender<Arc<View>>,
     /// Whether we told Mesos to stop sending offers.
     suppressed: bool,
+    /// Apps whose desired or actual state changed since their last pass.
+    dirty: BTreeSet<PathId>,
+    /// Apps to look at again at a given time (launch timeouts, delays,
+    /// deployments in progress).
+    wakeups: BTreeMap<PathId, Instant>,
+    /// Apps with instances that may launch now.
+    launchable: BTreeSet<PathId>,
+    /// GROUP_BY values seen on agents, with when they were last offered.
+    known_values: BTreeMap<String, BTreeMap<String, Timestamp>>,
+    /// The explicit reconciliation in progress, if any.
+    reconciling: Option<Reconciling>,
+    next_periodic_reconcile: Instant,
 }
 
 impl Driver {
@@ -264,6 +482,7 @@ impl Driver {
         shutdown: CancellationToken,
     ) {
         loop {
+            let deadline = self.next_deadline();
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 event = events.recv() => match event {
@@ -274,34 +493,59 @@ impl Driver {
                     Some(command) => self.on_command(command).await,
                     None => break,
                 },
+                () = tokio::time::sleep_until(deadline) => self.on_timer().await,
             }
+            self.reconcile_dirty().await;
             self.publish();
         }
         info!("reconcile loop stopped");
     }
 
     fn publish(&self) {
+        // Cheap: the view's maps share structure.
         self.view_tx.send_replace(Arc::new(self.view.clone()));
     }
 
-    /// Persists a batch; the caller acts only on success.
-    /// Persists tasks along with other changes, in one batch.
-    async fn persist_tasks<'a>(
-        &self,
-        tasks: impl IntoIterator<Item = &'a TaskRecord>,
-        mut changes: Vec<Change>,
-    ) -> Result<(), StoreError> {
-        for task in tasks {
-            changes.push(Change::put_json(
-                Category::Task,
-                task.task_id.clone(),
-                task,
-            )?);
+    fn next_deadline(&self) -> Instant {
+        let mut deadline = self.next_periodic_reconcile;
+        if let Some(r) = &self.reconciling {
+            deadline = deadline.min(r.retry_at);
         }
-        self.persist(changes).await
+        if let Some(&at) = self.wakeups.values().min() {
+            deadline = deadline.min(at);
+        }
+        deadline
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PathId> = self
+            .wakeups
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.wakeups.remove(&id);
+            self.dirty.insert(id);
+        }
+        if self.view.subscribed {
+            if self.reconciling.as_ref().is_some_and(|r| r.retry_at <= now) {
+                self.retry_reconciliation().await;
+            }
+            if self.next_periodic_reconcile <= now {
+                self.start_reconciliation().await;
+            }
+        }
+        if self.next_periodic_reconcile <= now {
+            self.next_periodic_reconcile = now + self.config.reconciliation_interval;
+        }
     }
 
     async fn persist(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.apply(&changes))
             .await
@@ -309,92 +553,479 @@ impl Driver {
     }
 
     /// Queues a call for the sender, which keeps their order.
-    async fn send(&self, call: mesos_proto::scheduler::Call) {
+    async fn send(&self, call: Call) {
         if self.calls.send(call).await.is_err() {
             warn!("call sender stopped; call dropped");
         }
     }
 
-    fn waiting(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
+    fn put_instance(&mut self, instance: Instance) {
+        let app = instance.app_id.clone();
         self.view
-            .tasks
-            .values()
-            .filter(|t| t.state.is_none() && !t.kill_requested)
+            .instances
+            .entry(app.clone())
+            .or_default()
+            .insert(instance.uuid, Arc::new(instance));
+        self.dirty.insert(app);
     }
+
+    fn remove_instance(&mut self, app: &PathId, uuid: Uuid) {
+        if let Some(map) = self.view.instances.get_mut(app) {
+            map.remove(&uuid);
+            if map.is_empty() {
+                self.view.instances.remove(app);
+            }
+        }
+        self.dirty.insert(app.clone());
+    }
+
+    // ---- commands -------------------------------------------------------
 
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::Launch { spec, reply } => {
-                let task_id = format!(
-                    "{}.instance-{}._app.1",
-                    spec.name.replace('/', "_"),
-                    uuid::Uuid::new_v4()
-                );
-                let record = TaskRecord {
-                    task_id: task_id.clone(),
-                    spec,
-                    agent_id: None,
-                    hostname: None,
-                    host_ports: Vec::new(),
-                    state: None,
-                    last_status: None,
-                    staged_at: None,
-                    started_at: None,
-                    updates_applied: 0,
-                    recent_update_uuids: Vec::new(),
-                    kill_requested: false,
-                };
-                let result = self.persist_tasks([&record], Vec::new()).await;
-                if result.is_ok() {
-                    info!(%task_id, "task queued for launch");
-                    self.view.tasks.insert(task_id.clone(), Arc::new(record));
-                    self.revive_if_suppressed().await;
-                }
-                let _ = reply.send(result.map(|()| task_id).map_err(SchedulerError::from));
-            }
-            Command::Kill {
-                task_id,
-                grace,
+            Command::Edit {
+                id,
+                force,
+                edit,
                 reply,
             } => {
-                let _ = reply.send(self.kill(&task_id, grace).await);
+                let span = info_span!("app_write", app = %id);
+                let result = self.edit_app(id, force, edit).instrument(span).await;
+                let _ = reply.send(result);
+            }
+            Command::Kill {
+                task_ids,
+                options,
+                reply,
+            } => {
+                let _ = reply.send(self.kill_tasks(task_ids, options).await);
+            }
+            Command::ResetDelay { id, reply } => {
+                let result = self.reset_delay(&id).await;
+                let _ = reply.send(result);
+            }
+            Command::CancelDeployment { id, reply } => {
+                let result = self.cancel_deployment(&id).await;
+                let _ = reply.send(result);
             }
         }
     }
 
-    async fn kill(&mut self, task_id: &str, grace: Option<Duration>) -> Result<(), SchedulerError> {
-        let Some(task) = self.view.tasks.get(task_id) else {
-            return Err(SchedulerError::UnknownTask(task_id.to_string()));
+    fn check_lock(&self, id: &PathId, force: bool) -> Result<Vec<String>, SchedulerError> {
+        let holding: Vec<String> = self.view.deployments_of(id).map(|d| d.id.clone()).collect();
+        if !holding.is_empty() && !force {
+            return Err(SchedulerError::Locked {
+                deployments: holding,
+            });
+        }
+        Ok(holding)
+    }
+
+    /// A version later than every version of `id` so far.
+    fn next_version(&self, id: &PathId) -> Timestamp {
+        let now = Timestamp::now();
+        match self.view.apps.get(id).and_then(|a| a.version) {
+            Some(v) if v >= now => v.plus_millis(1),
+            _ => now,
+        }
+    }
+
+    async fn edit_app(
+        &mut self,
+        id: PathId,
+        force: bool,
+        edit: AppEdit,
+    ) -> Result<WriteOutcome, SchedulerError> {
+        let superseded = self.check_lock(&id, force)?;
+        let now = self.next_version(&id);
+        let current = self.view.apps.get(&id).cloned();
+        let versions = self.view.versions.get(&id).cloned().unwrap_or_default();
+        let new = edit(EditContext {
+            current: current.as_deref(),
+            versions: &versions,
+            now,
+        })?;
+        let action = match (&current, &new) {
+            (None, None) => return Err(SchedulerError::UnknownApp(id)),
+            (None, Some(_)) => DeploymentAction::StartApplication,
+            (Some(_), None) => DeploymentAction::StopApplication,
+            (Some(old), Some(new)) if config_version(old) != config_version(new) => {
+                DeploymentAction::RestartApplication
+            }
+            (Some(_), Some(_)) => DeploymentAction::ScaleApplication,
         };
-        let mut task = (**task).clone();
-        task.kill_requested = true;
-        let launched = task.agent_id.is_some();
-        if !launched {
-            // Never launched: nothing runs in Mesos; it simply stops waiting.
-            task.state = Some(TaskState::TaskKilled.as_str_name().to_string());
+        let version = new.as_ref().and_then(|a| a.version).unwrap_or(now);
+        let deployment = Deployment {
+            id: Uuid::new_v4().to_string(),
+            version,
+            actions: vec![(id.clone(), action)],
+            started_at: Timestamp::now(),
+        };
+        let mut changes = Vec::new();
+        for old in &superseded {
+            changes.push(Change::delete(Category::Deployment, old.clone()));
         }
-        self.persist_tasks([&task], Vec::new()).await?;
-        let agent = task.agent_id.clone().map(mesos_proto::util::agent_id);
-        self.view.tasks.insert(task_id.to_string(), Arc::new(task));
-        if launched {
-            info!(%task_id, ?grace, "killing task");
-            self.send(calls::kill(
-                mesos_proto::util::task_id(task_id),
-                agent,
-                grace,
-            ))
-            .await;
+        changes.push(Change::put_json(
+            Category::Deployment,
+            deployment.id.clone(),
+            &deployment,
+        )?);
+        let mut kept_versions: Vec<Arc<AppDefinition>> = versions.iter().cloned().collect();
+        match &new {
+            Some(app) => {
+                changes.push(Change::put_json(Category::App, id.as_str(), app)?);
+                changes.push(Change::put_json(
+                    Category::AppVersion,
+                    version_key(&id, version),
+                    app,
+                )?);
+                kept_versions.push(Arc::new(app.clone()));
+                let excess = kept_versions
+                    .len()
+                    .saturating_sub(self.config.max_versions.max(1));
+                for old in kept_versions.drain(..excess) {
+                    if let Some(v) = old.version {
+                        changes.push(Change::delete(Category::AppVersion, version_key(&id, v)));
+                    }
+                }
+            }
+            None => {
+                changes.push(Change::delete(Category::App, id.as_str()));
+                for old in kept_versions.drain(..) {
+                    if let Some(v) = old.version {
+                        changes.push(Change::delete(Category::AppVersion, version_key(&id, v)));
+                    }
+                }
+                changes.push(Change::delete(Category::Delay, id.as_str()));
+            }
         }
+        self.persist(changes).await?;
+        for old in superseded {
+            info!(deployment = %old, "superseded by a forced change");
+            self.view.deployments.remove(&old);
+        }
+        let created = current.is_none();
+        let stored = new.map(Arc::new);
+        match &stored {
+            Some(app) => {
+                self.view.apps.insert(id.clone(), app.clone());
+                self.view
+                    .versions
+                    .insert(id.clone(), Arc::new(kept_versions));
+            }
+            None => {
+                self.view.apps.remove(&id);
+                self.view.versions.remove(&id);
+                self.view.delays.remove(&id);
+                self.view.offer_stats.remove(&id);
+            }
+        }
+        info!(deployment = %deployment.id, ?action, %version, "app written");
+        let deployment_id = deployment.id.clone();
+        self.view
+            .deployments
+            .insert(deployment.id.clone(), Arc::new(deployment));
+        self.dirty.insert(id);
+        Ok(WriteOutcome {
+            deployment_id,
+            version,
+            app: stored,
+            created,
+        })
+    }
+
+    async fn kill_tasks(
+        &mut self,
+        task_ids: Vec<String>,
+        options: KillOptions,
+    ) -> Result<KillOutcome, SchedulerError> {
+        let mut found: Vec<Arc<Instance>> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for task_id in &task_ids {
+            if let Some(instance) = self.view.instance_by_task(task_id)
+                && seen.insert(instance.uuid)
+            {
+                found.push(instance.clone());
+            }
+        }
+        let mut per_app: BTreeMap<PathId, u32> = BTreeMap::new();
+        for instance in &found {
+            *per_app.entry(instance.app_id.clone()).or_default() += 1;
+        }
+        let mut outcome = KillOutcome::default();
+        if options.scale {
+            for id in per_app.keys() {
+                self.check_lock(id, options.force)?;
+            }
+            for (id, count) in &per_app {
+                let Some(app) = self.view.apps.get(id).cloned() else {
+                    continue;
+                };
+                let edit: AppEdit = {
+                    let count = *count;
+                    Box::new(move |ctx| {
+                        let mut scaled = (*app).clone();
+                        scaled.instances = scaled.instances.saturating_sub(count);
+                        Ok(Some(scaled.with_version(ctx.now, true)))
+                    })
+                };
+                let written = self.edit_app(id.clone(), options.force, edit).await?;
+                outcome.deployment = Some((written.deployment_id, written.version));
+            }
+        }
+        let now = Timestamp::now();
+        let mut changes = Vec::new();
+        let mut updated = Vec::new();
+        for instance in &found {
+            let mut next = (**instance).clone();
+            if options.scale || options.wipe {
+                next.goal = Goal::Decommissioned;
+            }
+            if let Some(task) = next.task.as_mut()
+                && !task.condition.is_terminal()
+            {
+                task.kill_requested_at = Some(now);
+            }
+            changes.push(instance_change(&next)?);
+            updated.push(next);
+        }
+        self.persist(changes).await?;
+        for next in updated {
+            if let Some(task) = next.task.as_ref().filter(|t| !t.condition.is_terminal()) {
+                info!(task_id = %task.task_id, "killing task on request");
+                self.send_kill(task).await;
+            }
+            self.put_instance(next);
+        }
+        outcome.killed = found;
+        Ok(outcome)
+    }
+
+    async fn reset_delay(&mut self, id: &PathId) -> Result<(), SchedulerError> {
+        if !self.view.apps.contains_key(id) {
+            return Err(SchedulerError::UnknownApp(id.clone()));
+        }
+        self.persist(vec![Change::delete(Category::Delay, id.as_str())])
+            .await?;
+        self.view.delays.remove(id);
+        self.dirty.insert(id.clone());
         Ok(())
     }
 
-    async fn revive_if_suppressed(&mut self) {
-        if self.suppressed && self.view.subscribed {
-            info!("tasks are waiting: REVIVE");
-            self.suppressed = false;
-            self.send(calls::revive(Vec::new())).await;
+    async fn cancel_deployment(&mut self, id: &str) -> Result<(), SchedulerError> {
+        let Some(deployment) = self.view.deployments.get(id).cloned() else {
+            return Err(SchedulerError::NotFound(format!(
+                "DeploymentPlan {id} does not exist"
+            )));
+        };
+        self.persist(vec![Change::delete(Category::Deployment, id)])
+            .await?;
+        info!(deployment = %id, "deployment cancelled");
+        self.view.deployments.remove(id);
+        self.dirty.extend(deployment.affected_apps().cloned());
+        Ok(())
+    }
+
+    async fn send_kill(&mut self, task: &InstanceTask) {
+        self.view.stats.kills_sent += 1;
+        self.send(calls::kill(
+            mesos_proto::util::task_id(&task.task_id),
+            Some(mesos_proto::util::agent_id(&task.agent_id)),
+            None,
+        ))
+        .await;
+    }
+
+    // ---- per-app reconcile ------------------------------------------------
+
+    async fn reconcile_dirty(&mut self) {
+        // Nothing acts until Mesos has said SUBSCRIBED.
+        if !self.view.subscribed {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for id in dirty {
+            let span = info_span!("app_reconcile", app = %id);
+            self.reconcile_app(&id).instrument(span).await;
+        }
+        self.update_offer_interest().await;
+    }
+
+    async fn reconcile_app(&mut self, id: &PathId) {
+        self.view.stats.app_reconciles += 1;
+        let app = self.view.apps.get(id).cloned();
+        let instances: Vec<Arc<Instance>> = self.view.instances_of(id).cloned().collect();
+        let refs: Vec<&Instance> = instances.iter().map(|i| &**i).collect();
+        let now = Timestamp::now();
+        let actions = decide::decide(app.as_deref(), &refs, now, &self.config.limits);
+        let mut changes = Vec::new();
+        let mut puts: BTreeMap<Uuid, Instance> = BTreeMap::new();
+        let mut expunged = Vec::new();
+        let mut kills = Vec::new();
+        let mut created = Vec::new();
+        for action in &actions {
+            match *action {
+                Action::Schedule(count) => {
+                    let Some(app) = &app else { continue };
+                    for _ in 0..count {
+                        created.push(Instance::schedule(id.clone(), config_version(app), now));
+                    }
+                }
+                Action::Decommission(i) => {
+                    let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
+                    entry.goal = Goal::Decommissioned;
+                }
+                Action::Kill(i) => {
+                    let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
+                    if let Some(task) = entry.task.as_mut() {
+                        task.kill_requested_at = Some(now);
+                        kills.push(task.clone());
+                    }
+                }
+                Action::Expunge(i) => expunged.push(refs[i].uuid),
+            }
+        }
+        for instance in puts.values().chain(&created) {
+            match instance_change(instance) {
+                Ok(c) => changes.push(c),
+                Err(e) => error!(error = %e, "cannot encode instance"),
+            }
+        }
+        for uuid in &expunged {
+            changes.push(Change::delete(
+                Category::Instance,
+                crate::state::app::instance_id(id, *uuid),
+            ));
+            puts.remove(uuid);
+        }
+        if let Err(e) = self.persist(changes).await {
+            error!(error = %e, "cannot persist reconcile decisions; retrying shortly");
+            self.wakeups
+                .insert(id.clone(), Instant::now() + REQUEUE_AFTER);
+            return;
+        }
+        if !actions.is_empty() {
+            debug!(?actions, "reconciled");
+        }
+        for uuid in expunged {
+            self.remove_instance(id, uuid);
+        }
+        for instance in puts.into_values().chain(created) {
+            self.put_instance(instance);
+        }
+        self.dirty.remove(id);
+        for task in kills {
+            info!(task_id = %task.task_id, "killing task");
+            self.send_kill(&task).await;
+        }
+        self.finish_deployments(id).await;
+        self.schedule_next_look(id, now);
+    }
+
+    /// Removes the deployments of `id` whose apps have all converged.
+    async fn finish_deployments(&mut self, id: &PathId) {
+        let done: Vec<String> = self
+            .view
+            .deployments_of(id)
+            .filter(|d| {
+                d.affected_apps().all(|app| {
+                    let instances: Vec<&Instance> =
+                        self.view.instances_of(app).map(|i| &**i).collect();
+                    decide::converged(self.view.apps.get(app).map(|a| &**a), &instances)
+                })
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let changes = done
+            .iter()
+            .map(|d| Change::delete(Category::Deployment, d.clone()))
+            .collect();
+        if let Err(e) = self.persist(changes).await {
+            error!(error = %e, "cannot persist finished deployments");
+            return;
+        }
+        for d in done {
+            info!(deployment = %d, "deployment finished");
+            self.view.deployments.remove(&d);
         }
     }
+
+    /// Decides when `id` needs looking at again, and whether it can launch.
+    fn schedule_next_look(&mut self, id: &PathId, now: Timestamp) {
+        let app = self.view.apps.get(id).cloned();
+        let mut moving = self.view.deployments_of(id).next().is_some();
+        let mut waiting = false;
+        for instance in self.view.instances_of(id) {
+            match instance.condition() {
+                _ if instance.goal != Goal::Running => moving |= instance.is_active(),
+                Some(c) if c.is_launching() || c == Condition::Killing => moving = true,
+                Some(Condition::Unreachable) => moving = true,
+                _ => {}
+            }
+            waiting |= instance.is_waiting();
+        }
+        let delay_left = app.as_ref().map_or(0, |a| {
+            backoff::time_left_ms(self.view.delays.get(id), a, now)
+        });
+        let launchable = waiting && app.is_some() && delay_left == 0;
+        if launchable {
+            self.launchable.insert(id.clone());
+        } else {
+            self.launchable.remove(id);
+        }
+        if !waiting {
+            self.view.offer_stats.remove(id);
+        } else if !self.view.offer_stats.contains_key(id) {
+            self.view.offer_stats.insert(
+                id.clone(),
+                Arc::new(OfferStats {
+                    since: Some(now),
+                    ..OfferStats::default()
+                }),
+            );
+        }
+        let mut next = None;
+        if moving {
+            next = Some(Instant::now() + REQUEUE_AFTER);
+        }
+        if waiting && delay_left > 0 {
+            let at = Instant::now() + Duration::from_millis(delay_left);
+            next = Some(next.map_or(at, |n: Instant| n.min(at)));
+        }
+        match next {
+            Some(at) => {
+                self.wakeups.insert(id.clone(), at);
+            }
+            None => {
+                self.wakeups.remove(id);
+            }
+        }
+    }
+
+    /// SUPPRESS when nothing can launch, REVIVE as soon as something can.
+    async fn update_offer_interest(&mut self) {
+        if !self.view.subscribed {
+            return;
+        }
+        let wants = !self.launchable.is_empty();
+        if wants && self.suppressed {
+            info!(
+                apps = self.launchable.len(),
+                "instances are waiting: REVIVE"
+            );
+            self.suppressed = false;
+            self.send(calls::revive(Vec::new())).await;
+        } else if !wants && !self.suppressed {
+            info!("nothing waits for offers: SUPPRESS");
+            self.suppressed = true;
+            self.send(calls::suppress(Vec::new())).await;
+        }
+    }
+
+    // ---- Mesos events -----------------------------------------------------
 
     async fn on_session_event(&mut self, event: SessionEvent) {
         match event {
@@ -402,6 +1033,7 @@ impl Driver {
             SessionEvent::Disconnected { reason } => {
                 warn!(%reason, "disconnected from Mesos; outstanding offers are void");
                 self.view.subscribed = false;
+                self.reconciling = None;
             }
             SessionEvent::FrameworkRemoved { message } => self.on_framework_removed(message).await,
             SessionEvent::Event(event) => self.on_event(*event).await,
@@ -423,67 +1055,99 @@ impl Driver {
         }
         self.view.subscribed = true;
         self.view.stats.subscriptions += 1;
-        // Explicit reconciliation of what we believe is alive, then implicit
-        // to learn of tasks we do not know.
-        let alive: Vec<(v1::TaskId, Option<v1::AgentId>)> = self
+        // Offers flow after SUBSCRIBE unless suppressed; the next pass says
+        // which we want.
+        self.suppressed = false;
+        self.dirty.extend(
+            self.view
+                .instances
+                .keys()
+                .chain(self.view.apps.keys())
+                .cloned(),
+        );
+        self.start_reconciliation().await;
+        self.next_periodic_reconcile = Instant::now() + self.config.reconciliation_interval;
+    }
+
+    /// Explicit reconciliation of every task we believe may be alive; the
+    /// implicit one follows once all have answered (or retries gave up).
+    async fn start_reconciliation(&mut self) {
+        let pending: BTreeMap<String, Option<String>> = self
             .view
-            .tasks
-            .values()
-            .filter(|t| t.state.is_some() && !t.is_terminal())
-            .map(|t| {
+            .all_instances()
+            .filter_map(|i| i.task.as_ref())
+            .filter(|t| !t.condition.is_terminal())
+            .map(|t| (t.task_id.clone(), Some(t.agent_id.clone())))
+            .collect();
+        info!(tasks = pending.len(), "explicit reconciliation");
+        self.reconciling = Some(Reconciling {
+            pending,
+            retry_at: Instant::now(),
+            retry_after: RECONCILE_RETRY_FIRST,
+        });
+        self.retry_reconciliation().await;
+    }
+
+    async fn retry_reconciliation(&mut self) {
+        let Some(r) = self.reconciling.as_mut() else {
+            return;
+        };
+        if r.pending.is_empty() {
+            self.reconciling = None;
+            self.view.stats.reconcile_cycles += 1;
+            self.send(calls::reconcile(Vec::new())).await;
+            return;
+        }
+        let tasks = r
+            .pending
+            .iter()
+            .map(|(t, a)| {
                 (
-                    mesos_proto::util::task_id(&t.task_id),
-                    t.agent_id.clone().map(mesos_proto::util::agent_id),
+                    mesos_proto::util::task_id(t),
+                    a.clone().map(mesos_proto::util::agent_id),
                 )
             })
             .collect();
-        info!(tasks = alive.len(), "reconciling after subscribe");
-        if !alive.is_empty() {
-            self.send(calls::reconcile(alive)).await;
-        }
-        self.send(calls::reconcile(Vec::new())).await;
-        // Offers flow after SUBSCRIBE unless suppressed; say which we want.
-        if self.waiting().next().is_none() {
-            self.suppressed = true;
-            self.send(calls::suppress(Vec::new())).await;
-        } else {
-            self.suppressed = false;
-            self.send(calls::revive(Vec::new())).await;
-        }
+        r.retry_at = Instant::now() + r.retry_after;
+        r.retry_after = (r.retry_after * 2).min(RECONCILE_RETRY_CAP);
+        self.view.stats.reconcile_requests += 1;
+        self.send(calls::reconcile(tasks)).await;
     }
 
     async fn on_framework_removed(&mut self, message: String) {
-        let changes = vec![Change::framework_id(None)];
+        let now = Timestamp::now();
+        let mut changes = vec![Change::framework_id(None)];
         let mut gone = Vec::new();
-        for task in self
-            .view
-            .tasks
-            .values()
-            .filter(|t| t.state.is_some() && !t.is_terminal())
-        {
-            let mut task = (**task).clone();
-            task.state = Some(TaskState::TaskLost.as_str_name().to_string());
-            task.last_status = Some(StatusRecord {
-                state: TaskState::TaskLost.as_str_name().to_string(),
-                message: Some(format!("framework removed by master: {message}")),
-                reason: Some(
-                    v1::task_status::Reason::FrameworkRemoved
-                        .as_str_name()
-                        .to_string(),
-                ),
-                source: None,
-                healthy: None,
-                timestamp: Some(mesos_proto::util::now_timestamp()),
-            });
-            gone.push(task);
+        for instance in self.view.all_instances().filter(|i| i.is_active()) {
+            let mut next = (**instance).clone();
+            if let Some(task) = next.task.as_mut() {
+                task.condition = Condition::Gone;
+                task.last_status = Some(StatusRecord {
+                    state: TaskState::TaskGone.as_str_name().to_string(),
+                    message: Some(format!("framework removed by master: {message}")),
+                    reason: Some(
+                        v1::task_status::Reason::FrameworkRemoved
+                            .as_str_name()
+                            .to_string(),
+                    ),
+                    source: None,
+                    healthy: None,
+                    timestamp: Some(now.as_millis() as f64 / 1000.0),
+                });
+            }
+            match instance_change(&next) {
+                Ok(c) => changes.push(c),
+                Err(e) => error!(error = %e, "cannot encode instance"),
+            }
+            gone.push(next);
         }
-        if let Err(e) = self.persist_tasks(&gone, changes).await {
+        if let Err(e) = self.persist(changes).await {
             error!(error = %e, "cannot persist framework removal");
             return;
         }
         self.view.framework_id = None;
-        for task in gone {
-            self.view.tasks.insert(task.task_id.clone(), Arc::new(task));
+        for instance in gone {
+            self.put_instance(instance);
         }
     }
 
@@ -515,71 +1179,210 @@ impl Driver {
         }
     }
 
+    /// Remembers the constraint field values of `offers` and forgets values
+    /// not offered for a while; returns the live set for GROUP_BY.
+    fn learn_values(
+        &mut self,
+        offers: &[v1::Offer],
+        now: Timestamp,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        for offer in offers {
+            for (field, value) in offer_fields(offer) {
+                self.known_values
+                    .entry(field)
+                    .or_default()
+                    .insert(value, now);
+            }
+        }
+        let cutoff = now.plus_millis(-KNOWN_VALUE_TTL_MS);
+        self.known_values
+            .iter_mut()
+            .map(|(field, values)| {
+                values.retain(|_, seen| *seen >= cutoff);
+                (field.clone(), values.keys().cloned().collect())
+            })
+            .collect()
+    }
+
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
         self.view.stats.offers_received += offers.len() as u64;
-        let mut waiting: Vec<Arc<TaskRecord>> = self.waiting().cloned().collect();
-        let mut unused = Vec::new();
-        for offer in offers {
-            let mut remaining = Remaining::of(&offer, &self.config.role);
-            let mut launches = Vec::new();
-            let mut placed = Vec::new();
-            waiting.retain(|task| match remaining.allocate(&task.spec) {
-                Some(allocation) => {
-                    launches.push(build_task_info(
-                        &task.task_id,
-                        &task.spec,
-                        &offer,
-                        &allocation,
-                    ));
-                    let mut task = (**task).clone();
-                    task.agent_id = Some(offer.agent_id.value.clone());
-                    task.hostname = Some(offer.hostname.clone());
-                    task.host_ports = allocation.ports;
-                    task.state = Some(TaskState::TaskStaging.as_str_name().to_string());
-                    task.staged_at = Some(mesos_proto::util::now_timestamp());
-                    placed.push(task);
-                    false
+        let now = Timestamp::now();
+        let known_values = self.learn_values(&offers, now);
+        // The demands: every app with instances that may launch now.
+        let mut demands = Vec::new();
+        let mut waiting: Vec<Vec<Arc<Instance>>> = Vec::new();
+        for id in self.launchable.clone() {
+            let Some(app) = self.view.apps.get(&id).cloned() else {
+                continue;
+            };
+            let instances: Vec<Arc<Instance>> = self
+                .view
+                .instances_of(&id)
+                .filter(|i| i.is_waiting())
+                .cloned()
+                .collect();
+            if instances.is_empty() {
+                continue;
+            }
+            let placed = self
+                .view
+                .instances_of(&id)
+                .filter(|i| i.goal == Goal::Running && i.is_active())
+                .filter_map(|i| i.task.as_ref().map(|t| t.fields.clone()))
+                .collect();
+            let mut demand = match Demand::for_app(&app, instances.len() as u32, placed) {
+                Ok(d) => d,
+                Err(e) => {
+                    error!(app = %id, error = %e, "stored app has an invalid constraint");
+                    continue;
                 }
-                None => true,
-            });
+            };
+            if let ExecutorChoice::Baton(executor) = &self.config.executor
+                && uses_baton_executor(&app)
+            {
+                demand.resources.cpus += executor.cpus;
+                demand.resources.mem += executor.mem;
+                demand.resources.disk += executor.disk;
+            }
+            demands.push(demand);
+            waiting.push(instances);
+        }
+        let plan = place(&offers, &demands, &known_values, &self.config.placement);
+
+        // Offer statistics for /v2/queue.
+        for (demand, outcome) in demands.iter().zip(&plan.demands) {
+            let Ok(id) = PathId::parse(&demand.app_id, &PathId::root()) else {
+                continue;
+            };
+            let mut stats = self
+                .view
+                .offer_stats
+                .get(&id)
+                .map(|s| (**s).clone())
+                .unwrap_or_else(|| OfferStats {
+                    since: Some(now),
+                    ..OfferStats::default()
+                });
+            let r = &outcome.rejections;
+            stats.processed_offers += u64::from(r.processed_offers);
+            stats.unused_offers += u64::from(r.unused_offers());
+            if r.unused_offers() > 0 {
+                stats.last_unused_offer_at = Some(now);
+            }
+            if r.used_offers > 0 {
+                stats.last_used_offer_at = Some(now);
+            }
+            stats.since_waiting.absorb(r);
+            stats.last_cycle = r.clone();
+            self.view.offer_stats.insert(id, Arc::new(stats));
+        }
+
+        // Launches, offer by offer; write-ahead of each ACCEPT.
+        let mut next_waiting: Vec<usize> = vec![0; waiting.len()];
+        let mut unused: Vec<v1::OfferId> = Vec::new();
+        for (offer_index, placements) in plan.offers.iter().enumerate() {
+            let offer = &offers[offer_index];
+            if placements.is_empty() {
+                unused.push(offer.id.clone());
+                continue;
+            }
+            let fields = offer_fields(offer);
+            let mut launches = Vec::new();
+            let mut launched = Vec::new();
+            let mut changes = Vec::new();
+            for placement in placements {
+                let d = placement.demand;
+                let Some(instance) = waiting[d].get(next_waiting[d]) else {
+                    continue;
+                };
+                next_waiting[d] += 1;
+                let Some(app) = self.view.apps.get(&instance.app_id).cloned() else {
+                    continue;
+                };
+                let mut next = (**instance).clone();
+                let task_id = next.next_task_id();
+                next.incarnation += 1;
+                next.app_version = config_version(&app);
+                let mut info = build_app_task_info(
+                    &app,
+                    next.app_version,
+                    &task_id,
+                    offer,
+                    &placement.allocation,
+                );
+                if let ExecutorChoice::Baton(executor) = &self.config.executor
+                    && uses_baton_executor(&app)
+                {
+                    let framework_id = self.view.framework_id.clone().unwrap_or_default();
+                    info = match with_baton_executor(info, &framework_id, executor) {
+                        Ok(info) => info,
+                        Err(e) => {
+                            error!(%task_id, error = %e, "cannot carve executor resources");
+                            continue;
+                        }
+                    };
+                }
+                next.task = Some(InstanceTask {
+                    task_id: task_id.clone(),
+                    agent_id: offer.agent_id.value.clone(),
+                    hostname: offer.hostname.clone(),
+                    fields: fields.clone(),
+                    host_ports: placement.allocation.ports.clone(),
+                    condition: Condition::Provisioned,
+                    last_status: None,
+                    launched_at: now,
+                    started_at: None,
+                    unreachable_since: None,
+                    kill_requested_at: None,
+                    recent_update_uuids: Vec::new(),
+                });
+                match instance_change(&next) {
+                    Ok(c) => changes.push(c),
+                    Err(e) => {
+                        error!(error = %e, "cannot encode instance");
+                        continue;
+                    }
+                }
+                launches.push(info);
+                launched.push(next);
+            }
             if launches.is_empty() {
-                unused.push(offer.id);
+                unused.push(offer.id.clone());
                 continue;
             }
             // Write-ahead: the launch is on disk before Mesos hears of it,
             // so a crash cannot leave a task we do not know about.
-            if let Err(e) = self.persist_tasks(&placed, Vec::new()).await {
+            if let Err(e) = self.persist(changes).await {
                 error!(error = %e, "cannot persist launches; declining the offer");
-                unused.push(offer.id);
+                unused.push(offer.id.clone());
                 continue;
             }
             info!(agent = %offer.hostname, tasks = launches.len(), "launching");
             self.view.stats.offers_accepted += 1;
             self.view.stats.tasks_launched += launches.len() as u64;
-            for task in placed {
-                self.view.tasks.insert(task.task_id.clone(), Arc::new(task));
+            for instance in launched {
+                self.put_instance(instance);
             }
             self.send(calls::accept_launch(
-                vec![offer.id],
+                vec![offer.id.clone()],
                 launches,
                 self.config.refuse_seconds_while_waiting,
             ))
             .await;
         }
         if !unused.is_empty() {
-            let nothing_waits = waiting.is_empty();
-            let refuse = if nothing_waits {
-                self.config.refuse_seconds_idle
-            } else {
+            let still_waiting = plan
+                .demands
+                .iter()
+                .zip(&demands)
+                .any(|(o, d)| o.placed < d.count);
+            let refuse = if still_waiting {
                 self.config.refuse_seconds_while_waiting
+            } else {
+                self.config.refuse_seconds_idle
             };
             self.view.stats.offers_declined += unused.len() as u64;
             self.send(calls::decline(unused, refuse)).await;
-            if nothing_waits && !self.suppressed {
-                info!("nothing waits for offers: SUPPRESS");
-                self.suppressed = true;
-                self.send(calls::suppress(Vec::new())).await;
-            }
         }
     }
 
@@ -587,9 +1390,12 @@ impl Driver {
         self.view.stats.updates_received += 1;
         let state = state_of(&status);
         let task_id = status.task_id.value.clone();
+        if let Some(r) = self.reconciling.as_mut() {
+            r.pending.remove(&task_id);
+        }
         let uuid_hex = status.uuid.as_deref().map(hex);
-        let Some(task) = self.view.tasks.get(&task_id).cloned() else {
-            // A task we never launched (or forgot): kill it, per Marathon.
+        let Some(instance) = self.view.instance_by_task(&task_id).cloned() else {
+            // A task we never launched, forgot, or replaced: kill it.
             if !is_terminal(state) {
                 warn!(%task_id, state = state.as_str_name(), "unknown task reported by Mesos; killing it");
                 self.view.stats.unknown_tasks_killed += 1;
@@ -600,6 +1406,10 @@ impl Driver {
                 ))
                 .await;
             }
+            self.acknowledge(&status).await;
+            return;
+        };
+        let Some(task) = instance.task.as_ref() else {
             self.acknowledge(&status).await;
             return;
         };
@@ -614,32 +1424,85 @@ impl Driver {
             self.acknowledge(&status).await;
             return;
         }
-        let mut task = (*task).clone();
-        task.state = Some(state.as_str_name().to_string());
-        task.last_status = Some(StatusRecord::from_status(&status));
-        task.updates_applied += 1;
-        if state == TaskState::TaskRunning && task.started_at.is_none() {
-            task.started_at = status
-                .timestamp
-                .or_else(|| Some(mesos_proto::util::now_timestamp()));
+        let now = Timestamp::now();
+        let condition = Condition::of(&status);
+        let mut next = (*instance).clone();
+        let mut changes = Vec::new();
+        let mut failure = None;
+        let mut delay = None;
+        if let Some(task) = next.task.as_mut() {
+            let was_terminal = task.condition.is_terminal();
+            task.condition = condition;
+            task.last_status = Some(StatusRecord::from_status(&status));
+            if condition == Condition::Running && task.started_at.is_none() {
+                let started = status
+                    .timestamp
+                    .map_or(now, |t| Timestamp::from_millis((t * 1000.0) as i64));
+                task.started_at = Some(started);
+                let latency = (now.as_millis() - task.launched_at.as_millis()).max(0);
+                self.view.stats.observe_launch_latency(latency as u64);
+            }
+            task.unreachable_since = match condition {
+                Condition::Unreachable => task.unreachable_since.or(Some(now)),
+                _ => None,
+            };
+            if let Some(u) = uuid_hex {
+                task.recent_update_uuids.push(u);
+                let excess = task
+                    .recent_update_uuids
+                    .len()
+                    .saturating_sub(crate::state::model::RECENT_UUIDS);
+                task.recent_update_uuids.drain(..excess);
+            }
+            if condition.is_terminal() && !was_terminal && condition.counts_as_launch_failure() {
+                failure = Some(TaskFailure {
+                    app_id: next.app_id.clone(),
+                    host: task.hostname.clone(),
+                    message: status.message.clone().unwrap_or_default(),
+                    state: state.as_str_name().to_string(),
+                    task_id: task_id.clone(),
+                    timestamp: now,
+                    version: next.app_version,
+                    slave_id: task.agent_id.clone(),
+                });
+                if next.goal == Goal::Running
+                    && let Some(app) = self.view.apps.get(&next.app_id)
+                {
+                    let d = backoff::after_failure(self.view.delays.get(&next.app_id), app, now);
+                    match Change::put_json(
+                        Category::Delay,
+                        next.app_id.as_str(),
+                        &(&next.app_id, &d),
+                    ) {
+                        Ok(c) => changes.push(c),
+                        Err(e) => error!(error = %e, "cannot encode delay"),
+                    }
+                    delay = Some(d);
+                }
+            }
         }
-        if task.agent_id.is_none() {
-            task.agent_id = status.agent_id.as_ref().map(|a| a.value.clone());
-        }
-        if let Some(u) = uuid_hex {
-            task.recent_update_uuids.push(u);
-            let excess = task.recent_update_uuids.len().saturating_sub(RECENT_UUIDS);
-            task.recent_update_uuids.drain(..excess);
+        match instance_change(&next) {
+            Ok(c) => changes.push(c),
+            Err(e) => error!(error = %e, "cannot encode instance"),
         }
         // Persist before acknowledging: an ACK tells Mesos it may forget
         // the update, so it must be durable here first.
-        if let Err(e) = self.persist_tasks([&task], Vec::new()).await {
+        if let Err(e) = self.persist(changes).await {
             error!(%task_id, error = %e, "cannot persist status update; not acknowledging (Mesos will resend)");
             return;
         }
         info!(%task_id, state = state.as_str_name(), message = ?status.message, "task status");
         self.view.stats.updates_applied += 1;
-        self.view.tasks.insert(task_id, Arc::new(task));
+        if let Some(f) = failure {
+            self.view
+                .last_failures
+                .insert(f.app_id.clone(), Arc::new(f));
+        }
+        if let Some(d) = delay {
+            info!(app = %next.app_id, delay_ms = d.delay_ms, "launch delayed after a failure");
+            self.view.delays.insert(next.app_id.clone(), d);
+        }
+        self.put_instance(next);
         self.acknowledge(&status).await;
     }
 
@@ -649,6 +1512,27 @@ impl Driver {
             self.send(ack).await;
         }
     }
+}
+
+/// The configuration version instances of `app` run.
+pub fn config_version(app: &AppDefinition) -> Timestamp {
+    app.last_config_change()
+        .or(app.version)
+        .unwrap_or(Timestamp::from_millis(0))
+}
+
+/// Container apps and apps that name their own executor keep theirs;
+/// everything else runs under `baton-executor`.
+fn uses_baton_executor(app: &AppDefinition) -> bool {
+    app.container.is_none() && app.executor.is_empty()
+}
+
+fn version_key(id: &PathId, version: Timestamp) -> String {
+    format!("{id}@{version}")
+}
+
+fn instance_change(instance: &Instance) -> Result<Change, StoreError> {
+    Change::put_json(Category::Instance, instance.instance_id(), instance)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,15 +1,29 @@
 //! The reconcile loop: the single writer of scheduler state.
 //!
-//! It applies what Mesos reports (through the [`crate::mesos::session`]) and
-//! what users ask for (through [`SchedulerHandle`]) to the task table,
-//! persists each change *before* acting on it — a status update is on disk
-//! before it is acknowledged, a launch is on disk before the ACCEPT goes out
-//! — and then emits Mesos calls. Nothing acts until the stored state is
-//! loaded and Mesos has said SUBSCRIBED. Readers get immutable snapshots via
-//! a `watch` channel, so they never contend with the writer.
+//! It applies what users ask for (through [`SchedulerHandle`]: app writes,
+//! kills) and what Mesos reports (through [`crate::mesos::session`]) to the
+//! apps and their instances, persists each change *before* acting on it — a
+//! status update is on disk before it is acknowledged, a launch before the
+//! ACCEPT goes out, an app before the client hears 2xx — and then emits
+//! Mesos calls. Nothing acts until the stored state is loaded and Mesos has
+//! said SUBSCRIBED.
+//!
+//! Level-triggered, like kube-rs's controller: every change marks its app
+//! dirty, and after each event every dirty app is reconciled once by the
+//! pure [`decide::decide`] (never two passes of one app at once: the loop is
+//! the only writer). Apps still moving (launching, killing, deploying,
+//! delayed) are looked at again on a timer. Offers are matched by
+//! [`crate::offers::place`] against the instances waiting to launch.
+//! Readers get immutable [`View`] snapshots via a `watch` channel, so they
+//! never contend with the writer.
 
 pub mod backoff;
 pub mod decide;
 mod driver;
+pub mod view;
 
-pub use driver::{Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle, Stats, View};
+pub use driver::{
+    AppEdit, EditContext, ExecutorChoice, KillOptions, KillOutcome, Scheduler, SchedulerConfig,
+    SchedulerError, SchedulerHandle, WriteOutcome, config_version,
+};
+pub use view::{Deployment, DeploymentAction, OfferStats, Stats, TaskFailure, View};

@@ -1,0 +1,679 @@
+//! `/v2/apps`: list, create, show, update, scale, roll back, restart and
+//! delete apps; their tasks and versions (marathon-api.md §1.2).
+//!
+//! App ids contain slashes, so everything under `/v2/apps/` is one wildcard
+//! route split here by its reserved last segments (`restart`, `tasks`,
+//! `tasks/{taskId}`, `versions`, `versions/{v}`, `*`) — the reason Marathon
+//! reserves those names.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::params::{self, Params};
+use super::shapes::{Embed, app_info, app_tasks, task_json};
+use super::{ApiError, ApiState};
+use crate::reconcile::{AppEdit, KillOptions, SchedulerError, View};
+use crate::state::app::{
+    AppDefaults, AppDefinition, AppError, PathId, Timestamp, is_upgrade, rollback_version,
+};
+use crate::state::instance::Instance;
+
+/// The `/v2/apps` routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/v2/apps",
+            get(list).post(create).put(bulk_update).patch(bulk_update),
+        )
+        .route("/v2/apps/", get(list))
+        .route(
+            "/v2/apps/{*path}",
+            get(on_path)
+                .put(on_path)
+                .patch(on_path)
+                .delete(on_path)
+                .post(on_path),
+        )
+}
+
+/// What a path under `/v2/apps/` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    App(PathId),
+    /// `{group}/*`: every app under a group.
+    AppsUnder(PathId),
+    Restart(PathId),
+    Tasks(PathId),
+    GroupTasks(PathId),
+    Task(PathId, String),
+    Versions(PathId),
+    Version(PathId, String),
+}
+
+fn app_id(segments: &[&str]) -> Result<PathId, ApiError> {
+    let text = segments.join("/");
+    PathId::parse_app(&text, &PathId::root())
+        .map_err(|e| ApiError::from(AppError::invalid("/id", e.to_string())))
+}
+
+fn group_id(segments: &[&str]) -> Result<PathId, ApiError> {
+    PathId::parse(&segments.join("/"), &PathId::root())
+        .map_err(|e| ApiError::from(AppError::invalid("/id", e.to_string())))
+}
+
+fn target(path: &str) -> Result<Target, ApiError> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let n = segments.len();
+    let last = segments.last().copied().unwrap_or("");
+    let before_last = if n >= 2 { segments[n - 2] } else { "" };
+    Ok(match (before_last, last) {
+        ("*", "tasks") => Target::GroupTasks(group_id(&segments[..n - 2])?),
+        (_, "*") => Target::AppsUnder(group_id(&segments[..n - 1])?),
+        (_, "restart") if n >= 2 => Target::Restart(app_id(&segments[..n - 1])?),
+        (_, "tasks") if n >= 2 => Target::Tasks(app_id(&segments[..n - 1])?),
+        ("tasks", task) if n >= 3 => Target::Task(app_id(&segments[..n - 2])?, task.to_string()),
+        (_, "versions") if n >= 2 => Target::Versions(app_id(&segments[..n - 1])?),
+        ("versions", v) if n >= 3 => Target::Version(app_id(&segments[..n - 2])?, v.to_string()),
+        _ => Target::App(app_id(&segments)?),
+    })
+}
+
+fn not_found(id: &PathId) -> ApiError {
+    ApiError::NotFound(format!("App '{id}' does not exist"))
+}
+
+fn defaults(state: &ApiState) -> AppDefaults {
+    AppDefaults {
+        role: state.identity.mesos_role.clone(),
+        ..AppDefaults::default()
+    }
+}
+
+async fn on_path(
+    State(state): State<ApiState>,
+    method: Method,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let target = target(&path)?;
+    match (method, target) {
+        (Method::GET, Target::App(id)) => show(&state, &id, &params),
+        (Method::GET, Target::AppsUnder(group)) => {
+            let view = state.scheduler.view();
+            let embed = list_embed(&params);
+            let apps: Vec<Value> = view
+                .apps
+                .values()
+                .filter(|a| a.id.is_descendant_of(&group))
+                .map(|a| app_info(&view, a, &embed, Timestamp::now()))
+                .collect();
+            Ok(axum::Json(json!({ "*": apps })).into_response())
+        }
+        (Method::PUT, Target::App(id)) => {
+            update(&state, id, &params, params::body(body)?, true).await
+        }
+        (Method::PATCH, Target::App(id)) => {
+            update(&state, id, &params, params::body(body)?, false).await
+        }
+        (Method::DELETE, Target::App(id)) => {
+            let force = params.flag("force", true)?;
+            let outcome = state.scheduler.delete_app(id, force).await?;
+            Ok(params::written(StatusCode::OK, &outcome))
+        }
+        (Method::POST, Target::Restart(id)) => restart(&state, id, &params).await,
+        (Method::GET, Target::Tasks(id)) => {
+            let view = state.scheduler.view();
+            if !view.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            Ok(axum::Json(json!({ "tasks": app_tasks(&view, &id) })).into_response())
+        }
+        (Method::GET, Target::GroupTasks(group)) => {
+            let view = state.scheduler.view();
+            let tasks: Vec<Value> = view
+                .apps
+                .keys()
+                .filter(|id| id.is_descendant_of(&group))
+                .flat_map(|id| app_tasks(&view, id))
+                .collect();
+            Ok(axum::Json(json!({ "tasks": tasks })).into_response())
+        }
+        (Method::DELETE, Target::Tasks(id)) => kill_app_tasks(&state, id, &params).await,
+        (Method::DELETE, Target::Task(id, task_id)) => {
+            kill_one_task(&state, id, task_id, &params).await
+        }
+        (Method::GET, Target::Versions(id)) => {
+            let view = state.scheduler.view();
+            if !view.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            let versions: Vec<Value> = view
+                .versions
+                .get(&id)
+                .map(|list| {
+                    list.iter()
+                        .rev()
+                        .filter_map(|a| a.version)
+                        .map(|v| json!(v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(axum::Json(json!({ "versions": versions })).into_response())
+        }
+        (Method::GET, Target::Version(id, version)) => {
+            let view = state.scheduler.view();
+            if !view.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            let missing =
+                || ApiError::NotFound(format!("App '{id}' does not exist in version {version}"));
+            let v: Timestamp = version.parse().map_err(|_| missing())?;
+            let app = view.app_version(&id, v).ok_or_else(missing)?;
+            Ok(axum::Json(serde_json::to_value(&**app).unwrap_or(Value::Null)).into_response())
+        }
+        (method, _) => Err(ApiError::Body {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            body: json!({"message": format!("{method} is not supported on /v2/apps/{path}")}),
+        }),
+    }
+}
+
+fn list_embed(params: &Params) -> Embed {
+    // Counts and deployments are always there on lists (AppsResource.index).
+    Embed {
+        counts: true,
+        deployments: true,
+        ..Embed::parse(params.all("embed"))
+    }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let embed = list_embed(&params);
+    let cmd = params.get("cmd").map(str::to_lowercase);
+    let id = params.get("id").map(str::to_lowercase);
+    let selector = params.get("label").map(LabelSelector::parse).transpose()?;
+    let view = state.scheduler.view();
+    let now = Timestamp::now();
+    let apps: Vec<Value> = view
+        .apps
+        .values()
+        .filter(|a| {
+            cmd.as_ref().is_none_or(|c| {
+                a.cmd
+                    .as_ref()
+                    .is_some_and(|cmd| cmd.to_lowercase().contains(c.as_str()))
+            })
+        })
+        .filter(|a| {
+            id.as_ref()
+                .is_none_or(|i| a.id.as_str().to_lowercase().contains(i.as_str()))
+        })
+        .filter(|a| selector.as_ref().is_none_or(|s| s.matches(&a.labels)))
+        .map(|a| app_info(&view, a, &embed, now))
+        .collect();
+    Ok(axum::Json(json!({ "apps": apps })).into_response())
+}
+
+fn show(state: &ApiState, id: &PathId, params: &Params) -> Result<Response, ApiError> {
+    let view = state.scheduler.view();
+    let app = view.apps.get(id).ok_or_else(|| not_found(id))?;
+    // A single app always embeds counts, tasks, failures and deployments
+    // (AppsResource.show).
+    let embed = Embed {
+        counts: true,
+        tasks: true,
+        deployments: true,
+        last_task_failure: true,
+        ..Embed::parse(params.all("embed"))
+    };
+    Ok(
+        axum::Json(json!({ "app": app_info(&view, app, &embed, Timestamp::now()) }))
+            .into_response(),
+    )
+}
+
+/// 422 when `id` clashes with the tree: an app cannot live under another
+/// app, nor hold apps under it.
+fn check_tree(view: &View, id: &PathId) -> Result<(), ApiError> {
+    let mut parent = id.parent();
+    while !parent.is_root() {
+        if view.apps.contains_key(&parent) {
+            return Err(AppError::invalid(
+                "/id",
+                format!("The path {parent} is an app; an app cannot be nested under it"),
+            )
+            .into());
+        }
+        parent = parent.parent();
+    }
+    if view.apps.keys().any(|a| a.is_descendant_of(id) && a != id) {
+        return Err(AppError::invalid(
+            "/id",
+            format!("A group with id {id} exists; an app cannot replace it"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let force = params.flag("force", false)?;
+    let bytes = params::body(body)?;
+    let app = AppDefinition::from_json(&bytes, &PathId::root(), &defaults(&state))?;
+    check_tree(&state.scheduler.view(), &app.id)?;
+    let id = app.id.clone();
+    let edit: AppEdit = Box::new(move |ctx| match ctx.current {
+        Some(existing) => Err(SchedulerError::AlreadyExists(existing.id.clone())),
+        None => Ok(Some(app.with_version(ctx.now, false))),
+    });
+    let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
+    let view = state.scheduler.view();
+    let stored = outcome.app.as_deref().ok_or_else(|| not_found(&id))?;
+    let embed = Embed {
+        counts: true,
+        deployments: true,
+        ..Embed::default()
+    };
+    let mut info = app_info(&view, stored, &embed, Timestamp::now());
+    // The snapshot may predate the write; say which deployment runs it.
+    info["deployments"] = json!([{ "id": outcome.deployment_id }]);
+    let mut response = (StatusCode::CREATED, axum::Json(info)).into_response();
+    params::with_deployment_header(&mut response, &outcome.deployment_id);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Builds the edit for a PUT (`create_missing`) or PATCH of one app body.
+fn update_edit(
+    id: PathId,
+    body: Value,
+    defaults: AppDefaults,
+    partial: bool,
+    create_missing: bool,
+) -> Result<AppEdit, ApiError> {
+    if let Some(version) = rollback_version(&body)? {
+        return Ok(Box::new(move |ctx| {
+            let current = ctx
+                .current
+                .ok_or_else(|| SchedulerError::UnknownApp(id.clone()))?;
+            let target = ctx
+                .versions
+                .iter()
+                .find(|a| a.version == Some(version))
+                .ok_or_else(|| {
+                    SchedulerError::NotFound(format!(
+                        "App '{id}' does not exist in version {version}"
+                    ))
+                })?;
+            let scale_only = !is_upgrade(current, target);
+            Ok(Some((**target).clone().with_version(ctx.now, scale_only)))
+        }));
+    }
+    Ok(Box::new(move |ctx| {
+        let next = match ctx.current {
+            Some(current) if partial => current.merge_update(&body, &defaults)?,
+            Some(_) => full_definition(&id, body, &defaults)?,
+            None if create_missing => full_definition(&id, body, &defaults)?,
+            None => return Err(SchedulerError::UnknownApp(id)),
+        };
+        let scale_only = ctx.current.is_some_and(|c| !is_upgrade(c, &next));
+        Ok(Some(next.with_version(ctx.now, scale_only)))
+    }))
+}
+
+/// A whole app from a body whose `id` (if any) must be `id`.
+fn full_definition(
+    id: &PathId,
+    mut body: Value,
+    defaults: &AppDefaults,
+) -> Result<AppDefinition, SchedulerError> {
+    let Some(map) = body.as_object_mut() else {
+        return Err(AppError::WrongType {
+            details: vec![crate::state::app::Violation {
+                path: "/".into(),
+                errors: vec!["error.expected.jsobject".into()],
+            }],
+        }
+        .into());
+    };
+    match map.get("id").and_then(Value::as_str) {
+        Some(given) if PathId::parse(given, &PathId::root()).ok().as_ref() != Some(id) => {
+            return Err(AppError::invalid(
+                "/id",
+                format!("The id in the body ('{given}') does not match the app's id ('{id}')"),
+            )
+            .into());
+        }
+        _ => {}
+    }
+    map.insert("id".into(), json!(id.as_str()));
+    map.remove("version");
+    map.remove("versionInfo");
+    Ok(AppDefinition::from_value(&body, &PathId::root(), defaults)?)
+}
+
+async fn update(
+    state: &ApiState,
+    id: PathId,
+    params: &Params,
+    bytes: Bytes,
+    create_missing: bool,
+) -> Result<Response, ApiError> {
+    let force = params.flag("force", false)?;
+    let partial = params.flag("partialUpdate", true)?;
+    let body = params::json_body(&bytes)?;
+    if create_missing && !state.scheduler.view().apps.contains_key(&id) {
+        check_tree(&state.scheduler.view(), &id)?;
+    }
+    let edit = update_edit(id.clone(), body, defaults(state), partial, create_missing)?;
+    let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = params::written(status, &outcome);
+    if outcome.created
+        && let Ok(location) = HeaderValue::from_str(&format!("/v2/apps{id}"))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `PUT /v2/apps` and `PATCH /v2/apps`: an array of app updates, each by
+/// its `id`. Every body is checked before anything is written.
+async fn bulk_update(
+    State(state): State<ApiState>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let force = params.flag("force", false)?;
+    let partial = method == Method::PATCH || params.flag("partialUpdate", true)?;
+    let bytes = params::body(body)?;
+    let Value::Array(items) = params::json_body(&bytes)? else {
+        return Err(AppError::WrongType {
+            details: vec![crate::state::app::Violation {
+                path: "/".into(),
+                errors: vec!["error.expected.jsarray".into()],
+            }],
+        }
+        .into());
+    };
+    let mut edits = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| PathId::parse_app(s, &PathId::root()).ok())
+            .ok_or_else(|| {
+                ApiError::from(AppError::invalid(
+                    format!("({i})/id"),
+                    "a valid app id is required",
+                ))
+            })?;
+        let edit = update_edit(
+            id.clone(),
+            item,
+            defaults(&state),
+            partial,
+            method == Method::PUT,
+        )?;
+        edits.push((id, edit));
+    }
+    let mut last = None;
+    for (id, edit) in edits {
+        last = Some(state.scheduler.edit_app(id, force, edit).await?);
+    }
+    match last {
+        Some(outcome) => Ok(params::written(StatusCode::OK, &outcome)),
+        None => Err(ApiError::BadRequest("The body lists no apps".into())),
+    }
+}
+
+async fn restart(state: &ApiState, id: PathId, params: &Params) -> Result<Response, ApiError> {
+    let force = params.flag("force", false)?;
+    let missing = id.clone();
+    let edit: AppEdit = Box::new(move |ctx| match ctx.current {
+        Some(current) => Ok(Some(current.clone().with_version(ctx.now, false))),
+        None => Err(SchedulerError::UnknownApp(missing)),
+    });
+    let outcome = state.scheduler.edit_app(id, force, edit).await?;
+    Ok(params::written(StatusCode::OK, &outcome))
+}
+
+fn kill_options(params: &Params) -> Result<KillOptions, ApiError> {
+    let options = KillOptions {
+        scale: params.flag("scale", false)?,
+        wipe: params.flag("wipe", false)?,
+        force: params.flag("force", false)?,
+    };
+    if options.scale && options.wipe {
+        return Err(ApiError::BadRequest(
+            "You cannot use scale and wipe at the same time.".into(),
+        ));
+    }
+    Ok(options)
+}
+
+/// The answer to a kill: the deployment for `scale`, else the tasks.
+fn killed_response(outcome: crate::reconcile::KillOutcome, single: bool) -> Response {
+    if let Some((deployment, version)) = outcome.deployment {
+        return params::deployment_result(StatusCode::OK, &deployment, version);
+    }
+    let tasks: Vec<Value> = outcome.killed.iter().filter_map(|i| task_json(i)).collect();
+    if single {
+        axum::Json(json!({ "task": tasks.into_iter().next() })).into_response()
+    } else {
+        axum::Json(json!({ "tasks": tasks })).into_response()
+    }
+}
+
+async fn kill_app_tasks(
+    state: &ApiState,
+    id: PathId,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let options = kill_options(params)?;
+    let host = params.get("host").filter(|h| *h != "*").map(str::to_string);
+    let view = state.scheduler.view();
+    if !view.apps.contains_key(&id) {
+        return Err(not_found(&id));
+    }
+    let task_ids: Vec<String> = view
+        .instances_of(&id)
+        .filter(|i| i.is_active())
+        .filter_map(|i| i.task.as_ref())
+        .filter(|t| host.as_ref().is_none_or(|h| &t.hostname == h))
+        .map(|t| t.task_id.clone())
+        .collect();
+    let outcome = state.scheduler.kill_tasks(task_ids, options).await?;
+    Ok(killed_response(outcome, false))
+}
+
+async fn kill_one_task(
+    state: &ApiState,
+    id: PathId,
+    task_id: String,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let options = kill_options(params)?;
+    let view = state.scheduler.view();
+    if !view.apps.contains_key(&id) {
+        return Err(not_found(&id));
+    }
+    let known = view
+        .instance_by_task(&task_id)
+        .is_some_and(|i: &Arc<Instance>| i.is_active());
+    if !known {
+        return Err(ApiError::NotFound(format!(
+            "Task '{task_id}' does not exist"
+        )));
+    }
+    let outcome = state.scheduler.kill_tasks(vec![task_id], options).await?;
+    Ok(killed_response(outcome, true))
+}
+
+/// Marathon's label selector: `k`, `k==v`, `k!=v`, `k in (a,b)`,
+/// `k notin (a,b)`, joined by commas (AND).
+#[derive(Debug, PartialEq)]
+struct LabelSelector(Vec<LabelTerm>);
+
+#[derive(Debug, PartialEq)]
+enum LabelTerm {
+    Exists(String),
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+impl LabelSelector {
+    fn parse(text: &str) -> Result<LabelSelector, ApiError> {
+        let bad =
+            |why: &str| ApiError::BadRequest(format!("Invalid label selector '{text}': {why}"));
+        // Split on commas outside parentheses.
+        let mut terms = Vec::new();
+        let mut depth = 0i32;
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    terms.push(&text[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(bad("unbalanced parentheses"));
+            }
+        }
+        if depth != 0 {
+            return Err(bad("unbalanced parentheses"));
+        }
+        terms.push(&text[start..]);
+        let set = |rest: &str| -> Result<Vec<String>, ApiError> {
+            let inner = rest
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(|| bad("a set must be written (a,b)"))?;
+            Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+        };
+        let mut parsed = Vec::new();
+        for term in terms {
+            let term = term.trim();
+            if term.is_empty() {
+                return Err(bad("empty term"));
+            }
+            let parsed_term = if let Some((k, v)) = term.split_once("!=") {
+                LabelTerm::NotEquals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = term.split_once("==") {
+                LabelTerm::Equals(k.trim().into(), v.trim().into())
+            } else if let Some((k, rest)) = term.split_once(" notin ") {
+                LabelTerm::NotIn(k.trim().into(), set(rest)?)
+            } else if let Some((k, rest)) = term.split_once(" in ") {
+                LabelTerm::In(k.trim().into(), set(rest)?)
+            } else if term.contains(|c: char| c.is_whitespace() || "()=!".contains(c)) {
+                return Err(bad("unknown operator"));
+            } else {
+                LabelTerm::Exists(term.into())
+            };
+            parsed.push(parsed_term);
+        }
+        Ok(LabelSelector(parsed))
+    }
+
+    fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|term| match term {
+            LabelTerm::Exists(k) => labels.contains_key(k),
+            LabelTerm::Equals(k, v) => labels.get(k) == Some(v),
+            LabelTerm::NotEquals(k, v) => labels.get(k).is_some_and(|x| x != v),
+            LabelTerm::In(k, set) => labels.get(k).is_some_and(|x| set.contains(x)),
+            LabelTerm::NotIn(k, set) => labels.get(k).is_some_and(|x| !set.contains(x)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> PathId {
+        PathId::parse(s, &PathId::root()).unwrap()
+    }
+
+    #[test]
+    fn reserved_last_segments_split_the_path() {
+        assert_eq!(target("prod/web").unwrap(), Target::App(id("/prod/web")));
+        assert_eq!(
+            target("prod/web/restart").unwrap(),
+            Target::Restart(id("/prod/web"))
+        );
+        assert_eq!(target("web/tasks").unwrap(), Target::Tasks(id("/web")));
+        assert_eq!(
+            target("web/tasks/web.instance-1._app.1").unwrap(),
+            Target::Task(id("/web"), "web.instance-1._app.1".into())
+        );
+        assert_eq!(
+            target("web/versions").unwrap(),
+            Target::Versions(id("/web"))
+        );
+        assert_eq!(
+            target("web/versions/2020-01-01T00:00:00.000Z").unwrap(),
+            Target::Version(id("/web"), "2020-01-01T00:00:00.000Z".into())
+        );
+        assert_eq!(target("prod/*").unwrap(), Target::AppsUnder(id("/prod")));
+        assert_eq!(
+            target("prod/*/tasks").unwrap(),
+            Target::GroupTasks(id("/prod"))
+        );
+        assert_eq!(
+            target("Bad_Id").unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn label_selectors_follow_marathon() {
+        let labels: std::collections::BTreeMap<String, String> = [
+            ("env".to_string(), "prod".to_string()),
+            ("tier".into(), "web".into()),
+        ]
+        .into();
+        let m = |s: &str| LabelSelector::parse(s).unwrap().matches(&labels);
+        assert!(m("env"));
+        assert!(m("env==prod"));
+        assert!(!m("env!=prod"));
+        assert!(m("env in (prod,staging),tier==web"));
+        assert!(!m("env notin (prod)"));
+        assert!(!m("missing"));
+        assert!(LabelSelector::parse("env in (a").is_err());
+        assert!(LabelSelector::parse("a b").is_err());
+    }
+}

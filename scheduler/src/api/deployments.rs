@@ -1,0 +1,114 @@
+//! `/v2/deployments`: the changes being carried out (marathon-api.md §1.5).
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use serde_json::{Value, json};
+
+use super::params::{self, Params};
+use super::{ApiError, ApiState};
+use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError};
+use crate::state::app::is_upgrade;
+
+/// The `/v2/deployments` routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v2/deployments", get(list))
+        .route("/v2/deployments/{id}", delete(cancel))
+}
+
+/// A deployment as Marathon shows it: one step holding every action.
+pub fn deployment_json(d: &Deployment) -> Value {
+    let actions: Vec<Value> = d
+        .actions
+        .iter()
+        .map(|(app, action)| json!({"action": action, "app": app}))
+        .collect();
+    let current: Vec<Value> = d
+        .actions
+        .iter()
+        .map(|(app, action)| json!({"action": action, "app": app, "readinessCheckResults": []}))
+        .collect();
+    json!({
+        "id": d.id,
+        "version": d.version,
+        "affectedApps": d.affected_apps().collect::<Vec<_>>(),
+        "affectedPods": [],
+        "steps": [{"actions": actions}],
+        "currentActions": current,
+        "currentStep": 1,
+        "totalSteps": 1,
+    })
+}
+
+async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let view = state.scheduler.view();
+    let list: Vec<Value> = view
+        .deployments
+        .values()
+        .map(|d| deployment_json(d))
+        .collect();
+    Ok(axum::Json(list).into_response())
+}
+
+/// `force=true` stops tracking the deployment (202); otherwise a new,
+/// forced deployment reverts each app to the version before it.
+async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let force = params.flag("force", false)?;
+    let view = state.scheduler.view();
+    let Some(deployment) = view.deployments.get(&id).cloned() else {
+        return Err(ApiError::NotFound(format!(
+            "DeploymentPlan {id} does not exist"
+        )));
+    };
+    if force {
+        state.scheduler.cancel_deployment(id).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let mut last = None;
+    for (app, action) in &deployment.actions {
+        let outcome = match action {
+            DeploymentAction::StartApplication => {
+                state.scheduler.delete_app(app.clone(), true).await?
+            }
+            DeploymentAction::StopApplication => {
+                return Err(ApiError::Conflict(format!(
+                    "The deletion of {app} cannot be reverted: its definition is gone"
+                )));
+            }
+            DeploymentAction::ScaleApplication | DeploymentAction::RestartApplication => {
+                let before = deployment.version;
+                let missing = app.clone();
+                let edit: AppEdit = Box::new(move |ctx| {
+                    let previous = ctx
+                        .versions
+                        .iter()
+                        .rev()
+                        .find(|a| a.version.is_some_and(|v| v < before))
+                        .ok_or_else(|| {
+                            SchedulerError::NotFound(format!(
+                                "App '{missing}' has no version before {before} to revert to"
+                            ))
+                        })?;
+                    let scale_only = ctx.current.is_some_and(|c| !is_upgrade(c, previous));
+                    Ok(Some((**previous).clone().with_version(ctx.now, scale_only)))
+                });
+                state.scheduler.edit_app(app.clone(), true, edit).await?
+            }
+        };
+        last = Some(outcome);
+    }
+    match last {
+        Some(outcome) => Ok(params::written(StatusCode::OK, &outcome)),
+        None => Err(ApiError::NotFound(format!(
+            "DeploymentPlan {id} does not exist"
+        ))),
+    }
+}

@@ -1,0 +1,101 @@
+//! `/v2/queue`: the instances waiting for offers, their launch delay, and
+//! why offers were passed over (marathon-api.md §1.6).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use crate::offers::placement::RejectSummary;
+use crate::reconcile::backoff;
+use crate::state::app::{PathId, Timestamp};
+
+/// The `/v2/queue` routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v2/queue", get(list))
+        .route("/v2/queue/{*path}", delete(reset_delay))
+}
+
+fn funnel(summary: &RejectSummary) -> Value {
+    summary
+        .funnel()
+        .iter()
+        .map(|step| {
+            json!({
+                "reason": step.reason.as_str(),
+                "declined": step.declined,
+                "processed": step.processed,
+            })
+        })
+        .collect()
+}
+
+async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let view = state.scheduler.view();
+    let now = Timestamp::now();
+    let mut queue = Vec::new();
+    for (id, app) in &view.apps {
+        let waiting = view.instances_of(id).filter(|i| i.is_waiting()).count();
+        if waiting == 0 {
+            continue;
+        }
+        let stats = view
+            .offer_stats
+            .get(id)
+            .map(|s| (**s).clone())
+            .unwrap_or_default();
+        let time_left_ms = backoff::time_left_ms(view.delays.get(id), app, now);
+        let since = stats.since.unwrap_or(now);
+        let mut summary = json!({
+            "processedOffersCount": stats.processed_offers,
+            "unusedOffersCount": stats.unused_offers,
+            "rejectSummaryLastOffers": funnel(&stats.last_cycle),
+            "rejectSummaryLaunchAttempt": funnel(&stats.since_waiting),
+            "rejectedByConstraint": stats.last_cycle.constraints.iter()
+                .map(|c| json!({"constraint": c.constraint, "declined": c.declined}))
+                .collect::<Vec<_>>(),
+        });
+        if let Some(at) = stats.last_unused_offer_at {
+            summary["lastUnusedOfferAt"] = json!(at);
+        }
+        if let Some(at) = stats.last_used_offer_at {
+            summary["lastUsedOfferAt"] = json!(at);
+        }
+        queue.push(json!({
+            "app": &**app,
+            "count": waiting,
+            "role": app.role,
+            "delay": {
+                "timeLeftSeconds": time_left_ms.div_ceil(1000),
+                // Waiting although no delay holds it back.
+                "overdue": time_left_ms == 0 && stats.processed_offers > 0,
+            },
+            "since": since,
+            "processedOffersSummary": summary,
+        }));
+    }
+    Ok(axum::Json(json!({ "queue": queue })).into_response())
+}
+
+async fn reset_delay(
+    State(state): State<ApiState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(app) = path.strip_suffix("/delay") else {
+        return Err(ApiError::NotFound("URI not found".into()));
+    };
+    let id = PathId::parse_app(app, &PathId::root())
+        .map_err(|e| ApiError::BadRequest(format!("Invalid app id '{app}': {e}")))?;
+    let view = state.scheduler.view();
+    if !view.instances_of(&id).any(|i| i.is_waiting()) {
+        return Err(ApiError::NotFound(format!(
+            "Application {id} not found in tasks queue."
+        )));
+    }
+    state.scheduler.reset_delay(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,117 @@
+//! `/v2/tasks`: every task of every app, and killing tasks by id
+//! (marathon-api.md §1.4).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::params::{self, Params};
+use super::shapes::task_json;
+use super::{ApiError, ApiState};
+use crate::reconcile::KillOptions;
+use crate::state::app::parse_task_id;
+use crate::state::instance::Condition;
+
+/// The `/v2/tasks` routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v2/tasks", get(list))
+        .route("/v2/tasks/delete", post(delete))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    // `running` and `staging` filter; other values are ignored, as Marathon does.
+    let wanted: Vec<&str> = params
+        .all("status")
+        .filter(|s| matches!(*s, "running" | "staging"))
+        .collect();
+    let view = state.scheduler.view();
+    let mut tasks = Vec::new();
+    for instance in view.all_instances().filter(|i| i.is_active()) {
+        let Some(condition) = instance.condition() else {
+            continue;
+        };
+        let status = match condition {
+            Condition::Running => "running",
+            c if c.is_launching() => "staging",
+            _ => "other",
+        };
+        if !wanted.is_empty() && !wanted.contains(&status) {
+            continue;
+        }
+        let Some(mut task) = task_json(instance) else {
+            continue;
+        };
+        // The only listing that carries service ports.
+        let service_ports: Vec<u16> = view
+            .apps
+            .get(&instance.app_id)
+            .map(|app| app.declared_ports().iter().map(|p| p.port).collect())
+            .unwrap_or_default();
+        task["servicePorts"] = json!(service_ports);
+        tasks.push(task);
+    }
+    Ok(axum::Json(json!({ "tasks": tasks })).into_response())
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let options = KillOptions {
+        scale: params.flag("scale", false)?,
+        wipe: params.flag("wipe", false)?,
+        force: params.flag("force", false)?,
+    };
+    if options.scale && options.wipe {
+        return Err(ApiError::BadRequest(
+            "You cannot use scale and wipe at the same time.".into(),
+        ));
+    }
+    let body = params::json_body(&params::body(body)?)?;
+    let ids = match body.get("ids") {
+        Some(Value::Array(ids)) => ids,
+        _ => {
+            return Err(ApiError::Body {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({"message": "Invalid JSON", "details": [{"path": "/ids", "errors": ["error.expected.jsarray"]}]}),
+            });
+        }
+    };
+    let mut task_ids = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let Some(id) = id.as_str() else {
+            return Err(ApiError::Body {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({"message": "Invalid JSON", "details": [{"path": format!("/ids({i})"), "errors": ["error.expected.jsstring"]}]}),
+            });
+        };
+        if parse_task_id(id).is_err() {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid task id '{id}'. Expected <app>.instance-<uuid>._app.<n>."
+            )));
+        }
+        task_ids.push(id.to_string());
+    }
+    let outcome = state.scheduler.kill_tasks(task_ids, options).await?;
+    if let Some((deployment, version)) = outcome.deployment {
+        return Ok(params::deployment_result(
+            StatusCode::OK,
+            &deployment,
+            version,
+        ));
+    }
+    let tasks: Vec<Value> = outcome.killed.iter().filter_map(|i| task_json(i)).collect();
+    Ok(axum::Json(json!({ "tasks": tasks })).into_response())
+}

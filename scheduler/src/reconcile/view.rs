@@ -1,0 +1,223 @@
+//! What readers see: an immutable snapshot of the scheduler's state.
+//!
+//! The loop publishes a new [`View`] after every change. Its maps are
+//! persistent (`imbl`): publishing shares everything that did not change,
+//! so a status update costs O(log n), not a copy of every app and task —
+//! and `GET /v2/apps` with thousands of apps reads a snapshot without ever
+//! waiting for the writer.
+
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::backoff::LaunchDelay;
+use crate::offers::placement::RejectSummary;
+use crate::state::app::{AppDefinition, PathId, Timestamp};
+use crate::state::instance::Instance;
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Offers received.
+    pub offers_received: u64,
+    /// Offers used in an ACCEPT.
+    pub offers_accepted: u64,
+    /// Offers declined.
+    pub offers_declined: u64,
+    /// UPDATE events received, duplicates included.
+    pub updates_received: u64,
+    /// Status updates applied to state (each distinct uuid once).
+    pub updates_applied: u64,
+    /// Redelivered updates recognised by uuid and not applied again.
+    pub duplicate_updates: u64,
+    /// ACKNOWLEDGE calls sent.
+    pub acks_sent: u64,
+    /// Tasks launched (in ACCEPT calls).
+    pub tasks_launched: u64,
+    /// Tasks Mesos reported that Baton did not know, and killed.
+    pub unknown_tasks_killed: u64,
+    /// KILL calls sent for instances Baton manages.
+    pub kills_sent: u64,
+    /// SUBSCRIBED events seen.
+    pub subscriptions: u64,
+    /// Explicit reconciliation requests sent (retries included).
+    pub reconcile_requests: u64,
+    /// Explicit reconciliation rounds that every task answered.
+    pub reconcile_cycles: u64,
+    /// Per-app reconcile passes run.
+    pub app_reconciles: u64,
+    /// Sum and count of launch latencies (launch sent → TASK_RUNNING), ms.
+    pub launch_latency_ms_sum: u64,
+    /// Launches that reached RUNNING.
+    pub launch_latency_count: u64,
+    /// Launch latency histogram: counts at or below each of
+    /// [`LAUNCH_LATENCY_BUCKETS_MS`] (cumulative, Prometheus style).
+    pub launch_latency_buckets: [u64; LAUNCH_LATENCY_BUCKETS_MS.len()],
+}
+
+/// Upper bounds of the launch latency histogram, in milliseconds.
+pub const LAUNCH_LATENCY_BUCKETS_MS: [u64; 8] = [100, 250, 500, 1000, 2500, 5000, 10000, 30000];
+
+impl Stats {
+    /// Records one launch that reached RUNNING after `ms`.
+    pub fn observe_launch_latency(&mut self, ms: u64) {
+        self.launch_latency_ms_sum += ms;
+        self.launch_latency_count += 1;
+        for (bucket, bound) in self
+            .launch_latency_buckets
+            .iter_mut()
+            .zip(LAUNCH_LATENCY_BUCKETS_MS)
+        {
+            if ms <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+}
+
+/// The last task of an app that failed (`lastTaskFailure`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailure {
+    /// The app.
+    pub app_id: PathId,
+    /// Agent hostname.
+    pub host: String,
+    /// Mesos's message.
+    pub message: String,
+    /// `TASK_FAILED` etc.
+    pub state: String,
+    /// The task.
+    pub task_id: String,
+    /// When it ended.
+    pub timestamp: Timestamp,
+    /// The app version it ran.
+    pub version: Timestamp,
+    /// The agent.
+    pub slave_id: String,
+}
+
+/// What became of the offers an app's waiting instances looked at: the
+/// raw material of `/v2/queue`'s `processedOffersSummary`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OfferStats {
+    /// Since when instances of the app wait.
+    pub since: Option<Timestamp>,
+    /// Offers looked at since then.
+    pub processed_offers: u64,
+    /// Of those, offers not used.
+    pub unused_offers: u64,
+    /// When an offer was last passed over.
+    pub last_unused_offer_at: Option<Timestamp>,
+    /// When an offer was last used.
+    pub last_used_offer_at: Option<Timestamp>,
+    /// Why the offers of the last cycle were not used.
+    pub last_cycle: RejectSummary,
+    /// Accumulated reasons over every cycle since `since`.
+    pub since_waiting: RejectSummary,
+}
+
+/// What a deployment step does to an app, in Marathon's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentAction {
+    /// A new app.
+    StartApplication,
+    /// Only `instances` changed.
+    ScaleApplication,
+    /// The configuration changed: replace every instance.
+    RestartApplication,
+    /// The app is deleted.
+    StopApplication,
+}
+
+/// A running deployment: a change Baton is carrying out. It is done when
+/// every affected app has converged on its target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Uuid.
+    pub id: String,
+    /// The version it deploys.
+    pub version: Timestamp,
+    /// What it does, per app.
+    pub actions: Vec<(PathId, DeploymentAction)>,
+    /// When it started.
+    pub started_at: Timestamp,
+}
+
+impl Deployment {
+    /// The apps it changes.
+    pub fn affected_apps(&self) -> impl Iterator<Item = &PathId> {
+        self.actions.iter().map(|(app, _)| app)
+    }
+}
+
+/// An immutable snapshot of what the scheduler knows.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// State is loaded and the loop is running.
+    pub loaded: bool,
+    /// Whether a subscription is live.
+    pub subscribed: bool,
+    /// Our FrameworkID, once Mesos assigned one.
+    pub framework_id: Option<String>,
+    /// The current definition of every app.
+    pub apps: OrdMap<PathId, Arc<AppDefinition>>,
+    /// Stored versions of each app, oldest first (the current one last).
+    pub versions: OrdMap<PathId, Arc<Vec<Arc<AppDefinition>>>>,
+    /// Instances by app (including apps being deleted), then uuid.
+    pub instances: OrdMap<PathId, OrdMap<Uuid, Arc<Instance>>>,
+    /// Launch delays in force or remembered, by app.
+    pub delays: OrdMap<PathId, LaunchDelay>,
+    /// Offer statistics of apps with waiting instances.
+    pub offer_stats: OrdMap<PathId, Arc<OfferStats>>,
+    /// The last failed task per app.
+    pub last_failures: OrdMap<PathId, Arc<TaskFailure>>,
+    /// Running deployments by id.
+    pub deployments: OrdMap<String, Arc<Deployment>>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl View {
+    /// The instances of an app, in uuid order.
+    pub fn instances_of(&self, app: &PathId) -> impl Iterator<Item = &Arc<Instance>> {
+        self.instances.get(app).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Every instance of every app.
+    pub fn all_instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.instances.values().flat_map(|m| m.values())
+    }
+
+    /// The instance whose current or last task has this id.
+    pub fn instance_by_task(&self, task_id: &str) -> Option<&Arc<Instance>> {
+        let parts = crate::state::app::parse_task_id(task_id).ok()?;
+        let uuid: Uuid = parts.uuid.parse().ok()?;
+        let instance = self.instances.get(&parts.app_id)?.get(&uuid)?;
+        instance
+            .task
+            .as_ref()
+            .is_some_and(|t| t.task_id == task_id)
+            .then_some(instance)
+    }
+
+    /// Deployments that change `app`.
+    pub fn deployments_of<'a>(
+        &'a self,
+        app: &'a PathId,
+    ) -> impl Iterator<Item = &'a Arc<Deployment>> + 'a {
+        self.deployments
+            .values()
+            .filter(move |d| d.affected_apps().any(|a| a == app))
+    }
+
+    /// A stored version of an app.
+    pub fn app_version(&self, app: &PathId, version: Timestamp) -> Option<&Arc<AppDefinition>> {
+        self.versions
+            .get(app)?
+            .iter()
+            .find(|a| a.version == Some(version))
+    }
+}
