@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (from Debian's packages when missing), then `cargo test --workspace`.
+# (from Debian's packages when missing, and the Python `marathon` client from
+# PyPI), then `cargo test --workspace`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # test tasks run `python3 -m http.server`
 command -v setsid >/dev/null 2>&1 || need+=(util-linux) # mesos-local starts executors in their own session
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip) # installs the Python `marathon` client below
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+
+# tests/tests/python_client.rs drives Baton with the Python `marathon` client from PyPI.
+# (A Debian python3 refuses system-wide installs (PEP 668): then per user.)
+if ! python3 -c 'import marathon' >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'marathon>=0.13' \
+    || python3 -m pip install --quiet --user --break-system-packages 'marathon>=0.13'
 fi
 
 exec cargo test --workspace --locked "$@"

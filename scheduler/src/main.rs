@@ -73,6 +73,20 @@ struct Flags {
         default_value_t = 5050
     )]
     local_master_port: u16,
+    /// Local mode: first host port of agent 1 (agent i gets the next range).
+    #[arg(
+        long = "local_port_range_start",
+        env = "BATON_LOCAL_PORT_RANGE_START",
+        default_value_t = 31000
+    )]
+    local_port_range_start: u16,
+    /// Local mode: host ports per agent.
+    #[arg(
+        long = "local_ports_per_agent",
+        env = "BATON_LOCAL_PORTS_PER_AGENT",
+        default_value_t = 1000
+    )]
+    local_ports_per_agent: u16,
     /// Executor for app tasks: `baton` (fetched from this server) or `command` (Mesos's).
     #[arg(long, env = "BATON_EXECUTOR", default_value = "baton")]
     executor: config::ExecutorKind,
@@ -102,6 +116,8 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         cluster.racks = flags.local_racks;
         cluster.master_addr = SocketAddr::from(([127, 0, 0, 1], flags.local_master_port));
         cluster.work_dir = flags.data_dir.join("mesos-local");
+        cluster.port_range_start = flags.local_port_range_start;
+        cluster.ports_per_agent = flags.local_ports_per_agent;
     }
     let hostname = match flags.hostname {
         Some(h) => h,

@@ -4,6 +4,10 @@
 //!
 //! # Layout
 //!
+//! - [`apps`]: app definitions and waiting on the scheduler's view, for
+//!   tests that drive the scheduler library directly.
+//! - [`baton`]: the `baton` binary as a child process, with a JSON
+//!   client for its REST API.
 //! - [`binaries`]: where the workspace's binaries are, building them if a
 //!   test runs on its own.
 //! - [`ports`]: disjoint agent port ranges per test, so parallel tests'
@@ -14,6 +18,8 @@
 //!   scheduler against it.
 //! - [`wait`]: polling with a deadline.
 
+pub mod apps;
+pub mod baton;
 pub mod binaries;
 pub mod cluster;
 pub mod ports;

@@ -2,23 +2,23 @@
 //! loss, a master restart, a duplicated status update, and an executor that
 //! reconnects with unacknowledged updates after its agent restarts. The
 //! executors and tasks are still real processes. Each runs over protobuf
-//! and JSON.
+//! and JSON. Tasks are the instances of one-instance apps; each test ends
+//! by deleting its apps, which kills their tasks.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use baton::reconcile::{SchedulerHandle, View};
-use baton::state::TaskSpec;
+use baton::reconcile::{KillOptions, SchedulerHandle};
+use baton::state::app::AppDefinition;
+use baton::state::instance::{Condition, InstanceTask};
+use baton_e2e::apps::{self, DEADLINE, condition_of, next_incarnation, wait_view};
 use baton_e2e::binaries::binary;
 use baton_e2e::cluster::{fast_session, settings};
 use baton_e2e::ports::{PORTS_PER_AGENT, port_range_start};
 use baton_e2e::{procs, wait};
 use mesos_local::{ClusterConfig, LocalCluster};
 use mesos_proto::Encoding;
-
-const DEADLINE: Duration = Duration::from_secs(60);
+use serde_json::json;
 
 struct Setup {
     cluster: LocalCluster,
@@ -75,44 +75,29 @@ async fn setup_via(
 }
 
 impl Setup {
+    /// Deletes every app (their tasks are killed), then stops Baton and the
+    /// cluster; no task process may outlive it.
     async fn teardown(self) {
+        apps::delete_all(&self.scheduler).await;
         self.running.stop().await;
         self.cluster.shutdown().await;
         procs::assert_all_gone(&self.marker).await;
     }
 
-    fn spec(&self, name: &str, cmd: &str) -> TaskSpec {
-        TaskSpec {
-            name: name.into(),
-            cmd: format!("{cmd} # {}", self.marker),
-            cpus: 0.1,
-            mem: 32.0,
-            disk: 0.0,
-            ports: 0,
-            env: BTreeMap::new(),
-            kill_grace_seconds: Some(1.0),
-        }
+    /// A one-instance app `/<name>` running `cmd`, marked as this test's,
+    /// with the fields of `extra` on top of [`apps::app`]'s.
+    fn app(&self, name: &str, cmd: &str, extra: serde_json::Value) -> AppDefinition {
+        apps::app_with(
+            &format!("/{name}"),
+            &format!("{cmd} # {}", self.marker),
+            extra,
+        )
     }
-}
 
-async fn wait_view(
-    scheduler: &SchedulerHandle,
-    what: &str,
-    predicate: impl Fn(&View) -> bool,
-) -> Arc<View> {
-    match scheduler.wait_for(DEADLINE, predicate).await {
-        Some(view) => view,
-        None => panic!(
-            "timed out waiting for {what}; view: {:#?}",
-            scheduler.view()
-        ),
+    /// Stores the app `/<name>` running `cmd` and waits for its task to run.
+    async fn run(&self, name: &str, cmd: &str) -> InstanceTask {
+        apps::run(&self.scheduler, self.app(name, cmd, json!({}))).await
     }
-}
-
-fn has_state(view: &View, task_id: &str, state: &str) -> bool {
-    view.tasks
-        .get(task_id)
-        .is_some_and(|t| t.state.as_deref() == Some(state))
 }
 
 async fn heartbeat_loss(encoding: Encoding) {
@@ -141,30 +126,14 @@ async fn heartbeat_loss(encoding: Encoding) {
     );
     assert_ne!(s.scheduler.mesos().stream_id().unwrap(), stream_before);
     // And the framework is still the one Mesos knows, with tasks working.
-    let id = s
-        .scheduler
-        .launch(s.spec("after-heartbeat", "sleep 60"))
-        .await
-        .unwrap();
-    wait_view(&s.scheduler, "the task to run", |v| {
-        has_state(v, &id, "TASK_RUNNING")
-    })
-    .await;
+    s.run("after-heartbeat", "sleep 60").await;
     assert_eq!(s.cluster.state()["frameworks"].as_array().unwrap().len(), 1);
     s.teardown().await;
 }
 
 async fn master_restart(encoding: Encoding) {
     let s = setup("restart", encoding, |_| {}).await;
-    let first = s
-        .scheduler
-        .launch(s.spec("before-restart", "sleep 60"))
-        .await
-        .unwrap();
-    wait_view(&s.scheduler, "the first task to run", |v| {
-        has_state(v, &first, "TASK_RUNNING")
-    })
-    .await;
+    let first = s.run("before-restart", "sleep 60").await.task_id;
     let stream_before = s.scheduler.mesos().stream_id().unwrap();
     s.cluster.faults().restart_master();
     wait_view(&s.scheduler, "a resubscription", |v| {
@@ -177,39 +146,46 @@ async fn master_restart(encoding: Encoding) {
         "a restarted master hands out a new stream id"
     );
     // Calls on the new stream work: a launch and a kill go through.
-    let second = s
+    s.run("after-restart", "sleep 60").await;
+    let killed = s
         .scheduler
-        .launch(s.spec("after-restart", "sleep 60"))
+        .kill_tasks(vec![first.clone()], KillOptions::default())
         .await
         .unwrap();
-    wait_view(&s.scheduler, "the second task to run", |v| {
-        has_state(v, &second, "TASK_RUNNING")
+    assert_eq!(killed.killed.len(), 1, "{killed:?}");
+    // The killed task's instance is still wanted running: once the kill is
+    // reported, it is relaunched as its second incarnation.
+    let relaunched = next_incarnation(&first);
+    wait_view(&s.scheduler, "the first instance to run again", |v| {
+        condition_of(v, &relaunched) == Some(Condition::Running)
     })
     .await;
-    s.scheduler.kill(&first, None).await.unwrap();
-    wait_view(&s.scheduler, "the first task to be killed", |v| {
-        has_state(v, &first, "TASK_KILLED")
-    })
-    .await;
+    let state = s.cluster.state();
+    let completed = state["frameworks"][0]["completed_tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == first.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{first} among the completed tasks: {state:#}"));
+    assert_eq!(completed["state"], "TASK_KILLED", "{completed:#}");
     s.teardown().await;
 }
 
 async fn duplicate_update(encoding: Encoding) {
     let s = setup("duplicate", encoding, |_| {}).await;
     s.cluster.faults().duplicate_next_status_update();
-    let id = s.scheduler.launch(s.spec("dup", "sleep 60")).await.unwrap();
-    wait_view(&s.scheduler, "the task to run", |v| {
-        has_state(v, &id, "TASK_RUNNING")
-    })
-    .await;
+    let id = s.run("dup", "sleep 60").await.task_id;
     let view = wait_view(&s.scheduler, "the duplicate to arrive", |v| {
         v.stats.duplicate_updates >= 1
     })
     .await;
-    let task = &view.tasks[&id];
+    let task = apps::task(&view, &id).unwrap();
     // STARTING and RUNNING: two distinct updates applied, one redelivery
     // recognised; every delivery was acknowledged.
-    assert_eq!(task.updates_applied, 2, "{task:#?}");
+    assert_eq!(task.condition, Condition::Running, "{task:#?}");
+    assert_eq!(task.recent_update_uuids.len(), 2, "{task:#?}");
+    assert_eq!(view.stats.updates_applied, 2);
     assert_eq!(view.stats.duplicate_updates, 1);
     assert_eq!(view.stats.updates_received, view.stats.updates_applied + 1);
     assert_eq!(view.stats.acks_sent, view.stats.updates_received);
@@ -219,17 +195,23 @@ async fn duplicate_update(encoding: Encoding) {
 async fn unacknowledged_updates_resent_after_executor_reconnects(encoding: Encoding) {
     let s = setup("reconnect", encoding, |_| {}).await;
     let go = s._dir.path().join("go");
+    // Each task waits for the go file and takes it, so the instance's next
+    // task (it is relaunched once this one finishes) waits again.
     let cmd = format!(
-        "while [ ! -e {} ]; do sleep 0.05; done; exit 0",
-        go.display()
+        "while [ ! -e {go} ]; do sleep 0.05; done; rm -f {go}; exit 0",
+        go = go.display()
     );
-    let id = s.scheduler.launch(s.spec("waits", &cmd)).await.unwrap();
-    let view = wait_view(&s.scheduler, "the task to run", |v| {
-        has_state(v, &id, "TASK_RUNNING")
-    })
-    .await;
-    let host = view.tasks[&id].hostname.clone().unwrap();
-    let agent: usize = host.rsplit('.').next().unwrap().parse().unwrap();
+    // The instance must survive its agent's absence: an unreachable task is
+    // neither replaced nor forgotten for minutes (the default would replace
+    // it at once and treat its late update as an unknown task's).
+    let app = s.app(
+        "waits",
+        &cmd,
+        json!({"unreachableStrategy": {"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600}}),
+    );
+    let task = apps::run(&s.scheduler, app).await;
+    let id = task.task_id;
+    let agent: usize = task.hostname.rsplit('.').next().unwrap().parse().unwrap();
     // The agent goes away; meanwhile the task finishes, so the executor
     // holds TASK_FINISHED unacknowledged.
     s.cluster.faults().stop_agent(agent).await;
@@ -237,7 +219,7 @@ async fn unacknowledged_updates_resent_after_executor_reconnects(encoding: Encod
     wait_view(
         &s.scheduler,
         "the master to report the agent's task unreachable",
-        |v| has_state(v, &id, "TASK_UNREACHABLE"),
+        |v| condition_of(v, &id) == Some(Condition::Unreachable),
     )
     .await;
     // The agent returns; the executor re-subscribes with its unacknowledged
@@ -246,18 +228,21 @@ async fn unacknowledged_updates_resent_after_executor_reconnects(encoding: Encod
     let view = wait_view(
         &s.scheduler,
         "TASK_FINISHED after the executor reconnects",
-        |v| has_state(v, &id, "TASK_FINISHED"),
+        |v| condition_of(v, &id) == Some(Condition::Finished),
     )
     .await;
-    assert!(
-        view.tasks[&id]
-            .last_status
-            .as_ref()
-            .unwrap()
-            .source
-            .as_deref()
-            == Some("SOURCE_EXECUTOR")
+    let status = apps::task(&view, &id).unwrap().last_status.unwrap();
+    assert_eq!(
+        status.source.as_deref(),
+        Some("SOURCE_EXECUTOR"),
+        "{status:#?}"
     );
+    // The instance is still wanted running: it is relaunched.
+    let relaunched = next_incarnation(&id);
+    wait_view(&s.scheduler, "the instance's next task to run", |v| {
+        condition_of(v, &relaunched) == Some(Condition::Running)
+    })
+    .await;
     s.teardown().await;
 }
 
@@ -330,31 +315,15 @@ async fn redirect_from_a_standby_master(encoding: Encoding) {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
-    let id = s
-        .scheduler
-        .launch(s.spec("redirected", "sleep 60"))
-        .await
-        .unwrap();
-    wait_view(&s.scheduler, "the task to run", |v| {
-        has_state(v, &id, "TASK_RUNNING")
-    })
-    .await;
+    s.run("redirected", "sleep 60").await;
     stop.cancel();
     s.teardown().await;
 }
 
 async fn restart_resubscribes_with_the_stored_framework_id(encoding: Encoding) {
     let s = setup("restart-baton", encoding, |_| {}).await;
-    let id = s
-        .scheduler
-        .launch(s.spec("survivor", "sleep 60"))
-        .await
-        .unwrap();
-    let before = wait_view(&s.scheduler, "the task to run", |v| {
-        has_state(v, &id, "TASK_RUNNING")
-    })
-    .await;
-    let framework_id = before.framework_id.clone().unwrap();
+    let id = s.run("survivor", "sleep 60").await.task_id;
+    let framework_id = s.scheduler.view().framework_id.clone().unwrap();
     // Stop Baton (no TEARDOWN) and start a new one on the same data dir.
     let Setup {
         cluster,
@@ -371,18 +340,23 @@ async fn restart_resubscribes_with_the_stored_framework_id(encoding: Encoding) {
     .await
     .unwrap();
     let scheduler = running.scheduler.clone();
+    // The stored instance says RUNNING from the start; the explicit
+    // reconciliation after subscribing is what confirms it.
     let after = wait_view(&scheduler, "the restarted scheduler to reconcile", |v| {
         v.subscribed
-            && v.tasks
-                .get(&id)
-                .is_some_and(|t| t.state.as_deref() == Some("TASK_RUNNING"))
+            && v.stats.reconcile_cycles >= 1
+            && condition_of(v, &id) == Some(Condition::Running)
     })
     .await;
     assert_eq!(after.framework_id.as_deref(), Some(framework_id.as_str()));
+    // The task was adopted, not relaunched.
+    assert_eq!(after.stats.tasks_launched, 0, "{:?}", after.stats);
+    assert_eq!(after.all_instances().count(), 1);
     // Mesos still has exactly one framework, with the task still running.
     let state = cluster.state();
     assert_eq!(state["frameworks"].as_array().unwrap().len(), 1);
     assert_eq!(state["frameworks"][0]["id"], framework_id.as_str());
+    assert_eq!(state["frameworks"][0]["tasks"][0]["id"], id.as_str());
     assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
     let s = Setup {
         cluster,
@@ -417,16 +391,8 @@ async fn a_restarted_baton_resubscribes_with_its_stored_framework_id_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_teardown_removes_the_framework_and_its_tasks() {
     let s = setup("teardown", Encoding::Protobuf, |_| {}).await;
-    let id = s
-        .scheduler
-        .launch(s.spec("doomed", "sleep 60"))
-        .await
-        .unwrap();
-    let view = wait_view(&s.scheduler, "the task to run", |v| {
-        has_state(v, &id, "TASK_RUNNING")
-    })
-    .await;
-    let framework_id = view.framework_id.clone().unwrap();
+    let id = s.run("doomed", "sleep 60").await.task_id;
+    let framework_id = s.scheduler.view().framework_id.clone().unwrap();
     s.scheduler.teardown().await.unwrap();
     let cluster = &s.cluster;
     wait::until(

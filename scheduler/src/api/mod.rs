@@ -3,15 +3,15 @@
 //! snapshots of the scheduler's state and send it commands; they never
 //! mutate state themselves.
 //!
-//! - [`error`]: [`ApiError`], Marathon's error bodies and status codes.
-//! - [`shapes`]: task and app-status JSON as Marathon writes it.
-//! - [`system`]: `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
-//! - [`apps`]: `/v2/apps` and everything under it.
-//! - [`tasks`]: `/v2/tasks`, `/v2/tasks/delete`.
-//! - [`queue`]: `/v2/queue`, `/v2/queue/{id}/delay`.
-//! - [`deployments`]: `/v2/deployments`.
-//! - [`files`]: the `baton-executor` binary agents fetch.
-//! - [`params`]: query parameters, bodies, deployment results.
+//! - [`error`] holds [`ApiError`], Marathon's error bodies and status codes.
+//! - [`shapes`] writes task and app-status JSON as Marathon writes it.
+//! - [`system`] serves `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
+//! - [`apps`] serves `/v2/apps` and everything under it.
+//! - [`tasks`] serves `/v2/tasks`, `/v2/tasks/delete`.
+//! - [`queue`] serves `/v2/queue`, `/v2/queue/{id}/delay`.
+//! - [`deployments`] serves `/v2/deployments`.
+//! - [`files`] serves the `baton-executor` binary agents fetch.
+//! - [`params`] reads query parameters, bodies, deployment results.
 //!
 //! [`serve`] takes a bound listener and a shutdown future (mini-redis
 //! style), so tests bind port 0.

@@ -350,7 +350,7 @@ impl Scheduler {
             mesos: mesos.clone(),
             view,
             view_tx,
-            suppressed: false,
+            wants_offers: None,
             dirty,
             wakeups: BTreeMap::new(),
             launchable: BTreeSet::new(),
@@ -458,8 +458,10 @@ struct Driver {
     /// The working copy; published after every change.
     view: View,
     view_tx: watch::Sender<Arc<View>>,
-    /// Whether we told Mesos to stop sending offers.
-    suppressed: bool,
+    /// What we last told Mesos about offers: `Some(true)` = REVIVE'd,
+    /// `Some(false)` = SUPPRESS'ed, `None` = nothing since (re)subscribing,
+    /// when filters left by a previous run may still hold offers back.
+    wants_offers: Option<bool>,
     /// Apps whose desired or actual state changed since their last pass.
     dirty: BTreeSet<PathId>,
     /// Apps to look at again at a given time (launch timeouts, delays,
@@ -582,6 +584,8 @@ impl Driver {
     // ---- commands -------------------------------------------------------
 
     async fn on_command(&mut self, command: Command) {
+        // Every reply goes out after the change is published: a client that
+        // reads right after its write sees it (read-your-writes).
         match command {
             Command::Edit {
                 id,
@@ -591,6 +595,7 @@ impl Driver {
             } => {
                 let span = info_span!("app_write", app = %id);
                 let result = self.edit_app(id, force, edit).instrument(span).await;
+                self.publish();
                 let _ = reply.send(result);
             }
             Command::Kill {
@@ -598,14 +603,18 @@ impl Driver {
                 options,
                 reply,
             } => {
-                let _ = reply.send(self.kill_tasks(task_ids, options).await);
+                let result = self.kill_tasks(task_ids, options).await;
+                self.publish();
+                let _ = reply.send(result);
             }
             Command::ResetDelay { id, reply } => {
                 let result = self.reset_delay(&id).await;
+                self.publish();
                 let _ = reply.send(result);
             }
             Command::CancelDeployment { id, reply } => {
                 let result = self.cancel_deployment(&id).await;
+                self.publish();
                 let _ = reply.send(result);
             }
         }
@@ -1011,16 +1020,19 @@ impl Driver {
             return;
         }
         let wants = !self.launchable.is_empty();
-        if wants && self.suppressed {
+        if self.wants_offers == Some(wants) {
+            return;
+        }
+        self.wants_offers = Some(wants);
+        if wants {
+            // REVIVE also clears the refuse filters of earlier declines.
             info!(
                 apps = self.launchable.len(),
                 "instances are waiting: REVIVE"
             );
-            self.suppressed = false;
             self.send(calls::revive(Vec::new())).await;
-        } else if !wants && !self.suppressed {
+        } else {
             info!("nothing waits for offers: SUPPRESS");
-            self.suppressed = true;
             self.send(calls::suppress(Vec::new())).await;
         }
     }
@@ -1055,9 +1067,8 @@ impl Driver {
         }
         self.view.subscribed = true;
         self.view.stats.subscriptions += 1;
-        // Offers flow after SUBSCRIBE unless suppressed; the next pass says
-        // which we want.
-        self.suppressed = false;
+        // The next pass says whether we want offers.
+        self.wants_offers = None;
         self.dirty.extend(
             self.view
                 .instances
@@ -1215,12 +1226,14 @@ impl Driver {
             let Some(app) = self.view.apps.get(&id).cloned() else {
                 continue;
             };
-            let instances: Vec<Arc<Instance>> = self
+            let mut instances: Vec<Arc<Instance>> = self
                 .view
                 .instances_of(&id)
                 .filter(|i| i.is_waiting())
                 .cloned()
                 .collect();
+            // Relaunches first: an instance keeps its identity when it can.
+            instances.sort_by_key(|i| (i.incarnation == 0, i.scheduled_at));
             if instances.is_empty() {
                 continue;
             }
