@@ -179,11 +179,12 @@ async fn local_cluster_app_is_placed_unique_scaled_replaced_and_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_unique_and_rack_group_by_spread_over_hosts_and_racks() {
+async fn host_unique_and_rack_group_by_spread_over_hosts_and_racks_under_the_command_executor() {
     baton_e2e::init_tracing();
     let marker = procs::marker("apps-spread");
     let dir = tempfile::tempdir().unwrap();
-    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    // Also the other executor: Mesos's command executor runs these tasks.
+    let baton = BatonProcess::start(Master::Local, dir.path(), &["--executor", "command"]).await;
     let app = json!({
         "id": "/spread", "cmd": sleeper(&marker), "cpus": 0.1, "mem": 32, "instances": 3,
         "constraints": [["hostname", "UNIQUE"], ["rack_id", "GROUP_BY"]],
@@ -207,6 +208,46 @@ async fn host_unique_and_rack_group_by_spread_over_hosts_and_racks() {
     .await;
     baton.stop().await;
     procs::assert_all_gone(&marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_app_the_agents_cannot_run_waits_with_the_reason_in_the_queue() {
+    baton_e2e::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    let app = json!({
+        "id": "/boxed", "cpus": 0.1, "mem": 32, "instances": 1,
+        "container": {"type": "DOCKER", "docker": {"image": "nginx:1.25"}},
+    });
+    let (status, body) = baton.request(Method::POST, "/v2/apps", Some(&app)).await;
+    assert_eq!(status, 201, "{body}");
+    let entry = wait::until(
+        DEADLINE,
+        "the app queued with its launch failure",
+        || async {
+            let (_, queue) = baton.get("/v2/queue").await;
+            queue["queue"]
+                .as_array()?
+                .iter()
+                .find(|e| e["app"]["id"] == "/boxed" && e["lastTaskFailure"].is_object())
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(entry["count"], 1, "{entry}");
+    let message = entry["lastTaskFailure"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("docker containerizer"), "{entry}");
+    let (_, app) = baton.get("/v2/apps/boxed").await;
+    assert_eq!(app["app"]["tasksRunning"], 0, "{app}");
+    assert_eq!(
+        app["app"]["container"]["docker"]["image"], "nginx:1.25",
+        "{app}"
+    );
+    let (status, _) = baton.request(Method::DELETE, "/v2/apps/boxed", None).await;
+    assert_eq!(status, 200);
+    baton.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -343,6 +343,25 @@ fn launch_event(item: &Queued) -> executor::Event {
     }
 }
 
+/// Why a container cannot run on a mesos-local agent, if it cannot: the
+/// agents have no Docker containerizer and no image provisioner.
+fn unsupported_container(container: Option<&v1::ContainerInfo>) -> Option<&'static str> {
+    let container = container?;
+    match container.r#type() {
+        v1::container_info::Type::Docker => Some(
+            "Failed to launch container: the docker containerizer is not enabled on this agent (mesos-local runs processes only)",
+        ),
+        v1::container_info::Type::Mesos
+            if container.mesos.as_ref().is_some_and(|m| m.image.is_some()) =>
+        {
+            Some(
+                "Failed to launch container: container images are not supported on this agent (mesos-local runs processes only)",
+            )
+        }
+        _ => None,
+    }
+}
+
 impl AgentState {
     fn framework_state(&self, pa: bool, t: &Termination) -> TaskState {
         if pa { t.state_pa } else { t.state }
@@ -649,6 +668,25 @@ impl AgentState {
             );
         }
         let pa = f.partition_aware();
+        if let Some(why) = tasks
+            .iter()
+            .find_map(|t| unsupported_container(t.container.as_ref()))
+            .or_else(|| unsupported_container(exec_info.container.as_ref()))
+        {
+            // These agents run plain processes: a task that needs an image
+            // fails the way an agent without that containerizer fails it.
+            for t in tasks {
+                let s = self.agent_status(
+                    &t.task_id.value,
+                    &eid,
+                    TaskState::TaskFailed,
+                    Reason::ContainerLaunchFailed,
+                    why,
+                );
+                self.push_update(&fid, s);
+            }
+            return;
+        }
         let terminating = f
             .executors
             .get(&eid)

@@ -65,7 +65,7 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
         if let Some(at) = stats.last_used_offer_at {
             summary["lastUsedOfferAt"] = json!(at);
         }
-        queue.push(json!({
+        let mut entry = json!({
             "app": &**app,
             "count": waiting,
             "role": app.role,
@@ -76,7 +76,13 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
             },
             "since": since,
             "processedOffersSummary": summary,
-        }));
+        });
+        // Beyond Marathon: why the last launch failed (say, an agent that
+        // cannot run the app's container), next to why offers were declined.
+        if let Some(failure) = view.last_failures.get(id) {
+            entry["lastTaskFailure"] = json!(&**failure);
+        }
+        queue.push(entry);
     }
     Ok(axum::Json(json!({ "queue": queue })).into_response())
 }
