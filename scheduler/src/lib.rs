@@ -7,13 +7,19 @@
 //!   without I/O, master endpoints and redirects, the HTTP caller, and the
 //!   session loop that keeps one subscription alive (heartbeat watchdog,
 //!   backoff, resubscribe with the stored FrameworkID).
-//! - [`state`]: the task model and the durable [`state::Store`] (redb under
-//!   `--data_dir`; in-memory for tests).
-//! - [`offers`]: pure offer matching and `TaskInfo` building.
-//! - [`reconcile`]: the single-writer loop that applies Mesos events and
-//!   user commands to state, persists, then acts.
+//! - [`state`]: the model — Marathon app definitions ([`state::app`]),
+//!   instances with their goal and observed condition ([`state::instance`])
+//!   — and the durable [`state::Store`] (redb under `--data_dir`; in-memory
+//!   for tests).
+//! - [`offers`]: pure offer matching — resources, constraints, the
+//!   placement engine with its rejection funnel — and `TaskInfo` building
+//!   (with or without `baton-executor`).
+//! - [`reconcile`]: the single-writer loop that applies user writes and
+//!   Mesos events to apps and instances, persists, then acts: the pure
+//!   per-app `decide`, the launch queue with backoff, reconciliation,
+//!   deployments; readers get persistent-map snapshots.
 //! - [`api`]: the Marathon v2 REST API (axum): handlers over snapshots of
-//!   the scheduler's state, Marathon's error bodies.
+//!   the scheduler's state, Marathon's shapes and error bodies.
 //! - [`config`]: the settings the binary's flags become, and wiring them into
 //!   a running scheduler ([`config::run`]).
 //!

@@ -21,7 +21,6 @@
 use mesos_proto::util::{ranges_resource, scalar_resource};
 use mesos_proto::v1::{Offer, Resource};
 
-use crate::state::TaskSpec;
 use crate::state::app::AppDefinition;
 
 /// Scalar amounts are compared with Mesos's fixed-point precision.
@@ -70,18 +69,6 @@ impl ResourceRequest {
                     Some(port) => Some(PortRequest::Fixed(port)),
                 })
                 .collect(),
-        }
-    }
-}
-
-impl From<&TaskSpec> for ResourceRequest {
-    fn from(spec: &TaskSpec) -> ResourceRequest {
-        ResourceRequest {
-            cpus: spec.cpus,
-            mem: spec.mem,
-            disk: spec.disk,
-            gpus: 0,
-            ports: vec![PortRequest::Any; spec.ports as usize],
         }
     }
 }
@@ -304,11 +291,10 @@ impl Remaining {
         Err(furthest)
     }
 
-    /// Takes what `spec` needs from a single pool, or `None` (nothing taken)
-    /// when no pool has enough.
-    pub fn allocate(&mut self, spec: &TaskSpec) -> Option<Allocation> {
-        self.allocate_request(&ResourceRequest::from(spec), PoolSet::ALL)
-            .ok()
+    /// Takes what `request` needs from a single pool, or `None` (nothing
+    /// taken) when no pool has enough.
+    pub fn allocate(&mut self, request: &ResourceRequest) -> Option<Allocation> {
+        self.allocate_request(request, PoolSet::ALL).ok()
     }
 
     /// Takes what `request` needs from a single one of `pools`; nothing is
@@ -444,16 +430,12 @@ mod tests {
         }
     }
 
-    fn spec(cpus: f64, mem: f64, ports: u32) -> TaskSpec {
-        TaskSpec {
-            name: "t".into(),
-            cmd: "true".into(),
+    fn spec(cpus: f64, mem: f64, ports: u32) -> ResourceRequest {
+        ResourceRequest {
             cpus,
             mem,
-            disk: 0.0,
-            ports,
-            env: Default::default(),
-            kill_grace_seconds: None,
+            ports: vec![PortRequest::Any; ports as usize],
+            ..ResourceRequest::default()
         }
     }
 

@@ -11,7 +11,7 @@ pub mod model;
 pub mod redb_store;
 
 pub use memory::MemoryStore;
-pub use model::{StatusRecord, TaskRecord, TaskSpec};
+pub use model::StatusRecord;
 pub use redb_store::RedbStore;
 
 use std::collections::BTreeMap;
@@ -49,20 +49,17 @@ pub enum Category {
     Delay,
     /// Deployment plans, by deployment id.
     Deployment,
-    /// Tasks launched directly (not through an app), by task id.
-    Task,
 }
 
 impl Category {
     /// Every category, in load order.
-    pub const ALL: [Category; 7] = [
+    pub const ALL: [Category; 6] = [
         Category::Meta,
         Category::App,
         Category::AppVersion,
         Category::Instance,
         Category::Delay,
         Category::Deployment,
-        Category::Task,
     ];
 
     /// The table (or znode directory) name.
@@ -74,7 +71,6 @@ impl Category {
             Category::Instance => "instances",
             Category::Delay => "delays",
             Category::Deployment => "deployments",
-            Category::Task => "tasks",
         }
     }
 }

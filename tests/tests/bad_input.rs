@@ -1,0 +1,1295 @@
+//! Acceptance: bad input on every endpoint (malformed JSON, wrong types,
+//! invalid ids, unknown apps, bad query parameters, oversized bodies, a
+//! 10 MB label, writes to an app a deployment holds, unknown routes) gets
+//! the 4xx Marathon answers, with a JSON body whose `message` says why
+//! (shared/reference/marathon-api.md §1.1–1.6, §2.9); and the server keeps
+//! serving: after every request `/ping` and `/v2/apps` answer 200 and the
+//! process is alive.
+//!
+//! One `baton` process in local mode serves every case; no task ever runs.
+//! A table holds the plain cases (method, path, body, expected status, a
+//! substring of the body, the field `details[].path` must name); a few
+//! special checks follow. Every failure is collected and reported at the
+//! end, so one run lists every discrepancy.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use baton_e2e::binaries::binary;
+use baton_e2e::ports::{PORTS_PER_AGENT, free_port, port_range_start};
+use baton_e2e::procs;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const START_DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A task id of the 1.8+ form for an app that does not exist.
+const NO_TASK: &str = "nope.instance-00000000-0000-0000-0000-000000000000._app.1";
+
+/// The `baton` binary in local mode as a child process. Its stdout and
+/// stderr go to a log file that is printed when the test fails; its data
+/// directory's name carries the test's marker, so everything it starts is
+/// found by [`procs::with_marker`].
+struct Baton {
+    child: Option<std::process::Child>,
+    url: String,
+    log: PathBuf,
+    marker: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// What came back.
+struct Reply {
+    status: u16,
+    content_type: String,
+    text: String,
+    json: Option<Value>,
+    deployment_header: Option<String>,
+}
+
+impl Baton {
+    async fn start(marker: &str) -> Baton {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{marker}-"))
+            .tempdir()
+            .expect("temporary directory");
+        let log = dir.path().join("baton.log");
+        let out = std::fs::File::create(&log).expect("create the log file");
+        let err = out.try_clone().expect("clone the log file");
+        let port = free_port();
+        let child = std::process::Command::new(binary("baton"))
+            .args(["--master", "local", "--local_master_port", "0"])
+            .args(["--http_port", &port.to_string()])
+            .args(["--hostname", "127.0.0.1", "--http_address", "127.0.0.1"])
+            .arg("--data_dir")
+            .arg(dir.path().join("data"))
+            .args(["--local_agents", "3", "--local_racks", "2"])
+            // Agent ports no other test of this run uses (ignored by a
+            // baton without these flags).
+            .env(
+                "BATON_LOCAL_PORT_RANGE_START",
+                port_range_start().to_string(),
+            )
+            .env("BATON_LOCAL_PORTS_PER_AGENT", PORTS_PER_AGENT.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,baton=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start baton");
+        let mut baton = Baton {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            marker: marker.to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client"),
+            _dir: dir,
+        };
+        let deadline = tokio::time::Instant::now() + START_DEADLINE;
+        loop {
+            assert!(
+                baton.alive(),
+                "baton exited while starting\n{}",
+                baton.log_tail()
+            );
+            if baton.get("/ping").await.is_ok_and(|r| r.status == 200) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "baton did not answer /ping within {START_DEADLINE:?}\n{}",
+                baton.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        baton
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(80);
+        format!(
+            "--- last baton log lines ({}) ---\n{}",
+            self.log.display(),
+            lines[from..].join("\n")
+        )
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, String> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: no response: {e:?}"))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let deployment_header = header("marathon-deployment-id");
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("{method} {path}: reading the body: {e:?}"))?;
+        let json = serde_json::from_str(&text).ok();
+        Ok(Reply {
+            status,
+            content_type,
+            text,
+            json,
+            deployment_header,
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<Reply, String> {
+        self.request(Method::GET, path, None).await
+    }
+
+    async fn send_json(&self, method: Method, path: &str, body: &Value) -> Result<Reply, String> {
+        self.request(method, path, Some(body.to_string().into_bytes()))
+            .await
+    }
+
+    /// Problems with the server's health: `/ping` and `/v2/apps` answer
+    /// 200 and the process runs.
+    async fn serving(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.alive() {
+            problems.push("the baton process exited".to_string());
+            return problems;
+        }
+        match self.get("/ping").await {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => problems.push(format!("GET /ping answered {}: {}", r.status, r.text)),
+            Err(e) => problems.push(e),
+        }
+        match self.get("/v2/apps").await {
+            Ok(r) if r.status == 200 && r.json.as_ref().is_some_and(|j| j["apps"].is_array()) => {}
+            Ok(r) => problems.push(format!("GET /v2/apps answered {}: {}", r.status, r.text)),
+            Err(e) => problems.push(e),
+        }
+        problems
+    }
+
+    /// Polls until `path` answers `status`.
+    async fn wait_status(&self, path: &str, status: u16) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let reply = self.get(path).await?;
+            if reply.status == status {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "GET {path} still answers {} after {DEADLINE:?} (waiting for {status}): {}",
+                    reply.status, reply.text
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls until no deployment runs.
+    async fn wait_no_deployments(&self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let reply = self.get("/v2/deployments").await?;
+            if reply.status == 200
+                && reply
+                    .json
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "deployments still run after {DEADLINE:?}: {} {}",
+                    reply.status, reply.text
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM and wait; asserts Baton exited by itself, successfully.
+    async fn stop(mut self) {
+        let child = self.child.as_mut().expect("baton is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM baton");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            let child = self.child.as_mut().expect("baton child");
+            if let Some(status) = child.try_wait().expect("wait for baton") {
+                break Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let tail = self.log_tail();
+        let Some(status) = status else {
+            panic!("baton did not exit within 30 s of SIGTERM\n{tail}");
+        };
+        self.child = None;
+        assert!(
+            status.success(),
+            "baton exited with {status} after SIGTERM\n{tail}"
+        );
+    }
+}
+
+impl Drop for Baton {
+    /// On a failed test: stop Baton (SIGTERM, then SIGKILL), kill whatever
+    /// it left behind, and print its log.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            for pid in procs::with_marker(&self.marker) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
+}
+
+/// One row of the table.
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+    /// Acceptable statuses (Marathon's; two where its versions differ).
+    status: &'static [u16],
+    /// A substring the body must contain ("" for none beyond a message).
+    contains: &'static str,
+    /// A `details[].path` that must name the offending field.
+    detail_path: Option<&'static str>,
+}
+
+fn case(
+    method: Method,
+    path: impl Into<String>,
+    body: Option<&str>,
+    status: &'static [u16],
+    contains: &'static str,
+) -> Case {
+    Case {
+        method,
+        path: path.into(),
+        body: body.map(|b| b.as_bytes().to_vec()),
+        status,
+        contains,
+        detail_path: None,
+    }
+}
+
+impl Case {
+    fn naming(mut self, field: &'static str) -> Case {
+        self.detail_path = Some(field);
+        self
+    }
+
+    fn with_body(mut self, body: Vec<u8>) -> Case {
+        self.body = Some(body);
+        self
+    }
+
+    fn describe(&self) -> String {
+        let body = match &self.body {
+            None => String::new(),
+            Some(b) if b.len() > 200 => format!(" <{} bytes>", b.len()),
+            Some(b) => format!(" {}", String::from_utf8_lossy(b)),
+        };
+        format!("{} {}{body}", self.method, self.path)
+    }
+}
+
+/// Problems with a 4xx reply: Marathon always sends a JSON object with a
+/// non-empty `message`.
+fn error_body_problems(reply: &Reply) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !reply.content_type.starts_with("application/json") {
+        problems.push(format!(
+            "Content-Type is {:?}, not application/json",
+            reply.content_type
+        ));
+    }
+    let message = reply
+        .json
+        .as_ref()
+        .and_then(|j| j.get("message"))
+        .and_then(Value::as_str);
+    if message.is_none_or(|m| m.trim().is_empty()) {
+        problems.push(format!(
+            "no JSON body with a non-empty `message`: {:?}",
+            reply.text
+        ));
+    }
+    problems
+}
+
+fn details_name(reply: &Reply, field: &str) -> bool {
+    reply
+        .json
+        .as_ref()
+        .and_then(|j| j.get("details"))
+        .and_then(Value::as_array)
+        .is_some_and(|details| {
+            details.iter().any(|d| {
+                d.get("path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p == field || p.ends_with(field))
+            })
+        })
+}
+
+fn short(text: &str) -> String {
+    if text.len() > 400 {
+        format!("{}… ({} bytes)", &text[..400], text.len())
+    } else {
+        text.to_string()
+    }
+}
+
+/// Runs one case; returns its problems.
+async fn run_case(baton: &mut Baton, case: &Case) -> Vec<String> {
+    let mut problems = Vec::new();
+    match baton
+        .request(case.method.clone(), &case.path, case.body.clone())
+        .await
+    {
+        Err(e) => problems.push(e),
+        Ok(reply) => {
+            if !case.status.contains(&reply.status) {
+                problems.push(format!(
+                    "status {} (expected {:?}): {}",
+                    reply.status,
+                    case.status,
+                    short(&reply.text)
+                ));
+            }
+            if (400..500).contains(&reply.status) {
+                problems.extend(error_body_problems(&reply));
+            }
+            if !reply.text.contains(case.contains) {
+                problems.push(format!(
+                    "the body does not contain {:?}: {}",
+                    case.contains,
+                    short(&reply.text)
+                ));
+            }
+            if let Some(field) = case.detail_path
+                && !details_name(&reply, field)
+            {
+                problems.push(format!(
+                    "no details[].path names {field:?}: {}",
+                    short(&reply.text)
+                ));
+            }
+        }
+    }
+    for problem in baton.serving().await {
+        problems.push(format!("afterwards: {problem}"));
+    }
+    problems
+}
+
+/// `{"id": id, "cmd": <size bytes of x>}`: a well-formed app, too big.
+fn big_app(id: &str, size: usize) -> Vec<u8> {
+    json!({"id": id, "cmd": "x".repeat(size)})
+        .to_string()
+        .into_bytes()
+}
+
+fn table() -> Vec<Case> {
+    use Method as M;
+    const MALFORMED: &str = r#"{"id": "/bad/malformed", "cmd": "#;
+    const TWO_MB: usize = 2 * 1024 * 1024;
+    let mut cases = Vec::new();
+
+    // Malformed JSON: 400 "Invalid JSON" on every endpoint with a body.
+    for (method, path) in [
+        (M::POST, "/v2/apps"),
+        (M::PUT, "/v2/apps/bad/exists"),
+        (M::PATCH, "/v2/apps/bad/exists"),
+        (M::PUT, "/v2/apps/bad/missing"),
+        (M::PUT, "/v2/apps"),
+        (M::PATCH, "/v2/apps"),
+        (M::POST, "/v2/tasks/delete"),
+    ] {
+        cases.push(case(
+            method.clone(),
+            path,
+            Some(MALFORMED),
+            &[400],
+            "Invalid JSON",
+        ));
+        cases.push(case(method, path, Some("not json"), &[400], "Invalid JSON"));
+    }
+    cases.push(case(M::POST, "/v2/apps", Some(""), &[400], "Invalid JSON"));
+    cases.push(case(
+        M::POST,
+        "/v2/apps",
+        Some("null"),
+        &[400],
+        "Invalid JSON",
+    ));
+    cases.push(case(
+        M::POST,
+        "/v2/apps",
+        Some("[1]"),
+        &[400],
+        "Invalid JSON",
+    ));
+
+    // Wrong types: 400 "Invalid JSON" naming the field (§2.9); limits
+    // broken by a well-typed value: 422 (400 before Marathon 1.5).
+    let app = "/v2/apps";
+    cases.extend([
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","cpus":"lots"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/cpus"),
+        case(M::POST, app, Some(r#"{"id":5}"#), &[400], "Invalid JSON").naming("/id"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","instances":-1}"#),
+            &[400, 422],
+            "",
+        )
+        .naming("/instances"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","mem":-5}"#),
+            &[400, 422],
+            "",
+        )
+        .naming("/mem"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","instances":"two"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/instances"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":["a"]}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/cmd"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","env":{"A":5}}"#),
+            &[400, 422],
+            "",
+        )
+        .naming("/env"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","labels":{"a":1}}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/labels"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","constraints":"UNIQUE"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/constraints"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","constraints":[["hostname","BOGUS"]]}"#),
+            &[422],
+            "",
+        )
+        .naming("/constraints"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","upgradeStrategy":{"minimumHealthCapacity":2}}"#),
+            &[422],
+            "Object is not valid",
+        )
+        .naming("/upgradeStrategy/minimumHealthCapacity"),
+        case(M::POST, app, Some(r#"{"id":"/x"}"#), &[422], "cmd"),
+        case(
+            M::POST,
+            app,
+            Some(r#"{"id":"/x","cmd":"a","args":["b"]}"#),
+            &[422],
+            "cmd",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists",
+            Some(r#"{"cpus":"lots"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/cpus"),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists",
+            Some(r#"{"instances":-1}"#),
+            &[400, 422],
+            "",
+        )
+        .naming("/instances"),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists",
+            Some(r#"{"version":"garbage"}"#),
+            &[400],
+            "",
+        )
+        .naming("/version"),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists",
+            Some(r#"{"version":"2020-01-01T00:00:00.000Z","cmd":"b"}"#),
+            &[422],
+            "version",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists",
+            Some(r#"{"id":"/other","cmd":"b"}"#),
+            &[422],
+            "",
+        )
+        .naming("/id"),
+        case(
+            M::PUT,
+            "/v2/apps/bad/missing",
+            Some(r#"{"cmd":"a","cpus":"lots"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/cpus"),
+        case(
+            M::PATCH,
+            "/v2/apps/bad/exists",
+            Some(r#"{"cpus":"lots"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/cpus"),
+        case(
+            M::PATCH,
+            "/v2/apps/bad/exists",
+            Some(r#"{"instances":-1}"#),
+            &[400, 422],
+            "",
+        )
+        .naming("/instances"),
+        case(
+            M::PUT,
+            "/v2/apps",
+            Some(r#"{"id":"/bad/exists","instances":1}"#),
+            &[400],
+            "Invalid JSON",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps",
+            Some(r#"[{"id":"/bad/exists","cpus":"lots"}]"#),
+            &[400],
+            "",
+        )
+        .naming("/cpus"),
+        case(
+            M::PUT,
+            "/v2/apps",
+            Some(r#"[{"cmd":"a"}]"#),
+            &[400, 422],
+            "",
+        )
+        .naming("/id"),
+        case(
+            M::PATCH,
+            "/v2/apps",
+            Some(r#"[{"id":"/bad/exists","instances":"two"}]"#),
+            &[400],
+            "",
+        )
+        .naming("/instances"),
+        case(
+            M::POST,
+            "/v2/tasks/delete",
+            Some(r#"{"ids":"x"}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/ids"),
+        case(
+            M::POST,
+            "/v2/tasks/delete",
+            Some(r#"{"ids":[5]}"#),
+            &[400],
+            "Invalid JSON",
+        )
+        .naming("/ids"),
+        case(
+            M::POST,
+            "/v2/tasks/delete",
+            Some("[]"),
+            &[400],
+            "Invalid JSON",
+        ),
+        case(
+            M::POST,
+            "/v2/tasks/delete",
+            Some(r#"{"ids":["garbage"]}"#),
+            &[400],
+            "Invalid task id 'garbage'",
+        ),
+    ]);
+
+    // Invalid ids: 422 naming /id.
+    for id in [
+        "Bad_Id",
+        "/bad/Upper",
+        "/bad/-dash",
+        "/bad/x/tasks",
+        "/bad/x/versions",
+        "/",
+        "/a/../..",
+    ] {
+        let body = json!({"id": id, "cmd": "a"}).to_string();
+        cases.push(case(M::POST, app, Some(&body), &[422], "Object is not valid").naming("/id"));
+    }
+    cases.push(
+        case(
+            M::PUT,
+            "/v2/apps",
+            Some(r#"[{"id":"Bad_Id","cmd":"a"}]"#),
+            &[422],
+            "",
+        )
+        .naming("/id"),
+    );
+
+    // Unknown app: 404 with Marathon's message.
+    let nope = "App '/nope' does not exist";
+    cases.extend([
+        case(M::GET, "/v2/apps/nope", None, &[404], nope),
+        case(M::GET, "/v2/apps/nope/", None, &[404], nope),
+        case(
+            M::PUT,
+            "/v2/apps/nope",
+            Some(r#"{"version":"2020-01-01T00:00:00.000Z"}"#),
+            &[404],
+            "/nope' does not exist",
+        ),
+        case(
+            M::PATCH,
+            "/v2/apps/nope",
+            Some(r#"{"instances":1}"#),
+            &[404],
+            nope,
+        ),
+        case(M::DELETE, "/v2/apps/nope", None, &[404], nope),
+        case(M::DELETE, "/v2/apps/nope?force=true", None, &[404], nope),
+        case(M::GET, "/v2/apps/nope/tasks", None, &[404], nope),
+        case(M::DELETE, "/v2/apps/nope/tasks", None, &[404], nope),
+        case(
+            M::DELETE,
+            "/v2/apps/nope/tasks?scale=true",
+            None,
+            &[404],
+            nope,
+        ),
+        case(M::GET, "/v2/apps/nope/versions", None, &[404], nope),
+        case(
+            M::GET,
+            "/v2/apps/nope/versions/2020-01-01T00:00:00.000Z",
+            None,
+            &[404],
+            "/nope' does not exist",
+        ),
+        case(M::POST, "/v2/apps/nope/restart", None, &[404], nope),
+        case(
+            M::DELETE,
+            format!("/v2/apps/nope/tasks/{NO_TASK}"),
+            None,
+            &[404],
+            "does not exist",
+        ),
+        case(
+            M::DELETE,
+            format!("/v2/apps/bad/exists/tasks/{NO_TASK}"),
+            None,
+            &[404],
+            "Task 'nope.instance-",
+        ),
+        case(
+            M::GET,
+            "/v2/apps/bad/exists/versions/2020-01-01T00:00:00.000Z",
+            None,
+            &[404],
+            "does not exist",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists",
+            Some(r#"{"version":"2020-01-01T00:00:00.000Z"}"#),
+            &[404],
+            "does not exist",
+        ),
+        case(
+            M::DELETE,
+            "/v2/queue/nope/delay",
+            None,
+            &[404],
+            "/nope not found in tasks queue",
+        ),
+        case(
+            M::DELETE,
+            "/v2/deployments/nope",
+            None,
+            &[404],
+            "DeploymentPlan nope does not exist",
+        ),
+        case(
+            M::DELETE,
+            "/v2/deployments/nope?force=true",
+            None,
+            &[404],
+            "does not exist",
+        ),
+    ]);
+
+    // Query parameters: booleans must be booleans; scale and wipe exclude
+    // each other.
+    let valid_app = r#"{"id":"/bad/forced","cmd":"sleep 1","instances":0}"#;
+    cases.extend([
+        case(
+            M::POST,
+            "/v2/apps?force=maybe",
+            Some(valid_app),
+            &[400],
+            "force",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists?force=maybe",
+            Some(r#"{"instances":0}"#),
+            &[400],
+            "force",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps/bad/exists?partialUpdate=maybe",
+            Some(r#"{"instances":0}"#),
+            &[400],
+            "partialUpdate",
+        ),
+        case(
+            M::PATCH,
+            "/v2/apps/bad/exists?force=maybe",
+            Some(r#"{"instances":0}"#),
+            &[400],
+            "force",
+        ),
+        case(
+            M::PUT,
+            "/v2/apps?force=maybe",
+            Some(r#"[{"id":"/bad/exists","instances":0}]"#),
+            &[400],
+            "force",
+        ),
+        case(
+            M::DELETE,
+            "/v2/apps/bad/exists?force=maybe",
+            None,
+            &[400],
+            "force",
+        ),
+        case(
+            M::POST,
+            "/v2/apps/bad/exists/restart?force=maybe",
+            None,
+            &[400],
+            "force",
+        ),
+        case(
+            M::DELETE,
+            "/v2/apps/bad/exists/tasks?scale=maybe",
+            None,
+            &[400],
+            "scale",
+        ),
+        case(
+            M::DELETE,
+            "/v2/apps/bad/exists/tasks?wipe=maybe",
+            None,
+            &[400],
+            "wipe",
+        ),
+        case(
+            M::DELETE,
+            "/v2/apps/bad/exists/tasks?scale=true&wipe=true",
+            None,
+            &[400],
+            "You cannot use scale and wipe at the same time.",
+        ),
+        case(
+            M::DELETE,
+            format!("/v2/apps/bad/exists/tasks/{NO_TASK}?scale=true&wipe=true"),
+            None,
+            &[400],
+            "scale and wipe",
+        ),
+        case(
+            M::POST,
+            "/v2/tasks/delete?scale=true&wipe=true",
+            Some(r#"{"ids":[]}"#),
+            &[400],
+            "scale and wipe",
+        ),
+        case(
+            M::POST,
+            "/v2/tasks/delete?force=maybe",
+            Some(r#"{"ids":[]}"#),
+            &[400],
+            "force",
+        ),
+        case(
+            M::DELETE,
+            "/v2/deployments/nope?force=maybe",
+            None,
+            &[400],
+            "force",
+        ),
+        case(
+            M::GET,
+            "/v2/apps?label=a%20in%20(b",
+            None,
+            &[400, 422],
+            "label",
+        ),
+    ]);
+
+    // Oversized bodies: 413 with a JSON message, whatever the endpoint.
+    for (method, path) in [
+        (M::POST, "/v2/apps"),
+        (M::PUT, "/v2/apps/bad/exists"),
+        (M::PATCH, "/v2/apps/bad/exists"),
+        (M::PUT, "/v2/apps/bad/big"),
+        (M::PUT, "/v2/apps"),
+        (M::PATCH, "/v2/apps"),
+        (M::POST, "/v2/tasks/delete"),
+    ] {
+        cases.push(case(method, path, None, &[413], "").with_body(big_app("/bad/big", TWO_MB)));
+    }
+    let label = json!({
+        "id": "/bad/label", "cmd": "sleep 1", "instances": 0,
+        "labels": {"big": "x".repeat(10 * 1024 * 1024)},
+    });
+    cases.push(
+        case(M::POST, "/v2/apps", None, &[413], "").with_body(label.to_string().into_bytes()),
+    );
+
+    // Unknown routes: 404; known routes with a method they lack: 405. Both
+    // with a JSON message, as Marathon's exception mapper writes them.
+    cases.extend([
+        case(M::GET, "/v2/nope", None, &[404], ""),
+        case(M::GET, "/nope", None, &[404], ""),
+        case(M::POST, "/v2/nope", Some("{}"), &[404], ""),
+        case(M::DELETE, "/v2/queue/nope", None, &[404], ""),
+        case(M::DELETE, "/v2/apps", None, &[405], ""),
+        case(M::POST, "/v2/tasks", Some("{}"), &[405], ""),
+        case(M::GET, "/v2/tasks/delete", None, &[405], ""),
+        case(M::POST, "/v2/deployments", Some("{}"), &[405], ""),
+        case(M::POST, "/v2/apps/bad/exists", Some("{}"), &[405], ""),
+    ]);
+    cases
+}
+
+/// Creates `/bad/exists` (no instances) and waits for its deployment.
+async fn create_existing(baton: &Baton) -> Result<(), String> {
+    let app =
+        json!({"id": "/bad/exists", "cmd": "sleep 1", "instances": 0, "cpus": 0.1, "mem": 16});
+    let reply = baton.send_json(Method::POST, "/v2/apps", &app).await?;
+    if reply.status != 201 {
+        return Err(format!(
+            "creating /bad/exists answered {}: {}",
+            reply.status, reply.text
+        ));
+    }
+    baton.wait_no_deployments().await
+}
+
+/// A second POST of an existing id: 409 with a message and no
+/// `deployments` key (go-marathon tells a duplicate from a lock by it).
+async fn duplicate_post(baton: &mut Baton) -> Vec<String> {
+    let mut problems = Vec::new();
+    let app =
+        json!({"id": "/bad/exists", "cmd": "sleep 1", "instances": 0, "cpus": 0.1, "mem": 16});
+    match baton.send_json(Method::POST, "/v2/apps", &app).await {
+        Err(e) => problems.push(e),
+        Ok(reply) => {
+            if reply.status != 409 {
+                problems.push(format!("status {}: {}", reply.status, reply.text));
+            }
+            problems.extend(error_body_problems(&reply));
+            if !reply
+                .text
+                .contains("An app with id [/bad/exists] already exists.")
+            {
+                problems.push(format!("message: {}", reply.text));
+            }
+            if reply
+                .json
+                .as_ref()
+                .is_some_and(|j| j.get("deployments").is_some())
+            {
+                problems.push(format!(
+                    "a duplicate id carries `deployments`: {}",
+                    reply.text
+                ));
+            }
+        }
+    }
+    problems.extend(baton.serving().await);
+    problems
+}
+
+/// Writes without `force` to an app whose deployment cannot finish (3
+/// instances of 100 cpus never fit): 409 with `deployments:[{id}]` naming
+/// that deployment. With `force=true` the write goes through.
+async fn locked_app(baton: &mut Baton) -> Vec<String> {
+    let mut problems = Vec::new();
+    let app =
+        json!({"id": "/bad/locked", "cmd": "sleep 600", "instances": 3, "cpus": 100, "mem": 16});
+    let created = match baton.send_json(Method::POST, "/v2/apps", &app).await {
+        Ok(r) if r.status == 201 => r,
+        Ok(r) => {
+            return vec![format!(
+                "creating /bad/locked answered {}: {}",
+                r.status, r.text
+            )];
+        }
+        Err(e) => return vec![e],
+    };
+    let Some(deployment) = created.deployment_header.clone() else {
+        return vec![format!(
+            "POST /v2/apps answered 201 without Marathon-Deployment-Id: {}",
+            created.text
+        )];
+    };
+    let writes: Vec<(Method, &str, Option<Value>)> = vec![
+        (
+            Method::PUT,
+            "/v2/apps/bad/locked",
+            Some(json!({"instances": 1})),
+        ),
+        (
+            Method::PATCH,
+            "/v2/apps/bad/locked",
+            Some(json!({"instances": 1})),
+        ),
+        (
+            Method::PUT,
+            "/v2/apps/bad/locked?force=false",
+            Some(json!({"cmd": "sleep 601"})),
+        ),
+        (
+            Method::PUT,
+            "/v2/apps",
+            Some(json!([{"id": "/bad/locked", "instances": 1}])),
+        ),
+        (Method::POST, "/v2/apps/bad/locked/restart", None),
+        (Method::DELETE, "/v2/apps/bad/locked?force=false", None),
+    ];
+    for (method, path, body) in writes {
+        let what = format!("{method} {path} while {deployment} runs");
+        let reply = match &body {
+            Some(body) => baton.send_json(method, path, body).await,
+            None => baton.request(method, path, None).await,
+        };
+        match reply {
+            Err(e) => problems.push(e),
+            Ok(reply) => {
+                if reply.status != 409 {
+                    problems.push(format!("{what}: status {}: {}", reply.status, reply.text));
+                    continue;
+                }
+                for p in error_body_problems(&reply) {
+                    problems.push(format!("{what}: {p}"));
+                }
+                let named = reply
+                    .json
+                    .as_ref()
+                    .and_then(|j| j.get("deployments"))
+                    .is_some_and(|d| *d == json!([{"id": deployment}]));
+                if !named {
+                    problems.push(format!(
+                        "{what}: `deployments` is not [{{\"id\":\"{deployment}\"}}]: {}",
+                        reply.text
+                    ));
+                }
+                if !reply.text.contains("force") {
+                    problems.push(format!(
+                        "{what}: the message does not mention force: {}",
+                        reply.text
+                    ));
+                }
+            }
+        }
+        problems.extend(baton.serving().await);
+    }
+    // The deployment is listed, and force=true overrides the lock.
+    match baton.get("/v2/deployments").await {
+        Ok(r) if r.text.contains(&deployment) => {}
+        Ok(r) => problems.push(format!(
+            "GET /v2/deployments does not list {deployment}: {}",
+            r.text
+        )),
+        Err(e) => problems.push(e),
+    }
+    match baton
+        .send_json(
+            Method::PUT,
+            "/v2/apps/bad/locked?force=true",
+            &json!({"instances": 2}),
+        )
+        .await
+    {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => problems.push(format!("PUT ?force=true answered {}: {}", r.status, r.text)),
+        Err(e) => problems.push(e),
+    }
+    // DELETE defaults to force=true.
+    match baton
+        .request(Method::DELETE, "/v2/apps/bad/locked", None)
+        .await
+    {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => problems.push(format!(
+            "DELETE /v2/apps/bad/locked answered {}: {}",
+            r.status, r.text
+        )),
+        Err(e) => problems.push(e),
+    }
+    if let Err(e) = baton.wait_status("/v2/apps/bad/locked", 404).await {
+        problems.push(e);
+    }
+    if let Err(e) = baton.wait_no_deployments().await {
+        problems.push(e);
+    }
+    problems.extend(baton.serving().await);
+    problems
+}
+
+/// A bulk update is one change: when one of its apps is bad, none is
+/// written (Marathon validates the whole body, then deploys once).
+async fn bulk_is_all_or_nothing(baton: &mut Baton) -> Vec<String> {
+    let mut problems = Vec::new();
+    let body = json!([
+        {"id": "/bad/bulk-ok", "cmd": "sleep 1", "instances": 0},
+        {"id": "/bad/bulk-bad", "cmd": "sleep 1", "cpus": "lots"},
+    ]);
+    match baton.send_json(Method::PUT, "/v2/apps", &body).await {
+        Err(e) => problems.push(e),
+        Ok(reply) => {
+            if reply.status != 400 {
+                problems.push(format!("status {}: {}", reply.status, reply.text));
+            }
+            problems.extend(error_body_problems(&reply));
+            if !details_name(&reply, "/cpus") {
+                problems.push(format!("no details[].path names /cpus: {}", reply.text));
+            }
+        }
+    }
+    for id in ["/bad/bulk-ok", "/bad/bulk-bad"] {
+        match baton.get(&format!("/v2/apps{id}")).await {
+            Ok(r) if r.status == 404 => {}
+            Ok(r) => {
+                problems.push(format!(
+                    "{id} exists ({}) although the bulk PUT that named it answered 400",
+                    r.status
+                ));
+                // Leave a clean slate for the checks that follow.
+                let _ = baton
+                    .request(Method::DELETE, &format!("/v2/apps{id}"), None)
+                    .await;
+                if let Err(e) = baton.wait_status(&format!("/v2/apps{id}"), 404).await {
+                    problems.push(e);
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    problems.extend(baton.serving().await);
+    problems
+}
+
+/// `/a/../b`: Marathon resolves `.` and `..` in ids (§2.1), so the app is
+/// `/b` — or, if the id is refused, a 422 naming `/id`. Never an app whose
+/// id keeps the dots.
+async fn dot_dot_id(baton: &mut Baton) -> Vec<String> {
+    let mut problems = Vec::new();
+    let app = json!({"id": "/a/../b", "cmd": "sleep 1", "instances": 0});
+    match baton.send_json(Method::POST, "/v2/apps", &app).await {
+        Err(e) => problems.push(e),
+        Ok(reply) if reply.status == 422 => {
+            if !details_name(&reply, "/id") {
+                problems.push(format!("422 without details[].path /id: {}", reply.text));
+            }
+        }
+        Ok(reply) if reply.status == 201 => {
+            let id = reply
+                .json
+                .as_ref()
+                .and_then(|j| j["id"].as_str().map(str::to_string));
+            if id.as_deref() != Some("/b") {
+                problems.push(format!("created with id {id:?}, not /b: {}", reply.text));
+            }
+            println!("note: POST /v2/apps with id /a/../b created /b (Marathon resolves `..`)");
+            let _ = baton.request(Method::DELETE, "/v2/apps/b", None).await;
+            if let Err(e) = baton.wait_status("/v2/apps/b", 404).await {
+                problems.push(e);
+            }
+        }
+        Ok(reply) => problems.push(format!("status {}: {}", reply.status, reply.text)),
+    }
+    problems.extend(baton.serving().await);
+    problems
+}
+
+/// Nothing a rejected request named was created.
+async fn nothing_created(baton: &mut Baton) -> Vec<String> {
+    let mut problems = Vec::new();
+    let reply = match baton.get("/v2/apps").await {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    let ids: Vec<String> = reply
+        .json
+        .as_ref()
+        .and_then(|j| j["apps"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect();
+    if ids != ["/bad/exists"] {
+        problems.push(format!(
+            "after the rejected requests the apps are {ids:?}, expected only /bad/exists"
+        ));
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_marathons_4xx_and_the_server_keeps_serving() {
+    let marker = procs::marker("bad-input");
+    let mut baton = Baton::start(&marker).await;
+    if let Err(e) = create_existing(&baton).await {
+        panic!("{e}\n{}", baton.log_tail());
+    }
+
+    let mut failures: Vec<String> = Vec::new();
+    let cases = table();
+    for case in &cases {
+        for problem in run_case(&mut baton, case).await {
+            failures.push(format!("{}: {problem}", case.describe()));
+        }
+    }
+    println!("{} table cases run", cases.len());
+
+    let special: [(&str, Vec<String>); 5] = [
+        ("duplicate POST", duplicate_post(&mut baton).await),
+        (
+            "bulk PUT with one bad app",
+            bulk_is_all_or_nothing(&mut baton).await,
+        ),
+        ("POST of /a/../b", dot_dot_id(&mut baton).await),
+        (
+            "nothing created by rejected requests",
+            nothing_created(&mut baton).await,
+        ),
+        ("writes to a locked app", locked_app(&mut baton).await),
+    ];
+    for (name, problems) in special {
+        for problem in problems {
+            failures.push(format!("{name}: {problem}"));
+        }
+    }
+
+    for problem in baton.serving().await {
+        failures.push(format!("at the end: {problem}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
+
+    baton.stop().await;
+    procs::assert_all_gone(&marker).await;
+}
