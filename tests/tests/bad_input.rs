@@ -88,8 +88,11 @@ impl Baton {
             url: format!("http://127.0.0.1:{port}"),
             log,
             marker: marker.to_string(),
+            // A fresh connection per request: each case and each health
+            // check stands on its own (keep-alive is checked separately).
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("HTTP client"),
             _dir: dir,
@@ -375,18 +378,24 @@ fn error_body_problems(reply: &Reply) -> Vec<String> {
     problems
 }
 
+/// Whether some `details[].path` names `field`: exactly, inside it
+/// (`/env/A`, `/constraints(0)`), or inside an array item (`(0)/cpus`).
 fn details_name(reply: &Reply, field: &str) -> bool {
+    let names = |path: &str| {
+        path == field
+            || path.ends_with(field)
+            || path.starts_with(&format!("{field}/"))
+            || path.starts_with(&format!("{field}("))
+    };
     reply
         .json
         .as_ref()
         .and_then(|j| j.get("details"))
         .and_then(Value::as_array)
         .is_some_and(|details| {
-            details.iter().any(|d| {
-                d.get("path")
-                    .and_then(Value::as_str)
-                    .is_some_and(|p| p == field || p.ends_with(field))
-            })
+            details
+                .iter()
+                .any(|d| d.get("path").and_then(Value::as_str).is_some_and(names))
         })
 }
 
@@ -448,499 +457,128 @@ fn big_app(id: &str, size: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The plain cases. Bodies are written as sent, one case a line.
+#[rustfmt::skip]
 fn table() -> Vec<Case> {
     use Method as M;
     const MALFORMED: &str = r#"{"id": "/bad/malformed", "cmd": "#;
     const TWO_MB: usize = 2 * 1024 * 1024;
+    const APPS: &str = "/v2/apps";
+    const EXISTS: &str = "/v2/apps/bad/exists";
     let mut cases = Vec::new();
 
     // Malformed JSON: 400 "Invalid JSON" on every endpoint with a body.
     for (method, path) in [
-        (M::POST, "/v2/apps"),
-        (M::PUT, "/v2/apps/bad/exists"),
-        (M::PATCH, "/v2/apps/bad/exists"),
+        (M::POST, APPS),
+        (M::PUT, EXISTS),
+        (M::PATCH, EXISTS),
         (M::PUT, "/v2/apps/bad/missing"),
-        (M::PUT, "/v2/apps"),
-        (M::PATCH, "/v2/apps"),
+        (M::PUT, APPS),
+        (M::PATCH, APPS),
         (M::POST, "/v2/tasks/delete"),
     ] {
-        cases.push(case(
-            method.clone(),
-            path,
-            Some(MALFORMED),
-            &[400],
-            "Invalid JSON",
-        ));
+        cases.push(case(method.clone(), path, Some(MALFORMED), &[400], "Invalid JSON"));
         cases.push(case(method, path, Some("not json"), &[400], "Invalid JSON"));
     }
-    cases.push(case(M::POST, "/v2/apps", Some(""), &[400], "Invalid JSON"));
-    cases.push(case(
-        M::POST,
-        "/v2/apps",
-        Some("null"),
-        &[400],
-        "Invalid JSON",
-    ));
-    cases.push(case(
-        M::POST,
-        "/v2/apps",
-        Some("[1]"),
-        &[400],
-        "Invalid JSON",
-    ));
+    cases.push(case(M::POST, APPS, Some(""), &[400], "Invalid JSON"));
+    cases.push(case(M::POST, APPS, Some("null"), &[400], "Invalid JSON"));
+    cases.push(case(M::POST, APPS, Some("[1]"), &[400], "Invalid JSON"));
 
-    // Wrong types: 400 "Invalid JSON" naming the field (§2.9); limits
+    // Wrong types: 400 "Invalid JSON" naming the field (§2.9). Limits
     // broken by a well-typed value: 422 (400 before Marathon 1.5).
-    let app = "/v2/apps";
     cases.extend([
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","cpus":"lots"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/cpus"),
-        case(M::POST, app, Some(r#"{"id":5}"#), &[400], "Invalid JSON").naming("/id"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","instances":-1}"#),
-            &[400, 422],
-            "",
-        )
-        .naming("/instances"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","mem":-5}"#),
-            &[400, 422],
-            "",
-        )
-        .naming("/mem"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","instances":"two"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/instances"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":["a"]}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/cmd"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","env":{"A":5}}"#),
-            &[400, 422],
-            "",
-        )
-        .naming("/env"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","labels":{"a":1}}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/labels"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","constraints":"UNIQUE"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/constraints"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","constraints":[["hostname","BOGUS"]]}"#),
-            &[422],
-            "",
-        )
-        .naming("/constraints"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","upgradeStrategy":{"minimumHealthCapacity":2}}"#),
-            &[422],
-            "Object is not valid",
-        )
-        .naming("/upgradeStrategy/minimumHealthCapacity"),
-        case(M::POST, app, Some(r#"{"id":"/x"}"#), &[422], "cmd"),
-        case(
-            M::POST,
-            app,
-            Some(r#"{"id":"/x","cmd":"a","args":["b"]}"#),
-            &[422],
-            "cmd",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists",
-            Some(r#"{"cpus":"lots"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/cpus"),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists",
-            Some(r#"{"instances":-1}"#),
-            &[400, 422],
-            "",
-        )
-        .naming("/instances"),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists",
-            Some(r#"{"version":"garbage"}"#),
-            &[400],
-            "",
-        )
-        .naming("/version"),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists",
-            Some(r#"{"version":"2020-01-01T00:00:00.000Z","cmd":"b"}"#),
-            &[422],
-            "version",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists",
-            Some(r#"{"id":"/other","cmd":"b"}"#),
-            &[422],
-            "",
-        )
-        .naming("/id"),
-        case(
-            M::PUT,
-            "/v2/apps/bad/missing",
-            Some(r#"{"cmd":"a","cpus":"lots"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/cpus"),
-        case(
-            M::PATCH,
-            "/v2/apps/bad/exists",
-            Some(r#"{"cpus":"lots"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/cpus"),
-        case(
-            M::PATCH,
-            "/v2/apps/bad/exists",
-            Some(r#"{"instances":-1}"#),
-            &[400, 422],
-            "",
-        )
-        .naming("/instances"),
-        case(
-            M::PUT,
-            "/v2/apps",
-            Some(r#"{"id":"/bad/exists","instances":1}"#),
-            &[400],
-            "Invalid JSON",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps",
-            Some(r#"[{"id":"/bad/exists","cpus":"lots"}]"#),
-            &[400],
-            "",
-        )
-        .naming("/cpus"),
-        case(
-            M::PUT,
-            "/v2/apps",
-            Some(r#"[{"cmd":"a"}]"#),
-            &[400, 422],
-            "",
-        )
-        .naming("/id"),
-        case(
-            M::PATCH,
-            "/v2/apps",
-            Some(r#"[{"id":"/bad/exists","instances":"two"}]"#),
-            &[400],
-            "",
-        )
-        .naming("/instances"),
-        case(
-            M::POST,
-            "/v2/tasks/delete",
-            Some(r#"{"ids":"x"}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/ids"),
-        case(
-            M::POST,
-            "/v2/tasks/delete",
-            Some(r#"{"ids":[5]}"#),
-            &[400],
-            "Invalid JSON",
-        )
-        .naming("/ids"),
-        case(
-            M::POST,
-            "/v2/tasks/delete",
-            Some("[]"),
-            &[400],
-            "Invalid JSON",
-        ),
-        case(
-            M::POST,
-            "/v2/tasks/delete",
-            Some(r#"{"ids":["garbage"]}"#),
-            &[400],
-            "Invalid task id 'garbage'",
-        ),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","cpus":"lots"}"#), &[400], "Invalid JSON").naming("/cpus"),
+        case(M::POST, APPS, Some(r#"{"id":5}"#), &[400], "Invalid JSON").naming("/id"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","instances":-1}"#), &[400, 422], "").naming("/instances"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","mem":-5}"#), &[400, 422], "").naming("/mem"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","instances":"two"}"#), &[400], "Invalid JSON").naming("/instances"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":["a"]}"#), &[400], "Invalid JSON").naming("/cmd"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","env":{"A":5}}"#), &[400, 422], "").naming("/env"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","labels":{"a":1}}"#), &[400], "Invalid JSON").naming("/labels"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","constraints":"UNIQUE"}"#), &[400], "Invalid JSON").naming("/constraints"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","constraints":[["hostname","BOGUS"]]}"#), &[422], "").naming("/constraints"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","upgradeStrategy":{"minimumHealthCapacity":2}}"#), &[422], "Object is not valid").naming("/upgradeStrategy/minimumHealthCapacity"),
+        case(M::POST, APPS, Some(r#"{"id":"/x"}"#), &[422], "cmd"),
+        case(M::POST, APPS, Some(r#"{"id":"/x","cmd":"a","args":["b"]}"#), &[422], "cmd"),
+        case(M::PUT, EXISTS, Some(r#"{"cpus":"lots"}"#), &[400], "Invalid JSON").naming("/cpus"),
+        case(M::PUT, EXISTS, Some(r#"{"instances":-1}"#), &[400, 422], "").naming("/instances"),
+        case(M::PUT, EXISTS, Some(r#"{"version":"garbage"}"#), &[400], "").naming("/version"),
+        case(M::PUT, EXISTS, Some(r#"{"version":"2020-01-01T00:00:00.000Z","cmd":"b"}"#), &[422], "version"),
+        case(M::PUT, EXISTS, Some(r#"{"id":"/other","cmd":"b"}"#), &[422], "").naming("/id"),
+        case(M::PUT, "/v2/apps/bad/missing", Some(r#"{"cmd":"a","cpus":"lots"}"#), &[400], "Invalid JSON").naming("/cpus"),
+        case(M::PATCH, EXISTS, Some(r#"{"cpus":"lots"}"#), &[400], "Invalid JSON").naming("/cpus"),
+        case(M::PATCH, EXISTS, Some(r#"{"instances":-1}"#), &[400, 422], "").naming("/instances"),
+        case(M::PUT, APPS, Some(r#"{"id":"/bad/exists","instances":1}"#), &[400], "Invalid JSON"),
+        case(M::PUT, APPS, Some(r#"[{"id":"/bad/exists","cpus":"lots"}]"#), &[400], "").naming("/cpus"),
+        case(M::PUT, APPS, Some(r#"[{"cmd":"a"}]"#), &[400, 422], "").naming("/id"),
+        case(M::PATCH, APPS, Some(r#"[{"id":"/bad/exists","instances":"two"}]"#), &[400], "").naming("/instances"),
+        case(M::POST, "/v2/tasks/delete", Some(r#"{"ids":"x"}"#), &[400], "Invalid JSON").naming("/ids"),
+        case(M::POST, "/v2/tasks/delete", Some(r#"{"ids":[5]}"#), &[400], "Invalid JSON").naming("/ids"),
+        case(M::POST, "/v2/tasks/delete", Some("[]"), &[400], "Invalid JSON"),
+        case(M::POST, "/v2/tasks/delete", Some(r#"{"ids":["garbage"]}"#), &[400], "Invalid task id 'garbage'"),
     ]);
 
     // Invalid ids: 422 naming /id.
-    for id in [
-        "Bad_Id",
-        "/bad/Upper",
-        "/bad/-dash",
-        "/bad/x/tasks",
-        "/bad/x/versions",
-        "/",
-        "/a/../..",
-    ] {
+    for id in ["Bad_Id", "/bad/Upper", "/bad/-dash", "/bad/x/tasks", "/bad/x/versions", "/", "/a/../.."] {
         let body = json!({"id": id, "cmd": "a"}).to_string();
-        cases.push(case(M::POST, app, Some(&body), &[422], "Object is not valid").naming("/id"));
+        cases.push(case(M::POST, APPS, Some(&body), &[422], "Object is not valid").naming("/id"));
     }
-    cases.push(
-        case(
-            M::PUT,
-            "/v2/apps",
-            Some(r#"[{"id":"Bad_Id","cmd":"a"}]"#),
-            &[422],
-            "",
-        )
-        .naming("/id"),
-    );
+    cases.push(case(M::PUT, APPS, Some(r#"[{"id":"Bad_Id","cmd":"a"}]"#), &[422], "").naming("/id"));
 
     // Unknown app: 404 with Marathon's message.
     let nope = "App '/nope' does not exist";
+    let in_version = "/nope' does not exist";
     cases.extend([
         case(M::GET, "/v2/apps/nope", None, &[404], nope),
         case(M::GET, "/v2/apps/nope/", None, &[404], nope),
-        case(
-            M::PUT,
-            "/v2/apps/nope",
-            Some(r#"{"version":"2020-01-01T00:00:00.000Z"}"#),
-            &[404],
-            "/nope' does not exist",
-        ),
-        case(
-            M::PATCH,
-            "/v2/apps/nope",
-            Some(r#"{"instances":1}"#),
-            &[404],
-            nope,
-        ),
+        case(M::PUT, "/v2/apps/nope", Some(r#"{"version":"2020-01-01T00:00:00.000Z"}"#), &[404], in_version),
+        case(M::PATCH, "/v2/apps/nope", Some(r#"{"instances":1}"#), &[404], nope),
         case(M::DELETE, "/v2/apps/nope", None, &[404], nope),
         case(M::DELETE, "/v2/apps/nope?force=true", None, &[404], nope),
         case(M::GET, "/v2/apps/nope/tasks", None, &[404], nope),
         case(M::DELETE, "/v2/apps/nope/tasks", None, &[404], nope),
-        case(
-            M::DELETE,
-            "/v2/apps/nope/tasks?scale=true",
-            None,
-            &[404],
-            nope,
-        ),
+        case(M::DELETE, "/v2/apps/nope/tasks?scale=true", None, &[404], nope),
         case(M::GET, "/v2/apps/nope/versions", None, &[404], nope),
-        case(
-            M::GET,
-            "/v2/apps/nope/versions/2020-01-01T00:00:00.000Z",
-            None,
-            &[404],
-            "/nope' does not exist",
-        ),
+        case(M::GET, "/v2/apps/nope/versions/2020-01-01T00:00:00.000Z", None, &[404], in_version),
         case(M::POST, "/v2/apps/nope/restart", None, &[404], nope),
-        case(
-            M::DELETE,
-            format!("/v2/apps/nope/tasks/{NO_TASK}"),
-            None,
-            &[404],
-            "does not exist",
-        ),
-        case(
-            M::DELETE,
-            format!("/v2/apps/bad/exists/tasks/{NO_TASK}"),
-            None,
-            &[404],
-            "Task 'nope.instance-",
-        ),
-        case(
-            M::GET,
-            "/v2/apps/bad/exists/versions/2020-01-01T00:00:00.000Z",
-            None,
-            &[404],
-            "does not exist",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists",
-            Some(r#"{"version":"2020-01-01T00:00:00.000Z"}"#),
-            &[404],
-            "does not exist",
-        ),
-        case(
-            M::DELETE,
-            "/v2/queue/nope/delay",
-            None,
-            &[404],
-            "/nope not found in tasks queue",
-        ),
-        case(
-            M::DELETE,
-            "/v2/deployments/nope",
-            None,
-            &[404],
-            "DeploymentPlan nope does not exist",
-        ),
-        case(
-            M::DELETE,
-            "/v2/deployments/nope?force=true",
-            None,
-            &[404],
-            "does not exist",
-        ),
+        case(M::DELETE, format!("/v2/apps/nope/tasks/{NO_TASK}"), None, &[404], "does not exist"),
+        case(M::DELETE, format!("{EXISTS}/tasks/{NO_TASK}"), None, &[404], "Task 'nope.instance-"),
+        case(M::GET, format!("{EXISTS}/versions/2020-01-01T00:00:00.000Z"), None, &[404], "does not exist"),
+        case(M::PUT, EXISTS, Some(r#"{"version":"2020-01-01T00:00:00.000Z"}"#), &[404], "does not exist"),
+        case(M::DELETE, "/v2/queue/nope/delay", None, &[404], "/nope not found in tasks queue"),
+        case(M::DELETE, "/v2/deployments/nope", None, &[404], "DeploymentPlan nope does not exist"),
+        case(M::DELETE, "/v2/deployments/nope?force=true", None, &[404], "does not exist"),
     ]);
 
     // Query parameters: booleans must be booleans; scale and wipe exclude
     // each other.
     let valid_app = r#"{"id":"/bad/forced","cmd":"sleep 1","instances":0}"#;
     cases.extend([
-        case(
-            M::POST,
-            "/v2/apps?force=maybe",
-            Some(valid_app),
-            &[400],
-            "force",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists?force=maybe",
-            Some(r#"{"instances":0}"#),
-            &[400],
-            "force",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps/bad/exists?partialUpdate=maybe",
-            Some(r#"{"instances":0}"#),
-            &[400],
-            "partialUpdate",
-        ),
-        case(
-            M::PATCH,
-            "/v2/apps/bad/exists?force=maybe",
-            Some(r#"{"instances":0}"#),
-            &[400],
-            "force",
-        ),
-        case(
-            M::PUT,
-            "/v2/apps?force=maybe",
-            Some(r#"[{"id":"/bad/exists","instances":0}]"#),
-            &[400],
-            "force",
-        ),
-        case(
-            M::DELETE,
-            "/v2/apps/bad/exists?force=maybe",
-            None,
-            &[400],
-            "force",
-        ),
-        case(
-            M::POST,
-            "/v2/apps/bad/exists/restart?force=maybe",
-            None,
-            &[400],
-            "force",
-        ),
-        case(
-            M::DELETE,
-            "/v2/apps/bad/exists/tasks?scale=maybe",
-            None,
-            &[400],
-            "scale",
-        ),
-        case(
-            M::DELETE,
-            "/v2/apps/bad/exists/tasks?wipe=maybe",
-            None,
-            &[400],
-            "wipe",
-        ),
-        case(
-            M::DELETE,
-            "/v2/apps/bad/exists/tasks?scale=true&wipe=true",
-            None,
-            &[400],
-            "You cannot use scale and wipe at the same time.",
-        ),
-        case(
-            M::DELETE,
-            format!("/v2/apps/bad/exists/tasks/{NO_TASK}?scale=true&wipe=true"),
-            None,
-            &[400],
-            "scale and wipe",
-        ),
-        case(
-            M::POST,
-            "/v2/tasks/delete?scale=true&wipe=true",
-            Some(r#"{"ids":[]}"#),
-            &[400],
-            "scale and wipe",
-        ),
-        case(
-            M::POST,
-            "/v2/tasks/delete?force=maybe",
-            Some(r#"{"ids":[]}"#),
-            &[400],
-            "force",
-        ),
-        case(
-            M::DELETE,
-            "/v2/deployments/nope?force=maybe",
-            None,
-            &[400],
-            "force",
-        ),
-        case(
-            M::GET,
-            "/v2/apps?label=a%20in%20(b",
-            None,
-            &[400, 422],
-            "label",
-        ),
+        case(M::POST, "/v2/apps?force=maybe", Some(valid_app), &[400], "force"),
+        case(M::PUT, "/v2/apps/bad/exists?force=maybe", Some(r#"{"instances":0}"#), &[400], "force"),
+        case(M::PUT, "/v2/apps/bad/exists?partialUpdate=maybe", Some(r#"{"instances":0}"#), &[400], "partialUpdate"),
+        case(M::PATCH, "/v2/apps/bad/exists?force=maybe", Some(r#"{"instances":0}"#), &[400], "force"),
+        case(M::PUT, "/v2/apps?force=maybe", Some(r#"[{"id":"/bad/exists","instances":0}]"#), &[400], "force"),
+        case(M::DELETE, "/v2/apps/bad/exists?force=maybe", None, &[400], "force"),
+        case(M::POST, "/v2/apps/bad/exists/restart?force=maybe", None, &[400], "force"),
+        case(M::DELETE, "/v2/apps/bad/exists/tasks?scale=maybe", None, &[400], "scale"),
+        case(M::DELETE, "/v2/apps/bad/exists/tasks?wipe=maybe", None, &[400], "wipe"),
+        case(M::DELETE, "/v2/apps/bad/exists/tasks?scale=true&wipe=true", None, &[400], "You cannot use scale and wipe at the same time."),
+        case(M::DELETE, format!("{EXISTS}/tasks/{NO_TASK}?scale=true&wipe=true"), None, &[400], "scale and wipe"),
+        case(M::POST, "/v2/tasks/delete?scale=true&wipe=true", Some(r#"{"ids":[]}"#), &[400], "scale and wipe"),
+        case(M::POST, "/v2/tasks/delete?force=maybe", Some(r#"{"ids":[]}"#), &[400], "force"),
+        case(M::DELETE, "/v2/deployments/nope?force=maybe", None, &[400], "force"),
+        case(M::GET, "/v2/apps?label=a%20in%20(b", None, &[400, 422], "label"),
     ]);
 
     // Oversized bodies: 413 with a JSON message, whatever the endpoint.
     for (method, path) in [
-        (M::POST, "/v2/apps"),
-        (M::PUT, "/v2/apps/bad/exists"),
-        (M::PATCH, "/v2/apps/bad/exists"),
+        (M::POST, APPS),
+        (M::PUT, EXISTS),
+        (M::PATCH, EXISTS),
         (M::PUT, "/v2/apps/bad/big"),
-        (M::PUT, "/v2/apps"),
-        (M::PATCH, "/v2/apps"),
+        (M::PUT, APPS),
+        (M::PATCH, APPS),
         (M::POST, "/v2/tasks/delete"),
     ] {
         cases.push(case(method, path, None, &[413], "").with_body(big_app("/bad/big", TWO_MB)));
@@ -949,9 +587,7 @@ fn table() -> Vec<Case> {
         "id": "/bad/label", "cmd": "sleep 1", "instances": 0,
         "labels": {"big": "x".repeat(10 * 1024 * 1024)},
     });
-    cases.push(
-        case(M::POST, "/v2/apps", None, &[413], "").with_body(label.to_string().into_bytes()),
-    );
+    cases.push(case(M::POST, APPS, None, &[413], "").with_body(label.to_string().into_bytes()));
 
     // Unknown routes: 404; known routes with a method they lack: 405. Both
     // with a JSON message, as Marathon's exception mapper writes them.
@@ -960,11 +596,11 @@ fn table() -> Vec<Case> {
         case(M::GET, "/nope", None, &[404], ""),
         case(M::POST, "/v2/nope", Some("{}"), &[404], ""),
         case(M::DELETE, "/v2/queue/nope", None, &[404], ""),
-        case(M::DELETE, "/v2/apps", None, &[405], ""),
+        case(M::DELETE, APPS, None, &[405], ""),
         case(M::POST, "/v2/tasks", Some("{}"), &[405], ""),
         case(M::GET, "/v2/tasks/delete", None, &[405], ""),
         case(M::POST, "/v2/deployments", Some("{}"), &[405], ""),
-        case(M::POST, "/v2/apps/bad/exists", Some("{}"), &[405], ""),
+        case(M::POST, EXISTS, Some("{}"), &[405], ""),
     ]);
     cases
 }
@@ -1221,6 +857,64 @@ async fn dot_dot_id(baton: &mut Baton) -> Vec<String> {
     problems
 }
 
+/// A client that keeps its connection open (as python-requests and
+/// go-marathon do) can go on after a 413: either the 413 says
+/// `Connection: close`, or the next request on that connection is
+/// answered. Tried 20 times, since a server that closes the connection
+/// silently loses the race only sometimes.
+async fn keep_alive_after_413(baton: &mut Baton) -> Vec<String> {
+    let mut problems = Vec::new();
+    let pooled = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    let body = big_app("/bad/big", 2 * 1024 * 1024);
+    let mut lost = 0;
+    for _ in 0..20 {
+        let reply = pooled
+            .put(format!("{}/v2/apps", baton.url))
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("PUT /v2/apps <2 MB>: no response: {e:?}"));
+                break;
+            }
+        };
+        let status = reply.status().as_u16();
+        let closes = reply
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let _ = reply.bytes().await;
+        if status != 413 {
+            problems.push(format!("PUT /v2/apps <2 MB>: status {status}"));
+            break;
+        }
+        if closes {
+            continue;
+        }
+        if let Err(e) = pooled.get(format!("{}/ping", baton.url)).send().await {
+            lost += 1;
+            if lost == 1 {
+                problems.push(format!(
+                    "a 413 without `Connection: close`, then the next request on the \
+                     same keep-alive connection failed: {e:?}"
+                ));
+            }
+        }
+    }
+    if lost > 1 {
+        problems.push(format!("(that happened {lost} times out of 20)"));
+    }
+    problems.extend(baton.serving().await);
+    problems
+}
+
 /// Nothing a rejected request named was created.
 async fn nothing_created(baton: &mut Baton) -> Vec<String> {
     let mut problems = Vec::new();
@@ -1261,7 +955,7 @@ async fn bad_input_gets_marathons_4xx_and_the_server_keeps_serving() {
     }
     println!("{} table cases run", cases.len());
 
-    let special: [(&str, Vec<String>); 5] = [
+    let special: [(&str, Vec<String>); 6] = [
         ("duplicate POST", duplicate_post(&mut baton).await),
         (
             "bulk PUT with one bad app",
@@ -1273,6 +967,10 @@ async fn bad_input_gets_marathons_4xx_and_the_server_keeps_serving() {
             nothing_created(&mut baton).await,
         ),
         ("writes to a locked app", locked_app(&mut baton).await),
+        (
+            "keep-alive after a 413",
+            keep_alive_after_413(&mut baton).await,
+        ),
     ];
     for (name, problems) in special {
         for problem in problems {

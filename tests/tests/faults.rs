@@ -346,12 +346,15 @@ async fn restart_resubscribes_with_the_stored_framework_id(encoding: Encoding) {
     .await
     .unwrap();
     let scheduler = running.scheduler.clone();
-    // The stored instance says RUNNING from the start; the explicit
-    // reconciliation after subscribing is what confirms it.
+    // The stored instance says RUNNING from the start; the master's answer
+    // to the reconciliation after subscribing is what confirms it.
     let after = wait_view(&scheduler, "the restarted scheduler to reconcile", |v| {
         v.subscribed
-            && v.stats.reconcile_cycles >= 1
-            && condition_of(v, &id) == Some(Condition::Running)
+            && apps::task(v, &id).is_some_and(|t| {
+                t.condition == Condition::Running
+                    && t.last_status.as_ref().and_then(|s| s.reason.as_deref())
+                        == Some("REASON_RECONCILIATION")
+            })
     })
     .await;
     assert_eq!(after.framework_id.as_deref(), Some(framework_id.as_str()));

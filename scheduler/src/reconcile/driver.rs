@@ -57,6 +57,9 @@ pub struct SchedulerConfig {
     pub placement: PlacementOptions,
     /// How many versions of each app are kept.
     pub max_versions: usize,
+    /// First retry of an unanswered explicit reconciliation; doubles up to
+    /// a minute (the Mesos reconciliation algorithm).
+    pub reconcile_retry: Duration,
 }
 
 impl SchedulerConfig {
@@ -72,6 +75,7 @@ impl SchedulerConfig {
             executor,
             placement: PlacementOptions::default(),
             max_versions: 50,
+            reconcile_retry: Duration::from_secs(5),
         }
     }
 }
@@ -426,9 +430,7 @@ const KNOWN_VALUE_TTL_MS: i64 = 10 * 60 * 1000;
 /// How often an app that is still moving is looked at again.
 const REQUEUE_AFTER: Duration = Duration::from_secs(1);
 
-/// First retry of an unanswered explicit reconciliation; doubles up to the
-/// cap (the Mesos reconciliation algorithm).
-const RECONCILE_RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest wait between retries of an explicit reconciliation.
 const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
 
 /// Sends calls one after another, in the order the loop decided them: a
@@ -1094,7 +1096,7 @@ impl Driver {
         self.reconciling = Some(Reconciling {
             pending,
             retry_at: Instant::now(),
-            retry_after: RECONCILE_RETRY_FIRST,
+            retry_after: self.config.reconcile_retry,
         });
         self.retry_reconciliation().await;
     }
