@@ -8,6 +8,8 @@
 //! (`VmHWM`) after, read from /proc, since `unsafe_code = "forbid"` rules
 //! out a counting allocator. A plain `main`, no harness.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -19,6 +21,8 @@ use mesos_proto::util::{
     agent_id, framework_id, offer_id, ranges_resource, scalar_resource, text_attribute,
 };
 use mesos_proto::v1::Offer;
+
+use common::{mib, proc_status_mib};
 
 const AGENTS: usize = 10_000;
 const RACKS: usize = 20;
@@ -82,17 +86,6 @@ fn demands(apps: usize, instances: u32) -> Vec<Demand> {
 }
 
 /// A `kB` line of /proc/self/status, in MiB.
-fn proc_status_mib(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn mib(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".into(), |v| format!("{v:.1} MiB"))
-}
-
 struct Outcome {
     placed: usize,
     best: Duration,

@@ -10,6 +10,7 @@ for it to be gone. Exits non-zero with a message on the first failure.
 Run by tests/tests/python_client.rs.
 """
 
+import os
 import sys
 import time
 
@@ -80,6 +81,24 @@ def wait_for_tasks(client, instances):
     return detail["tasks"]
 
 
+def marked_pids(marker):
+    """Local pids whose command line or environment holds `marker` (the
+    tasks run on this machine's embedded cluster)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{name}/{part}", "rb") as f:
+                    if marker.encode() in f.read():
+                        pids.append(int(name))
+                        break
+            except OSError:
+                pass
+    return pids
+
+
 def app_ids(client):
     return [a.id for a in client.list_apps()]
 
@@ -112,8 +131,14 @@ def main():
     assert APP_ID in ids, f"list_apps() does not include {APP_ID}: {ids}"
     log(f"list_apps() includes {APP_ID}")
 
-    # Get with tasks: 2 running.
+    # Get with tasks: 2 running, and their processes carry the marker (so
+    # the Rust test's "all gone" checks are not vacuous).
     first = wait_for_tasks(client, 2)
+    pids = poll(
+        "the tasks' processes to carry the marker",
+        lambda: (len(marked_pids(marker)) >= 2, marked_pids(marker)),
+    )
+    log(f"processes carrying the marker: {pids}")
 
     # Scale to 3.
     result = client.scale_app(APP_ID, instances=3)

@@ -399,11 +399,11 @@ fn details_name(reply: &Reply, field: &str) -> bool {
         })
 }
 
+/// At most 400 characters of `text`, for messages.
 fn short(text: &str) -> String {
-    if text.len() > 400 {
-        format!("{}… ({} bytes)", &text[..400], text.len())
-    } else {
-        text.to_string()
+    match text.char_indices().nth(400) {
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+        None => text.to_string(),
     }
 }
 
@@ -981,13 +981,17 @@ async fn bad_input_gets_marathons_4xx_and_the_server_keeps_serving() {
     for problem in baton.serving().await {
         failures.push(format!("at the end: {problem}"));
     }
-    assert!(
-        failures.is_empty(),
+    let report = format!(
         "{} problem(s):\n  {}",
         failures.len(),
         failures.join("\n  ")
     );
+    if !failures.is_empty() {
+        println!("{report}");
+    }
 
+    // Shut down cleanly whatever was found, then report it.
     baton.stop().await;
     procs::assert_all_gone(&marker).await;
+    assert!(failures.is_empty(), "{report}");
 }

@@ -2,8 +2,9 @@
 //! loss, a master restart, a duplicated status update, and an executor that
 //! reconnects with unacknowledged updates after its agent restarts. The
 //! executors and tasks are still real processes. Each runs over protobuf
-//! and JSON. Tasks are the instances of one-instance apps; each test ends
-//! by deleting its apps, which kills their tasks.
+//! and JSON. Tasks are the instances of one-instance apps; a test ends by
+//! deleting its apps, which kills their tasks, unless Mesos took them
+//! already.
 
 use std::net::SocketAddr;
 use std::time::Duration;

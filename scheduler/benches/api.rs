@@ -1,0 +1,153 @@
+//! Many apps: `cargo bench -p baton --bench api`.
+//!
+//! Marathon's `GET /v2/apps` grew slow with thousands of apps, and every
+//! status update contended with it. Baton's readers render immutable
+//! snapshots; this measures, for 10,000 apps × 10 running instances:
+//!
+//! - the memory the state takes (RSS growth while building it);
+//! - rendering `GET /v2/apps` (counts, deployments) and
+//!   `GET /v2/apps?embed=apps.tasks` to JSON bytes, as the handler does;
+//! - publishing a snapshot after a status update (update one instance in the
+//!   persistent maps, clone the view), which the loop does after every event.
+//!
+//! A plain `main`, no harness; the fastest of a few runs is reported.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton::api::shapes::{Embed, app_info};
+use baton::reconcile::View;
+use baton::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
+use baton::state::instance::{Condition, Instance, InstanceTask};
+use common::{mib, proc_status_mib};
+
+const APPS: usize = 10_000;
+const INSTANCES: usize = 10;
+const RUNS: usize = 3;
+
+fn build_view() -> View {
+    let mut view = View::default();
+    let defaults = AppDefaults::default();
+    for a in 0..APPS {
+        let app = AppDefinition::from_value(
+            &serde_json::json!({
+                "id": format!("/team-{}/app-{a}", a % 100),
+                "cmd": format!("python3 -m http.server $PORT0 # {a}"),
+                "cpus": 0.1, "mem": 64, "instances": INSTANCES,
+                "labels": {"team": format!("team-{}", a % 100), "HAPROXY_0_VHOST": format!("app-{a}.example.com")},
+                "constraints": [["hostname", "UNIQUE"]],
+            }),
+            &PathId::root(),
+            &defaults,
+        )
+        .expect("valid app")
+        .with_version(Timestamp::from_millis(1_700_000_000_000), false);
+        let version = app.version.expect("versioned");
+        let mut instances = imbl::OrdMap::new();
+        for i in 0..INSTANCES {
+            let mut instance = Instance::schedule(app.id.clone(), version, version);
+            let task_id = instance.next_task_id();
+            instance.incarnation = 1;
+            instance.task = Some(InstanceTask {
+                task_id,
+                agent_id: format!("agent-{}", (a + i) % 1000),
+                hostname: format!("10.0.{}.{}", (a + i) % 250, i),
+                fields: Default::default(),
+                host_ports: vec![31_000 + i as u64],
+                condition: Condition::Running,
+                last_status: None,
+                launched_at: version,
+                started_at: Some(version.plus_millis(1500)),
+                unreachable_since: None,
+                kill_requested_at: None,
+                recent_update_uuids: vec!["00112233445566778899aabbccddeeff".into()],
+            });
+            instances.insert(instance.uuid, Arc::new(instance));
+        }
+        view.instances.insert(app.id.clone(), instances);
+        view.apps.insert(app.id.clone(), Arc::new(app));
+    }
+    view
+}
+
+fn render(view: &View, embed: &Embed) -> usize {
+    let now = Timestamp::now();
+    let apps: Vec<serde_json::Value> = view
+        .apps
+        .values()
+        .map(|a| app_info(view, a, embed, now))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "apps": apps }))
+        .expect("serializable")
+        .len()
+}
+
+fn best_of(mut f: impl FnMut() -> usize) -> (Duration, usize) {
+    let mut best = Duration::MAX;
+    let mut out = 0;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        out = black_box(f());
+        best = best.min(start.elapsed());
+    }
+    (best, out)
+}
+
+fn main() {
+    let before = proc_status_mib("VmRSS:");
+    let started = Instant::now();
+    let view = build_view();
+    let built_in = started.elapsed();
+    let after = proc_status_mib("VmRSS:");
+    println!(
+        "state: {APPS} apps x {INSTANCES} instances built in {built_in:?}; RSS {} -> {} (+{})",
+        mib(before),
+        mib(after),
+        mib(after.zip(before).map(|(a, b)| a - b)),
+    );
+
+    let counts = Embed {
+        counts: true,
+        deployments: true,
+        ..Embed::default()
+    };
+    let (t, bytes) = best_of(|| render(&view, &counts));
+    println!("GET /v2/apps:                  {t:?} ({bytes} bytes)");
+    let with_tasks = Embed {
+        tasks: true,
+        ..counts
+    };
+    let (t, bytes) = best_of(|| render(&view, &with_tasks));
+    println!("GET /v2/apps?embed=apps.tasks: {t:?} ({bytes} bytes)");
+
+    // A status update: one instance replaced, then a snapshot published.
+    let ids: Vec<PathId> = view.apps.keys().cloned().collect();
+    let mut working = view.clone();
+    let updates = 100_000;
+    let start = Instant::now();
+    let mut published = Vec::with_capacity(16);
+    for n in 0..updates {
+        let id = &ids[n % ids.len()];
+        if let Some(instances) = working.instances.get_mut(id)
+            && let Some((uuid, instance)) = instances.iter().next().map(|(u, i)| (*u, i.clone()))
+        {
+            let mut next = (*instance).clone();
+            if let Some(task) = next.task.as_mut() {
+                task.recent_update_uuids.push(format!("{n:032x}"));
+                task.recent_update_uuids.remove(0);
+            }
+            instances.insert(uuid, Arc::new(next));
+        }
+        // Keep a few snapshots alive, as readers would.
+        if published.len() == 16 {
+            published.clear();
+        }
+        published.push(Arc::new(working.clone()));
+    }
+    let per_update = start.elapsed() / updates as u32;
+    println!("status update + publish:       {per_update:?} each ({updates} updates)");
+    println!("peak RSS: {}", mib(proc_status_mib("VmHWM:")));
+}
