@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::api::shapes::{Embed, app_info};
+use baton::api::shapes::{AppInfo, Embed};
 use baton::reconcile::View;
 use baton::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
 use baton::state::instance::{Condition, Instance, InstanceTask};
@@ -75,12 +75,17 @@ fn build_view() -> View {
 
 fn render(view: &View, embed: &Embed) -> usize {
     let now = Timestamp::now();
-    let apps: Vec<serde_json::Value> = view
+    let apps: Vec<AppInfo> = view
         .apps
         .values()
-        .map(|a| app_info(view, a, embed, now))
+        .map(|a| AppInfo::new(view, a, embed, now))
         .collect();
-    serde_json::to_vec(&serde_json::json!({ "apps": apps }))
+    // As the handler writes it: straight from the borrowing structs.
+    #[derive(serde::Serialize)]
+    struct Apps<'a> {
+        apps: Vec<AppInfo<'a>>,
+    }
+    serde_json::to_vec(&Apps { apps })
         .expect("serializable")
         .len()
 }

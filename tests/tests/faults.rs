@@ -415,15 +415,34 @@ async fn operator_teardown_removes_the_framework_and_its_tasks() {
                 .iter()
                 .find(|f| f["id"] == framework_id.as_str())?
                 .clone();
-            let killed = done["completed_tasks"]
+            done["completed_tasks"]
                 .as_array()?
                 .iter()
-                .any(|t| t["id"] == id.as_str() && t["state"] == "TASK_KILLED");
-            (killed && state["frameworks"].as_array()?.is_empty()).then_some(())
+                .any(|t| t["id"] == id.as_str() && t["state"] == "TASK_KILLED")
+                .then_some(())
         },
     )
     .await;
-    // The framework's tasks are gone with it, so there is nothing to delete
-    // (and Baton, refused as a removed framework, is not subscribed).
-    s.shutdown().await;
+    // Refused as a removed framework, Baton registers anew and runs what
+    // it is still asked to run (the app was not deleted) — it neither
+    // stalls nor exits.
+    let view = apps::wait_view(&s.scheduler, "a new framework running the app again", |v| {
+        v.subscribed
+            && v.framework_id.as_deref().is_some_and(|f| f != framework_id)
+            && apps::tasks_of(v, &apps::path("/doomed"))
+                .iter()
+                .any(|t| t.condition == Condition::Running && t.task_id != id)
+    })
+    .await;
+    let new_framework = view.framework_id.clone().unwrap();
+    let state = cluster.state();
+    assert!(
+        state["frameworks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == new_framework.as_str()),
+        "{state}"
+    );
+    s.teardown().await;
 }

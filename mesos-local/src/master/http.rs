@@ -99,11 +99,17 @@ async fn scheduler(
                     wire::stream_response(encoding, rx, &[(STREAM_ID_HEADER, stream_id)])
                 }
                 Ok(Subscribed::Refused { record }) => {
+                    // As Mesos: the stream is opened (with its id) and its
+                    // only event is the ERROR, so a client reads the reason
+                    // the way it reads any event.
                     let mut resp = Response::new(axum::body::Body::from(record));
                     resp.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(encoding.media_type()),
                     );
+                    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+                        resp.headers_mut().insert(STREAM_ID_HEADER, id);
+                    }
                     resp
                 }
             };

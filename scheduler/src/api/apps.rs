@@ -18,7 +18,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
-use super::shapes::{Embed, app_info, app_tasks, task_json};
+use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks, task_json};
 use super::{ApiError, ApiState};
 use crate::reconcile::{AppEdit, KillOptions, SchedulerError, View};
 use crate::state::app::{
@@ -111,11 +111,12 @@ async fn on_path(
         (Method::GET, Target::AppsUnder(group)) => {
             let view = state.scheduler.view();
             let embed = list_embed(&params);
-            let apps: Vec<Value> = view
+            let now = Timestamp::now();
+            let apps: Vec<AppInfo> = view
                 .apps
                 .values()
                 .filter(|a| a.id.is_descendant_of(&group))
-                .map(|a| app_info(&view, a, &embed, Timestamp::now()))
+                .map(|a| AppInfo::new(&view, a, &embed, now))
                 .collect();
             Ok(axum::Json(json!({ "*": apps })).into_response())
         }
@@ -140,7 +141,7 @@ async fn on_path(
         }
         (Method::GET, Target::GroupTasks(group)) => {
             let view = state.scheduler.view();
-            let tasks: Vec<Value> = view
+            let tasks: Vec<_> = view
                 .apps
                 .keys()
                 .filter(|id| id.is_descendant_of(&group))
@@ -208,7 +209,11 @@ async fn list(
     let selector = params.get("label").map(LabelSelector::parse).transpose()?;
     let view = state.scheduler.view();
     let now = Timestamp::now();
-    let apps: Vec<Value> = view
+    #[derive(serde::Serialize)]
+    struct Apps<'a> {
+        apps: Vec<AppInfo<'a>>,
+    }
+    let apps: Vec<AppInfo> = view
         .apps
         .values()
         .filter(|a| {
@@ -223,9 +228,9 @@ async fn list(
                 .is_none_or(|i| a.id.as_str().to_lowercase().contains(i.as_str()))
         })
         .filter(|a| selector.as_ref().is_none_or(|s| s.matches(&a.labels)))
-        .map(|a| app_info(&view, a, &embed, now))
+        .map(|a| AppInfo::new(&view, a, &embed, now))
         .collect();
-    Ok(axum::Json(json!({ "apps": apps })).into_response())
+    Ok(axum::Json(Apps { apps }).into_response())
 }
 
 fn show(state: &ApiState, id: &PathId, params: &Params) -> Result<Response, ApiError> {
@@ -240,10 +245,8 @@ fn show(state: &ApiState, id: &PathId, params: &Params) -> Result<Response, ApiE
         last_task_failure: true,
         ..Embed::parse(params.all("embed"))
     };
-    Ok(
-        axum::Json(json!({ "app": app_info(&view, app, &embed, Timestamp::now()) }))
-            .into_response(),
-    )
+    let info = AppInfo::new(&view, app, &embed, Timestamp::now());
+    Ok(axum::Json(json!({ "app": info })).into_response())
 }
 
 /// 422 when `id` clashes with the tree: an app cannot live under another
@@ -293,9 +296,11 @@ async fn create(
         deployments: true,
         ..Embed::default()
     };
-    let mut info = app_info(&view, stored, &embed, Timestamp::now());
+    let mut info = AppInfo::new(&view, stored, &embed, Timestamp::now());
     // The snapshot may predate the write; say which deployment runs it.
-    info["deployments"] = json!([{ "id": outcome.deployment_id }]);
+    info.deployments = Some(vec![DeploymentRef {
+        id: &outcome.deployment_id,
+    }]);
     let mut response = (StatusCode::CREATED, axum::Json(info)).into_response();
     params::with_deployment_header(&mut response, &outcome.deployment_id);
     if let Ok(location) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
@@ -444,14 +449,12 @@ async fn bulk_update(
         )?;
         edits.push((id, edit));
     }
-    let mut last = None;
-    for (id, edit) in edits {
-        last = Some(state.scheduler.edit_app(id, force, edit).await?);
+    if edits.is_empty() {
+        return Err(ApiError::BadRequest("The body lists no apps".into()));
     }
-    match last {
-        Some(outcome) => Ok(params::written(StatusCode::OK, &outcome)),
-        None => Err(ApiError::BadRequest("The body lists no apps".into())),
-    }
+    // All or nothing, under one deployment, as Marathon does.
+    let outcome = state.scheduler.edit_apps(edits, force).await?;
+    Ok(params::written(StatusCode::OK, &outcome))
 }
 
 async fn restart(state: &ApiState, id: PathId, params: &Params) -> Result<Response, ApiError> {

@@ -112,11 +112,75 @@ pub fn router(state: ApiState) -> Router {
         .merge(queue::routes())
         .merge(deployments::routes())
         .fallback(|| async { ApiError::NotFound("URI not found".into()) })
+        .method_not_allowed_fallback(|request: Request| async move {
+            ApiError::Body {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                body: serde_json::json!({
+                    "message": format!("{} is not supported on {}", request.method(), request.uri().path()),
+                }),
+            }
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state.clone())
         // Agents fetch the executor here; outside the API's middleware.
         .merge(files::routes(state.executor_file.clone()))
+}
+
+/// Bodies past this are not even drained: the connection is closed.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads the body before the handler runs and answers 413 (JSON, naming
+/// the limit) past [`MAX_BODY_BYTES`]. An oversized body is read to its end
+/// (up to [`DRAIN_LIMIT_BYTES`]) before the answer: a client still writing
+/// would otherwise get a broken pipe instead of the 413, and its keep-alive
+/// connection would be lost.
+async fn limit_body(request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+
+    let (parts, body) = request.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut total = 0usize;
+    let mut drained = true;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return ApiError::BadRequest("The request body could not be read".into())
+                .into_response();
+        };
+        total += chunk.len();
+        if total <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if total > DRAIN_LIMIT_BYTES {
+            drained = false;
+            break;
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        let mut response = ApiError::Body {
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            body: serde_json::json!({
+                "message": format!(
+                    "Request body too large: {}{total} bytes, the limit is {MAX_BODY_BYTES} bytes",
+                    if drained { "" } else { "over " }
+                ),
+            }),
+        }
+        .into_response();
+        if !drained {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return response;
+    }
+    next.run(Request::from_parts(
+        parts,
+        axum::body::Body::from(kept.freeze()),
+    ))
+    .await
 }
 
 /// One span per request, request counts for `/metrics`, and the headers

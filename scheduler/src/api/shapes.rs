@@ -2,11 +2,20 @@
 //! clients read them (shared/reference/marathon-api.md §2.7, §2.8;
 //! style-and-crates.md C.1). Pure functions from state to JSON.
 //!
-//! Where clients and server disagree, both names are written: `slaveId` and
-//! `agentId` in tasks, `taskId` and `instanceId` in health results,
-//! `taskStats` and `tasksStats` in apps.
+//! Where clients and server disagree, both names are written: `taskId` and
+//! `instanceId` in health results, `taskStats` and `tasksStats` in apps. Not
+//! `agentId` next to `slaveId` in tasks: the Python client refuses task
+//! fields it does not know, and Marathon only ever wrote `slaveId`.
+//!
+//! Apps and tasks are borrowing [`Serialize`] structs ([`AppInfo`],
+//! [`TaskJson`]) written straight to the response, not `Value` trees: with
+//! thousands of apps, `GET /v2/apps` is mostly this code
+//! (`cargo bench -p baton --bench api`).
 
+use serde::Serialize;
 use serde_json::{Value, json};
+
+use crate::reconcile::{Deployment, TaskFailure};
 
 use crate::reconcile::View;
 use crate::state::app::{AppDefinition, PathId, Timestamp};
@@ -64,86 +73,173 @@ impl Embed {
 
 /// The tasks of an app that Mesos may be running (terminal ones are gone;
 /// instances waiting for an offer have none).
-pub fn app_tasks(view: &View, app: &PathId) -> Vec<Value> {
+pub fn app_tasks<'a>(view: &'a View, app: &PathId) -> Vec<TaskJson<'a>> {
     view.instances_of(app)
         .filter(|i| i.is_active())
-        .filter_map(|i| task_json(i))
+        .filter_map(|i| TaskJson::of(i))
         .collect()
 }
 
-/// An app as `GET /v2/apps` shows it: the definition plus what `embed` asks
-/// for.
-pub fn app_info(view: &View, app: &AppDefinition, embed: &Embed, now: Timestamp) -> Value {
-    let mut out = serde_json::to_value(app).unwrap_or_else(|_| json!({}));
-    let instances: Vec<&Instance> = view.instances_of(&app.id).map(|i| &**i).collect();
-    if embed.counts {
-        let c = counts(instances.iter().copied());
-        out["tasksStaged"] = json!(c.staged);
-        out["tasksRunning"] = json!(c.running);
-        out["tasksHealthy"] = json!(c.healthy);
-        out["tasksUnhealthy"] = json!(c.unhealthy);
-    }
-    if embed.deployments {
-        out["deployments"] = view
-            .deployments_of(&app.id)
-            .map(|d| json!({"id": d.id}))
-            .collect();
-    }
-    if embed.tasks {
-        out["tasks"] = Value::Array(app_tasks(view, &app.id));
-    }
-    if embed.last_task_failure
-        && let Some(f) = view.last_failures.get(&app.id)
-    {
-        out["lastTaskFailure"] = serde_json::to_value(&**f).unwrap_or(Value::Null);
-    }
-    if embed.task_stats {
-        let stats = task_stats(app, &instances, now);
-        out["tasksStats"] = stats.clone();
-        out["taskStats"] = stats;
-    }
-    if embed.readiness {
-        out["readinessCheckResults"] = json!([]);
-    }
-    out
+/// A deployment reference in an app: `{"id": ...}`.
+#[derive(Debug, Serialize)]
+pub struct DeploymentRef<'a> {
+    /// The deployment.
+    pub id: &'a str,
 }
 
-/// A task of an instance, as `GET /v2/apps/{id}/tasks` lists it; `None`
-/// for an instance that has no task yet.
-pub fn task_json(instance: &Instance) -> Option<Value> {
-    let task = instance.task.as_ref()?;
-    let active = !task.condition.is_terminal();
-    let mut out = json!({
-        "id": task.task_id,
-        "appId": instance.app_id.as_str(),
-        "host": task.hostname,
-        "slaveId": task.agent_id,
-        "agentId": task.agent_id,
-        "state": task.condition.mesos_state(),
-        "ports": if active { task.host_ports.clone() } else { Vec::new() },
-        "ipAddresses": ip_addresses(&task.hostname),
-        "healthCheckResults": [],
-        "localVolumes": [],
-    });
-    if active {
-        out["stagedAt"] = json!(task.launched_at.to_string());
-        out["version"] = json!(instance.app_version.to_string());
-        if let Some(started) = task.started_at {
-            out["startedAt"] = json!(started.to_string());
+/// An app as `GET /v2/apps` shows it: the definition plus what `embed`
+/// asks for.
+#[derive(Debug)]
+pub struct AppInfo<'a> {
+    app: &'a AppDefinition,
+    counts: Option<Counts>,
+    /// Deployment refs (set by callers that know better than the snapshot).
+    pub deployments: Option<Vec<DeploymentRef<'a>>>,
+    tasks: Option<Vec<TaskJson<'a>>>,
+    last_task_failure: Option<&'a TaskFailure>,
+    task_stats: Option<Value>,
+    readiness: bool,
+}
+
+impl Serialize for AppInfo<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // The app's members and ours in one map, without buffering the app
+        // (what `#[serde(flatten)]` would do).
+        let mut m = serializer.serialize_map(None)?;
+        self.app.serialize_fields(&mut m)?;
+        if let Some(c) = self.counts {
+            m.serialize_entry("tasksStaged", &c.staged)?;
+            m.serialize_entry("tasksRunning", &c.running)?;
+            m.serialize_entry("tasksHealthy", &c.healthy)?;
+            m.serialize_entry("tasksUnhealthy", &c.unhealthy)?;
+        }
+        if let Some(d) = &self.deployments {
+            m.serialize_entry("deployments", d)?;
+        }
+        if let Some(t) = &self.tasks {
+            m.serialize_entry("tasks", t)?;
+        }
+        if let Some(f) = self.last_task_failure {
+            m.serialize_entry("lastTaskFailure", f)?;
+        }
+        if let Some(s) = &self.task_stats {
+            m.serialize_entry("tasksStats", s)?;
+            m.serialize_entry("taskStats", s)?;
+        }
+        if self.readiness {
+            m.serialize_entry("readinessCheckResults", &[(); 0])?;
+        }
+        m.end()
+    }
+}
+
+impl<'a> AppInfo<'a> {
+    /// `app` with what `embed` asks for, from `view`.
+    pub fn new(view: &'a View, app: &'a AppDefinition, embed: &Embed, now: Timestamp) -> Self {
+        let counted = embed
+            .counts
+            .then(|| counts(view.instances_of(&app.id).map(|i| &**i)));
+        let stats = embed.task_stats.then(|| {
+            let instances: Vec<&Instance> = view.instances_of(&app.id).map(|i| &**i).collect();
+            task_stats(app, &instances, now)
+        });
+        AppInfo {
+            app,
+            counts: counted,
+            deployments: embed.deployments.then(|| {
+                view.deployments_of(&app.id)
+                    .map(|d: &'a std::sync::Arc<Deployment>| DeploymentRef { id: &d.id })
+                    .collect()
+            }),
+            tasks: embed.tasks.then(|| app_tasks(view, &app.id)),
+            last_task_failure: if embed.last_task_failure {
+                view.last_failures.get(&app.id).map(|f| &**f)
+            } else {
+                None
+            },
+            task_stats: stats,
+            readiness: embed.readiness,
         }
     }
-    Some(out)
+}
+
+/// [`AppInfo`] as a JSON value.
+pub fn app_info(view: &View, app: &AppDefinition, embed: &Embed, now: Timestamp) -> Value {
+    serde_json::to_value(AppInfo::new(view, app, embed, now)).unwrap_or_else(|_| json!({}))
+}
+
+/// An address of a task (`ipAddresses`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpAddress {
+    ip_address: String,
+    protocol: &'static str,
+}
+
+/// A task of an instance, as `GET /v2/apps/{id}/tasks` lists it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskJson<'a> {
+    id: &'a str,
+    app_id: &'a str,
+    host: &'a str,
+    slave_id: &'a str,
+    state: &'static str,
+    ports: &'a [u64],
+    ip_addresses: Vec<IpAddress>,
+    health_check_results: [(); 0],
+    local_volumes: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    staged_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<Timestamp>,
+    /// Only `GET /v2/tasks` fills these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ports: Option<Vec<u16>>,
+}
+
+impl<'a> TaskJson<'a> {
+    /// The task of `instance`; `None` when it has none yet. Ended tasks
+    /// omit times and ports, as Marathon does.
+    pub fn of(instance: &'a Instance) -> Option<TaskJson<'a>> {
+        let task = instance.task.as_ref()?;
+        let active = !task.condition.is_terminal();
+        Some(TaskJson {
+            id: &task.task_id,
+            app_id: instance.app_id.as_str(),
+            host: &task.hostname,
+            slave_id: &task.agent_id,
+            state: task.condition.mesos_state(),
+            ports: if active { &task.host_ports } else { &[] },
+            ip_addresses: ip_addresses(&task.hostname),
+            health_check_results: [],
+            local_volumes: [],
+            staged_at: active.then_some(task.launched_at),
+            started_at: task.started_at.filter(|_| active),
+            version: active.then_some(instance.app_version),
+            service_ports: None,
+        })
+    }
+}
+
+/// A task of an instance as a JSON value; `None` for an instance that has
+/// no task yet.
+pub fn task_json(instance: &Instance) -> Option<Value> {
+    TaskJson::of(instance).and_then(|t| serde_json::to_value(t).ok())
 }
 
 /// The agent's address as Marathon reports host-network tasks: its IP when
 /// the hostname is one.
-fn ip_addresses(host: &str) -> Value {
+fn ip_addresses(host: &str) -> Vec<IpAddress> {
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => json!([{
-            "ipAddress": ip.to_string(),
-            "protocol": if ip.is_ipv4() { "IPv4" } else { "IPv6" },
-        }]),
-        Err(_) => json!([]),
+        Ok(ip) => vec![IpAddress {
+            ip_address: ip.to_string(),
+            protocol: if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+        }],
+        Err(_) => Vec::new(),
     }
 }
 
@@ -276,7 +372,6 @@ mod tests {
             "ports",
             "ipAddresses",
             "slaveId",
-            "agentId",
             "stagedAt",
             "startedAt",
             "version",
@@ -285,6 +380,10 @@ mod tests {
         ] {
             assert!(t.get(field).is_some(), "task JSON lacks {field}: {t}");
         }
+        assert!(
+            t.get("agentId").is_none(),
+            "regression: marathon-python refuses task fields it does not know"
+        );
         assert_eq!(t["appId"], "/prod/web");
         assert_eq!(t["state"], "TASK_RUNNING");
         assert_eq!(t["ports"], json!([31002]));

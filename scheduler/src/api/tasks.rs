@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
-use super::shapes::task_json;
+use super::shapes::{TaskJson, task_json};
 use super::{ApiError, ApiState};
 use crate::reconcile::KillOptions;
 use crate::state::app::parse_task_id;
@@ -48,7 +48,7 @@ async fn list(
         if !wanted.is_empty() && !wanted.contains(&status) {
             continue;
         }
-        let Some(mut task) = task_json(instance) else {
+        let Some(mut task) = TaskJson::of(instance) else {
             continue;
         };
         // The only listing that carries service ports.
@@ -57,7 +57,7 @@ async fn list(
             .get(&instance.app_id)
             .map(|app| app.declared_ports().iter().map(|p| p.port).collect())
             .unwrap_or_default();
-        task["servicePorts"] = json!(service_ports);
+        task.service_ports = Some(service_ports);
         tasks.push(task);
     }
     Ok(axum::Json(json!({ "tasks": tasks })).into_response())

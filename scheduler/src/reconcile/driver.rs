@@ -164,9 +164,8 @@ type Reply<T> = oneshot::Sender<Result<T, SchedulerError>>;
 
 enum Command {
     Edit {
-        id: PathId,
+        edits: Vec<(PathId, AppEdit)>,
         force: bool,
-        edit: AppEdit,
         reply: Reply<WriteOutcome>,
     },
     Kill {
@@ -209,10 +208,19 @@ impl SchedulerHandle {
         force: bool,
         edit: AppEdit,
     ) -> Result<WriteOutcome, SchedulerError> {
+        self.edit_apps(vec![(id, edit)], force).await
+    }
+
+    /// Creates, changes or deletes several apps at once, under one
+    /// deployment: all or nothing.
+    pub async fn edit_apps(
+        &self,
+        edits: Vec<(PathId, AppEdit)>,
+        force: bool,
+    ) -> Result<WriteOutcome, SchedulerError> {
         self.ask(|reply| Command::Edit {
-            id,
+            edits,
             force,
-            edit,
             reply,
         })
         .await
@@ -590,13 +598,13 @@ impl Driver {
         // reads right after its write sees it (read-your-writes).
         match command {
             Command::Edit {
-                id,
+                edits,
                 force,
-                edit,
                 reply,
             } => {
-                let span = info_span!("app_write", app = %id);
-                let result = self.edit_app(id, force, edit).instrument(span).await;
+                let apps: Vec<&str> = edits.iter().map(|(id, _)| id.as_str()).collect();
+                let span = info_span!("app_write", apps = ?apps);
+                let result = self.edit_apps(edits, force).instrument(span).await;
                 self.publish();
                 let _ = reply.send(result);
             }
@@ -641,35 +649,64 @@ impl Driver {
         }
     }
 
-    async fn edit_app(
+    /// Applies edits of several apps as one change: every edit is checked
+    /// first, then all are written in one batch under one deployment — or
+    /// nothing is written.
+    async fn edit_apps(
         &mut self,
-        id: PathId,
+        edits: Vec<(PathId, AppEdit)>,
         force: bool,
-        edit: AppEdit,
     ) -> Result<WriteOutcome, SchedulerError> {
-        let superseded = self.check_lock(&id, force)?;
-        let now = self.next_version(&id);
-        let current = self.view.apps.get(&id).cloned();
-        let versions = self.view.versions.get(&id).cloned().unwrap_or_default();
-        let new = edit(EditContext {
-            current: current.as_deref(),
-            versions: &versions,
-            now,
-        })?;
-        let action = match (&current, &new) {
-            (None, None) => return Err(SchedulerError::UnknownApp(id)),
-            (None, Some(_)) => DeploymentAction::StartApplication,
-            (Some(_), None) => DeploymentAction::StopApplication,
-            (Some(old), Some(new)) if config_version(old) != config_version(new) => {
-                DeploymentAction::RestartApplication
+        struct Planned {
+            id: PathId,
+            created: bool,
+            new: Option<AppDefinition>,
+            versions: Vec<Arc<AppDefinition>>,
+        }
+        let mut superseded = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for (id, _) in &edits {
+            if !seen.insert(id.clone()) {
+                return Err(AppError::invalid("/", format!("app {id} is listed twice")).into());
             }
-            (Some(_), Some(_)) => DeploymentAction::ScaleApplication,
-        };
-        let version = new.as_ref().and_then(|a| a.version).unwrap_or(now);
+            superseded.extend(self.check_lock(id, force)?);
+        }
+        let now = edits
+            .iter()
+            .map(|(id, _)| self.next_version(id))
+            .max()
+            .unwrap_or_else(Timestamp::now);
+        let mut planned = Vec::with_capacity(edits.len());
+        let mut actions = Vec::with_capacity(edits.len());
+        for (id, edit) in edits {
+            let current = self.view.apps.get(&id).cloned();
+            let versions = self.view.versions.get(&id).cloned().unwrap_or_default();
+            let new = edit(EditContext {
+                current: current.as_deref(),
+                versions: &versions,
+                now,
+            })?;
+            let action = match (&current, &new) {
+                (None, None) => return Err(SchedulerError::UnknownApp(id)),
+                (None, Some(_)) => DeploymentAction::StartApplication,
+                (Some(_), None) => DeploymentAction::StopApplication,
+                (Some(old), Some(new)) if config_version(old) != config_version(new) => {
+                    DeploymentAction::RestartApplication
+                }
+                (Some(_), Some(_)) => DeploymentAction::ScaleApplication,
+            };
+            actions.push((id.clone(), action));
+            planned.push(Planned {
+                id,
+                created: current.is_none(),
+                new,
+                versions: versions.iter().cloned().collect(),
+            });
+        }
         let deployment = Deployment {
             id: Uuid::new_v4().to_string(),
-            version,
-            actions: vec![(id.clone(), action)],
+            version: now,
+            actions,
             started_at: Timestamp::now(),
         };
         let mut changes = Vec::new();
@@ -681,33 +718,37 @@ impl Driver {
             deployment.id.clone(),
             &deployment,
         )?);
-        let mut kept_versions: Vec<Arc<AppDefinition>> = versions.iter().cloned().collect();
-        match &new {
-            Some(app) => {
-                changes.push(Change::put_json(Category::App, id.as_str(), app)?);
-                changes.push(Change::put_json(
-                    Category::AppVersion,
-                    version_key(&id, version),
-                    app,
-                )?);
-                kept_versions.push(Arc::new(app.clone()));
-                let excess = kept_versions
-                    .len()
-                    .saturating_sub(self.config.max_versions.max(1));
-                for old in kept_versions.drain(..excess) {
-                    if let Some(v) = old.version {
-                        changes.push(Change::delete(Category::AppVersion, version_key(&id, v)));
+        for p in &mut planned {
+            let id = &p.id;
+            match &p.new {
+                Some(app) => {
+                    let version = app.version.unwrap_or(now);
+                    changes.push(Change::put_json(Category::App, id.as_str(), app)?);
+                    changes.push(Change::put_json(
+                        Category::AppVersion,
+                        version_key(id, version),
+                        app,
+                    )?);
+                    p.versions.push(Arc::new(app.clone()));
+                    let excess = p
+                        .versions
+                        .len()
+                        .saturating_sub(self.config.max_versions.max(1));
+                    for old in p.versions.drain(..excess) {
+                        if let Some(v) = old.version {
+                            changes.push(Change::delete(Category::AppVersion, version_key(id, v)));
+                        }
                     }
                 }
-            }
-            None => {
-                changes.push(Change::delete(Category::App, id.as_str()));
-                for old in kept_versions.drain(..) {
-                    if let Some(v) = old.version {
-                        changes.push(Change::delete(Category::AppVersion, version_key(&id, v)));
+                None => {
+                    changes.push(Change::delete(Category::App, id.as_str()));
+                    for old in p.versions.drain(..) {
+                        if let Some(v) = old.version {
+                            changes.push(Change::delete(Category::AppVersion, version_key(id, v)));
+                        }
                     }
+                    changes.push(Change::delete(Category::Delay, id.as_str()));
                 }
-                changes.push(Change::delete(Category::Delay, id.as_str()));
             }
         }
         self.persist(changes).await?;
@@ -715,34 +756,41 @@ impl Driver {
             info!(deployment = %old, "superseded by a forced change");
             self.view.deployments.remove(&old);
         }
-        let created = current.is_none();
-        let stored = new.map(Arc::new);
-        match &stored {
-            Some(app) => {
-                self.view.apps.insert(id.clone(), app.clone());
-                self.view
-                    .versions
-                    .insert(id.clone(), Arc::new(kept_versions));
+        let single = planned.len() == 1;
+        let mut outcome = WriteOutcome {
+            deployment_id: deployment.id.clone(),
+            version: now,
+            app: None,
+            created: false,
+        };
+        for p in planned {
+            let stored = p.new.map(Arc::new);
+            match &stored {
+                Some(app) => {
+                    self.view.apps.insert(p.id.clone(), app.clone());
+                    self.view
+                        .versions
+                        .insert(p.id.clone(), Arc::new(p.versions));
+                }
+                None => {
+                    self.view.apps.remove(&p.id);
+                    self.view.versions.remove(&p.id);
+                    self.view.delays.remove(&p.id);
+                    self.view.offer_stats.remove(&p.id);
+                }
             }
-            None => {
-                self.view.apps.remove(&id);
-                self.view.versions.remove(&id);
-                self.view.delays.remove(&id);
-                self.view.offer_stats.remove(&id);
+            if single {
+                outcome.version = stored.as_ref().and_then(|a| a.version).unwrap_or(now);
+                outcome.app = stored;
+                outcome.created = p.created;
             }
+            self.dirty.insert(p.id);
         }
-        info!(deployment = %deployment.id, ?action, %version, "app written");
-        let deployment_id = deployment.id.clone();
+        info!(deployment = %deployment.id, actions = ?deployment.actions, version = %now, "apps written");
         self.view
             .deployments
             .insert(deployment.id.clone(), Arc::new(deployment));
-        self.dirty.insert(id);
-        Ok(WriteOutcome {
-            deployment_id,
-            version,
-            app: stored,
-            created,
-        })
+        Ok(outcome)
     }
 
     async fn kill_tasks(
@@ -765,22 +813,23 @@ impl Driver {
         }
         let mut outcome = KillOutcome::default();
         if options.scale {
-            for id in per_app.keys() {
-                self.check_lock(id, options.force)?;
-            }
+            let mut edits: Vec<(PathId, AppEdit)> = Vec::new();
             for (id, count) in &per_app {
                 let Some(app) = self.view.apps.get(id).cloned() else {
                     continue;
                 };
-                let edit: AppEdit = {
-                    let count = *count;
+                let count = *count;
+                edits.push((
+                    id.clone(),
                     Box::new(move |ctx| {
                         let mut scaled = (*app).clone();
                         scaled.instances = scaled.instances.saturating_sub(count);
                         Ok(Some(scaled.with_version(ctx.now, true)))
-                    })
-                };
-                let written = self.edit_app(id.clone(), options.force, edit).await?;
+                    }),
+                ));
+            }
+            if !edits.is_empty() {
+                let written = self.edit_apps(edits, options.force).await?;
                 outcome.deployment = Some((written.deployment_id, written.version));
             }
         }
@@ -1184,7 +1233,15 @@ impl Driver {
             event::Type::Rescind => debug!("offer rescinded (offers are never held)"),
             event::Type::Failure => {
                 if let Some(f) = event.failure {
-                    warn!(agent = ?f.agent_id.map(|a| a.value), executor = ?f.executor_id.map(|e| e.value), status = ?f.status, "FAILURE from master");
+                    let agent = f.agent_id.map(|a| a.value);
+                    let executor = f.executor_id.map(|e| e.value);
+                    // Mesos reports every executor exit; a clean one is news,
+                    // not trouble (each task's own update says how it ended).
+                    if f.status == Some(0) {
+                        debug!(?agent, ?executor, "executor exited cleanly");
+                    } else {
+                        warn!(?agent, ?executor, status = ?f.status, "FAILURE from master");
+                    }
                 }
             }
             event::Type::Message => debug!("framework message ignored"),
@@ -1405,8 +1462,12 @@ impl Driver {
         self.view.stats.updates_received += 1;
         let state = state_of(&status);
         let task_id = status.task_id.value.clone();
-        if let Some(r) = self.reconciling.as_mut() {
-            r.pending.remove(&task_id);
+        if let Some(r) = self.reconciling.as_mut()
+            && r.pending.remove(&task_id).is_some()
+            && r.pending.is_empty()
+        {
+            // Every task answered: the implicit round follows at once.
+            self.retry_reconciliation().await;
         }
         let uuid_hex = status.uuid.as_deref().map(hex);
         let Some(instance) = self.view.instance_by_task(&task_id).cloned() else {

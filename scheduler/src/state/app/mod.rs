@@ -927,6 +927,16 @@ impl AppDefinition {
 /// (the port definitions' numbers) and `uris` (the fetch URIs).
 impl Serialize for AppDefinition {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(None)?;
+        self.serialize_fields(&mut m)?;
+        m.end()
+    }
+}
+
+impl AppDefinition {
+    /// Writes the app's members into a map being serialized, so that the
+    /// API can add its own (`tasks`, counts, …) without buffering the app.
+    pub fn serialize_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         fn some<M: SerializeMap, T: Serialize>(
             m: &mut M,
             key: &str,
@@ -950,12 +960,12 @@ impl Serialize for AppDefinition {
             }
         }
 
-        let mut m = serializer.serialize_map(None)?;
+        let m = &mut *m;
         m.serialize_entry("id", &self.id)?;
-        some(&mut m, "cmd", &self.cmd)?;
-        non_empty(&mut m, "args", &self.args, self.args.is_empty())?;
-        some(&mut m, "user", &self.user)?;
-        non_empty(&mut m, "env", &self.env, self.env.is_empty())?;
+        some(m, "cmd", &self.cmd)?;
+        non_empty(m, "args", &self.args, self.args.is_empty())?;
+        some(m, "user", &self.user)?;
+        non_empty(m, "env", &self.env, self.env.is_empty())?;
         m.serialize_entry("instances", &self.instances)?;
         m.serialize_entry("cpus", &self.cpus)?;
         m.serialize_entry("mem", &self.mem)?;
@@ -963,42 +973,38 @@ impl Serialize for AppDefinition {
         m.serialize_entry("gpus", &self.gpus)?;
         m.serialize_entry("executor", &self.executor)?;
         non_empty(
-            &mut m,
+            m,
             "constraints",
             &self.constraints,
             self.constraints.is_empty(),
         )?;
-        some(
-            &mut m,
-            "acceptedResourceRoles",
-            &self.accepted_resource_roles,
-        )?;
+        some(m, "acceptedResourceRoles", &self.accepted_resource_roles)?;
         m.serialize_entry("role", &self.role)?;
-        some(&mut m, "container", &self.container)?;
+        some(m, "container", &self.container)?;
         m.serialize_entry("networks", &self.networks)?;
         m.serialize_entry("portDefinitions", &self.port_definitions)?;
         let ports: Vec<u16> = self.port_definitions.iter().map(|p| p.port).collect();
         m.serialize_entry("ports", &ports)?;
         m.serialize_entry("requirePorts", &self.require_ports)?;
         m.serialize_entry("labels", &self.labels)?;
-        non_empty(&mut m, "fetch", &self.fetch, self.fetch.is_empty())?;
+        non_empty(m, "fetch", &self.fetch, self.fetch.is_empty())?;
         let uris: Vec<&str> = self.fetch.iter().map(|f| f.uri.as_str()).collect();
         m.serialize_entry("uris", &uris)?;
         non_empty(
-            &mut m,
+            m,
             "healthChecks",
             &self.health_checks,
             self.health_checks.is_empty(),
         )?;
         non_empty(
-            &mut m,
+            m,
             "readinessChecks",
             &self.readiness_checks,
             self.readiness_checks.is_empty(),
         )?;
-        some(&mut m, "check", &self.check)?;
+        some(m, "check", &self.check)?;
         non_empty(
-            &mut m,
+            m,
             "dependencies",
             &self.dependencies,
             self.dependencies.is_empty(),
@@ -1008,19 +1014,19 @@ impl Serialize for AppDefinition {
         m.serialize_entry("backoffFactor", &self.backoff_factor)?;
         m.serialize_entry("maxLaunchDelaySeconds", &self.max_launch_delay_seconds)?;
         some(
-            &mut m,
+            m,
             "taskKillGracePeriodSeconds",
             &self.task_kill_grace_period_seconds,
         )?;
         m.serialize_entry("killSelection", &self.kill_selection)?;
         m.serialize_entry("unreachableStrategy", &self.unreachable_strategy)?;
-        non_empty(&mut m, "secrets", &self.secrets, self.secrets.is_empty())?;
-        some(&mut m, "tty", &self.tty)?;
-        some(&mut m, "resourceLimits", &self.resource_limits)?;
-        some(&mut m, "executorResources", &self.executor_resources)?;
-        some(&mut m, "version", &self.version)?;
-        some(&mut m, "versionInfo", &self.version_info)?;
-        m.end()
+        non_empty(m, "secrets", &self.secrets, self.secrets.is_empty())?;
+        some(m, "tty", &self.tty)?;
+        some(m, "resourceLimits", &self.resource_limits)?;
+        some(m, "executorResources", &self.executor_resources)?;
+        some(m, "version", &self.version)?;
+        some(m, "versionInfo", &self.version_info)?;
+        Ok(())
     }
 }
 
