@@ -18,9 +18,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
-use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks, task_json};
+use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks};
 use super::{ApiError, ApiState};
-use crate::reconcile::{AppEdit, KillOptions, SchedulerError, View};
+use crate::reconcile::{AppEdit, SchedulerError, View};
 use crate::state::app::{
     AppDefaults, AppDefinition, AppError, PathId, Timestamp, is_upgrade, rollback_version,
 };
@@ -468,39 +468,12 @@ async fn restart(state: &ApiState, id: PathId, params: &Params) -> Result<Respon
     Ok(params::written(StatusCode::OK, &outcome))
 }
 
-fn kill_options(params: &Params) -> Result<KillOptions, ApiError> {
-    let options = KillOptions {
-        scale: params.flag("scale", false)?,
-        wipe: params.flag("wipe", false)?,
-        force: params.flag("force", false)?,
-    };
-    if options.scale && options.wipe {
-        return Err(ApiError::BadRequest(
-            "You cannot use scale and wipe at the same time.".into(),
-        ));
-    }
-    Ok(options)
-}
-
-/// The answer to a kill: the deployment for `scale`, else the tasks.
-fn killed_response(outcome: crate::reconcile::KillOutcome, single: bool) -> Response {
-    if let Some((deployment, version)) = outcome.deployment {
-        return params::deployment_result(StatusCode::OK, &deployment, version);
-    }
-    let tasks: Vec<Value> = outcome.killed.iter().filter_map(|i| task_json(i)).collect();
-    if single {
-        axum::Json(json!({ "task": tasks.into_iter().next() })).into_response()
-    } else {
-        axum::Json(json!({ "tasks": tasks })).into_response()
-    }
-}
-
 async fn kill_app_tasks(
     state: &ApiState,
     id: PathId,
     params: &Params,
 ) -> Result<Response, ApiError> {
-    let options = kill_options(params)?;
+    let options = params::kill_options(params)?;
     let host = params.get("host").filter(|h| *h != "*").map(str::to_string);
     let view = state.scheduler.view();
     if !view.apps.contains_key(&id) {
@@ -514,7 +487,7 @@ async fn kill_app_tasks(
         .map(|t| t.task_id.clone())
         .collect();
     let outcome = state.scheduler.kill_tasks(task_ids, options).await?;
-    Ok(killed_response(outcome, false))
+    Ok(params::killed(outcome, false))
 }
 
 async fn kill_one_task(
@@ -523,7 +496,7 @@ async fn kill_one_task(
     task_id: String,
     params: &Params,
 ) -> Result<Response, ApiError> {
-    let options = kill_options(params)?;
+    let options = params::kill_options(params)?;
     let view = state.scheduler.view();
     if !view.apps.contains_key(&id) {
         return Err(not_found(&id));
@@ -537,7 +510,7 @@ async fn kill_one_task(
         )));
     }
     let outcome = state.scheduler.kill_tasks(vec![task_id], options).await?;
-    Ok(killed_response(outcome, true))
+    Ok(params::killed(outcome, true))
 }
 
 /// Marathon's label selector: `k`, `k==v`, `k!=v`, `k in (a,b)`,

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::ApiError;
-use crate::reconcile::WriteOutcome;
+use crate::reconcile::{KillOptions, KillOutcome, WriteOutcome};
 use crate::state::app::Timestamp;
 
 /// The query string, decoded, in order.
@@ -50,6 +50,39 @@ impl Params {
                 "Query parameter '{key}' must be true or false, not '{v}'"
             ))),
         }
+    }
+}
+
+/// `scale`, `wipe` and `force` of a kill; scale and wipe exclude each other.
+pub fn kill_options(params: &Params) -> Result<KillOptions, ApiError> {
+    let options = KillOptions {
+        scale: params.flag("scale", false)?,
+        wipe: params.flag("wipe", false)?,
+        force: params.flag("force", false)?,
+    };
+    if options.scale && options.wipe {
+        return Err(ApiError::BadRequest(
+            "You cannot use scale and wipe at the same time.".into(),
+        ));
+    }
+    Ok(options)
+}
+
+/// The answer to a kill: the deployment of a `scale`, else the tasks
+/// killed (`{"task"}` for one named task, `{"tasks"}` otherwise).
+pub fn killed(outcome: KillOutcome, single: bool) -> Response {
+    if let Some((deployment, version)) = outcome.deployment {
+        return deployment_result(StatusCode::OK, &deployment, version);
+    }
+    let tasks: Vec<serde_json::Value> = outcome
+        .killed
+        .iter()
+        .filter_map(|i| super::shapes::task_json(i))
+        .collect();
+    if single {
+        axum::Json(json!({ "task": tasks.into_iter().next() })).into_response()
+    } else {
+        axum::Json(json!({ "tasks": tasks })).into_response()
     }
 }
 

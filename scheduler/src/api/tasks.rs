@@ -11,9 +11,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
-use super::shapes::{TaskJson, task_json};
+use super::shapes::TaskJson;
 use super::{ApiError, ApiState};
-use crate::reconcile::KillOptions;
 use crate::state::app::parse_task_id;
 use crate::state::instance::Condition;
 
@@ -69,16 +68,7 @@ async fn delete(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let options = KillOptions {
-        scale: params.flag("scale", false)?,
-        wipe: params.flag("wipe", false)?,
-        force: params.flag("force", false)?,
-    };
-    if options.scale && options.wipe {
-        return Err(ApiError::BadRequest(
-            "You cannot use scale and wipe at the same time.".into(),
-        ));
-    }
+    let options = params::kill_options(&params)?;
     let body = params::json_body(&params::body(body)?)?;
     let ids = match body.get("ids") {
         Some(Value::Array(ids)) => ids,
@@ -105,13 +95,5 @@ async fn delete(
         task_ids.push(id.to_string());
     }
     let outcome = state.scheduler.kill_tasks(task_ids, options).await?;
-    if let Some((deployment, version)) = outcome.deployment {
-        return Ok(params::deployment_result(
-            StatusCode::OK,
-            &deployment,
-            version,
-        ));
-    }
-    let tasks: Vec<Value> = outcome.killed.iter().filter_map(|i| task_json(i)).collect();
-    Ok(axum::Json(json!({ "tasks": tasks })).into_response())
+    Ok(params::killed(outcome, false))
 }
