@@ -19,28 +19,39 @@ pub fn routes() -> Router<ApiState> {
         .route("/v2/deployments/{id}", delete(cancel))
 }
 
-/// A deployment as Marathon shows it: one step holding every action.
+fn actions_json(
+    actions: &[(crate::state::app::PathId, DeploymentAction)],
+    readiness: bool,
+) -> Vec<Value> {
+    actions
+        .iter()
+        .map(|(app, action)| {
+            let mut a = json!({"action": action, "app": app});
+            if readiness {
+                a["readinessCheckResults"] = json!([]);
+            }
+            a
+        })
+        .collect()
+}
+
+/// A deployment as Marathon shows it, plus — better than Marathon — why it
+/// is stuck (`failure`) once it passed its deadline.
 pub fn deployment_json(d: &Deployment) -> Value {
-    let actions: Vec<Value> = d
-        .actions
-        .iter()
-        .map(|(app, action)| json!({"action": action, "app": app}))
-        .collect();
-    let current: Vec<Value> = d
-        .actions
-        .iter()
-        .map(|(app, action)| json!({"action": action, "app": app, "readinessCheckResults": []}))
-        .collect();
-    json!({
+    let mut out = json!({
         "id": d.id,
         "version": d.version,
         "affectedApps": d.affected_apps().collect::<Vec<_>>(),
         "affectedPods": [],
-        "steps": [{"actions": actions}],
-        "currentActions": current,
-        "currentStep": 1,
-        "totalSteps": 1,
-    })
+        "steps": d.steps.iter().map(|s| json!({"actions": actions_json(s, false)})).collect::<Vec<_>>(),
+        "currentActions": actions_json(d.current_actions(), true),
+        "currentStep": (d.current_step + 1).min(d.steps.len()),
+        "totalSteps": d.steps.len(),
+    });
+    if let Some(failure) = &d.failure {
+        out["failure"] = json!(failure);
+    }
+    out
 }
 
 async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
@@ -73,7 +84,7 @@ async fn cancel(
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let mut last = None;
-    for (app, action) in &deployment.actions {
+    for (app, action) in deployment.actions() {
         let outcome = match action {
             DeploymentAction::StartApplication => {
                 state.scheduler.delete_app(app.clone(), true).await?

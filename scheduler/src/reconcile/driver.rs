@@ -7,7 +7,7 @@ use std::time::Duration;
 use mesos_proto::scheduler::{Call, Event, event};
 use mesos_proto::util::{is_terminal, state_of};
 use mesos_proto::v1::{self, TaskState};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 use super::backoff::{self, LaunchDelay};
 use super::decide::{self, Action, Limits};
-use super::view::{Deployment, DeploymentAction, OfferStats, TaskFailure, View};
+use super::events::{self, BusEvent};
+use super::plan;
+use super::view::{Deployment, DeploymentAction, DeploymentFailure, OfferStats, TaskFailure, View};
 use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
 use crate::offers::constraints::offer_fields;
@@ -189,6 +191,7 @@ pub struct SchedulerHandle {
     commands: mpsc::Sender<Command>,
     view: watch::Receiver<Arc<View>>,
     mesos: MesosHandle,
+    events: broadcast::Sender<Arc<BusEvent>>,
 }
 
 impl SchedulerHandle {
@@ -283,6 +286,18 @@ impl SchedulerHandle {
             .await
     }
 
+    /// The event bus: everything `/v2/events` streams. A subscriber more
+    /// than [`events::EVENT_BUFFER`] events behind is told it lagged.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Puts an event on the bus (for events the API originates, such as
+    /// `api_post_event`).
+    pub fn publish_event(&self, event: Arc<BusEvent>) {
+        let _ = self.events.send(event);
+    }
+
     /// The current snapshot.
     pub fn view(&self) -> Arc<View> {
         self.view.borrow().clone()
@@ -346,6 +361,7 @@ impl Scheduler {
             session::spawn(config.session.clone(), framework_id, shutdown.clone());
         let (view_tx, view_rx) = watch::channel(Arc::new(view.clone()));
         let (commands_tx, commands_rx) = mpsc::channel(256);
+        let (events_tx, _) = broadcast::channel(events::EVENT_BUFFER);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
         tokio::spawn(send_calls(mesos.clone(), calls_rx).instrument(info_span!("mesos_calls")));
         let dirty = view
@@ -362,6 +378,7 @@ impl Scheduler {
             mesos: mesos.clone(),
             view,
             view_tx,
+            events: events_tx.clone(),
             wants_offers: None,
             dirty,
             wakeups: BTreeMap::new(),
@@ -379,6 +396,7 @@ impl Scheduler {
             commands: commands_tx,
             view: view_rx,
             mesos,
+            events: events_tx,
         };
         Ok((handle, stopped))
     }
@@ -435,6 +453,13 @@ const CALL_QUEUE: usize = 4096;
 /// How long a GROUP_BY value stays known after its agent's last offer.
 const KNOWN_VALUE_TTL_MS: i64 = 10 * 60 * 1000;
 
+/// The app label that sets how long its deployments may take before they
+/// are reported as failed (seconds).
+pub const DEPLOYMENT_TIMEOUT_LABEL: &str = "BATON_DEPLOYMENT_TIMEOUT_SECONDS";
+
+/// How long a deployment may take without a label saying otherwise.
+const DEFAULT_DEPLOYMENT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How often an app that is still moving is looked at again.
 const REQUEUE_AFTER: Duration = Duration::from_secs(1);
 
@@ -468,6 +493,8 @@ struct Driver {
     /// The working copy; published after every change.
     view: View,
     view_tx: watch::Sender<Arc<View>>,
+    /// The event bus.
+    events: broadcast::Sender<Arc<BusEvent>>,
     /// What we last told Mesos about offers: `Some(true)` = REVIVE'd,
     /// `Some(false)` = SUPPRESS'ed, `None` = nothing since (re)subscribing,
     /// when filters left by a previous run may still hold offers back.
@@ -562,6 +589,11 @@ impl Driver {
         tokio::task::spawn_blocking(move || store.apply(&changes))
             .await
             .map_err(|e| StoreError::Backend(format!("store task panicked: {e}")))?
+    }
+
+    /// Puts an event on the bus (nobody listening is fine).
+    fn emit(&self, event: Arc<BusEvent>) {
+        let _ = self.events.send(event);
     }
 
     /// Queues a call for the sender, which keeps their order.
@@ -703,11 +735,25 @@ impl Driver {
                 versions: versions.iter().cloned().collect(),
             });
         }
+        let dependencies: BTreeMap<PathId, Vec<PathId>> = planned
+            .iter()
+            .filter_map(|p| {
+                p.new
+                    .as_ref()
+                    .map(|a| (p.id.clone(), a.dependencies.clone()))
+            })
+            .collect();
+        let steps = plan::steps(&actions, |id| {
+            dependencies.get(id).cloned().unwrap_or_default()
+        })
+        .map_err(|e| AppError::invalid("/dependencies", e.to_string()))?;
         let deployment = Deployment {
             id: Uuid::new_v4().to_string(),
             version: now,
-            actions,
+            steps,
+            current_step: 0,
             started_at: Timestamp::now(),
+            failure: None,
         };
         let mut changes = Vec::new();
         for old in &superseded {
@@ -786,7 +832,8 @@ impl Driver {
             }
             self.dirty.insert(p.id);
         }
-        info!(deployment = %deployment.id, actions = ?deployment.actions, version = %now, "apps written");
+        info!(deployment = %deployment.id, steps = ?deployment.steps, version = %now, "apps written");
+        self.emit(events::deployment_step("deployment_info", &deployment));
         self.view
             .deployments
             .insert(deployment.id.clone(), Arc::new(deployment));
@@ -912,6 +959,11 @@ impl Driver {
     }
 
     async fn reconcile_app(&mut self, id: &PathId) {
+        if self.held(id) {
+            // A later step of its deployment: untouched until its turn.
+            self.launchable.remove(id);
+            return;
+        }
         self.view.stats.app_reconciles += 1;
         let app = self.view.apps.get(id).cloned();
         let instances: Vec<Arc<Instance>> = self.view.instances_of(id).cloned().collect();
@@ -978,39 +1030,164 @@ impl Driver {
             info!(task_id = %task.task_id, "killing task");
             self.send_kill(&task).await;
         }
-        self.finish_deployments(id).await;
+        self.advance_deployments(id).await;
         self.schedule_next_look(id, now);
     }
 
-    /// Removes the deployments of `id` whose apps have all converged.
-    async fn finish_deployments(&mut self, id: &PathId) {
-        let done: Vec<String> = self
-            .view
-            .deployments_of(id)
-            .filter(|d| {
-                d.affected_apps().all(|app| {
-                    let instances: Vec<&Instance> =
-                        self.view.instances_of(app).map(|i| &**i).collect();
-                    decide::converged(self.view.apps.get(app).map(|a| &**a), &instances)
-                })
-            })
-            .map(|d| d.id.clone())
-            .collect();
-        if done.is_empty() {
-            return;
+    fn converged(&self, app: &PathId) -> bool {
+        let instances: Vec<&Instance> = self.view.instances_of(app).map(|i| &**i).collect();
+        decide::converged(self.view.apps.get(app).map(|a| &**a), &instances)
+    }
+
+    /// Moves the deployments of `id` on: a step whose apps have all
+    /// converged is done, the next one starts (its apps are no longer
+    /// held), and after the last the deployment ends.
+    async fn advance_deployments(&mut self, id: &PathId) {
+        let touched: Vec<Arc<Deployment>> = self.view.deployments_of(id).cloned().collect();
+        for deployment in touched {
+            let mut d = (*deployment).clone();
+            let mut stepped = false;
+            while d.current_step < d.steps.len()
+                && d.current_actions()
+                    .iter()
+                    .all(|(app, _)| self.converged(app))
+            {
+                self.emit(events::deployment_step("deployment_step_success", &d));
+                d.current_step += 1;
+                stepped = true;
+                if d.current_step < d.steps.len() {
+                    self.emit(events::deployment_step("deployment_info", &d));
+                    self.dirty
+                        .extend(d.current_actions().iter().map(|(a, _)| a.clone()));
+                }
+            }
+            if !stepped {
+                if let Some(failure) = self.deadline_failure(&d) {
+                    warn!(deployment = %d.id, app = %failure.app_id, reason = %failure.reason, "deployment past its deadline");
+                    d.failure = Some(failure.clone());
+                    match Change::put_json(Category::Deployment, d.id.clone(), &d) {
+                        Ok(change) => {
+                            if let Err(e) = self.persist(vec![change]).await {
+                                error!(error = %e, "cannot persist deployment failure");
+                                continue;
+                            }
+                        }
+                        Err(e) => {
+                            error!(error = %e, "cannot encode deployment");
+                            continue;
+                        }
+                    }
+                    self.emit(events::deployment_step("deployment_step_failure", &d));
+                    self.emit(events::deployment_failed(&d, &failure.reason));
+                    self.view.deployments.insert(d.id.clone(), Arc::new(d));
+                }
+                continue;
+            }
+            let finished = d.current_step >= d.steps.len();
+            let change = if finished {
+                Change::delete(Category::Deployment, d.id.clone())
+            } else {
+                match Change::put_json(Category::Deployment, d.id.clone(), &d) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error!(error = %e, "cannot encode deployment");
+                        continue;
+                    }
+                }
+            };
+            if let Err(e) = self.persist(vec![change]).await {
+                error!(error = %e, "cannot persist deployment progress");
+                continue;
+            }
+            if finished {
+                info!(deployment = %d.id, "deployment finished");
+                for (app, action) in d.actions() {
+                    if *action == DeploymentAction::StopApplication {
+                        self.emit(events::app_terminated(app));
+                    }
+                }
+                self.emit(events::deployment_success(&d));
+                self.view.deployments.remove(&d.id);
+            } else {
+                info!(deployment = %d.id, step = d.current_step + 1, "deployment step started");
+                self.view.deployments.insert(d.id.clone(), Arc::new(d));
+            }
         }
-        let changes = done
+    }
+
+    /// Why a deployment that has not failed yet is now past its deadline
+    /// (`BATON_DEPLOYMENT_TIMEOUT_SECONDS` on the app, else
+    /// [`DEFAULT_DEPLOYMENT_TIMEOUT`]), naming the first app of the current
+    /// step that has not converged and what holds it back.
+    fn deadline_failure(&self, d: &Deployment) -> Option<DeploymentFailure> {
+        if d.failure.is_some() {
+            return None;
+        }
+        let now = Timestamp::now();
+        let (app_id, _) = d
+            .current_actions()
             .iter()
-            .map(|d| Change::delete(Category::Deployment, d.clone()))
-            .collect();
-        if let Err(e) = self.persist(changes).await {
-            error!(error = %e, "cannot persist finished deployments");
-            return;
+            .find(|(app, _)| !self.converged(app))?;
+        let app = self.view.apps.get(app_id);
+        let timeout_ms = app
+            .and_then(|a| a.labels.get(DEPLOYMENT_TIMEOUT_LABEL))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(DEFAULT_DEPLOYMENT_TIMEOUT, Duration::from_secs)
+            .as_millis();
+        let elapsed = (now.as_millis() - d.started_at.as_millis()).max(0) as u128;
+        if elapsed < timeout_ms {
+            return None;
         }
-        for d in done {
-            info!(deployment = %d, "deployment finished");
-            self.view.deployments.remove(&d);
-        }
+        let version = app.map(|a| config_version(a));
+        let reason = match (self.view.last_failures.get(app_id), version) {
+            (Some(f), Some(v)) if f.version == v => format!(
+                "task {} of the new version ended {} on {}: {}",
+                f.task_id, f.state, f.host, f.message
+            ),
+            _ => match self.view.offer_stats.get(app_id) {
+                Some(stats) if stats.processed_offers > 0 => {
+                    let top = stats
+                        .since_waiting
+                        .funnel()
+                        .into_iter()
+                        .filter(|step| step.declined > 0)
+                        .max_by_key(|step| step.declined);
+                    match top {
+                        Some(step) => format!(
+                            "instances wait for offers: {} of the last {} offers were declined for {}",
+                            step.declined,
+                            stats.processed_offers,
+                            step.reason.as_str()
+                        ),
+                        None => "instances wait for offers".to_string(),
+                    }
+                }
+                _ => {
+                    let instances: Vec<&Instance> =
+                        self.view.instances_of(app_id).map(|i| &**i).collect();
+                    let ready = app.map_or(0, |a| {
+                        instances
+                            .iter()
+                            .filter(|i| Some(i.app_version) == version && decide::is_ready(a, i))
+                            .count()
+                    });
+                    format!(
+                        "{ready} of {} instances of the new version are running, healthy and ready",
+                        app.map_or(0, |a| a.instances)
+                    )
+                }
+            },
+        };
+        Some(DeploymentFailure {
+            app_id: app_id.clone(),
+            reason,
+            at: now,
+        })
+    }
+
+    /// Whether an earlier step of a deployment holds `id` back.
+    fn held(&self, id: &PathId) -> bool {
+        self.view.deployments_of(id).any(|d| d.holds(id))
     }
 
     /// Decides when `id` needs looking at again, and whether it can launch.
@@ -1092,9 +1269,16 @@ impl Driver {
 
     async fn on_session_event(&mut self, event: SessionEvent) {
         match event {
-            SessionEvent::Subscribed { framework_id, .. } => self.on_subscribed(framework_id).await,
+            SessionEvent::Subscribed {
+                framework_id,
+                master,
+                ..
+            } => self.on_subscribed(framework_id, master.to_string()).await,
             SessionEvent::Disconnected { reason } => {
                 warn!(%reason, "disconnected from Mesos; outstanding offers are void");
+                if self.view.subscribed {
+                    self.emit(events::disconnected());
+                }
                 self.view.subscribed = false;
                 self.reconciling = None;
             }
@@ -1103,7 +1287,7 @@ impl Driver {
         }
     }
 
-    async fn on_subscribed(&mut self, framework_id: v1::FrameworkId) {
+    async fn on_subscribed(&mut self, framework_id: v1::FrameworkId, master: String) {
         if self.view.framework_id.as_deref() != Some(framework_id.value.as_str()) {
             // Persist before relying on it: a restart must resubscribe as us.
             if let Err(e) = self
@@ -1118,6 +1302,11 @@ impl Driver {
         }
         self.view.subscribed = true;
         self.view.stats.subscriptions += 1;
+        self.emit(events::registered(
+            self.view.stats.subscriptions == 1,
+            &framework_id.value,
+            &master,
+        ));
         // The next pass says whether we want offers.
         self.wants_offers = None;
         self.dirty.extend(
@@ -1577,6 +1766,12 @@ impl Driver {
         if let Some(d) = delay {
             info!(app = %next.app_id, delay_ms = d.delay_ms, "launch delayed after a failure");
             self.view.delays.insert(next.app_id.clone(), d);
+        }
+        if let Some(e) = events::status_update(&next, status.message.as_deref()) {
+            self.emit(e);
+        }
+        if instance.condition() != next.condition() {
+            self.emit(events::instance_changed(&next));
         }
         self.put_instance(next);
         self.acknowledge(&status).await;

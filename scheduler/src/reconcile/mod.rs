@@ -15,15 +15,24 @@
 //! delayed) are looked at again on a timer. Offers are matched by
 //! [`crate::offers::place`] against the instances waiting to launch.
 //! Readers get immutable [`View`] snapshots via a `watch` channel, so they
-//! never contend with the writer.
+//! never contend with the writer; what happens is also put on the
+//! [`events`] bus that `/v2/events` streams.
+//!
+//! Changes are carried out as deployments ([`plan`]): steps in dependency
+//! order, each done when its apps have converged.
 
 pub mod backoff;
 pub mod decide;
 mod driver;
+pub mod events;
+pub mod plan;
 pub mod view;
 
 pub use driver::{
     AppEdit, EditContext, ExecutorChoice, KillOptions, KillOutcome, Scheduler, SchedulerConfig,
     SchedulerError, SchedulerHandle, WriteOutcome, config_version,
 };
-pub use view::{Deployment, DeploymentAction, OfferStats, Stats, TaskFailure, View};
+pub use events::BusEvent;
+pub use view::{
+    Deployment, DeploymentAction, DeploymentFailure, OfferStats, Stats, TaskFailure, View,
+};

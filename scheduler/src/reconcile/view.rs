@@ -132,24 +132,61 @@ pub enum DeploymentAction {
     StopApplication,
 }
 
-/// A running deployment: a change Baton is carrying out. It is done when
-/// every affected app has converged on its target.
+/// A running deployment: a change Baton is carrying out, in steps. A step
+/// is done when every app in it has converged on its target; then the next
+/// starts. The deployment ends with its last step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     /// Uuid.
     pub id: String,
     /// The version it deploys.
     pub version: Timestamp,
-    /// What it does, per app.
-    pub actions: Vec<(PathId, DeploymentAction)>,
+    /// What it does, step by step, per app.
+    pub steps: Vec<Vec<(PathId, DeploymentAction)>>,
+    /// The step being carried out (0-based).
+    pub current_step: usize,
     /// When it started.
     pub started_at: Timestamp,
+    /// Why it is stuck, once it is past its deadline without converging.
+    #[serde(default)]
+    pub failure: Option<DeploymentFailure>,
+}
+
+/// Why a deployment did not finish in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentFailure {
+    /// The app that did not converge.
+    pub app_id: PathId,
+    /// What went wrong, in words.
+    pub reason: String,
+    /// When the deadline passed.
+    pub at: Timestamp,
 }
 
 impl Deployment {
     /// The apps it changes.
     pub fn affected_apps(&self) -> impl Iterator<Item = &PathId> {
-        self.actions.iter().map(|(app, _)| app)
+        self.steps.iter().flatten().map(|(app, _)| app)
+    }
+
+    /// Every action, in step order.
+    pub fn actions(&self) -> impl Iterator<Item = &(PathId, DeploymentAction)> {
+        self.steps.iter().flatten()
+    }
+
+    /// The actions of the step being carried out.
+    pub fn current_actions(&self) -> &[(PathId, DeploymentAction)] {
+        self.steps.get(self.current_step).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `app` waits for an earlier step of this deployment.
+    pub fn holds(&self, app: &PathId) -> bool {
+        self.steps
+            .iter()
+            .skip(self.current_step + 1)
+            .flatten()
+            .any(|(a, _)| a == app)
     }
 }
 
