@@ -18,6 +18,10 @@
 //!   Mesos events to apps and instances, persists, then acts: the pure
 //!   per-app `decide`, the launch queue with backoff, reconciliation,
 //!   deployments; readers get persistent-map snapshots.
+//! - [`health`]: Marathon-level health checks (HTTP, HTTPS, TCP) — the pure
+//!   per-check state with Marathon's grace-period and kill rules, and the
+//!   runner that probes the reconcile loop's targets on their own timers
+//!   under one concurrency bound.
 //! - [`api`]: the Marathon v2 REST API (axum): handlers over snapshots of
 //!   the scheduler's state, Marathon's shapes and error bodies.
 //! - [`config`]: the settings the binary's flags become, and wiring them into
@@ -27,6 +31,7 @@
 
 pub mod api;
 pub mod config;
+pub mod health;
 pub mod mesos;
 pub mod offers;
 pub mod reconcile;

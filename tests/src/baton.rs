@@ -1,16 +1,38 @@
 //! The `baton` binary as a child process, and a small JSON client for its
 //! REST API.
+//!
+//! Its stdout and stderr go to `baton.log` in its data directory
+//! ([`BatonProcess::log_tail`] quotes the end for failure messages; a
+//! failing test prints it when the process is dropped). Dropping a running
+//! process stops it as [`BatonProcess::stop`] does (SIGTERM, so that in
+//! local mode it shuts its cluster and tasks down), escalates to SIGKILL
+//! after a while, and then kills whatever still carries the data
+//! directory's path in its command line or environment: the embedded
+//! agents' executors and tasks run in sandboxes below it.
 
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use reqwest::Method;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::binaries::binary;
 use crate::ports::{PORTS_PER_AGENT, free_port, port_range_start};
-use crate::wait;
+use crate::procs;
+
+/// Time for `baton` to answer `/ping` and subscribe.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// Time for `baton` to exit after SIGTERM in [`BatonProcess::stop`].
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+/// Time for `baton` to exit after SIGTERM when dropped, before SIGKILL.
+const DROP_DEADLINE: Duration = Duration::from_secs(20);
+/// How many log lines [`BatonProcess::log_tail`] quotes.
+const TAIL_LINES: usize = 80;
 
 /// Where a `baton` process gets its Mesos from.
 #[derive(Debug, Clone)]
@@ -22,16 +44,34 @@ pub enum Master {
     Url(String),
 }
 
-/// A running `baton`; killed when dropped.
+/// A running `baton`; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct BatonProcess {
-    child: Child,
+    /// `None` once it has stopped.
+    child: Option<Child>,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     /// Its `--data_dir`.
     pub data_dir: PathBuf,
+    /// Its stdout and stderr: `baton.log` in the data directory.
+    log: PathBuf,
     http_port: u16,
     master: Master,
     extra: Vec<String>,
+    /// No pooled connections: every request stands on its own.
+    http: reqwest::Client,
+}
+
+/// An HTTP answer, for tests that check more than status and JSON.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// The `Content-Type` header ("" without one).
+    pub content_type: String,
+    /// The `Marathon-Deployment-Id` header.
+    pub deployment_id: Option<String>,
+    pub text: String,
+    /// The body, if it is JSON.
+    pub json: Option<Value>,
 }
 
 impl BatonProcess {
@@ -49,6 +89,15 @@ impl BatonProcess {
         http_port: u16,
         extra: Vec<String>,
     ) -> BatonProcess {
+        std::fs::create_dir_all(&data_dir).expect("create baton's data directory");
+        let log = data_dir.join("baton.log");
+        // Appended to, so that after a restart the tail shows both runs.
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open baton's log file");
+        let err = out.try_clone().expect("clone baton's log file");
         let mut command = Command::new(binary("baton"));
         command
             .args(["--http_port", &http_port.to_string()])
@@ -60,10 +109,11 @@ impl BatonProcess {
             .args(&extra)
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,baton=debug".into()),
             )
             .stdin(Stdio::null())
-            .kill_on_drop(true);
+            .stdout(out)
+            .stderr(err);
         match &master {
             Master::Local => {
                 command
@@ -81,85 +131,187 @@ impl BatonProcess {
             }
         }
         let child = command.spawn().expect("start baton");
-        let url = format!("http://127.0.0.1:{http_port}");
-        let process = BatonProcess {
-            child,
-            url,
+        let mut process = BatonProcess {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{http_port}"),
             data_dir,
+            log,
             http_port,
             master,
             extra,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("HTTP client"),
         };
-        let metrics = format!("{}/metrics", process.url);
-        wait::until(Duration::from_secs(60), "baton to subscribe", || {
-            let metrics = metrics.clone();
-            async move {
-                let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
-                text.contains("marathon_mesos_connected 1").then_some(())
-            }
-        })
-        .await;
+        process.wait_ready().await;
         process
+    }
+
+    /// Polls until `/ping` answers 200 and `/metrics` says the Mesos
+    /// subscription is live; fails early if the process exits.
+    async fn wait_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + START_DEADLINE;
+        loop {
+            assert!(
+                self.alive(),
+                "baton exited while starting: {:?}\n{}",
+                self.child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten()),
+                self.log_tail()
+            );
+            if self.try_get("/ping").await.is_ok_and(|r| r.status == 200)
+                && self
+                    .try_get("/metrics")
+                    .await
+                    .is_ok_and(|r| r.text.contains("marathon_mesos_connected 1"))
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "baton did not answer /ping and subscribe within {START_DEADLINE:?}\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The last lines Baton logged, with the log file's path.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(TAIL_LINES);
+        format!(
+            "--- last baton log lines ({}) ---\n{}",
+            self.log.display(),
+            lines[from..].join("\n")
+        )
     }
 
     /// `kill -9`, and wait for the process to be reaped.
     pub async fn kill9(&mut self) {
-        self.child.kill().await.expect("SIGKILL baton");
+        let child = self.child.as_mut().expect("baton is running");
+        child.kill().await.expect("SIGKILL baton");
     }
 
-    /// Starts it again with the same flags and data, on the same port.
-    pub async fn restart(self) -> BatonProcess {
-        let BatonProcess {
-            mut child,
-            data_dir,
-            http_port,
-            master,
-            extra,
-            ..
-        } = self;
-        let _ = child.kill().await;
+    /// Starts it again with the same flags and data, on the same port
+    /// (after `kill -9` if it still runs).
+    pub async fn restart(mut self) -> BatonProcess {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+        let master = self.master.clone();
+        let data_dir = self.data_dir.clone();
+        let extra = self.extra.clone();
+        let http_port = self.http_port;
+        drop(self);
         Self::spawn(master, data_dir, http_port, extra).await
     }
 
-    /// SIGTERM and wait (in local mode it stops its cluster and tasks).
+    /// SIGTERM (in local mode it then stops its cluster and tasks), and
+    /// waits; asserts Baton exited by itself, successfully.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+        let child = self.child.as_mut().expect("baton is running");
+        let pid = child.id().expect("baton is running");
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM baton");
+        let waited = tokio::time::timeout(STOP_DEADLINE, child.wait()).await;
+        let tail = self.log_tail();
+        let Ok(status) = waited else {
+            // Drop sends SIGKILL and cleans up.
+            panic!("baton did not exit within {STOP_DEADLINE:?} of SIGTERM\n{tail}");
+        };
+        let status = status.expect("wait for baton");
+        self.child = None;
+        assert!(
+            status.success(),
+            "baton exited with {status} after SIGTERM\n{tail}"
+        );
+    }
+
+    /// A request with an optional body (sent as JSON) → what came back, or
+    /// why nothing did.
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, String> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
         }
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+        let response = request
+            .send()
             .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+            .map_err(|e| format!("{method} {path}: no response: {e:?}"))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let deployment_id = header("marathon-deployment-id");
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("{method} {path}: reading the body: {e:?}"))?;
+        let json = serde_json::from_str(&text).ok();
+        Ok(Reply {
+            status,
+            content_type,
+            deployment_id,
+            text,
+            json,
+        })
+    }
+
+    /// `GET path` → what came back, or why nothing did.
+    pub async fn try_get(&self, path: &str) -> Result<Reply, String> {
+        self.try_request(Method::GET, path, None).await
+    }
+
+    /// A request with a JSON body → what came back, or why nothing did.
+    pub async fn try_send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Reply, String> {
+        self.try_request(method, path, Some(body.to_string().into_bytes()))
+            .await
     }
 
     /// `GET path` → (status, JSON body or Null).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.request(reqwest::Method::GET, path, None).await
+        self.request(Method::GET, path, None).await
     }
 
     /// A request with an optional JSON body → (status, JSON body or Null).
-    pub async fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method, format!("{}{path}", self.url));
-        if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.expect("request to baton");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let reply = self
+            .try_request(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("request to baton: {e}"));
+        (reply.status, reply.json.unwrap_or(Value::Null))
     }
 
     /// The tasks of an app (`GET /v2/apps/{id}/tasks`).
@@ -171,7 +323,7 @@ impl BatonProcess {
 
     /// Waits until `app` has exactly `n` TASK_RUNNING tasks; returns them.
     pub async fn wait_running(&self, app: &str, n: usize, timeout: Duration) -> Vec<Value> {
-        wait::until(timeout, &format!("{n} running tasks of {app}"), || async {
+        crate::wait::until(timeout, &format!("{n} running tasks of {app}"), || async {
             let tasks = self.tasks(app).await;
             let running: Vec<Value> = tasks
                 .into_iter()
@@ -180,5 +332,37 @@ impl BatonProcess {
             (running.len() == n).then_some(running)
         })
         .await
+    }
+}
+
+impl Drop for BatonProcess {
+    /// Stops a still running Baton (SIGTERM, then SIGKILL), kills whatever
+    /// it left behind, and prints its log if the test is failing.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            let deadline = std::time::Instant::now() + DROP_DEADLINE;
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.start_kill();
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            // A relative path could match anything; tests pass absolute ones.
+            if self.data_dir.is_absolute() {
+                for pid in procs::carrying(&self.data_dir.to_string_lossy()) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
     }
 }

@@ -6,14 +6,15 @@
 //!
 //! - [`apps`]: app definitions and waiting on the scheduler's view, for
 //!   tests that drive the scheduler library directly.
-//! - [`baton`]: the `baton` binary as a child process, with a JSON
-//!   client for its REST API.
+//! - [`baton`]: the `baton` binary as a child process (its log captured,
+//!   stopped by SIGTERM), with a JSON client for its REST API.
 //! - [`binaries`]: where the workspace's binaries are, building them if a
 //!   test runs on its own.
 //! - [`ports`]: disjoint agent port ranges per test, so parallel tests'
 //!   tasks never fight over a port.
-//! - [`procs`]: finding processes by a marker in their command line, to
-//!   prove a kill really killed and that tests leave nothing behind.
+//! - [`procs`]: finding processes by a marker in their command line or
+//!   environment, to prove a kill really killed and that tests leave
+//!   nothing behind.
 //! - [`cluster`]: starting `mesos-local` as a child process, and the
 //!   scheduler against it.
 //! - [`wait`]: polling with a deadline.

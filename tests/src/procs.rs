@@ -1,7 +1,32 @@
-//! Processes by a marker string in their command line (from `/proc`).
+//! Processes by a marker string in their command line or environment (from
+//! `/proc`).
+
+use std::time::Duration;
 
 /// Pids whose command line contains `marker`, excluding this process.
 pub fn with_marker(marker: &str) -> Vec<i32> {
+    // Zombies have an empty command line, so they never match.
+    matching("cmdline", marker)
+}
+
+/// Pids whose environment contains `marker`, excluding this process (a
+/// task's children inherit it, whatever their command line).
+pub fn with_env_marker(marker: &str) -> Vec<i32> {
+    matching("environ", marker)
+}
+
+/// Every process carrying `marker` in its command line or environment.
+pub fn carrying(marker: &str) -> Vec<i32> {
+    let mut pids = with_marker(marker);
+    pids.extend(with_env_marker(marker));
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Pids whose `/proc/<pid>/<file>` contains `marker`, excluding this
+/// process.
+fn matching(file: &str, marker: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -11,12 +36,18 @@ pub fn with_marker(marker: &str) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
         .filter(|pid| *pid != me)
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
+            std::fs::read(format!("/proc/{pid}/{file}"))
                 .map(|c| String::from_utf8_lossy(&c).contains(marker))
                 .unwrap_or(false)
         })
-        // Zombies have an empty command line, so they never match.
         .collect()
+}
+
+/// A process's command line, its arguments separated by spaces.
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 /// A unique marker to embed in a test task's command.
@@ -33,20 +64,40 @@ fn uuid_like() -> String {
     format!("{:x}{:x}", std::process::id(), nanos)
 }
 
-/// Waits (polling, 10 s at most) until no process carries `marker`; panics
-/// naming the survivors otherwise. Tests end with it to prove they leave
-/// nothing behind.
-pub async fn assert_all_gone(marker: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+/// Polls `find` every 20 ms until it finds nothing; the survivors if it
+/// still finds some after `timeout`.
+async fn none_left(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Result<(), Vec<i32>> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let left = with_marker(marker);
+        let left = find();
         if left.is_empty() {
-            return;
+            return Ok(());
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "processes {left:?} carrying {marker} outlived the test"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(left);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (polling, 10 s at most) until no process carries `marker` in its
+/// command line; panics naming the survivors otherwise. Tests end with it
+/// to prove they leave nothing behind.
+pub async fn assert_all_gone(marker: &str) {
+    if let Err(left) = none_left(|| with_marker(marker), Duration::from_secs(10)).await {
+        panic!("processes {left:?} carrying {marker} outlived the test");
+    }
+}
+
+/// Waits (polling, `timeout` at most) until no process carries `marker` in
+/// its command line or environment; panics otherwise, saying `what` and
+/// listing the survivors' command lines.
+pub async fn assert_none_carrying(marker: &str, timeout: Duration, what: &str) {
+    if let Err(left) = none_left(|| carrying(marker), timeout).await {
+        let described: Vec<String> = left
+            .iter()
+            .map(|pid| format!("{pid}: {}", cmdline(*pid)))
+            .collect();
+        panic!("{what}: processes carrying {marker} still run after {timeout:?}: {described:#?}");
     }
 }

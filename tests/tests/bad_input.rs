@@ -12,294 +12,78 @@
 //! special checks follow. Every failure is collected and reported at the
 //! end, so one run lists every discrepancy.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use baton_e2e::binaries::binary;
-use baton_e2e::ports::{PORTS_PER_AGENT, free_port, port_range_start};
+use baton_e2e::baton::{BatonProcess, Master, Reply};
 use baton_e2e::procs;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const START_DEADLINE: Duration = Duration::from_secs(60);
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A task id of the 1.8+ form for an app that does not exist.
 const NO_TASK: &str = "nope.instance-00000000-0000-0000-0000-000000000000._app.1";
 
-/// The `baton` binary in local mode as a child process. Its stdout and
-/// stderr go to a log file that is printed when the test fails; its data
-/// directory's name carries the test's marker, so everything it starts is
-/// found by [`procs::with_marker`].
-struct Baton {
-    child: Option<std::process::Child>,
-    url: String,
-    log: PathBuf,
-    marker: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+/// Problems with the server's health: `/ping` and `/v2/apps` answer 200
+/// and the process runs.
+async fn serving(baton: &mut BatonProcess) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !baton.alive() {
+        problems.push("the baton process exited".to_string());
+        return problems;
+    }
+    match baton.try_get("/ping").await {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => problems.push(format!("GET /ping answered {}: {}", r.status, r.text)),
+        Err(e) => problems.push(e),
+    }
+    match baton.try_get("/v2/apps").await {
+        Ok(r) if r.status == 200 && r.json.as_ref().is_some_and(|j| j["apps"].is_array()) => {}
+        Ok(r) => problems.push(format!("GET /v2/apps answered {}: {}", r.status, r.text)),
+        Err(e) => problems.push(e),
+    }
+    problems
 }
 
-/// What came back.
-struct Reply {
-    status: u16,
-    content_type: String,
-    text: String,
-    json: Option<Value>,
-    deployment_header: Option<String>,
-}
-
-impl Baton {
-    async fn start(marker: &str) -> Baton {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{marker}-"))
-            .tempdir()
-            .expect("temporary directory");
-        let log = dir.path().join("baton.log");
-        let out = std::fs::File::create(&log).expect("create the log file");
-        let err = out.try_clone().expect("clone the log file");
-        let port = free_port();
-        let child = std::process::Command::new(binary("baton"))
-            .args(["--master", "local", "--local_master_port", "0"])
-            .args(["--http_port", &port.to_string()])
-            .args(["--hostname", "127.0.0.1", "--http_address", "127.0.0.1"])
-            .arg("--data_dir")
-            .arg(dir.path().join("data"))
-            .args(["--local_agents", "3", "--local_racks", "2"])
-            // Agent ports no other test of this run uses (ignored by a
-            // baton without these flags).
-            .env(
-                "BATON_LOCAL_PORT_RANGE_START",
-                port_range_start().to_string(),
-            )
-            .env("BATON_LOCAL_PORTS_PER_AGENT", PORTS_PER_AGENT.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,baton=debug".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start baton");
-        let mut baton = Baton {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            marker: marker.to_string(),
-            // A fresh connection per request: each case and each health
-            // check stands on its own (keep-alive is checked separately).
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("HTTP client"),
-            _dir: dir,
-        };
-        let deadline = tokio::time::Instant::now() + START_DEADLINE;
-        loop {
-            assert!(
-                baton.alive(),
-                "baton exited while starting\n{}",
-                baton.log_tail()
-            );
-            if baton.get("/ping").await.is_ok_and(|r| r.status == 200) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "baton did not answer /ping within {START_DEADLINE:?}\n{}",
-                baton.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Polls until `path` answers `status`.
+async fn wait_status(baton: &BatonProcess, path: &str, status: u16) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let reply = baton.try_get(path).await?;
+        if reply.status == status {
+            return Ok(());
         }
-        baton
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(80);
-        format!(
-            "--- last baton log lines ({}) ---\n{}",
-            self.log.display(),
-            lines[from..].join("\n")
-        )
-    }
-
-    async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Reply, String> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .header("Accept", "application/json");
-        if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body);
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "GET {path} still answers {} after {DEADLINE:?} (waiting for {status}): {}",
+                reply.status, reply.text
+            ));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("{method} {path}: no response: {e:?}"))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header("content-type").unwrap_or_default();
-        let deployment_header = header("marathon-deployment-id");
-        let text = response
-            .text()
-            .await
-            .map_err(|e| format!("{method} {path}: reading the body: {e:?}"))?;
-        let json = serde_json::from_str(&text).ok();
-        Ok(Reply {
-            status,
-            content_type,
-            text,
-            json,
-            deployment_header,
-        })
-    }
-
-    async fn get(&self, path: &str) -> Result<Reply, String> {
-        self.request(Method::GET, path, None).await
-    }
-
-    async fn send_json(&self, method: Method, path: &str, body: &Value) -> Result<Reply, String> {
-        self.request(method, path, Some(body.to_string().into_bytes()))
-            .await
-    }
-
-    /// Problems with the server's health: `/ping` and `/v2/apps` answer
-    /// 200 and the process runs.
-    async fn serving(&mut self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !self.alive() {
-            problems.push("the baton process exited".to_string());
-            return problems;
-        }
-        match self.get("/ping").await {
-            Ok(r) if r.status == 200 => {}
-            Ok(r) => problems.push(format!("GET /ping answered {}: {}", r.status, r.text)),
-            Err(e) => problems.push(e),
-        }
-        match self.get("/v2/apps").await {
-            Ok(r) if r.status == 200 && r.json.as_ref().is_some_and(|j| j["apps"].is_array()) => {}
-            Ok(r) => problems.push(format!("GET /v2/apps answered {}: {}", r.status, r.text)),
-            Err(e) => problems.push(e),
-        }
-        problems
-    }
-
-    /// Polls until `path` answers `status`.
-    async fn wait_status(&self, path: &str, status: u16) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let reply = self.get(path).await?;
-            if reply.status == status {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "GET {path} still answers {} after {DEADLINE:?} (waiting for {status}): {}",
-                    reply.status, reply.text
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Polls until no deployment runs.
-    async fn wait_no_deployments(&self) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let reply = self.get("/v2/deployments").await?;
-            if reply.status == 200
-                && reply
-                    .json
-                    .as_ref()
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty)
-            {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "deployments still run after {DEADLINE:?}: {} {}",
-                    reply.status, reply.text
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM and wait; asserts Baton exited by itself, successfully.
-    async fn stop(mut self) {
-        let child = self.child.as_mut().expect("baton is running");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM baton");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            let child = self.child.as_mut().expect("baton child");
-            if let Some(status) = child.try_wait().expect("wait for baton") {
-                break Some(status);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let tail = self.log_tail();
-        let Some(status) = status else {
-            panic!("baton did not exit within 30 s of SIGTERM\n{tail}");
-        };
-        self.child = None;
-        assert!(
-            status.success(),
-            "baton exited with {status} after SIGTERM\n{tail}"
-        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-impl Drop for Baton {
-    /// On a failed test: stop Baton (SIGTERM, then SIGKILL), kill whatever
-    /// it left behind, and print its log.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            for pid in procs::with_marker(&self.marker) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+/// Polls until no deployment runs.
+async fn wait_no_deployments(baton: &BatonProcess) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let reply = baton.try_get("/v2/deployments").await?;
+        if reply.status == 200
+            && reply
+                .json
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        {
+            return Ok(());
         }
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "deployments still run after {DEADLINE:?}: {} {}",
+                reply.status, reply.text
+            ));
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -408,10 +192,10 @@ fn short(text: &str) -> String {
 }
 
 /// Runs one case; returns its problems.
-async fn run_case(baton: &mut Baton, case: &Case) -> Vec<String> {
+async fn run_case(baton: &mut BatonProcess, case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
     match baton
-        .request(case.method.clone(), &case.path, case.body.clone())
+        .try_request(case.method.clone(), &case.path, case.body.clone())
         .await
     {
         Err(e) => problems.push(e),
@@ -444,7 +228,7 @@ async fn run_case(baton: &mut Baton, case: &Case) -> Vec<String> {
             }
         }
     }
-    for problem in baton.serving().await {
+    for problem in serving(baton).await {
         problems.push(format!("afterwards: {problem}"));
     }
     problems
@@ -606,26 +390,26 @@ fn table() -> Vec<Case> {
 }
 
 /// Creates `/bad/exists` (no instances) and waits for its deployment.
-async fn create_existing(baton: &Baton) -> Result<(), String> {
+async fn create_existing(baton: &BatonProcess) -> Result<(), String> {
     let app =
         json!({"id": "/bad/exists", "cmd": "sleep 1", "instances": 0, "cpus": 0.1, "mem": 16});
-    let reply = baton.send_json(Method::POST, "/v2/apps", &app).await?;
+    let reply = baton.try_send_json(Method::POST, "/v2/apps", &app).await?;
     if reply.status != 201 {
         return Err(format!(
             "creating /bad/exists answered {}: {}",
             reply.status, reply.text
         ));
     }
-    baton.wait_no_deployments().await
+    wait_no_deployments(baton).await
 }
 
 /// A second POST of an existing id: 409 with a message and no
 /// `deployments` key (go-marathon tells a duplicate from a lock by it).
-async fn duplicate_post(baton: &mut Baton) -> Vec<String> {
+async fn duplicate_post(baton: &mut BatonProcess) -> Vec<String> {
     let mut problems = Vec::new();
     let app =
         json!({"id": "/bad/exists", "cmd": "sleep 1", "instances": 0, "cpus": 0.1, "mem": 16});
-    match baton.send_json(Method::POST, "/v2/apps", &app).await {
+    match baton.try_send_json(Method::POST, "/v2/apps", &app).await {
         Err(e) => problems.push(e),
         Ok(reply) => {
             if reply.status != 409 {
@@ -650,18 +434,18 @@ async fn duplicate_post(baton: &mut Baton) -> Vec<String> {
             }
         }
     }
-    problems.extend(baton.serving().await);
+    problems.extend(serving(baton).await);
     problems
 }
 
 /// Writes without `force` to an app whose deployment cannot finish (3
 /// instances of 100 cpus never fit): 409 with `deployments:[{id}]` naming
 /// that deployment. With `force=true` the write goes through.
-async fn locked_app(baton: &mut Baton) -> Vec<String> {
+async fn locked_app(baton: &mut BatonProcess) -> Vec<String> {
     let mut problems = Vec::new();
     let app =
         json!({"id": "/bad/locked", "cmd": "sleep 600", "instances": 3, "cpus": 100, "mem": 16});
-    let created = match baton.send_json(Method::POST, "/v2/apps", &app).await {
+    let created = match baton.try_send_json(Method::POST, "/v2/apps", &app).await {
         Ok(r) if r.status == 201 => r,
         Ok(r) => {
             return vec![format!(
@@ -671,7 +455,7 @@ async fn locked_app(baton: &mut Baton) -> Vec<String> {
         }
         Err(e) => return vec![e],
     };
-    let Some(deployment) = created.deployment_header.clone() else {
+    let Some(deployment) = created.deployment_id.clone() else {
         return vec![format!(
             "POST /v2/apps answered 201 without Marathon-Deployment-Id: {}",
             created.text
@@ -704,8 +488,8 @@ async fn locked_app(baton: &mut Baton) -> Vec<String> {
     for (method, path, body) in writes {
         let what = format!("{method} {path} while {deployment} runs");
         let reply = match &body {
-            Some(body) => baton.send_json(method, path, body).await,
-            None => baton.request(method, path, None).await,
+            Some(body) => baton.try_send_json(method, path, body).await,
+            None => baton.try_request(method, path, None).await,
         };
         match reply {
             Err(e) => problems.push(e),
@@ -736,10 +520,10 @@ async fn locked_app(baton: &mut Baton) -> Vec<String> {
                 }
             }
         }
-        problems.extend(baton.serving().await);
+        problems.extend(serving(baton).await);
     }
     // The deployment is listed, and force=true overrides the lock.
-    match baton.get("/v2/deployments").await {
+    match baton.try_get("/v2/deployments").await {
         Ok(r) if r.text.contains(&deployment) => {}
         Ok(r) => problems.push(format!(
             "GET /v2/deployments does not list {deployment}: {}",
@@ -748,7 +532,7 @@ async fn locked_app(baton: &mut Baton) -> Vec<String> {
         Err(e) => problems.push(e),
     }
     match baton
-        .send_json(
+        .try_send_json(
             Method::PUT,
             "/v2/apps/bad/locked?force=true",
             &json!({"instances": 2}),
@@ -761,7 +545,7 @@ async fn locked_app(baton: &mut Baton) -> Vec<String> {
     }
     // DELETE defaults to force=true.
     match baton
-        .request(Method::DELETE, "/v2/apps/bad/locked", None)
+        .try_request(Method::DELETE, "/v2/apps/bad/locked", None)
         .await
     {
         Ok(r) if r.status == 200 => {}
@@ -771,25 +555,25 @@ async fn locked_app(baton: &mut Baton) -> Vec<String> {
         )),
         Err(e) => problems.push(e),
     }
-    if let Err(e) = baton.wait_status("/v2/apps/bad/locked", 404).await {
+    if let Err(e) = wait_status(baton, "/v2/apps/bad/locked", 404).await {
         problems.push(e);
     }
-    if let Err(e) = baton.wait_no_deployments().await {
+    if let Err(e) = wait_no_deployments(baton).await {
         problems.push(e);
     }
-    problems.extend(baton.serving().await);
+    problems.extend(serving(baton).await);
     problems
 }
 
 /// A bulk update is one change: when one of its apps is bad, none is
 /// written (Marathon validates the whole body, then deploys once).
-async fn bulk_is_all_or_nothing(baton: &mut Baton) -> Vec<String> {
+async fn bulk_is_all_or_nothing(baton: &mut BatonProcess) -> Vec<String> {
     let mut problems = Vec::new();
     let body = json!([
         {"id": "/bad/bulk-ok", "cmd": "sleep 1", "instances": 0},
         {"id": "/bad/bulk-bad", "cmd": "sleep 1", "cpus": "lots"},
     ]);
-    match baton.send_json(Method::PUT, "/v2/apps", &body).await {
+    match baton.try_send_json(Method::PUT, "/v2/apps", &body).await {
         Err(e) => problems.push(e),
         Ok(reply) => {
             if reply.status != 400 {
@@ -802,7 +586,7 @@ async fn bulk_is_all_or_nothing(baton: &mut Baton) -> Vec<String> {
         }
     }
     for id in ["/bad/bulk-ok", "/bad/bulk-bad"] {
-        match baton.get(&format!("/v2/apps{id}")).await {
+        match baton.try_get(&format!("/v2/apps{id}")).await {
             Ok(r) if r.status == 404 => {}
             Ok(r) => {
                 problems.push(format!(
@@ -811,26 +595,26 @@ async fn bulk_is_all_or_nothing(baton: &mut Baton) -> Vec<String> {
                 ));
                 // Leave a clean slate for the checks that follow.
                 let _ = baton
-                    .request(Method::DELETE, &format!("/v2/apps{id}"), None)
+                    .try_request(Method::DELETE, &format!("/v2/apps{id}"), None)
                     .await;
-                if let Err(e) = baton.wait_status(&format!("/v2/apps{id}"), 404).await {
+                if let Err(e) = wait_status(baton, &format!("/v2/apps{id}"), 404).await {
                     problems.push(e);
                 }
             }
             Err(e) => problems.push(e),
         }
     }
-    problems.extend(baton.serving().await);
+    problems.extend(serving(baton).await);
     problems
 }
 
 /// `/a/../b`: Marathon resolves `.` and `..` in ids (§2.1), so the app is
 /// `/b` — or, if the id is refused, a 422 naming `/id`. Never an app whose
 /// id keeps the dots.
-async fn dot_dot_id(baton: &mut Baton) -> Vec<String> {
+async fn dot_dot_id(baton: &mut BatonProcess) -> Vec<String> {
     let mut problems = Vec::new();
     let app = json!({"id": "/a/../b", "cmd": "sleep 1", "instances": 0});
-    match baton.send_json(Method::POST, "/v2/apps", &app).await {
+    match baton.try_send_json(Method::POST, "/v2/apps", &app).await {
         Err(e) => problems.push(e),
         Ok(reply) if reply.status == 422 => {
             if !details_name(&reply, "/id") {
@@ -846,14 +630,14 @@ async fn dot_dot_id(baton: &mut Baton) -> Vec<String> {
                 problems.push(format!("created with id {id:?}, not /b: {}", reply.text));
             }
             println!("note: POST /v2/apps with id /a/../b created /b (Marathon resolves `..`)");
-            let _ = baton.request(Method::DELETE, "/v2/apps/b", None).await;
-            if let Err(e) = baton.wait_status("/v2/apps/b", 404).await {
+            let _ = baton.try_request(Method::DELETE, "/v2/apps/b", None).await;
+            if let Err(e) = wait_status(baton, "/v2/apps/b", 404).await {
                 problems.push(e);
             }
         }
         Ok(reply) => problems.push(format!("status {}: {}", reply.status, reply.text)),
     }
-    problems.extend(baton.serving().await);
+    problems.extend(serving(baton).await);
     problems
 }
 
@@ -862,7 +646,7 @@ async fn dot_dot_id(baton: &mut Baton) -> Vec<String> {
 /// `Connection: close`, or the next request on that connection is
 /// answered. Tried 20 times, since a server that closes the connection
 /// silently loses the race only sometimes.
-async fn keep_alive_after_413(baton: &mut Baton) -> Vec<String> {
+async fn keep_alive_after_413(baton: &mut BatonProcess) -> Vec<String> {
     let mut problems = Vec::new();
     let pooled = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -911,14 +695,14 @@ async fn keep_alive_after_413(baton: &mut Baton) -> Vec<String> {
     if lost > 1 {
         problems.push(format!("(that happened {lost} times out of 20)"));
     }
-    problems.extend(baton.serving().await);
+    problems.extend(serving(baton).await);
     problems
 }
 
 /// Nothing a rejected request named was created.
-async fn nothing_created(baton: &mut Baton) -> Vec<String> {
+async fn nothing_created(baton: &mut BatonProcess) -> Vec<String> {
     let mut problems = Vec::new();
-    let reply = match baton.get("/v2/apps").await {
+    let reply = match baton.try_get("/v2/apps").await {
         Ok(r) => r,
         Err(e) => return vec![e],
     };
@@ -941,7 +725,13 @@ async fn nothing_created(baton: &mut Baton) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_marathons_4xx_and_the_server_keeps_serving() {
     let marker = procs::marker("bad-input");
-    let mut baton = Baton::start(&marker).await;
+    // The data directory's name carries the marker, so everything Baton
+    // starts is found by `procs`.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{marker}-"))
+        .tempdir()
+        .expect("temporary directory");
+    let mut baton = BatonProcess::start(Master::Local, &dir.path().join("data"), &[]).await;
     if let Err(e) = create_existing(&baton).await {
         panic!("{e}\n{}", baton.log_tail());
     }
@@ -978,7 +768,7 @@ async fn bad_input_gets_marathons_4xx_and_the_server_keeps_serving() {
         }
     }
 
-    for problem in baton.serving().await {
+    for problem in serving(&mut baton).await {
         failures.push(format!("at the end: {problem}"));
     }
     let report = format!(

@@ -121,8 +121,71 @@ pub fn build_app_task_info(
         kill_policy: app.task_kill_grace_period_seconds.map(|s| KillPolicy {
             grace_period: Some(duration_info(Duration::from_secs(u64::from(s)))),
         }),
+        health_check: mesos_health_check(app, &allocation.ports),
         ..Default::default()
     }
+}
+
+/// The first Mesos-level health check of `app` (COMMAND, MESOS_HTTP(S),
+/// MESOS_TCP) as the executor runs it; Mesos allows one per task.
+///
+/// `consecutive_failures` is set out of reach: the executor reports every
+/// failure and Baton decides the kill, so that a replacement can start
+/// first and kills can be rate-limited (README, "Health checks").
+fn mesos_health_check(
+    app: &crate::state::app::AppDefinition,
+    host_ports: &[u64],
+) -> Option<v1::HealthCheck> {
+    use crate::state::app::HealthCheckProtocol as P;
+    use v1::health_check::{HttpCheckInfo, TcpCheckInfo, Type};
+
+    let check = app.health_checks.iter().find(|c| c.protocol.is_mesos())?;
+    let port = || crate::health::port_of(app, check, host_ports).map(u32::from);
+    let (r#type, http, tcp, command) = match check.protocol {
+        P::Command => (
+            Type::Command,
+            None,
+            None,
+            check.command.as_ref().map(|c| CommandInfo {
+                value: Some(c.value.clone()),
+                shell: Some(true),
+                ..Default::default()
+            }),
+        ),
+        P::MesosHttp | P::MesosHttps => (
+            Type::Http,
+            Some(HttpCheckInfo {
+                scheme: Some(if check.protocol == P::MesosHttps { "https" } else { "http" }.into()),
+                port: port()?,
+                path: Some(check.path.clone().unwrap_or_else(|| "/".into())),
+                ..Default::default()
+            }),
+            None,
+            None,
+        ),
+        P::MesosTcp => (
+            Type::Tcp,
+            None,
+            Some(TcpCheckInfo {
+                port: port()?,
+                ..Default::default()
+            }),
+            None,
+        ),
+        P::Http | P::Https | P::Tcp => return None,
+    };
+    Some(v1::HealthCheck {
+        r#type: Some(r#type as i32),
+        http,
+        tcp,
+        command,
+        delay_seconds: Some(f64::from(check.delay_seconds)),
+        interval_seconds: Some(f64::from(check.interval_seconds)),
+        timeout_seconds: Some(f64::from(check.timeout_seconds)),
+        // As Marathon passes it (Mesos counts the delay inside the grace).
+        grace_period_seconds: Some(f64::from(check.grace_period_seconds)),
+        consecutive_failures: Some(u32::MAX),
+    })
 }
 
 fn variable(name: String, value: String) -> Variable {

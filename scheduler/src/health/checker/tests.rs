@@ -1,0 +1,354 @@
+//! The runner against real loopback servers, with 50 ms "seconds".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode as AxumStatus;
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::health::test_support::check;
+use crate::state::app::PathId;
+
+const SECOND: Duration = Duration::from_millis(50);
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn options(max_concurrent: usize) -> Options {
+    Options {
+        max_concurrent,
+        second: SECOND,
+    }
+}
+
+/// A target probed every "second" (50 ms), first after one.
+fn target(task_id: &str, port: u16, protocol: HealthCheckProtocol) -> Target {
+    Target {
+        task_id: task_id.into(),
+        instance_id: format!("{task_id}-instance"),
+        app_id: PathId::parse("/app", &PathId::root()).unwrap(),
+        host: "127.0.0.1".into(),
+        port,
+        check_index: 0,
+        check: HealthCheck {
+            path: protocol.is_http().then(|| "/health".into()),
+            interval_seconds: 1,
+            ..check(protocol)
+        },
+        started_at: Timestamp::now(),
+    }
+}
+
+/// The next result matching `wanted`, failing the test after `deadline`.
+async fn next_where(
+    rx: &mut mpsc::Receiver<HealthResult>,
+    deadline: Instant,
+    what: &str,
+    mut wanted: impl FnMut(&HealthResult) -> bool,
+) -> HealthResult {
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(r)) if wanted(&r) => return r,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("result channel closed while waiting for {what}"),
+            Err(_) => panic!("no result for {what} before the deadline"),
+        }
+    }
+}
+
+/// An HTTP server whose `/health` answers 200 for the first `healthy`
+/// requests, then 500; it counts requests.
+async fn http_server(healthy: usize) -> (u16, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/health",
+            get(move |State(hits): State<Arc<AtomicUsize>>| async move {
+                if hits.fetch_add(1, Ordering::SeqCst) < healthy {
+                    AxumStatus::OK
+                } else {
+                    AxumStatus::INTERNAL_SERVER_ERROR
+                }
+            }),
+        )
+        .with_state(Arc::clone(&hits));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, hits)
+}
+
+/// A port nothing listens on.
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn the_first_probe_comes_after_the_interval_but_at_most_five_seconds() {
+    let s = Duration::from_secs(1);
+    let hc = check(HealthCheckProtocol::Http);
+    assert_eq!(
+        Schedule::of(&hc, s),
+        Schedule {
+            first: Duration::from_secs(5),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(20),
+        }
+    );
+    let fast = HealthCheck {
+        interval_seconds: 2,
+        ..hc.clone()
+    };
+    assert_eq!(Schedule::of(&fast, s).first, Duration::from_secs(2));
+    let zero = HealthCheck {
+        interval_seconds: 0,
+        timeout_seconds: 0,
+        ..hc
+    };
+    let z = Schedule::of(&zero, s);
+    assert_eq!((z.first, z.interval, z.timeout), (s, s, s));
+}
+
+#[test]
+fn http_statuses_are_judged_as_marathon_does() {
+    let pass = |code: u16, ignore| http_outcome(StatusCode::from_u16(code).unwrap(), ignore);
+    for code in [200, 204, 301, 302, 399] {
+        assert!(matches!(pass(code, false), Some(Ok(()))), "{code}");
+    }
+    for code in [101, 400, 404, 500, 503] {
+        assert!(matches!(pass(code, false), Some(Err(_))), "{code}");
+    }
+    assert!(pass(101, true).is_none(), "an ignored 1xx is no verdict");
+    assert!(matches!(pass(500, true), Some(Err(_))));
+    let cause = pass(500, false).unwrap().unwrap_err().to_string();
+    assert_eq!(cause, "500 Internal Server Error");
+}
+
+#[test]
+fn urls_are_absolute_and_bracket_ipv6_hosts() {
+    assert_eq!(http_url("h", 80, None), "http://h:80/");
+    assert_eq!(http_url("h", 80, Some("health")), "http://h:80/health");
+    assert_eq!(http_url("h", 80, Some("/a?b=c")), "http://h:80/a?b=c");
+    assert_eq!(http_url("::1", 8, Some("/")), "http://[::1]:8/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_target_turns_unhealthy_when_its_server_answers_500() {
+    let (port, _) = http_server(2).await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    checker.set_targets(vec![target("web", port, HealthCheckProtocol::Http)]);
+    let deadline = Instant::now() + DEADLINE;
+
+    let up = next_where(&mut rx, deadline, "a pass", |_| true).await;
+    assert_eq!((up.task_id.as_str(), up.check_index), ("web", 0));
+    assert!(up.alive, "{up:?}");
+    assert_eq!(up.cause, None);
+    let down = next_where(&mut rx, deadline, "a failure", |r| !r.alive).await;
+    assert_eq!(down.cause.as_deref(), Some("500 Internal Server Error"));
+    assert!(down.at >= up.at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_targets_pass_when_something_listens_and_fail_with_a_cause_otherwise() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        // Accept and drop, for as long as the test runs.
+        while listener.accept().await.is_ok() {}
+    });
+    let closed = closed_port().await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    checker.set_targets(vec![
+        target("open", open, HealthCheckProtocol::Tcp),
+        target("closed", closed, HealthCheckProtocol::Tcp),
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+
+    let ok = next_where(&mut rx, deadline, "open", |r| r.task_id == "open").await;
+    assert!(ok.alive && ok.cause.is_none(), "{ok:?}");
+    let refused = next_where(&mut rx, deadline, "closed", |r| r.task_id == "closed").await;
+    assert!(!refused.alive);
+    let cause = refused.cause.unwrap();
+    assert!(
+        cause.starts_with(&format!("cannot connect to 127.0.0.1:{closed}: ")),
+        "{cause}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_fails_for_want_of_tls_and_silence_fails_by_timeout() {
+    // A server that accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    let mut silent = target("silent", port, HealthCheckProtocol::Http);
+    silent.check.timeout_seconds = 2;
+    checker.set_targets(vec![
+        target("tls", port, HealthCheckProtocol::Https),
+        silent,
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+
+    let tls = next_where(&mut rx, deadline, "https", |r| r.task_id == "tls").await;
+    assert!(!tls.alive);
+    assert_eq!(tls.cause.as_deref(), Some(TLS_UNSUPPORTED));
+    let timeout = next_where(&mut rx, deadline, "silent", |r| r.task_id == "silent").await;
+    assert!(!timeout.alive);
+    assert_eq!(timeout.cause.as_deref(), Some("no answer within 100ms"));
+}
+
+/// An HTTP server that holds each request 100 ms and records the most
+/// connections it served at once. A connection stops counting before its
+/// answer is written, so the count never exceeds the probes in flight.
+async fn counting_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peak = Arc::new(AtomicUsize::new(0));
+    let current = Arc::new(AtomicUsize::new(0));
+    let peak_seen = Arc::clone(&peak);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+            peak_seen.fetch_max(now, Ordering::SeqCst);
+            let current = Arc::clone(&current);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 64 * 1024 {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                current.fetch_sub(1, Ordering::SeqCst);
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(answer).await;
+            });
+        }
+    });
+    (port, peak)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_probes_share_the_concurrency_bound() {
+    let (port, peak) = counting_server().await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(3), CancellationToken::new());
+    let targets: Vec<Target> = (0..20)
+        .map(|i| target(&format!("t{i}"), port, HealthCheckProtocol::Http))
+        .collect();
+    checker.set_targets(targets);
+    assert_eq!(checker.target_count(), 20);
+    let deadline = Instant::now() + DEADLINE;
+
+    // Every target once, then some: 20 probes of 100 ms, 3 at a time.
+    let mut seen = std::collections::HashSet::new();
+    let mut results = 0;
+    while seen.len() < 20 || results < 30 {
+        let r = next_where(&mut rx, deadline, "probes", |_| true).await;
+        assert!(r.alive, "{r:?}");
+        seen.insert(r.task_id);
+        results += 1;
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "at most 3 at once, and 20 due targets fill the 3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_targets_stop_producing_results() {
+    let (port, _) = http_server(usize::MAX).await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    let a = target("a", port, HealthCheckProtocol::Http);
+    let b = target("b", port, HealthCheckProtocol::Http);
+    checker.set_targets(vec![a, b.clone()]);
+    let deadline = Instant::now() + DEADLINE;
+    next_where(&mut rx, deadline, "a", |r| r.task_id == "a").await;
+    next_where(&mut rx, deadline, "b", |r| r.task_id == "b").await;
+
+    checker.set_targets(vec![b]);
+    let removed_at = Timestamp::now();
+    assert_eq!(checker.target_count(), 1);
+    // Five probes of b take as long as five of a would have.
+    let mut b_results = 0;
+    while b_results < 5 {
+        let r = next_where(&mut rx, deadline, "b", |_| true).await;
+        if r.task_id == "a" {
+            assert!(
+                r.at <= removed_at,
+                "a probe of a ended after its removal: {r:?}"
+            );
+        } else {
+            b_results += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_targets_keep_their_schedule_and_changed_ones_restart() {
+    let (port, _) = http_server(usize::MAX).await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    // First probe after 2 "seconds" (100 ms); re-set every 20 ms, it would
+    // never come if each set restarted the timer.
+    let mut wrong_path = target("web", port, HealthCheckProtocol::Http);
+    wrong_path.check.interval_seconds = 2;
+    wrong_path.check.path = Some("/nope".into());
+    let deadline = Instant::now() + DEADLINE;
+    let mut resets = tokio::time::interval(Duration::from_millis(20));
+    let first = loop {
+        tokio::select! {
+            _ = resets.tick() => checker.set_targets(vec![wrong_path.clone()]),
+            r = next_where(&mut rx, deadline, "web", |_| true) => break r,
+        }
+    };
+    assert!(!first.alive);
+    assert_eq!(first.cause.as_deref(), Some("404 Not Found"));
+
+    // A changed definition replaces the old one.
+    let mut fixed = wrong_path.clone();
+    fixed.check.path = Some("/health".into());
+    checker.set_targets(vec![fixed]);
+    assert_eq!(checker.target_count(), 1);
+    next_where(&mut rx, deadline, "a pass on /health", |r| r.alive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_checks_are_not_run_and_shutdown_ends_the_results() {
+    let (port, _) = http_server(usize::MAX).await;
+    let shutdown = CancellationToken::new();
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), shutdown.clone());
+    checker.set_targets(vec![
+        target("agent-side", port, HealthCheckProtocol::MesosHttp),
+        target("ours", port, HealthCheckProtocol::Http),
+    ]);
+    assert_eq!(checker.target_count(), 1);
+    let deadline = Instant::now() + DEADLINE;
+    next_where(&mut rx, deadline, "ours", |r| r.task_id == "ours").await;
+
+    shutdown.cancel();
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(r)) => assert_eq!(r.task_id, "ours"),
+            Ok(None) => break,
+            Err(_) => panic!("results did not end after shutdown"),
+        }
+    }
+    checker.set_targets(vec![target("late", port, HealthCheckProtocol::Http)]);
+    assert_eq!(checker.target_count(), 0, "no probes after shutdown");
+}
