@@ -18,6 +18,15 @@
 //!   grace period ends; a later KILL may shorten the grace, never extend it;
 //! - a task group fails as a unit: when one task fails or is killed, the
 //!   others are killed;
+//! - a task's `health_check` runs while the task runs (not once it is
+//!   being killed), as [`crate::health`] describes: the checks to start or
+//!   cancel come out of [`take_health_actions`](Executor::take_health_actions),
+//!   their results go into [`on_health_result`](Executor::on_health_result);
+//!   every counted failure is reported as TASK_RUNNING with
+//!   `healthy = false`, the first pass after the start or after failures
+//!   with `healthy = true` (reason `REASON_TASK_HEALTH_CHECK_STATUS_UPDATED`
+//!   both); after `consecutive_failures` failures the task is killed as on a
+//!   KILL, and its TASK_KILLING and TASK_KILLED say `healthy = false`;
 //! - the executor is done once every task is terminal and the agent has
 //!   acknowledged every terminal update.
 
@@ -35,6 +44,7 @@ use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::health::{self, Checker, Verdict};
 use crate::task::{self, Launcher, Termination};
 
 /// Grace between SIGTERM and SIGKILL when neither the KILL nor the task
@@ -90,6 +100,30 @@ pub fn executor_status(
     status.message = message;
     status.reason = reason.map(|r| r as i32);
     status
+}
+
+/// The health checking of a task that started at `now` as `spec`, if its
+/// TaskInfo has a `health_check`. An invalid one is logged and the task runs
+/// unchecked, as under the Mesos command executor (the master rejects such
+/// tasks before they get here).
+fn task_health(info: &v1::TaskInfo, spec: &task::CommandSpec, now: Instant) -> Option<TaskHealth> {
+    let check = info.health_check.as_ref()?;
+    match health::Spec::parse(check, spec) {
+        Ok(health::Spec { probe, policy }) => {
+            if matches!(probe, health::Probe::Https { .. }) {
+                tracing::warn!("{}: this check will always fail", health::HTTPS_UNSUPPORTED);
+            }
+            tracing::info!(kind = probe.kind(), ?policy, "health checking the task");
+            Some(TaskHealth {
+                probe,
+                checker: Checker::new(policy, now),
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the task runs without its health check");
+            None
+        }
+    }
 }
 
 /// Why the executor stopped.
@@ -164,7 +198,18 @@ struct Task {
     acknowledged: bool,
     /// The uuid of the terminal update, until the agent acknowledged it.
     terminal_uuid: Option<Vec<u8>>,
+    /// Its health check, while it runs.
+    health: Option<TaskHealth>,
+    /// Killed for failing its health check: later updates say
+    /// `healthy = false`.
+    unhealthy: bool,
     span: tracing::Span,
+}
+
+#[derive(Debug)]
+struct TaskHealth {
+    probe: health::Probe,
+    checker: Checker,
 }
 
 impl Task {
@@ -177,6 +222,15 @@ impl Task {
             Phase::Running { pgid } | Phase::Killing { pgid, .. } => Some(pgid),
             Phase::Terminal(_) => None,
         }
+    }
+
+    /// No more health checks; the one in flight, if any, is to be
+    /// cancelled.
+    fn stop_health(&mut self) -> Option<health::Action> {
+        let health = self.health.as_mut()?;
+        health.checker.stop().map(|_| health::Action::Cancel {
+            task_id: self.info.task_id.value.clone(),
+        })
     }
 }
 
@@ -204,6 +258,8 @@ pub struct Executor<L> {
     groups: usize,
     pending: Vec<Pending>,
     outbox: Vec<Call>,
+    /// Health checks to start or cancel.
+    health_actions: Vec<health::Action>,
     /// SUBSCRIBED arrived on the current connection.
     live: bool,
     /// The framework understands TASK_KILLING.
@@ -228,6 +284,7 @@ impl<L: Launcher> Executor<L> {
             groups: 0,
             pending: Vec::new(),
             outbox: Vec::new(),
+            health_actions: Vec::new(),
             live: false,
             killing_capable: false,
             ending: None,
@@ -264,6 +321,11 @@ impl<L: Launcher> Executor<L> {
     /// The UPDATE calls to send now, in order.
     pub fn take_outbox(&mut self) -> Vec<Call> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// The health checks to start or cancel now, in order.
+    pub fn take_health_actions(&mut self) -> Vec<health::Action> {
+        std::mem::take(&mut self.health_actions)
     }
 
     /// Whether SUBSCRIBED arrived on the current connection.
@@ -357,9 +419,65 @@ impl<L: Launcher> Executor<L> {
         self.finish(task_id, state, Some(termination.describe()), None, now);
     }
 
-    /// Sends SIGKILL to every task whose grace period is over.
+    /// The result of a health check started by a
+    /// [`health::Action::Run`]. Results for a task no longer running, or of a
+    /// cancelled check, are ignored.
+    pub fn on_health_result(&mut self, finished: health::Finished, now: Instant) {
+        let Some(task) = self.tasks.get_mut(&finished.task_id) else {
+            tracing::debug!(task_id = %finished.task_id, "health check result of an unknown task");
+            return;
+        };
+        let Some(health) = task.health.as_mut() else {
+            return;
+        };
+        let passed = finished.result.is_ok();
+        let Some(verdict) = health.checker.record(finished.attempt, passed, now) else {
+            tracing::debug!(task_id = %finished.task_id, "late health check result ignored");
+            return;
+        };
+        let _span = task.span.clone().entered();
+        let kind = health.probe.kind();
+        let task_id = task.info.task_id.clone();
+        let cause = finished.result.err().unwrap_or_default();
+        match verdict {
+            Verdict::IgnoredInGrace => {
+                tracing::info!(%cause, "{kind} health check failed within the grace period; ignored");
+            }
+            Verdict::StillHealthy => tracing::debug!("{kind} health check passed"),
+            Verdict::BecameHealthy => {
+                tracing::info!("{kind} health check passed; reporting the task healthy");
+                self.emit_health(&task_id, true, None);
+            }
+            Verdict::Unhealthy { consecutive, kill } => {
+                let message =
+                    format!("{kind} health check failed: {cause} ({consecutive} in a row)");
+                tracing::warn!("{message}");
+                self.emit_health(&task_id, false, Some(message));
+                if kill {
+                    tracing::warn!(consecutive, "killing the task: it failed its health check");
+                    if let Some(task) = self.tasks.get_mut(&task_id.value) {
+                        task.unhealthy = true;
+                    }
+                    self.kill(&task_id.value, None, None, now);
+                }
+            }
+        }
+    }
+
+    /// Sends SIGKILL to every task whose grace period is over, and starts
+    /// the health checks that are due.
     pub fn on_timer(&mut self, now: Instant) {
         for task in self.tasks.values_mut() {
+            if let Some(health) = &mut task.health {
+                if let Some(attempt) = health.checker.start_if_due(now) {
+                    self.health_actions.push(health::Action::Run {
+                        task_id: task.info.task_id.value.clone(),
+                        attempt,
+                        probe: health.probe.clone(),
+                        timeout: health.checker.policy().timeout,
+                    });
+                }
+            }
             if let Phase::Killing {
                 pgid,
                 sigkill_at,
@@ -390,8 +508,12 @@ impl<L: Launcher> Executor<L> {
         let ending = self.ending.as_ref().map(|e| match e {
             Ending::Shutdown { deadline } | Ending::AgentLost { deadline, .. } => *deadline,
         });
+        let checks = self
+            .tasks
+            .values()
+            .filter_map(|t| t.health.as_ref()?.checker.due());
         let fail_safe = self.fail_safe_deadline();
-        kills.chain(ending).chain(fail_safe).min()
+        kills.chain(ending).chain(checks).chain(fail_safe).min()
     }
 
     /// SHUTDOWN (or SIGTERM): kill every task within the shutdown grace.
@@ -534,6 +656,8 @@ impl<L: Launcher> Executor<L> {
             phase: Phase::Terminal(TaskState::TaskKilled),
             acknowledged: false,
             terminal_uuid: None,
+            health: None,
+            unhealthy: false,
             span,
         };
         let refusal = if self.ending.is_some() {
@@ -562,11 +686,12 @@ impl<L: Launcher> Executor<L> {
         self.emit(&task.info.task_id, TaskState::TaskStarting, None, None);
         let started = task::command_spec(&task.info, &dir)
             .map_err(task::LaunchError::from)
-            .and_then(|spec| self.launcher.launch(&id, &spec));
+            .and_then(|spec| Ok((self.launcher.launch(&id, &spec)?, spec)));
         match started {
-            Ok(pgid) => {
+            Ok((pgid, spec)) => {
                 tracing::info!(pgid, dir = %dir.display(), "started");
                 task.phase = Phase::Running { pgid };
+                task.health = task_health(&task.info, &spec, now);
                 self.emit(&task.info.task_id, TaskState::TaskRunning, None, None);
                 self.tasks.insert(id, task);
             }
@@ -618,6 +743,7 @@ impl<L: Launcher> Executor<L> {
                     sigkilled: false,
                 };
                 let task_id = task.info.task_id.clone();
+                self.health_actions.extend(task.stop_health());
                 if self.killing_capable {
                     self.emit(&task_id, TaskState::TaskKilling, None, None);
                 }
@@ -691,6 +817,7 @@ impl<L: Launcher> Executor<L> {
             return;
         };
         task.phase = Phase::Terminal(state);
+        self.health_actions.extend(task.stop_health());
         let (id, group) = (task.info.task_id.clone(), task.group);
         let uuid = self.emit(&id, state, message, reason);
         if let Some(task) = self.tasks.get_mut(task_id) {
@@ -720,7 +847,8 @@ impl<L: Launcher> Executor<L> {
         }
     }
 
-    /// Queues an update; returns its uuid.
+    /// Queues an update; returns its uuid. A task killed for failing its
+    /// health check stays `healthy = false`.
     fn emit(
         &mut self,
         task_id: &v1::TaskId,
@@ -728,9 +856,35 @@ impl<L: Launcher> Executor<L> {
         message: Option<String>,
         reason: Option<Reason>,
     ) -> Vec<u8> {
-        let status = executor_status(task_id, &self.executor_id, state, message, reason);
+        let mut status = executor_status(task_id, &self.executor_id, state, message, reason);
+        if self.tasks.get(&task_id.value).is_some_and(|t| t.unhealthy) {
+            status.healthy = Some(false);
+        }
+        self.emit_status(status)
+    }
+
+    /// Queues a health update: TASK_RUNNING with `healthy` and reason
+    /// `REASON_TASK_HEALTH_CHECK_STATUS_UPDATED`.
+    fn emit_health(&mut self, task_id: &v1::TaskId, healthy: bool, message: Option<String>) {
+        let mut status = executor_status(
+            task_id,
+            &self.executor_id,
+            TaskState::TaskRunning,
+            message,
+            Some(Reason::TaskHealthCheckStatusUpdated),
+        );
+        status.healthy = Some(healthy);
+        self.emit_status(status);
+    }
+
+    /// Queues `status`; returns its uuid.
+    fn emit_status(&mut self, status: v1::TaskStatus) -> Vec<u8> {
         let uuid = status.uuid.clone().unwrap_or_default();
-        tracing::debug!(state = state.as_str_name(), "status update");
+        tracing::debug!(
+            state = status.state().as_str_name(),
+            healthy = ?status.healthy,
+            "status update"
+        );
         let update = call::Update { status };
         if self.live {
             let mut call = self.call(call::Type::Update);
@@ -1403,6 +1557,263 @@ mod tests {
         assert_eq!(ex.outcome(t0), None);
     }
 
+    fn http_health(consecutive_failures: u32, grace: f64) -> v1::HealthCheck {
+        use mesos_proto::v1::health_check;
+        v1::HealthCheck {
+            r#type: Some(health_check::Type::Http as i32),
+            http: Some(health_check::HttpCheckInfo {
+                port: 8080,
+                ..Default::default()
+            }),
+            delay_seconds: Some(0.0),
+            interval_seconds: Some(1.0),
+            timeout_seconds: Some(0.5),
+            consecutive_failures: Some(consecutive_failures),
+            grace_period_seconds: Some(grace),
+            ..Default::default()
+        }
+    }
+
+    fn checked_task(id: &str, consecutive_failures: u32, grace: f64) -> v1::TaskInfo {
+        let mut info = task_info(id, "sleep 100");
+        info.health_check = Some(http_health(consecutive_failures, grace));
+        info
+    }
+
+    /// Fires the timer at `now` and returns the checks it started.
+    fn start_checks<L: Launcher>(ex: &mut Executor<L>, now: Instant) -> Vec<(String, u64)> {
+        ex.on_timer(now);
+        ex.take_health_actions()
+            .into_iter()
+            .map(|action| match action {
+                health::Action::Run {
+                    task_id, attempt, ..
+                } => (task_id, attempt),
+                other => panic!("expected a check to start, got {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Runs the one due check of `id` at `now` with `result`.
+    fn check_once<L: Launcher>(
+        ex: &mut Executor<L>,
+        id: &str,
+        now: Instant,
+        result: Result<(), &str>,
+    ) {
+        assert_eq!(ex.next_deadline(), Some(now), "a check is due");
+        let started = start_checks(ex, now);
+        assert_eq!(started.len(), 1, "{started:?}");
+        let (task_id, attempt) = started.into_iter().next().unwrap();
+        assert_eq!(task_id, id);
+        ex.on_health_result(
+            health::Finished {
+                task_id,
+                attempt,
+                result: result.map_err(str::to_string),
+            },
+            now,
+        );
+    }
+
+    /// `(healthy, message)` of health updates; panics on other updates.
+    fn health_updates(statuses: &[v1::TaskStatus]) -> Vec<(bool, String)> {
+        statuses
+            .iter()
+            .map(|s| {
+                assert_eq!(s.state(), TaskState::TaskRunning, "{s:?}");
+                assert_eq!(s.reason(), Reason::TaskHealthCheckStatusUpdated);
+                assert_eq!(s.source(), Source::Executor);
+                assert_eq!(s.uuid.as_ref().map(Vec::len), Some(16));
+                (
+                    s.healthy.expect("healthy is set"),
+                    s.message.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn health_updates_report_every_counted_failure_and_each_first_pass() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(false), t0);
+        ex.handle_event(launch(checked_task("a", 3, 0.0)), t0);
+        sent(&mut ex);
+
+        check_once(&mut ex, "a", t0, Ok(()));
+        assert_eq!(health_updates(&sent(&mut ex)), [(true, String::new())]);
+        // Still healthy: nothing to say.
+        check_once(&mut ex, "a", t0 + secs(1), Ok(()));
+        assert!(sent(&mut ex).is_empty());
+        check_once(&mut ex, "a", t0 + secs(2), Err("connection refused"));
+        check_once(&mut ex, "a", t0 + secs(3), Err("connection refused"));
+        let failures = health_updates(&sent(&mut ex));
+        assert_eq!(failures.len(), 2);
+        for ((healthy, message), n) in failures.iter().zip(1..) {
+            assert!(!healthy);
+            assert!(message.contains("HTTP health check failed"), "{message}");
+            assert!(message.contains("connection refused"), "{message}");
+            assert!(message.ends_with(&format!("({n} in a row)")), "{message}");
+        }
+        check_once(&mut ex, "a", t0 + secs(4), Ok(()));
+        assert_eq!(health_updates(&sent(&mut ex)), [(true, String::new())]);
+        assert!(ex.launcher().signals.is_empty(), "never killed");
+    }
+
+    #[test]
+    fn failures_within_the_grace_period_are_not_reported() {
+        let t0 = Instant::now();
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(false), t0);
+        ex.handle_event(launch(checked_task("a", 1, 5.0)), t0);
+        sent(&mut ex);
+        // Its end (5 s) included.
+        for s in 0..=5 {
+            check_once(&mut ex, "a", t0 + Duration::from_secs(s), Err("refused"));
+        }
+        assert!(sent(&mut ex).is_empty());
+        assert!(ex.launcher().signals.is_empty());
+        // Past the grace period the first failure kills (limit 1).
+        check_once(&mut ex, "a", t0 + Duration::from_secs(6), Err("refused"));
+        assert_eq!(health_updates(&sent(&mut ex)).len(), 1);
+        assert_eq!(ex.launcher().signals, [(1001, Signal::SIGTERM)]);
+    }
+
+    #[test]
+    fn consecutive_health_check_failures_kill_the_task_which_ends_unhealthy() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(true), t0);
+        let mut info = checked_task("a", 2, 0.0);
+        info.kill_policy = Some(policy(7));
+        ex.handle_event(launch(info), t0);
+        sent(&mut ex);
+
+        check_once(&mut ex, "a", t0, Err("refused"));
+        assert!(ex.launcher().signals.is_empty());
+        check_once(&mut ex, "a", t0 + secs(1), Err("refused"));
+        let statuses = sent(&mut ex);
+        assert_eq!(health_updates(&statuses[..2]).len(), 2);
+        // Killed as on a KILL: TASK_KILLING (the framework can), SIGTERM,
+        // SIGKILL after the task's own grace.
+        assert_eq!(states(&statuses[2..]), [st("a", TaskState::TaskKilling)]);
+        assert_eq!(statuses[2].healthy, Some(false));
+        assert_eq!(ex.launcher().signals, [(1001, Signal::SIGTERM)]);
+        assert_eq!(ex.next_deadline(), Some(t0 + secs(8)));
+        // No more checks once the kill began.
+        assert!(start_checks(&mut ex, t0 + secs(5)).is_empty());
+
+        ex.on_exit("a", Termination::Signaled(15), t0 + secs(5));
+        let killed = sent(&mut ex);
+        assert_eq!(states(&killed), [st("a", TaskState::TaskKilled)]);
+        assert_eq!(killed[0].healthy, Some(false));
+        // The Mesos command executor gives no special reason.
+        assert_eq!(killed[0].reason, None);
+        assert!(ex.take_health_actions().is_empty());
+        assert_eq!(ex.next_deadline(), Some(t0 + secs(5) + ACK_FAIL_SAFE));
+    }
+
+    #[test]
+    fn a_kill_cancels_the_running_check_and_its_late_result_is_ignored() {
+        let t0 = Instant::now();
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(false), t0);
+        ex.handle_event(launch(checked_task("a", 1, 0.0)), t0);
+        sent(&mut ex);
+        let started = start_checks(&mut ex, t0);
+        assert_eq!(started, [("a".to_string(), 1)]);
+        assert_eq!(ex.next_deadline(), None, "one check at a time");
+
+        ex.handle_event(kill("a", None), t0);
+        assert_eq!(
+            ex.take_health_actions(),
+            [health::Action::Cancel {
+                task_id: "a".into()
+            }]
+        );
+        ex.on_health_result(
+            health::Finished {
+                task_id: "a".into(),
+                attempt: 1,
+                result: Err("refused".into()),
+            },
+            t0,
+        );
+        ex.on_exit("a", Termination::Signaled(15), t0);
+        let statuses = sent(&mut ex);
+        assert_eq!(states(&statuses), [st("a", TaskState::TaskKilled)]);
+        // Killed by the framework, not for its health.
+        assert_eq!(statuses[0].healthy, None);
+    }
+
+    #[test]
+    fn a_task_that_ends_during_a_check_cancels_it() {
+        let t0 = Instant::now();
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(false), t0);
+        ex.handle_event(launch(checked_task("a", 1, 0.0)), t0);
+        start_checks(&mut ex, t0);
+        ex.on_exit("a", Termination::Exited(0), t0);
+        assert_eq!(
+            ex.take_health_actions(),
+            [health::Action::Cancel {
+                task_id: "a".into()
+            }]
+        );
+        assert_eq!(
+            states(&sent(&mut ex)).last(),
+            Some(&st("a", TaskState::TaskFinished))
+        );
+    }
+
+    #[test]
+    fn checks_start_after_the_delay_and_follow_the_interval_from_the_result() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(false), t0);
+        let mut info = checked_task("a", 3, 0.0);
+        let check = info.health_check.as_mut().unwrap();
+        check.delay_seconds = Some(2.0);
+        check.interval_seconds = Some(0.5);
+        ex.handle_event(launch(info), t0);
+        assert_eq!(ex.next_deadline(), Some(t0 + ms(2000)));
+        assert!(start_checks(&mut ex, t0 + ms(1999)).is_empty());
+        let started = start_checks(&mut ex, t0 + ms(2000));
+        assert_eq!(started.len(), 1);
+        ex.on_health_result(
+            health::Finished {
+                task_id: "a".into(),
+                attempt: started[0].1,
+                result: Ok(()),
+            },
+            t0 + ms(2300),
+        );
+        assert_eq!(ex.next_deadline(), Some(t0 + ms(2800)));
+    }
+
+    #[test]
+    fn an_invalid_health_check_leaves_the_task_unchecked() {
+        let t0 = Instant::now();
+        let mut ex = executor(false);
+        ex.handle_event(subscribed(false), t0);
+        let mut info = checked_task("a", 1, 0.0);
+        info.health_check.as_mut().unwrap().r#type = None;
+        ex.handle_event(launch(info), t0);
+        assert_eq!(
+            states(&sent(&mut ex)),
+            [
+                st("a", TaskState::TaskStarting),
+                st("a", TaskState::TaskRunning)
+            ]
+        );
+        assert_eq!(ex.next_deadline(), None);
+        assert!(start_checks(&mut ex, t0 + Duration::from_secs(100)).is_empty());
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -1421,6 +1832,9 @@ mod tests {
             Shutdown,
             Disconnect,
             Error,
+            /// The `i`th running health check (modulo their number) ends,
+            /// passing or not.
+            HealthResult(usize, bool),
         }
 
         const IDS: [&str; 4] = ["a", "b", "c", "d"];
@@ -1428,28 +1842,35 @@ mod tests {
         fn op() -> impl Strategy<Value = Op> {
             let id = 0..IDS.len();
             prop_oneof![
-                any::<bool>().prop_map(Op::Subscribed),
-                (id.clone(), any::<bool>()).prop_map(|(i, ok)| Op::Launch(i, ok)),
-                proptest::collection::vec((id.clone(), any::<bool>()), 1..4)
+                1 => any::<bool>().prop_map(Op::Subscribed),
+                2 => (id.clone(), any::<bool>()).prop_map(|(i, ok)| Op::Launch(i, ok)),
+                1 => proptest::collection::vec((id.clone(), any::<bool>()), 1..4)
                     .prop_map(Op::LaunchGroup),
-                (id.clone(), proptest::option::of(0u64..5)).prop_map(|(i, g)| Op::Kill(i, g)),
-                id.clone().prop_map(Op::AckLatest),
-                (id, -1i32..3).prop_map(|(i, c)| Op::Exit(i, c)),
-                (0u64..6).prop_map(Op::Advance),
-                Just(Op::Shutdown),
-                Just(Op::Disconnect),
-                Just(Op::Error),
+                1 => (id.clone(), proptest::option::of(0u64..5)).prop_map(|(i, g)| Op::Kill(i, g)),
+                1 => id.clone().prop_map(Op::AckLatest),
+                1 => (id, -1i32..3).prop_map(|(i, c)| Op::Exit(i, c)),
+                3 => (0u64..6).prop_map(Op::Advance),
+                1 => Just(Op::Shutdown),
+                1 => Just(Op::Disconnect),
+                1 => Just(Op::Error),
+                6 => (0..IDS.len(), any::<bool>()).prop_map(|(i, ok)| Op::HealthResult(i, ok)),
             ]
         }
 
+        /// Every task is health checked each second and killed after 2
+        /// failures; "a" and "b" have a grace period of 1 s.
         fn command(id: &str, ok: bool) -> v1::TaskInfo {
-            task_info(id, if ok { "sleep 100" } else { "/nonexistent" })
+            let mut info = task_info(id, if ok { "sleep 100" } else { "/nonexistent" });
+            let grace = if matches!(id, "a" | "b") { 1.0 } else { 0.0 };
+            info.health_check = Some(http_health(2, grace));
+            info
         }
 
         proptest! {
-            /// Whatever the agent and the processes do, every update is
-            /// valid for the agent, a task's updates follow its life cycle,
-            /// and nothing follows a terminal update.
+            /// Whatever the agent, the processes and the health checks do,
+            /// every update is valid for the agent, a task's updates follow
+            /// its life cycle, nothing follows a terminal update, and health
+            /// checks run one at a time per task and only while it runs.
             #[test]
             fn updates_follow_the_task_life_cycle(
                 checkpoint in any::<bool>(),
@@ -1460,6 +1881,8 @@ mod tests {
                 ex.subscribe_call();
                 // Every status ever emitted, per task, in order.
                 let mut history: HashMap<String, Vec<v1::TaskStatus>> = HashMap::new();
+                // The health check running per task, as the event loop sees it.
+                let mut checking: HashMap<String, u64> = HashMap::new();
                 for op in ops {
                     match op {
                         Op::Subscribed(killing) => {
@@ -1504,6 +1927,16 @@ mod tests {
                             };
                             prop_assert_eq!(ex.handle_event(error, now), Flow::Disconnect);
                         }
+                        Op::HealthResult(i, passed) => {
+                            let mut running: Vec<String> = checking.keys().cloned().collect();
+                            running.sort();
+                            if !running.is_empty() {
+                                let task_id = running.swap_remove(i % running.len());
+                                let attempt = checking.remove(&task_id).unwrap();
+                                let result = if passed { Ok(()) } else { Err("refused".into()) };
+                                ex.on_health_result(health::Finished { task_id, attempt, result }, now);
+                            }
+                        }
                     }
                     // Everything emitted stays pending until acknowledged,
                     // and acks come only for updates recorded here.
@@ -1516,6 +1949,21 @@ mod tests {
                     }
                     ex.on_timer(now);
                     let _ = ex.outcome(now);
+                    for action in ex.take_health_actions() {
+                        match action {
+                            health::Action::Run { task_id, attempt, .. } => {
+                                prop_assert!(!checking.contains_key(&task_id), "two checks of {}", task_id);
+                                checking.insert(task_id, attempt);
+                            }
+                            health::Action::Cancel { task_id } => {
+                                prop_assert!(checking.remove(&task_id).is_some(), "cancel of no check of {}", task_id);
+                            }
+                        }
+                    }
+                    for id in checking.keys() {
+                        let running = matches!(ex.tasks[id].phase, Phase::Running { .. });
+                        prop_assert!(running, "{} is checked but not running", id);
+                    }
                 }
 
                 let mut uuids = std::collections::HashSet::new();
@@ -1530,10 +1978,16 @@ mod tests {
                         prop_assert_eq!(uuid.len(), 16);
                         prop_assert!(uuids.insert(uuid), "uuid reused");
                         let state = status.state();
+                        let health_update = status.reason() == Reason::TaskHealthCheckStatusUpdated;
+                        prop_assert_eq!(health_update, previous == Some(TaskState::TaskRunning) && state == TaskState::TaskRunning);
+                        prop_assert_eq!(health_update, status.healthy.is_some() && state == TaskState::TaskRunning);
+                        if state != TaskState::TaskRunning {
+                            prop_assert_ne!(status.healthy, Some(true));
+                        }
                         let allowed = match previous {
                             None => matches!(state, TaskState::TaskStarting | TaskState::TaskKilled),
                             Some(TaskState::TaskStarting) => matches!(state, TaskState::TaskRunning | TaskState::TaskFailed),
-                            Some(TaskState::TaskRunning) => matches!(state, TaskState::TaskKilling | TaskState::TaskFinished | TaskState::TaskFailed | TaskState::TaskKilled),
+                            Some(TaskState::TaskRunning) => matches!(state, TaskState::TaskRunning | TaskState::TaskKilling | TaskState::TaskFinished | TaskState::TaskFailed | TaskState::TaskKilled),
                             Some(TaskState::TaskKilling) => state == TaskState::TaskKilled,
                             Some(_) => false,
                         };

@@ -15,11 +15,15 @@
 //!   (shell or argv form, environment, working directory), spawning in a
 //!   new process group with output to `stdout`/`stderr` files, exit
 //!   statuses, signalling whole groups.
+//! - [`health`]: health checks per `TaskInfo.health_check`: the pure
+//!   per-task [`health::Checker`] (delay, interval, grace period, what to
+//!   report, when to kill) and, in [`health::probe`], running one HTTP, TCP
+//!   or COMMAND check under its timeout.
 //! - [`executor`]: the state machine, free of I/O: tasks by id,
 //!   unacknowledged tasks and updates, what each event does, kill grace,
-//!   when to reconnect and when to exit.
-//! - [`run`](mod@run): the event loop joining the three: connection with
-//!   backoff, process exits, timers and signals.
+//!   health verdicts, when to reconnect and when to exit.
+//! - [`run`](mod@run): the event loop joining them: connection with
+//!   backoff, process exits, health checks, timers and signals.
 //!
 //! `main.rs` only reads the environment, sets up logging to stderr (which
 //! the sandbox captures) and calls [`run()`].
@@ -34,6 +38,7 @@
 pub mod agent;
 pub mod config;
 pub mod executor;
+pub mod health;
 pub mod run;
 pub mod task;
 

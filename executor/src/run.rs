@@ -3,9 +3,11 @@
 //!
 //! One `select!` waits on whichever comes first: the connection (a backoff
 //! timer, a SUBSCRIBE in flight, or the event stream), a task process
-//! exiting, the next kill or exit deadline, or SIGTERM/SIGINT. UPDATE calls
-//! go out through an `UpdateSender` per connection, one at a time so the
-//! agent sees each task's updates in order.
+//! exiting, a health check finishing, the next kill, health check or exit
+//! deadline, or SIGTERM/SIGINT. UPDATE calls go out through an
+//! `UpdateSender` per connection, one at a time so the agent sees each
+//! task's updates in order. Health checks run as tokio tasks in
+//! [`Probes`], at most one per task.
 //!
 //! Reconnecting: the first SUBSCRIBE is retried for up to
 //! [`REGISTRATION_TIMEOUT`] (the agent destroys executors that do not
@@ -29,6 +31,7 @@ use tokio::time::{Instant, sleep_until};
 use crate::agent::{AgentClient, AgentError, EventStream};
 use crate::config::Config;
 use crate::executor::{Executor, Flow, Outcome, Reconnect};
+use crate::health::probe::Probes;
 use crate::task::ProcessLauncher;
 
 /// How long the first SUBSCRIBE is retried.
@@ -49,6 +52,9 @@ pub enum RunError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The HTTP client for health checks could not be built.
+    #[error("building the health check HTTP client failed: {0}")]
+    HealthClient(#[source] reqwest::Error),
     /// Signal handlers could not be installed.
     #[error("installing signal handlers failed: {0}")]
     Signals(#[source] std::io::Error),
@@ -64,6 +70,8 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let mut core = Executor::new(&config, ProcessLauncher::new(exits_tx));
     let mut signals = Signals::new().map_err(RunError::Signals)?;
+    // Dropped on return, which cancels the checks still running.
+    let mut probes = Probes::new().map_err(RunError::HealthClient)?;
 
     tracing::info!(
         agent = %config.agent_endpoint,
@@ -85,6 +93,9 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
             Some(sender) => outbox.into_iter().for_each(|call| sender.send(call)),
             // Not live: the updates stay pending for the next SUBSCRIBE.
             None => drop(outbox),
+        }
+        for action in core.take_health_actions() {
+            probes.apply(action);
         }
         if let Some(outcome) = core.outcome(Instant::now()) {
             core.kill_all_now();
@@ -140,6 +151,7 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
             Some((task_id, termination)) = exits.recv() => {
                 core.on_exit(&task_id, termination, Instant::now());
             }
+            finished = probes.next() => core.on_health_result(finished, Instant::now()),
             () = sleep_until_some(deadline) => core.on_timer(Instant::now()),
             name = signals.recv() => {
                 tracing::info!(signal = name, "shutting down on signal");

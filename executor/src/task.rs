@@ -110,13 +110,49 @@ pub fn task_command(task: &v1::TaskInfo) -> Option<v1::CommandInfo> {
 /// `CommandInfo.environment`, which win.
 pub fn command_spec(task: &v1::TaskInfo, dir: &Path) -> Result<CommandSpec, SpecError> {
     let command = task_command(task).ok_or(SpecError::NoCommand)?;
+    let (program, arg0, args) = program_and_args(&command)?;
+    let mut env = vec![
+        ("MESOS_SANDBOX".to_string(), dir.display().to_string()),
+        ("MESOS_TASK_ID".to_string(), task.task_id.value.clone()),
+    ];
+    env.extend(value_variables(&command));
+    Ok(CommandSpec {
+        program,
+        arg0,
+        args,
+        env,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// What to run for a COMMAND health check of the task that runs `task`: the
+/// check's command (shell or argv form, as for a task), in the task's
+/// directory, with the task's environment plus the VALUE variables of the
+/// check's own `CommandInfo.environment`, which win.
+pub fn check_command_spec(
+    check: &v1::CommandInfo,
+    task: &CommandSpec,
+) -> Result<CommandSpec, SpecError> {
+    let (program, arg0, args) = program_and_args(check)?;
+    let mut env = task.env.clone();
+    env.extend(value_variables(check));
+    Ok(CommandSpec {
+        program,
+        arg0,
+        args,
+        env,
+        dir: task.dir.clone(),
+    })
+}
+
+/// `(program, argv[0], argv[1..])` of a command.
+fn program_and_args(command: &v1::CommandInfo) -> Result<(String, String, Vec<String>), SpecError> {
     let value = command
         .value
         .as_deref()
         .filter(|v| !v.is_empty())
         .ok_or(SpecError::NoCommand)?;
-
-    let (program, arg0, args) = if command.shell() {
+    Ok(if command.shell() {
         (
             "/bin/sh".to_string(),
             "sh".to_string(),
@@ -126,12 +162,13 @@ pub fn command_spec(task: &v1::TaskInfo, dir: &Path) -> Result<CommandSpec, Spec
         let mut argv = command.arguments.iter().cloned();
         let arg0 = argv.next().unwrap_or_else(|| value.to_string());
         (value.to_string(), arg0, argv.collect())
-    };
+    })
+}
 
-    let mut env = vec![
-        ("MESOS_SANDBOX".to_string(), dir.display().to_string()),
-        ("MESOS_TASK_ID".to_string(), task.task_id.value.clone()),
-    ];
+/// The VALUE variables of a command's environment; secrets are skipped
+/// (with a warning).
+fn value_variables(command: &v1::CommandInfo) -> Vec<(String, String)> {
+    let mut env = Vec::new();
     for var in command.environment.iter().flat_map(|e| &e.variables) {
         match var.r#type() {
             variable::Type::Value | variable::Type::Unknown => {
@@ -142,13 +179,7 @@ pub fn command_spec(task: &v1::TaskInfo, dir: &Path) -> Result<CommandSpec, Spec
             }
         }
     }
-    Ok(CommandSpec {
-        program,
-        arg0,
-        args,
-        env,
-        dir: dir.to_path_buf(),
-    })
+    env
 }
 
 /// How a task's process ended.
@@ -284,6 +315,18 @@ fn spawn(spec: &CommandSpec) -> Result<tokio::process::Child, LaunchError> {
     let stdout = output("stdout")?;
     let stderr = output("stderr")?;
 
+    let mut command = process_command(spec);
+    command.stdout(stdout).stderr(stderr);
+    command.spawn().map_err(|source| LaunchError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })
+}
+
+/// The process for `spec`, leader of a new process group, in `spec.dir`,
+/// with `spec.env` on top of the executor's environment minus its secret,
+/// stdin from `/dev/null`. The caller sets stdout and stderr.
+pub(crate) fn process_command(spec: &CommandSpec) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(&spec.program);
     command
         .arg0(&spec.arg0)
@@ -296,15 +339,10 @@ fn spawn(spec: &CommandSpec) -> Result<tokio::process::Child, LaunchError> {
         )
         .current_dir(&spec.dir)
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
         .process_group(0)
         // A safety net only: the executor kills whole groups itself.
         .kill_on_drop(true);
-    command.spawn().map_err(|source| LaunchError::Spawn {
-        program: spec.program.clone(),
-        source,
-    })
+    command
 }
 
 /// How many live (non-zombie) processes are in group `pgid`, from

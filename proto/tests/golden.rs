@@ -232,3 +232,103 @@ fn event_stream_decodes_records_split_across_chunks() {
     assert_eq!(events.len(), 1);
     assert!(events[0].is_err());
 }
+
+/// `HealthCheck` with every field set (which Mesos would not accept as a
+/// check, but every number shows): delay_seconds = 2, interval_seconds = 3,
+/// timeout_seconds = 4, consecutive_failures = 5, grace_period_seconds = 6,
+/// command = 7, type = 8 (HTTP = 2), tcp = 9, http = 1 with
+/// `HTTPCheckInfo` port = 1, path = 2, scheme = 3, statuses = 4 (not
+/// packed: proto2), protocol = 5 (IPv6 = 2); `TCPCheckInfo.port` = 1;
+/// `CommandInfo.value` = 3. Doubles: 0.5 = `.. e0 3f`, 2.0 = `.. 00 40`,
+/// 4.0 = `.. 10 40`.
+fn health_check() -> v1::HealthCheck {
+    use v1::health_check::{HttpCheckInfo, TcpCheckInfo, Type};
+    v1::HealthCheck {
+        delay_seconds: Some(0.5),
+        interval_seconds: Some(1.0),
+        timeout_seconds: Some(2.0),
+        consecutive_failures: Some(2),
+        grace_period_seconds: Some(4.0),
+        r#type: Some(Type::Http as i32),
+        command: Some(v1::CommandInfo {
+            value: Some("true".into()),
+            ..Default::default()
+        }),
+        http: Some(HttpCheckInfo {
+            protocol: Some(v1::network_info::Protocol::IPv6 as i32),
+            scheme: Some("http".into()),
+            port: 8080,
+            path: Some("/h".into()),
+            statuses: vec![200],
+        }),
+        tcp: Some(TcpCheckInfo {
+            protocol: None,
+            port: 9,
+        }),
+    }
+}
+
+#[test]
+fn health_check_matches_hand_written_bytes() {
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x0a, 0x12,                         // http (1, len) 18 bytes
+          0x08, 0x90, 0x3f,                 //   port (1, varint) 8080
+          0x12, 0x02, b'/', b'h',           //   path (2) "/h"
+          0x1a, 0x04, b'h', b't', b't', b'p', // scheme (3) "http"
+          0x20, 0xc8, 0x01,                 //   statuses (4) 200
+          0x28, 0x02,                       //   protocol (5) IPv6 (2)
+        0x11, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f, // delay_seconds (2, fixed64) 0.5
+        0x19, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // interval_seconds (3) 1.0
+        0x21, 0, 0, 0, 0, 0, 0, 0x00, 0x40, // timeout_seconds (4) 2.0
+        0x28, 0x02,                         // consecutive_failures (5, varint) 2
+        0x31, 0, 0, 0, 0, 0, 0, 0x10, 0x40, // grace_period_seconds (6) 4.0
+        0x3a, 0x06,                         // command (7, len) 6 bytes
+          0x1a, 0x04, b't', b'r', b'u', b'e', // CommandInfo.value (3) "true"
+        0x40, 0x02,                         // type (8) HTTP (2)
+        0x4a, 0x02,                         // tcp (9, len) 2 bytes
+          0x08, 0x09,                       //   port (1) 9
+    ];
+    assert_eq!(health_check().encode_to_vec(), expected);
+    assert_eq!(v1::HealthCheck::decode(expected).unwrap(), health_check());
+
+    // TaskInfo.health_check is field 8.
+    let task = v1::TaskInfo {
+        name: "t".into(),
+        task_id: mesos_proto::util::task_id("t"),
+        agent_id: agent_id("a"),
+        health_check: Some(v1::HealthCheck {
+            r#type: Some(v1::health_check::Type::Tcp as i32),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    #[rustfmt::skip]
+    let expected: &[u8] = &[
+        0x0a, 0x01, b't',                   // name (1)
+        0x12, 0x03, 0x0a, 0x01, b't',       // task_id (2)
+        0x1a, 0x03, 0x0a, 0x01, b'a',       // agent_id (3)
+        0x42, 0x02, 0x40, 0x03,             // health_check (8) {type (8) TCP (3)}
+    ];
+    assert_eq!(task.encode_to_vec(), expected);
+    assert_eq!(v1::TaskInfo::decode(expected).unwrap(), task);
+}
+
+#[test]
+fn health_check_json_uses_mesos_names() {
+    let json = mesos_proto::json::to_value(&health_check()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "delay_seconds": 0.5, "interval_seconds": 1.0, "timeout_seconds": 2.0,
+            "consecutive_failures": 2, "grace_period_seconds": 4.0, "type": "HTTP",
+            "command": {"value": "true"},
+            "http": {"protocol": "IPv6", "scheme": "http", "port": 8080, "path": "/h", "statuses": [200]},
+            "tcp": {"port": 9}
+        })
+    );
+    let back: v1::HealthCheck =
+        mesos_proto::json::from_slice(&serde_json::to_vec(&json).unwrap()).unwrap();
+    assert_eq!(back.http, health_check().http);
+    assert_eq!(back.r#type, health_check().r#type);
+}

@@ -64,6 +64,9 @@ fn build_view() -> View {
                 unreachable_since: None,
                 kill_requested_at: None,
                 recent_update_uuids: vec!["00112233445566778899aabbccddeeff".into()],
+                healthy: None,
+                retire_for_health: None,
+                draining_since: None,
             });
             instances.insert(instance.uuid, Arc::new(instance));
         }

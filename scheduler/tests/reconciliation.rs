@@ -45,6 +45,9 @@ fn stored_running_app(store: &MemoryStore) -> String {
         unreachable_since: None,
         kill_requested_at: None,
         recent_update_uuids: Vec::new(),
+        healthy: None,
+        retire_for_health: None,
+        draining_since: None,
     });
     store
         .apply(&[

@@ -17,12 +17,14 @@
 //!   nothing behind.
 //! - [`cluster`]: starting `mesos-local` as a child process, and the
 //!   scheduler against it.
+//! - [`events`]: a `/v2/events` subscriber that records what it hears.
 //! - [`wait`]: polling with a deadline.
 
 pub mod apps;
 pub mod baton;
 pub mod binaries;
 pub mod cluster;
+pub mod events;
 pub mod ports;
 pub mod procs;
 pub mod wait;

@@ -12,14 +12,16 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::events::ClientAddr;
 use super::params::{self, Params};
 use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks};
 use super::{ApiError, ApiState};
+use crate::reconcile::events::api_post;
 use crate::reconcile::{AppEdit, SchedulerError, View};
 use crate::state::app::{
     AppDefaults, AppDefinition, AppError, PathId, Timestamp, is_upgrade, rollback_version,
@@ -100,6 +102,8 @@ fn defaults(state: &ApiState) -> AppDefaults {
 async fn on_path(
     State(state): State<ApiState>,
     method: Method,
+    uri: Uri,
+    ClientAddr(client): ClientAddr,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -121,10 +125,12 @@ async fn on_path(
             Ok(axum::Json(json!({ "*": apps })).into_response())
         }
         (Method::PUT, Target::App(id)) => {
-            update(&state, id, &params, params::body(body)?, true).await
+            let origin = (uri.path(), client.as_str());
+            update(&state, id, &params, params::body(body)?, true, origin).await
         }
         (Method::PATCH, Target::App(id)) => {
-            update(&state, id, &params, params::body(body)?, false).await
+            let origin = (uri.path(), client.as_str());
+            update(&state, id, &params, params::body(body)?, false, origin).await
         }
         (Method::DELETE, Target::App(id)) => {
             let force = params.flag("force", true)?;
@@ -275,6 +281,8 @@ fn check_tree(view: &View, id: &PathId) -> Result<(), ApiError> {
 
 async fn create(
     State(state): State<ApiState>,
+    uri: Uri,
+    ClientAddr(client): ClientAddr,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -291,6 +299,9 @@ async fn create(
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
     let view = state.scheduler.view();
     let stored = outcome.app.as_deref().ok_or_else(|| not_found(&id))?;
+    state
+        .scheduler
+        .publish_event(api_post(stored, uri.path(), &client));
     let embed = Embed {
         counts: true,
         deployments: true,
@@ -319,9 +330,9 @@ fn update_edit(
 ) -> Result<AppEdit, ApiError> {
     if let Some(version) = rollback_version(&body)? {
         return Ok(Box::new(move |ctx| {
-            let current = ctx
-                .current
-                .ok_or_else(|| SchedulerError::UnknownApp(id.clone()))?;
+            if ctx.current.is_none() {
+                return Err(SchedulerError::UnknownApp(id.clone()));
+            }
             let target = ctx
                 .versions
                 .iter()
@@ -331,8 +342,7 @@ fn update_edit(
                         "App '{id}' does not exist in version {version}"
                     ))
                 })?;
-            let scale_only = !is_upgrade(current, target);
-            Ok(Some((**target).clone().with_version(ctx.now, scale_only)))
+            Ok(Some((**target).clone().restored_at(ctx.now)))
         }));
     }
     Ok(Box::new(move |ctx| {
@@ -378,12 +388,14 @@ fn full_definition(
     Ok(AppDefinition::from_value(&body, &PathId::root(), defaults)?)
 }
 
+/// `origin` is the request's path and client address (`api_post_event`).
 async fn update(
     state: &ApiState,
     id: PathId,
     params: &Params,
     bytes: Bytes,
     create_missing: bool,
+    origin: (&str, &str),
 ) -> Result<Response, ApiError> {
     let force = params.flag("force", false)?;
     let partial = params.flag("partialUpdate", true)?;
@@ -393,6 +405,10 @@ async fn update(
     }
     let edit = update_edit(id.clone(), body, defaults(state), partial, create_missing)?;
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
+    if let Some(app) = &outcome.app {
+        let (uri, client) = origin;
+        state.scheduler.publish_event(api_post(app, uri, client));
+    }
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -412,6 +428,8 @@ async fn update(
 async fn bulk_update(
     State(state): State<ApiState>,
     method: Method,
+    uri: Uri,
+    ClientAddr(client): ClientAddr,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -452,8 +470,21 @@ async fn bulk_update(
     if edits.is_empty() {
         return Err(ApiError::BadRequest("The body lists no apps".into()));
     }
+    let ids: Vec<PathId> = edits.iter().map(|(id, _)| id.clone()).collect();
     // All or nothing, under one deployment, as Marathon does.
     let outcome = state.scheduler.edit_apps(edits, force).await?;
+    // The snapshot is published before the reply; an app of another
+    // version has been written since and is not this request's.
+    let view = state.scheduler.view();
+    for id in &ids {
+        if let Some(app) = view.apps.get(id)
+            && app.version == Some(outcome.version)
+        {
+            state
+                .scheduler
+                .publish_event(api_post(app, uri.path(), &client));
+        }
+    }
     Ok(params::written(StatusCode::OK, &outcome))
 }
 

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::params::{self, Params};
 use super::{ApiError, ApiState};
 use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError};
-use crate::state::app::is_upgrade;
 
 /// The `/v2/deployments` routes.
 pub fn routes() -> Router<ApiState> {
@@ -108,8 +107,7 @@ async fn cancel(
                                 "App '{missing}' has no version before {before} to revert to"
                             ))
                         })?;
-                    let scale_only = ctx.current.is_some_and(|c| !is_upgrade(c, previous));
-                    Ok(Some((**previous).clone().with_version(ctx.now, scale_only)))
+                    Ok(Some((**previous).clone().restored_at(ctx.now)))
                 });
                 state.scheduler.edit_app(app.clone(), true, edit).await?
             }

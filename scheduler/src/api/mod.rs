@@ -10,16 +10,23 @@
 //! - [`tasks`] serves `/v2/tasks`, `/v2/tasks/delete`.
 //! - [`queue`] serves `/v2/queue`, `/v2/queue/{id}/delay`.
 //! - [`deployments`] serves `/v2/deployments`.
+//! - [`groups`] serves `/v2/groups`: groups are implicit in app ids, and a
+//!   group write is one all-or-nothing change of the apps below it.
+//! - [`events`] serves `/v2/events`, the event bus as Server-Sent Events.
 //! - [`files`] serves the `baton-executor` binary agents fetch.
 //! - [`params`] reads query parameters, bodies, deployment results.
 //!
 //! [`serve`] takes a bound listener and a shutdown future (mini-redis
-//! style), so tests bind port 0.
+//! style), so tests bind port 0. It gives handlers the client's address
+//! ([`events::ClientAddr`]) and ends open event streams when the shutdown
+//! begins ([`events::StreamShutdown`]).
 
 pub mod apps;
 pub mod deployments;
 pub mod error;
+pub mod events;
 pub mod files;
+pub mod groups;
 pub mod params;
 pub mod queue;
 pub mod shapes;
@@ -111,6 +118,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(tasks::routes())
         .merge(queue::routes())
         .merge(deployments::routes())
+        .merge(groups::routes())
+        .merge(events::routes())
         .fallback(|| async { ApiError::NotFound("URI not found".into()) })
         .method_not_allowed_fallback(|request: Request| async move {
             ApiError::Body {
@@ -241,13 +250,23 @@ fn route_label(path: &str) -> String {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves. Requests carry
+/// the peer's address (`ConnectInfo`); event streams end as soon as
+/// `shutdown` resolves, so the graceful shutdown does not wait on them.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let streams = tokio_util::sync::CancellationToken::new();
+    let app = router(state).layer(axum::Extension(events::StreamShutdown(streams.clone())));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        streams.cancel();
+    })
+    .await
 }

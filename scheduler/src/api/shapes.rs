@@ -76,7 +76,7 @@ impl Embed {
 pub fn app_tasks<'a>(view: &'a View, app: &PathId) -> Vec<TaskJson<'a>> {
     view.instances_of(app)
         .filter(|i| i.is_active())
-        .filter_map(|i| TaskJson::of(i))
+        .filter_map(|i| TaskJson::of(i).map(|t| t.with_health(view)))
         .collect()
 }
 
@@ -188,7 +188,7 @@ pub struct TaskJson<'a> {
     state: &'static str,
     ports: &'a [u64],
     ip_addresses: Vec<IpAddress>,
-    health_check_results: [(); 0],
+    health_check_results: &'a [Value],
     local_volumes: [(); 0],
     #[serde(skip_serializing_if = "Option::is_none")]
     staged_at: Option<Timestamp>,
@@ -212,16 +212,30 @@ impl<'a> TaskJson<'a> {
             app_id: instance.app_id.as_str(),
             host: &task.hostname,
             slave_id: &task.agent_id,
-            state: task.condition.mesos_state(),
+            state: if task.draining_since.is_some() && task.condition == Condition::Running {
+                "TASK_KILLING"
+            } else {
+                task.condition.mesos_state()
+            },
             ports: if active { &task.host_ports } else { &[] },
             ip_addresses: ip_addresses(&task.hostname),
-            health_check_results: [],
+            health_check_results: &[],
             local_volumes: [],
             staged_at: active.then_some(task.launched_at),
             started_at: task.started_at.filter(|_| active),
             version: active.then_some(instance.app_version),
             service_ports: None,
         })
+    }
+}
+
+impl<'a> TaskJson<'a> {
+    /// Adds the task's `healthCheckResults` from `view`.
+    pub fn with_health(mut self, view: &'a View) -> TaskJson<'a> {
+        if let Some(results) = view.health.get(self.id) {
+            self.health_check_results = results.as_slice();
+        }
+        self
     }
 }
 
@@ -264,7 +278,7 @@ pub fn counts<'a>(instances: impl IntoIterator<Item = &'a Instance>) -> Counts {
             cond if cond.is_launching() => c.staged += 1,
             Condition::Running => {
                 c.running += 1;
-                match task.last_status.as_ref().and_then(|s| s.healthy) {
+                match task.healthy {
                     Some(true) => c.healthy += 1,
                     Some(false) => c.unhealthy += 1,
                     None => {}
@@ -357,6 +371,9 @@ mod tests {
             unreachable_since: None,
             kill_requested_at: None,
             recent_update_uuids: vec![],
+            healthy,
+            retire_for_health: None,
+            draining_since: None,
         });
         i
     }

@@ -47,7 +47,7 @@ async fn list(
         if !wanted.is_empty() && !wanted.contains(&status) {
             continue;
         }
-        let Some(mut task) = TaskJson::of(instance) else {
+        let Some(mut task) = TaskJson::of(instance).map(|t| t.with_health(&view)) else {
             continue;
         };
         // The only listing that carries service ports.

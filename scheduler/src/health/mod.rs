@@ -287,6 +287,9 @@ mod tests {
             unreachable_since: None,
             kill_requested_at: None,
             recent_update_uuids: Vec::new(),
+            healthy: None,
+            retire_for_health: None,
+            draining_since: None,
         });
         assert!(targets_for(&a, &instance).is_empty(), "not running yet");
         let task = instance.task.as_mut().unwrap();

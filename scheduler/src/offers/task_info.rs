@@ -155,7 +155,14 @@ fn mesos_health_check(
         P::MesosHttp | P::MesosHttps => (
             Type::Http,
             Some(HttpCheckInfo {
-                scheme: Some(if check.protocol == P::MesosHttps { "https" } else { "http" }.into()),
+                scheme: Some(
+                    if check.protocol == P::MesosHttps {
+                        "https"
+                    } else {
+                        "http"
+                    }
+                    .into(),
+                ),
                 port: port()?,
                 path: Some(check.path.clone().unwrap_or_else(|| "/".into())),
                 ..Default::default()

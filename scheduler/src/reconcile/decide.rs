@@ -112,7 +112,13 @@ pub fn decide(
                     &mut actions,
                 )
             } else {
-                roll(app, instances, new, old, &mut actions)
+                // Unwanted instances still running (being drained or
+                // killed) take room under the cap too.
+                let lingering = instances
+                    .iter()
+                    .filter(|i| i.goal != Goal::Running && i.is_active())
+                    .count();
+                roll(app, instances, new, old, lingering, &mut actions)
             }
         }
         None => scale(
@@ -139,17 +145,14 @@ pub fn decide(
 }
 
 /// Whether an instance is up for its app: its task runs and, when the app
-/// has health checks, the last status did not say it is unhealthy.
-///
-/// Health checks are not run yet, so an unknown verdict (`None`) counts as
-/// ready; a later change tightens this to require a healthy verdict.
+/// has health checks, they have all passed (an instance whose checks have
+/// not spoken yet is not ready: a deployment waits for the verdict).
 pub fn is_ready(app: &AppDefinition, instance: &Instance) -> bool {
     let Some(task) = &instance.task else {
         return false;
     };
     task.condition == Condition::Running
-        && (app.health_checks.is_empty()
-            || task.last_status.as_ref().and_then(|s| s.healthy) != Some(false))
+        && (app.health_checks.is_empty() || task.healthy == Some(true))
 }
 
 /// Whether a deployment touching this app is done: with no app, no
@@ -196,8 +199,14 @@ fn is_counted(
 /// Launched for the app's current config version (`lastConfigChangeAt`,
 /// else `version`; an app without either has nothing to upgrade from).
 fn is_new(app: &AppDefinition, instance: &Instance) -> bool {
-    app.last_config_change()
-        .is_none_or(|version| instance.app_version == version)
+    let retiring = instance
+        .task
+        .as_ref()
+        .is_some_and(|t| t.retire_for_health.is_some() && !t.condition.is_terminal());
+    !retiring
+        && app
+            .last_config_change()
+            .is_none_or(|version| instance.app_version == version)
 }
 
 /// Plain scaling to `wanted`: schedule the missing, decommission the
@@ -226,6 +235,7 @@ fn roll(
     instances: &[&Instance],
     mut new: Vec<usize>,
     mut old: Vec<usize>,
+    lingering: usize,
     actions: &mut Vec<Action>,
 ) -> Vec<usize> {
     let n = app.instances as usize;
@@ -248,20 +258,32 @@ fn roll(
             scale_down_rank(instance, app.kill_selection),
         )
     });
-    decommission(instances, &old[..old.len() - old_target], actions);
+    let victims = &old[..old.len() - old_target];
+    // Victims still running keep taking room until their kill lands.
+    let mut lingering = lingering
+        + victims
+            .iter()
+            .filter(|&&i| instances[i].is_active())
+            .count();
+    decommission(instances, victims, actions);
     old.drain(..old.len() - old_target);
 
     // More new ones than wanted (scaled down mid-upgrade): the surplus goes
     // in scale-down order.
     if new.len() > n {
         new.sort_by_key(|&i| scale_down_rank(instances[i], app.kill_selection));
-        decommission(instances, &new[..new.len() - n], actions);
+        let surplus = &new[..new.len() - n];
+        lingering += surplus
+            .iter()
+            .filter(|&&i| instances[i].is_active())
+            .count();
+        decommission(instances, surplus, actions);
         new.truncate(n);
     }
 
     let schedule = n
         .saturating_sub(new.len())
-        .min(max_total.saturating_sub(old.len() + new.len()));
+        .min(max_total.saturating_sub(old.len() + new.len() + lingering));
     if schedule > 0 {
         actions.push(Action::Schedule(schedule));
     }
@@ -379,7 +401,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::state::StatusRecord;
     use crate::state::app::{AppDefaults, PathId};
     use crate::state::instance::InstanceTask;
 
@@ -416,6 +437,9 @@ mod tests {
                 .then(|| Timestamp::from_millis(NOW - launched_ago_s * 1000)),
             kill_requested_at: None,
             recent_update_uuids: vec![],
+            healthy: None,
+            retire_for_health: None,
+            draining_since: None,
         });
         i
     }
@@ -439,15 +463,7 @@ mod tests {
     }
 
     fn with_health(mut i: Instance, healthy: Option<bool>) -> Instance {
-        let task = i.task.as_mut().unwrap();
-        task.last_status = Some(StatusRecord {
-            state: "TASK_RUNNING".into(),
-            message: None,
-            reason: None,
-            source: None,
-            healthy,
-            timestamp: None,
-        });
+        i.task.as_mut().unwrap().healthy = healthy;
         i
     }
 
@@ -613,15 +629,22 @@ mod tests {
         have[3] = instance_of(2, Some(Condition::Staging), 5);
         assert_eq!(run(Some(&a), &have), vec![], "new one not ready yet");
 
-        // Ready: the youngest old one goes, and the next new one starts.
+        // Ready: the youngest old one goes; the next new one starts only
+        // once its kill landed (it runs until then: 4 is the cap).
         have[3] = instance_of(2, Some(Condition::Running), 5);
         assert_eq!(
             run(Some(&a), &have),
-            vec![
-                Action::Decommission(2),
-                Action::Kill(2),
-                Action::Schedule(1)
-            ]
+            vec![Action::Decommission(2), Action::Kill(2)]
+        );
+        let mut going = have[2].clone();
+        going.goal = Goal::Decommissioned;
+        going.task.as_mut().unwrap().kill_requested_at = Some(Timestamp::from_millis(NOW));
+        have[2] = going;
+        assert_eq!(run(Some(&a), &have), vec![], "still running: no room yet");
+        have[2].task.as_mut().unwrap().condition = Condition::Killed;
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![Action::Expunge(2), Action::Schedule(1)]
         );
     }
 
@@ -634,6 +657,7 @@ mod tests {
             instance(Some(Condition::Running), 20),
             instance(Some(Condition::Running), 10),
         ];
+        // Two go; their replacements start once they are gone (the cap is 4).
         assert_eq!(
             run(Some(&a), &have),
             vec![
@@ -641,8 +665,16 @@ mod tests {
                 Action::Kill(3),
                 Action::Decommission(2),
                 Action::Kill(2),
-                Action::Schedule(2),
             ]
+        );
+        let mut have = have.to_vec();
+        for i in [2, 3] {
+            have[i].goal = Goal::Decommissioned;
+            have[i].task.as_mut().unwrap().condition = Condition::Killed;
+        }
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![Action::Expunge(2), Action::Expunge(3), Action::Schedule(2)]
         );
     }
 
@@ -689,19 +721,20 @@ mod tests {
         assert_eq!(
             run(Some(&a), &have),
             vec![
-                // Waiting (nothing to kill), then launching, then unhealthy.
+                // Waiting (nothing to kill), then launching, then unhealthy;
+                // only one replacement fits beside the two still running.
                 Action::Decommission(3),
                 Action::Decommission(2),
                 Action::Kill(2),
                 Action::Decommission(0),
                 Action::Kill(0),
-                Action::Schedule(3),
+                Action::Schedule(1),
             ]
         );
     }
 
     #[test]
-    fn health_is_assumed_until_checks_run_and_ignored_without_checks() {
+    fn ready_needs_a_healthy_verdict_when_the_app_has_checks() {
         let checked = app(
             1,
             serde_json::json!({"healthChecks": [{"protocol": "MESOS_HTTP", "path": "/h"}]}),
@@ -709,8 +742,10 @@ mod tests {
         let unchecked = app(1, serde_json::json!({}));
         let unknown = with_health(instance(Some(Condition::Running), 10), None);
         let unhealthy = with_health(instance(Some(Condition::Running), 10), Some(false));
-        assert!(is_ready(&checked, &unknown));
+        let healthy = with_health(instance(Some(Condition::Running), 10), Some(true));
+        assert!(!is_ready(&checked, &unknown), "checks have not spoken yet");
         assert!(!is_ready(&checked, &unhealthy));
+        assert!(is_ready(&checked, &healthy));
         assert!(is_ready(&unchecked, &unhealthy));
         assert!(!is_ready(
             &unchecked,

@@ -18,6 +18,7 @@ use super::decide::{self, Action, Limits};
 use super::events::{self, BusEvent};
 use super::plan;
 use super::view::{Deployment, DeploymentAction, DeploymentFailure, OfferStats, TaskFailure, View};
+use crate::health::{self, CheckState, HealthChecker, HealthResult, Target};
 use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
 use crate::offers::constraints::offer_fields;
@@ -62,6 +63,15 @@ pub struct SchedulerConfig {
     /// First retry of an unanswered explicit reconciliation; doubles up to
     /// a minute (the Mesos reconciliation algorithm).
     pub reconcile_retry: Duration,
+    /// How long a healthy task is drained (shown as TASK_KILLING, still
+    /// running) before Baton kills it for a scale-down, an upgrade or a
+    /// delete; the `BATON_DRAIN_SECONDS` label overrides it per app.
+    pub drain: Duration,
+    /// Marathon-level health checks in flight at most
+    /// (`--max_concurrent_marathon_health_checks`).
+    pub max_concurrent_health_checks: usize,
+    /// What one "second" of a health check's timing lasts (tests shrink it).
+    pub health_check_second: Duration,
 }
 
 impl SchedulerConfig {
@@ -78,6 +88,9 @@ impl SchedulerConfig {
             placement: PlacementOptions::default(),
             max_versions: 50,
             reconcile_retry: Duration::from_secs(5),
+            drain: Duration::from_secs(2),
+            max_concurrent_health_checks: 256,
+            health_check_second: Duration::from_secs(1),
         }
     }
 }
@@ -371,6 +384,10 @@ impl Scheduler {
             .cloned()
             .collect();
         let next_periodic_reconcile = Instant::now() + config.reconciliation_interval;
+        let mut health_options = health::Options::new(config.max_concurrent_health_checks);
+        health_options.second = config.health_check_second;
+        let (checker, health_results) = HealthChecker::spawn_with(health_options, shutdown.clone());
+        let health_dirty = view.instances.keys().cloned().collect();
         let driver = Driver {
             config,
             store,
@@ -386,10 +403,14 @@ impl Scheduler {
             known_values: BTreeMap::new(),
             reconciling: None,
             next_periodic_reconcile,
+            checker,
+            check_states: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            health_dirty,
         };
         let stopped = tokio::spawn(
             driver
-                .run(events, commands_rx, shutdown)
+                .run(events, commands_rx, health_results, shutdown)
                 .instrument(info_span!("reconcile_loop")),
         );
         let handle = SchedulerHandle {
@@ -511,6 +532,14 @@ struct Driver {
     /// The explicit reconciliation in progress, if any.
     reconciling: Option<Reconciling>,
     next_periodic_reconcile: Instant,
+    /// Runs the Marathon-level (HTTP, TCP) health checks.
+    checker: HealthChecker,
+    /// Per task and check: what its results add up to (both kinds of check).
+    check_states: BTreeMap<(String, usize), CheckState>,
+    /// Marathon-level checks by app, as last handed to the checker.
+    targets: BTreeMap<PathId, Vec<Target>>,
+    /// Apps whose health targets may have changed.
+    health_dirty: BTreeSet<PathId>,
 }
 
 impl Driver {
@@ -518,6 +547,7 @@ impl Driver {
         mut self,
         mut events: mpsc::Receiver<SessionEvent>,
         mut commands: mpsc::Receiver<Command>,
+        mut health_results: mpsc::Receiver<HealthResult>,
         shutdown: CancellationToken,
     ) {
         loop {
@@ -533,8 +563,13 @@ impl Driver {
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline) => self.on_timer().await,
+                Some(result) = health_results.recv() => {
+                    let span = info_span!("health_result", task_id = %result.task_id);
+                    self.on_health_result(result).instrument(span).await;
+                }
             }
             self.reconcile_dirty().await;
+            self.refresh_health_targets();
             self.publish();
         }
         info!("reconcile loop stopped");
@@ -610,6 +645,7 @@ impl Driver {
             .entry(app.clone())
             .or_default()
             .insert(instance.uuid, Arc::new(instance));
+        self.health_dirty.insert(app.clone());
         self.dirty.insert(app);
     }
 
@@ -620,7 +656,211 @@ impl Driver {
                 self.view.instances.remove(app);
             }
         }
+        self.health_dirty.insert(app.clone());
         self.dirty.insert(app.clone());
+    }
+
+    // ---- health -------------------------------------------------------------
+
+    /// The definition an instance runs: its own version's, else the app's.
+    fn definition_for(&self, instance: &Instance) -> Option<Arc<AppDefinition>> {
+        self.view
+            .app_version(&instance.app_id, instance.app_version)
+            .or_else(|| self.view.apps.get(&instance.app_id))
+            .cloned()
+    }
+
+    /// Hands the checker the Marathon-level checks of every running task,
+    /// when some app's may have changed (level-triggered).
+    fn refresh_health_targets(&mut self) {
+        if self.health_dirty.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        for id in std::mem::take(&mut self.health_dirty) {
+            let targets: Vec<Target> = self
+                .view
+                .instances_of(&id)
+                .filter(|i| i.goal == Goal::Running)
+                .filter_map(|i| {
+                    self.definition_for(i)
+                        .map(|app| health::targets_for(&app, i))
+                })
+                .flatten()
+                .collect();
+            let before = self.targets.get(&id).map_or(&[][..], Vec::as_slice);
+            if before != targets.as_slice() {
+                changed = true;
+                if targets.is_empty() {
+                    self.targets.remove(&id);
+                } else {
+                    self.targets.insert(id, targets);
+                }
+            }
+        }
+        if changed {
+            self.checker
+                .set_targets(self.targets.values().flatten().cloned().collect());
+        }
+    }
+
+    /// A Marathon-level check's result.
+    async fn on_health_result(&mut self, result: HealthResult) {
+        let Some(instance) = self.view.instance_by_task(&result.task_id).cloned() else {
+            return; // a task we stopped tracking
+        };
+        if !self.targets.get(&instance.app_id).is_some_and(|t| {
+            t.iter()
+                .any(|t| t.key() == (result.task_id.as_str(), result.check_index))
+        }) {
+            return;
+        }
+        let mut next = (*instance).clone();
+        let kill = self.apply_health(&mut next, &result);
+        self.store_health_change(&instance, next, kill).await;
+    }
+
+    /// Records a result in its check's state and the task's overall verdict
+    /// (`healthy`); returns whether the task is due to be replaced.
+    fn apply_health(&mut self, instance: &mut Instance, result: &HealthResult) -> bool {
+        let Some(app) = self.definition_for(instance) else {
+            return false;
+        };
+        let Some(check) = app.health_checks.get(result.check_index) else {
+            return false;
+        };
+        let instance_id = instance.instance_id();
+        let Some(task) = instance.task.as_mut() else {
+            return false;
+        };
+        let started_at = task.started_at.unwrap_or(task.launched_at);
+        let verdict = self
+            .check_states
+            .entry((result.task_id.clone(), result.check_index))
+            .or_default()
+            .record(result, check, started_at);
+        // All of the task's checks together: healthy once every one passed.
+        let states: Vec<&CheckState> = (0..app.health_checks.len())
+            .filter_map(|i| self.check_states.get(&(result.task_id.clone(), i)))
+            .collect();
+        let all_spoke = states.len() == app.health_checks.len();
+        let alive = health::instance_alive(states.iter().copied());
+        task.healthy = match alive {
+            Some(true) if !all_spoke => None,
+            other => other,
+        };
+        let json: Vec<serde_json::Value> = (0..app.health_checks.len())
+            .filter_map(|i| {
+                self.check_states
+                    .get(&(result.task_id.clone(), i))
+                    .map(|s| s.to_json(&instance_id, &result.task_id))
+            })
+            .collect();
+        self.view
+            .health
+            .insert(result.task_id.clone(), Arc::new(json));
+        // Mesos-level checks: 0 means "kill after the first failure".
+        let kill_after = match check.max_consecutive_failures {
+            0 if check.protocol.is_mesos() => 1,
+            n => n,
+        };
+        let due = kill_after > 0
+            && !verdict.ignored
+            && verdict.alive == Some(false)
+            && self
+                .check_states
+                .get(&(result.task_id.clone(), result.check_index))
+                .is_some_and(|s| s.consecutive_failures >= kill_after);
+        due && task.retire_for_health.is_none()
+    }
+
+    /// Persists an instance whose health changed, tells the bus, and
+    /// retires it when due and allowed.
+    async fn store_health_change(&mut self, before: &Instance, mut next: Instance, kill: bool) {
+        let was = before.task.as_ref().and_then(|t| t.healthy);
+        let now_healthy = next.task.as_ref().and_then(|t| t.healthy);
+        let task_id = next
+            .task
+            .as_ref()
+            .map(|t| t.task_id.clone())
+            .unwrap_or_default();
+        let retire = kill && self.may_retire(&next);
+        if retire && let Some(task) = next.task.as_mut() {
+            task.retire_for_health = Some(Timestamp::now());
+        }
+        if was == now_healthy && !retire {
+            // Only timestamps moved; the view's results are already fresh.
+            return;
+        }
+        match instance_change(&next) {
+            Ok(change) => {
+                if let Err(e) = self.persist(vec![change]).await {
+                    error!(error = %e, "cannot persist a health change");
+                    return;
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "cannot encode instance");
+                return;
+            }
+        }
+        if was != now_healthy
+            && let Some(alive) = now_healthy
+        {
+            info!(%task_id, alive, "health changed");
+            self.emit(events::health_changed(&next, &task_id, alive));
+        }
+        if retire {
+            self.announce_retirement(&next, &task_id);
+        }
+        self.put_instance(next);
+    }
+
+    /// The per-app limit on health kills, so that an outage of something
+    /// every instance depends on does not kill them all: one instance of
+    /// an app is replaced at a time, and only while enough others are
+    /// healthy — or, when the upgrade strategy leaves room above
+    /// `instances`, while the replacement can start before the sick one is
+    /// killed (decide keeps the sick one until its replacement is ready).
+    fn may_retire(&self, sick: &Instance) -> bool {
+        let Some(app) = self.view.apps.get(&sick.app_id) else {
+            return false;
+        };
+        let others: Vec<&Arc<Instance>> = self
+            .view
+            .instances_of(&sick.app_id)
+            .filter(|i| i.uuid != sick.uuid && i.goal == Goal::Running)
+            .collect();
+        let replacing = others.iter().any(|i| {
+            i.task
+                .as_ref()
+                .is_some_and(|t| t.retire_for_health.is_some() && !t.condition.is_terminal())
+                || i.condition().is_none_or(|c| c.is_launching())
+        });
+        if replacing {
+            return false;
+        }
+        let n = app.instances as usize;
+        let min_healthy =
+            (n as f64 * app.upgrade_strategy.minimum_health_capacity - 1e-9).ceil() as usize;
+        let max_total =
+            (n as f64 * (1.0 + app.upgrade_strategy.maximum_over_capacity) + 1e-9).floor() as usize;
+        let room_for_replacement = max_total > n || min_healthy >= n;
+        let healthy = others.iter().filter(|i| decide::is_ready(app, i)).count();
+        room_for_replacement || healthy >= min_healthy
+    }
+
+    fn announce_retirement(&self, instance: &Instance, task_id: &str) {
+        warn!(%task_id, "failing its health checks: replaced (the replacement first, when capacity allows)");
+        if let Some(e) = events::unhealthy_kill(instance, "FailedHealthChecks") {
+            self.emit(e);
+        }
+    }
+
+    /// Forgets the health of a task that ended.
+    fn forget_health(&mut self, task_id: &str) {
+        self.check_states.retain(|(t, _), _| t != task_id);
+        self.view.health.remove(task_id);
     }
 
     // ---- commands -------------------------------------------------------
@@ -974,6 +1214,7 @@ impl Driver {
         let mut puts: BTreeMap<Uuid, Instance> = BTreeMap::new();
         let mut expunged = Vec::new();
         let mut kills = Vec::new();
+        let mut draining = false;
         let mut created = Vec::new();
         for action in &actions {
             match *action {
@@ -988,10 +1229,35 @@ impl Driver {
                     entry.goal = Goal::Decommissioned;
                 }
                 Action::Kill(i) => {
+                    // A healthy task that is still wanted by nobody is first
+                    // drained: shown as TASK_KILLING while it serves on, so
+                    // that clients stop picking it before it goes.
                     let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
-                    if let Some(task) = entry.task.as_mut() {
-                        task.kill_requested_at = Some(now);
-                        kills.push(task.clone());
+                    // (Decommissioned by this same pass, possibly.)
+                    let drain = match &app {
+                        Some(app)
+                            if entry.goal != Goal::Running && decide::is_ready(app, entry) =>
+                        {
+                            drain_of(app, self.config.drain)
+                        }
+                        _ => Duration::ZERO,
+                    };
+                    let Some(task) = entry.task.as_mut() else {
+                        continue;
+                    };
+                    let drained_for = task
+                        .draining_since
+                        .map(|since| (now.as_millis() - since.as_millis()).max(0) as u128);
+                    match drained_for {
+                        None if !drain.is_zero() => {
+                            task.draining_since = Some(now);
+                            draining = true;
+                        }
+                        Some(ms) if ms < drain.as_millis() => draining = true,
+                        _ => {
+                            task.kill_requested_at = Some(now);
+                            kills.push(task.clone());
+                        }
                     }
                 }
                 Action::Expunge(i) => expunged.push(refs[i].uuid),
@@ -1032,6 +1298,13 @@ impl Driver {
         }
         self.advance_deployments(id).await;
         self.schedule_next_look(id, now);
+        if draining {
+            // Back when the drain may be over (the usual requeue is 1 s).
+            self.wakeups
+                .entry(id.clone())
+                .and_modify(|at| *at = (*at).min(Instant::now() + REQUEUE_AFTER))
+                .or_insert_with(|| Instant::now() + REQUEUE_AFTER);
+        }
     }
 
     fn converged(&self, app: &PathId) -> bool {
@@ -1200,6 +1473,15 @@ impl Driver {
                 _ if instance.goal != Goal::Running => moving |= instance.is_active(),
                 Some(c) if c.is_launching() || c == Condition::Killing => moving = true,
                 Some(Condition::Unreachable) => moving = true,
+                Some(c)
+                    if !c.is_terminal()
+                        && instance
+                            .task
+                            .as_ref()
+                            .is_some_and(|t| t.retire_for_health.is_some()) =>
+                {
+                    moving = true;
+                }
                 _ => {}
             }
             waiting |= instance.is_waiting();
@@ -1596,6 +1878,9 @@ impl Driver {
                     unreachable_since: None,
                     kill_requested_at: None,
                     recent_update_uuids: Vec::new(),
+                    healthy: None,
+                    retire_for_health: None,
+                    draining_since: None,
                 });
                 match instance_change(&next) {
                     Ok(c) => changes.push(c),
@@ -1746,6 +2031,31 @@ impl Driver {
                 }
             }
         }
+        // A Mesos-level health verdict rides on the status (`healthy`).
+        let mut retired = false;
+        if let (Some(alive), Condition::Running) = (status.healthy, condition)
+            && let Some(check_index) = self
+                .definition_for(&next)
+                .and_then(|app| app.health_checks.iter().position(|c| c.protocol.is_mesos()))
+        {
+            let result = HealthResult {
+                task_id: task_id.clone(),
+                check_index,
+                alive,
+                cause: (!alive).then(|| status.message.clone().unwrap_or_default()),
+                at: now,
+            };
+            if self.apply_health(&mut next, &result)
+                && self.may_retire(&next)
+                && let Some(task) = next.task.as_mut()
+            {
+                task.retire_for_health = Some(now);
+                retired = true;
+            }
+        }
+        if condition.is_terminal() {
+            self.forget_health(&task_id);
+        }
         match instance_change(&next) {
             Ok(c) => changes.push(c),
             Err(e) => error!(error = %e, "cannot encode instance"),
@@ -1773,6 +2083,15 @@ impl Driver {
         if instance.condition() != next.condition() {
             self.emit(events::instance_changed(&next));
         }
+        let healthy = next.task.as_ref().and_then(|t| t.healthy);
+        if healthy != instance.task.as_ref().and_then(|t| t.healthy)
+            && let Some(alive) = healthy
+        {
+            self.emit(events::health_changed(&next, &task_id, alive));
+        }
+        if retired {
+            self.announce_retirement(&next, &task_id);
+        }
         self.put_instance(next);
         self.acknowledge(&status).await;
     }
@@ -1796,6 +2115,18 @@ pub fn config_version(app: &AppDefinition) -> Timestamp {
 /// everything else runs under `baton-executor`.
 fn uses_baton_executor(app: &AppDefinition) -> bool {
     app.container.is_none() && app.executor.is_empty()
+}
+
+/// The app label that sets how long its tasks are drained before a kill.
+pub const DRAIN_LABEL: &str = "BATON_DRAIN_SECONDS";
+
+/// How long `app`'s tasks are drained: its label, else `default`.
+fn drain_of(app: &AppDefinition, default: Duration) -> Duration {
+    app.labels
+        .get(DRAIN_LABEL)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(default, Duration::from_secs_f64)
 }
 
 fn version_key(id: &PathId, version: Timestamp) -> String {

@@ -171,6 +171,20 @@ pub struct InstanceTask {
     pub kill_requested_at: Option<Timestamp>,
     /// Hex uuids of the last few updates applied, to recognise redeliveries.
     pub recent_update_uuids: Vec<String>,
+    /// What its health checks say, all of them together: `None` until
+    /// every check has spoken (or without checks).
+    #[serde(default)]
+    pub healthy: Option<bool>,
+    /// When Baton decided to replace it for failing its health checks: it
+    /// is then treated like an instance of an old version, so that its
+    /// replacement can start before it is killed.
+    #[serde(default)]
+    pub retire_for_health: Option<Timestamp>,
+    /// Since when it is drained before its kill: shown as TASK_KILLING so
+    /// that clients and load balancers stop sending it requests while it
+    /// still serves them.
+    #[serde(default)]
+    pub draining_since: Option<Timestamp>,
 }
 
 /// One slot of an app.

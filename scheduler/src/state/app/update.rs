@@ -167,6 +167,20 @@ impl AppDefinition {
         parse::read_app(&Value::Object(merged), &PathId::root(), defaults, options)
     }
 
+    /// A stored version brought back at `now` (a rollback): a new
+    /// `version`, but the configuration keeps its `lastConfigChangeAt`, so
+    /// instances still running that configuration count as current and are
+    /// not restarted.
+    pub fn restored_at(mut self, now: Timestamp) -> AppDefinition {
+        let config = self.last_config_change().unwrap_or(now);
+        self.version = Some(now);
+        self.version_info = Some(VersionInfo {
+            last_scaling_at: now,
+            last_config_change_at: config,
+        });
+        self
+    }
+
     /// This app stamped with a new version, as Marathon does on every
     /// change: `version = now`; for a scale-only change `lastScalingAt =
     /// now` and `lastConfigChangeAt` kept; for anything else (including a

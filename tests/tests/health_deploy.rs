@@ -1,0 +1,458 @@
+//! Health checks and rolling deployments on the embedded local cluster,
+//! watched through `/v2/events`: a sick instance is replaced before it is
+//! killed; a rolling upgrade keeps the health floor and the capacity cap
+//! while a client sees no failed request; a version that never becomes
+//! healthy keeps the old instances, says why, and can be rolled back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use baton_e2e::baton::{BatonProcess, Master};
+use baton_e2e::events::EventLog;
+use baton_e2e::{procs, wait};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// An HTTP server on `$HOST:$PORT0`: `/` answers `$VERSION`, `/health`
+/// answers 200 — or 500 once `/sick` was requested, or always when
+/// `$BROKEN` is 1. The marker rides along as an ignored argument.
+fn server(marker: &str) -> String {
+    let script = [
+        "import http.server, os, sys",
+        "state = {\"sick\": os.environ.get(\"BROKEN\") == \"1\"}",
+        "class H(http.server.BaseHTTPRequestHandler):",
+        "    def do_GET(self):",
+        "        if self.path == \"/sick\": state[\"sick\"] = True",
+        "        code = 500 if self.path == \"/health\" and state[\"sick\"] else 200",
+        "        body = os.environ.get(\"VERSION\", \"\").encode()",
+        "        self.send_response(code)",
+        "        self.send_header(\"Content-Length\", str(len(body)))",
+        "        self.end_headers()",
+        "        self.wfile.write(body)",
+        "    def log_message(self, *args): pass",
+        "http.server.ThreadingHTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()",
+    ]
+    .join("\n");
+    format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
+}
+
+fn app(id: &str, marker: &str, instances: u32, extra: Value) -> Value {
+    let mut app = json!({
+        "id": id,
+        "cmd": server(marker),
+        "cpus": 0.05, "mem": 32, "instances": instances,
+        "env": {"VERSION": "v1"},
+        "healthChecks": [{
+            "protocol": "HTTP", "path": "/health", "portIndex": 0,
+            "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 1,
+            "maxConsecutiveFailures": 2,
+        }],
+        "backoffSeconds": 1,
+    });
+    if let (Some(app), Some(extra)) = (app.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            app.insert(k.clone(), v.clone());
+        }
+    }
+    app
+}
+
+async fn healthy_count(baton: &BatonProcess, id: &str) -> u64 {
+    let (_, body) = baton.get(&format!("/v2/apps{id}")).await;
+    body["app"]["tasksHealthy"].as_u64().unwrap_or(0)
+}
+
+async fn wait_healthy(baton: &BatonProcess, id: &str, n: u64) {
+    wait::until(DEADLINE, &format!("{n} healthy tasks of {id}"), || async {
+        (healthy_count(baton, id).await == n).then_some(())
+    })
+    .await;
+}
+
+fn task_url(task: &Value, path: &str) -> String {
+    format!(
+        "http://{}:{}{path}",
+        task["host"].as_str().unwrap_or_default(),
+        task["ports"][0]
+    )
+}
+
+/// The position of the first event matching `predicate`.
+fn position(events: &[Value], predicate: impl Fn(&Value) -> bool) -> Option<usize> {
+    events.iter().position(predicate)
+}
+
+async fn delete_and_stop(baton: BatonProcess, ids: &[&str], marker: &str) {
+    for id in ids {
+        let (status, body) = baton
+            .request(Method::DELETE, &format!("/v2/apps{id}?force=true"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    wait::until(DEADLINE, "the apps' processes to end", || async {
+        procs::with_marker(marker).is_empty().then_some(())
+    })
+    .await;
+    baton.stop().await;
+    procs::assert_all_gone(marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sick_instance_is_replaced_and_its_replacement_is_healthy_before_it_is_killed() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("health-replace");
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    let id = "/health/web";
+    let (status, body) = baton
+        .request(
+            Method::POST,
+            "/v2/apps",
+            Some(&app(id, &marker, 3, json!({}))),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_healthy(&baton, id, 3).await;
+    let events = EventLog::attach(&baton.url).await;
+    let tasks = baton.wait_running(id, 3, DEADLINE).await;
+    let sick = tasks[0]["id"].as_str().unwrap().to_string();
+    let r = reqwest::get(task_url(&tasks[0], "/sick")).await.unwrap();
+    assert!(r.status().is_success());
+
+    events
+        .wait_for("the sick task's kill", |e| {
+            e["eventType"] == "status_update_event"
+                && e["taskId"] == sick.as_str()
+                && e["taskStatus"] == "TASK_KILLED"
+        })
+        .await;
+    let log = events.all();
+    let retired = position(&log, |e| {
+        e["eventType"] == "unhealthy_instance_kill_event" && e["taskId"] == sick.as_str()
+    })
+    .expect("an unhealthy_instance_kill_event for the sick task");
+    let killing = position(&log, |e| {
+        e["eventType"] == "status_update_event"
+            && e["taskId"] == sick.as_str()
+            && matches!(
+                e["taskStatus"].as_str(),
+                Some("TASK_KILLING" | "TASK_KILLED")
+            )
+    })
+    .unwrap();
+    let replacement_healthy = position(&log, |e| {
+        e["eventType"] == "health_status_changed_event"
+            && e["alive"] == true
+            && e["taskId"] != sick.as_str()
+    })
+    .expect("a replacement became healthy");
+    assert!(
+        retired < replacement_healthy && replacement_healthy < killing,
+        "replacement healthy (event {replacement_healthy}) before the kill (event {killing}): {log:#?}"
+    );
+    wait_healthy(&baton, id, 3).await;
+    let running = baton.wait_running(id, 3, DEADLINE).await;
+    assert!(running.iter().all(|t| t["id"] != sick.as_str()));
+    let (_, app) = baton.get(&format!("/v2/apps{id}")).await;
+    let results = &app["app"]["tasks"][0]["healthCheckResults"][0];
+    assert_eq!(results["alive"], true, "{app}");
+    assert!(
+        results["instanceId"].is_string() && results["taskId"].is_string(),
+        "{results}"
+    );
+    drop(events);
+    delete_and_stop(baton, &[id], &marker).await;
+}
+
+/// Healthy and running task ids from the event stream, replayed in order.
+#[derive(Default)]
+struct Replay {
+    running: BTreeSet<String>,
+    healthy: BTreeSet<String>,
+    min_healthy: Option<usize>,
+    max_running: usize,
+}
+
+impl Replay {
+    fn apply(&mut self, e: &Value, app: &str) {
+        let task = e["taskId"].as_str().unwrap_or_default().to_string();
+        match e["eventType"].as_str() {
+            Some("status_update_event") if e["appId"] == app => match e["taskStatus"].as_str() {
+                Some("TASK_RUNNING") => {
+                    self.running.insert(task);
+                }
+                Some("TASK_STAGING" | "TASK_STARTING") => {}
+                _ => {
+                    self.running.remove(&task);
+                    self.healthy.remove(&task);
+                }
+            },
+            Some("health_status_changed_event") if e["appId"] == app => {
+                if e["alive"] == true {
+                    self.healthy.insert(task);
+                } else {
+                    self.healthy.remove(&task);
+                }
+            }
+            _ => return,
+        }
+        self.max_running = self.max_running.max(self.running.len());
+        self.min_healthy = Some(
+            self.min_healthy
+                .map_or(self.healthy.len(), |m| m.min(self.healthy.len())),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_keeps_the_health_floor_and_the_cap_and_no_request_fails() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("rolling");
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    let id = "/rolling";
+    let strategy =
+        json!({"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25}});
+    let (status, body) = baton
+        .request(
+            Method::POST,
+            "/v2/apps",
+            Some(&app(id, &marker, 4, strategy)),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_healthy(&baton, id, 4).await;
+    let before: BTreeSet<String> = baton
+        .tasks(id)
+        .await
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let events = EventLog::attach(&baton.url).await;
+
+    // A client sends requests throughout, each to a task the task list
+    // shows healthy right now.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let client = {
+        let (stop, sent, failed, base) = (
+            stop.clone(),
+            sent.clone(),
+            failed.clone(),
+            baton.url.clone(),
+        );
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            let mut failures = Vec::new();
+            for _ in 0..100_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(r) = http
+                    .get(format!("{base}/v2/apps/rolling/tasks"))
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                let Ok(list) = r.json::<Value>().await else {
+                    continue;
+                };
+                let healthy: Vec<Value> = list["tasks"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| {
+                        t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true
+                    })
+                    .collect();
+                for task in healthy {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    match http.get(task_url(&task, "/")).send().await {
+                        Ok(r) if r.status().is_success() => {}
+                        other => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            failures.push(format!("{}: {other:?}", task["id"]));
+                        }
+                    }
+                }
+            }
+            failures
+        })
+    };
+
+    let (status, body) = baton
+        .request(
+            Method::PUT,
+            &format!("/v2/apps{id}"),
+            Some(&json!({"env": {"VERSION": "v2"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deployment = body["deploymentId"].as_str().unwrap().to_string();
+    events
+        .wait_for("the deployment to succeed", |e| {
+            e["eventType"] == "deployment_success" && e["id"] == deployment.as_str()
+        })
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    let failures = client.await.unwrap();
+
+    // Replay the stream from the 4 healthy v1 tasks.
+    let mut replay = Replay {
+        running: before.clone(),
+        healthy: before.clone(),
+        ..Replay::default()
+    };
+    for e in events.all() {
+        replay.apply(&e, id);
+        if std::env::var("REPLAY_DEBUG").is_ok() {
+            println!(
+                "{} {} {} -> running {} healthy {}",
+                e["eventType"],
+                e["taskId"],
+                e["taskStatus"],
+                replay.running.len(),
+                replay.healthy.len()
+            );
+        }
+    }
+    println!(
+        "rolling upgrade: min healthy {:?}, max running {}, requests {} sent / {} failed",
+        replay.min_healthy,
+        replay.max_running,
+        sent.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
+    assert!(
+        replay.min_healthy.unwrap_or(4) >= 2,
+        "healthy never below ceil(4 × 0.5)"
+    );
+    assert!(
+        replay.max_running <= 5,
+        "running never above floor(4 × 1.25)"
+    );
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(sent.load(Ordering::Relaxed) > 0);
+    let after = baton.wait_running(id, 4, DEADLINE).await;
+    for task in &after {
+        assert!(
+            !before.contains(task["id"].as_str().unwrap()),
+            "every instance replaced"
+        );
+        let body = reqwest::get(task_url(task, "/"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "v2");
+    }
+    drop(events);
+    delete_and_stop(baton, &[id], &marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_never_gets_healthy_keeps_the_old_instances_says_why_and_rolls_back() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("broken");
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    let id = "/broken";
+    let extra = json!({
+        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.5},
+        "labels": {"BATON_DEPLOYMENT_TIMEOUT_SECONDS": "8"},
+    });
+    let (status, body) = baton
+        .request(Method::POST, "/v2/apps", Some(&app(id, &marker, 2, extra)))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_healthy(&baton, id, 2).await;
+    let old: BTreeSet<String> = baton
+        .tasks(id)
+        .await
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let events = EventLog::attach(&baton.url).await;
+    let (status, body) = baton
+        .request(
+            Method::PUT,
+            &format!("/v2/apps{id}"),
+            Some(&json!({"env": {"VERSION": "v2", "BROKEN": "1"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deployment = body["deploymentId"].as_str().unwrap().to_string();
+    let failed = events
+        .wait_for("deployment_failed", |e| {
+            e["eventType"] == "deployment_failed" && e["id"] == deployment.as_str()
+        })
+        .await;
+    println!("deployment_failed: {failed}");
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+    let (_, deployments) = baton.get("/v2/deployments").await;
+    let listed = deployments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == deployment.as_str())
+        .cloned()
+        .expect("the failed deployment is still listed");
+    assert!(listed["failure"]["reason"].is_string(), "{listed}");
+    // No old instance was killed.
+    let log = events.all();
+    for task in &old {
+        assert!(
+            !log.iter().any(|e| e["eventType"] == "status_update_event"
+                && e["taskId"] == task.as_str()
+                && e["taskStatus"] != "TASK_RUNNING"),
+            "old task {task} was touched: {log:#?}"
+        );
+    }
+    assert_eq!(
+        healthy_count(&baton, id).await,
+        2,
+        "the old ones keep serving"
+    );
+
+    // DELETE the deployment: back to v1.
+    let (status, body) = baton
+        .request(
+            Method::DELETE,
+            &format!("/v2/deployments/{deployment}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rollback = body["deploymentId"].as_str().unwrap().to_string();
+    events
+        .wait_for("the rollback to succeed", |e| {
+            e["eventType"] == "deployment_success" && e["id"] == rollback.as_str()
+        })
+        .await;
+    let (_, app) = baton.get(&format!("/v2/apps{id}")).await;
+    assert_eq!(app["app"]["env"]["VERSION"], "v1", "{app}");
+    let running = baton.wait_running(id, 2, DEADLINE).await;
+    let ids: BTreeMap<String, Value> = running
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t.clone()))
+        .collect();
+    assert!(
+        ids.keys().all(|t| old.contains(t)),
+        "the old instances survived: {ids:?}"
+    );
+    drop(events);
+    delete_and_stop(baton, &[id], &marker).await;
+}
