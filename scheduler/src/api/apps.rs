@@ -24,7 +24,7 @@ use super::{ApiError, ApiState};
 use crate::reconcile::events::api_post;
 use crate::reconcile::{AppEdit, SchedulerError, View};
 use crate::state::app::{
-    AppDefaults, AppDefinition, AppError, PathId, Timestamp, is_upgrade, rollback_version,
+    AppDefaults, AppDefinition, AppError, PathId, Timestamp, rollback_version,
 };
 use crate::state::instance::Instance;
 
@@ -352,8 +352,8 @@ fn update_edit(
             None if create_missing => full_definition(&id, body, &defaults)?,
             None => return Err(SchedulerError::UnknownApp(id)),
         };
-        let scale_only = ctx.current.is_some_and(|c| !is_upgrade(c, &next));
-        Ok(Some(next.with_version(ctx.now, scale_only)))
+        // A full replace that changes only `instances` is a scale too.
+        Ok(Some(next.next_version_of(ctx.current, ctx.now)))
     }))
 }
 

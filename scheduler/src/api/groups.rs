@@ -536,23 +536,6 @@ fn version_at(versions: &[Arc<AppDefinition>], at: Timestamp) -> Option<&Arc<App
         .find(|a| a.version.is_some_and(|v| v <= at))
 }
 
-/// `target` as the next version of `current`: a scale keeps the running
-/// configuration's version (so its instances are not replaced).
-fn next_version(
-    current: Option<&AppDefinition>,
-    mut target: AppDefinition,
-    now: Timestamp,
-) -> AppDefinition {
-    match current {
-        Some(c) if !is_upgrade(c, &target) => {
-            target.version = c.version;
-            target.version_info = c.version_info;
-            target.with_version(now, true)
-        }
-        _ => target.with_version(now, false),
-    }
-}
-
 fn rollback(view: &View, group: &PathId, at: Timestamp) -> Result<Vec<Planned>, ApiError> {
     let apps = subtree(&view.apps, group);
     if apps.is_empty() && !group.is_root() {
@@ -592,7 +575,7 @@ fn rollback(view: &View, group: &PathId, at: Timestamp) -> Result<Vec<Planned>, 
                         "App '{missing}' does not exist in version {at}"
                     ))
                 })?;
-                Ok(Some(next_version(ctx.current, (**target).clone(), ctx.now)))
+                Ok(Some((**target).clone().restored_at(ctx.now)))
             }),
         });
     }
@@ -641,7 +624,7 @@ fn plan_writes(
                 if create_only && let Some(existing) = ctx.current {
                     return Err(SchedulerError::AlreadyExists(existing.id.clone()));
                 }
-                Ok(Some(next_version(ctx.current, new, ctx.now)))
+                Ok(Some(new.next_version_of(ctx.current, ctx.now)))
             }),
         };
         planned.push(Planned {
@@ -1098,7 +1081,7 @@ mod tests {
         next.cmd = Some("sleep 100".into());
         next.instances = 3;
         let now = Timestamp::from_millis(50);
-        let written = next_version(Some(&current), next, now);
+        let written = next.next_version_of(Some(&current), now);
         assert_eq!(written.version, Some(now));
         assert_eq!(
             crate::reconcile::config_version(&written),

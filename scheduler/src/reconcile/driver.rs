@@ -25,7 +25,7 @@ use crate::offers::constraints::offer_fields;
 use crate::offers::executor::{ExecutorSettings, with_baton_executor};
 use crate::offers::placement::{Demand, PlacementOptions, place};
 use crate::offers::task_info::build_app_task_info;
-use crate::state::app::{AppDefinition, AppError, PathId, Timestamp, is_upgrade};
+use crate::state::app::{AppDefinition, AppError, PathId, Timestamp};
 use crate::state::instance::{Condition, Goal, Instance, InstanceTask};
 use crate::state::{Category, Change, StatusRecord, Store, StoreError};
 
@@ -248,10 +248,7 @@ impl SchedulerHandle {
         self.edit_app(
             id,
             true,
-            Box::new(move |ctx| {
-                let scale_only = ctx.current.is_some_and(|c| !is_upgrade(c, &app));
-                Ok(Some(app.with_version(ctx.now, scale_only)))
-            }),
+            Box::new(move |ctx| Ok(Some(app.next_version_of(ctx.current, ctx.now)))),
         )
         .await
     }
@@ -987,6 +984,9 @@ impl Driver {
             dependencies.get(id).cloned().unwrap_or_default()
         })
         .map_err(|e| AppError::invalid("/dependencies", e.to_string()))?;
+        if steps.is_empty() {
+            return Err(AppError::invalid("/", "the change names no app").into());
+        }
         let deployment = Deployment {
             id: Uuid::new_v4().to_string(),
             version: now,

@@ -50,12 +50,17 @@ fn step_json(step: &[(PathId, DeploymentAction)]) -> Value {
     })
 }
 
-/// The light plan of deployment events: `{id, steps, version}`.
+/// The light plan of deployment events: `{id, steps, version}`, plus
+/// empty `original` and `target` groups: Marathon 1.8+ dropped them, but the
+/// Python `marathon` client still reads them and fails without.
 pub fn plan_json(d: &Deployment) -> Value {
+    let empty_group = json!({"id": "/", "apps": [], "groups": [], "pods": [], "dependencies": []});
     json!({
         "id": d.id,
         "steps": d.steps.iter().map(|s| step_json(s)).collect::<Vec<_>>(),
         "version": d.version,
+        "original": empty_group,
+        "target": empty_group,
     })
 }
 
@@ -252,6 +257,10 @@ mod tests {
             "StartApplication"
         );
         assert_eq!(v["currentStep"]["actions"][0]["app"], "/web");
-        assert!(v["plan"].get("original").is_none(), "light plan only");
+        assert_eq!(
+            v["plan"]["original"]["apps"],
+            json!([]),
+            "light plan, groups left empty"
+        );
     }
 }

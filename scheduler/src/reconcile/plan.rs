@@ -33,15 +33,22 @@ pub fn steps(
         .iter()
         .cloned()
         .partition(|(_, a)| *a == DeploymentAction::StopApplication);
-    let in_change: BTreeSet<&PathId> = rest.iter().map(|(id, _)| id).collect();
+    let in_change: Vec<&PathId> = rest.iter().map(|(id, _)| id).collect();
+    // A dependency names an app, or a group: then every app under it.
     let deps: BTreeMap<&PathId, Vec<PathId>> = rest
         .iter()
         .map(|(id, _)| {
-            let within = dependencies_of(id)
-                .into_iter()
-                .filter(|d| in_change.contains(d) && d != id)
+            let within: BTreeSet<PathId> = dependencies_of(id)
+                .iter()
+                .flat_map(|d| {
+                    in_change
+                        .iter()
+                        .filter(move |a| *a == &d || a.is_descendant_of(d))
+                        .map(|a| (*a).clone())
+                })
+                .filter(|a| a != id)
                 .collect();
-            (id, within)
+            (id, within.into_iter().collect())
         })
         .collect();
     let mut layer: BTreeMap<PathId, usize> = BTreeMap::new();
@@ -123,6 +130,22 @@ mod tests {
                 vec!["/p/web"]
             ]
         );
+    }
+
+    #[test]
+    fn a_dependency_on_a_group_waits_for_every_app_in_it() {
+        let actions = vec![
+            (id("/p/web"), StartApplication),
+            (id("/p/data/db"), StartApplication),
+            (id("/p/data/cache"), StartApplication),
+        ];
+        let deps = |a: &PathId| match a.as_str() {
+            "/p/web" => vec![id("/p/data")],
+            _ => vec![],
+        };
+        let plan = steps(&actions, deps).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[1], vec![(id("/p/web"), StartApplication)]);
     }
 
     #[test]

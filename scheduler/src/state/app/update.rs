@@ -167,6 +167,25 @@ impl AppDefinition {
         parse::read_app(&Value::Object(merged), &PathId::root(), defaults, options)
     }
 
+    /// This app stamped as the version after `current` (absent for a new
+    /// app): when it differs from `current` in `instances` at most, it
+    /// keeps `current`'s configuration time (a scale: no instance is
+    /// replaced); otherwise it is a new configuration from `now`.
+    pub fn next_version_of(
+        mut self,
+        current: Option<&AppDefinition>,
+        now: Timestamp,
+    ) -> AppDefinition {
+        match current {
+            Some(c) if !is_upgrade(c, &self) => {
+                self.version = c.version;
+                self.version_info = c.version_info;
+                self.with_version(now, true)
+            }
+            _ => self.with_version(now, false),
+        }
+    }
+
     /// A stored version brought back at `now` (a rollback): a new
     /// `version`, but the configuration keeps its `lastConfigChangeAt`, so
     /// instances still running that configuration count as current and are
