@@ -456,3 +456,123 @@ async fn a_version_that_never_gets_healthy_keeps_the_old_instances_says_why_and_
     drop(events);
     delete_and_stop(baton, &[id], &marker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_in_the_middle_of_a_rolling_upgrade_resumes_it_without_duplicates_or_losses() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("resume");
+    let dir = tempfile::tempdir().unwrap();
+    let mesos = baton_e2e::cluster::MesosLocalProcess::start(
+        &dir.path().join("mesos"),
+        mesos_proto::Encoding::Protobuf,
+    )
+    .await;
+    let mut baton = BatonProcess::start(
+        Master::Url(mesos.url.clone()),
+        &dir.path().join("baton"),
+        &[],
+    )
+    .await;
+    let id = "/resume";
+    let strategy =
+        json!({"upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.5}});
+    let (status, body) = baton
+        .request(
+            Method::POST,
+            "/v2/apps",
+            Some(&app(id, &marker, 4, strategy)),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_healthy(&baton, id, 4).await;
+    let old: BTreeSet<String> = baton
+        .tasks(id)
+        .await
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let events = EventLog::attach(&baton.url).await;
+    let (status, body) = baton
+        .request(
+            Method::PUT,
+            &format!("/v2/apps{id}"),
+            Some(&json!({"env": {"VERSION": "v2"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Mid-way: a new instance is healthy, and an old one is on its way out.
+    events
+        .wait_for("a new task healthy", |e| {
+            e["eventType"] == "health_status_changed_event"
+                && e["alive"] == true
+                && !old.contains(e["taskId"].as_str().unwrap_or_default())
+        })
+        .await;
+    drop(events);
+    baton.kill9().await;
+    let baton = baton.restart().await;
+
+    wait::until(
+        DEADLINE,
+        "the deployment to finish after the restart",
+        || async {
+            let (_, deployments) = baton.get("/v2/deployments").await;
+            deployments
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        },
+    )
+    .await;
+    wait_healthy(&baton, id, 4).await;
+    let tasks = baton.wait_running(id, 4, DEADLINE).await;
+    for task in &tasks {
+        assert!(
+            !old.contains(task["id"].as_str().unwrap()),
+            "all on the new version: {task}"
+        );
+        let body = reqwest::get(task_url(task, "/"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "v2");
+    }
+    // Mesos agrees: exactly 4 tasks of the app run, none twice; and every
+    // instance ever launched is one of the old 4 or at most 4 new (one
+    // incarnation each: nothing was launched again because of the crash).
+    let state = mesos.state().await;
+    let mut running: Vec<String> = Vec::new();
+    let mut launched: BTreeSet<String> = BTreeSet::new();
+    for framework in state["frameworks"].as_array().unwrap() {
+        for key in ["tasks", "completed_tasks"] {
+            for t in framework[key].as_array().cloned().unwrap_or_default() {
+                let task_id = t["id"].as_str().unwrap_or_default().to_string();
+                if !task_id.starts_with("resume.") {
+                    continue;
+                }
+                if t["state"] == "TASK_RUNNING" {
+                    running.push(task_id.clone());
+                }
+                launched.insert(task_id);
+            }
+        }
+    }
+    running.sort();
+    let mut expected: Vec<String> = tasks
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(running, expected, "{state}");
+    let new_launched: Vec<&String> = launched.iter().filter(|t| !old.contains(*t)).collect();
+    assert_eq!(
+        new_launched.len(),
+        4,
+        "one launch per new instance: {new_launched:?}"
+    );
+    delete_and_stop(baton, &[id], &marker).await;
+    mesos.stop().await;
+    procs::assert_all_gone(&marker).await;
+}

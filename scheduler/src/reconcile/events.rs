@@ -221,6 +221,127 @@ pub fn disconnected() -> Arc<BusEvent> {
 mod tests {
     use super::*;
 
+    fn fields(e: &BusEvent) -> Value {
+        serde_json::from_str(&e.data).unwrap()
+    }
+
+    fn assert_has(e: &BusEvent, names: &[&str]) {
+        let v = fields(e);
+        for name in names.iter().chain(&["eventType", "timestamp"]) {
+            assert!(v.get(*name).is_some(), "{} lacks {name}: {v}", e.event_type);
+        }
+    }
+
+    fn running_instance() -> Instance {
+        use crate::state::instance::InstanceTask;
+        let app = PathId::parse("/prod/web", &PathId::root()).unwrap();
+        let mut i = Instance::schedule(app, Timestamp::from_millis(1), Timestamp::from_millis(1));
+        i.task = Some(InstanceTask {
+            task_id: i.next_task_id(),
+            agent_id: "S1".into(),
+            hostname: "127.0.0.2".into(),
+            fields: Default::default(),
+            host_ports: vec![31000],
+            condition: Condition::Running,
+            last_status: None,
+            launched_at: Timestamp::from_millis(1),
+            started_at: Some(Timestamp::from_millis(2)),
+            unreachable_since: None,
+            kill_requested_at: None,
+            recent_update_uuids: vec![],
+            healthy: Some(true),
+            retire_for_health: None,
+            draining_since: None,
+        });
+        i
+    }
+
+    /// The fields marathon-lb, go-marathon (`events.go`) and the Python
+    /// client (`models/events.py`) read, per the reference's table.
+    #[test]
+    fn events_carry_the_fields_clients_read() {
+        let i = running_instance();
+        let task_id = i.task.as_ref().unwrap().task_id.clone();
+        assert_has(
+            &status_update(&i, Some("ok")).unwrap(),
+            &[
+                "slaveId",
+                "taskId",
+                "taskStatus",
+                "message",
+                "appId",
+                "host",
+                "ipAddresses",
+                "ports",
+                "version",
+            ],
+        );
+        assert_has(
+            &instance_changed(&i),
+            &[
+                "instanceId",
+                "condition",
+                "runSpecId",
+                "agentId",
+                "host",
+                "runSpecVersion",
+            ],
+        );
+        assert_has(
+            &health_changed(&i, &task_id, true),
+            &["appId", "instanceId", "taskId", "version", "alive"],
+        );
+        assert_has(
+            &unhealthy_kill(&i, "FailedHealthChecks").unwrap(),
+            &[
+                "appId",
+                "taskId",
+                "instanceId",
+                "version",
+                "reason",
+                "host",
+                "slaveId",
+            ],
+        );
+        let app = crate::state::app::AppDefinition::new(
+            PathId::parse("/prod/web", &PathId::root()).unwrap(),
+            &crate::state::app::AppDefaults::default(),
+        );
+        assert_has(
+            &api_post(&app, "/v2/apps", "127.0.0.1"),
+            &["clientIp", "uri", "appDefinition"],
+        );
+        assert_has(&app_terminated(&app.id), &["appId"]);
+        assert_has(
+            &group_change_success(&app.id, Timestamp::from_millis(1)),
+            &["groupId", "version"],
+        );
+        assert_has(
+            &registered(true, "fw", "127.0.0.1:5050"),
+            &["frameworkId", "master"],
+        );
+        assert_has(&registered(false, "fw", "127.0.0.1:5050"), &["master"]);
+        let d = Deployment {
+            id: "d".into(),
+            version: Timestamp::from_millis(1),
+            steps: vec![vec![(app.id.clone(), DeploymentAction::ScaleApplication)]],
+            current_step: 0,
+            started_at: Timestamp::from_millis(1),
+            failure: None,
+        };
+        assert_has(&deployment_success(&d), &["id", "plan"]);
+        assert_has(&deployment_failed(&d, "why"), &["id", "plan", "reason"]);
+        let info = deployment_step("deployment_info", &d);
+        assert_has(&info, &["plan", "currentStep"]);
+        let v = fields(&info);
+        assert_eq!(v["currentStep"]["actions"][0]["action"], "ScaleApplication");
+        assert_eq!(
+            fields(&status_update(&i, None).unwrap())["taskStatus"],
+            "TASK_RUNNING"
+        );
+        assert_eq!(fields(&instance_changed(&i))["condition"], "Running");
+    }
+
     #[test]
     fn every_event_carries_its_type_and_a_timestamp_on_one_line() {
         let e = app_terminated(&PathId::parse("/a", &PathId::root()).unwrap());
