@@ -402,6 +402,7 @@ impl Scheduler {
             next_periodic_reconcile,
             checker,
             check_states: BTreeMap::new(),
+            health_causes: BTreeMap::new(),
             targets: BTreeMap::new(),
             health_dirty,
         };
@@ -533,6 +534,9 @@ struct Driver {
     checker: HealthChecker,
     /// Per task and check: what its results add up to (both kinds of check).
     check_states: BTreeMap<(String, usize), CheckState>,
+    /// The last failure cause of each task's checks, even one the grace
+    /// period ignores (what a stuck deployment names as its cause).
+    health_causes: BTreeMap<String, String>,
     /// Marathon-level checks by app, as last handed to the checker.
     targets: BTreeMap<PathId, Vec<Target>>,
     /// Apps whose health targets may have changed.
@@ -731,6 +735,10 @@ impl Driver {
             return false;
         };
         let started_at = task.started_at.unwrap_or(task.launched_at);
+        if !result.alive {
+            let cause = result.cause.clone().unwrap_or_else(|| "failed".into());
+            self.health_causes.insert(result.task_id.clone(), cause);
+        }
         let verdict = self
             .check_states
             .entry((result.task_id.clone(), result.check_index))
@@ -857,6 +865,7 @@ impl Driver {
     /// Forgets the health of a task that ended.
     fn forget_health(&mut self, task_id: &str) {
         self.check_states.retain(|(t, _), _| t != task_id);
+        self.health_causes.remove(task_id);
         self.view.health.remove(task_id);
     }
 
@@ -1444,8 +1453,20 @@ impl Driver {
                             .filter(|i| Some(i.app_version) == version && decide::is_ready(a, i))
                             .count()
                     });
+                    // Why the others are not: the last health check
+                    // failure of one of them, when there is one.
+                    let cause = instances
+                        .iter()
+                        .filter(|i| Some(i.app_version) == version)
+                        .filter_map(|i| i.task.as_ref())
+                        .find_map(|t| {
+                            self.health_causes.get(&t.task_id).map(|cause| {
+                                format!("; health check of {} failing: {cause}", t.task_id)
+                            })
+                        })
+                        .unwrap_or_default();
                     format!(
-                        "{ready} of {} instances of the new version are running, healthy and ready",
+                        "{ready} of {} instances of the new version are running, healthy and ready{cause}",
                         app.map_or(0, |a| a.instances)
                     )
                 }
