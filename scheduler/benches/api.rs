@@ -67,6 +67,7 @@ fn build_view() -> View {
                 healthy: None,
                 retire_for_health: None,
                 draining_since: None,
+                ready: None,
             });
             instances.insert(instance.uuid, Arc::new(instance));
         }

@@ -48,6 +48,7 @@ fn stored_running_app(store: &MemoryStore) -> String {
         healthy: None,
         retire_for_health: None,
         draining_since: None,
+        ready: None,
     });
     store
         .apply(&[

@@ -19,15 +19,19 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 /// An HTTP server on `$HOST:$PORT0`: `/` answers `$VERSION`, `/health`
 /// answers 200 — or 500 once `/sick` was requested, or always when
-/// `$BROKEN` is 1. The marker rides along as an ignored argument.
+/// `$BROKEN` is 1 — and `/ready` 503 for the first `$READY_AFTER` seconds.
+/// The marker rides along as an ignored argument.
 fn server(marker: &str) -> String {
     let script = [
-        "import http.server, os, sys",
+        "import http.server, os, sys, time",
         "state = {\"sick\": os.environ.get(\"BROKEN\") == \"1\"}",
+        "start = time.time()",
         "class H(http.server.BaseHTTPRequestHandler):",
         "    def do_GET(self):",
         "        if self.path == \"/sick\": state[\"sick\"] = True",
         "        code = 500 if self.path == \"/health\" and state[\"sick\"] else 200",
+        "        late = time.time() - start < float(os.environ.get(\"READY_AFTER\", \"0\"))",
+        "        code = 503 if self.path == \"/ready\" and late else code",
         "        body = os.environ.get(\"VERSION\", \"\").encode()",
         "        self.send_response(code)",
         "        self.send_header(\"Content-Length\", str(len(body)))",
@@ -573,4 +577,88 @@ async fn kill9_in_the_middle_of_a_rolling_upgrade_resumes_it_without_duplicates_
     delete_and_stop(baton, &[id], &marker).await;
     mesos.stop().await;
     procs::assert_all_gone(&marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_checks_gate_the_deployment_and_show_in_it() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("readiness");
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    let id = "/ready";
+    let extra = json!({
+        "portDefinitions": [{"port": 0, "name": "http"}],
+        "readinessChecks": [{
+            "name": "warm", "protocol": "HTTP", "path": "/ready", "portName": "http",
+            "intervalSeconds": 2, "timeoutSeconds": 1, "httpStatusCodesForReady": [200],
+            "preserveLastResponse": true,
+        }],
+        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
+    });
+    let (status, body) = baton
+        .request(Method::POST, "/v2/apps", Some(&app(id, &marker, 1, extra)))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait::until(DEADLINE, "the first deployment to finish", || async {
+        let (_, d) = baton.get("/v2/deployments").await;
+        d.as_array().is_some_and(Vec::is_empty).then_some(())
+    })
+    .await;
+    let old = baton.wait_running(id, 1, DEADLINE).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = EventLog::attach(&baton.url).await;
+    let (status, body) = baton
+        .request(
+            Method::PUT,
+            &format!("/v2/apps{id}"),
+            Some(&json!({"env": {"VERSION": "v2", "READY_AFTER": "5"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deployment = body["deploymentId"].as_str().unwrap().to_string();
+    // While the new task warms up, the deployment shows it not ready.
+    let not_ready = wait::until(DEADLINE, "a not-ready result in the deployment", || async {
+        let (_, d) = baton.get("/v2/deployments").await;
+        let results = d
+            .as_array()?
+            .iter()
+            .find(|d| d["id"] == deployment.as_str())?["currentActions"][0]["readinessCheckResults"]
+            .as_array()?
+            .clone();
+        results
+            .into_iter()
+            .find(|r| r["ready"] == false && r["taskId"] != old.as_str())
+    })
+    .await;
+    assert_eq!(not_ready["name"], "warm", "{not_ready}");
+    // 503 from the warming server, or Marathon's 504 placeholder when it
+    // was not even listening yet.
+    let status = not_ready["lastResponse"]["status"].as_u64();
+    assert!(matches!(status, Some(503 | 504)), "{not_ready}");
+    let tasks = baton.tasks(id).await;
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["id"] == old.as_str() && t["state"] == "TASK_RUNNING"),
+        "the old one serves on"
+    );
+    events
+        .wait_for("the deployment to succeed", |e| {
+            e["eventType"] == "deployment_success" && e["id"] == deployment.as_str()
+        })
+        .await;
+    let (_, app) = baton
+        .get(&format!("/v2/apps{id}?embed=apps.readiness"))
+        .await;
+    let results = app["app"]["readinessCheckResults"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(results.iter().any(|r| r["ready"] == true), "{app}");
+    let running = baton.wait_running(id, 1, DEADLINE).await;
+    assert_ne!(running[0]["id"], old.as_str(), "replaced once ready");
+    drop(events);
+    delete_and_stop(baton, &[id], &marker).await;
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::params::{self, Params};
 use super::{ApiError, ApiState};
-use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError};
+use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError, View};
 
 /// The `/v2/deployments` routes.
 pub fn routes() -> Router<ApiState> {
@@ -18,16 +18,21 @@ pub fn routes() -> Router<ApiState> {
         .route("/v2/deployments/{id}", delete(cancel))
 }
 
+/// Actions as Marathon lists them; with a view, each carries its app's
+/// `readinessCheckResults` (current actions).
 fn actions_json(
     actions: &[(crate::state::app::PathId, DeploymentAction)],
-    readiness: bool,
+    readiness: Option<&View>,
 ) -> Vec<Value> {
     actions
         .iter()
         .map(|(app, action)| {
             let mut a = json!({"action": action, "app": app});
-            if readiness {
-                a["readinessCheckResults"] = json!([]);
+            if let Some(view) = readiness {
+                a["readinessCheckResults"] = view
+                    .readiness
+                    .get(app)
+                    .map_or_else(|| json!([]), |r| json!(&**r));
             }
             a
         })
@@ -36,14 +41,14 @@ fn actions_json(
 
 /// A deployment as Marathon shows it, plus — better than Marathon — why it
 /// is stuck (`failure`) once it passed its deadline.
-pub fn deployment_json(d: &Deployment) -> Value {
+pub fn deployment_json(d: &Deployment, view: &View) -> Value {
     let mut out = json!({
         "id": d.id,
         "version": d.version,
         "affectedApps": d.affected_apps().collect::<Vec<_>>(),
         "affectedPods": [],
-        "steps": d.steps.iter().map(|s| json!({"actions": actions_json(s, false)})).collect::<Vec<_>>(),
-        "currentActions": actions_json(d.current_actions(), true),
+        "steps": d.steps.iter().map(|s| json!({"actions": actions_json(s, None)})).collect::<Vec<_>>(),
+        "currentActions": actions_json(d.current_actions(), Some(view)),
         "currentStep": (d.current_step + 1).min(d.steps.len()),
         "totalSteps": d.steps.len(),
     });
@@ -58,7 +63,7 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let list: Vec<Value> = view
         .deployments
         .values()
-        .map(|d| deployment_json(d))
+        .map(|d| deployment_json(d, &view))
         .collect();
     Ok(axum::Json(list).into_response())
 }

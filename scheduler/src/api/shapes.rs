@@ -98,7 +98,7 @@ pub struct AppInfo<'a> {
     tasks: Option<Vec<TaskJson<'a>>>,
     last_task_failure: Option<&'a TaskFailure>,
     task_stats: Option<Value>,
-    readiness: bool,
+    readiness: Option<&'a [Value]>,
 }
 
 impl Serialize for AppInfo<'_> {
@@ -127,8 +127,8 @@ impl Serialize for AppInfo<'_> {
             m.serialize_entry("tasksStats", s)?;
             m.serialize_entry("taskStats", s)?;
         }
-        if self.readiness {
-            m.serialize_entry("readinessCheckResults", &[(); 0])?;
+        if let Some(results) = self.readiness {
+            m.serialize_entry("readinessCheckResults", results)?;
         }
         m.end()
     }
@@ -159,7 +159,11 @@ impl<'a> AppInfo<'a> {
                 None
             },
             task_stats: stats,
-            readiness: embed.readiness,
+            readiness: embed.readiness.then(|| {
+                view.readiness
+                    .get(&app.id)
+                    .map_or(&[][..], |r| r.as_slice())
+            }),
         }
     }
 }
@@ -374,6 +378,7 @@ mod tests {
             healthy,
             retire_for_health: None,
             draining_since: None,
+            ready: None,
         });
         i
     }

@@ -1,26 +1,33 @@
-//! The I/O part of health checking: one timer per [`Target`], probes over
-//! HTTP or TCP under a shared bound on concurrency, results on a channel.
+//! The I/O part of health and readiness checking: one timer per [`Target`]
+//! or [`ReadinessTarget`], probes over HTTP or TCP under a shared bound on
+//! concurrency, results on a channel per kind.
 //!
 //! Each target gets a task of its own, started by
-//! [`HealthChecker::set_targets`] and stopped (through a cancellation token
-//! dropped with its entry) when the target disappears or changes. A probe
-//! first waits for a permit of the shared semaphore, so however many targets
-//! are due, at most `max_concurrent` sockets are open for checks; its timeout
-//! starts once it holds the permit.
+//! [`HealthChecker::set_targets`] or [`HealthChecker::set_readiness_targets`]
+//! and stopped (through a cancellation token dropped with its entry) when the
+//! target disappears or changes. A probe first waits for a permit of the
+//! shared semaphore, so however many targets of either kind are due, at most
+//! `max_concurrent` sockets are open for checks; its timeout starts once it
+//! holds the permit.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{HealthResult, Target};
-use crate::state::app::{HealthCheck, HealthCheckProtocol, Timestamp};
+use super::{HealthResult, HttpResponse, MAX_BODY_BYTES, ReadinessResult, ReadinessTarget, Target};
+use crate::state::app::{
+    HealthCheck, HealthCheckProtocol, ReadinessCheck, ReadinessProtocol, Timestamp,
+};
 
 /// Marathon's `DefaultFirstHealthCheckAfter`: a new target is first probed
 /// after `min(intervalSeconds, this)`.
@@ -29,6 +36,11 @@ pub const FIRST_CHECK_AFTER_SECONDS: u32 = 5;
 /// The cause of every HTTPS check's failure: reqwest is built without TLS
 /// here, and the workspace adds no TLS stack.
 pub const TLS_UNSUPPORTED: &str = "HTTPS health checks need TLS support, which this build lacks";
+
+/// The cause of every HTTPS readiness check's "not ready", for the same
+/// reason as [`TLS_UNSUPPORTED`].
+pub const READINESS_TLS_UNSUPPORTED: &str =
+    "HTTPS readiness checks need TLS support, which this build lacks";
 
 /// Results waiting for the reconcile loop before probes block on sending.
 const RESULT_BUFFER: usize = 1024;
@@ -111,12 +123,28 @@ impl Schedule {
             timeout: second * check.timeout_seconds.max(1),
         }
     }
+
+    /// The schedule of a readiness check when a second lasts `second`: the
+    /// first probe at once (as Marathon's), then every `intervalSeconds`,
+    /// each bounded by `timeoutSeconds` (both at least one second).
+    pub fn of_readiness(check: &ReadinessCheck, second: Duration) -> Schedule {
+        let second = second.max(Duration::from_millis(1));
+        Schedule {
+            first: Duration::ZERO,
+            interval: second * check.interval_seconds.max(1),
+            timeout: second * check.timeout_seconds.max(1),
+        }
+    }
 }
 
 /// Runs Marathon-level health checks against the targets it was last given
-/// and sends a [`HealthResult`] per probe. Cloning gives another handle to
-/// the same runner; dropping the last handle, or cancelling the shutdown
-/// token, stops every probe, after which the result channel ends.
+/// and sends a [`HealthResult`] per probe; when spawned by
+/// [`HealthChecker::spawn_with_readiness`], runs readiness checks too and
+/// sends a [`ReadinessResult`] per probe on a second channel. Both kinds
+/// share one client and one bound on concurrent probes. Cloning gives
+/// another handle to the same runner; dropping the last handle, or
+/// cancelling the shutdown token, stops every probe, after which the result
+/// channels end.
 #[derive(Clone)]
 pub struct HealthChecker {
     inner: Arc<Inner>,
@@ -141,12 +169,15 @@ struct Shared {
 struct Probes {
     /// `None` once shut down: no new probes, and the channel can end.
     results: Option<mpsc::Sender<HealthResult>>,
-    running: HashMap<(String, usize), Probe>,
+    /// `None` once shut down, or when spawned without readiness results.
+    readiness_results: Option<mpsc::Sender<ReadinessResult>>,
+    running: HashMap<(String, usize), Running<Target>>,
+    readiness: HashMap<(String, usize), Running<ReadinessTarget>>,
 }
 
 /// A target being probed; dropping it stops its task.
-struct Probe {
-    target: Target,
+struct Running<T> {
+    target: T,
     _stop: DropGuard,
 }
 
@@ -167,12 +198,40 @@ impl HealthChecker {
         HealthChecker::spawn_with(Options::new(max_concurrent), shutdown)
     }
 
-    /// [`HealthChecker::spawn`] with every option.
+    /// [`HealthChecker::spawn`] with every option. A runner spawned so
+    /// runs no readiness checks ([`HealthChecker::spawn_with_readiness`]
+    /// does).
     pub fn spawn_with(
         options: Options,
         shutdown: CancellationToken,
     ) -> (HealthChecker, mpsc::Receiver<HealthResult>) {
         let (tx, rx) = mpsc::channel(RESULT_BUFFER);
+        (HealthChecker::start(options, shutdown, tx, None), rx)
+    }
+
+    /// [`HealthChecker::spawn_with`], plus the channel the results of
+    /// readiness checks ([`HealthChecker::set_readiness_targets`]) arrive
+    /// on.
+    pub fn spawn_with_readiness(
+        options: Options,
+        shutdown: CancellationToken,
+    ) -> (
+        HealthChecker,
+        mpsc::Receiver<HealthResult>,
+        mpsc::Receiver<ReadinessResult>,
+    ) {
+        let (tx, rx) = mpsc::channel(RESULT_BUFFER);
+        let (readiness_tx, readiness_rx) = mpsc::channel(RESULT_BUFFER);
+        let checker = HealthChecker::start(options, shutdown, tx, Some(readiness_tx));
+        (checker, rx, readiness_rx)
+    }
+
+    fn start(
+        options: Options,
+        shutdown: CancellationToken,
+        results: mpsc::Sender<HealthResult>,
+        readiness_results: Option<mpsc::Sender<ReadinessResult>>,
+    ) -> HealthChecker {
         let client = reqwest::Client::builder()
             // Marathon counts a 3xx as healthy and does not follow it.
             .redirect(reqwest::redirect::Policy::none())
@@ -195,8 +254,10 @@ impl HealthChecker {
             handle: Handle::current(),
             stop_all: shutdown.child_token(),
             probes: Mutex::new(Probes {
-                results: Some(tx),
+                results: Some(results),
+                readiness_results,
                 running: HashMap::new(),
+                readiness: HashMap::new(),
             }),
         });
         let stop_all = inner.stop_all.clone();
@@ -206,10 +267,12 @@ impl HealthChecker {
             if let Some(inner) = weak.upgrade() {
                 let mut probes = inner.lock();
                 probes.results = None;
+                probes.readiness_results = None;
                 probes.running.clear();
+                probes.readiness.clear();
             }
         });
-        (HealthChecker { inner }, rx)
+        HealthChecker { inner }
     }
 
     /// Makes `targets` the whole set to probe. Targets no longer present
@@ -220,7 +283,7 @@ impl HealthChecker {
     /// ignored; of two with the same key, the last wins. Does nothing after
     /// shutdown.
     pub fn set_targets(&self, targets: Vec<Target>) {
-        let mut wanted: HashMap<(String, usize), Target> = targets
+        let wanted: HashMap<(String, usize), Target> = targets
             .into_iter()
             .filter(|t| !t.check.protocol.is_mesos())
             .map(|t| ((t.task_id.clone(), t.check_index), t))
@@ -229,12 +292,66 @@ impl HealthChecker {
         let Some(results) = probes.results.clone() else {
             return;
         };
-        let before = probes.running.len();
-        probes
-            .running
-            .retain(|key, probe| wanted.get(key) == Some(&probe.target));
-        let kept = probes.running.len();
-        wanted.retain(|key, _| !probes.running.contains_key(key));
+        let (started, stopped) = self.replace(&mut probes.running, wanted, &results);
+        if started > 0 || stopped > 0 {
+            tracing::debug!(
+                started,
+                stopped,
+                total = probes.running.len(),
+                "health check targets updated"
+            );
+        }
+    }
+
+    /// Makes `targets` the whole set of readiness checks to run, as
+    /// [`HealthChecker::set_targets`] does for health checks (the two sets
+    /// are independent). A new target is first probed at once, then every
+    /// `intervalSeconds` until a probe finds it ready: as in Marathon, that
+    /// result is final, and the target, while it stays in the set, is not
+    /// probed again. Does nothing after shutdown, or on a runner spawned
+    /// without readiness results ([`HealthChecker::spawn_with`]).
+    pub fn set_readiness_targets(&self, targets: Vec<ReadinessTarget>) {
+        let wanted: HashMap<(String, usize), ReadinessTarget> = targets
+            .into_iter()
+            .map(|t| ((t.task_id.clone(), t.check_index), t))
+            .collect();
+        let mut probes = self.inner.lock();
+        if probes.results.is_none() {
+            return;
+        }
+        let Some(results) = probes.readiness_results.clone() else {
+            if !wanted.is_empty() {
+                tracing::warn!(
+                    targets = wanted.len(),
+                    "readiness targets ignored: the checker has no readiness channel"
+                );
+            }
+            return;
+        };
+        let (started, stopped) = self.replace(&mut probes.readiness, wanted, &results);
+        if started > 0 || stopped > 0 {
+            tracing::debug!(
+                started,
+                stopped,
+                total = probes.readiness.len(),
+                "readiness check targets updated"
+            );
+        }
+    }
+
+    /// Makes `wanted` the targets in `running`: stops those absent or
+    /// changed, starts those new or changed, keeps the rest. Returns how
+    /// many started and stopped.
+    fn replace<P: Probe>(
+        &self,
+        running: &mut HashMap<(String, usize), Running<P>>,
+        mut wanted: HashMap<(String, usize), P>,
+        results: &mpsc::Sender<P::Output>,
+    ) -> (usize, usize) {
+        let before = running.len();
+        running.retain(|key, probe| wanted.get(key) == Some(&probe.target));
+        let stopped = before - running.len();
+        wanted.retain(|key, _| !running.contains_key(key));
         let started = wanted.len();
         for (key, target) in wanted {
             let stop = self.inner.stop_all.child_token();
@@ -244,27 +361,25 @@ impl HealthChecker {
                 results.clone(),
                 stop.clone(),
             ));
-            probes.running.insert(
+            running.insert(
                 key,
-                Probe {
+                Running {
                     target,
                     _stop: stop.drop_guard(),
                 },
             );
         }
-        if started > 0 || kept < before {
-            tracing::debug!(
-                started,
-                stopped = before - kept,
-                total = probes.running.len(),
-                "health check targets updated"
-            );
-        }
+        (started, stopped)
     }
 
-    /// How many targets are being probed.
+    /// How many health-check targets are being probed.
     pub fn target_count(&self) -> usize {
         self.inner.lock().running.len()
+    }
+
+    /// How many readiness targets are being probed or found ready.
+    pub fn readiness_target_count(&self) -> usize {
+        self.inner.lock().readiness.len()
     }
 }
 
@@ -277,34 +392,35 @@ impl Inner {
     }
 }
 
-/// Probes one target on its schedule until `stop` is cancelled or nobody
-/// listens for results.
-async fn probe_loop(
-    target: Target,
-    shared: Arc<Shared>,
-    results: mpsc::Sender<HealthResult>,
-    stop: CancellationToken,
-) {
-    let schedule = Schedule::of(&target.check, shared.second);
-    let mut ticks = tokio::time::interval_at(Instant::now() + schedule.first, schedule.interval);
-    // A probe that waited long for a permit does not cause a burst after.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let outcome = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            outcome = probe(&target, schedule.timeout, &shared) => outcome,
-        };
+/// What a target kind needs for [`probe_loop`] to run it.
+trait Probe: Clone + PartialEq + Send + Sync + 'static {
+    /// What a probe sends.
+    type Output: Debug + Send + 'static;
+    /// When it is probed.
+    fn schedule(&self, second: Duration) -> Schedule;
+    /// One probe: `None` when it yields no result this time.
+    fn run(
+        &self,
+        timeout: Duration,
+        shared: &Shared,
+    ) -> impl Future<Output = Option<Self::Output>> + Send;
+    /// Whether `output` ends the probing of this target.
+    fn is_final(output: &Self::Output) -> bool;
+}
+
+impl Probe for Target {
+    type Output = HealthResult;
+
+    fn schedule(&self, second: Duration) -> Schedule {
+        Schedule::of(&self.check, second)
+    }
+
+    async fn run(&self, timeout: Duration, shared: &Shared) -> Option<HealthResult> {
         // An ignored 1xx answer: no verdict this time.
-        let Some(outcome) = outcome else { continue };
+        let outcome = probe(self, timeout, shared).await?;
         let result = HealthResult {
-            task_id: target.task_id.clone(),
-            check_index: target.check_index,
+            task_id: self.task_id.clone(),
+            check_index: self.check_index,
             alive: outcome.is_ok(),
             cause: outcome.err().map(|e| e.to_string()),
             at: Timestamp::now(),
@@ -316,10 +432,71 @@ async fn probe_loop(
             cause = result.cause.as_deref().unwrap_or(""),
             "health check result"
         );
+        Some(result)
+    }
+
+    fn is_final(_: &HealthResult) -> bool {
+        false
+    }
+}
+
+impl Probe for ReadinessTarget {
+    type Output = ReadinessResult;
+
+    fn schedule(&self, second: Duration) -> Schedule {
+        Schedule::of_readiness(&self.check, second)
+    }
+
+    async fn run(&self, timeout: Duration, shared: &Shared) -> Option<ReadinessResult> {
+        let result = readiness_probe(self, timeout, shared).await?;
+        tracing::debug!(
+            task_id = %result.task_id,
+            check_index = result.check_index,
+            name = %result.name,
+            ready = result.ready,
+            cause = result.cause.as_deref().unwrap_or(""),
+            "readiness check result"
+        );
+        Some(result)
+    }
+
+    fn is_final(result: &ReadinessResult) -> bool {
+        result.ready
+    }
+}
+
+/// Probes one target on its schedule until `stop` is cancelled, nobody
+/// listens for results, or a result is final.
+async fn probe_loop<P: Probe>(
+    target: P,
+    shared: Arc<Shared>,
+    results: mpsc::Sender<P::Output>,
+    stop: CancellationToken,
+) {
+    let schedule = target.schedule(shared.second);
+    let mut ticks = tokio::time::interval_at(Instant::now() + schedule.first, schedule.interval);
+    // A probe that waited long for a permit does not cause a burst after.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let result = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            result = target.run(schedule.timeout, &shared) => result,
+        };
+        let Some(result) = result else { continue };
+        let last = P::is_final(&result);
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
             sent = results.send(result) => if sent.is_err() { return },
+        }
+        if last {
+            return;
         }
     }
 }
@@ -366,6 +543,132 @@ async fn probe(
         | HealthCheckProtocol::MesosHttp
         | HealthCheckProtocol::MesosHttps
         | HealthCheckProtocol::MesosTcp => None,
+    }
+}
+
+/// One probe of a readiness target: `None` only when the runner is going
+/// away (the semaphore closed).
+async fn readiness_probe(
+    target: &ReadinessTarget,
+    timeout: Duration,
+    shared: &Shared,
+) -> Option<ReadinessResult> {
+    let check = &target.check;
+    let url = http_url(&target.host, target.port, Some(&check.path));
+    let answer = match check.protocol {
+        ReadinessProtocol::Https => Err(READINESS_TLS_UNSUPPORTED.to_string()),
+        ReadinessProtocol::Http => {
+            let _permit = shared.permits.acquire().await.ok()?;
+            let get = http_get(&shared.client, &url, check.preserve_last_response, timeout);
+            // reqwest's timeout covers the body too; this one is a backstop.
+            match tokio::time::timeout(timeout, get).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(CheckError::Timeout(timeout).to_string()),
+            }
+        }
+    };
+    let (ready, cause, response) = match answer {
+        Ok(response) => {
+            let ready = check.http_status_codes_for_ready.contains(&response.status);
+            let cause = (!ready).then(|| status_text(response.status));
+            (ready, cause, response)
+        }
+        // Marathon's stand-in for a missing answer.
+        Err(cause) => {
+            let response = HttpResponse {
+                status: StatusCode::GATEWAY_TIMEOUT.as_u16(),
+                content_type: "text/plain".into(),
+                body: format!("Baton could not query {url}: {cause}"),
+            };
+            (false, Some(cause), response)
+        }
+    };
+    Some(ReadinessResult {
+        task_id: target.task_id.clone(),
+        check_index: target.check_index,
+        name: check.name.clone(),
+        ready,
+        last_response: check.preserve_last_response.then_some(response),
+        cause,
+        at: Timestamp::now(),
+    })
+}
+
+/// `GET url`: the status, the media type and, if `read_body`, the first
+/// [`MAX_BODY_BYTES`] of the body (the rest is not read).
+async fn http_get(
+    client: &reqwest::Client,
+    url: &str,
+    read_body: bool,
+    timeout: Duration,
+) -> Result<HttpResponse, CheckError> {
+    let failed = |e: reqwest::Error| {
+        if e.is_timeout() {
+            CheckError::Timeout(timeout)
+        } else {
+            CheckError::Http {
+                url: url.to_string(),
+                message: error_chain(&e),
+            }
+        }
+    };
+    let mut response = client
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(failed)?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(media_type)
+        .unwrap_or_default();
+    let mut body = Vec::new();
+    if read_body {
+        while body.len() < MAX_BODY_BYTES {
+            match response.chunk().await.map_err(failed)? {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+    }
+    Ok(HttpResponse {
+        status,
+        content_type,
+        body: truncated_utf8(body, MAX_BODY_BYTES),
+    })
+}
+
+/// A `Content-Type` value's media type, lower-cased, without parameters:
+/// `Text/HTML; charset=utf-8` → `text/html`.
+fn media_type(content_type: &str) -> String {
+    let media = content_type.split(';').next().unwrap_or_default();
+    media.trim().to_ascii_lowercase()
+}
+
+/// At most `max` bytes of `bytes` as text: cut at a character boundary,
+/// invalid sequences replaced.
+fn truncated_utf8(mut bytes: Vec<u8>, max: usize) -> String {
+    if bytes.len() > max {
+        bytes.truncate(max);
+        // Drop a character the cut split (at most 3 bytes of it).
+        if let Err(e) = std::str::from_utf8(&bytes[max.saturating_sub(3)..]) {
+            if e.error_len().is_none() {
+                bytes.truncate(max.saturating_sub(3) + e.valid_up_to());
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// An HTTP status as health-check causes word it: `503 Service
+/// Unavailable`.
+fn status_text(status: u16) -> String {
+    match StatusCode::from_u16(status) {
+        Ok(code) => CheckError::Status(code).to_string(),
+        Err(_) => status.to_string(),
     }
 }
 

@@ -29,16 +29,37 @@
 //!
 //! Results may trail a target's removal by one probe already in the channel;
 //! the loop drops results for tasks it no longer tracks.
+//!
+//! Readiness checks (§2.4) run on the same [`HealthChecker`] — same client,
+//! same bound on concurrent probes — when it was spawned by
+//! [`HealthChecker::spawn_with_readiness`], whose second channel carries
+//! their [`ReadinessResult`]s. The loop derives the [`ReadinessTarget`]s
+//! ([`readiness_targets_for`]: the host port named `portName`) only for the
+//! instances of an app version a deployment is bringing up, while it lasts,
+//! and hands them to [`HealthChecker::set_readiness_targets`] (level-
+//! triggered, independent of the health targets). A target is probed at once,
+//! then every `intervalSeconds` (each probe bounded by `timeoutSeconds`) until
+//! an answer's status is in `httpStatusCodesForReady`; that ready result is
+//! final, as in Marathon. With `preserveLastResponse` a result carries the
+//! answer (its first [`MAX_BODY_BYTES`]); [`ReadinessResult::to_json`]
+//! renders Marathon's `{name, taskId, ready, lastResponse}`. HTTPS is never
+//! ready here, with [`READINESS_TLS_UNSUPPORTED`] as the cause.
 
 mod checker;
+mod readiness;
 mod state;
 
 pub use checker::{
-    CheckError, FIRST_CHECK_AFTER_SECONDS, HealthChecker, Options, Schedule, TLS_UNSUPPORTED,
+    CheckError, FIRST_CHECK_AFTER_SECONDS, HealthChecker, Options, READINESS_TLS_UNSUPPORTED,
+    Schedule, TLS_UNSUPPORTED,
+};
+pub use readiness::{
+    HttpResponse, MAX_BODY_BYTES, ReadinessResult, ReadinessTarget, readiness_port_of,
+    readiness_targets_for,
 };
 pub use state::{CheckState, Verdict, instance_alive};
 
-use crate::state::app::{AppDefinition, HealthCheck, PathId, Timestamp};
+use crate::state::app::{AppDefinition, DeclaredPort, HealthCheck, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
 
 /// One Marathon-level check of one running task: what to probe and where.
@@ -115,7 +136,15 @@ pub fn port_of(app: &AppDefinition, check: &HealthCheck, host_ports: &[u64]) -> 
     if check.protocol.is_mesos() && mapped && wanted.port != 0 {
         return Some(wanted.port);
     }
-    wanted.host_port?;
+    host_port_at(&declared, index, host_ports)
+}
+
+/// The task's host port for the declared port at `index`: `None` when the
+/// index addresses no declared port, a port without a host port, or a host
+/// port the task lacks. `host_ports` hold one port per declared port that
+/// wants a host port, in declaration order.
+fn host_port_at(declared: &[DeclaredPort<'_>], index: usize, host_ports: &[u64]) -> Option<u16> {
+    declared.get(index)?.host_port?;
     let position = declared[..index]
         .iter()
         .filter(|d| d.host_port.is_some())
@@ -290,6 +319,7 @@ mod tests {
             healthy: None,
             retire_for_health: None,
             draining_since: None,
+            ready: None,
         });
         assert!(targets_for(&a, &instance).is_empty(), "not running yet");
         let task = instance.task.as_mut().unwrap();

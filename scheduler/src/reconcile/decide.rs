@@ -145,14 +145,16 @@ pub fn decide(
 }
 
 /// Whether an instance is up for its app: its task runs and, when the app
-/// has health checks, they have all passed (an instance whose checks have
-/// not spoken yet is not ready: a deployment waits for the verdict).
+/// has health checks, they have all passed, and its readiness checks too
+/// (an instance whose checks have not spoken yet is not ready: a
+/// deployment waits for the verdict).
 pub fn is_ready(app: &AppDefinition, instance: &Instance) -> bool {
     let Some(task) = &instance.task else {
         return false;
     };
     task.condition == Condition::Running
         && (app.health_checks.is_empty() || task.healthy == Some(true))
+        && (app.readiness_checks.is_empty() || task.ready == Some(true))
 }
 
 /// Whether a deployment touching this app is done: with no app, no
@@ -440,6 +442,7 @@ mod tests {
             healthy: None,
             retire_for_health: None,
             draining_since: None,
+            ready: None,
         });
         i
     }

@@ -18,7 +18,9 @@ use super::decide::{self, Action, Limits};
 use super::events::{self, BusEvent};
 use super::plan;
 use super::view::{Deployment, DeploymentAction, DeploymentFailure, OfferStats, TaskFailure, View};
-use crate::health::{self, CheckState, HealthChecker, HealthResult, Target};
+use crate::health::{
+    self, CheckState, HealthChecker, HealthResult, ReadinessResult, ReadinessTarget, Target,
+};
 use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
 use crate::offers::constraints::offer_fields;
@@ -383,7 +385,8 @@ impl Scheduler {
         let next_periodic_reconcile = Instant::now() + config.reconciliation_interval;
         let mut health_options = health::Options::new(config.max_concurrent_health_checks);
         health_options.second = config.health_check_second;
-        let (checker, health_results) = HealthChecker::spawn_with(health_options, shutdown.clone());
+        let (checker, health_results, readiness_results) =
+            HealthChecker::spawn_with_readiness(health_options, shutdown.clone());
         let health_dirty = view.instances.keys().cloned().collect();
         let driver = Driver {
             config,
@@ -404,11 +407,19 @@ impl Scheduler {
             check_states: BTreeMap::new(),
             health_causes: BTreeMap::new(),
             targets: BTreeMap::new(),
+            readiness_targets: BTreeMap::new(),
+            readiness: BTreeMap::new(),
             health_dirty,
         };
         let stopped = tokio::spawn(
             driver
-                .run(events, commands_rx, health_results, shutdown)
+                .run(
+                    events,
+                    commands_rx,
+                    health_results,
+                    readiness_results,
+                    shutdown,
+                )
                 .instrument(info_span!("reconcile_loop")),
         );
         let handle = SchedulerHandle {
@@ -539,6 +550,10 @@ struct Driver {
     health_causes: BTreeMap<String, String>,
     /// Marathon-level checks by app, as last handed to the checker.
     targets: BTreeMap<PathId, Vec<Target>>,
+    /// Readiness checks by app, as last handed to the checker.
+    readiness_targets: BTreeMap<PathId, Vec<ReadinessTarget>>,
+    /// The last readiness result per task and check.
+    readiness: BTreeMap<(String, usize), ReadinessResult>,
     /// Apps whose health targets may have changed.
     health_dirty: BTreeSet<PathId>,
 }
@@ -549,6 +564,7 @@ impl Driver {
         mut events: mpsc::Receiver<SessionEvent>,
         mut commands: mpsc::Receiver<Command>,
         mut health_results: mpsc::Receiver<HealthResult>,
+        mut readiness_results: mpsc::Receiver<ReadinessResult>,
         shutdown: CancellationToken,
     ) {
         loop {
@@ -567,6 +583,10 @@ impl Driver {
                 Some(result) = health_results.recv() => {
                     let span = info_span!("health_result", task_id = %result.task_id);
                     self.on_health_result(result).instrument(span).await;
+                }
+                Some(result) = readiness_results.recv() => {
+                    let span = info_span!("readiness_result", task_id = %result.task_id);
+                    self.on_readiness_result(result).instrument(span).await;
                 }
             }
             self.reconcile_dirty().await;
@@ -672,12 +692,14 @@ impl Driver {
     }
 
     /// Hands the checker the Marathon-level checks of every running task,
-    /// when some app's may have changed (level-triggered).
+    /// and the readiness checks of every running task of an app's current
+    /// configuration that has not been ready yet, when some app's may have
+    /// changed (level-triggered).
     fn refresh_health_targets(&mut self) {
         if self.health_dirty.is_empty() {
             return;
         }
-        let mut changed = false;
+        let (mut health_changed, mut readiness_changed) = (false, false);
         for id in std::mem::take(&mut self.health_dirty) {
             let targets: Vec<Target> = self
                 .view
@@ -689,20 +711,86 @@ impl Driver {
                 })
                 .flatten()
                 .collect();
-            let before = self.targets.get(&id).map_or(&[][..], Vec::as_slice);
-            if before != targets.as_slice() {
-                changed = true;
-                if targets.is_empty() {
-                    self.targets.remove(&id);
-                } else {
-                    self.targets.insert(id, targets);
-                }
-            }
+            health_changed |= replace_targets(&mut self.targets, &id, targets);
+            let readiness: Vec<ReadinessTarget> = match self.view.apps.get(&id) {
+                Some(app) if !app.readiness_checks.is_empty() => self
+                    .view
+                    .instances_of(&id)
+                    .filter(|i| i.goal == Goal::Running && i.app_version == config_version(app))
+                    .filter(|i| i.task.as_ref().is_some_and(|t| t.ready != Some(true)))
+                    .flat_map(|i| health::readiness_targets_for(app, i))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            readiness_changed |= replace_targets(&mut self.readiness_targets, &id, readiness);
         }
-        if changed {
+        if health_changed {
             self.checker
                 .set_targets(self.targets.values().flatten().cloned().collect());
         }
+        if readiness_changed {
+            self.checker.set_readiness_targets(
+                self.readiness_targets.values().flatten().cloned().collect(),
+            );
+        }
+    }
+
+    /// A readiness check's result: the task is ready once every readiness
+    /// check of its app answered ready (and stays so: Marathon's checks end
+    /// with the first ready answer).
+    async fn on_readiness_result(&mut self, result: ReadinessResult) {
+        let Some(instance) = self.view.instance_by_task(&result.task_id).cloned() else {
+            return;
+        };
+        let Some(app) = self.view.apps.get(&instance.app_id).cloned() else {
+            return;
+        };
+        let task_id = result.task_id.clone();
+        self.readiness
+            .insert((task_id.clone(), result.check_index), result);
+        let results: Vec<&ReadinessResult> = (0..app.readiness_checks.len())
+            .filter_map(|i| self.readiness.get(&(task_id.clone(), i)))
+            .collect();
+        let ready = results.len() == app.readiness_checks.len() && results.iter().all(|r| r.ready);
+        let json: Vec<serde_json::Value> = self
+            .view
+            .instances_of(&app.id)
+            .filter_map(|i| i.task.as_ref())
+            .flat_map(|t| {
+                (0..app.readiness_checks.len())
+                    .filter_map(|c| {
+                        self.readiness
+                            .get(&(t.task_id.clone(), c))
+                            .map(|r| r.to_json())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.view.readiness.insert(app.id.clone(), Arc::new(json));
+        let mut next = (*instance).clone();
+        let Some(task) = next.task.as_mut() else {
+            return;
+        };
+        if task.ready == Some(ready) {
+            return;
+        }
+        task.ready = Some(ready);
+        match instance_change(&next) {
+            Ok(change) => {
+                if let Err(e) = self.persist(vec![change]).await {
+                    error!(error = %e, "cannot persist readiness");
+                    return;
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "cannot encode instance");
+                return;
+            }
+        }
+        if ready {
+            info!(%task_id, "ready");
+        }
+        self.put_instance(next);
     }
 
     /// A Marathon-level check's result.
@@ -865,6 +953,7 @@ impl Driver {
     /// Forgets the health of a task that ended.
     fn forget_health(&mut self, task_id: &str) {
         self.check_states.retain(|(t, _), _| t != task_id);
+        self.readiness.retain(|(t, _), _| t != task_id);
         self.health_causes.remove(task_id);
         self.view.health.remove(task_id);
     }
@@ -1902,6 +1991,7 @@ impl Driver {
                     healthy: None,
                     retire_for_health: None,
                     draining_since: None,
+                    ready: None,
                 });
                 match instance_change(&next) {
                     Ok(c) => changes.push(c),
@@ -2136,6 +2226,23 @@ pub fn config_version(app: &AppDefinition) -> Timestamp {
 /// everything else runs under `baton-executor`.
 fn uses_baton_executor(app: &AppDefinition) -> bool {
     app.container.is_none() && app.executor.is_empty()
+}
+
+/// Replaces `id`'s entry of a target table; whether anything changed.
+fn replace_targets<T: PartialEq>(
+    table: &mut BTreeMap<PathId, Vec<T>>,
+    id: &PathId,
+    targets: Vec<T>,
+) -> bool {
+    if table.get(id).map_or(&[][..], Vec::as_slice) == targets.as_slice() {
+        return false;
+    }
+    if targets.is_empty() {
+        table.remove(id);
+    } else {
+        table.insert(id.clone(), targets);
+    }
+    true
 }
 
 /// The app label that sets how long its tasks are drained before a kill.

@@ -252,6 +252,7 @@ mod tests {
             healthy: Some(true),
             retire_for_health: None,
             draining_since: None,
+            ready: None,
         });
         i
     }

@@ -213,6 +213,8 @@ pub struct View {
     pub last_failures: OrdMap<PathId, Arc<TaskFailure>>,
     /// Running deployments by id.
     pub deployments: OrdMap<String, Arc<Deployment>>,
+    /// `readinessCheckResults` of each app's tasks, by app.
+    pub readiness: OrdMap<PathId, Arc<Vec<serde_json::Value>>>,
     /// `healthCheckResults` of each task with health checks, by task id.
     pub health: OrdMap<String, Arc<Vec<serde_json::Value>>>,
     /// Counters.

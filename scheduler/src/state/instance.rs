@@ -185,6 +185,10 @@ pub struct InstanceTask {
     /// still serves them.
     #[serde(default)]
     pub draining_since: Option<Timestamp>,
+    /// Whether its app's readiness checks have all passed once (`None`
+    /// until they spoke, or without readiness checks).
+    #[serde(default)]
+    pub ready: Option<bool>,
 }
 
 /// One slot of an app.

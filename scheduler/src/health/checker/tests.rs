@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::health::test_support::check;
-use crate::state::app::PathId;
+use crate::state::app::{AppDefinition, PathId};
 
 const SECOND: Duration = Duration::from_millis(50);
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -351,4 +351,421 @@ async fn mesos_checks_are_not_run_and_shutdown_ends_the_results() {
     }
     checker.set_targets(vec![target("late", port, HealthCheckProtocol::Http)]);
     assert_eq!(checker.target_count(), 0, "no probes after shutdown");
+}
+
+// Readiness checks.
+
+/// A readiness target probed every "second" (50 ms), first at once.
+fn readiness_target(task_id: &str, port: u16, path: &str) -> ReadinessTarget {
+    ReadinessTarget {
+        task_id: task_id.into(),
+        app_id: PathId::parse("/app", &PathId::root()).unwrap(),
+        host: "127.0.0.1".into(),
+        port,
+        check_index: 0,
+        check: ReadinessCheck {
+            name: "readinessCheck".into(),
+            protocol: ReadinessProtocol::Http,
+            path: path.into(),
+            port_name: "http-api".into(),
+            interval_seconds: 1,
+            timeout_seconds: 1,
+            http_status_codes_for_ready: vec![200],
+            preserve_last_response: false,
+        },
+    }
+}
+
+/// The next readiness result matching `wanted`, failing the test after
+/// `deadline`.
+async fn next_ready_where(
+    rx: &mut mpsc::Receiver<ReadinessResult>,
+    deadline: Instant,
+    what: &str,
+    mut wanted: impl FnMut(&ReadinessResult) -> bool,
+) -> ReadinessResult {
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(r)) if wanted(&r) => return r,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("readiness channel closed while waiting for {what}"),
+            Err(_) => panic!("no readiness result for {what} before the deadline"),
+        }
+    }
+}
+
+/// The body `/big` answers: more than [`MAX_BODY_BYTES`], of two-byte
+/// characters, so that the cut falls inside one.
+fn big_body() -> String {
+    format!("x{}", "é".repeat(MAX_BODY_BYTES))
+}
+
+/// A server for readiness checks, counting requests to `/warmup`:
+/// - `/warmup` answers 503 to the first `cold` requests, then 200;
+/// - `/status/{code}` answers `code`;
+/// - `/json` answers 200 `{"migrated":true}` as `application/json`;
+/// - `/big` answers 200 with [`big_body`] as `text/plain; charset=utf-8`.
+async fn readiness_server(cold: usize) -> (u16, Arc<AtomicUsize>) {
+    use axum::extract::Path;
+    use axum::http::header;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/warmup",
+            get(move |State(hits): State<Arc<AtomicUsize>>| async move {
+                if hits.fetch_add(1, Ordering::SeqCst) < cold {
+                    (AxumStatus::SERVICE_UNAVAILABLE, "warming up")
+                } else {
+                    (AxumStatus::OK, "ready")
+                }
+            }),
+        )
+        .route(
+            "/status/{code}",
+            get(|Path(code): Path<u16>| async move { AxumStatus::from_u16(code).unwrap() }),
+        )
+        .route(
+            "/json",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"migrated":true}"#,
+                )
+            }),
+        )
+        .route("/big", get(|| async { big_body() }))
+        .with_state(Arc::clone(&hits));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, hits)
+}
+
+fn readiness_options() -> (
+    HealthChecker,
+    mpsc::Receiver<HealthResult>,
+    mpsc::Receiver<ReadinessResult>,
+) {
+    HealthChecker::spawn_with_readiness(options(8), CancellationToken::new())
+}
+
+#[test]
+fn readiness_is_first_probed_at_once_then_every_interval() {
+    let s = Duration::from_secs(1);
+    let check = readiness_target("t", 1, "/").check;
+    let mut slow = check.clone();
+    slow.interval_seconds = 30;
+    slow.timeout_seconds = 10;
+    assert_eq!(
+        Schedule::of_readiness(&slow, s),
+        Schedule {
+            first: Duration::ZERO,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    );
+    let mut zero = check;
+    zero.interval_seconds = 0;
+    zero.timeout_seconds = 0;
+    let z = Schedule::of_readiness(&zero, s);
+    assert_eq!((z.first, z.interval, z.timeout), (Duration::ZERO, s, s));
+}
+
+#[test]
+fn media_types_drop_parameters_and_bodies_are_cut_at_a_character() {
+    assert_eq!(media_type("Text/HTML; charset=utf-8"), "text/html");
+    assert_eq!(media_type("application/json"), "application/json");
+    assert_eq!(media_type(""), "");
+    assert_eq!(truncated_utf8(b"abc".to_vec(), 4), "abc");
+    assert_eq!(truncated_utf8(b"abcdef".to_vec(), 4), "abcd");
+    // "aé" is 61 C3 A9: a cut after 2 bytes splits the é, which goes.
+    assert_eq!(truncated_utf8("aéb".as_bytes().to_vec(), 2), "a");
+    assert_eq!(truncated_utf8("aéb".as_bytes().to_vec(), 3), "aé");
+    assert_eq!(truncated_utf8(vec![0xff, b'a'], 4), "\u{fffd}a");
+    assert_eq!(status_text(503), "503 Service Unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_not_ready_until_its_server_answers_200_then_probing_ends() {
+    let (port, hits) = readiness_server(2).await;
+    // The target as the loop derives it: the host port named `portName`.
+    let mut app = AppDefinition::from_json(
+        br#"{"id":"/app","cmd":"x","portDefinitions":[{"port":0,"name":"metrics"},{"port":0,"name":"http-api"}]}"#,
+        &PathId::root(),
+        &crate::state::app::AppDefaults::default(),
+    )
+    .unwrap();
+    let mut check = readiness_target("web", port, "/warmup").check;
+    check.name = "warmup".into();
+    app.readiness_checks = vec![check.clone()];
+    assert_eq!(
+        super::super::readiness_port_of(&app, &check, &[1, u64::from(port)]),
+        Some(port)
+    );
+
+    let (checker, _health, mut rx) = readiness_options();
+    let mut target = readiness_target("web", port, "/warmup");
+    target.check = check;
+    checker.set_readiness_targets(vec![target.clone()]);
+    assert_eq!(checker.readiness_target_count(), 1);
+    assert_eq!(checker.target_count(), 0, "health targets are apart");
+    let deadline = Instant::now() + DEADLINE;
+
+    let mut seen = Vec::new();
+    loop {
+        let r = next_ready_where(&mut rx, deadline, "web", |_| true).await;
+        assert_eq!((r.task_id.as_str(), r.check_index), ("web", 0));
+        assert_eq!(r.name, "warmup");
+        assert_eq!(r.last_response, None, "not preserved");
+        seen.push((r.ready, r.cause.clone()));
+        if r.ready {
+            break;
+        }
+    }
+    let unavailable = (false, Some("503 Service Unavailable".to_string()));
+    assert_eq!(
+        seen,
+        vec![unavailable.clone(), unavailable, (true, None)],
+        "not ready twice, then ready"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+
+    // Ready is final: while another target is probed five times, the
+    // ready one, still in the set, is not probed again.
+    let other = readiness_target("other", port, "/status/503");
+    checker.set_readiness_targets(vec![target, other]);
+    assert_eq!(checker.readiness_target_count(), 2);
+    for _ in 0..5 {
+        let r = next_ready_where(&mut rx, deadline, "other", |_| true).await;
+        assert_eq!(r.task_id, "other");
+        assert!(!r.ready);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_means_a_status_in_http_status_codes_for_ready() {
+    let (port, _) = readiness_server(0).await;
+    let (checker, _health, mut rx) = readiness_options();
+    let with_codes = |task_id: &str, path: &str| {
+        let mut t = readiness_target(task_id, port, path);
+        t.check.http_status_codes_for_ready = vec![200, 204];
+        t
+    };
+    checker.set_readiness_targets(vec![
+        with_codes("no-content", "/status/204"),
+        with_codes("ok", "/status/200"),
+        with_codes("created", "/status/201"),
+        // The default list: 204 is not ready.
+        readiness_target("default", port, "/status/204"),
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+    let mut verdicts = std::collections::BTreeMap::new();
+    while verdicts.len() < 4 {
+        let r = next_ready_where(&mut rx, deadline, "all four", |_| true).await;
+        verdicts
+            .entry(r.task_id.clone())
+            .or_insert((r.ready, r.cause));
+    }
+    assert_eq!(verdicts["no-content"], (true, None));
+    assert_eq!(verdicts["ok"], (true, None));
+    assert_eq!(verdicts["created"], (false, Some("201 Created".into())));
+    assert_eq!(verdicts["default"], (false, Some("204 No Content".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preserve_last_response_keeps_status_content_type_and_a_cut_body() {
+    let (port, _) = readiness_server(1).await;
+    let (checker, _health, mut rx) = readiness_options();
+    let preserved = |task_id: &str, path: &str| {
+        let mut t = readiness_target(task_id, port, path);
+        t.check.preserve_last_response = true;
+        t
+    };
+    checker.set_readiness_targets(vec![
+        preserved("json", "/json"),
+        preserved("big", "/big"),
+        preserved("warmup", "/warmup"),
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+    // Ready results are final: collect each target's results until ready.
+    let mut results: std::collections::HashMap<String, Vec<ReadinessResult>> = Default::default();
+    while results.len() < 3 || results.values().any(|rs| !rs.last().unwrap().ready) {
+        let r = next_ready_where(&mut rx, deadline, "all ready", |_| true).await;
+        results.entry(r.task_id.clone()).or_default().push(r);
+    }
+
+    let json = results["json"].last().unwrap().clone();
+    assert!(json.ready);
+    assert_eq!(
+        json.last_response,
+        Some(HttpResponse {
+            status: 200,
+            content_type: "application/json".into(),
+            body: r#"{"migrated":true}"#.into(),
+        })
+    );
+    assert_eq!(
+        json.to_json(),
+        serde_json::json!({
+            "name": "readinessCheck",
+            "taskId": "json",
+            "ready": true,
+            "lastResponse": {
+                "status": 200,
+                "contentType": "application/json",
+                "body": "{\"migrated\":true}",
+            },
+        })
+    );
+
+    let big = results["big"].last().unwrap().clone();
+    assert!(big.ready);
+    let response = big.last_response.expect("preserved");
+    assert_eq!(response.content_type, "text/plain");
+    // "x" then two-byte characters: the cut at 4096 bytes splits one.
+    assert_eq!(response.body.len(), MAX_BODY_BYTES - 1);
+    assert!(big_body().starts_with(&response.body));
+
+    let [cold, warm] = &results["warmup"][..] else {
+        panic!("not ready once, then ready: {:?}", results["warmup"]);
+    };
+    assert!(!cold.ready);
+    let response = cold
+        .last_response
+        .clone()
+        .expect("not-ready answers are kept too");
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (503, "warming up")
+    );
+    assert!(warm.ready);
+    assert_eq!(warm.last_response.as_ref().unwrap().body, "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_silence_and_refusal_are_not_ready_with_a_cause() {
+    // A server that accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let closed = closed_port().await;
+    let (checker, _health, mut rx) = readiness_options();
+    let mut tls = readiness_target("tls", silent, "/");
+    tls.check.protocol = ReadinessProtocol::Https;
+    tls.check.preserve_last_response = true;
+    let mut quiet = readiness_target("silent", silent, "/");
+    quiet.check.timeout_seconds = 2;
+    quiet.check.interval_seconds = 3;
+    checker.set_readiness_targets(vec![tls, quiet, readiness_target("closed", closed, "/")]);
+    let deadline = Instant::now() + DEADLINE;
+
+    let tls = next_ready_where(&mut rx, deadline, "tls", |r| r.task_id == "tls").await;
+    assert!(!tls.ready);
+    assert_eq!(tls.cause.as_deref(), Some(READINESS_TLS_UNSUPPORTED));
+    // Marathon's stand-in for a missing answer.
+    let stand_in = tls.last_response.expect("preserved");
+    assert_eq!(
+        (stand_in.status, stand_in.content_type.as_str()),
+        (504, "text/plain")
+    );
+    assert_eq!(
+        stand_in.body,
+        format!("Baton could not query http://127.0.0.1:{silent}/: {READINESS_TLS_UNSUPPORTED}")
+    );
+
+    let quiet = next_ready_where(&mut rx, deadline, "silent", |r| r.task_id == "silent").await;
+    assert!(!quiet.ready);
+    assert_eq!(quiet.cause.as_deref(), Some("no answer within 100ms"));
+    assert_eq!(quiet.last_response, None);
+
+    let refused = next_ready_where(&mut rx, deadline, "closed", |r| r.task_id == "closed").await;
+    assert!(!refused.ready);
+    let cause = refused.cause.unwrap();
+    assert!(
+        cause.starts_with(&format!("GET http://127.0.0.1:{closed}/ failed: ")),
+        "{cause}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_and_readiness_probes_share_the_concurrency_bound() {
+    let (port, peak) = counting_server().await;
+    let (checker, mut health, mut readiness) =
+        HealthChecker::spawn_with_readiness(options(2), CancellationToken::new());
+    checker.set_targets(
+        (0..6)
+            .map(|i| target(&format!("h{i}"), port, HealthCheckProtocol::Http))
+            .collect(),
+    );
+    let mut never_ready: Vec<ReadinessTarget> = (0..6)
+        .map(|i| readiness_target(&format!("r{i}"), port, "/"))
+        .collect();
+    for t in &mut never_ready {
+        t.check.http_status_codes_for_ready = vec![299];
+        // Longer than the server's 100 ms: a timed-out probe would free its
+        // permit while the server still counts its connection.
+        t.check.timeout_seconds = 20;
+    }
+    checker.set_readiness_targets(never_ready);
+    let deadline = Instant::now() + DEADLINE;
+
+    let (mut health_seen, mut readiness_seen) = (0, 0);
+    while health_seen < 12 || readiness_seen < 12 {
+        tokio::select! {
+            r = next_where(&mut health, deadline, "health", |_| true) => {
+                assert!(r.alive, "{r:?}");
+                health_seen += 1;
+            }
+            r = next_ready_where(&mut readiness, deadline, "readiness", |_| true) => {
+                assert!(!r.ready, "{r:?}");
+                readiness_seen += 1;
+            }
+        }
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "at most 2 at once over both kinds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_targets_need_the_readiness_channel_and_stop_at_shutdown() {
+    let (port, _) = readiness_server(usize::MAX).await;
+    let (plain, _rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    plain.set_readiness_targets(vec![readiness_target("w", port, "/warmup")]);
+    assert_eq!(plain.readiness_target_count(), 0, "no channel, no probes");
+
+    let shutdown = CancellationToken::new();
+    let (checker, _health, mut rx) =
+        HealthChecker::spawn_with_readiness(options(8), shutdown.clone());
+    checker.set_readiness_targets(vec![readiness_target("w", port, "/warmup")]);
+    let deadline = Instant::now() + DEADLINE;
+    next_ready_where(&mut rx, deadline, "w", |_| true).await;
+    // Removed targets stop; an emptied set leaves none.
+    checker.set_readiness_targets(Vec::new());
+    assert_eq!(checker.readiness_target_count(), 0);
+    checker.set_readiness_targets(vec![readiness_target("w", port, "/warmup")]);
+    next_ready_where(&mut rx, deadline, "w again", |_| true).await;
+
+    shutdown.cancel();
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(r)) => assert_eq!(r.task_id, "w"),
+            Ok(None) => break,
+            Err(_) => panic!("readiness results did not end after shutdown"),
+        }
+    }
+    checker.set_readiness_targets(vec![readiness_target("late", port, "/warmup")]);
+    assert_eq!(
+        checker.readiness_target_count(),
+        0,
+        "no probes after shutdown"
+    );
 }
