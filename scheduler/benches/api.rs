@@ -52,22 +52,16 @@ fn build_view() -> View {
             let task_id = instance.next_task_id();
             instance.incarnation = 1;
             instance.task = Some(InstanceTask {
-                task_id,
-                agent_id: format!("agent-{}", (a + i) % 1000),
-                hostname: format!("10.0.{}.{}", (a + i) % 250, i),
-                fields: Default::default(),
-                host_ports: vec![31_000 + i as u64],
                 condition: Condition::Running,
-                last_status: None,
-                launched_at: version,
                 started_at: Some(version.plus_millis(1500)),
-                unreachable_since: None,
-                kill_requested_at: None,
                 recent_update_uuids: vec!["00112233445566778899aabbccddeeff".into()],
-                healthy: None,
-                retire_for_health: None,
-                draining_since: None,
-                ready: None,
+                ..InstanceTask::launched(
+                    task_id,
+                    format!("agent-{}", (a + i) % 1000),
+                    format!("10.0.{}.{}", (a + i) % 250, i),
+                    vec![31_000 + i as u64],
+                    version,
+                )
             });
             instances.insert(instance.uuid, Arc::new(instance));
         }

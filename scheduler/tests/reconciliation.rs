@@ -33,22 +33,15 @@ fn stored_running_app(store: &MemoryStore) -> String {
     let task_id = instance.next_task_id();
     instance.incarnation = 1;
     instance.task = Some(InstanceTask {
-        task_id: task_id.clone(),
-        agent_id: "agent-1".into(),
-        hostname: "127.0.0.1".into(),
-        fields: Default::default(),
-        host_ports: vec![31000],
         condition: Condition::Running,
-        last_status: None,
-        launched_at: Timestamp::from_millis(1_000),
         started_at: Some(Timestamp::from_millis(2_000)),
-        unreachable_since: None,
-        kill_requested_at: None,
-        recent_update_uuids: Vec::new(),
-        healthy: None,
-        retire_for_health: None,
-        draining_since: None,
-        ready: None,
+        ..InstanceTask::launched(
+            task_id.clone(),
+            "agent-1".into(),
+            "127.0.0.1".into(),
+            vec![31000],
+            Timestamp::from_millis(1_000),
+        )
     });
     store
         .apply(&[

@@ -342,7 +342,6 @@ pub fn task_stats(app: &AppDefinition, instances: &[&Instance], now: Timestamp) 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::state::StatusRecord;
@@ -356,11 +355,6 @@ mod tests {
             Timestamp::from_millis(1_000),
         );
         i.task = Some(InstanceTask {
-            task_id: i.next_task_id(),
-            agent_id: "agent-S1".into(),
-            hostname: "127.0.0.2".into(),
-            fields: BTreeMap::new(),
-            host_ports: vec![31002],
             condition,
             last_status: Some(StatusRecord {
                 state: condition.mesos_state().into(),
@@ -370,15 +364,15 @@ mod tests {
                 healthy,
                 timestamp: None,
             }),
-            launched_at: Timestamp::from_millis(2_000),
             started_at: (condition == Condition::Running).then(|| Timestamp::from_millis(3_000)),
-            unreachable_since: None,
-            kill_requested_at: None,
-            recent_update_uuids: vec![],
             healthy,
-            retire_for_health: None,
-            draining_since: None,
-            ready: None,
+            ..InstanceTask::launched(
+                i.next_task_id(),
+                "agent-S1".into(),
+                "127.0.0.2".into(),
+                vec![31002],
+                Timestamp::from_millis(2_000),
+            )
         });
         i
     }

@@ -148,7 +148,6 @@ pub fn readiness_targets_for(app: &AppDefinition, instance: &Instance) -> Vec<Re
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::state::app::{AppDefaults, ReadinessProtocol};
@@ -213,22 +212,14 @@ mod tests {
         let mut instance = Instance::schedule(a.id.clone(), at, at);
         assert!(readiness_targets_for(&a, &instance).is_empty());
         instance.task = Some(InstanceTask {
-            task_id: "shop_web.instance-x._app.1".into(),
-            agent_id: "agent".into(),
-            hostname: "10.0.0.7".into(),
-            fields: BTreeMap::new(),
-            host_ports: vec![31000, 31001],
             condition: Condition::Staging,
-            last_status: None,
-            launched_at: Timestamp::from_millis(1_000),
-            started_at: None,
-            unreachable_since: None,
-            kill_requested_at: None,
-            recent_update_uuids: Vec::new(),
-            healthy: None,
-            retire_for_health: None,
-            draining_since: None,
-            ready: None,
+            ..InstanceTask::launched(
+                "shop_web.instance-x._app.1".into(),
+                "agent".into(),
+                "10.0.0.7".into(),
+                vec![31000, 31001],
+                Timestamp::from_millis(1_000),
+            )
         });
         assert!(
             readiness_targets_for(&a, &instance).is_empty(),

@@ -400,7 +400,6 @@ fn scale_down_rank(instance: &Instance, selection: KillSelection) -> (u8, i64) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::state::app::{AppDefaults, PathId};
@@ -424,25 +423,12 @@ mod tests {
             Timestamp::from_millis(1),
             Timestamp::from_millis(NOW - launched_ago_s * 1000),
         );
+        let at = Timestamp::from_millis(NOW - launched_ago_s * 1000);
         i.task = condition.map(|condition| InstanceTask {
-            task_id: i.next_task_id(),
-            agent_id: "a".into(),
-            hostname: "h".into(),
-            fields: BTreeMap::new(),
-            host_ports: vec![],
             condition,
-            last_status: None,
-            launched_at: Timestamp::from_millis(NOW - launched_ago_s * 1000),
-            started_at: (condition == Condition::Running)
-                .then(|| Timestamp::from_millis(NOW - launched_ago_s * 1000)),
-            unreachable_since: (condition == Condition::Unreachable)
-                .then(|| Timestamp::from_millis(NOW - launched_ago_s * 1000)),
-            kill_requested_at: None,
-            recent_update_uuids: vec![],
-            healthy: None,
-            retire_for_health: None,
-            draining_since: None,
-            ready: None,
+            started_at: (condition == Condition::Running).then_some(at),
+            unreachable_since: (condition == Condition::Unreachable).then_some(at),
+            ..InstanceTask::launched(i.next_task_id(), "a".into(), "h".into(), vec![], at)
         });
         i
     }

@@ -1976,22 +1976,14 @@ impl Driver {
                     };
                 }
                 next.task = Some(InstanceTask {
-                    task_id: task_id.clone(),
-                    agent_id: offer.agent_id.value.clone(),
-                    hostname: offer.hostname.clone(),
                     fields: fields.clone(),
-                    host_ports: placement.allocation.ports.clone(),
-                    condition: Condition::Provisioned,
-                    last_status: None,
-                    launched_at: now,
-                    started_at: None,
-                    unreachable_since: None,
-                    kill_requested_at: None,
-                    recent_update_uuids: Vec::new(),
-                    healthy: None,
-                    retire_for_health: None,
-                    draining_since: None,
-                    ready: None,
+                    ..InstanceTask::launched(
+                        task_id.clone(),
+                        offer.agent_id.value.clone(),
+                        offer.hostname.clone(),
+                        placement.allocation.ports.clone(),
+                        now,
+                    )
                 });
                 match instance_change(&next) {
                     Ok(c) => changes.push(c),

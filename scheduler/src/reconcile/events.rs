@@ -237,22 +237,16 @@ mod tests {
         let app = PathId::parse("/prod/web", &PathId::root()).unwrap();
         let mut i = Instance::schedule(app, Timestamp::from_millis(1), Timestamp::from_millis(1));
         i.task = Some(InstanceTask {
-            task_id: i.next_task_id(),
-            agent_id: "S1".into(),
-            hostname: "127.0.0.2".into(),
-            fields: Default::default(),
-            host_ports: vec![31000],
             condition: Condition::Running,
-            last_status: None,
-            launched_at: Timestamp::from_millis(1),
             started_at: Some(Timestamp::from_millis(2)),
-            unreachable_since: None,
-            kill_requested_at: None,
-            recent_update_uuids: vec![],
             healthy: Some(true),
-            retire_for_health: None,
-            draining_since: None,
-            ready: None,
+            ..InstanceTask::launched(
+                i.next_task_id(),
+                "S1".into(),
+                "127.0.0.2".into(),
+                vec![31000],
+                Timestamp::from_millis(1),
+            )
         });
         i
     }

@@ -191,6 +191,36 @@ pub struct InstanceTask {
     pub ready: Option<bool>,
 }
 
+impl InstanceTask {
+    /// A task just sent to Mesos, with nothing heard of it yet.
+    pub fn launched(
+        task_id: String,
+        agent_id: String,
+        hostname: String,
+        host_ports: Vec<u64>,
+        launched_at: Timestamp,
+    ) -> InstanceTask {
+        InstanceTask {
+            task_id,
+            agent_id,
+            hostname,
+            fields: BTreeMap::new(),
+            host_ports,
+            condition: Condition::Provisioned,
+            last_status: None,
+            launched_at,
+            started_at: None,
+            unreachable_since: None,
+            kill_requested_at: None,
+            recent_update_uuids: Vec::new(),
+            healthy: None,
+            retire_for_health: None,
+            draining_since: None,
+            ready: None,
+        }
+    }
+}
+
 /// One slot of an app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
