@@ -77,6 +77,31 @@ async fn wait_healthy(baton: &BatonProcess, id: &str, n: u64) {
     .await;
 }
 
+/// POSTs `app` and waits until its `n` instances are healthy; their task ids.
+async fn deploy_healthy(baton: &BatonProcess, app: &Value, n: u64) -> BTreeSet<String> {
+    let id = app["id"].as_str().unwrap_or_default().to_string();
+    let (status, body) = baton.request(Method::POST, "/v2/apps", Some(app)).await;
+    assert_eq!(status, 201, "{body}");
+    wait_healthy(baton, &id, n).await;
+    task_ids(&baton.tasks(&id).await)
+}
+
+/// PUTs a change to `id`; the deployment's id.
+async fn change(baton: &BatonProcess, id: &str, body: Value) -> String {
+    let (status, answer) = baton
+        .request(Method::PUT, &format!("/v2/apps{id}"), Some(&body))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["deploymentId"].as_str().unwrap().to_string()
+}
+
+fn task_ids(tasks: &[Value]) -> BTreeSet<String> {
+    tasks
+        .iter()
+        .map(|t| t["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 fn task_url(task: &Value, path: &str) -> String {
     format!(
         "http://{}:{}{path}",
@@ -112,15 +137,7 @@ async fn a_sick_instance_is_replaced_and_its_replacement_is_healthy_before_it_is
     let dir = tempfile::tempdir().unwrap();
     let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
     let id = "/health/web";
-    let (status, body) = baton
-        .request(
-            Method::POST,
-            "/v2/apps",
-            Some(&app(id, &marker, 3, json!({}))),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_healthy(&baton, id, 3).await;
+    deploy_healthy(&baton, &app(id, &marker, 3, json!({})), 3).await;
     let events = EventLog::attach(&baton.url).await;
     let tasks = baton.wait_running(id, 3, DEADLINE).await;
     let sick = tasks[0]["id"].as_str().unwrap().to_string();
@@ -161,13 +178,25 @@ async fn a_sick_instance_is_replaced_and_its_replacement_is_healthy_before_it_is
     wait_healthy(&baton, id, 3).await;
     let running = baton.wait_running(id, 3, DEADLINE).await;
     assert!(running.iter().all(|t| t["id"] != sick.as_str()));
-    let (_, app) = baton.get(&format!("/v2/apps{id}")).await;
-    let results = &app["app"]["tasks"][0]["healthCheckResults"][0];
-    assert_eq!(results["alive"], true, "{app}");
-    assert!(
-        results["instanceId"].is_string() && results["taskId"].is_string(),
-        "{results}"
-    );
+    // Each task shows its check's result (polled: a check can miss its
+    // 1 s timeout on a loaded machine and flip for a moment).
+    let results = wait::until(DEADLINE, "every task's health result alive", || async {
+        let (_, app) = baton.get(&format!("/v2/apps{id}")).await;
+        let tasks = app["app"]["tasks"].as_array()?.clone();
+        let results: Vec<Value> = tasks
+            .iter()
+            .map(|t| t["healthCheckResults"][0].clone())
+            .collect();
+        (results.len() == 3 && results.iter().all(|r| r["alive"] == true)).then_some(results)
+    })
+    .await;
+    for r in &results {
+        assert!(
+            r["instanceId"].is_string() && r["taskId"].is_string(),
+            "{r}"
+        );
+        assert!(r["lastSuccess"].is_string(), "{r}");
+    }
     drop(events);
     delete_and_stop(baton, &[id], &marker).await;
 }
@@ -221,21 +250,7 @@ async fn a_rolling_upgrade_keeps_the_health_floor_and_the_cap_and_no_request_fai
     let id = "/rolling";
     let strategy =
         json!({"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25}});
-    let (status, body) = baton
-        .request(
-            Method::POST,
-            "/v2/apps",
-            Some(&app(id, &marker, 4, strategy)),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_healthy(&baton, id, 4).await;
-    let before: BTreeSet<String> = baton
-        .tasks(id)
-        .await
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect();
+    let before = deploy_healthy(&baton, &app(id, &marker, 4, strategy), 4).await;
     let events = EventLog::attach(&baton.url).await;
 
     // A client sends requests throughout, each to a task the task list
@@ -293,15 +308,7 @@ async fn a_rolling_upgrade_keeps_the_health_floor_and_the_cap_and_no_request_fai
         })
     };
 
-    let (status, body) = baton
-        .request(
-            Method::PUT,
-            &format!("/v2/apps{id}"),
-            Some(&json!({"env": {"VERSION": "v2"}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let deployment = body["deploymentId"].as_str().unwrap().to_string();
+    let deployment = change(&baton, id, json!({"env": {"VERSION": "v2"}})).await;
     events
         .wait_for("the deployment to succeed", |e| {
             e["eventType"] == "deployment_success" && e["id"] == deployment.as_str()
@@ -375,27 +382,9 @@ async fn a_version_that_never_gets_healthy_keeps_the_old_instances_says_why_and_
         "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.5},
         "labels": {"BATON_DEPLOYMENT_TIMEOUT_SECONDS": "8"},
     });
-    let (status, body) = baton
-        .request(Method::POST, "/v2/apps", Some(&app(id, &marker, 2, extra)))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_healthy(&baton, id, 2).await;
-    let old: BTreeSet<String> = baton
-        .tasks(id)
-        .await
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect();
+    let old = deploy_healthy(&baton, &app(id, &marker, 2, extra), 2).await;
     let events = EventLog::attach(&baton.url).await;
-    let (status, body) = baton
-        .request(
-            Method::PUT,
-            &format!("/v2/apps{id}"),
-            Some(&json!({"env": {"VERSION": "v2", "BROKEN": "1"}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let deployment = body["deploymentId"].as_str().unwrap().to_string();
+    let deployment = change(&baton, id, json!({"env": {"VERSION": "v2", "BROKEN": "1"}})).await;
     let failed = events
         .wait_for("deployment_failed", |e| {
             e["eventType"] == "deployment_failed" && e["id"] == deployment.as_str()
@@ -478,30 +467,9 @@ async fn kill9_in_the_middle_of_a_rolling_upgrade_resumes_it_without_duplicates_
     let id = "/resume";
     let strategy =
         json!({"upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.5}});
-    let (status, body) = baton
-        .request(
-            Method::POST,
-            "/v2/apps",
-            Some(&app(id, &marker, 4, strategy)),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_healthy(&baton, id, 4).await;
-    let old: BTreeSet<String> = baton
-        .tasks(id)
-        .await
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect();
+    let old = deploy_healthy(&baton, &app(id, &marker, 4, strategy), 4).await;
     let events = EventLog::attach(&baton.url).await;
-    let (status, body) = baton
-        .request(
-            Method::PUT,
-            &format!("/v2/apps{id}"),
-            Some(&json!({"env": {"VERSION": "v2"}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    change(&baton, id, json!({"env": {"VERSION": "v2"}})).await;
     // Mid-way: a new instance is healthy, and an old one is on its way out.
     events
         .wait_for("a new task healthy", |e| {
@@ -609,15 +577,12 @@ async fn readiness_checks_gate_the_deployment_and_show_in_it() {
         .unwrap()
         .to_string();
     let events = EventLog::attach(&baton.url).await;
-    let (status, body) = baton
-        .request(
-            Method::PUT,
-            &format!("/v2/apps{id}"),
-            Some(&json!({"env": {"VERSION": "v2", "READY_AFTER": "5"}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let deployment = body["deploymentId"].as_str().unwrap().to_string();
+    let deployment = change(
+        &baton,
+        id,
+        json!({"env": {"VERSION": "v2", "READY_AFTER": "5"}}),
+    )
+    .await;
     // While the new task warms up, the deployment shows it not ready.
     let not_ready = wait::until(DEADLINE, "a not-ready result in the deployment", || async {
         let (_, d) = baton.get("/v2/deployments").await;
