@@ -110,9 +110,6 @@ fn task_health(info: &v1::TaskInfo, spec: &task::CommandSpec, now: Instant) -> O
     let check = info.health_check.as_ref()?;
     match health::Spec::parse(check, spec) {
         Ok(health::Spec { probe, policy }) => {
-            if matches!(probe, health::Probe::Https { .. }) {
-                tracing::warn!("{}: this check will always fail", health::HTTPS_UNSUPPORTED);
-            }
             tracing::info!(kind = probe.kind(), ?policy, "health checking the task");
             Some(TaskHealth {
                 probe,

@@ -21,9 +21,8 @@
 //! The host is always the loopback address (the task shares the executor's
 //! network). HTTP passes on a status in `statuses` when that list is given,
 //! else on 200–399 (as the built-in executors, which follow redirects).
-//! **HTTPS is not supported**: baton-executor has no TLS client, so an
-//! `https` check only tries to connect and always fails with
-//! [`HTTPS_UNSUPPORTED`].
+//! HTTPS is judged the same way; as in Mesos (`curl -k`), the task's
+//! certificate is not verified.
 
 pub mod probe;
 
@@ -34,9 +33,6 @@ use mesos_proto::v1::{self, health_check, network_info};
 use tokio::time::Instant;
 
 use crate::task::{self, CommandSpec};
-
-/// The cause every `https` check fails with.
-pub const HTTPS_UNSUPPORTED: &str = "https health checks are not supported by baton-executor";
 
 /// Stand-in for durations too long to matter (an `Infinity` in JSON): about
 /// a century, still safe to add to an [`Instant`].
@@ -63,11 +59,13 @@ pub enum Probe {
         /// The statuses that pass; empty means 200–399.
         statuses: Vec<u32>,
     },
-    /// An `https` check: unsupported, see the module documentation. Connects
-    /// to `addr` (so the cause can say whether anything listens) and fails.
+    /// `GET url` over TLS, accepting any certificate; passes as
+    /// [`Probe::Http`] does.
     Https {
-        /// The port on the loopback address.
-        addr: SocketAddr,
+        /// `https://127.0.0.1:<port><path>` (or `[::1]`).
+        url: String,
+        /// The statuses that pass; empty means 200–399.
+        statuses: Vec<u32>,
     },
     /// Passes when a TCP connection to `addr` is established.
     Tcp {
@@ -200,7 +198,10 @@ impl Spec {
                         url: format!("http://{addr}{path}"),
                         statuses: http.statuses.clone(),
                     },
-                    "https" => Probe::Https { addr },
+                    "https" => Probe::Https {
+                        url: format!("https://{addr}{path}"),
+                        statuses: http.statuses.clone(),
+                    },
                     other => {
                         return invalid(format!("Unsupported HTTP health check scheme: '{other}'"));
                     }
@@ -671,7 +672,8 @@ mod tests {
         assert_eq!(
             https.probe,
             Probe::Https {
-                addr: "[::1]:8080".parse().unwrap()
+                url: "https://[::1]:8080/health?deep=1".into(),
+                statuses: vec![200, 204],
             }
         );
     }

@@ -1,11 +1,14 @@
 //! Health checks (`TaskInfo.health_check`) with the real `baton-executor`
 //! binary against the fake agent, over both encodings: passing checks
 //! report `healthy = true` once, failing ones report every failure and kill
-//! the task after `consecutive_failures`.
+//! the task after `consecutive_failures`. HTTPS checks probe a server of the
+//! test's own, with a certificate made at test time.
 
 mod common;
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Executor, FakeAgent, Options, shell_task, wait_for, wait_group_gone};
@@ -13,6 +16,8 @@ use mesos_proto::Encoding;
 use mesos_proto::v1::{
     self, TaskState, environment::Variable, health_check, task_status::Reason, task_status::Source,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
 
 const EXIT: Duration = Duration::from_secs(20);
 /// Long enough for a Python HTTP server to start on a loaded machine.
@@ -25,6 +30,59 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// An HTTPS server on 127.0.0.1 whose certificate, self-signed and made now,
+/// names `localhost`: verification would fail twice. Its first `healthy`
+/// requests get 200, the others 500; it counts requests. Aborting the handle
+/// stops it and its connections.
+async fn https_server(healthy: usize) -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let server = tokio::spawn(async move {
+        // Dropped with the server: its connections end too.
+        let mut connections = JoinSet::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            while connections.try_join_next().is_some() {}
+            let (acceptor, counted) = (acceptor.clone(), Arc::clone(&counted));
+            connections.spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let status = if counted.fetch_add(1, Ordering::SeqCst) < healthy {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
+                let response =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, hits, server)
 }
 
 /// A task that records its process group id and runs until SIGTERM.
@@ -311,29 +369,50 @@ async fn a_tcp_check_turns_unhealthy_when_the_port_closes(encoding: Encoding) {
     agent.assert_no_violations();
 }
 
-async fn an_https_check_fails_as_unsupported(encoding: Encoding) {
+async fn an_https_check_reports_healthy_then_unhealthy(encoding: Encoding) {
+    let (port, hits, server) = https_server(1).await;
     let agent = FakeAgent::start(encoding).await;
     let mut executor = Executor::spawn(&agent, Options::default());
     agent.wait_subscribe(1).await;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut check = http_check(listener.local_addr().unwrap().port(), 0.0, 1);
+    // MESOS_HTTPS as Baton sends it: an HTTP check with scheme "https".
+    let mut check = http_check(port, 0.0, 1);
     check.http.as_mut().unwrap().scheme = Some("https".into());
     let mut task = looping_task("t1");
     task.health_check = Some(check);
     agent.launch(task);
     let pgid = first_task_pgid(&executor).await;
 
-    agent.wait_update("t1", TaskState::TaskKilled).await;
-    let failures = health_updates(&agent, "t1");
-    assert_eq!(failures.len(), 1);
-    let message = failures[0].message.as_deref().unwrap_or_default();
+    let healthy = wait_for("a healthy update", EXIT, || {
+        health_updates(&agent, "t1")
+            .into_iter()
+            .find(|s| s.healthy == Some(true))
+    })
+    .await;
+    assert_eq!(healthy.executor_id.unwrap().value, common::EXECUTOR_ID);
+    let killed = agent.wait_update("t1", TaskState::TaskKilled).await;
+    assert_eq!(killed.healthy, Some(false));
+    assert_eq!(
+        states_and_health(&agent, "t1"),
+        [
+            (TaskState::TaskStarting, None),
+            (TaskState::TaskRunning, None),
+            (TaskState::TaskRunning, Some(true)),
+            (TaskState::TaskRunning, Some(false)),
+            (TaskState::TaskKilled, Some(false)),
+        ]
+    );
+    let failure = &health_updates(&agent, "t1")[1];
+    let message = failure.message.as_deref().unwrap_or_default();
     assert!(
-        message.contains("https health checks are not supported by baton-executor"),
+        message.contains(
+            "HTTPS health check failed: Unexpected HTTP response code: 500 Internal Server Error"
+        ),
         "{message}"
     );
+    assert!(hits.load(Ordering::SeqCst) >= 2);
     assert!(executor.wait_exit(EXIT).await.success());
     wait_group_gone(pgid).await;
-    drop(listener);
+    server.abort();
     agent.assert_no_violations();
 }
 
@@ -358,5 +437,5 @@ both_encodings!(
     a_command_check_runs_in_the_task_sandbox_with_its_environment,
     a_command_check_that_times_out_is_killed_and_fails,
     a_tcp_check_turns_unhealthy_when_the_port_closes,
-    an_https_check_fails_as_unsupported,
+    an_https_check_reports_healthy_then_unhealthy,
 );

@@ -30,6 +30,8 @@ pub fn binary(name: &str) -> PathBuf {
                     "baton-executor",
                     "-p",
                     "baton",
+                    "-p",
+                    "baton-router",
                 ])
                 .status()
                 .expect("run cargo build");

@@ -18,6 +18,8 @@
 //! - [`cluster`]: starting `mesos-local` as a child process, and the
 //!   scheduler against it.
 //! - [`events`]: a `/v2/events` subscriber that records what it hears.
+//! - [`router`]: the `baton-router` binary as a child process, and
+//!   requests through it with a chosen Host and cookie.
 //! - [`wait`]: polling with a deadline.
 
 pub mod apps;
@@ -27,6 +29,7 @@ pub mod cluster;
 pub mod events;
 pub mod ports;
 pub mod procs;
+pub mod router;
 pub mod wait;
 
 /// Logs to the test's captured output, once per process.

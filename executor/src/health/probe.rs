@@ -3,50 +3,70 @@
 //!
 //! - HTTP: `GET` with reqwest (no proxy, no connection reuse, redirects
 //!   followed as `curl -L` in the built-in executors); the body is not read.
-//! - HTTPS: unsupported (no TLS client); a TCP connect, then failure with
-//!   [`HTTPS_UNSUPPORTED`].
+//! - HTTPS: the same over TLS (`https::HttpsClient`: rustls with ring,
+//!   any certificate accepted as with `curl -k`), redirects followed up to
+//!   [`MAX_REDIRECTS`] (to an `http` URL, reqwest takes over).
 //! - TCP: a connect, closed at once.
 //! - COMMAND: the command in a new process group, output to the executor's
 //!   stderr; the whole group is SIGKILLed when the check ends, times out or
 //!   is cancelled.
 
+mod https;
+
 use std::collections::HashMap;
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use reqwest::{StatusCode, Url};
 use tokio::task::{AbortHandle, JoinSet};
 
-use super::{Action, Finished, HTTPS_UNSUPPORTED, Probe};
+use self::https::HttpsClient;
+use super::{Action, Finished, Probe};
 use crate::task::{self, CommandSpec, Termination};
 
-/// The HTTP client for checks: no proxy (the target is the loopback), no
-/// idle connections kept (each check opens its own, as curl does), HTTP/1.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .http1_only()
-        .build()
+/// Redirects an `https` check follows, as many as reqwest's default policy
+/// lets an `http` one follow.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The clients of checks. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// For HTTP: no proxy (the target is the loopback), no idle connections
+    /// kept (each check opens its own, as curl does), HTTP/1.
+    http: reqwest::Client,
+    /// For HTTPS: one connection per request, HTTP/1.1.
+    https: HttpsClient,
+}
+
+impl Clients {
+    /// Fails only if reqwest cannot build its client.
+    pub fn new() -> Result<Clients, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .http1_only()
+            .build()?;
+        Ok(Clients {
+            http,
+            https: HttpsClient::new(),
+        })
+    }
 }
 
 /// Runs `probe` once, bounded by `timeout`: `Ok` when it passes, else the
 /// cause of the failure.
 pub async fn check(
-    client: &reqwest::Client,
+    clients: &Clients,
     probe: &Probe,
     timeout: Option<Duration>,
 ) -> Result<(), String> {
     let run = async {
         match probe {
-            Probe::Http { url, statuses } => http(client, url, statuses).await,
-            Probe::Https { addr } => match connect(*addr).await {
-                Ok(()) => Err(HTTPS_UNSUPPORTED.to_string()),
-                Err(e) => Err(format!("{HTTPS_UNSUPPORTED} (and {e})")),
-            },
+            Probe::Http { url, statuses } => http(&clients.http, url, statuses).await,
+            Probe::Https { url, statuses } => https(clients, url, statuses).await,
             Probe::Tcp { addr } => connect(*addr).await,
             Probe::Command(spec) => command(spec).await,
         }
@@ -67,7 +87,42 @@ async fn http(client: &reqwest::Client, url: &str, statuses: &[u32]) -> Result<(
         .send()
         .await
         .map_err(|e| format!("GET {url} failed: {}", chain(&e)))?;
-    let status = response.status();
+    verdict(statuses, response.status())
+}
+
+/// `GET url` over TLS, following redirects as reqwest does for [`http`]
+/// (301, 302, 303, 307 and 308 with a usable `Location`; at most
+/// [`MAX_REDIRECTS`]). A redirect to an `http` URL goes on with [`http`].
+async fn https(clients: &Clients, url: &str, statuses: &[u32]) -> Result<(), String> {
+    let mut current = Url::parse(url).map_err(|e| format!("GET {url} failed: {e}"))?;
+    for _ in 0..=MAX_REDIRECTS {
+        if current.scheme() == "http" {
+            return http(&clients.http, current.as_str(), statuses).await;
+        }
+        let response = clients
+            .https
+            .get(&current, 0)
+            .await
+            .map_err(|e| format!("GET {current} failed: {}", chain(&e)))?;
+        let status = response.status();
+        let next = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+            .then(|| response.headers().get(reqwest::header::LOCATION))
+            .flatten()
+            .and_then(|location| location.to_str().ok())
+            .and_then(|location| current.join(location).ok())
+            .filter(|next| matches!(next.scheme(), "http" | "https"));
+        match next {
+            Some(next) => current = next,
+            None => return verdict(statuses, status),
+        }
+    }
+    Err(format!(
+        "GET {url} failed: more than {MAX_REDIRECTS} redirects"
+    ))
+}
+
+/// Whether an answer with `status` passes a check with these `statuses`.
+fn verdict(statuses: &[u32], status: StatusCode) -> Result<(), String> {
     if Probe::http_status_passes(statuses, status.as_u16()) {
         Ok(())
     } else {
@@ -124,7 +179,7 @@ impl Drop for KillGroupOnDrop {
 }
 
 /// An error with its sources, `a: b: c` (reqwest's own message is terse).
-fn chain(error: &reqwest::Error) -> String {
+fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -139,7 +194,7 @@ fn chain(error: &reqwest::Error) -> String {
 /// all (killing their commands).
 #[derive(Debug)]
 pub struct Probes {
-    client: reqwest::Client,
+    clients: Clients,
     running: JoinSet<Finished>,
     /// Per task: the attempt in flight and its handle.
     by_task: HashMap<String, (u64, AbortHandle)>,
@@ -149,7 +204,7 @@ impl Probes {
     /// No checks yet; fails only if the HTTP client cannot be built.
     pub fn new() -> Result<Probes, reqwest::Error> {
         Ok(Probes {
-            client: http_client()?,
+            clients: Clients::new()?,
             running: JoinSet::new(),
             by_task: HashMap::new(),
         })
@@ -164,10 +219,10 @@ impl Probes {
                 probe,
                 timeout,
             } => {
-                let client = self.client.clone();
+                let clients = self.clients.clone();
                 let id = task_id.clone();
                 let handle = self.running.spawn(async move {
-                    let result = check(&client, &probe, timeout).await;
+                    let result = check(&clients, &probe, timeout).await;
                     Finished {
                         task_id: id,
                         attempt,
@@ -276,6 +331,81 @@ mod tests {
         (addr, server)
     }
 
+    /// An HTTPS server with a self-signed certificate made now, for
+    /// `localhost` (checks go to 127.0.0.1: it would fail verification
+    /// twice). Request `n` (from 0) gets `answers[n]`, or the last one, as a
+    /// status line and extra header lines. It counts requests; aborting the
+    /// handle stops it and its connections.
+    async fn https_server(
+        answers: &[(&str, &str)],
+    ) -> (
+        SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::AsyncReadExt;
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
+        let answers: Arc<Vec<(String, String)>> = Arc::new(
+            answers
+                .iter()
+                .map(|&(status, headers)| (status.to_string(), headers.to_string()))
+                .collect(),
+        );
+        let server = tokio::spawn(async move {
+            // Dropped with the server: its connections end too.
+            let mut connections = JoinSet::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                while connections.try_join_next().is_some() {}
+                let (acceptor, counted, answers) =
+                    (acceptor.clone(), Arc::clone(&counted), Arc::clone(&answers));
+                connections.spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let n = counted.fetch_add(1, Ordering::SeqCst);
+                    let (status, headers) = &answers[n.min(answers.len() - 1)];
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (addr, hits, server)
+    }
+
+    fn https_probe(addr: SocketAddr, statuses: Vec<u32>) -> Probe {
+        Probe::Https {
+            url: format!("https://{addr}/health"),
+            statuses,
+        }
+    }
+
     fn http_probe(addr: SocketAddr, statuses: Vec<u32>) -> Probe {
         Probe::Http {
             url: format!("http://{addr}/health"),
@@ -295,7 +425,7 @@ mod tests {
 
     #[tokio::test]
     async fn http_passes_on_2xx_3xx_or_the_listed_statuses() {
-        let client = http_client().unwrap();
+        let client = Clients::new().unwrap();
         let (ok, a) = http_server("200 OK").await;
         let (moved, b) = http_server("304 Not Modified").await;
         let (broken, c) = http_server("503 Service Unavailable").await;
@@ -325,7 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn http_to_a_closed_port_fails_with_the_cause() {
-        let client = http_client().unwrap();
+        let client = Clients::new().unwrap();
         let addr = closed_port().await;
         let cause = check(&client, &http_probe(addr, vec![]), LONG)
             .await
@@ -342,7 +472,7 @@ mod tests {
         // Accepts (through the backlog) but never answers.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let client = http_client().unwrap();
+        let client = Clients::new().unwrap();
         let start = Instant::now();
         let cause = check(
             &client,
@@ -358,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_passes_when_something_listens() {
-        let client = http_client().unwrap();
+        let client = Clients::new().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap();
         assert_eq!(
@@ -377,28 +507,112 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn https_always_fails_as_unsupported() {
-        let client = http_client().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let open = listener.local_addr().unwrap();
+    async fn https_passes_on_2xx_3xx_or_the_listed_statuses_whatever_the_certificate() {
+        use std::sync::atomic::Ordering;
+        let client = Clients::new().unwrap();
+        let (ok, _, a) = https_server(&[("200 OK", "")]).await;
+        let (moved, _, b) = https_server(&[("304 Not Modified", "")]).await;
+        let (broken, hits, c) = https_server(&[("503 Service Unavailable", "")]).await;
+        assert_eq!(check(&client, &https_probe(ok, vec![]), LONG).await, Ok(()));
         assert_eq!(
-            check(&client, &Probe::Https { addr: open }, LONG).await,
-            Err(HTTPS_UNSUPPORTED.to_string())
+            check(&client, &https_probe(moved, vec![]), LONG).await,
+            Ok(())
         );
-        drop(listener);
+        assert_eq!(
+            check(&client, &https_probe(broken, vec![]), LONG).await,
+            Err("Unexpected HTTP response code: 503 Service Unavailable".into())
+        );
+        assert_eq!(
+            check(&client, &https_probe(broken, vec![503]), LONG).await,
+            Ok(())
+        );
+        assert!(
+            check(&client, &https_probe(ok, vec![204]), LONG)
+                .await
+                .is_err()
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "one request per check");
+        for server in [a, b, c] {
+            server.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn https_follows_redirects_over_https_and_to_http() {
+        use std::sync::atomic::Ordering;
+        let client = Clients::new().unwrap();
+        let (plain, plain_server) = http_server("503 Service Unavailable").await;
+        let to_plain = format!("Location: http://{plain}/health\r\n");
+        let (addr, hits, server) = https_server(&[
+            ("302 Found", "Location: /elsewhere\r\n"),
+            ("200 OK", ""),
+            ("301 Moved Permanently", &to_plain),
+        ])
+        .await;
+        // Redirected once, then 200.
+        assert_eq!(
+            check(&client, &https_probe(addr, vec![]), LONG).await,
+            Ok(())
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        // Redirected to plain HTTP, which answers 503.
+        assert_eq!(
+            check(&client, &https_probe(addr, vec![]), LONG).await,
+            Err("Unexpected HTTP response code: 503 Service Unavailable".into())
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        server.abort();
+        plain_server.abort();
+    }
+
+    #[tokio::test]
+    async fn https_fails_with_the_cause_on_a_closed_port_or_a_plain_server() {
+        let client = Clients::new().unwrap();
         let closed = closed_port().await;
-        let cause = check(&client, &Probe::Https { addr: closed }, LONG)
+        let cause = check(&client, &https_probe(closed, vec![]), LONG)
             .await
             .unwrap_err();
-        assert!(cause.starts_with(HTTPS_UNSUPPORTED), "{cause}");
-        assert!(cause.contains("connecting to"), "{cause}");
+        assert!(
+            cause.starts_with(&format!(
+                "GET https://{closed}/health failed: cannot connect to {closed}: "
+            )),
+            "{cause}"
+        );
+        let (plain, server) = http_server("200 OK").await;
+        let cause = check(&client, &https_probe(plain, vec![]), LONG)
+            .await
+            .unwrap_err();
+        assert!(
+            cause.starts_with(&format!(
+                "GET https://{plain}/health failed: TLS handshake failed: "
+            )),
+            "{cause}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn https_is_bounded_by_the_timeout() {
+        // Accepts (through the backlog) but never answers the handshake.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = Clients::new().unwrap();
+        let cause = check(
+            &client,
+            &https_probe(addr, vec![]),
+            Some(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(cause, "timed out after 0.2s");
+        drop(listener);
     }
 
     #[tokio::test]
     async fn commands_pass_on_exit_zero_in_their_directory_and_environment() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ready"), "").unwrap();
-        let client = http_client().unwrap();
+        let client = Clients::new().unwrap();
         let pass = shell("[ -e ready ] && [ \"$CHECK_VAR\" = yes ]", dir.path());
         assert_eq!(check(&client, &pass, LONG).await, Ok(()));
         let fail = shell("exit 4", dir.path());
@@ -411,7 +625,7 @@ mod tests {
     #[tokio::test]
     async fn a_command_that_times_out_is_killed_with_its_group() {
         let dir = tempfile::tempdir().unwrap();
-        let client = http_client().unwrap();
+        let client = Clients::new().unwrap();
         let probe = shell("echo $$ > pid; sleep 30 & wait", dir.path());
         let cause = check(&client, &probe, Some(Duration::from_millis(300)))
             .await

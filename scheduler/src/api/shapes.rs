@@ -216,11 +216,7 @@ impl<'a> TaskJson<'a> {
             app_id: instance.app_id.as_str(),
             host: &task.hostname,
             slave_id: &task.agent_id,
-            state: if task.draining_since.is_some() && task.condition == Condition::Running {
-                "TASK_KILLING"
-            } else {
-                task.condition.mesos_state()
-            },
+            state: task.shown_state(),
             ports: if active { &task.host_ports } else { &[] },
             ip_addresses: ip_addresses(&task.hostname),
             health_check_results: &[],

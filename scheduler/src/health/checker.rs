@@ -1,6 +1,6 @@
 //! The I/O part of health and readiness checking: one timer per [`Target`]
-//! or [`ReadinessTarget`], probes over HTTP or TCP under a shared bound on
-//! concurrency, results on a channel per kind.
+//! or [`ReadinessTarget`], probes over HTTP, HTTPS or TCP under a shared
+//! bound on concurrency, results on a channel per kind.
 //!
 //! Each target gets a task of its own, started by
 //! [`HealthChecker::set_targets`] or [`HealthChecker::set_readiness_targets`]
@@ -9,6 +9,12 @@
 //! shared semaphore, so however many targets of either kind are due, at most
 //! `max_concurrent` sockets are open for checks; its timeout starts once it
 //! holds the permit.
+//!
+//! HTTP goes through reqwest; HTTPS through [`https::HttpsClient`] (rustls
+//! with ring, certificates not verified, as in Marathon), with the same
+//! verdicts and the same kinds of causes.
+
+mod https;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -24,6 +30,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use self::https::HttpsClient;
 use super::{HealthResult, HttpResponse, MAX_BODY_BYTES, ReadinessResult, ReadinessTarget, Target};
 use crate::state::app::{
     HealthCheck, HealthCheckProtocol, ReadinessCheck, ReadinessProtocol, Timestamp,
@@ -32,15 +39,6 @@ use crate::state::app::{
 /// Marathon's `DefaultFirstHealthCheckAfter`: a new target is first probed
 /// after `min(intervalSeconds, this)`.
 pub const FIRST_CHECK_AFTER_SECONDS: u32 = 5;
-
-/// The cause of every HTTPS check's failure: reqwest is built without TLS
-/// here, and the workspace adds no TLS stack.
-pub const TLS_UNSUPPORTED: &str = "HTTPS health checks need TLS support, which this build lacks";
-
-/// The cause of every HTTPS readiness check's "not ready", for the same
-/// reason as [`TLS_UNSUPPORTED`].
-pub const READINESS_TLS_UNSUPPORTED: &str =
-    "HTTPS readiness checks need TLS support, which this build lacks";
 
 /// Results waiting for the reconcile loop before probes block on sending.
 const RESULT_BUFFER: usize = 1024;
@@ -55,7 +53,8 @@ pub enum CheckError {
     /// No answer, or no connection, within `timeoutSeconds`.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The HTTP request failed: refused, reset, malformed answer, ….
+    /// The HTTP(S) request failed: refused, reset, TLS handshake failed,
+    /// malformed answer, ….
     #[error("GET {url} failed: {message}")]
     Http {
         /// The probed URL.
@@ -72,9 +71,6 @@ pub enum CheckError {
         #[source]
         source: std::io::Error,
     },
-    /// An HTTPS check in a build without TLS.
-    #[error("{}", TLS_UNSUPPORTED)]
-    TlsUnsupported,
 }
 
 /// How a [`HealthChecker`] runs.
@@ -161,7 +157,10 @@ struct Inner {
 
 /// What probes share.
 struct Shared {
+    /// For HTTP.
     client: reqwest::Client,
+    /// For HTTPS.
+    https: HttpsClient,
     permits: Semaphore,
     second: Duration,
 }
@@ -248,6 +247,7 @@ impl HealthChecker {
         let inner = Arc::new(Inner {
             shared: Arc::new(Shared {
                 client,
+                https: HttpsClient::new(),
                 permits: Semaphore::new(permits),
                 second: options.second,
             }),
@@ -510,18 +510,13 @@ async fn probe(
 ) -> Option<Result<(), CheckError>> {
     let check = &target.check;
     match check.protocol {
-        HealthCheckProtocol::Https => Some(Err(CheckError::TlsUnsupported)),
-        HealthCheckProtocol::Http => {
+        HealthCheckProtocol::Http | HealthCheckProtocol::Https => {
             let _permit = shared.permits.acquire().await.ok()?;
-            let url = http_url(&target.host, target.port, check.path.as_deref());
-            let answer = shared.client.get(&url).timeout(timeout).send().await;
-            match answer {
-                Ok(response) => http_outcome(response.status(), check.ignore_http1xx == Some(true)),
-                Err(e) if e.is_timeout() => Some(Err(CheckError::Timeout(timeout))),
-                Err(e) => Some(Err(CheckError::Http {
-                    url,
-                    message: error_chain(&e),
-                })),
+            let tls = check.protocol == HealthCheckProtocol::Https;
+            let url = http_url(tls, &target.host, target.port, check.path.as_deref());
+            match get(shared, &url, tls, 0, timeout).await {
+                Ok(answer) => http_outcome(answer.status, check.ignore_http1xx == Some(true)),
+                Err(e) => Some(Err(e)),
             }
         }
         HealthCheckProtocol::Tcp => {
@@ -554,17 +549,26 @@ async fn readiness_probe(
     shared: &Shared,
 ) -> Option<ReadinessResult> {
     let check = &target.check;
-    let url = http_url(&target.host, target.port, Some(&check.path));
-    let answer = match check.protocol {
-        ReadinessProtocol::Https => Err(READINESS_TLS_UNSUPPORTED.to_string()),
-        ReadinessProtocol::Http => {
-            let _permit = shared.permits.acquire().await.ok()?;
-            let get = http_get(&shared.client, &url, check.preserve_last_response, timeout);
-            // reqwest's timeout covers the body too; this one is a backstop.
-            match tokio::time::timeout(timeout, get).await {
-                Ok(answer) => answer.map_err(|e| e.to_string()),
-                Err(_) => Err(CheckError::Timeout(timeout).to_string()),
-            }
+    let tls = check.protocol == ReadinessProtocol::Https;
+    let url = http_url(tls, &target.host, target.port, Some(&check.path));
+    let answer = {
+        let _permit = shared.permits.acquire().await.ok()?;
+        let max_body = if check.preserve_last_response {
+            MAX_BODY_BYTES
+        } else {
+            0
+        };
+        let get = get(shared, &url, tls, max_body, timeout);
+        // `get`'s timeout covers the body too; this one is a backstop.
+        match tokio::time::timeout(timeout, get).await {
+            Ok(answer) => answer
+                .map(|answer| HttpResponse {
+                    status: answer.status.as_u16(),
+                    content_type: answer.content_type,
+                    body: truncated_utf8(answer.body, MAX_BODY_BYTES),
+                })
+                .map_err(|e| e.to_string()),
+            Err(_) => Err(CheckError::Timeout(timeout).to_string()),
         }
     };
     let (ready, cause, response) = match answer {
@@ -594,51 +598,78 @@ async fn readiness_probe(
     })
 }
 
-/// `GET url`: the status, the media type and, if `read_body`, the first
-/// [`MAX_BODY_BYTES`] of the body (the rest is not read).
-async fn http_get(
-    client: &reqwest::Client,
+/// What a `GET` answered.
+struct Answer {
+    status: StatusCode,
+    /// The `Content-Type`'s media type ([`media_type`]); empty without one.
+    content_type: String,
+    /// The body's first bytes, at least `max_body` of them when it has
+    /// that many (the rest is not read).
+    body: Vec<u8>,
+}
+
+/// `GET url` (`https://…` when `tls`) on a connection of its own, bounded
+/// by `timeout`, reading the body's first `max_body` bytes.
+async fn get(
+    shared: &Shared,
     url: &str,
-    read_body: bool,
+    tls: bool,
+    max_body: usize,
     timeout: Duration,
-) -> Result<HttpResponse, CheckError> {
+) -> Result<Answer, CheckError> {
+    let failed = |message: String| CheckError::Http {
+        url: url.to_string(),
+        message,
+    };
+    if tls {
+        let parsed = reqwest::Url::parse(url).map_err(|e| failed(e.to_string()))?;
+        return match tokio::time::timeout(timeout, shared.https.get(&parsed, max_body)).await {
+            Ok(Ok(response)) => Ok(Answer {
+                status: response.status(),
+                content_type: content_type(response.headers()),
+                body: response.into_body(),
+            }),
+            Ok(Err(e)) => Err(failed(error_chain(&e))),
+            Err(_) => Err(CheckError::Timeout(timeout)),
+        };
+    }
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
             CheckError::Timeout(timeout)
         } else {
-            CheckError::Http {
-                url: url.to_string(),
-                message: error_chain(&e),
-            }
+            failed(error_chain(&e))
         }
     };
-    let mut response = client
+    let mut response = shared
+        .client
         .get(url)
         .timeout(timeout)
         .send()
         .await
         .map_err(failed)?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
+    let status = response.status();
+    let content_type = content_type(response.headers());
+    let mut body = Vec::new();
+    while body.len() < max_body {
+        match response.chunk().await.map_err(failed)? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    Ok(Answer {
+        status,
+        content_type,
+        body,
+    })
+}
+
+/// The media type of `headers`' `Content-Type`, empty without one.
+fn content_type(headers: &reqwest::header::HeaderMap) -> String {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(media_type)
-        .unwrap_or_default();
-    let mut body = Vec::new();
-    if read_body {
-        while body.len() < MAX_BODY_BYTES {
-            match response.chunk().await.map_err(failed)? {
-                Some(chunk) => body.extend_from_slice(&chunk),
-                None => break,
-            }
-        }
-    }
-    Ok(HttpResponse {
-        status,
-        content_type,
-        body: truncated_utf8(body, MAX_BODY_BYTES),
-    })
+        .unwrap_or_default()
 }
 
 /// A `Content-Type` value's media type, lower-cased, without parameters:
@@ -682,12 +713,13 @@ fn http_outcome(status: StatusCode, ignore_http1xx: bool) -> Option<Result<(), C
     }
 }
 
-/// `http://host:port/path`, with the path made absolute as Marathon does
-/// and an IPv6 host bracketed.
-fn http_url(host: &str, port: u16, path: Option<&str>) -> String {
+/// `http://host:port/path` (`https://` when `tls`), with the path made
+/// absolute as Marathon does and an IPv6 host bracketed.
+fn http_url(tls: bool, host: &str, port: u16, path: Option<&str>) -> String {
+    let scheme = if tls { "https" } else { "http" };
     let path = path.unwrap_or("");
     let slash = if path.starts_with('/') { "" } else { "/" };
-    format!("http://{}{slash}{path}", host_port(host, port))
+    format!("{scheme}://{}{slash}{path}", host_port(host, port))
 }
 
 fn host_port(host: &str, port: u16) -> String {

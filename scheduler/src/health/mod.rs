@@ -24,8 +24,9 @@
 //! A probe passes on HTTP status 200–399 within `timeoutSeconds` (redirects
 //! are not followed; a 3xx passes, as in Marathon), or on a TCP connect
 //! within `timeoutSeconds`. With `ignoreHttp1xx` a 1xx answer yields no
-//! result at all, as in Marathon's `HealthCheckWorker`. This build has no
-//! TLS stack, so an HTTPS check always fails with a cause saying so.
+//! result at all, as in Marathon's `HealthCheckWorker`. HTTPS is judged as
+//! HTTP; as in Marathon, the task's certificate is not verified (any chain,
+//! any name).
 //!
 //! Results may trail a target's removal by one probe already in the channel;
 //! the loop drops results for tasks it no longer tracks.
@@ -42,17 +43,14 @@
 //! an answer's status is in `httpStatusCodesForReady`; that ready result is
 //! final, as in Marathon. With `preserveLastResponse` a result carries the
 //! answer (its first [`MAX_BODY_BYTES`]); [`ReadinessResult::to_json`]
-//! renders Marathon's `{name, taskId, ready, lastResponse}`. HTTPS is never
-//! ready here, with [`READINESS_TLS_UNSUPPORTED`] as the cause.
+//! renders Marathon's `{name, taskId, ready, lastResponse}`. HTTPS readiness
+//! checks, like HTTPS health checks, accept any certificate.
 
 mod checker;
 mod readiness;
 mod state;
 
-pub use checker::{
-    CheckError, FIRST_CHECK_AFTER_SECONDS, HealthChecker, Options, READINESS_TLS_UNSUPPORTED,
-    Schedule, TLS_UNSUPPORTED,
-};
+pub use checker::{CheckError, FIRST_CHECK_AFTER_SECONDS, HealthChecker, Options, Schedule};
 pub use readiness::{
     HttpResponse, MAX_BODY_BYTES, ReadinessResult, ReadinessTarget, readiness_port_of,
     readiness_targets_for,

@@ -65,12 +65,11 @@ pub struct ReadinessResult {
     /// Whether the answer's status is in `httpStatusCodesForReady`.
     pub ready: bool,
     /// The answer, only with `preserveLastResponse`. When no answer came
-    /// (refused, timed out, HTTPS without TLS), Marathon's stand-in:
+    /// (refused, timed out, TLS handshake failed), Marathon's stand-in:
     /// status 504, `text/plain`, body `Baton could not query <url>: <cause>`.
     pub last_response: Option<HttpResponse>,
-    /// Why it is not ready (`503 Service Unavailable`, a connect error,
-    /// [`READINESS_TLS_UNSUPPORTED`](super::READINESS_TLS_UNSUPPORTED), …);
-    /// `None` when ready. Not part of Marathon's JSON: for logs and events.
+    /// Why it is not ready (`503 Service Unavailable`, a connect error, a
+    /// timeout, …); `None` when ready. Not part of Marathon's JSON: for logs and events.
     pub cause: Option<String>,
     /// When the probe ended.
     pub at: Timestamp,

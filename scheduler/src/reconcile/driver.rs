@@ -1313,6 +1313,7 @@ impl Driver {
         let mut expunged = Vec::new();
         let mut kills = Vec::new();
         let mut draining = false;
+        let mut drain_started = Vec::new();
         let mut created = Vec::new();
         for action in &actions {
             match *action {
@@ -1350,6 +1351,7 @@ impl Driver {
                         None if !drain.is_zero() => {
                             task.draining_since = Some(now);
                             draining = true;
+                            drain_started.push(refs[i].uuid);
                         }
                         Some(ms) if ms < drain.as_millis() => draining = true,
                         _ => {
@@ -1382,6 +1384,15 @@ impl Driver {
         }
         if !actions.is_empty() {
             debug!(?actions, "reconciled");
+        }
+        // Tell followers (load balancers) at once that these stop serving.
+        for uuid in &drain_started {
+            if let Some(e) = puts
+                .get(uuid)
+                .and_then(|i| events::status_update(i, Some("draining before kill")))
+            {
+                self.emit(e);
+            }
         }
         for uuid in expunged {
             self.remove_instance(id, uuid);

@@ -100,7 +100,7 @@ pub fn status_update(instance: &Instance, message: Option<&str>) -> Option<Arc<B
         json!({
             "slaveId": task.agent_id,
             "taskId": task.task_id,
-            "taskStatus": task.condition.mesos_state(),
+            "taskStatus": task.shown_state(),
             "message": message.unwrap_or_default(),
             "appId": instance.app_id,
             "host": task.hostname,

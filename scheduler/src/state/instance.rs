@@ -192,6 +192,16 @@ pub struct InstanceTask {
 }
 
 impl InstanceTask {
+    /// The Mesos state clients are shown: TASK_KILLING while it is drained
+    /// before a kill (it still runs and serves), else its condition's.
+    pub fn shown_state(&self) -> &'static str {
+        if self.draining_since.is_some() && self.condition == Condition::Running {
+            "TASK_KILLING"
+        } else {
+            self.condition.mesos_state()
+        }
+    }
+
     /// A task just sent to Mesos, with nothing heard of it yet.
     pub fn launched(
         task_id: String,

@@ -1,4 +1,5 @@
-//! The runner against real loopback servers, with 50 ms "seconds".
+//! The runner against real loopback servers, with 50 ms "seconds"; HTTPS
+//! ones present a self-signed certificate made at test time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,8 +12,10 @@ use axum::routing::get;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::*;
 use crate::health::test_support::check;
@@ -85,6 +88,70 @@ async fn http_server(healthy: usize) -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
+/// An HTTPS server, stopped (with its connections) when the handle is
+/// dropped. Its certificate is self-signed and for `localhost`, while probes
+/// go to 127.0.0.1: both would fail verification. Request `n` (from 0) gets
+/// `answers[n]`, or the last one, as `(status, text/plain body)`; it counts
+/// requests.
+async fn https_server(
+    answers: Vec<(u16, &'static str)>,
+) -> (u16, Arc<AtomicUsize>, AbortOnDropHandle<()>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    assert!(!answers.is_empty());
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![made.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let answers = Arc::new(answers);
+    let server = tokio::spawn(async move {
+        // Dropped with the server: its connections end too.
+        let mut connections = JoinSet::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            while connections.try_join_next().is_some() {}
+            let (acceptor, counted, answers) =
+                (acceptor.clone(), Arc::clone(&counted), Arc::clone(&answers));
+            connections.spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                let (code, body) = answers[n.min(answers.len() - 1)];
+                let reason = StatusCode::from_u16(code)
+                    .unwrap()
+                    .canonical_reason()
+                    .unwrap_or("");
+                let answer = format!(
+                    "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, hits, AbortOnDropHandle::new(server))
+}
+
 /// A port nothing listens on.
 async fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -134,10 +201,17 @@ fn http_statuses_are_judged_as_marathon_does() {
 
 #[test]
 fn urls_are_absolute_and_bracket_ipv6_hosts() {
-    assert_eq!(http_url("h", 80, None), "http://h:80/");
-    assert_eq!(http_url("h", 80, Some("health")), "http://h:80/health");
-    assert_eq!(http_url("h", 80, Some("/a?b=c")), "http://h:80/a?b=c");
-    assert_eq!(http_url("::1", 8, Some("/")), "http://[::1]:8/");
+    assert_eq!(http_url(false, "h", 80, None), "http://h:80/");
+    assert_eq!(
+        http_url(false, "h", 80, Some("health")),
+        "http://h:80/health"
+    );
+    assert_eq!(
+        http_url(false, "h", 80, Some("/a?b=c")),
+        "http://h:80/a?b=c"
+    );
+    assert_eq!(http_url(false, "::1", 8, Some("/")), "http://[::1]:8/");
+    assert_eq!(http_url(true, "::1", 443, Some("/")), "https://[::1]:443/");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +258,56 @@ async fn tcp_targets_pass_when_something_listens_and_fail_with_a_cause_otherwise
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_fails_for_want_of_tls_and_silence_fails_by_timeout() {
+async fn an_https_target_turns_unhealthy_when_its_server_answers_500() {
+    let (port, hits, _server) = https_server(vec![(200, "ok"), (200, "ok"), (500, "")]).await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    checker.set_targets(vec![target("tls", port, HealthCheckProtocol::Https)]);
+    let deadline = Instant::now() + DEADLINE;
+
+    // Alive despite a certificate for another name, signed by nobody.
+    let up = next_where(&mut rx, deadline, "a pass", |_| true).await;
+    assert_eq!((up.task_id.as_str(), up.check_index), ("tls", 0));
+    assert!(up.alive, "{up:?}");
+    assert_eq!(up.cause, None);
+    let down = next_where(&mut rx, deadline, "a failure", |r| !r.alive).await;
+    assert_eq!(down.cause.as_deref(), Some("500 Internal Server Error"));
+    assert!(down.at >= up.at);
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "one request per probe");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_a_plain_http_server_or_a_closed_port_fails_with_the_cause() {
+    let (plain, _) = http_server(usize::MAX).await;
+    let closed = closed_port().await;
+    let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
+    checker.set_targets(vec![
+        target("plain", plain, HealthCheckProtocol::Https),
+        target("closed", closed, HealthCheckProtocol::Https),
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+
+    let plain_result = next_where(&mut rx, deadline, "plain", |r| r.task_id == "plain").await;
+    assert!(!plain_result.alive);
+    let cause = plain_result.cause.unwrap();
+    assert!(
+        cause.starts_with(&format!(
+            "GET https://127.0.0.1:{plain}/health failed: TLS handshake failed: "
+        )),
+        "{cause}"
+    );
+    let refused = next_where(&mut rx, deadline, "closed", |r| r.task_id == "closed").await;
+    assert!(!refused.alive);
+    let cause = refused.cause.unwrap();
+    assert!(
+        cause.starts_with(&format!(
+            "GET https://127.0.0.1:{closed}/health failed: cannot connect to 127.0.0.1:{closed}: "
+        )),
+        "{cause}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_fails_by_timeout_over_http_and_https() {
     // A server that accepts and never answers.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -197,18 +320,16 @@ async fn https_fails_for_want_of_tls_and_silence_fails_by_timeout() {
     let (checker, mut rx) = HealthChecker::spawn_with(options(8), CancellationToken::new());
     let mut silent = target("silent", port, HealthCheckProtocol::Http);
     silent.check.timeout_seconds = 2;
-    checker.set_targets(vec![
-        target("tls", port, HealthCheckProtocol::Https),
-        silent,
-    ]);
+    let mut silent_tls = target("silent-tls", port, HealthCheckProtocol::Https);
+    silent_tls.check.timeout_seconds = 2;
+    checker.set_targets(vec![silent, silent_tls]);
     let deadline = Instant::now() + DEADLINE;
 
-    let tls = next_where(&mut rx, deadline, "https", |r| r.task_id == "tls").await;
-    assert!(!tls.alive);
-    assert_eq!(tls.cause.as_deref(), Some(TLS_UNSUPPORTED));
-    let timeout = next_where(&mut rx, deadline, "silent", |r| r.task_id == "silent").await;
-    assert!(!timeout.alive);
-    assert_eq!(timeout.cause.as_deref(), Some("no answer within 100ms"));
+    for task in ["silent", "silent-tls"] {
+        let timeout = next_where(&mut rx, deadline, task, |r| r.task_id == task).await;
+        assert!(!timeout.alive);
+        assert_eq!(timeout.cause.as_deref(), Some("no answer within 100ms"));
+    }
 }
 
 /// An HTTP server that holds each request 100 ms and records the most
@@ -644,7 +765,43 @@ async fn preserve_last_response_keeps_status_content_type_and_a_cut_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_silence_and_refusal_are_not_ready_with_a_cause() {
+async fn an_https_task_becomes_ready_and_its_last_response_is_kept() {
+    let (port, hits, _server) = https_server(vec![
+        (503, "warming up"),
+        (503, "warming up"),
+        (200, "ready"),
+    ])
+    .await;
+    let (checker, _health, mut rx) = readiness_options();
+    let mut tls = readiness_target("tls", port, "/warmup");
+    tls.check.protocol = ReadinessProtocol::Https;
+    tls.check.preserve_last_response = true;
+    checker.set_readiness_targets(vec![tls]);
+    let deadline = Instant::now() + DEADLINE;
+
+    let mut seen = Vec::new();
+    let ready = loop {
+        let r = next_ready_where(&mut rx, deadline, "tls", |_| true).await;
+        seen.push((r.ready, r.cause.clone()));
+        if r.ready {
+            break r;
+        }
+    };
+    let unavailable = (false, Some("503 Service Unavailable".to_string()));
+    assert_eq!(seen, vec![unavailable.clone(), unavailable, (true, None)]);
+    assert_eq!(
+        ready.last_response,
+        Some(HttpResponse {
+            status: 200,
+            content_type: "text/plain".into(),
+            body: "ready".into(),
+        })
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_and_silence_are_not_ready_with_a_cause() {
     // A server that accepts and never answers.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent = listener.local_addr().unwrap().port();
@@ -656,7 +813,7 @@ async fn https_silence_and_refusal_are_not_ready_with_a_cause() {
     });
     let closed = closed_port().await;
     let (checker, _health, mut rx) = readiness_options();
-    let mut tls = readiness_target("tls", silent, "/");
+    let mut tls = readiness_target("tls", closed, "/");
     tls.check.protocol = ReadinessProtocol::Https;
     tls.check.preserve_last_response = true;
     let mut quiet = readiness_target("silent", silent, "/");
@@ -667,7 +824,13 @@ async fn https_silence_and_refusal_are_not_ready_with_a_cause() {
 
     let tls = next_ready_where(&mut rx, deadline, "tls", |r| r.task_id == "tls").await;
     assert!(!tls.ready);
-    assert_eq!(tls.cause.as_deref(), Some(READINESS_TLS_UNSUPPORTED));
+    let cause = tls.cause.unwrap();
+    assert!(
+        cause.starts_with(&format!(
+            "GET https://127.0.0.1:{closed}/ failed: cannot connect to 127.0.0.1:{closed}: "
+        )),
+        "{cause}"
+    );
     // Marathon's stand-in for a missing answer.
     let stand_in = tls.last_response.expect("preserved");
     assert_eq!(
@@ -676,7 +839,7 @@ async fn https_silence_and_refusal_are_not_ready_with_a_cause() {
     );
     assert_eq!(
         stand_in.body,
-        format!("Baton could not query http://127.0.0.1:{silent}/: {READINESS_TLS_UNSUPPORTED}")
+        format!("Baton could not query https://127.0.0.1:{closed}/: {cause}")
     );
 
     let quiet = next_ready_where(&mut rx, deadline, "silent", |r| r.task_id == "silent").await;

@@ -1,0 +1,191 @@
+//! `GET` over TLS, for `https` health checks.
+//!
+//! reqwest is built without TLS: its rustls support, once enabled, is
+//! enabled for every reqwest client in the workspace, and without a crypto
+//! provider installed process-wide first each of them panics when built.
+//! So an `https` check speaks HTTP/1.1 with hyper over a tokio-rustls stream
+//! whose configuration names its provider (ring) itself: one connection per
+//! request, closed after it.
+//!
+//! As in Mesos (whose executors run `curl -k`), the server's certificate is
+//! not verified: any chain and any name pass. The handshake's signatures
+//! must still be valid for the certificate the server presents.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures::future::{self, Either};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONNECTION, HOST};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use reqwest::Url;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Why an HTTPS request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsError {
+    /// Not an `https` URL with a host.
+    #[error("not an https URL with a host")]
+    Url,
+    /// The TCP connection failed.
+    #[error("cannot connect to {0}")]
+    Connect(String, #[source] std::io::Error),
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed")]
+    Handshake(#[source] std::io::Error),
+    /// The HTTP exchange failed: a malformed or missing answer, a reset.
+    #[error("HTTP exchange failed")]
+    Http(#[source] hyper::Error),
+}
+
+/// Sends HTTPS requests, accepting any server certificate. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpsClient {
+    tls: TlsConnector,
+}
+
+impl std::fmt::Debug for HttpsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpsClient").finish_non_exhaustive()
+    }
+}
+
+impl HttpsClient {
+    /// TLS 1.2 and 1.3 with ring's algorithms, offering only HTTP/1.1.
+    pub fn new() -> HttpsClient {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = AnyCertificate(provider.signature_verification_algorithms);
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        HttpsClient {
+            tls: TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    /// `GET url` on a connection of its own: the answer, with its body read
+    /// until it ends or `max_body` bytes are in (the rest is not read). Not
+    /// bounded in time: callers apply their timeout.
+    pub async fn get(&self, url: &Url, max_body: usize) -> Result<Response<Vec<u8>>, HttpsError> {
+        if url.scheme() != "https" {
+            return Err(HttpsError::Url);
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(HttpsError::Url);
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(bare.to_string()).map_err(|_| HttpsError::Url)?;
+        let tcp = TcpStream::connect((bare, port))
+            .await
+            .map_err(|e| HttpsError::Connect(format!("{host}:{port}"), e))?;
+        // Best effort: a probe's few packets should not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+        let stream = self
+            .tls
+            .connect(server_name, tcp)
+            .await
+            .map_err(HttpsError::Handshake)?;
+
+        let mut target = url.path().to_string();
+        if let Some(query) = url.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let request = Request::get(target)
+            .header(HOST, authority)
+            .header(CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| HttpsError::Url)?;
+
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(HttpsError::Http)?;
+        let exchange = async move {
+            let response = sender.send_request(request).await?;
+            read_body(response, max_body).await
+        };
+        // The connection must be driven while the exchange runs; dropping it
+        // closes the socket.
+        let answer = match future::select(pin!(exchange), pin!(connection)).await {
+            Either::Left((answer, _connection)) => answer,
+            // It closed cleanly: what it received is in the exchange's reach.
+            Either::Right((Ok(()), exchange)) => exchange.await,
+            Either::Right((Err(e), _exchange)) => Err(e),
+        };
+        answer.map_err(HttpsError::Http)
+    }
+}
+
+/// `response` with its body's first `max_body` bytes (or more: whole
+/// frames) read.
+async fn read_body(
+    response: Response<Incoming>,
+    max_body: usize,
+) -> Result<Response<Vec<u8>>, hyper::Error> {
+    let (parts, mut body) = response.into_parts();
+    let mut bytes = Vec::new();
+    while bytes.len() < max_body {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame?.into_data() {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Response::from_parts(parts, bytes))
+}
+
+/// Accepts every certificate (Mesos does not verify those of health
+/// checks), but checks the handshake's signatures against the one presented.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}

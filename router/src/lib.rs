@@ -1,0 +1,198 @@
+//! `baton-router`: the HTTP gateway in front of apps run by Baton (or by
+//! Marathon: it reads only Marathon's public API, as marathon-lb does).
+//! It follows the apps and their tasks live, routes requests by Host and
+//! path to instances that are running, healthy and not being killed,
+//! balances, keeps sessions sticky, retries and ejects failing instances,
+//! and counts.
+//!
+//! # Layout
+//!
+//! - [`table`]: pure. Apps JSON → the routing table (which instances are
+//!   routable and why not, vhosts, path prefixes, labels) and the lookup
+//!   of a request's app by Host and longest path prefix. Tables are
+//!   immutable; each change publishes the next generation.
+//! - [`balance`]: pure-ish. Per-instance state (in flight, failure streak,
+//!   ejection) kept across table generations, the policies (round-robin,
+//!   least outstanding requests), sticky cookies, and [`balance::pick`].
+//! - [`sync`]: I/O towards Marathon. `GET /v2/apps?embed=apps.tasks` on
+//!   every (re)connect and periodically, and the `/v2/events` stream whose
+//!   events trigger per-app re-reads.
+//! - [`proxy`]: the hyper server and the pooled hyper-util client: admin
+//!   endpoints under `/_router/`, forwarding, bodies that can be replayed,
+//!   one retry on another instance, passive health, counted responses.
+//! - [`stats`]: per-app and router-wide counters, rendered as Prometheus
+//!   text (`/_router/metrics`) and JSON (`/_router/stats`).
+//!
+//! The binary (`src/main.rs`) only parses flags, binds the listener and
+//! calls [`serve`].
+//!
+//! # Growing it
+//!
+//! Autoscaling and sleep/wake build on what is here: [`table::Route`]
+//! keeps every label and the desired `instances`; [`stats::AppStats`]
+//! keeps request rates over the last five minutes; the table is published
+//! through a `watch` channel ([`Shared::subscribe`]), so a request for a
+//! sleeping app can wait for its first routable instance; the one place a
+//! request meets "no instance" is at the end of `proxy::forward`.
+
+pub mod balance;
+pub mod proxy;
+pub mod stats;
+pub mod sync;
+pub mod table;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::GlobalStats;
+use crate::table::Table;
+
+/// What the router needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Marathon's (or Baton's) base URL, e.g. `http://127.0.0.1:8080`.
+    pub marathon: String,
+    /// Bound on connecting to an instance (and to Marathon).
+    pub connect_timeout: Duration,
+    /// Bound on an instance's response head.
+    pub upstream_timeout: Duration,
+    /// Consecutive failures that eject an instance.
+    pub eject_after_failures: u32,
+    /// How long an ejected instance stays out.
+    pub eject_for: Duration,
+    /// Full re-read of the app list, besides events.
+    pub resync_interval: Duration,
+    /// An event stream silent this long is reopened.
+    pub event_idle_timeout: Duration,
+    /// Bound on each request to Marathon's API (not on the stream).
+    pub marathon_timeout: Duration,
+    /// Request bodies up to this size (with a known length) are buffered,
+    /// so that a failed attempt can be repeated elsewhere.
+    pub max_buffered_body: usize,
+    /// How long shutdown waits for open requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but Marathon's URL.
+    pub fn new(marathon: impl Into<String>) -> Config {
+        Config {
+            marathon: marathon.into(),
+            connect_timeout: Duration::from_secs(1),
+            upstream_timeout: Duration::from_secs(60),
+            eject_after_failures: 3,
+            eject_for: Duration::from_secs(10),
+            resync_interval: Duration::from_secs(30),
+            event_idle_timeout: Duration::from_secs(60),
+            marathon_timeout: Duration::from_secs(10),
+            max_buffered_body: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// The passive-health rule.
+    pub fn ejection(&self) -> balance::Ejection {
+        balance::Ejection {
+            after_failures: self.eject_after_failures,
+            for_ms: self.eject_for.as_millis() as u64,
+        }
+    }
+}
+
+/// Milliseconds since the router started: the one clock of ejections and
+/// rates.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock(Instant::now())
+    }
+
+    /// Milliseconds since start.
+    pub fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// What every part of the router shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The current table; published whole by the refresher (its only
+    /// writer), read per request.
+    table: watch::Sender<Arc<Table>>,
+    /// Router-wide counters.
+    pub stats: GlobalStats,
+    /// The router's clock.
+    pub clock: Clock,
+    /// The configuration.
+    pub config: Config,
+}
+
+impl Shared {
+    fn new(config: Config) -> Shared {
+        Shared {
+            table: watch::Sender::new(Arc::new(Table::default())),
+            stats: GlobalStats::default(),
+            clock: Clock::new(),
+            config,
+        }
+    }
+
+    /// The current routing table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.borrow().clone()
+    }
+
+    /// Notified at every new table.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Table>> {
+        self.table.subscribe()
+    }
+
+    fn publish(&self, table: Table) {
+        self.table.send_replace(Arc::new(table));
+    }
+}
+
+/// Why the router could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The client for Marathon could not be set up.
+    #[error("cannot set up the Marathon client")]
+    Marathon(#[from] sync::Error),
+}
+
+/// Runs the router on `listener` until `shutdown` completes: follows
+/// Marathon at `config.marathon` and proxies requests. On shutdown it stops
+/// accepting, lets open requests finish (within `shutdown_grace`), and
+/// stops following Marathon.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let marathon = sync::Marathon::new(
+        &config.marathon,
+        config.connect_timeout,
+        config.marathon_timeout,
+    )?;
+    let shared = Arc::new(Shared::new(config));
+    let stop_sync = CancellationToken::new();
+    let follower = tokio::spawn(sync::run(shared.clone(), marathon, stop_sync.clone()));
+    proxy::run(listener, shared, shutdown).await;
+    stop_sync.cancel();
+    let _ = follower.await;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! `baton-router`: parses flags (each also read from `BATON_ROUTER_<FLAG>`),
+//! binds the listener and runs the router until SIGINT or SIGTERM. All
+//! logic lives in the library.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use baton_router::Config;
+use clap::Parser;
+
+/// HTTP gateway for apps run by Baton or Marathon: routes by Host and path
+/// to live instances, balances, keeps sessions sticky, counts.
+#[derive(Debug, Parser)]
+#[command(name = "baton-router", version)]
+struct Flags {
+    /// Marathon's (or Baton's) URL.
+    #[arg(
+        long,
+        env = "BATON_ROUTER_MARATHON",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    marathon: String,
+    /// Address to serve on.
+    #[arg(long, env = "BATON_ROUTER_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Bound on connecting to an instance, e.g. `1s`, `500ms`.
+    #[arg(long, env = "BATON_ROUTER_CONNECT_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// Bound on an instance's response head.
+    #[arg(long, env = "BATON_ROUTER_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    upstream_timeout: Duration,
+    /// Consecutive failures that eject an instance (0: never).
+    #[arg(long, env = "BATON_ROUTER_EJECT_AFTER", default_value_t = 3)]
+    eject_after: u32,
+    /// How long an ejected instance stays out of rotation.
+    #[arg(long, env = "BATON_ROUTER_EJECT_FOR", default_value = "10s", value_parser = humantime::parse_duration)]
+    eject_for: Duration,
+    /// Full re-read of /v2/apps besides the event stream.
+    #[arg(long, env = "BATON_ROUTER_RESYNC_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    resync_interval: Duration,
+    /// Bound on each request to Marathon's API (the app list can be large).
+    #[arg(long, env = "BATON_ROUTER_MARATHON_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    marathon_timeout: Duration,
+    /// Reopen the event stream after this long without a byte.
+    #[arg(long, env = "BATON_ROUTER_EVENT_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    event_idle_timeout: Duration,
+    /// Request bodies up to this many bytes are buffered so that a failed
+    /// attempt can be retried on another instance.
+    #[arg(long, env = "BATON_ROUTER_MAX_BUFFERED_BODY", default_value_t = 64 * 1024)]
+    max_buffered_body: usize,
+    /// How long shutdown waits for open requests.
+    #[arg(long, env = "BATON_ROUTER_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+}
+
+impl Flags {
+    fn config(self) -> Config {
+        let mut config = Config::new(self.marathon);
+        config.connect_timeout = self.connect_timeout;
+        config.upstream_timeout = self.upstream_timeout;
+        config.eject_after_failures = self.eject_after;
+        config.eject_for = self.eject_for;
+        config.resync_interval = self.resync_interval;
+        config.event_idle_timeout = self.event_idle_timeout;
+        config.marathon_timeout = self.marathon_timeout;
+        config.max_buffered_body = self.max_buffered_body;
+        config.shutdown_grace = self.shutdown_grace;
+        config
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let flags = Flags::parse();
+    let listen = flags.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let config = flags.config();
+    tracing::info!(%listen, marathon = %config.marathon, "baton-router serving");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    baton_router::serve(listener, config, shutdown).await?;
+    Ok(())
+}

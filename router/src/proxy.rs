@@ -1,0 +1,765 @@
+//! The gateway itself: an HTTP/1.1 server (hyper) that looks each request
+//! up in the current routing table and forwards it over pooled upstream
+//! connections (hyper-util's client), plus the router's own endpoints under
+//! [`ADMIN_PREFIX`].
+//!
+//! One request, in order:
+//!
+//! 1. `/_router/…` is the router's: `ping`, `table`, `stats`, `metrics`.
+//! 2. Before the first table load: 503 with `Retry-After: 1`. No app for
+//!    the Host and path: 404. An app without a routable instance: 503 with
+//!    `Retry-After: 1` (where sleep/wake will hold the request instead).
+//! 3. The body: none, buffered when its length is known and small (so
+//!    that it can be sent again), or streamed (then it can be sent again
+//!    only if the first attempt never started reading it).
+//! 4. [`balance::pick`] chooses an instance (the sticky cookie first, for
+//!    sticky apps); hop-by-hop headers are dropped, `X-Forwarded-For`,
+//!    `-Host` and `-Proto` added, and the request goes out with a bound on
+//!    the time to the response head.
+//! 5. A failure counts against the instance (passive health) and is tried
+//!    once more on another instance — when the request never reached the
+//!    first one (connect failed) or its method is idempotent, and the body
+//!    can be sent again. Otherwise 502 (504 for a timeout).
+//! 6. The response streams back; its body is counted, and the request
+//!    stays outstanding at the instance (for `least_conn`) until that body
+//!    ends. A sticky app's response sets the cookie unless the client's
+//!    cookie already chose this instance.
+//!
+//! Each proxied request runs in one `request` span. Shutdown stops
+//! accepting, lets open connections finish their current request (bounded
+//! by `shutdown_grace`), then returns.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::Shared;
+use crate::balance::{self, InFlight};
+use crate::stats;
+use crate::sync::error_chain;
+use crate::table::{AppRuntime, Route, normalize_host};
+
+/// Paths under this prefix are the router's own, on every host.
+pub const ADMIN_PREFIX: &str = "/_router/";
+
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Idle pooled upstream connections are closed after this.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why a proxied request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection could be made (the request was not sent).
+    #[error("cannot connect to {upstream}")]
+    Connect {
+        upstream: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The exchange failed after connecting.
+    #[error("request to {upstream} failed")]
+    Upstream {
+        upstream: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// No response head in time.
+    #[error("{upstream} did not answer within {timeout:?}")]
+    Timeout { upstream: String, timeout: Duration },
+    /// The client's body could not be read.
+    #[error("cannot read the request body")]
+    RequestBody(#[source] hyper::Error),
+    /// The upstream URI could not be formed.
+    #[error("cannot form the upstream URI {0}")]
+    Uri(String),
+}
+
+impl Error {
+    /// The status the client gets.
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::Connect { .. } | Error::Upstream { .. } | Error::Uri(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::RequestBody(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The pooled client towards instances.
+type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+fn client(config: &crate::Config) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// Serves `listener` until `shutdown`, then drains open connections.
+pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let client = client(&shared.config);
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    let client = client.clone();
+                    let service = service_fn(move |req| {
+                        handle(shared.clone(), client.clone(), peer, req)
+                    });
+                    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            debug!(%peer, error = %error_chain(&e), "client connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors, typically: wait a little.
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let grace = shared.config.shutdown_grace;
+    info!(
+        connections = graceful.count(),
+        "no longer accepting; finishing open requests"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            ?grace,
+            "connections still open after the grace period; closing them"
+        );
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    client: UpstreamClient,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ClientBody>, Infallible> {
+    let path = req.uri().path();
+    if path == "/_router" || path.starts_with(ADMIN_PREFIX) {
+        return Ok(admin(&shared, &req));
+    }
+    if req.method() == Method::CONNECT {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not supported\n",
+        ));
+    }
+    let host = normalize_host(
+        req.uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+            .unwrap_or(""),
+    );
+    let table = shared.table();
+    if !table.loaded {
+        shared.stats.not_ready.fetch_add(1, Relaxed);
+        return Ok(retry_later("the routing table is not loaded yet\n"));
+    }
+    let Some(route) = table.route(&host, path).cloned() else {
+        shared.stats.unmatched.fetch_add(1, Relaxed);
+        return Ok(text(
+            StatusCode::NOT_FOUND,
+            &format!("no app is routed for {host}{path}\n"),
+        ));
+    };
+    drop(table);
+    let span = info_span!(
+        "request",
+        method = %req.method(),
+        host = %host,
+        path = %path,
+        app = %route.app_id,
+    );
+    Ok(forward(&shared, &client, route, req, peer)
+        .instrument(span)
+        .await)
+}
+
+/// Proxies one request to an instance of `route`.
+async fn forward(
+    shared: &Shared,
+    client: &UpstreamClient,
+    route: Arc<Route>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ClientBody> {
+    let start = Instant::now();
+    let runtime = &route.runtime;
+    let app_stats = &runtime.stats;
+    app_stats.requests.fetch_add(1, Relaxed);
+    app_stats.rate.record(shared.clock.now_ms() / 1000);
+    let finish_local = |response: Response<ClientBody>| {
+        app_stats.status(response.status().as_u16());
+        app_stats.latency.observe(start.elapsed());
+        response
+    };
+
+    let (parts, body) = req.into_parts();
+    let body = match RequestBody::read(body, shared.config.max_buffered_body, runtime).await {
+        Ok(body) => body,
+        Err(e) => {
+            debug!(error = %error_chain(&e), "client body");
+            return finish_local(text(e.status(), "cannot read the request body\n"));
+        }
+    };
+    let sticky: Vec<&str> = if route.sticky {
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(balance::sticky_cookies)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let headers = upstream_headers(&parts.headers, &parts.uri, peer);
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    let ejection = shared.config.ejection();
+
+    let mut tried: Vec<usize> = Vec::new();
+    let mut failure: Option<Error> = None;
+    while let Some(pick) = balance::pick(
+        &route.upstreams,
+        route.policy,
+        &runtime.rotor,
+        &sticky,
+        &tried,
+        shared.clock.now_ms(),
+    ) {
+        let upstream = &route.upstreams[pick.index];
+        let in_flight = upstream.state.begin();
+        let uri: Uri = match format!("http://{}{path_and_query}", upstream.authority).parse() {
+            Ok(uri) => uri,
+            Err(_) => {
+                failure = Some(Error::Uri(upstream.authority.clone()));
+                break;
+            }
+        };
+        let mut request = Request::new(body.attempt(runtime));
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers.clone();
+
+        let timeout = shared.config.upstream_timeout;
+        let error = match tokio::time::timeout(timeout, client.request(request)).await {
+            Ok(Ok(response)) => {
+                upstream.state.record_success();
+                let cookie = (route.sticky && !pick.sticky_hit)
+                    .then(|| balance::set_cookie(upstream, route.cookie_path()));
+                return respond(response, runtime.clone(), in_flight, start, cookie);
+            }
+            Ok(Err(source)) if source.is_connect() => Error::Connect {
+                upstream: upstream.authority.clone(),
+                source,
+            },
+            Ok(Err(source)) => Error::Upstream {
+                upstream: upstream.authority.clone(),
+                source,
+            },
+            Err(_) => Error::Timeout {
+                upstream: upstream.authority.clone(),
+                timeout,
+            },
+        };
+        drop(in_flight);
+        app_stats.upstream_failures.fetch_add(1, Relaxed);
+        let ejected = upstream
+            .state
+            .record_failure(shared.clock.now_ms(), &ejection);
+        let unsent = matches!(error, Error::Connect { .. });
+        let retry = tried.is_empty()
+            && !matches!(error, Error::Timeout { .. })
+            && (unsent || idempotent)
+            && body.replayable();
+        warn!(
+            task = %upstream.task_id,
+            error = %error_chain(&error),
+            ejected,
+            retry,
+            "upstream attempt failed"
+        );
+        tried.push(pick.index);
+        failure = Some(error);
+        if !retry {
+            break;
+        }
+        app_stats.retries.fetch_add(1, Relaxed);
+    }
+    match failure {
+        // The details (addresses, causes) are logged, not shown.
+        Some(error) => finish_local(text(
+            error.status(),
+            &format!("no answer from an instance of {}\n", route.app_id),
+        )),
+        None => {
+            app_stats.unavailable.fetch_add(1, Relaxed);
+            finish_local(retry_later(&format!(
+                "no instance of {} is available\n",
+                route.app_id
+            )))
+        }
+    }
+}
+
+/// The upstream's response on its way to the client.
+fn respond(
+    response: Response<Incoming>,
+    runtime: Arc<AppRuntime>,
+    in_flight: InFlight,
+    start: Instant,
+    cookie: Option<String>,
+) -> Response<ClientBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    runtime.stats.status(parts.status.as_u16());
+    if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
+    let finish = Finish {
+        runtime,
+        start,
+        bytes: 0,
+        _in_flight: in_flight,
+    };
+    Response::from_parts(
+        parts,
+        ClientBody::Proxied {
+            inner: body,
+            finish: Some(finish),
+        },
+    )
+}
+
+/// Headers that apply to one connection only (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The client's headers as sent upstream: hop-by-hop ones dropped,
+/// `X-Forwarded-*` added, the Host kept (from an absolute URI if need be).
+fn upstream_headers(incoming: &HeaderMap, uri: &Uri, peer: SocketAddr) -> HeaderMap {
+    let mut headers = incoming.clone();
+    strip_hop_by_hop(&mut headers);
+    // The server side already answered it (hyper sends `100 Continue`
+    // when the body is first read); upstream gets the body outright.
+    headers.remove(header::EXPECT);
+    if !headers.contains_key(header::HOST)
+        && let Some(value) = uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        headers.insert(header::HOST, value);
+    }
+    let client_ip = peer.ip().to_string();
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client_ip}"),
+        _ => client_ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", value);
+    }
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.entry("x-forwarded-host").or_insert(host);
+    }
+    headers
+        .entry("x-forwarded-proto")
+        .or_insert(HeaderValue::from_static("http"));
+    headers
+}
+
+/// The client's request body, kept so that an attempt can be repeated.
+enum RequestBody {
+    Empty,
+    /// Read whole (known and small length).
+    Buffered(Bytes),
+    /// Streamed; the slot holds it until an attempt starts reading it.
+    Stream(Arc<Mutex<Option<Incoming>>>),
+}
+
+impl RequestBody {
+    async fn read(
+        body: Incoming,
+        limit: usize,
+        runtime: &AppRuntime,
+    ) -> Result<RequestBody, Error> {
+        if body.is_end_stream() {
+            return Ok(RequestBody::Empty);
+        }
+        match body.size_hint().exact() {
+            Some(n) if n <= limit as u64 => {
+                let bytes = body.collect().await.map_err(Error::RequestBody)?.to_bytes();
+                runtime
+                    .stats
+                    .bytes_in
+                    .fetch_add(bytes.len() as u64, Relaxed);
+                Ok(RequestBody::Buffered(bytes))
+            }
+            _ => Ok(RequestBody::Stream(Arc::new(Mutex::new(Some(body))))),
+        }
+    }
+
+    /// The body for one attempt.
+    fn attempt(&self, runtime: &Arc<AppRuntime>) -> UpstreamBody {
+        match self {
+            RequestBody::Empty => UpstreamBody::Full(None),
+            RequestBody::Buffered(bytes) => UpstreamBody::Full(Some(bytes.clone())),
+            RequestBody::Stream(slot) => UpstreamBody::Stream {
+                slot: slot.clone(),
+                body: None,
+                runtime: runtime.clone(),
+            },
+        }
+    }
+
+    /// Whether another attempt can send it whole.
+    fn replayable(&self) -> bool {
+        match self {
+            RequestBody::Empty | RequestBody::Buffered(_) => true,
+            RequestBody::Stream(slot) => slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some(),
+        }
+    }
+}
+
+/// A request body on its way to an instance.
+pub(crate) enum UpstreamBody {
+    /// Whole (or none).
+    Full(Option<Bytes>),
+    /// Streamed from the client: taken out of the slot at the first poll,
+    /// so an attempt that never polled leaves it for the next one.
+    Stream {
+        slot: Arc<Mutex<Option<Incoming>>>,
+        body: Option<Incoming>,
+        runtime: Arc<AppRuntime>,
+    },
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            UpstreamBody::Stream {
+                slot,
+                body,
+                runtime,
+            } => {
+                if body.is_none() {
+                    *body = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                }
+                let Some(inner) = body else {
+                    return Poll::Ready(None);
+                };
+                let polled = Pin::new(inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled
+                    && let Some(data) = frame.data_ref()
+                {
+                    runtime.stats.bytes_in.fetch_add(data.len() as u64, Relaxed);
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Full(bytes) => bytes.is_none(),
+            UpstreamBody::Stream { slot, body, .. } => match body {
+                Some(b) => b.is_end_stream(),
+                None => slot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .is_none_or(Body::is_end_stream),
+            },
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            UpstreamBody::Stream { slot, body, .. } => match body {
+                Some(b) => b.size_hint(),
+                None => slot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
+            },
+        }
+    }
+}
+
+/// Records a proxied request's end: bytes sent, latency, and the end of
+/// its outstanding count at the instance. Runs when the response body
+/// ends, fails, or is dropped (client gone).
+pub(crate) struct Finish {
+    runtime: Arc<AppRuntime>,
+    start: Instant,
+    bytes: u64,
+    _in_flight: InFlight,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let stats = &self.runtime.stats;
+        stats.bytes_out.fetch_add(self.bytes, Relaxed);
+        stats.latency.observe(self.start.elapsed());
+    }
+}
+
+/// A response body to a client.
+pub(crate) enum ClientBody {
+    /// The router's own answer.
+    Local(Option<Bytes>),
+    /// An instance's, streamed through and counted.
+    Proxied {
+        inner: Incoming,
+        finish: Option<Finish>,
+    },
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ClientBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ClientBody::Proxied { inner, finish } => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(data), Some(f)) = (frame.data_ref(), finish.as_mut()) {
+                            f.bytes += data.len() as u64;
+                        }
+                    }
+                    Poll::Ready(_) => drop(finish.take()),
+                    Poll::Pending => {}
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Local(bytes) => bytes.is_none(),
+            ClientBody::Proxied { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Local(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ClientBody::Proxied { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+fn local(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ClientBody> {
+    let mut response = Response::new(ClientBody::Local(Some(body.into())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, body: &str) -> Response<ClientBody> {
+    local(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn json(value: &serde_json::Value) -> Response<ClientBody> {
+    local(StatusCode::OK, "application/json", value.to_string())
+}
+
+/// 503 with `Retry-After: 1`.
+fn retry_later(body: &str) -> Response<ClientBody> {
+    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The router's own endpoints.
+fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET here\n");
+    }
+    let now = shared.clock.now_ms();
+    match req.uri().path() {
+        "/_router/ping" => text(StatusCode::OK, "pong\n"),
+        "/_router/table" => json(&shared.table().to_json(now)),
+        "/_router/stats" => json(&stats::stats_json(&shared.stats, &shared.table(), now)),
+        "/_router/metrics" => local(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            stats::prometheus(&shared.stats, &shared.table(), now),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "the router serves /_router/ping, /_router/table, /_router/stats and /_router/metrics\n",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_forwarding_headers_added() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("web.test"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b"));
+        let peer: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        let out = upstream_headers(&h, &"/x".parse().unwrap(), peer);
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            assert!(!out.contains_key(gone), "{gone}");
+        }
+        assert_eq!(out["host"], "web.test");
+        assert_eq!(out["cookie"], "a=b");
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(out["x-forwarded-host"], "web.test");
+        assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn absolute_form_requests_keep_their_host() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let out = upstream_headers(
+            &HeaderMap::new(),
+            &"http://web.test:8000/x".parse().unwrap(),
+            peer,
+        );
+        assert_eq!(out["host"], "web.test:8000");
+        assert_eq!(out["x-forwarded-for"], "127.0.0.1");
+    }
+
+    #[test]
+    fn failures_map_to_gateway_statuses() {
+        let timeout = Error::Timeout {
+            upstream: "x:1".into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(Error::Uri("x".into()).status(), StatusCode::BAD_GATEWAY);
+    }
+}

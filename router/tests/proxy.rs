@@ -1,0 +1,496 @@
+//! The router in-process against a fake Marathon (`/v2/apps`, `/v2/apps/{id}`,
+//! `/v2/events`) and small upstream servers on loopback: retries after a
+//! refused connect (bodies included) with ejection of the dead instance,
+//! no resend of a non-idempotent request that reached its instance, 503 /
+//! 404 answers, events updating the table, and least-outstanding-requests
+//! steering around a slow instance.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_router::Config;
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into()).boxed()
+}
+
+/// Serves `handler` on a fresh loopback port until the test ends.
+async fn http_server<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A fake Marathon: the apps it lists, and an event stream fed by `emit`.
+struct FakeMarathon {
+    url: String,
+    apps: Arc<Mutex<Vec<Value>>>,
+    events: broadcast::Sender<Bytes>,
+}
+
+impl FakeMarathon {
+    async fn start(apps: Vec<Value>) -> FakeMarathon {
+        let apps = Arc::new(Mutex::new(apps));
+        let (events, _) = broadcast::channel(64);
+        let (state, tx) = (apps.clone(), events.clone());
+        let addr = http_server(move |req: Request<Incoming>| {
+            let (apps, events) = (state.clone(), tx.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                if path == "/v2/events" {
+                    let attached = futures::stream::once(async { Bytes::from(":attached\n\n") });
+                    let rx = events.subscribe();
+                    let later = futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.ok().map(|b| (b, rx))
+                    });
+                    let body = StreamBody::new(
+                        attached
+                            .chain(later)
+                            .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+                    );
+                    return Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(BodyExt::boxed(body))
+                        .unwrap();
+                }
+                let apps = apps.lock().unwrap().clone();
+                if path == "/v2/apps" {
+                    return Response::new(full(json!({ "apps": apps }).to_string()));
+                }
+                let id = path.strip_prefix("/v2/apps").unwrap_or_default();
+                match apps.iter().find(|a| a["id"] == id) {
+                    Some(app) => Response::new(full(json!({ "app": app }).to_string())),
+                    None => Response::builder()
+                        .status(404)
+                        .body(full(r#"{"message":"not found"}"#))
+                        .unwrap(),
+                }
+            }
+        })
+        .await;
+        FakeMarathon {
+            url: format!("http://{addr}"),
+            apps,
+            events,
+        }
+    }
+
+    fn set_apps(&self, apps: Vec<Value>) {
+        *self.apps.lock().unwrap() = apps;
+    }
+
+    fn emit(&self, event_type: &str, data: Value) {
+        let mut data = data;
+        data["eventType"] = json!(event_type);
+        let frame = format!("event: {event_type}\ndata: {data}\n\n");
+        let _ = self.events.send(Bytes::from(frame));
+    }
+}
+
+/// An instance answering `name` to GET, and `name got <n> bytes` to a body.
+async fn upstream(name: &'static str) -> SocketAddr {
+    http_server(move |req: Request<Incoming>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let text = if body.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name} got {} bytes", body.len())
+        };
+        Response::new(full(text))
+    })
+    .await
+}
+
+/// An instance that takes `delay` for every answer.
+async fn slow_upstream(name: &'static str, delay: Duration) -> SocketAddr {
+    http_server(move |_req: Request<Incoming>| async move {
+        tokio::time::sleep(delay).await;
+        Response::new(full(name))
+    })
+    .await
+}
+
+/// An instance that reads a request and hangs up without answering.
+async fn rude_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            drop(stream);
+        }
+    });
+    addr
+}
+
+/// A loopback port nothing listens on.
+async fn refused_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn app(id: &str, labels: Value, tasks: &[(&str, SocketAddr)]) -> Value {
+    json!({
+        "id": id,
+        "instances": tasks.len(),
+        "labels": labels,
+        "tasks": tasks.iter().map(|(task, addr)| json!({
+            "id": task, "appId": id, "host": addr.ip().to_string(),
+            "ports": [addr.port()], "state": "TASK_RUNNING", "healthCheckResults": [],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A router running in-process.
+struct Router {
+    url: String,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), baton_router::Error>>,
+}
+
+impl Router {
+    async fn start(config: Config) -> Router {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(baton_router::serve(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        let router = Router {
+            url,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            stop: Some(stop),
+            task,
+        };
+        router
+            .until("the table to load", |t| t["loaded"] == true)
+            .await;
+        router
+    }
+
+    async fn admin(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await;
+        r.unwrap().json().await.unwrap()
+    }
+
+    /// Polls `/_router/table` until `check` holds.
+    async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let table = self.admin("/_router/table").await;
+            if check(&table) {
+                return table;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {table:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        host: &str,
+        body: Option<&str>,
+    ) -> (u16, String, Option<String>) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}/", self.url))
+            .header("Host", host);
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, response.text().await.unwrap(), retry_after)
+    }
+
+    async fn get(&self, host: &str) -> (u16, String) {
+        let (status, text, _) = self.send("GET", host, None).await;
+        (status, text)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .expect("the router stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn config(marathon: &FakeMarathon) -> Config {
+    let mut config = Config::new(marathon.url.clone());
+    // Only events (and reconnects) refresh the table in these tests.
+    config.resync_interval = Duration::from_secs(3600);
+    config
+}
+
+fn upstream_json<'a>(table: &'a Value, app: &str, task: &str) -> &'a Value {
+    table["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == app)
+        .and_then(|a| {
+            a["upstreams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["taskId"] == task)
+        })
+        .unwrap_or_else(|| panic!("{app} {task} in {table:#}"))
+}
+
+#[tokio::test]
+async fn a_refused_instance_is_retried_elsewhere_and_then_ejected() {
+    let live = upstream("live").await;
+    let dead = refused_port().await;
+    let marathon = FakeMarathon::start(vec![app(
+        "/web",
+        json!({"BATON_VHOST": "web.test"}),
+        &[("web.dead", dead), ("web.live", live)],
+    )])
+    .await;
+    let router = Router::start(config(&marathon)).await;
+
+    for _ in 0..10 {
+        assert_eq!(router.get("web.test").await, (200, "live".to_string()));
+    }
+    // A body is sent again too (it was buffered).
+    let (status, text, _) = router.send("POST", "web.test", Some("hello")).await;
+    assert_eq!((status, text.as_str()), (200, "live got 5 bytes"));
+
+    let stats = router.admin("/_router/stats").await;
+    let web = &stats["apps"]["/web"];
+    assert_eq!(web["retries"], 3, "{web:#}");
+    assert_eq!(web["upstreamFailures"], 3, "{web:#}");
+    assert_eq!(web["responses"]["2xx"], 11, "{web:#}");
+    let table = router.admin("/_router/table").await;
+    let dead_json = upstream_json(&table, "/web", "web.dead");
+    assert_eq!(dead_json["ejected"], true, "{dead_json}");
+    assert_eq!(dead_json["ejections"], 1, "{dead_json}");
+    assert_eq!(dead_json["failures"], 3, "ejected: no more attempts");
+    let metrics = reqwest::get(format!("{}/_router/metrics", router.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ejected = format!(
+        "baton_router_upstream_ejected{{app=\"/web\",task=\"web.dead\",address=\"{dead}\"}} 1"
+    );
+    assert!(metrics.contains(&ejected), "{metrics}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_non_idempotent_request_that_reached_its_instance_is_not_sent_again() {
+    let live = upstream("live").await;
+    let rude = rude_upstream().await;
+    let marathon = FakeMarathon::start(vec![app(
+        "/web",
+        json!({"BATON_VHOST": "web.test"}),
+        &[("web.live", live), ("web.rude", rude)],
+    )])
+    .await;
+    let mut config = config(&marathon);
+    config.eject_after_failures = 0; // never: keep the rude one in turn
+    let router = Router::start(config).await;
+
+    // Round-robin alternates: one POST meets the rude instance and fails.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(router.send("POST", "web.test", Some("x")).await.0);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 502, 502]);
+    // GET is idempotent: retried on the other instance, never fails.
+    for _ in 0..4 {
+        assert_eq!(router.get("web.test").await, (200, "live".to_string()));
+    }
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn no_instance_is_503_with_retry_after_and_no_app_is_404() {
+    let marathon = FakeMarathon::start(vec![app(
+        "/empty",
+        json!({"BATON_VHOST": "empty.test"}),
+        &[],
+    )])
+    .await;
+    let router = Router::start(config(&marathon)).await;
+    let (status, _, retry_after) = router.send("GET", "empty.test", None).await;
+    assert_eq!((status, retry_after.as_deref()), (503, Some("1")));
+    let (status, text, _) = router.send("GET", "nowhere.test", None).await;
+    assert_eq!(status, 404, "{text}");
+    let ping = reqwest::get(format!("{}/_router/ping", router.url))
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), StatusCode::OK);
+    let other = reqwest::get(format!("{}/_router/other", router.url))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    let stats = router.admin("/_router/stats").await;
+    assert_eq!(stats["unmatched"], 1);
+    assert_eq!(stats["apps"]["/empty"]["unavailable"], 1);
+    assert_eq!(stats["apps"]["/empty"]["responses"]["5xx"], 1);
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn events_change_the_table_without_a_restart() {
+    let one = upstream("one").await;
+    let two = upstream("two").await;
+    let labels = json!({"BATON_VHOST": "web.test"});
+    let marathon = FakeMarathon::start(vec![app("/web", labels.clone(), &[("web.1", one)])]).await;
+    let router = Router::start(config(&marathon)).await;
+    assert_eq!(router.get("web.test").await, (200, "one".to_string()));
+
+    // A second instance starts: its status update refreshes the app.
+    marathon.set_apps(vec![app(
+        "/web",
+        labels.clone(),
+        &[("web.1", one), ("web.2", two)],
+    )]);
+    marathon.emit(
+        "status_update_event",
+        json!({"appId": "/web", "taskId": "web.2", "taskStatus": "TASK_RUNNING"}),
+    );
+    router
+        .until("two upstreams", |t| {
+            t["apps"][0]["upstreams"].as_array().map(Vec::len) == Some(2)
+        })
+        .await;
+    let mut answers: Vec<String> = Vec::new();
+    for _ in 0..4 {
+        answers.push(router.get("web.test").await.1);
+    }
+    answers.sort();
+    assert_eq!(answers, ["one", "one", "two", "two"]);
+
+    // The first one is being killed: shown as TASK_KILLING, no longer routed.
+    let mut killing = app("/web", labels.clone(), &[("web.1", one), ("web.2", two)]);
+    killing["tasks"][0]["state"] = json!("TASK_KILLING");
+    marathon.set_apps(vec![killing]);
+    marathon.emit(
+        "status_update_event",
+        json!({"appId": "/web", "taskId": "web.1", "taskStatus": "TASK_KILLING"}),
+    );
+    let table = router
+        .until("one upstream", |t| {
+            t["apps"][0]["upstreams"].as_array().map(Vec::len) == Some(1)
+        })
+        .await;
+    assert_eq!(table["apps"][0]["excluded"][0]["reason"], "TASK_KILLING");
+    for _ in 0..3 {
+        assert_eq!(router.get("web.test").await, (200, "two".to_string()));
+    }
+
+    // The app is deleted.
+    marathon.set_apps(vec![]);
+    marathon.emit("app_terminated_event", json!({"appId": "/web"}));
+    router
+        .until("no apps", |t| {
+            t["apps"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+    assert_eq!(router.get("web.test").await.0, 404);
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn least_conn_sends_fewer_requests_to_a_slow_instance() {
+    let fast = slow_upstream("fast", Duration::from_millis(5)).await;
+    let slow = slow_upstream("slow", Duration::from_millis(150)).await;
+    let marathon = FakeMarathon::start(vec![app(
+        "/web",
+        json!({"BATON_VHOST": "web.test", "BATON_BALANCE": "least_conn"}),
+        &[("web.fast", fast), ("web.slow", slow)],
+    )])
+    .await;
+    let router = Arc::new(Router::start(config(&marathon)).await);
+    // Four clients, each sending requests one after another for a while.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for _ in 0..25 {
+                    answers.push(router.get("web.test").await.1);
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut fast_count = 0;
+    let mut slow_count = 0;
+    for client in clients {
+        for answer in client.await.unwrap() {
+            match answer.as_str() {
+                "fast" => fast_count += 1,
+                "slow" => slow_count += 1,
+                other => panic!("unexpected answer {other}"),
+            }
+        }
+    }
+    println!("least_conn: fast {fast_count}, slow {slow_count}");
+    assert!(
+        slow_count * 4 < fast_count,
+        "the slow instance got {slow_count}, the fast one {fast_count}"
+    );
+    let Ok(router) = Arc::try_unwrap(router) else {
+        panic!("clients are done");
+    };
+    router.stop().await;
+}
