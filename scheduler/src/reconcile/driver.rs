@@ -1091,6 +1091,7 @@ impl Driver {
             steps,
             current_step: 0,
             started_at: Timestamp::now(),
+            step_started_at: None,
             failure: None,
         };
         let mut changes = Vec::new();
@@ -1436,6 +1437,7 @@ impl Driver {
             {
                 self.emit(events::deployment_step("deployment_step_success", &d));
                 d.current_step += 1;
+                d.step_started_at = Some(Timestamp::now());
                 stepped = true;
                 if d.current_step < d.steps.len() {
                     self.emit(events::deployment_step("deployment_info", &d));
@@ -1516,7 +1518,8 @@ impl Driver {
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(DEFAULT_DEPLOYMENT_TIMEOUT, Duration::from_secs)
             .as_millis();
-        let elapsed = (now.as_millis() - d.started_at.as_millis()).max(0) as u128;
+        let step_start = d.step_started_at.unwrap_or(d.started_at);
+        let elapsed = (now.as_millis() - step_start.as_millis()).max(0) as u128;
         if elapsed < timeout_ms {
             return None;
         }

@@ -322,6 +322,7 @@ mod tests {
             steps: vec![vec![(app.id.clone(), DeploymentAction::ScaleApplication)]],
             current_step: 0,
             started_at: Timestamp::from_millis(1),
+            step_started_at: None,
             failure: None,
         };
         assert_has(&deployment_success(&d), &["id", "plan"]);
@@ -364,6 +365,7 @@ mod tests {
             ],
             current_step: 1,
             started_at: Timestamp::from_millis(0),
+            step_started_at: None,
             failure: None,
         };
         let v: Value = serde_json::from_str(&deployment_step("deployment_info", &d).data).unwrap();

@@ -147,6 +147,9 @@ pub struct Deployment {
     pub current_step: usize,
     /// When it started.
     pub started_at: Timestamp,
+    /// When its current step started (the deadline counts from there).
+    #[serde(default)]
+    pub step_started_at: Option<Timestamp>,
     /// Why it is stuck, once it is past its deadline without converging.
     #[serde(default)]
     pub failure: Option<DeploymentFailure>,
