@@ -188,14 +188,7 @@ impl BatonProcess {
 
     /// The last lines Baton logged, with the log file's path.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(TAIL_LINES);
-        format!(
-            "--- last baton log lines ({}) ---\n{}",
-            self.log.display(),
-            lines[from..].join("\n")
-        )
+        crate::procs::log_tail("baton", &self.log, TAIL_LINES)
     }
 
     /// `kill -9`, and wait for the process to be reaped.

@@ -101,3 +101,16 @@ pub async fn assert_none_carrying(marker: &str, timeout: Duration, what: &str) {
         panic!("{what}: processes carrying {marker} still run after {timeout:?}: {described:#?}");
     }
 }
+
+/// The last `lines` lines of a child process's log file, headed by what it
+/// is and where the file is (for failure messages).
+pub fn log_tail(what: &str, log: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let from = all.len().saturating_sub(lines);
+    format!(
+        "--- last {what} log lines ({}) ---\n{}",
+        log.display(),
+        all[from..].join("\n")
+    )
+}

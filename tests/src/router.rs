@@ -133,14 +133,7 @@ impl RouterProcess {
 
     /// The last lines the router logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(TAIL_LINES);
-        format!(
-            "--- last baton-router log lines ({}) ---\n{}",
-            self.log.display(),
-            lines[from..].join("\n")
-        )
+        crate::procs::log_tail("baton-router", &self.log, TAIL_LINES)
     }
 
     /// `GET /_router/<path>` as JSON.
