@@ -20,6 +20,8 @@ pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// `MESOS_SUBSCRIPTION_BACKOFF_MAX` when unset (the agent's
 /// `--executor_reregistration_timeout`).
 pub const DEFAULT_SUBSCRIPTION_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// `BATON_LOAD_REPORT_INTERVAL` when unset.
+pub const DEFAULT_LOAD_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything the executor needs to know about where it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,9 @@ pub struct Config {
     pub auth_token: Option<String>,
     /// `BATON_EXECUTOR_ENCODING` (`protobuf`, the default, or `json`).
     pub encoding: Encoding,
+    /// `BATON_LOAD_REPORT_INTERVAL`: how often to report the tasks' load
+    /// to the framework (`None`: never, when set to zero).
+    pub load_report_interval: Option<Duration>,
 }
 
 /// One environment variable that is missing or does not parse.
@@ -138,6 +143,11 @@ impl Config {
             DEFAULT_SHUTDOWN_GRACE_PERIOD,
         );
         let recovery_timeout = duration("MESOS_RECOVERY_TIMEOUT", DEFAULT_RECOVERY_TIMEOUT);
+        let load_report_interval = Some(duration(
+            "BATON_LOAD_REPORT_INTERVAL",
+            DEFAULT_LOAD_REPORT_INTERVAL,
+        ))
+        .filter(|d| !d.is_zero());
         let subscription_backoff_max = duration(
             "MESOS_SUBSCRIPTION_BACKOFF_MAX",
             DEFAULT_SUBSCRIPTION_BACKOFF_MAX,
@@ -168,6 +178,7 @@ impl Config {
             subscription_backoff_max,
             auth_token: get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
             encoding,
+            load_report_interval,
         })
     }
 
@@ -225,6 +236,7 @@ mod tests {
         assert_eq!(config.subscription_backoff_max, Duration::from_secs(2));
         assert_eq!(config.auth_token, None);
         assert_eq!(config.encoding, Encoding::Protobuf);
+        assert_eq!(config.load_report_interval, Some(Duration::from_secs(5)));
     }
 
     #[test]
@@ -240,6 +252,7 @@ mod tests {
             ("MESOS_SUBSCRIPTION_BACKOFF_MAX", "500ms"),
             ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "jwt"),
             ("BATON_EXECUTOR_ENCODING", "json"),
+            ("BATON_LOAD_REPORT_INTERVAL", "0secs"),
         ]))
         .unwrap();
         assert_eq!(config.sandbox, PathBuf::from("/var/lib/mesos/sandbox"));

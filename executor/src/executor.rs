@@ -45,7 +45,18 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::health::{self, Checker, Verdict};
+use crate::load;
 use crate::task::{self, Launcher, Termination};
+
+/// The total of scalar resource `name`.
+fn scalar(resources: &[v1::Resource], name: &str) -> f64 {
+    resources
+        .iter()
+        .filter(|r| r.name == name)
+        .filter_map(|r| r.scalar.as_ref())
+        .map(|s| s.value)
+        .sum()
+}
 
 /// Grace between SIGTERM and SIGKILL when neither the KILL nor the task
 /// names one (the Mesos command executor's default).
@@ -313,6 +324,29 @@ impl<L: Launcher> Executor<L> {
     /// call connection.
     pub fn heartbeat_call(&self) -> Call {
         self.call(call::Type::Heartbeat)
+    }
+
+    /// The tasks running now (not being killed), for load reports.
+    pub fn running_tasks(&self) -> Vec<load::RunningTask> {
+        self.tasks
+            .values()
+            .filter_map(|task| match task.phase {
+                Phase::Running { pgid } => Some(load::RunningTask {
+                    task_id: task.info.task_id.value.clone(),
+                    pgid,
+                    cpus: scalar(&task.info.resources, "cpus"),
+                    mem_mb: scalar(&task.info.resources, "mem"),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A MESSAGE call to the framework carrying `data`.
+    pub fn message_call(&self, data: Vec<u8>) -> Call {
+        let mut call = self.call(call::Type::Message);
+        call.message = Some(call::Message { data });
+        call
     }
 
     /// The UPDATE calls to send now, in order.
@@ -938,6 +972,7 @@ mod tests {
             subscription_backoff_max: Duration::from_secs(2),
             auth_token: None,
             encoding: Default::default(),
+            load_report_interval: None,
         }
     }
 

@@ -19,6 +19,9 @@
 //!   per-task [`health::Checker`] (delay, interval, grace period, what to
 //!   report, when to kill) and, in [`health::probe`], running one HTTP, TCP
 //!   or COMMAND check under its timeout.
+//! - [`load`]: load reports (each task's CPU and memory from `/proc`,
+//!   summed over its process group, and the host's load average) sent to
+//!   the framework as MESSAGE calls, for load-aware balancing.
 //! - [`executor`]: the state machine, free of I/O: tasks by id,
 //!   unacknowledged tasks and updates, what each event does, kill grace,
 //!   health verdicts, when to reconnect and when to exit.
@@ -39,6 +42,7 @@ pub mod agent;
 pub mod config;
 pub mod executor;
 pub mod health;
+pub mod load;
 pub mod run;
 pub mod task;
 

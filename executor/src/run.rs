@@ -4,7 +4,7 @@
 //! One `select!` waits on whichever comes first: the connection (a backoff
 //! timer, a SUBSCRIBE in flight, or the event stream), a task process
 //! exiting, a health check finishing, the next kill, health check or exit
-//! deadline, or SIGTERM/SIGINT. UPDATE calls go out through an
+//! deadline, the next load report ([`crate::load`]), or SIGTERM/SIGINT. UPDATE calls go out through an
 //! `UpdateSender` per connection, one at a time so the agent sees each
 //! task's updates in order. Health checks run as tokio tasks in
 //! [`Probes`], at most one per task.
@@ -32,6 +32,7 @@ use crate::agent::{AgentClient, AgentError, EventStream};
 use crate::config::Config;
 use crate::executor::{Executor, Flow, Outcome, Reconnect};
 use crate::health::probe::Probes;
+use crate::load;
 use crate::task::ProcessLauncher;
 
 /// How long the first SUBSCRIBE is retried.
@@ -86,6 +87,12 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
         give_up_at: Instant::now() + REGISTRATION_TIMEOUT,
     };
     let mut sender: Option<UpdateSender> = None;
+    let mut meter = load::Meter::default();
+    let mut load_ticks = config.load_report_interval.map(|every| {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
 
     loop {
         let outbox = core.take_outbox();
@@ -153,6 +160,16 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
             }
             finished = probes.next() => core.on_health_result(finished, Instant::now()),
             () = sleep_until_some(deadline) => core.on_timer(Instant::now()),
+            Some(()) = next_tick(&mut load_ticks) => {
+                if let Some(sender) = &sender {
+                    let tasks = core.running_tasks();
+                    let pgids: Vec<i32> = tasks.iter().map(|t| t.pgid).collect();
+                    let samples = load::sample_groups(&pgids);
+                    if let Some(report) = meter.report(&tasks, &samples, load::host_load(), Instant::now()) {
+                        sender.send(core.message_call(report));
+                    }
+                }
+            }
             name = signals.recv() => {
                 tracing::info!(signal = name, "shutting down on signal");
                 core.shutdown(Instant::now());
@@ -209,6 +226,17 @@ impl Retry {
 fn backoff(max: Duration) -> Duration {
     let jitter = rand::rng().random_range(Duration::ZERO..=max);
     jitter.max(BACKOFF_FLOOR)
+}
+
+/// The next load-report tick; never, without reports.
+async fn next_tick(ticks: &mut Option<tokio::time::Interval>) -> Option<()> {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+            Some(())
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

@@ -355,14 +355,7 @@ pub fn live_group_members(pgid: i32) -> usize {
     };
     entries
         .filter_map(|e| fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            // "pid (comm) state ppid pgrp ..."; comm may hold spaces.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            fields.len() > 3 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X")
-        })
+        .filter(|stat| crate::load::parse_stat(stat).is_some_and(|(pgrp, _)| pgrp == pgid))
         .count()
 }
 

@@ -9,15 +9,18 @@
 //! - [`pick`] is the whole decision, a function of the upstreams, the
 //!   policy, a rotating counter, an optional sticky key, the instances
 //!   already tried, and the time: sticky first (if that instance is
-//!   usable), then round-robin or least-outstanding-requests over the
+//!   usable), then round-robin, least-outstanding-requests, or weighted
+//!   turns (the `load` policy, weights from [`crate::load`]) over the
 //!   instances neither ejected nor tried. When every instance is ejected
 //!   they are all tried anyway ("panic mode"): a passive guess must not
 //!   take a whole app down.
 //! - Time is milliseconds on the router's [`crate::Clock`], passed in, so
 //!   the rules are tested without waiting.
 //!
-//! Later policies (load-aware weights from the executors' reports) slot in
-//! as another [`Policy`] reading a weight kept next to the state.
+//! Weighted turns are lock-free: turn `t` lands on slot `t × P mod W` of
+//! the instances' cumulated weights `W` (P a prime above any `W`), which
+//! visits every slot once per `W` turns in a scattered order, so an
+//! instance's share follows its weight without bursts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -36,6 +39,10 @@ pub enum Policy {
     RoundRobin,
     /// The instance with the fewest requests in flight; ties in turn.
     LeastConn,
+    /// Turns in proportion to each instance's load weight (from the
+    /// executors' reports: an instance's weight falls as its own CPU use
+    /// and its host's load rise).
+    Load,
 }
 
 impl Policy {
@@ -44,6 +51,7 @@ impl Policy {
     pub fn from_label(label: Option<&str>) -> Policy {
         match label.map(|l| l.trim().to_ascii_lowercase()).as_deref() {
             Some("least_conn" | "leastconn" | "least_request" | "least-conn") => Policy::LeastConn,
+            Some("load" | "weighted" | "load_aware") => Policy::Load,
             _ => Policy::RoundRobin,
         }
     }
@@ -53,6 +61,7 @@ impl Policy {
         match self {
             Policy::RoundRobin => "round_robin",
             Policy::LeastConn => "least_conn",
+            Policy::Load => "load",
         }
     }
 }
@@ -91,12 +100,28 @@ pub struct UpstreamState {
     pub failures: AtomicU64,
     /// Times this instance was ejected.
     pub ejections: AtomicU64,
+    /// Load weight in [`crate::load::MIN_WEIGHT`]..=[`crate::load::FULL_WEIGHT`];
+    /// 0 means "no report", read as full weight.
+    weight: AtomicU32,
 }
 
 impl UpstreamState {
     /// Whether it is out of rotation at `now`.
     pub fn is_ejected(&self, now: u64) -> bool {
         now < self.ejected_until.load(Relaxed)
+    }
+
+    /// The load weight (full without a report).
+    pub fn weight(&self) -> u32 {
+        match self.weight.load(Relaxed) {
+            0 => crate::load::FULL_WEIGHT,
+            w => w,
+        }
+    }
+
+    /// Sets the load weight (`None`: no usable report).
+    pub fn set_weight(&self, weight: Option<u32>) {
+        self.weight.store(weight.unwrap_or(0), Relaxed);
     }
 
     /// Requests in flight.
@@ -143,6 +168,7 @@ impl UpstreamState {
             "ejections": self.ejections.load(Relaxed),
             "ejected": self.is_ejected(now),
             "ejectedForMs": until.saturating_sub(now),
+            "weight": self.weight(),
         })
     }
 }
@@ -279,11 +305,35 @@ pub fn pick(
                 .collect();
             idle[turn % idle.len()]
         }
+        Policy::Load => weighted_turn(
+            &usable,
+            |i| u64::from(upstreams[i].state.weight().max(1)),
+            turn,
+        ),
     };
     Some(Pick {
         index,
         sticky_hit: false,
     })
+}
+
+/// A prime above any total weight (weights ≤ 1000 each, and far fewer
+/// than 1000 instances per app): multiplying turns by it permutes slots.
+const SCATTER: u64 = 1_000_000_007;
+
+/// The instance among `usable` (non-empty) whose cumulated-weight range
+/// holds slot `turn × SCATTER mod total`.
+fn weighted_turn(usable: &[usize], weight: impl Fn(usize) -> u64, turn: usize) -> usize {
+    let total: u64 = usable.iter().map(|i| weight(*i)).sum();
+    let slot = ((turn as u128 * u128::from(SCATTER)) % u128::from(total.max(1))) as u64;
+    let mut upto = 0;
+    for i in usable {
+        upto += weight(*i);
+        if slot < upto {
+            return *i;
+        }
+    }
+    usable[usable.len() - 1]
 }
 
 #[cfg(test)]
@@ -481,6 +531,37 @@ mod tests {
         assert_eq!(Policy::from_label(Some("least_conn")), Policy::LeastConn);
         assert_eq!(Policy::from_label(Some(" LEAST_CONN ")), Policy::LeastConn);
         assert_eq!(Policy::from_label(Some("bogus")), Policy::RoundRobin);
+        assert_eq!(Policy::from_label(Some("load")), Policy::Load);
+    }
+
+    #[test]
+    fn load_policy_shares_follow_weights_without_bursts() {
+        let ups = upstreams(3);
+        ups[0].state.set_weight(Some(100));
+        ups[1].state.set_weight(Some(1000));
+        // ups[2] has no report: full weight.
+        let rotor = AtomicUsize::new(0);
+        let total = 2100;
+        let chosen = picks(&ups, Policy::Load, &rotor, total);
+        let count = |i| chosen.iter().filter(|c| **c == i).count();
+        assert_eq!((count(0), count(1), count(2)), (100, 1000, 1000));
+        // Scattered: the light instance never gets two turns in a row, and
+        // the heavy ones never wait long.
+        assert!(chosen.windows(2).all(|w| !(w[0] == 0 && w[1] == 0)));
+        let longest_gap = chosen.split(|c| *c == 1).map(<[usize]>::len).max().unwrap();
+        assert!(longest_gap <= 5, "instance 1 waited {longest_gap} turns");
+    }
+
+    #[test]
+    fn load_policy_skips_tried_and_ejected_instances() {
+        let ups = upstreams(2);
+        ups[0].state.set_weight(Some(1000));
+        ups[1].state.set_weight(Some(10));
+        let rotor = AtomicUsize::new(0);
+        let pick_one =
+            |tried: &[usize]| pick(&ups, Policy::Load, &rotor, &[], tried, 0).map(|p| p.index);
+        assert!((0..50).all(|_| pick_one(&[0]) == Some(1)));
+        assert_eq!(pick_one(&[0, 1]), None);
     }
 
     #[test]

@@ -18,25 +18,30 @@
 //!   every (re)connect and periodically, and the `/v2/events` stream whose
 //!   events trigger per-app re-reads.
 //! - [`proxy`]: the hyper server and the pooled hyper-util client: admin
-//!   endpoints under `/_router/`, forwarding, bodies that can be replayed,
-//!   one retry on another instance, passive health, counted responses.
+//!   endpoints under `/_router/`, deny lists, forwarding, bodies that can
+//!   be replayed, one retry on another instance, passive health, counted
+//!   responses, and requests held while a sleeping app wakes.
+//! - [`access`]: pure. CIDR deny lists, router-wide (`--deny`) and per app
+//!   (`BATON_DENY`).
+//! - [`load`]: load-aware weights: reads Baton's `/v2/tasks/load` (what
+//!   each task's executor reported) and turns CPU use and host load into
+//!   each instance's weight for the `load` policy.
+//! - [`scale`]: autoscaling by request rate and sleep/wake, from
+//!   `BATON_AUTOSCALE_*`, `BATON_SLEEP_AFTER` and `BATON_WAKE_TIMEOUT`:
+//!   pure rules, a one-second controller applying them through
+//!   `PUT /v2/apps/{id}`, and the decision log behind `/_router/autoscale`.
 //! - [`stats`]: per-app and router-wide counters, rendered as Prometheus
 //!   text (`/_router/metrics`) and JSON (`/_router/stats`).
 //!
 //! The binary (`src/main.rs`) only parses flags, binds the listener and
-//! calls [`serve`].
-//!
-//! # Growing it
-//!
-//! Autoscaling and sleep/wake build on what is here: [`table::Route`]
-//! keeps every label and the desired `instances`; [`stats::AppStats`]
-//! keeps request rates over the last five minutes; the table is published
-//! through a `watch` channel ([`Shared::subscribe`]), so a request for a
-//! sleeping app can wait for its first routable instance; the one place a
-//! request meets "no instance" is at the end of `proxy::forward`.
+//! calls [`serve`]. Background work (following Marathon, reading loads,
+//! scaling) runs as tasks that stop with the server.
 
+pub mod access;
 pub mod balance;
+pub mod load;
 pub mod proxy;
+pub mod scale;
 pub mod stats;
 pub mod sync;
 pub mod table;
@@ -76,6 +81,14 @@ pub struct Config {
     pub max_buffered_body: usize,
     /// How long shutdown waits for open requests.
     pub shutdown_grace: Duration,
+    /// Client networks refused on every route.
+    pub deny: access::DenyList,
+    /// How often load reports are read (zero: never).
+    pub load_interval: Duration,
+    /// Load reports older than this are ignored.
+    pub load_max_age: Duration,
+    /// Whether the autoscaling and sleep rules act.
+    pub autoscale: bool,
 }
 
 impl Config {
@@ -92,6 +105,10 @@ impl Config {
             marathon_timeout: Duration::from_secs(10),
             max_buffered_body: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            deny: access::DenyList::default(),
+            load_interval: Duration::from_secs(2),
+            load_max_age: Duration::from_secs(30),
+            autoscale: true,
         }
     }
 
@@ -139,15 +156,21 @@ pub struct Shared {
     pub clock: Clock,
     /// The configuration.
     pub config: Config,
+    /// Marathon's API (read by the follower, written by scaling).
+    pub marathon: sync::Marathon,
+    /// Scaling decisions, for `/_router/autoscale`.
+    pub decisions: scale::DecisionLog,
 }
 
 impl Shared {
-    fn new(config: Config) -> Shared {
+    fn new(config: Config, marathon: sync::Marathon) -> Shared {
         Shared {
             table: watch::Sender::new(Arc::new(Table::default())),
             stats: GlobalStats::default(),
             clock: Clock::new(),
             config,
+            marathon,
+            decisions: scale::DecisionLog::default(),
         }
     }
 
@@ -188,11 +211,17 @@ pub async fn serve(
         config.connect_timeout,
         config.marathon_timeout,
     )?;
-    let shared = Arc::new(Shared::new(config));
-    let stop_sync = CancellationToken::new();
-    let follower = tokio::spawn(sync::run(shared.clone(), marathon, stop_sync.clone()));
+    let shared = Arc::new(Shared::new(config, marathon.clone()));
+    let stop = CancellationToken::new();
+    let background = [
+        tokio::spawn(sync::run(shared.clone(), marathon.clone(), stop.clone())),
+        tokio::spawn(load::run(shared.clone(), marathon.clone(), stop.clone())),
+        tokio::spawn(scale::run(shared.clone(), marathon, stop.clone())),
+    ];
     proxy::run(listener, shared, shutdown).await;
-    stop_sync.cancel();
-    let _ = follower.await;
+    stop.cancel();
+    for task in background {
+        let _ = task.await;
+    }
     Ok(())
 }

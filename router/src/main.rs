@@ -52,10 +52,28 @@ struct Flags {
     /// How long shutdown waits for open requests.
     #[arg(long, env = "BATON_ROUTER_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// Client networks refused on every route, comma-separated CIDR blocks
+    /// (e.g. `10.0.0.0/8,192.0.2.7`). Apps add their own with `BATON_DENY`.
+    #[arg(long, env = "BATON_ROUTER_DENY", default_value = "")]
+    deny: String,
+    /// How often to read Baton's load reports for apps balanced by `load`
+    /// (`0s`: never).
+    #[arg(long, env = "BATON_ROUTER_LOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    load_interval: Duration,
+    /// Load reports older than this are ignored.
+    #[arg(long, env = "BATON_ROUTER_LOAD_MAX_AGE", default_value = "30s", value_parser = humantime::parse_duration)]
+    load_max_age: Duration,
+    /// Act on apps' autoscaling and sleep labels (`false`: only report).
+    #[arg(long, env = "BATON_ROUTER_AUTOSCALE", default_value_t = true, action = clap::ArgAction::Set)]
+    autoscale: bool,
 }
 
 impl Flags {
-    fn config(self) -> Config {
+    fn config(self) -> anyhow::Result<Config> {
+        let (deny, errors) = baton_router::access::DenyList::parse(&self.deny);
+        if let Some(e) = errors.first() {
+            anyhow::bail!("--deny: {e}");
+        }
         let mut config = Config::new(self.marathon);
         config.connect_timeout = self.connect_timeout;
         config.upstream_timeout = self.upstream_timeout;
@@ -66,7 +84,11 @@ impl Flags {
         config.marathon_timeout = self.marathon_timeout;
         config.max_buffered_body = self.max_buffered_body;
         config.shutdown_grace = self.shutdown_grace;
-        config
+        config.deny = deny;
+        config.load_interval = self.load_interval;
+        config.load_max_age = self.load_max_age;
+        config.autoscale = self.autoscale;
+        Ok(config)
     }
 }
 
@@ -82,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    let config = flags.config();
+    let config = flags.config()?;
     tracing::info!(%listen, marathon = %config.marathon, "baton-router serving");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let shutdown = async move {

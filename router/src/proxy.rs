@@ -53,9 +53,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::Shared;
 use crate::balance::{self, InFlight};
-use crate::stats;
 use crate::sync::error_chain;
 use crate::table::{AppRuntime, Route, normalize_host};
+use crate::{scale, stats};
 
 /// Paths under this prefix are the router's own, on every host.
 pub const ADMIN_PREFIX: &str = "/_router/";
@@ -183,6 +183,10 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let path = req.uri().path();
+    if shared.config.deny.denies(peer.ip()) {
+        shared.stats.denied.fetch_add(1, Relaxed);
+        return Ok(denied());
+    }
     if path == "/_router" || path.starts_with(ADMIN_PREFIX) {
         return Ok(admin(&shared, &req));
     }
@@ -212,6 +216,11 @@ async fn handle(
         ));
     };
     drop(table);
+    if route.deny.denies(peer.ip()) {
+        route.runtime.stats.denied.fetch_add(1, Relaxed);
+        route.runtime.stats.status(StatusCode::FORBIDDEN.as_u16());
+        return Ok(denied());
+    }
     let span = info_span!(
         "request",
         method = %req.method(),
@@ -224,19 +233,22 @@ async fn handle(
         .await)
 }
 
-/// Proxies one request to an instance of `route`.
+/// Proxies one request to an instance of `route`, holding it while a
+/// sleeping app wakes.
 async fn forward(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     client: &UpstreamClient,
-    route: Arc<Route>,
+    mut route: Arc<Route>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ClientBody> {
     let start = Instant::now();
-    let runtime = &route.runtime;
+    let runtime = route.runtime.clone();
     let app_stats = &runtime.stats;
+    let now_ms = shared.clock.now_ms();
     app_stats.requests.fetch_add(1, Relaxed);
-    app_stats.rate.record(shared.clock.now_ms() / 1000);
+    app_stats.rate.record(now_ms / 1000);
+    runtime.last_request_ms.store(now_ms, Relaxed);
     let finish_local = |response: Response<ClientBody>| {
         app_stats.status(response.status().as_u16());
         app_stats.latency.observe(start.elapsed());
@@ -244,39 +256,116 @@ async fn forward(
     };
 
     let (parts, body) = req.into_parts();
-    let body = match RequestBody::read(body, shared.config.max_buffered_body, runtime).await {
+    let body = match RequestBody::read(body, shared.config.max_buffered_body, &runtime).await {
         Ok(body) => body,
         Err(e) => {
             debug!(error = %error_chain(&e), "client body");
             return finish_local(text(e.status(), "cannot read the request body\n"));
         }
     };
-    let sticky: Vec<&str> = if route.sticky {
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(balance::sticky_cookies)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let headers = upstream_headers(&parts.headers, &parts.uri, peer);
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let idempotent = matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    );
-    let ejection = shared.config.ejection();
+    let request = Outgoing::new(&parts, peer, body);
 
+    let mut failure = match attempts(shared, client, &route, &request, start).await {
+        Ok(response) => return response,
+        Err(failure) => failure,
+    };
+    // Nothing was tried: no routable instance. A sleeping (or waking) app
+    // is woken and the request waits for its first instance.
+    if failure.is_none() && (scale::sleeping(&route.labels).is_some() || runtime.scale.waking()) {
+        let timeout = scale::wake_timeout(&route.labels);
+        app_stats.held.fetch_add(1, Relaxed);
+        scale::wake(shared, &shared.marathon, &route);
+        match wait_for_instance(shared, &route.app_id, timeout).await {
+            Some(woken) => {
+                route = woken;
+                failure = match attempts(shared, client, &route, &request, start).await {
+                    Ok(response) => return response,
+                    Err(failure) => failure,
+                };
+            }
+            None => {
+                app_stats.unavailable.fetch_add(1, Relaxed);
+                info!(?timeout, "no instance woke in time");
+                return finish_local(still_starting(&route.app_id, &parts.headers));
+            }
+        }
+    }
+    match failure {
+        // The details (addresses, causes) are logged, not shown.
+        Some(error) => finish_local(text(
+            error.status(),
+            &format!("no answer from an instance of {}\n", route.app_id),
+        )),
+        None => {
+            app_stats.unavailable.fetch_add(1, Relaxed);
+            finish_local(retry_later(&format!(
+                "no instance of {} is available\n",
+                route.app_id
+            )))
+        }
+    }
+}
+
+/// What goes to an instance, prepared once for every attempt.
+struct Outgoing<'a> {
+    parts: &'a hyper::http::request::Parts,
+    body: RequestBody,
+    sticky: Vec<&'a str>,
+    headers: HeaderMap,
+    idempotent: bool,
+}
+
+impl<'a> Outgoing<'a> {
+    fn new(parts: &'a hyper::http::request::Parts, peer: SocketAddr, body: RequestBody) -> Self {
+        Outgoing {
+            parts,
+            body,
+            sticky: parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(balance::sticky_cookies)
+                .collect(),
+            headers: upstream_headers(&parts.headers, &parts.uri, peer),
+            idempotent: matches!(
+                parts.method,
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::TRACE
+                    | Method::PUT
+                    | Method::DELETE
+            ),
+        }
+    }
+}
+
+/// Sends `request` to an instance of `route`, once more elsewhere after a
+/// failure that allows it. `Err(None)`: no instance to try at all.
+async fn attempts(
+    shared: &Shared,
+    client: &UpstreamClient,
+    route: &Arc<Route>,
+    request: &Outgoing<'_>,
+    start: Instant,
+) -> Result<Response<ClientBody>, Option<Error>> {
+    let runtime = &route.runtime;
+    let app_stats = &runtime.stats;
+    let sticky: &[&str] = if route.sticky { &request.sticky } else { &[] };
+    let path_and_query = request
+        .parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str());
+    let ejection = shared.config.ejection();
     let mut tried: Vec<usize> = Vec::new();
     let mut failure: Option<Error> = None;
     while let Some(pick) = balance::pick(
         &route.upstreams,
         route.policy,
         &runtime.rotor,
-        &sticky,
+        sticky,
         &tried,
         shared.clock.now_ms(),
     ) {
@@ -289,19 +378,19 @@ async fn forward(
                 break;
             }
         };
-        let mut request = Request::new(body.attempt(runtime));
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = headers.clone();
+        let mut outgoing = Request::new(request.body.attempt(runtime));
+        *outgoing.method_mut() = request.parts.method.clone();
+        *outgoing.uri_mut() = uri;
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.headers_mut() = request.headers.clone();
 
         let timeout = shared.config.upstream_timeout;
-        let error = match tokio::time::timeout(timeout, client.request(request)).await {
+        let error = match tokio::time::timeout(timeout, client.request(outgoing)).await {
             Ok(Ok(response)) => {
                 upstream.state.record_success();
                 let cookie = (route.sticky && !pick.sticky_hit)
                     .then(|| balance::set_cookie(upstream, route.cookie_path()));
-                return respond(response, runtime.clone(), in_flight, start, cookie);
+                return Ok(respond(response, runtime.clone(), in_flight, start, cookie));
             }
             Ok(Err(source)) if source.is_connect() => Error::Connect {
                 upstream: upstream.authority.clone(),
@@ -324,8 +413,8 @@ async fn forward(
         let unsent = matches!(error, Error::Connect { .. });
         let retry = tried.is_empty()
             && !matches!(error, Error::Timeout { .. })
-            && (unsent || idempotent)
-            && body.replayable();
+            && (unsent || request.idempotent)
+            && request.body.replayable();
         warn!(
             task = %upstream.task_id,
             error = %error_chain(&error),
@@ -340,20 +429,55 @@ async fn forward(
         }
         app_stats.retries.fetch_add(1, Relaxed);
     }
-    match failure {
-        // The details (addresses, causes) are logged, not shown.
-        Some(error) => finish_local(text(
-            error.status(),
-            &format!("no answer from an instance of {}\n", route.app_id),
-        )),
-        None => {
-            app_stats.unavailable.fetch_add(1, Relaxed);
-            finish_local(retry_later(&format!(
-                "no instance of {} is available\n",
-                route.app_id
-            )))
+    Err(failure)
+}
+
+/// Waits up to `timeout` for app `id` to have a routable instance; its
+/// route then.
+async fn wait_for_instance(shared: &Shared, id: &str, timeout: Duration) -> Option<Arc<Route>> {
+    let mut tables = shared.subscribe();
+    let routable = async {
+        loop {
+            if let Some(route) = tables
+                .borrow_and_update()
+                .app(id)
+                .filter(|r| !r.upstreams.is_empty())
+            {
+                return Some(route.clone());
+            }
+            if tables.changed().await.is_err() {
+                return None;
+            }
         }
-    }
+    };
+    tokio::time::timeout(timeout, routable).await.ok().flatten()
+}
+
+/// 503 for a request whose app did not wake in time: `Retry-After`, and
+/// for browsers a page that reloads itself.
+fn still_starting(app_id: &str, headers: &HeaderMap) -> Response<ClientBody> {
+    const RETRY_AFTER_SECS: u64 = 5;
+    let browser = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"));
+    let mut response = if browser {
+        local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/html; charset=utf-8",
+            scale::starting_page(app_id, RETRY_AFTER_SECS),
+        )
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{app_id} is starting; retry shortly\n"),
+        )
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
 }
 
 /// The upstream's response on its way to the client.
@@ -671,6 +795,11 @@ fn json(value: &serde_json::Value) -> Response<ClientBody> {
     local(StatusCode::OK, "application/json", value.to_string())
 }
 
+/// 403 for a client on a denied network.
+fn denied() -> Response<ClientBody> {
+    text(StatusCode::FORBIDDEN, "access denied\n")
+}
+
 /// 503 with `Retry-After: 1`.
 fn retry_later(body: &str) -> Response<ClientBody> {
     let mut response = text(StatusCode::SERVICE_UNAVAILABLE, body);
@@ -690,6 +819,7 @@ fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
         "/_router/ping" => text(StatusCode::OK, "pong\n"),
         "/_router/table" => json(&shared.table().to_json(now)),
         "/_router/stats" => json(&stats::stats_json(&shared.stats, &shared.table(), now)),
+        "/_router/autoscale" => json(&scale::status_json(shared)),
         "/_router/metrics" => local(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -697,7 +827,7 @@ fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
         ),
         _ => text(
             StatusCode::NOT_FOUND,
-            "the router serves /_router/ping, /_router/table, /_router/stats and /_router/metrics\n",
+            "the router serves /_router/ping, /_router/table, /_router/stats, /_router/metrics and /_router/autoscale\n",
         ),
     }
 }

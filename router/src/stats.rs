@@ -165,6 +165,12 @@ pub struct AppStats {
     pub upstream_failures: AtomicU64,
     /// Requests sent again to another instance after a failure.
     pub retries: AtomicU64,
+    /// Requests refused (403) by the app's deny list.
+    pub denied: AtomicU64,
+    /// Requests held while the app woke up.
+    pub held: AtomicU64,
+    /// Times a request woke the app from sleep.
+    pub wakes: AtomicU64,
 }
 
 impl AppStats {
@@ -188,6 +194,9 @@ impl AppStats {
             "unavailable": self.unavailable.load(Relaxed),
             "upstreamFailures": self.upstream_failures.load(Relaxed),
             "retries": self.retries.load(Relaxed),
+            "denied": self.denied.load(Relaxed),
+            "held": self.held.load(Relaxed),
+            "wakes": self.wakes.load(Relaxed),
             "requestsPerSecond": {
                 "10s": self.rate.rate(now_secs, 10),
                 "1m": self.rate.rate(now_secs, 60),
@@ -217,6 +226,8 @@ pub struct GlobalStats {
     pub unmatched: AtomicU64,
     /// Requests answered 503 before the first table load.
     pub not_ready: AtomicU64,
+    /// Requests refused (403) by the router-wide deny list.
+    pub denied: AtomicU64,
     /// Whether the event stream is connected now.
     pub events_connected: AtomicBool,
     /// Events received on the stream.
@@ -236,6 +247,7 @@ impl GlobalStats {
         json!({
             "unmatched": self.unmatched.load(Relaxed),
             "notReady": self.not_ready.load(Relaxed),
+            "denied": self.denied.load(Relaxed),
             "marathon": {
                 "eventsConnected": self.events_connected.load(Relaxed),
                 "events": self.events.load(Relaxed),
@@ -302,6 +314,13 @@ pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
     let _ = writeln!(out, "{n} {}", global.unmatched.load(Relaxed));
     let n = family(
         &mut out,
+        "baton_router_globally_denied_requests_total",
+        "counter",
+        "Requests refused (403) by the router-wide deny list.",
+    );
+    let _ = writeln!(out, "{n} {}", global.denied.load(Relaxed));
+    let n = family(
+        &mut out,
         "baton_router_marathon_events_connected",
         "gauge",
         "1 while the /v2/events stream is connected.",
@@ -341,7 +360,7 @@ pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
     let _ = writeln!(out, "{n} {}", table.generation);
 
     type PerApp = fn(&crate::table::Route, u64) -> Vec<(String, String)>;
-    let per_app: [(&str, &str, &str, PerApp); 9] = [
+    let per_app: [(&str, &str, &str, PerApp); 12] = [
         (
             "baton_router_requests_total",
             "counter",
@@ -413,6 +432,39 @@ pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
                 vec![(
                     String::new(),
                     r.runtime.stats.retries.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_denied_requests_total",
+            "counter",
+            "Requests refused (403) by the app's deny list.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.denied.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_held_requests_total",
+            "counter",
+            "Requests held while the app woke from sleep.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.held.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_wakes_total",
+            "counter",
+            "Times a request woke the app from sleep.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.wakes.load(Relaxed).to_string(),
                 )]
             },
         ),

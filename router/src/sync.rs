@@ -187,6 +187,56 @@ impl Marathon {
         }
     }
 
+    /// Baton's `GET /v2/tasks/load` list; `None` when Marathon has no such
+    /// endpoint.
+    pub async fn task_loads(&self) -> Result<Option<Vec<Value>>, Error> {
+        let path = "/v2/tasks/load";
+        match self.get_json(path).await? {
+            None => Ok(None),
+            Some(Value::Object(mut body)) => match body.remove("tasks") {
+                Some(Value::Array(tasks)) => Ok(Some(tasks)),
+                _ => Err(Error::Shape {
+                    what: format!("GET {path}"),
+                    reason: "no `tasks` array".into(),
+                }),
+            },
+            Some(_) => Err(Error::Shape {
+                what: format!("GET {path}"),
+                reason: "not a JSON object".into(),
+            }),
+        }
+    }
+
+    /// `PUT /v2/apps/{id}` with `body` (a partial app: only the fields
+    /// given change). Without `force`, so a running deployment of the app
+    /// is answered 409 ([`Error::Status`]) rather than cancelled.
+    pub async fn put_app(&self, id: &str, body: &Value) -> Result<(), Error> {
+        let path = format!("/v2/apps/{}", id.trim_start_matches('/'));
+        let what = format!("PUT {path}");
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+            .json(body)
+            .timeout(self.request_timeout)
+            .send()
+            .await
+            .map_err(|source| Error::Request {
+                what: what.clone(),
+                source,
+            })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(Error::Status {
+            what,
+            status,
+            body: body.chars().take(200).collect(),
+        })
+    }
+
     /// Opens the event stream for [`EVENT_TYPES`].
     async fn events(&self) -> Result<reqwest::Response, Error> {
         let mut url = format!("{}/v2/events?plan-format=light", self.base);

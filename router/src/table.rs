@@ -25,11 +25,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use serde_json::{Value, json};
 
+use crate::access::DenyList;
 use crate::balance::{Policy, Upstream, UpstreamState};
+use crate::scale::ScaleState;
 use crate::stats::AppStats;
 
 /// Label: host names (comma-separated).
@@ -44,6 +46,8 @@ pub const LABEL_HAPROXY_PATH: &str = "HAPROXY_0_PATH";
 pub const LABEL_BALANCE: &str = "BATON_BALANCE";
 /// Label: `true` for sticky sessions.
 pub const LABEL_STICKY: &str = "BATON_STICKY";
+/// Label: client networks refused (comma-separated CIDR blocks).
+pub const LABEL_DENY: &str = "BATON_DENY";
 
 /// What the router keeps per app across table generations.
 #[derive(Debug, Default)]
@@ -52,6 +56,10 @@ pub struct AppRuntime {
     pub stats: AppStats,
     /// The balancer's turn counter.
     pub rotor: AtomicUsize,
+    /// When the last request arrived (router clock, ms).
+    pub last_request_ms: AtomicU64,
+    /// The autoscaler's and sleep/wake's state.
+    pub scale: ScaleState,
 }
 
 /// A task that is not routed to, and why.
@@ -76,6 +84,10 @@ pub struct Route {
     pub policy: Policy,
     /// Whether clients are pinned by cookie.
     pub sticky: bool,
+    /// Client networks refused (`BATON_DENY`).
+    pub deny: DenyList,
+    /// `BATON_DENY` entries that do not parse (the others apply).
+    pub deny_errors: Vec<String>,
     /// Whether the app has health checks (then only healthy tasks route).
     pub health_checked: bool,
     /// Desired instances (`instances`), for the autoscaler and sleep/wake.
@@ -118,6 +130,8 @@ impl Route {
             "path": self.path,
             "balance": self.policy.name(),
             "sticky": self.sticky,
+            "deny": self.deny.networks(),
+            "denyErrors": self.deny_errors,
             "healthChecks": self.health_checked,
             "instances": self.instances,
             "upstreams": self.upstreams.iter().map(|u| {
@@ -269,6 +283,7 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
     }
     upstreams.sort_by(|a, b| a.task_id.cmp(&b.task_id));
     excluded.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    let (deny, deny_errors) = DenyList::parse(labels.get(LABEL_DENY).map_or("", String::as_str));
 
     Some(Route {
         app_id,
@@ -278,6 +293,8 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
         sticky: labels
             .get(LABEL_STICKY)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        deny,
+        deny_errors: deny_errors.iter().map(ToString::to_string).collect(),
         health_checked,
         instances: app["instances"].as_u64().unwrap_or(0),
         labels,

@@ -70,6 +70,9 @@ pub struct Settings {
     pub reconciliation_interval: Duration,
     /// `--task_launch_timeout`.
     pub task_launch_timeout: Duration,
+    /// `--load_report_interval`: how often baton-executor reports load
+    /// (zero: never).
+    pub load_report_interval: Duration,
 }
 
 /// `--executor`.
@@ -112,6 +115,7 @@ impl Settings {
             executor_path: None,
             reconciliation_interval: Duration::from_secs(600),
             task_launch_timeout: Duration::from_secs(300),
+            load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
         }
     }
 
@@ -258,6 +262,7 @@ pub async fn run(
             cpus: ExecutorSettings::DEFAULT_CPUS,
             mem: ExecutorSettings::DEFAULT_MEM,
             disk: ExecutorSettings::DEFAULT_DISK,
+            load_report_interval: settings.load_report_interval,
         }),
     };
     let mut config = SchedulerConfig::new(session, settings.mesos_role.clone(), executor);

@@ -107,6 +107,14 @@ struct Flags {
         default_value_t = 300_000
     )]
     task_launch_timeout: u64,
+    /// Milliseconds between baton-executor's load reports (task CPU and
+    /// memory, host load) for load-aware balancing; 0 turns them off.
+    #[arg(
+        long = "load_report_interval",
+        env = "BATON_LOAD_REPORT_INTERVAL",
+        default_value_t = 5_000
+    )]
+    load_report_interval: u64,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -148,6 +156,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     settings.executor_path = flags.executor_path;
     settings.reconciliation_interval = Duration::from_millis(flags.reconciliation_interval);
     settings.task_launch_timeout = Duration::from_millis(flags.task_launch_timeout);
+    settings.load_report_interval = Duration::from_millis(flags.load_report_interval);
     Ok(settings)
 }
 

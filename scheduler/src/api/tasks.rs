@@ -1,5 +1,6 @@
 //! `/v2/tasks`: every task of every app, and killing tasks by id
-//! (marathon-api.md §1.4).
+//! (marathon-api.md §1.4); and Baton's `/v2/tasks/load`: each running
+//! task's last load report, for load-aware gateways.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 use super::params::{self, Params};
 use super::shapes::TaskJson;
 use super::{ApiError, ApiState};
-use crate::state::app::parse_task_id;
+use crate::state::app::{Timestamp, parse_task_id};
 use crate::state::instance::Condition;
 
 /// The `/v2/tasks` routes.
@@ -21,6 +22,45 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v2/tasks", get(list))
         .route("/v2/tasks/delete", post(delete))
+        .route("/v2/tasks/load", get(loads))
+}
+
+/// `GET /v2/tasks/load`: `{"tasks": [{taskId, appId, host, cpusUsed,
+/// cpusAllocated, memRssBytes, memAllocatedBytes, hostLoad1, hostCpus,
+/// reportedAt}]}` for every running task with a report (`cpusUsed` and
+/// the host fields may be absent). `?app=/id` keeps one app's tasks.
+async fn loads(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let app = params
+        .get("app")
+        .map(|id| {
+            crate::state::app::PathId::parse_app(id, &crate::state::app::PathId::root())
+                .map_err(|e| ApiError::BadRequest(format!("app: {e}")))
+        })
+        .transpose()?;
+    let view = state.scheduler.view();
+    let mut tasks = Vec::new();
+    for (task_id, task_load) in &view.loads {
+        let Some(instance) = view.instance_by_task(task_id) else {
+            continue;
+        };
+        if app.as_ref().is_some_and(|a| *a != instance.app_id) {
+            continue;
+        }
+        let Ok(mut entry) = serde_json::to_value(task_load.as_ref()) else {
+            continue;
+        };
+        entry["taskId"] = json!(task_id);
+        let age = Timestamp::now().as_millis() - task_load.reported_at.as_millis();
+        entry["ageMs"] = json!(age.max(0));
+        entry["appId"] = json!(instance.app_id.to_string());
+        entry["host"] = json!(instance.task.as_ref().map(|t| t.hostname.as_str()));
+        tasks.push(entry);
+    }
+    Ok(axum::Json(json!({ "tasks": tasks })).into_response())
 }
 
 async fn list(

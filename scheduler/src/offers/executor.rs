@@ -14,6 +14,8 @@
 //!
 //! Pure: no I/O.
 
+use std::time::Duration;
+
 use mesos_proto::util::{executor_id, framework_id};
 use mesos_proto::v1::{self, CommandInfo, ExecutorInfo, Resource, TaskInfo, executor_info};
 
@@ -48,6 +50,9 @@ pub struct ExecutorSettings {
     pub mem: f64,
     /// Disk in MB the executor itself takes (its sandbox holds the binary).
     pub disk: f64,
+    /// How often the executor reports its tasks' load (zero: never);
+    /// passed as `BATON_LOAD_REPORT_INTERVAL`.
+    pub load_report_interval: Duration,
 }
 
 impl ExecutorSettings {
@@ -57,6 +62,8 @@ impl ExecutorSettings {
     pub const DEFAULT_MEM: f64 = 32.0;
     /// Default disk (MB) for the executor: room for the fetched binary.
     pub const DEFAULT_DISK: f64 = 10.0;
+    /// Default interval of load reports.
+    pub const DEFAULT_LOAD_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
     /// Settings fetching from `fetch_url` with the default share.
     pub fn new(fetch_url: impl Into<String>) -> Self {
@@ -65,6 +72,7 @@ impl ExecutorSettings {
             cpus: Self::DEFAULT_CPUS,
             mem: Self::DEFAULT_MEM,
             disk: Self::DEFAULT_DISK,
+            load_report_interval: Self::DEFAULT_LOAD_REPORT_INTERVAL,
         }
     }
 }
@@ -127,7 +135,13 @@ pub fn with_baton_executor(
             value: Some(format!("./{EXECUTOR_NAME}")),
             shell: Some(true),
             uris,
-            environment: None,
+            environment: Some(v1::Environment {
+                variables: vec![v1::environment::Variable {
+                    name: "BATON_LOAD_REPORT_INTERVAL".into(),
+                    r#type: None,
+                    value: Some(format!("{}ms", settings.load_report_interval.as_millis())),
+                }],
+            }),
             ..Default::default()
         }),
         source: Some(task.name.clone()),
@@ -393,6 +407,9 @@ mod tests {
         let command = executor.command.as_ref().unwrap();
         assert_eq!(command.value.as_deref(), Some("./baton-executor"));
         assert_eq!(command.shell, Some(true));
+        let variables = &command.environment.as_ref().unwrap().variables;
+        assert_eq!(variables[0].name, "BATON_LOAD_REPORT_INTERVAL");
+        assert_eq!(variables[0].value.as_deref(), Some("5000ms"));
         assert_eq!(
             command.uris,
             vec![v1::command_info::Uri {
@@ -403,7 +420,6 @@ mod tests {
                 output_file: Some("baton-executor".into()),
             }]
         );
-        assert!(command.environment.is_none());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::backoff::{self, LaunchDelay};
 use super::decide::{self, Action, Limits};
 use super::events::{self, BusEvent};
+use super::load;
 use super::plan;
 use super::view::{Deployment, DeploymentAction, DeploymentFailure, OfferStats, TaskFailure, View};
 use crate::health::{
@@ -1839,8 +1840,33 @@ impl Driver {
                     }
                 }
             }
-            event::Type::Message => debug!("framework message ignored"),
+            event::Type::Message => {
+                if let Some(message) = event.message {
+                    self.on_message(message);
+                }
+            }
             other => debug!(event = ?other, "event ignored"),
+        }
+    }
+
+    /// An executor's MESSAGE: a load report is kept for the tasks it names
+    /// that are ours and running; anything else is logged and dropped.
+    fn on_message(&mut self, message: mesos_proto::scheduler::event::Message) {
+        let executor = message.executor_id.value;
+        match load::parse_report(&message.data, Timestamp::now()) {
+            Ok(loads) => {
+                for (task_id, task_load) in loads {
+                    let running = self
+                        .view
+                        .instance_by_task(&task_id)
+                        .and_then(|i| i.task.as_ref())
+                        .is_some_and(|t| !t.condition.is_terminal());
+                    if running {
+                        self.view.loads.insert(task_id, Arc::new(task_load));
+                    }
+                }
+            }
+            Err(e) => debug!(%executor, error = %e, "executor message dropped"),
         }
     }
 
@@ -2172,6 +2198,7 @@ impl Driver {
         }
         if condition.is_terminal() {
             self.forget_health(&task_id);
+            self.view.loads.remove(&task_id);
         }
         match instance_change(&next) {
             Ok(c) => changes.push(c),

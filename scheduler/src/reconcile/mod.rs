@@ -20,11 +20,15 @@
 //!
 //! Changes are carried out as deployments ([`plan`]): steps in dependency
 //! order, each done when its apps have converged.
+//!
+//! Executors' load reports ([`load`]) arrive as MESSAGE events and are kept
+//! per running task, unpersisted, for load-aware gateways.
 
 pub mod backoff;
 pub mod decide;
 mod driver;
 pub mod events;
+pub mod load;
 pub mod plan;
 pub mod view;
 

@@ -220,6 +220,8 @@ pub struct View {
     pub readiness: OrdMap<PathId, Arc<Vec<serde_json::Value>>>,
     /// `healthCheckResults` of each task with health checks, by task id.
     pub health: OrdMap<String, Arc<Vec<serde_json::Value>>>,
+    /// The latest load report of each running task, by task id.
+    pub loads: OrdMap<String, Arc<super::load::TaskLoad>>,
     /// Counters.
     pub stats: Stats,
 }
