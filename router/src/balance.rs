@@ -17,10 +17,11 @@
 //! - Time is milliseconds on the router's [`crate::Clock`], passed in, so
 //!   the rules are tested without waiting.
 //!
-//! Weighted turns are lock-free: turn `t` lands on slot `t × P mod W` of
-//! the instances' cumulated weights `W` (P a prime above any `W`), which
-//! visits every slot once per `W` turns in a scattered order, so an
-//! instance's share follows its weight without bursts.
+//! Weighted turns are lock-free: turn `t` lands on slot `frac(t·φ) × W` of
+//! the instances' cumulated weights `W` (φ the golden ratio, a Weyl
+//! sequence): the slots of any run of consecutive turns are spread evenly
+//! over `[0, W)`, so an instance's share follows its weight at every scale,
+//! without bursts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -317,15 +318,16 @@ pub fn pick(
     })
 }
 
-/// A prime above any total weight (weights ≤ 1000 each, and far fewer
-/// than 1000 instances per app): multiplying turns by it permutes slots.
-const SCATTER: u64 = 1_000_000_007;
+/// 2⁶⁴/φ: multiplying turns by it (wrapping) steps through a Weyl
+/// sequence, the most evenly spread sequence of fractions.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The instance among `usable` (non-empty) whose cumulated-weight range
-/// holds slot `turn × SCATTER mod total`.
+/// holds slot `frac(turn·φ) × total`.
 fn weighted_turn(usable: &[usize], weight: impl Fn(usize) -> u64, turn: usize) -> usize {
     let total: u64 = usable.iter().map(|i| weight(*i)).sum();
-    let slot = ((turn as u128 * u128::from(SCATTER)) % u128::from(total.max(1))) as u64;
+    let fraction = (turn as u64).wrapping_mul(GOLDEN);
+    let slot = ((u128::from(fraction) * u128::from(total)) >> 64) as u64;
     let mut upto = 0;
     for i in usable {
         upto += weight(*i);
@@ -543,8 +545,21 @@ mod tests {
         let rotor = AtomicUsize::new(0);
         let total = 2100;
         let chosen = picks(&ups, Policy::Load, &rotor, total);
-        let count = |i| chosen.iter().filter(|c| **c == i).count();
-        assert_eq!((count(0), count(1), count(2)), (100, 1000, 1000));
+        let count =
+            |from: usize, n: usize, i| chosen[from..from + n].iter().filter(|c| **c == i).count();
+        // Shares follow the weights (100 : 1000 : 1000) over the whole run
+        // and over any short stretch of it.
+        let (light, heavy, unreported) =
+            (count(0, total, 0), count(0, total, 1), count(0, total, 2));
+        assert!((95..=105).contains(&light), "{light}");
+        assert!((990..=1010).contains(&heavy) && (990..=1010).contains(&unreported));
+        for from in [0, 700, 1500] {
+            let (light, heavy) = (count(from, 210, 0), count(from, 210, 1));
+            assert!(
+                (5..=15).contains(&light) && (90..=110).contains(&heavy),
+                "{from}: {light} {heavy}"
+            );
+        }
         // Scattered: the light instance never gets two turns in a row, and
         // the heavy ones never wait long.
         assert!(chosen.windows(2).all(|w| !(w[0] == 0 && w[1] == 0)));

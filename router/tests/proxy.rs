@@ -2,8 +2,10 @@
 //! `/v2/events`) and small upstream servers on loopback: retries after a
 //! refused connect (bodies included) with ejection of the dead instance,
 //! no resend of a non-idempotent request that reached its instance, 503 /
-//! 404 answers, events updating the table, and least-outstanding-requests
-//! steering around a slow instance.
+//! 404 answers, events updating the table, least-outstanding-requests
+//! steering around a slow instance, load weights steering around a busy
+//! one, deny lists, and requests held while a sleeping app wakes (or
+//! answered 503 when it does not wake in time).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,22 +62,42 @@ where
     addr
 }
 
-/// A fake Marathon: the apps it lists, and an event stream fed by `emit`.
+/// A fake Marathon: the apps it lists, an event stream fed by `emit`,
+/// Baton's load list when set, and the `PUT /v2/apps/{id}` bodies it got
+/// (answered 200, applied by the test).
 struct FakeMarathon {
     url: String,
     apps: Arc<Mutex<Vec<Value>>>,
+    loads: Arc<Mutex<Option<Vec<Value>>>>,
+    puts: Arc<Mutex<Vec<(String, Value)>>>,
     events: broadcast::Sender<Bytes>,
 }
 
 impl FakeMarathon {
     async fn start(apps: Vec<Value>) -> FakeMarathon {
         let apps = Arc::new(Mutex::new(apps));
+        let loads = Arc::new(Mutex::new(None::<Vec<Value>>));
+        let puts = Arc::new(Mutex::new(Vec::new()));
         let (events, _) = broadcast::channel(64);
         let (state, tx) = (apps.clone(), events.clone());
+        let (load_list, put_log) = (loads.clone(), puts.clone());
         let addr = http_server(move |req: Request<Incoming>| {
             let (apps, events) = (state.clone(), tx.clone());
+            let (loads, puts) = (load_list.clone(), put_log.clone());
             async move {
                 let path = req.uri().path().to_string();
+                if req.method() == hyper::Method::PUT {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    puts.lock().unwrap().push((path, body));
+                    return Response::new(full(r#"{"deploymentId":"d","version":"v"}"#));
+                }
+                if path == "/v2/tasks/load" {
+                    return match loads.lock().unwrap().clone() {
+                        Some(tasks) => Response::new(full(json!({ "tasks": tasks }).to_string())),
+                        None => Response::builder().status(404).body(full("{}")).unwrap(),
+                    };
+                }
                 if path == "/v2/events" {
                     let attached = futures::stream::once(async { Bytes::from(":attached\n\n") });
                     let rx = events.subscribe();
@@ -110,6 +132,8 @@ impl FakeMarathon {
         FakeMarathon {
             url: format!("http://{addr}"),
             apps,
+            loads,
+            puts,
             events,
         }
     }
@@ -492,5 +516,230 @@ async fn least_conn_sends_fewer_requests_to_a_slow_instance() {
     let Ok(router) = Arc::try_unwrap(router) else {
         panic!("clients are done");
     };
+    router.stop().await;
+}
+
+/// Counts which instance answered each of `n` GETs for `host`.
+async fn spread(
+    router: &Router,
+    host: &str,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let (status, body) = router.get(host).await;
+        assert_eq!(status, 200, "{body}");
+        *counts.entry(body).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn the_load_policy_sends_fewer_requests_to_a_busy_instance() {
+    let (idle, busy) = (upstream("idle").await, upstream("busy").await);
+    let marathon = FakeMarathon::start(vec![app(
+        "/work",
+        json!({"BATON_VHOST": "work.test", "BATON_BALANCE": "load"}),
+        &[("work.idle", idle), ("work.busy", busy)],
+    )])
+    .await;
+    // As Baton reports them: the busy task uses 4× its CPUs, the idle one
+    // a tenth; same host.
+    *marathon.loads.lock().unwrap() = Some(vec![
+        json!({"taskId": "work.idle", "cpusUsed": 0.05, "cpusAllocated": 0.5,
+               "hostLoad1": 1.0, "hostCpus": 4, "ageMs": 100}),
+        json!({"taskId": "work.busy", "cpusUsed": 2.0, "cpusAllocated": 0.5,
+               "hostLoad1": 1.0, "hostCpus": 4, "ageMs": 100}),
+    ]);
+    let mut cfg = config(&marathon);
+    cfg.load_interval = Duration::from_millis(20);
+    let router = Router::start(cfg).await;
+    router
+        .until("the busy instance's weight to drop", |t| {
+            upstream_json(t, "/work", "work.busy")["weight"].as_u64() < Some(500)
+        })
+        .await;
+    let counts = spread(&router, "work.test", 400).await;
+    let (idle_n, busy_n) = (counts["idle"], counts["busy"]);
+    println!("load policy: idle {idle_n}, busy {busy_n} of 400");
+    // Weights 727 and 160: the busy one gets about 18 %.
+    assert!(busy_n * 3 < idle_n, "idle {idle_n}, busy {busy_n}");
+    assert!(busy_n > 0, "a busy instance still gets a trickle");
+
+    // Its load gone, it gets its share back.
+    *marathon.loads.lock().unwrap() = Some(vec![]);
+    router
+        .until("the weight to be full again", |t| {
+            upstream_json(t, "/work", "work.busy")["weight"] == 1000
+        })
+        .await;
+    let counts = spread(&router, "work.test", 100).await;
+    // Equal weights: an even split, give or take the scattering.
+    let busy_n = counts["busy"];
+    assert!((35..=65).contains(&busy_n), "{counts:?}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn denied_networks_get_403_per_app_and_router_wide() {
+    let web = upstream("web").await;
+    let marathon = FakeMarathon::start(vec![
+        app(
+            "/web",
+            json!({"BATON_VHOST": "web.test", "BATON_DENY": "127.0.0.5/32, bogus"}),
+            &[("web.1", web)],
+        ),
+        app(
+            "/open",
+            json!({"BATON_VHOST": "open.test"}),
+            &[("open.1", web)],
+        ),
+    ])
+    .await;
+    let mut cfg = config(&marathon);
+    cfg.deny = baton_router::access::DenyList::parse("127.0.0.6").0;
+    let router = Router::start(cfg).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let get = |client: reqwest::Client, host: &'static str| {
+        let url = format!("{}/", router.url);
+        async move {
+            let r = client.get(url).header("Host", host).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get(from([127, 0, 0, 5]), "web.test").await.0, 403);
+    // The same client reaches an app that does not deny it.
+    assert_eq!(
+        get(from([127, 0, 0, 5]), "open.test").await,
+        (200, "web".into())
+    );
+    assert_eq!(
+        get(from([127, 0, 0, 7]), "web.test").await,
+        (200, "web".into())
+    );
+    // Router-wide: every app, and the admin endpoints too.
+    assert_eq!(get(from([127, 0, 0, 6]), "open.test").await.0, 403);
+    let admin = from([127, 0, 0, 6])
+        .get(format!("{}/_router/ping", router.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status().as_u16(), 403);
+
+    let table = router.admin("/_router/table").await;
+    let web_route = table["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "/web")
+        .unwrap();
+    assert_eq!(web_route["deny"], json!(["127.0.0.5/32"]));
+    assert!(
+        web_route["denyErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("bogus")
+    );
+    let stats = router.admin("/_router/stats").await;
+    assert_eq!(stats["apps"]["/web"]["denied"], 1);
+    assert_eq!(stats["denied"], 2);
+    router.stop().await;
+}
+
+fn sleeping_app(wake_timeout: &str) -> Value {
+    app(
+        "/nap",
+        json!({"BATON_VHOST": "nap.test", "BATON_SLEEP_AFTER": "1h",
+               "BATON_WAKE_TIMEOUT": wake_timeout, "BATON_SLEEPING": "2"}),
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn a_request_for_a_sleeping_app_wakes_it_and_is_held_until_an_instance_routes() {
+    let nap = upstream("nap").await;
+    let marathon = FakeMarathon::start(vec![sleeping_app("30s")]).await;
+    let router = Router::start(config(&marathon)).await;
+    let held = tokio::spawn({
+        let (http, url) = (router.http.clone(), router.url.clone());
+        async move {
+            let r = http
+                .get(format!("{url}/"))
+                .header("Host", "nap.test")
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    // The router asks Marathon for the count the label remembers, without
+    // the label.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let put = loop {
+        if let Some(put) = marathon.puts.lock().unwrap().first().cloned() {
+            break put;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no wake-up PUT");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(put.0, "/v2/apps/nap");
+    assert_eq!(put.1["instances"], 2);
+    assert!(put.1["labels"].get("BATON_SLEEPING").is_none(), "{}", put.1);
+    assert_eq!(put.1["labels"]["BATON_VHOST"], "nap.test");
+    assert!(!held.is_finished(), "the request waits for an instance");
+
+    // Marathon starts it; the held request goes through.
+    let mut woken = app("/nap", put.1["labels"].clone(), &[("nap.1", nap)]);
+    woken["instances"] = json!(2);
+    marathon.set_apps(vec![woken]);
+    marathon.emit(
+        "status_update_event",
+        json!({"appId": "/nap", "taskId": "nap.1", "taskStatus": "TASK_RUNNING"}),
+    );
+    let (status, body) = tokio::time::timeout(DEADLINE, held).await.unwrap().unwrap();
+    assert_eq!((status, body.as_str()), (200, "nap"));
+    assert_eq!(marathon.puts.lock().unwrap().len(), 1, "one wake-up");
+    let stats = router.admin("/_router/stats").await;
+    assert_eq!(stats["apps"]["/nap"]["held"], 1);
+    assert_eq!(stats["apps"]["/nap"]["wakes"], 1);
+    let decisions = router.admin("/_router/autoscale").await;
+    assert_eq!(decisions["decisions"][0]["kind"], "wake");
+    assert_eq!(decisions["decisions"][0]["outcome"], "applied");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_that_does_not_wake_in_time_is_503_with_retry_after_and_a_page_for_browsers() {
+    let marathon = FakeMarathon::start(vec![sleeping_app("300ms")]).await;
+    let router = Router::start(config(&marathon)).await;
+    let (status, body, retry_after) = router.send("GET", "nap.test", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    assert!(body.contains("starting"), "{body}");
+    let page = router
+        .http
+        .get(format!("{}/", router.url))
+        .header("Host", "nap.test")
+        .header("Accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("http-equiv=\"refresh\""), "{html}");
+    // The first request's wake-up is still under way: no second PUT.
+    assert_eq!(marathon.puts.lock().unwrap().len(), 1);
     router.stop().await;
 }

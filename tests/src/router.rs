@@ -19,6 +19,40 @@ use tokio::process::{Child, Command};
 use crate::binaries::binary;
 use crate::ports::free_port;
 
+/// The command of a small HTTP/1.1 (keep-alive, threaded) app server on
+/// `$HOST:$PORT0` for router tests: `/health` answers `ok`; `/burn` starts
+/// a CPU-burning child process in the task's process group for 60 s (so
+/// the executor's load report shows the task busy) and answers `burning`;
+/// every other path answers `$MESOS_TASK_ID`, prefixed with `$VERSION `
+/// when that is set. The marker rides along as an ignored argument, after
+/// the port and host.
+pub fn task_server(marker: &str) -> String {
+    let script = [
+        "import http.server, os, subprocess, sys",
+        "BURN = \"import time\\nend = time.time() + 60\\nwhile time.time() < end: pass\"",
+        "class H(http.server.BaseHTTPRequestHandler):",
+        "    protocol_version = \"HTTP/1.1\"",
+        "    def do_GET(self):",
+        "        if self.path == \"/health\":",
+        "            body = b\"ok\"",
+        "        elif self.path == \"/burn\":",
+        "            subprocess.Popen([sys.executable, \"-c\", BURN])",
+        "            body = b\"burning\"",
+        "        else:",
+        "            version = os.environ.get(\"VERSION\")",
+        "            body = ((version + \" \") if version else \"\") + os.environ[\"MESOS_TASK_ID\"]",
+        "            body = body.encode()",
+        "        self.send_response(200)",
+        "        self.send_header(\"Content-Length\", str(len(body)))",
+        "        self.end_headers()",
+        "        self.wfile.write(body)",
+        "    def log_message(self, *args): pass",
+        "http.server.ThreadingHTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()",
+    ]
+    .join("\n");
+    format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
+}
+
 /// Time for the router to answer and load its table.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Time for the router to exit after SIGTERM.

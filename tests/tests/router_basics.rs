@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
-use baton_e2e::router::RouterProcess;
+use baton_e2e::router::{RouterProcess, task_server};
 use baton_e2e::{procs, wait};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -20,31 +20,10 @@ use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-/// An HTTP/1.1 (keep-alive) server on `$HOST:$PORT0` that answers every
-/// path with its own task id. The marker rides along as an ignored
-/// argument, after the port and host (see [`server_pid`]).
-fn server(marker: &str) -> String {
-    let script = [
-        "import http.server, os, sys",
-        "class H(http.server.BaseHTTPRequestHandler):",
-        "    protocol_version = \"HTTP/1.1\"",
-        "    def do_GET(self):",
-        "        body = os.environ[\"MESOS_TASK_ID\"].encode()",
-        "        self.send_response(200)",
-        "        self.send_header(\"Content-Length\", str(len(body)))",
-        "        self.end_headers()",
-        "        self.wfile.write(body)",
-        "    def log_message(self, *args): pass",
-        "http.server.ThreadingHTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()",
-    ]
-    .join("\n");
-    format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
-}
-
 fn app(id: &str, marker: &str, instances: u32, labels: Value) -> Value {
     json!({
         "id": id,
-        "cmd": server(marker),
+        "cmd": task_server(marker),
         "cpus": 0.05, "mem": 32, "instances": instances,
         "labels": labels,
         "healthChecks": [{

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::events::EventLog;
-use baton_e2e::router::RouterProcess;
+use baton_e2e::router::{RouterProcess, task_server};
 use baton_e2e::{procs, wait};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -21,31 +21,10 @@ const CLIENTS: usize = 3;
 /// How many answers, at least, must come after the switch (all `v2`).
 const LAST: usize = 60;
 
-/// An HTTP/1.1 (keep-alive) server on `$HOST:$PORT0`: `/health` answers
-/// 200, every other path `$VERSION $MESOS_TASK_ID` (200). The marker rides
-/// along as an ignored argument.
-fn server(marker: &str) -> String {
-    let script = [
-        "import http.server, os, sys",
-        "class H(http.server.BaseHTTPRequestHandler):",
-        "    protocol_version = \"HTTP/1.1\"",
-        "    def do_GET(self):",
-        "        body = b\"ok\" if self.path == \"/health\" else (os.environ.get(\"VERSION\", \"\") + \" \" + os.environ[\"MESOS_TASK_ID\"]).encode()",
-        "        self.send_response(200)",
-        "        self.send_header(\"Content-Length\", str(len(body)))",
-        "        self.end_headers()",
-        "        self.wfile.write(body)",
-        "    def log_message(self, *args): pass",
-        "http.server.ThreadingHTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()",
-    ]
-    .join("\n");
-    format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
-}
-
 fn app(id: &str, marker: &str) -> Value {
     json!({
         "id": id,
-        "cmd": server(marker),
+        "cmd": task_server(marker),
         "cpus": 0.05, "mem": 32, "instances": 4,
         "env": {"VERSION": "v1"},
         "labels": {"BATON_VHOST": "roll.test"},
