@@ -15,7 +15,9 @@ use crate::offers::ExecutorSettings;
 use crate::reconcile::{
     ExecutorChoice, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle,
 };
-use crate::state::{RedbStore, Store, StoreError};
+use crate::ha::zk::ZkUrl;
+use crate::ha::{Role, election, terms};
+use crate::state::{RedbStore, Store, StoreError, ZkStore};
 
 /// Marathon's default failover timeout: one week. Mesos's own default of 0
 /// would kill every task on the first network blip.
@@ -73,6 +75,12 @@ pub struct Settings {
     /// `--load_report_interval`: how often baton-executor reports load
     /// (zero: never).
     pub load_report_interval: Duration,
+    /// `--zk`: state in ZooKeeper and leader election among every `baton`
+    /// with the same URL (else the embedded store, leading alone).
+    pub zk: Option<ZkUrl>,
+    /// `--zk_session_timeout`: how long ZooKeeper keeps a silent session
+    /// (and so a dead leader's leadership).
+    pub zk_session_timeout: Duration,
 }
 
 /// `--executor`.
@@ -116,6 +124,8 @@ impl Settings {
             reconciliation_interval: Duration::from_secs(600),
             task_launch_timeout: Duration::from_secs(300),
             load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
+            zk: None,
+            zk_session_timeout: Duration::from_secs(10),
         }
     }
 
@@ -142,6 +152,10 @@ pub enum StartError {
     /// The embedded cluster could not start.
     #[error("embedded mesos-local cluster failed to start: {0}")]
     Local(String),
+    /// Leading could not start (without ZooKeeper, where no one else can
+    /// lead, that is fatal).
+    #[error("cannot start leading: {0}")]
+    Term(String),
     /// The REST API could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -181,27 +195,37 @@ impl Settings {
     }
 }
 
-/// A running Baton: the scheduler and, in local mode, its embedded cluster.
+/// A running Baton: leadership terms (each with its scheduler), the REST
+/// API, and in local mode the embedded cluster.
 pub struct Running {
-    /// The scheduler.
-    pub scheduler: SchedulerHandle,
+    /// The scheduler of the term in progress (none while not leading).
+    current: tokio::sync::watch::Receiver<Option<SchedulerHandle>>,
+    /// This process's role.
+    pub roles: tokio::sync::watch::Receiver<Role>,
     /// The embedded cluster, in local mode.
     pub local: Option<mesos_local::LocalCluster>,
     /// Where the REST API listens (the bound address, so port 0 works).
     pub http_addr: SocketAddr,
     shutdown: CancellationToken,
-    stopped: tokio::task::JoinHandle<()>,
+    terms: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 impl Running {
+    /// The scheduler of the term in progress, if this process leads.
+    pub fn scheduler(&self) -> Option<SchedulerHandle> {
+        self.current.borrow().clone()
+    }
+
     /// Stops the scheduler (without TEARDOWN: tasks keep running for the
-    /// failover timeout) and the embedded cluster, if any.
+    /// failover timeout), the election and the embedded cluster, if any.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        // Wait for the loop to finish its current step and release the
-        // store, so that a new instance can open it.
-        if let Err(e) = self.stopped.await {
-            tracing::error!(error = %e, "reconcile loop ended abnormally");
+        // Wait for the term to end, so that the store is released and a
+        // new process can open it.
+        match self.terms.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "leadership terms ended with an error"),
+            Err(e) => tracing::error!(error = %e, "leadership terms ended abnormally"),
         }
         if let Some(local) = self.local {
             local.shutdown().await;
@@ -215,7 +239,12 @@ pub async fn run(
     settings: Settings,
     session_tuning: impl FnOnce(&mut SessionConfig),
 ) -> Result<Running, StartError> {
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&settings.data_dir)?);
+    // Without ZooKeeper the embedded store is opened once, up front, so a
+    // bad --data_dir fails the start.
+    let embedded: Option<Arc<dyn Store>> = match settings.zk {
+        None => Some(Arc::new(RedbStore::open(&settings.data_dir)?)),
+        Some(_) => None,
+    };
     let (masters, local) = match &settings.master {
         MasterSpec::Masters(list) => (list.clone(), None),
         MasterSpec::Local(cluster) => {
@@ -242,6 +271,7 @@ pub async fn run(
         addr: settings.http_addr,
         source,
     })?;
+    let me = format!("{}:{}", settings.hostname, http_addr.port());
     let master_text = match &settings.master {
         MasterSpec::Local(_) => "local".to_string(),
         MasterSpec::Masters(list) => list
@@ -253,12 +283,7 @@ pub async fn run(
     let executor = match settings.executor {
         ExecutorKind::Command => ExecutorChoice::Command,
         ExecutorKind::Baton => ExecutorChoice::Baton(ExecutorSettings {
-            fetch_url: format!(
-                "http://{}:{}{}",
-                settings.hostname,
-                http_addr.port(),
-                crate::api::files::EXECUTOR_PATH
-            ),
+            fetch_url: format!("http://{me}{}", crate::api::files::EXECUTOR_PATH),
             cpus: ExecutorSettings::DEFAULT_CPUS,
             mem: ExecutorSettings::DEFAULT_MEM,
             disk: ExecutorSettings::DEFAULT_DISK,
@@ -268,36 +293,158 @@ pub async fn run(
     let mut config = SchedulerConfig::new(session, settings.mesos_role.clone(), executor);
     config.reconciliation_interval = settings.reconciliation_interval;
     config.limits.task_launch_timeout = settings.task_launch_timeout;
-    let (scheduler, stopped) = Scheduler::start(config, store, shutdown.clone())?;
-    let api_state = crate::api::ApiState {
-        scheduler: scheduler.clone(),
-        identity: Arc::new(crate::api::Identity {
-            framework_name: settings.framework_name.clone(),
-            leader: format!("{}:{}", settings.hostname, http_addr.port()),
-            http_port: http_addr.port(),
-            master: master_text,
-            mesos_role: settings.mesos_role.clone(),
-            mesos_user: settings.mesos_user.clone(),
-            failover_timeout_seconds: settings.failover_timeout.as_secs(),
-        }),
-        requests: Arc::default(),
-        executor_file: Arc::new(crate::api::files::ExecutorFile::new(
-            settings.executor_binary(),
-        )),
+
+    // Who leads: ZooKeeper's election, or this process alone.
+    let (roles, leases, abdicate) = match &settings.zk {
+        Some(url) => {
+            let election = election::spawn(
+                url.clone(),
+                me.clone(),
+                settings.zk_session_timeout,
+                shutdown.clone(),
+            );
+            (election.roles, Some(election.lease), election.abdicate)
+        }
+        None => {
+            let (roles, abdicate) = sole_leader(shutdown.clone());
+            (roles, None, abdicate)
+        }
     };
+
+    let identity = Arc::new(crate::api::Identity {
+        framework_name: settings.framework_name.clone(),
+        leader: me.clone(),
+        http_port: http_addr.port(),
+        master: master_text,
+        mesos_role: settings.mesos_role.clone(),
+        mesos_user: settings.mesos_user.clone(),
+        failover_timeout_seconds: settings.failover_timeout.as_secs(),
+    });
+    let requests: Arc<crate::api::RequestCounters> = Arc::default();
+    let executor_file = Arc::new(crate::api::files::ExecutorFile::new(
+        settings.executor_binary(),
+    ));
+    let start = {
+        let (identity, requests, executor_file, abdicate) = (
+            identity.clone(),
+            requests.clone(),
+            executor_file.clone(),
+            abdicate.clone(),
+        );
+        move |role: Role, cancel: CancellationToken| {
+            let config = config.clone();
+            let embedded = embedded.clone();
+            let lease = leases.as_ref().and_then(|l| l.borrow().clone());
+            let (identity, requests, executor_file, abdicate) = (
+                identity.clone(),
+                requests.clone(),
+                executor_file.clone(),
+                abdicate.clone(),
+            );
+            async move {
+                let store: Arc<dyn Store> = match (embedded, lease) {
+                    (Some(store), _) => store,
+                    (None, Some(lease)) if role == (Role::Leading { term: lease.term }) => {
+                        Arc::new(ZkStore::open(lease.client, Some(lease.lock_path)).await?)
+                    }
+                    (None, _) => {
+                        return Err(StartError::Store(StoreError::Fenced(
+                            "the election moved on before the term started".into(),
+                        )));
+                    }
+                };
+                let (scheduler, stopped) = Scheduler::start(config, store, cancel)?;
+                let router = crate::api::router(crate::api::ApiState {
+                    scheduler: scheduler.clone(),
+                    identity,
+                    requests,
+                    executor_file,
+                    abdicate,
+                });
+                Ok::<_, StartError>(terms::Term {
+                    router,
+                    scheduler,
+                    stopped,
+                })
+            }
+        }
+    };
+    let standby_state = crate::api::standby::StandbyState::new(roles.clone(), &me)
+        .map_err(|e| StartError::Local(format!("cannot build the standby's HTTP client: {e}")))?;
+    let standby = crate::api::standby::router(standby_state)
+        .merge(crate::api::files::routes(executor_file.clone()));
+    let (serving, serving_rx) = tokio::sync::watch::channel(standby.clone());
     let api_shutdown = shutdown.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::api::serve(listener, api_state, api_shutdown.cancelled_owned()).await
-        {
+        if let Err(e) = crate::api::serve(listener, serving_rx, api_shutdown.cancelled_owned()).await {
             tracing::error!(error = %e, "REST API server failed");
         }
     });
-    info!(%http_addr, "REST API listening");
-    Ok(Running {
-        scheduler,
+    info!(%http_addr, zk = ?settings.zk.as_ref().map(ToString::to_string), "REST API listening");
+
+    let (current_tx, mut current) = tokio::sync::watch::channel(None);
+    // Without ZooKeeper a term that cannot start is fatal (there is no one
+    // else to lead); with it, the start is retried while leading.
+    let retry_failed_start = settings.zk.is_some();
+    let terms = tokio::spawn(terms::run(
+        roles.clone(),
+        start,
+        serving,
+        standby,
+        current_tx,
+        shutdown.clone(),
+        retry_failed_start,
+    ));
+    let mut running = Running {
+        current: current.clone(),
+        roles,
         local,
         http_addr,
         shutdown,
-        stopped,
-    })
+        terms,
+    };
+    if !retry_failed_start {
+        // Alone, this process leads at once: return once it does.
+        tokio::select! {
+            started = current.wait_for(Option::is_some) => { let _ = started; }
+            ended = &mut running.terms => {
+                let reason = match ended {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(())) => "stopped before leading".into(),
+                    Err(e) => e.to_string(),
+                };
+                if let Some(local) = running.local.take() {
+                    local.shutdown().await;
+                }
+                return Err(StartError::Term(reason));
+            }
+        }
+    }
+    Ok(running)
+}
+
+/// The roles of a process leading alone: leading from the start; an
+/// abdication starts a new term.
+fn sole_leader(
+    shutdown: CancellationToken,
+) -> (
+    tokio::sync::watch::Receiver<Role>,
+    tokio::sync::mpsc::Sender<()>,
+) {
+    let (roles_tx, roles) = tokio::sync::watch::channel(Role::sole_leader());
+    let (abdicate, mut abdications) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut term = 1;
+        loop {
+            tokio::select! {
+                Some(()) = abdications.recv() => {
+                    term += 1;
+                    roles_tx.send_replace(Role::Electing);
+                    roles_tx.send_replace(Role::Leading { term });
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
+    (roles, abdicate)
 }

@@ -9,8 +9,8 @@
 //!   backoff, resubscribe with the stored FrameworkID).
 //! - [`state`]: the model — Marathon app definitions ([`state::app`]),
 //!   instances with their goal and observed condition ([`state::instance`])
-//!   — and the durable [`state::Store`] (redb under `--data_dir`; in-memory
-//!   for tests).
+//!   — and the durable [`state::Store`] (redb under `--data_dir`,
+//!   ZooKeeper with `--zk`; in-memory for tests).
 //! - [`offers`]: pure offer matching — resources, constraints, the
 //!   placement engine with its rejection funnel — and `TaskInfo` building
 //!   (with or without `baton-executor`).
@@ -24,6 +24,9 @@
 //!   under one concurrency bound.
 //! - [`api`]: the Marathon v2 REST API (axum): handlers over snapshots of
 //!   the scheduler's state, Marathon's shapes and error bodies.
+//! - [`ha`]: high availability — leader election over ZooKeeper, and the
+//!   leadership terms: the scheduler runs only while leading, a standby
+//!   proxies the API to the leader.
 //! - [`config`]: the settings the binary's flags become, and wiring them into
 //!   a running scheduler ([`config::run`]).
 //!
@@ -31,6 +34,7 @@
 
 pub mod api;
 pub mod config;
+pub mod ha;
 pub mod health;
 pub mod mesos;
 pub mod offers;

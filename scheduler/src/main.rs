@@ -115,6 +115,19 @@ struct Flags {
         default_value_t = 5_000
     )]
     load_report_interval: u64,
+    /// ZooKeeper for state and leader election among every baton with the
+    /// same URL, e.g. `zk://h1:2181,h2:2181/baton` (default: the embedded
+    /// store under --data_dir, leading alone).
+    #[arg(long, env = "BATON_ZK")]
+    zk: Option<String>,
+    /// Milliseconds ZooKeeper keeps a silent session: how long a dead
+    /// leader keeps its leadership.
+    #[arg(
+        long = "zk_session_timeout",
+        env = "BATON_ZK_SESSION_TIMEOUT",
+        default_value_t = 10_000
+    )]
+    zk_session_timeout: u64,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -157,6 +170,13 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     settings.reconciliation_interval = Duration::from_millis(flags.reconciliation_interval);
     settings.task_launch_timeout = Duration::from_millis(flags.task_launch_timeout);
     settings.load_report_interval = Duration::from_millis(flags.load_report_interval);
+    settings.zk = flags
+        .zk
+        .as_deref()
+        .map(baton::ha::zk::ZkUrl::parse)
+        .transpose()
+        .context("--zk")?;
+    settings.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
     Ok(settings)
 }
 

@@ -38,7 +38,8 @@ async fn start() -> (
     let running = baton::config::run(settings, |_| {}).await.unwrap();
     let base = format!("http://{}", running.http_addr);
     running
-        .scheduler
+        .scheduler()
+        .expect("leading alone")
         .wait_for(Duration::from_secs(10), |v| v.subscribed)
         .await
         .expect("subscribed");

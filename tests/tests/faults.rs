@@ -64,7 +64,7 @@ async fn setup_via(
     )
     .await
     .unwrap();
-    let scheduler = running.scheduler.clone();
+    let scheduler = running.scheduler().expect("leading alone");
     wait_view(&scheduler, "the first subscription", |v| v.subscribed).await;
     Setup {
         cluster,
@@ -346,7 +346,7 @@ async fn restart_resubscribes_with_the_stored_framework_id(encoding: Encoding) {
     )
     .await
     .unwrap();
-    let scheduler = running.scheduler.clone();
+    let scheduler = running.scheduler().expect("leading alone");
     // The stored instance says RUNNING from the start; the master's answer
     // to the reconciliation after subscribing is what confirms it.
     let after = wait_view(&scheduler, "the restarted scheduler to reconcile", |v| {

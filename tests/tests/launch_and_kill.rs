@@ -81,7 +81,7 @@ async fn scenario(encoding: Encoding) {
     )
     .await
     .unwrap();
-    let scheduler = running.scheduler.clone();
+    let scheduler = running.scheduler().expect("leading alone");
     let marker = procs::marker(&format!("kill-{encoding}"));
 
     // 1. A real HTTP server on the agent's address.

@@ -15,9 +15,13 @@
 //! - [`events`] serves `/v2/events`, the event bus as Server-Sent Events.
 //! - [`files`] serves the `baton-executor` binary agents fetch.
 //! - [`params`] reads query parameters, bodies, deployment results.
+//! - [`standby`] is the whole API of a standby: every request proxied to
+//!   the leader, event streams redirected there.
 //!
 //! [`serve`] takes a bound listener and a shutdown future (mini-redis
-//! style), so tests bind port 0. It gives handlers the client's address
+//! style), so tests bind port 0. It serves whichever router the HA terms
+//! put in its `watch` channel at each request: the leader's [`router`] or
+//! the standby's. It gives handlers the client's address
 //! ([`events::ClientAddr`]) and ends open event streams when the shutdown
 //! begins ([`events::StreamShutdown`]).
 
@@ -30,6 +34,7 @@ pub mod groups;
 pub mod params;
 pub mod queue;
 pub mod shapes;
+pub mod standby;
 pub mod system;
 pub mod tasks;
 
@@ -84,6 +89,8 @@ pub struct ApiState {
     pub requests: Arc<RequestCounters>,
     /// The `baton-executor` binary agents fetch.
     pub executor_file: Arc<files::ExecutorFile>,
+    /// Ends this leadership term (`DELETE /v2/leader`).
+    pub abdicate: tokio::sync::mpsc::Sender<()>,
 }
 
 /// HTTP request counts by matched route and status code.
@@ -255,11 +262,22 @@ fn route_label(path: &str) -> String {
 /// `shutdown` resolves, so the graceful shutdown does not wait on them.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: ApiState,
+    current: tokio::sync::watch::Receiver<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use tower::ServiceExt;
     let streams = tokio_util::sync::CancellationToken::new();
-    let app = router(state).layer(axum::Extension(events::StreamShutdown(streams.clone())));
+    let app = Router::new()
+        .fallback(move |request: Request| {
+            let router = current.borrow().clone();
+            async move {
+                match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        })
+        .layer(axum::Extension(events::StreamShutdown(streams.clone())));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

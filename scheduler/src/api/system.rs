@@ -18,7 +18,7 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/ping", get(ping))
         .route("/v2/info", get(info))
-        .route("/v2/leader", get(leader))
+        .route("/v2/leader", get(leader).delete(abdicate))
         .route("/metrics", get(metrics))
 }
 
@@ -73,6 +73,18 @@ async fn info(State(state): State<ApiState>) -> impl IntoResponse {
 
 async fn leader(State(state): State<ApiState>) -> impl IntoResponse {
     axum::Json(json!({ "leader": state.identity.leader }))
+}
+
+/// `DELETE /v2/leader`: this term ends; the election runs again (another
+/// node may win) and this process stays up, as a standby or leading again.
+async fn abdicate(State(state): State<ApiState>) -> impl IntoResponse {
+    // The reply goes out first; the term ends right after.
+    let abdicate = state.abdicate.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let _ = abdicate.send(()).await;
+    });
+    axum::Json(json!({ "message": "Leadership abdicated" }))
 }
 
 /// Prometheus text format.

@@ -1,7 +1,7 @@
 //! What Baton knows and remembers: the model ([`model`]) and its durable
 //! store behind the [`Store`] trait — the embedded redb store
 //! ([`redb_store`]) by default, an in-memory one ([`memory`]) for tests, and
-//! ZooKeeper for HA later. Every change is a batch of [`Change`]s applied
+//! ZooKeeper ([`zk_store`]) for HA. Every change is a batch of [`Change`]s applied
 //! atomically, which maps onto a redb transaction and a ZooKeeper multi-op.
 
 pub mod app;
@@ -9,10 +9,12 @@ pub mod instance;
 pub mod memory;
 pub mod model;
 pub mod redb_store;
+pub mod zk_store;
 
 pub use memory::MemoryStore;
 pub use model::StatusRecord;
 pub use redb_store::RedbStore;
+pub use zk_store::ZkStore;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,13 @@ pub enum StoreError {
     /// The backend failed (disk, database, session).
     #[error("store backend failed: {0}")]
     Backend(String),
+    /// This process lost leadership: its writes are refused (fencing).
+    #[error("write refused: {0}")]
+    Fenced(String),
+    /// A record changed behind our back (another writer): nothing of the
+    /// batch was written.
+    #[error("write conflict: {0}")]
+    Conflict(String),
     /// A stored record does not decode; the store is not silently reset.
     #[error("stored record {key:?} is corrupt: {source}")]
     Corrupt {

@@ -1,0 +1,61 @@
+//! High availability: which `baton` leads, and what the others do.
+//!
+//! Leadership comes in *terms*. A process is either electing, following a
+//! known leader, or leading; the [`Role`] is published on a `watch`
+//! channel by whoever decides it — [`election`] with ZooKeeper, or
+//! [`Role::sole_leader`] without (one process, leading forever).
+//!
+//! [`terms::run`] turns roles into work: when a term starts it loads the
+//! state from the store, starts the scheduler (which subscribes to Mesos
+//! with the stored FrameworkID, reconciles, and resumes deployments) and
+//! serves the REST API from it; when the term ends — deposed, ZooKeeper
+//! session lost or suspended, abdication — it stops the scheduler *before*
+//! anything else (fenced: nothing more is written or sent to Mesos by this
+//! process), serves as a standby that proxies to the leader, and waits for
+//! the next term. The process never exits for lost leadership.
+
+pub mod election;
+pub mod terms;
+pub mod zk;
+
+use std::fmt;
+
+/// What this process is, now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// No leader is known (starting, or between leaders).
+    Electing,
+    /// Another process leads; requests are proxied there.
+    Following {
+        /// The leader's `host:port`.
+        leader: String,
+    },
+    /// This process leads.
+    Leading {
+        /// Counts this process's terms, so a term that ended and a new one
+        /// are told apart even when nothing else changed.
+        term: u64,
+    },
+}
+
+impl Role {
+    /// The role of a process that runs alone: leading from the start.
+    pub fn sole_leader() -> Role {
+        Role::Leading { term: 1 }
+    }
+
+    /// Whether this process leads.
+    pub fn is_leading(&self) -> bool {
+        matches!(self, Role::Leading { .. })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Electing => f.write_str("electing"),
+            Role::Following { leader } => write!(f, "following {leader}"),
+            Role::Leading { term } => write!(f, "leading (term {term})"),
+        }
+    }
+}
