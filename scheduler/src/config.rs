@@ -10,13 +10,13 @@ use mesos_proto::{Encoding, v1};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::ha::zk::ZkUrl;
+use crate::ha::{Role, election, terms};
 use crate::mesos::{MasterEndpoint, MasterSpecError, SessionConfig};
 use crate::offers::ExecutorSettings;
 use crate::reconcile::{
     ExecutorChoice, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle,
 };
-use crate::ha::zk::ZkUrl;
-use crate::ha::{Role, election, terms};
 use crate::state::{RedbStore, Store, StoreError, ZkStore};
 
 /// Marathon's default failover timeout: one week. Mesos's own default of 0
@@ -376,7 +376,9 @@ pub async fn run(
     let (serving, serving_rx) = tokio::sync::watch::channel(standby.clone());
     let api_shutdown = shutdown.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::api::serve(listener, serving_rx, api_shutdown.cancelled_owned()).await {
+        if let Err(e) =
+            crate::api::serve(listener, serving_rx, api_shutdown.cancelled_owned()).await
+        {
             tracing::error!(error = %e, "REST API server failed");
         }
     });

@@ -31,6 +31,7 @@ pub mod ports;
 pub mod procs;
 pub mod router;
 pub mod wait;
+pub mod zookeeper;
 
 /// Logs to the test's captured output, once per process.
 pub fn init_tracing() {

@@ -227,7 +227,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("standby:8080"));
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let client: SocketAddr = "127.0.0.9:4000".parse().unwrap();
         let out = forwarded_headers(&h, "127.0.0.1:8081", Some(client));

@@ -167,6 +167,11 @@ impl Contender {
             Ok(options) => options,
             Err(e) => return lost("election options", e),
         };
+        info!(
+            session = %client.session_id(),
+            timeout = ?client.session_timeout(),
+            "contending for leadership"
+        );
         let contend = client.lock(prefix, self.me.as_bytes(), options);
         tokio::pin!(contend);
         let lock = loop {
@@ -249,9 +254,14 @@ pub fn leading_contender(names: &[String]) -> Option<&str> {
 
 /// The leader's `host:port` (none without contenders) and a watcher that
 /// fires when the contenders change.
-async fn current_leader(client: &zk::Client) -> Result<(Option<String>, zk::OneshotWatcher), zk::Error> {
+async fn current_leader(
+    client: &zk::Client,
+) -> Result<(Option<String>, zk::OneshotWatcher), zk::Error> {
     if let Err(e) = client
-        .mkdir(LEADER_DIR, &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()))
+        .mkdir(
+            LEADER_DIR,
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        )
         .await
         && e != zk::Error::NodeExists
     {
@@ -264,7 +274,9 @@ async fn current_leader(client: &zk::Client) -> Result<(Option<String>, zk::Ones
             return Ok((None, watcher));
         };
         match client.get_data(&format!("{LEADER_DIR}/{first}")).await {
-            Ok((data, _)) => return Ok((Some(String::from_utf8_lossy(&data).into_owned()), watcher)),
+            Ok((data, _)) => {
+                return Ok((Some(String::from_utf8_lossy(&data).into_owned()), watcher));
+            }
             // It left between the listing and the read: look again.
             Err(zk::Error::NoNode) if attempts < LEADER_READ_ATTEMPTS => attempts += 1,
             Err(e) => return Err(e),

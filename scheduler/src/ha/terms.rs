@@ -67,7 +67,10 @@ where
         };
         let span = info_span!("term", %role);
         let cancel = shutdown.child_token();
-        let term = match start(role.clone(), cancel.clone()).instrument(span.clone()).await {
+        let term = match start(role.clone(), cancel.clone())
+            .instrument(span.clone())
+            .await
+        {
             Ok(term) => term,
             Err(e) if !retry_failed_start => return Err(e.to_string()),
             Err(e) => {

@@ -57,7 +57,11 @@ impl ZkUrl {
         }
         Ok(ZkUrl {
             hosts: hosts.to_string(),
-            path: if path.is_empty() { "/".into() } else { path.into() },
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
         })
     }
 
@@ -99,14 +103,30 @@ mod tests {
     #[test]
     fn urls_with_hosts_paths_and_credentials() {
         let url = ZkUrl::parse("zk://h1:2181,h2:2181/baton").unwrap();
-        assert_eq!((url.hosts.as_str(), url.path.as_str()), ("h1:2181,h2:2181", "/baton"));
+        assert_eq!(
+            (url.hosts.as_str(), url.path.as_str()),
+            ("h1:2181,h2:2181", "/baton")
+        );
         assert_eq!(url.to_string(), "zk://h1:2181,h2:2181/baton");
         let url = ZkUrl::parse("zk://user:secret@h:2181/mesos/").unwrap();
-        assert_eq!((url.hosts.as_str(), url.path.as_str()), ("h:2181", "/mesos"));
+        assert_eq!(
+            (url.hosts.as_str(), url.path.as_str()),
+            ("h:2181", "/mesos")
+        );
         assert_eq!(ZkUrl::parse("zk://h:2181").unwrap().path, "/");
-        for bad in ["http://h:2181/x", "zk:///x", "zk://h:2181,/x", "zk://h:2181//x"] {
+        for bad in [
+            "http://h:2181/x",
+            "zk:///x",
+            "zk://h:2181,/x",
+            "zk://h:2181//x",
+        ] {
             assert!(ZkUrl::parse(bad).is_err(), "{bad}");
         }
-        assert!(ZkUrl::parse("h:2181/x").unwrap_err().to_string().contains("zk://"));
+        assert!(
+            ZkUrl::parse("h:2181/x")
+                .unwrap_err()
+                .to_string()
+                .contains("zk://")
+        );
     }
 }

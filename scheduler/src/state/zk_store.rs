@@ -144,7 +144,10 @@ impl ZkStore {
     }
 
     /// Writes one multi-op; returns the new versions to remember.
-    async fn commit(&self, ops: &[Op]) -> Result<Vec<((Category, String), Option<i32>)>, StoreError> {
+    async fn commit(
+        &self,
+        ops: &[Op],
+    ) -> Result<Vec<((Category, String), Option<i32>)>, StoreError> {
         let mut writer = self.client.new_multi_writer();
         let offset = usize::from(self.fence.is_some());
         if let Some(fence) = &self.fence {
@@ -212,7 +215,9 @@ impl Op {
 
     fn size(&self) -> usize {
         match self {
-            Op::Create { path, data, .. } | Op::Set { path, data, .. } => path.len() + data.len() + 32,
+            Op::Create { path, data, .. } | Op::Set { path, data, .. } => {
+                path.len() + data.len() + 32
+            }
             Op::Delete { path, .. } => path.len() + 16,
         }
     }
@@ -231,7 +236,10 @@ impl Op {
 /// a new record creates it, of a known one sets it at its version; a delete
 /// of a known record deletes it at its version (of an unknown one does
 /// nothing). Changes to one key within the batch follow each other.
-fn plan(changes: &[Change], versions: &HashMap<(Category, String), i32>) -> Result<Vec<Op>, StoreError> {
+fn plan(
+    changes: &[Change],
+    versions: &HashMap<(Category, String), i32>,
+) -> Result<Vec<Op>, StoreError> {
     let mut current: HashMap<(Category, String), Option<i32>> = HashMap::new();
     let mut ops = Vec::with_capacity(changes.len());
     for change in changes {
@@ -337,7 +345,11 @@ async fn load_all(
                 Err(e) => return Err(backend("reading a record", e)),
             }
         }
-        debug!(category = category.name(), records = records.len(), "loaded");
+        debug!(
+            category = category.name(),
+            records = records.len(),
+            "loaded"
+        );
         snapshot.records.insert(category, records);
     }
     Ok((snapshot, versions))
@@ -381,7 +393,12 @@ mod tests {
 
     #[test]
     fn keys_become_single_znode_names_and_back() {
-        for key in ["/prod/web", "/a@2026-01-01T00:00:00.000Z", "50%/x", "framework_id"] {
+        for key in [
+            "/prod/web",
+            "/a@2026-01-01T00:00:00.000Z",
+            "50%/x",
+            "framework_id",
+        ] {
             let name = encode_key(key);
             assert!(!name.contains('/'), "{name}");
             assert_eq!(decode_key(&name), key);
@@ -394,7 +411,12 @@ mod tests {
         assert_eq!(encode_value(&small), small);
         let big = serde_json::to_vec(&vec!["the same words again"; 200]).unwrap();
         let stored = encode_value(&big);
-        assert!(stored.len() < big.len() / 10, "{} of {}", stored.len(), big.len());
+        assert!(
+            stored.len() < big.len() / 10,
+            "{} of {}",
+            stored.len(),
+            big.len()
+        );
         assert_eq!(decode_value("k", stored).unwrap(), big);
         assert_eq!(decode_value("k", small.clone()).unwrap(), small);
     }
@@ -468,7 +490,10 @@ mod tests {
             .collect();
         let cut = chunks(ops);
         assert!(cut.len() >= 3, "{}", cut.len());
-        assert!(cut.iter().all(|c| c.iter().map(Op::size).sum::<usize>() <= MAX_MULTI_BYTES));
+        assert!(
+            cut.iter()
+                .all(|c| c.iter().map(Op::size).sum::<usize>() <= MAX_MULTI_BYTES)
+        );
         let order: Vec<&str> = cut.iter().flatten().map(Op::path).collect();
         assert_eq!(order.first(), Some(&"/state/apps/0"));
         assert_eq!(order.last(), Some(&"/state/apps/99"));
