@@ -128,7 +128,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_term_runs_only_while_leading_and_is_stopped_before_the_next() {
         let (roles_tx, roles) = watch::channel(Role::Electing);
         let running = Arc::new(AtomicUsize::new(0));
@@ -163,28 +163,38 @@ mod tests {
             shutdown.clone(),
             true,
         ));
-        let settle = || tokio::time::sleep(Duration::from_millis(10));
         let running_now = || running.load(Ordering::SeqCst);
+        // Polls (bounded) until `check` holds.
+        async fn until(what: &str, check: impl Fn() -> bool) {
+            for _ in 0..1000 {
+                if check() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("timed out waiting for {what}");
+        }
 
-        settle().await;
+        tokio::task::yield_now().await;
         assert_eq!(running_now(), 0, "electing: no term");
         roles_tx.send_replace(Role::Leading { term: 1 });
-        settle().await;
-        assert_eq!(running_now(), 1);
-        assert!(current_rx.borrow().is_some());
+        until("a term", || {
+            running_now() == 1 && current_rx.borrow().is_some()
+        })
+        .await;
         roles_tx.send_replace(Role::Following {
             leader: "b:1".into(),
         });
-        settle().await;
-        assert_eq!(running_now(), 0, "deposed: stopped");
-        assert!(current_rx.borrow().is_none());
+        until("deposed: stopped", || {
+            running_now() == 0 && current_rx.borrow().is_none()
+        })
+        .await;
         roles_tx.send_replace(Role::Leading { term: 2 });
-        settle().await;
+        until("the second term", || started.load(Ordering::SeqCst) == 2).await;
         // A new term straight after another: the old one stops first.
         roles_tx.send_replace(Role::Leading { term: 3 });
-        settle().await;
-        assert_eq!(running_now(), 1);
-        assert_eq!(started.load(Ordering::SeqCst), 3);
+        until("the third term", || started.load(Ordering::SeqCst) == 3).await;
+        assert_eq!(running_now(), 1, "never two terms at once");
         shutdown.cancel();
         terms.await.unwrap().unwrap();
         assert_eq!(running_now(), 0, "shutdown stops the term");
