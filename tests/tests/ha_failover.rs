@@ -119,13 +119,12 @@ async fn the_standby_takes_over_a_rolling_deployment_after_kill_9_of_the_leader(
         .request(Method::POST, "/v2/apps", Some(&app(id, &marker, "v1")))
         .await;
     assert_eq!(status, 201, "{body}");
-    let v1 = wait::until(DEADLINE, "4 healthy v1 instances", || async {
+    wait::until(DEADLINE, "4 healthy v1 instances", || async {
         let (_, app) = standby.get(&format!("/v2/apps{id}")).await;
         let healthy = app["app"]["tasksHealthy"].as_u64()? == 4;
         healthy.then_some(())
     })
     .await;
-    let _ = v1;
 
     // Writes acknowledged through either node, before and across the failover.
     let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
