@@ -33,6 +33,7 @@
 pub mod config;
 pub mod faults;
 pub mod redirector;
+pub mod zk;
 
 mod agent;
 mod master;
@@ -90,6 +91,7 @@ pub struct LocalCluster {
     /// Stops the master's HTTP server (before the rest of the scope).
     master_server: CancellationToken,
     master_addr: SocketAddr,
+    master_id: String,
     /// [`LocalCluster::shutdown`] completed; until then `Drop` destroys
     /// every container.
     stopped: bool,
@@ -114,6 +116,7 @@ impl LocalCluster {
             source,
         })?;
         let master_id = uuid::Uuid::new_v4().to_string();
+        let master_id_for_info = master_id.clone();
         let (to_master, from_agents) = mpsc::unbounded_channel();
 
         let mut entries = Vec::new();
@@ -204,6 +207,7 @@ impl LocalCluster {
             scope,
             master_server,
             master_addr,
+            master_id: master_id_for_info,
             stopped: false,
         })
     }
@@ -216,6 +220,11 @@ impl LocalCluster {
     /// The master's address.
     pub fn master_addr(&self) -> SocketAddr {
         self.master_addr
+    }
+
+    /// The master's `MasterInfo` as JSON, as registered in ZooKeeper.
+    pub fn master_info_json(&self) -> serde_json::Value {
+        zk::master_info_json(&self.master_id, self.master_addr, master::MESOS_VERSION)
     }
 
     /// Agent `i`'s (1-based) executor API address, `127.0.0.<i>:<port>`.

@@ -62,10 +62,14 @@ struct Flags {
     /// Directory for sandboxes.
     #[arg(long = "work_dir", env = "MESOS_LOCAL_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// Register the master in ZooKeeper as a Mesos master does
+    /// (`zk://host:2181/mesos`), for `--master zk://…` detection.
+    #[arg(long, env = "MESOS_LOCAL_ZK")]
+    zk: Option<String>,
 }
 
 impl Flags {
-    fn config(self) -> anyhow::Result<ClusterConfig> {
+    fn config(&self) -> anyhow::Result<ClusterConfig> {
         let defaults = ClusterConfig::default();
         let heartbeat = Duration::try_from_secs_f64(self.heartbeat_interval_secs)
             .ok()
@@ -81,8 +85,11 @@ impl Flags {
             port_range_start: self.port_range_start,
             ports_per_agent: self.ports_per_agent,
             heartbeat_interval: heartbeat,
-            executor_path: self.executor_path.unwrap_or(defaults.executor_path.clone()),
-            work_dir: self.work_dir.unwrap_or(defaults.work_dir.clone()),
+            executor_path: self
+                .executor_path
+                .clone()
+                .unwrap_or(defaults.executor_path.clone()),
+            work_dir: self.work_dir.clone().unwrap_or(defaults.work_dir.clone()),
             ..defaults
         })
     }
@@ -122,17 +129,29 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = Flags::parse().config()?;
+    let flags = Flags::parse();
+    let config = flags.config()?;
     let mut signals = StopSignals::install()?;
     let cluster = LocalCluster::start(config)
         .await
         .context("starting the local cluster")?;
+    let registration = match &flags.zk {
+        Some(url) => Some(
+            mesos_local::zk::register(url, cluster.master_info_json())
+                .await
+                .map_err(|e| anyhow::anyhow!("--zk: {e}"))?,
+        ),
+        None => None,
+    };
     println!("mesos-local master at {}", cluster.master_url());
     let signal = signals.recv().await;
     tracing::info!(
         signal,
         "shutting down; a second signal destroys every container at once"
     );
+    if let Some(registration) = registration {
+        registration.close().await;
+    }
     tokio::select! {
         () = cluster.shutdown() => {}
         // Dropping the unfinished shutdown SIGKILLs every container.

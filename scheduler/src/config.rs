@@ -30,6 +30,8 @@ pub enum MasterSpec {
     Local(Box<mesos_local::ClusterConfig>),
     /// One or more masters, tried in turn.
     Masters(Vec<MasterEndpoint>),
+    /// The leading master as registered in ZooKeeper (`zk://h:2181/mesos`).
+    Zk(ZkUrl),
 }
 
 impl MasterSpec {
@@ -37,6 +39,11 @@ impl MasterSpec {
     pub fn parse(text: &str) -> Result<MasterSpec, MasterSpecError> {
         if text.trim() == "local" {
             return Ok(MasterSpec::Local(Box::default()));
+        }
+        if text.trim().starts_with("zk://") {
+            return ZkUrl::parse(text)
+                .map(MasterSpec::Zk)
+                .map_err(|e| MasterSpecError::ZooKeeper(e.to_string()));
         }
         MasterEndpoint::parse_list(text).map(MasterSpec::Masters)
     }
@@ -245,8 +252,14 @@ pub async fn run(
         None => Some(Arc::new(RedbStore::open(&settings.data_dir)?)),
         Some(_) => None,
     };
+    let shutdown = CancellationToken::new();
+    let mut detected = None;
     let (masters, local) = match &settings.master {
         MasterSpec::Masters(list) => (list.clone(), None),
+        MasterSpec::Zk(url) => {
+            detected = Some(crate::mesos::detector::spawn(url.clone(), shutdown.clone()));
+            (Vec::new(), None)
+        }
         MasterSpec::Local(cluster) => {
             let cluster = mesos_local::LocalCluster::start((**cluster).clone())
                 .await
@@ -259,8 +272,8 @@ pub async fn run(
     };
     let mut session = SessionConfig::new(masters, settings.framework_info());
     session.encoding = settings.mesos_encoding;
+    session.detected = detected;
     session_tuning(&mut session);
-    let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .map_err(|source| StartError::Listen {
@@ -274,6 +287,7 @@ pub async fn run(
     let me = format!("{}:{}", settings.hostname, http_addr.port());
     let master_text = match &settings.master {
         MasterSpec::Local(_) => "local".to_string(),
+        MasterSpec::Zk(url) => url.to_string(),
         MasterSpec::Masters(list) => list
             .iter()
             .map(ToString::to_string)

@@ -24,8 +24,18 @@ impl MesosLocalProcess {
     /// Starts `mesos-local` with 3 agents over 2 racks, a 1 s heartbeat, and
     /// executors that speak `executor_encoding`; waits until it answers.
     pub async fn start(work_dir: &Path, executor_encoding: Encoding) -> MesosLocalProcess {
+        Self::start_with(work_dir, executor_encoding, &[]).await
+    }
+
+    /// [`MesosLocalProcess::start`] with `extra` flags (e.g. `--zk`).
+    pub async fn start_with(
+        work_dir: &Path,
+        executor_encoding: Encoding,
+        extra: &[&str],
+    ) -> MesosLocalProcess {
         let port = free_port();
         let child = Command::new(binary("mesos-local"))
+            .args(extra)
             .args(["--port", &port.to_string(), "--agents", "3", "--racks", "2"])
             .args(["--port_range_start", &port_range_start().to_string()])
             .args(["--ports_per_agent", &PORTS_PER_AGENT.to_string()])

@@ -26,8 +26,8 @@ pub enum MasterSpecError {
     /// An entry is not `[http[s]://]host:port`.
     #[error("--master entry {0:?} is not of the form [http://]host:port")]
     Invalid(String),
-    /// `zk://` needs the ZooKeeper detector.
-    #[error("--master {0:?}: zk:// master detection is not available in this build yet")]
+    /// A `zk://` URL that does not parse.
+    #[error("--master: {0}")]
     ZooKeeper(String),
 }
 
@@ -37,7 +37,11 @@ impl MasterEndpoint {
         let entry = entry.trim();
         let (scheme, rest) = match entry.split_once("://") {
             Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
-            Some(("zk", _)) => return Err(MasterSpecError::ZooKeeper(entry.to_string())),
+            Some(("zk", _)) => {
+                return Err(MasterSpecError::ZooKeeper(format!(
+                    "{entry:?}: a zk:// URL must be the whole --master value"
+                )));
+            }
             Some(_) => return Err(MasterSpecError::Invalid(entry.to_string())),
             None => ("http", entry),
         };

@@ -4,6 +4,7 @@
 //! caller ([`http`]) and the resubscribing session loop ([`session`]).
 
 pub mod calls;
+pub mod detector;
 pub mod error;
 pub mod http;
 pub mod masters;

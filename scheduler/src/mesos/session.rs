@@ -42,6 +42,9 @@ pub struct SessionConfig {
     pub backoff_max: Duration,
     /// Missed heartbeat intervals before the stream counts as dead.
     pub heartbeat_misses: u32,
+    /// The leading master as ZooKeeper says (`--master zk://…`): used
+    /// instead of `masters`, and a change of leader resubscribes there.
+    pub detected: Option<watch::Receiver<Option<MasterEndpoint>>>,
 }
 
 impl SessionConfig {
@@ -55,6 +58,7 @@ impl SessionConfig {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(15),
             heartbeat_misses: 5,
+            detected: None,
         }
     }
 }
@@ -227,13 +231,25 @@ enum Ended {
 impl Session {
     async fn run(mut self, shutdown: CancellationToken) {
         let mut master_index = 0;
-        let mut target = self.config.masters[0].clone();
+        let mut detected = self.config.detected.clone();
+        let mut target = match &mut detected {
+            Some(detected) => match Self::detected_leader(detected, &shutdown).await {
+                Some(leader) => leader,
+                None => return,
+            },
+            None => self.config.masters[0].clone(),
+        };
         let mut failures: u32 = 0;
         let mut redirects_in_a_row: u32 = 0;
         loop {
             let ended = tokio::select! {
                 () = shutdown.cancelled() => Ended::Stop,
                 ended = self.subscribe_once(&target) => ended,
+                leader = Self::leader_moved(detected.as_mut(), &target) => Ended::Retry {
+                    error: MesosError::NotLeader { location: leader.as_ref().map(ToString::to_string).unwrap_or_default() },
+                    next: leader,
+                    was_subscribed: self.connection.borrow().is_some(),
+                },
             };
             self.connection.send_replace(None);
             let (error, next, was_subscribed) = match ended {
@@ -289,8 +305,19 @@ impl Session {
                             MesosError::Transport { .. } | MesosError::Unavailable { .. }
                         )
                     {
-                        master_index = (master_index + 1) % self.config.masters.len();
-                        target = self.config.masters[master_index].clone();
+                        match &mut detected {
+                            // Whoever ZooKeeper says leads now.
+                            Some(detected) => {
+                                match Self::detected_leader(detected, &shutdown).await {
+                                    Some(leader) => target = leader,
+                                    None => return,
+                                }
+                            }
+                            None => {
+                                master_index = (master_index + 1) % self.config.masters.len();
+                                target = self.config.masters[master_index].clone();
+                            }
+                        }
                     }
                     backoff(&self.config, failures)
                 }
@@ -298,6 +325,37 @@ impl Session {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The detected leader, waiting while there is none; `None` on shutdown.
+    async fn detected_leader(
+        detected: &mut watch::Receiver<Option<MasterEndpoint>>,
+        shutdown: &CancellationToken,
+    ) -> Option<MasterEndpoint> {
+        tokio::select! {
+            leader = detected.wait_for(Option::is_some) => leader.ok().and_then(|l| l.clone()),
+            () = shutdown.cancelled() => None,
+        }
+    }
+
+    /// Resolves with the new leader (or `None`: no leader) when detection
+    /// names another master than `target`; never without detection.
+    async fn leader_moved(
+        detected: Option<&mut watch::Receiver<Option<MasterEndpoint>>>,
+        target: &MasterEndpoint,
+    ) -> Option<MasterEndpoint> {
+        let Some(detected) = detected else {
+            return std::future::pending().await;
+        };
+        loop {
+            let now = detected.borrow_and_update().clone();
+            if now.as_ref() != Some(target) {
+                return now;
+            }
+            if detected.changed().await.is_err() {
+                return std::future::pending().await;
             }
         }
     }
