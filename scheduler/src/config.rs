@@ -356,9 +356,11 @@ pub async fn run(
                 abdicate.clone(),
             );
             async move {
+                let mut registry = None;
                 let store: Arc<dyn Store> = match (embedded, lease) {
                     (Some(store), _) => store,
                     (None, Some(lease)) if role == (Role::Leading { term: lease.term }) => {
+                        registry = Some((lease.client.clone(), lease.lock_path.clone()));
                         Arc::new(ZkStore::open(lease.client, Some(lease.lock_path)).await?)
                     }
                     (None, _) => {
@@ -367,7 +369,15 @@ pub async fn run(
                         )));
                     }
                 };
-                let (scheduler, stopped) = Scheduler::start(config, store, cancel)?;
+                let (scheduler, stopped) = Scheduler::start(config, store, cancel.clone())?;
+                if let Some((client, fence)) = registry {
+                    tokio::spawn(crate::ha::registry::run(
+                        client,
+                        fence,
+                        scheduler.watch_view(),
+                        cancel,
+                    ));
+                }
                 let router = crate::api::router(crate::api::ApiState {
                     scheduler: scheduler.clone(),
                     identity,

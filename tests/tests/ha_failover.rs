@@ -328,3 +328,128 @@ async fn zookeeper_stopped_for_10_s_leaves_one_leader_and_nothing_lost() {
     mesos.stop().await;
     procs::assert_all_gone(&marker).await;
 }
+
+/// Entries under `<zk>/baton/services/<app>/…`: task id → JSON.
+async fn registered(
+    zk: &zookeeper_client::Client,
+    app: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let mut out = std::collections::BTreeMap::new();
+    let app_dir = format!("/services{app}");
+    let Ok(versions) = zk.list_children(&app_dir).await else {
+        return out;
+    };
+    for version in versions {
+        let dir = format!("{app_dir}/{version}");
+        for task in zk.list_children(&dir).await.unwrap_or_default() {
+            if let Ok((data, _)) = zk.get_data(&format!("{dir}/{task}")).await {
+                out.insert(task, serde_json::from_slice(&data).unwrap_or(Value::Null));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_registry_lists_healthy_instances_and_drops_dead_ones_within_a_health_interval() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("ha-registry");
+    let dir = tempfile::tempdir().unwrap();
+    let zk = ZooKeeper::start().await;
+    let mesos = MesosLocalProcess::start(&dir.path().join("mesos"), Encoding::Protobuf).await;
+    let baton = start_baton(&mesos, &zk, &dir.path().join("a")).await;
+    let reader = baton::ha::zk::ZkUrl::parse(&zk.url("/baton"))
+        .unwrap()
+        .connect(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let id = "/reg/web";
+    let mut definition = app(id, &marker, "v1");
+    definition["instances"] = json!(2);
+    definition["healthChecks"][0]["intervalSeconds"] = json!(2);
+    let (status, body) = baton
+        .request(Method::POST, "/v2/apps", Some(&definition))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let entries = wait::until(DEADLINE, "2 registry entries", || async {
+        let entries = registered(&reader, id).await;
+        (entries.len() == 2).then_some(entries)
+    })
+    .await;
+    // Only healthy instances are there, with where they listen.
+    let tasks = baton.tasks(id).await;
+    for (task_id, entry) in &entries {
+        let task = tasks
+            .iter()
+            .find(|t| t["id"] == task_id.as_str())
+            .expect("a known task");
+        assert!(
+            task["healthCheckResults"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["alive"] == true),
+            "{task}"
+        );
+        assert_eq!(entry["host"], task["host"]);
+        assert_eq!(entry["ports"], task["ports"]);
+        assert_eq!(entry["healthy"], true);
+    }
+    // The same over HTTP.
+    let (_, services) = baton.get(&format!("/v2/services?app={id}")).await;
+    let listed: BTreeSet<&str> = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["taskId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        entries.keys().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+
+    // An instance dies: its entry goes within one health interval (2 s).
+    let victim = entries.keys().next().unwrap().clone();
+    let task = tasks.iter().find(|t| t["id"] == victim.as_str()).unwrap();
+    let needle = format!(
+        " {} {} {marker}",
+        task["ports"][0],
+        task["host"].as_str().unwrap()
+    );
+    let pid = procs::with_marker(&marker)
+        .into_iter()
+        .find(|pid| procs::cmdline(*pid).contains(&needle))
+        .expect("the victim's server process");
+    let died = tokio::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let gone_after = wait::until(DEADLINE, "the dead instance's entry to go", || async {
+        (!registered(&reader, id).await.contains_key(&victim)).then(|| died.elapsed())
+    })
+    .await;
+    println!(
+        "registry: a dead instance's entry was removed {gone_after:?} after its process was killed"
+    );
+    assert!(gone_after < Duration::from_secs(2), "{gone_after:?}");
+
+    // Its replacement registers once healthy; deleting the app empties it.
+    wait::until(DEADLINE, "the replacement registered", || async {
+        (registered(&reader, id).await.len() == 2).then_some(())
+    })
+    .await;
+    let (status, _) = baton
+        .request(Method::DELETE, &format!("/v2/apps{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    wait::until(DEADLINE, "no entry left for the deleted app", || async {
+        registered(&reader, id).await.is_empty().then_some(())
+    })
+    .await;
+    baton.stop().await;
+    mesos.stop().await;
+    procs::assert_all_gone(&marker).await;
+}

@@ -7,7 +7,8 @@
 //! - [`shapes`] writes task and app-status JSON as Marathon writes it.
 //! - [`system`] serves `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
 //! - [`apps`] serves `/v2/apps` and everything under it.
-//! - [`tasks`] serves `/v2/tasks`, `/v2/tasks/delete`.
+//! - [`tasks`] serves `/v2/tasks`, `/v2/tasks/delete`, `/v2/tasks/load`.
+//! - [`services`] serves `/v2/services`, the service registry.
 //! - [`queue`] serves `/v2/queue`, `/v2/queue/{id}/delay`.
 //! - [`deployments`] serves `/v2/deployments`.
 //! - [`groups`] serves `/v2/groups`: groups are implicit in app ids, and a
@@ -33,6 +34,7 @@ pub mod files;
 pub mod groups;
 pub mod params;
 pub mod queue;
+pub mod services;
 pub mod shapes;
 pub mod standby;
 pub mod system;
@@ -123,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(system::routes())
         .merge(apps::routes())
         .merge(tasks::routes())
+        .merge(services::routes())
         .merge(queue::routes())
         .merge(deployments::routes())
         .merge(groups::routes())

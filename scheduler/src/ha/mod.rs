@@ -13,8 +13,12 @@
 //! anything else (fenced: nothing more is written or sent to Mesos by this
 //! process), serves as a standby that proxies to the leader, and waits for
 //! the next term. The process never exits for lost leadership.
+//!
+//! While leading with ZooKeeper, [`registry`] keeps the service registry
+//! (`<zk>/services/…`) equal to the running, healthy instances.
 
 pub mod election;
+pub mod registry;
 pub mod terms;
 pub mod zk;
 

@@ -316,6 +316,11 @@ impl SchedulerHandle {
         self.view.borrow().clone()
     }
 
+    /// Every new snapshot, as it is published.
+    pub fn watch_view(&self) -> watch::Receiver<Arc<View>> {
+        self.view.clone()
+    }
+
     /// Waits until `predicate` holds for a snapshot, or `timeout` passes.
     pub async fn wait_for(
         &self,

@@ -193,6 +193,33 @@ impl Deployment {
     }
 }
 
+/// One registered instance (see [`View::services`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// Its app.
+    pub app_id: PathId,
+    /// The app version it runs.
+    pub version: crate::state::app::Timestamp,
+    /// Its Mesos task.
+    pub task_id: String,
+    /// Where it runs.
+    pub host: String,
+    /// Its host ports.
+    pub ports: Vec<u64>,
+}
+
+impl ServiceEntry {
+    /// Its registry path: `/services/<app id>/<version>/<task id>`.
+    pub fn path(&self) -> String {
+        format!("/services{}/{}/{}", self.app_id, self.version, self.task_id)
+    }
+
+    /// What the registry holds for it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "host": self.host, "ports": self.ports, "healthy": true })
+    }
+}
+
 /// An immutable snapshot of what the scheduler knows.
 #[derive(Debug, Clone, Default)]
 pub struct View {
@@ -247,6 +274,40 @@ impl View {
             .as_ref()
             .is_some_and(|t| t.task_id == task_id)
             .then_some(instance)
+    }
+
+    /// The service registry: every instance that is running (not being
+    /// drained or killed) and healthy — all its health checks passing, or
+    /// none declared — in app, then task order.
+    pub fn services(&self) -> Vec<ServiceEntry> {
+        let mut out = Vec::new();
+        for (app_id, instances) in &self.instances {
+            let health_checked = self
+                .apps
+                .get(app_id)
+                .is_some_and(|app| !app.health_checks.is_empty());
+            for instance in instances.values() {
+                let Some(task) = &instance.task else {
+                    continue;
+                };
+                let live = task.condition == crate::state::instance::Condition::Running
+                    && task.draining_since.is_none()
+                    && task.kill_requested_at.is_none()
+                    && instance.goal == crate::state::instance::Goal::Running;
+                let healthy = !health_checked || task.healthy == Some(true);
+                if live && healthy {
+                    out.push(ServiceEntry {
+                        app_id: app_id.clone(),
+                        version: instance.app_version,
+                        task_id: task.task_id.clone(),
+                        host: task.hostname.clone(),
+                        ports: task.host_ports.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.app_id, &a.task_id).cmp(&(&b.app_id, &b.task_id)));
+        out
     }
 
     /// Deployments that change `app`.

@@ -1,0 +1,56 @@
+//! `GET /v2/services`: Baton's service registry over HTTP — the same
+//! entries the leader keeps in ZooKeeper under `<zk>/services`, for
+//! gateways and clients without ZooKeeper: every running, healthy
+//! instance (health checks all passing, or none declared; not being
+//! drained or killed). `?app=/id` keeps one app's.
+//!
+//! ```json
+//! {"services": [{"appId": "/web", "version": "2026-…Z", "taskId": "web.instance-….1",
+//!   "host": "10.0.0.7", "ports": [31002], "healthy": true,
+//!   "path": "/services/web/2026-…Z/web.instance-….1"}]}
+//! ```
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::params::Params;
+use super::{ApiError, ApiState};
+use crate::state::app::PathId;
+
+/// The `/v2/services` route.
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/v2/services", get(list))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let app = params
+        .get("app")
+        .map(|id| {
+            PathId::parse_app(id, &PathId::root())
+                .map_err(|e| ApiError::BadRequest(format!("app: {e}")))
+        })
+        .transpose()?;
+    let services: Vec<_> = state
+        .scheduler
+        .view()
+        .services()
+        .into_iter()
+        .filter(|entry| app.as_ref().is_none_or(|a| *a == entry.app_id))
+        .map(|entry| {
+            let mut shown = entry.json();
+            shown["appId"] = json!(entry.app_id.to_string());
+            shown["version"] = json!(entry.version.to_string());
+            shown["taskId"] = json!(entry.task_id);
+            shown["path"] = json!(entry.path());
+            shown
+        })
+        .collect();
+    Ok(axum::Json(json!({ "services": services })).into_response())
+}
