@@ -227,7 +227,7 @@ impl ZooKeeper {
         let dir = self.dir.path();
         let started = Instant::now();
         let child = Command::new("java")
-            .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+            .args(["-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
             // No hsperfdata files in /tmp.
             .arg("-XX:-UsePerfData")
             .arg(format!(

@@ -370,7 +370,7 @@ impl Scheduler {
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
     ) -> Result<(SchedulerHandle, tokio::task::JoinHandle<()>), SchedulerError> {
-        let view = load(store.as_ref())?;
+        let view = load_view(store.as_ref())?;
         let framework_id = view
             .framework_id
             .clone()
@@ -439,7 +439,8 @@ impl Scheduler {
 }
 
 /// Reads the stored state into a view.
-fn load(store: &dyn Store) -> Result<View, SchedulerError> {
+/// Reads the whole state from `store` into a view, as a new leader does.
+pub fn load_view(store: &dyn Store) -> Result<View, SchedulerError> {
     let snapshot = store.load()?;
     let mut view = View {
         framework_id: snapshot.framework_id(),
@@ -2295,11 +2296,13 @@ fn drain_of(app: &AppDefinition, default: Duration) -> Duration {
         .map_or(default, Duration::from_secs_f64)
 }
 
-fn version_key(id: &PathId, version: Timestamp) -> String {
+/// The store key of an app's stored version.
+pub fn version_key(id: &PathId, version: Timestamp) -> String {
     format!("{id}@{version}")
 }
 
-fn instance_change(instance: &Instance) -> Result<Change, StoreError> {
+/// The store record of an instance.
+pub fn instance_change(instance: &Instance) -> Result<Change, StoreError> {
     Change::put_json(Category::Instance, instance.instance_id(), instance)
 }
 

@@ -34,7 +34,8 @@ pub mod view;
 
 pub use driver::{
     AppEdit, EditContext, ExecutorChoice, KillOptions, KillOutcome, Scheduler, SchedulerConfig,
-    SchedulerError, SchedulerHandle, WriteOutcome, config_version,
+    SchedulerError, SchedulerHandle, WriteOutcome, config_version, instance_change, load_view,
+    version_key,
 };
 pub use events::BusEvent;
 pub use view::{

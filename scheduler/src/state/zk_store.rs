@@ -39,8 +39,13 @@ pub const COMPRESS_ABOVE: usize = 512;
 pub const MAX_RECORD: usize = 512 * 1024;
 /// A multi-op is cut before its payload passes this.
 const MAX_MULTI_BYTES: usize = 768 * 1024;
-/// Reads in flight while loading.
-const LOAD_CONCURRENCY: usize = 512;
+/// Znodes read per multi-read while loading. Records are small, so a
+/// batch's answer stays far below ZooKeeper's 1 MB limit; a batch whose
+/// answer would not (several records near [`MAX_RECORD`]) fails and is
+/// read again one znode at a time.
+const READ_BATCH: usize = 128;
+/// Multi-reads in flight while loading.
+const READS_IN_FLIGHT: usize = 8;
 /// The directory of all records.
 pub const STATE_DIR: &str = "/state";
 
@@ -315,7 +320,8 @@ fn chunks(ops: Vec<Op>) -> Vec<Vec<Op>> {
     out
 }
 
-/// Reads every record and its version, many reads in flight at once.
+/// Reads every record and its version: names listed per category, then
+/// read in multi-reads of [`READ_BATCH`] znodes, several in flight.
 async fn load_all(
     client: &zk::Client,
 ) -> Result<(Snapshot, HashMap<(Category, String), i32>), StoreError> {
@@ -327,22 +333,53 @@ async fn load_all(
             Err(zk::Error::NoNode) => Vec::new(),
             Err(e) => return Err(backend("listing records", e)),
         };
-        let mut reads = futures::stream::iter(names.into_iter().map(|name| {
-            let path = format!("{}/{name}", dir(category));
-            async move { (decode_key(&name), client.get_data(&path).await) }
-        }))
-        .buffer_unordered(LOAD_CONCURRENCY);
-        let mut records = BTreeMap::new();
-        while let Some((key, read)) = reads.next().await {
-            match read {
-                Ok((data, stat)) => {
-                    versions.insert((category, key.clone()), stat.version);
-                    let value = decode_value(&key, data)?;
-                    records.insert(key, value);
+        let batches: Vec<Vec<String>> = names.chunks(READ_BATCH).map(<[String]>::to_vec).collect();
+        let mut reads = futures::stream::iter(batches.into_iter().map(|names| async move {
+            let mut reader = client.new_multi_reader();
+            for name in &names {
+                reader
+                    .add_get_data(&format!("{}/{name}", dir(category)))
+                    .map_err(|e| backend("building a read", e))?;
+            }
+            let results = match reader.commit().await {
+                Ok(results) => results,
+                Err(e) => {
+                    debug!(error = %e, "a batched read failed; reading one by one");
+                    let mut results = Vec::with_capacity(names.len());
+                    for name in &names {
+                        results.push(
+                            match client.get_data(&format!("{}/{name}", dir(category))).await {
+                                Ok((data, stat)) => zk::MultiReadResult::Data { data, stat },
+                                Err(err) => zk::MultiReadResult::Error { err },
+                            },
+                        );
+                    }
+                    results
                 }
-                // Deleted between the listing and the read.
-                Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(backend("reading a record", e)),
+            };
+            Ok::<_, StoreError>((names, results))
+        }))
+        .buffer_unordered(READS_IN_FLIGHT);
+        let mut records = BTreeMap::new();
+        while let Some(batch) = reads.next().await {
+            let (names, results) = batch?;
+            for (name, result) in names.into_iter().zip(results) {
+                let key = decode_key(&name);
+                match result {
+                    zk::MultiReadResult::Data { data, stat } => {
+                        versions.insert((category, key.clone()), stat.version);
+                        let value = decode_value(&key, data)?;
+                        records.insert(key, value);
+                    }
+                    // Deleted between the listing and the read.
+                    zk::MultiReadResult::Error {
+                        err: zk::Error::NoNode,
+                    } => {}
+                    zk::MultiReadResult::Error { err } => {
+                        return Err(backend("reading a record", err));
+                    }
+                    _ => return Err(backend("reading a record", "no data in the answer")),
+                }
             }
         }
         debug!(
