@@ -9,6 +9,8 @@ need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # test tasks run `python3 -m http.server`
 command -v setsid >/dev/null 2>&1 || need+=(util-linux) # mesos-local starts executors in their own session
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip) # installs the Python `marathon` client below
+# The HA tests run a real ZooKeeper (Debian's package, run directly with java; a missing one fails them).
+{ [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || need+=(zookeeper)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq

@@ -333,6 +333,12 @@ pub async fn run(
         mesos_role: settings.mesos_role.clone(),
         mesos_user: settings.mesos_user.clone(),
         failover_timeout_seconds: settings.failover_timeout.as_secs(),
+        zk: settings.zk.as_ref().map(|url| {
+            (
+                url.to_string(),
+                settings.zk_session_timeout.as_millis() as u64,
+            )
+        }),
     });
     let requests: Arc<crate::api::RequestCounters> = Arc::default();
     let executor_file = Arc::new(crate::api::files::ExecutorFile::new(

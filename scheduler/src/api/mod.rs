@@ -78,6 +78,8 @@ pub struct Identity {
     pub mesos_user: String,
     /// `--failover_timeout` in seconds.
     pub failover_timeout_seconds: u64,
+    /// `--zk` and `--zk_session_timeout` (ms), with ZooKeeper.
+    pub zk: Option<(String, u64)>,
 }
 
 /// What handlers share.

@@ -66,7 +66,10 @@ async fn info(State(state): State<ApiState>) -> impl IntoResponse {
             "checkpoint": true,
             "hostname": id.leader.rsplit_once(':').map_or(id.leader.as_str(), |(h, _)| h),
         },
-        "zookeeper_config": {},
+        "zookeeper_config": id.zk.as_ref().map_or_else(
+            || json!({}),
+            |(zk, session_ms)| json!({ "zk": zk, "zk_session_timeout": session_ms }),
+        ),
         "http_config": { "http_port": id.http_port },
     }))
 }
