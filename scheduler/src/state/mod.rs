@@ -188,24 +188,52 @@ impl Snapshot {
     }
 
     /// Decodes every JSON record of a category.
-    pub fn decode_all<T: serde::de::DeserializeOwned>(
+    pub fn decode_all<T: serde::de::DeserializeOwned + Send>(
         &self,
         category: Category,
     ) -> Result<Vec<T>, StoreError> {
         let Some(records) = self.records.get(&category) else {
             return Ok(Vec::new());
         };
-        records
-            .iter()
-            .map(|(key, value)| {
-                serde_json::from_slice(value).map_err(|source| StoreError::Corrupt {
-                    key: format!("{}/{key}", category.name()),
-                    source,
+        let records: Vec<(&String, &Vec<u8>)> = records.iter().collect();
+        let decode = |chunk: &[(&String, &Vec<u8>)]| -> Result<Vec<T>, StoreError> {
+            chunk
+                .iter()
+                .map(|(key, value)| {
+                    serde_json::from_slice(value).map_err(|source| StoreError::Corrupt {
+                        key: format!("{}/{key}", category.name()),
+                        source,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        // A new leader decodes a large state: spread it over the CPUs.
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+        if threads == 1 || records.len() < PARALLEL_DECODE_FROM {
+            return decode(&records);
+        }
+        let chunk = records.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = records
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || decode(part)))
+                .collect();
+            let mut all = Vec::with_capacity(records.len());
+            for part in parts {
+                match part.join() {
+                    Ok(decoded) => all.extend(decoded?),
+                    Err(_) => {
+                        return Err(StoreError::Backend("a decoding thread panicked".into()));
+                    }
+                }
+            }
+            Ok(all)
+        })
     }
 }
+
+/// Categories with at least this many records are decoded on every CPU.
+const PARALLEL_DECODE_FROM: usize = 4096;
 
 /// Durable state. `apply` returns only once the batch is durable: whatever
 /// Baton acknowledges (to a client or to Mesos) after it survives `kill -9`.

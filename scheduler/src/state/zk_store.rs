@@ -43,7 +43,7 @@ const MAX_MULTI_BYTES: usize = 768 * 1024;
 /// batch's answer stays far below ZooKeeper's 1 MB limit; a batch whose
 /// answer would not (several records near [`MAX_RECORD`]) fails and is
 /// read again one znode at a time.
-const READ_BATCH: usize = 128;
+const READ_BATCH: usize = 256;
 /// Multi-reads in flight while loading.
 const READS_IN_FLIGHT: usize = 8;
 /// The directory of all records.
