@@ -208,7 +208,9 @@ impl Snapshot {
                 .collect()
         };
         // A new leader decodes a large state: spread it over the CPUs.
-        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(8);
         if threads == 1 || records.len() < PARALLEL_DECODE_FROM {
             return decode(&records);
         }
