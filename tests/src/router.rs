@@ -53,6 +53,28 @@ pub fn task_server(marker: &str) -> String {
     format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
 }
 
+/// An app of `instances` [`task_server`]s with an HTTP health check on
+/// `/health` (every second, 10 s grace, 5 failures) and a 1 s launch
+/// backoff; `extra` fields are merged over it (`labels`, `env`,
+/// `upgradeStrategy`, …).
+pub fn task_app(id: &str, marker: &str, instances: u32, extra: Value) -> Value {
+    let mut app = serde_json::json!({
+        "id": id,
+        "cmd": task_server(marker),
+        "cpus": 0.05, "mem": 32, "instances": instances,
+        "healthChecks": [{
+            "protocol": "HTTP", "path": "/health", "portIndex": 0,
+            "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 2,
+            "maxConsecutiveFailures": 5,
+        }],
+        "backoffSeconds": 1,
+    });
+    if let (Some(app), Value::Object(extra)) = (app.as_object_mut(), extra) {
+        app.extend(extra);
+    }
+    app
+}
+
 /// Time for the router to answer and load its table.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Time for the router to exit after SIGTERM.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::cluster::MesosLocalProcess;
-use baton_e2e::router::task_server;
+use baton_e2e::router::task_app;
 use baton_e2e::zookeeper::ZooKeeper;
 use baton_e2e::{procs, wait};
 use mesos_proto::Encoding;
@@ -27,19 +27,15 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const SESSION_TIMEOUT_MS: &str = "1000";
 
 fn app(id: &str, marker: &str, version: &str) -> Value {
-    json!({
-        "id": id,
-        "cmd": task_server(marker),
-        "cpus": 0.05, "mem": 32, "instances": 4,
-        "env": {"VERSION": version},
-        "healthChecks": [{
-            "protocol": "HTTP", "path": "/health", "portIndex": 0,
-            "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 2,
-            "maxConsecutiveFailures": 5,
-        }],
-        "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25},
-        "backoffSeconds": 1,
-    })
+    task_app(
+        id,
+        marker,
+        4,
+        json!({
+            "env": {"VERSION": version},
+            "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25},
+        }),
+    )
 }
 
 async fn start_baton(

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
-use baton_e2e::router::{RouterProcess, task_server};
+use baton_e2e::router::{RouterProcess, task_app};
 use baton_e2e::{procs, wait};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -21,18 +21,7 @@ use serde_json::{Value, json};
 const DEADLINE: Duration = Duration::from_secs(90);
 
 fn app(id: &str, marker: &str, instances: u32, labels: Value) -> Value {
-    json!({
-        "id": id,
-        "cmd": task_server(marker),
-        "cpus": 0.05, "mem": 32, "instances": instances,
-        "labels": labels,
-        "healthChecks": [{
-            "protocol": "HTTP", "path": "/health", "portIndex": 0,
-            "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 2,
-            "maxConsecutiveFailures": 5,
-        }],
-        "backoffSeconds": 1,
-    })
+    task_app(id, marker, instances, json!({ "labels": labels }))
 }
 
 /// POSTs `app` and waits until the router routes to `n` of its instances;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::events::EventLog;
-use baton_e2e::router::{RouterProcess, task_server};
+use baton_e2e::router::{RouterProcess, task_app};
 use baton_e2e::{procs, wait};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,20 +22,18 @@ const CLIENTS: usize = 3;
 const LAST: usize = 60;
 
 fn app(id: &str, marker: &str) -> Value {
-    json!({
-        "id": id,
-        "cmd": task_server(marker),
-        "cpus": 0.05, "mem": 32, "instances": 4,
-        "env": {"VERSION": "v1"},
-        "labels": {"BATON_VHOST": "roll.test"},
-        "healthChecks": [{
-            "protocol": "HTTP", "path": "/health", "portIndex": 0,
-            "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 2,
-            "maxConsecutiveFailures": 3,
-        }],
-        "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25},
-        "backoffSeconds": 1,
-    })
+    let mut app = task_app(
+        id,
+        marker,
+        4,
+        json!({
+            "env": {"VERSION": "v1"},
+            "labels": {"BATON_VHOST": "roll.test"},
+            "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25},
+        }),
+    );
+    app["healthChecks"][0]["maxConsecutiveFailures"] = json!(3);
+    app
 }
 
 /// Waits until the router's table routes `id` to exactly the 4 tasks

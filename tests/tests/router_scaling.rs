@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
-use baton_e2e::router::{RouterProcess, task_server};
+use baton_e2e::router::{RouterProcess, task_app};
 use baton_e2e::{procs, wait};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -24,18 +24,14 @@ use serde_json::{Value, json};
 const DEADLINE: Duration = Duration::from_secs(90);
 
 fn app(id: &str, marker: &str, instances: u32, labels: Value) -> Value {
-    json!({
-        "id": id,
-        "cmd": task_server(marker),
-        "cpus": 0.1, "mem": 48, "instances": instances,
-        "labels": labels,
-        "healthChecks": [{
-            "protocol": "HTTP", "path": "/health", "portIndex": 0,
-            "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 2,
-            "maxConsecutiveFailures": 10,
-        }],
-        "backoffSeconds": 1,
-    })
+    let mut app = task_app(
+        id,
+        marker,
+        instances,
+        json!({ "labels": labels, "cpus": 0.1, "mem": 48 }),
+    );
+    app["healthChecks"][0]["maxConsecutiveFailures"] = json!(10);
+    app
 }
 
 async fn start(

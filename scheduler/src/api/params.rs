@@ -40,6 +40,17 @@ impl Params {
         self.all(key).last()
     }
 
+    /// `?app=/id`: the one app a listing keeps (`None`: every app).
+    pub fn app_filter(&self) -> Result<Option<crate::state::app::PathId>, ApiError> {
+        use crate::state::app::PathId;
+        self.get("app")
+            .map(|id| {
+                PathId::parse_app(id, &PathId::root())
+                    .map_err(|e| ApiError::BadRequest(format!("app: {e}")))
+            })
+            .transpose()
+    }
+
     /// A boolean parameter; anything but `true`/`false` is a 400 naming it.
     pub fn flag(&self, key: &str, default: bool) -> Result<bool, ApiError> {
         match self.get(key) {

@@ -18,7 +18,6 @@ use serde_json::json;
 
 use super::params::Params;
 use super::{ApiError, ApiState};
-use crate::state::app::PathId;
 
 /// The `/v2/services` route.
 pub fn routes() -> Router<ApiState> {
@@ -30,13 +29,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let app = params
-        .get("app")
-        .map(|id| {
-            PathId::parse_app(id, &PathId::root())
-                .map_err(|e| ApiError::BadRequest(format!("app: {e}")))
-        })
-        .transpose()?;
+    let app = params.app_filter()?;
     let services: Vec<_> = state
         .scheduler
         .view()

@@ -34,13 +34,7 @@ async fn loads(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let app = params
-        .get("app")
-        .map(|id| {
-            crate::state::app::PathId::parse_app(id, &crate::state::app::PathId::root())
-                .map_err(|e| ApiError::BadRequest(format!("app: {e}")))
-        })
-        .transpose()?;
+    let app = params.app_filter()?;
     let view = state.scheduler.view();
     let mut tasks = Vec::new();
     for (task_id, task_load) in &view.loads {
