@@ -293,6 +293,24 @@ async fn zookeeper_stopped_for_10_s_leaves_one_leader_and_nothing_lost() {
         (a.status == 502 && b.status == 502).then_some(())
     })
     .await;
+    // A write now is refused by both (no leader), not acknowledged.
+    let during =
+        json!({"id": "/ha/during", "cmd": "sleep 1000", "cpus": 0.01, "mem": 8, "instances": 0});
+    for node in [&first, &second] {
+        let reply = node
+            .try_request(
+                Method::POST,
+                "/v2/apps",
+                Some(serde_json::to_vec(&during).unwrap()),
+            )
+            .await;
+        assert!(
+            reply
+                .as_ref()
+                .is_ok_and(|r| !(200..300).contains(&r.status)),
+            "a write without a leader was acknowledged: {reply:?}"
+        );
+    }
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(first.alive() && second.alive(), "no process exits");
     zk.start_again().await;
@@ -318,6 +336,8 @@ async fn zookeeper_stopped_for_10_s_leaves_one_leader_and_nothing_lost() {
         .map(|t| t["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(before, after, "nothing restarted or lost");
+    let (status, _) = second.get("/v2/apps/ha/during").await;
+    assert_eq!(status, 404, "the refused write did not happen later either");
     assert!(first.alive() && second.alive());
     second.stop().await;
     first.stop().await;
