@@ -4,7 +4,7 @@
 //! Rules come from app labels; decisions are the pure [`autoscale`] and
 //! [`should_sleep`], applied through Marathon's REST API (`PUT
 //! /v2/apps/{id}`, never with `force`, so a running deployment is not
-//! cancelled: a 409 is retried on a later tick). Every decision is logged
+//! cancelled: a refused change is retried 5 s later). Every decision is logged
 //! and kept, with its outcome, for `/_router/autoscale`.
 //!
 //! **Autoscaling** (`BATON_AUTOSCALE_MIN`, `_MAX`,
@@ -72,6 +72,9 @@ const MAX_WINDOW: Duration = Duration::from_secs(crate::stats::RATE_WINDOW_SECS 
 const SETTLE: Duration = Duration::from_secs(10);
 /// How often rules are evaluated.
 const TICK: Duration = Duration::from_secs(1);
+/// After a refused change (say, 409 while a deployment runs), the app is
+/// left alone this long, so the decision log is not flooded.
+const RETRY_REFUSED: Duration = Duration::from_secs(5);
 /// Decisions kept for `/_router/autoscale`.
 const KEPT_DECISIONS: usize = 200;
 
@@ -283,6 +286,8 @@ struct ScaleInner {
     first_seen_ms: Option<u64>,
     /// When the last change was applied.
     last_change_ms: Option<u64>,
+    /// When the last change was refused (a deployment in progress: 409).
+    last_refusal_ms: Option<u64>,
     /// The count the last change asked for, until the table shows it.
     expected: Option<u64>,
     /// Since when a wake is under way.
@@ -430,7 +435,14 @@ async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
                     .last_change_ms
                     .is_some_and(|at| now_ms.saturating_sub(at) < cooldown.as_millis() as u64)
             };
-            if !settled || state.waking_since_ms.is_some() || sleeping(labels).is_some() {
+            let refused_lately = state
+                .last_refusal_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) < RETRY_REFUSED.as_millis() as u64);
+            if !settled
+                || refused_lately
+                || state.waking_since_ms.is_some()
+                || sleeping(labels).is_some()
+            {
                 continue;
             }
             if let Some(Ok(rule)) = &autoscaling
@@ -484,12 +496,16 @@ async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
             }
             _ => None,
         };
-        if let Some((kind, to, body, reason)) = decision
-            && apply(shared, marathon, route, kind, to, body, &reason).await
-        {
+        if let Some((kind, to, body, reason)) = decision {
+            let applied = apply(shared, marathon, route, kind, to, body, &reason).await;
             let mut state = route.runtime.scale.lock();
-            state.last_change_ms = Some(now_ms);
-            state.expected = Some(to);
+            if applied {
+                state.last_change_ms = Some(now_ms);
+                state.expected = Some(to);
+                state.last_refusal_ms = None;
+            } else {
+                state.last_refusal_ms = Some(now_ms);
+            }
         }
     }
 }
