@@ -191,6 +191,9 @@ pub struct Upstream {
     pub task_id: String,
     /// `host:port` (IPv6 hosts bracketed): where requests go.
     pub authority: String,
+    /// The same, parsed once (not per request); `None` if it does not
+    /// parse as a URI authority.
+    pub uri_authority: Option<hyper::http::uri::Authority>,
     /// The cookie value that pins a client here: a hash of the task id,
     /// so the cookie does not reveal it.
     pub sticky_key: String,
@@ -209,6 +212,7 @@ impl Upstream {
         };
         Upstream {
             task_id: task_id.to_string(),
+            uri_authority: authority.parse().ok(),
             authority,
             sticky_key: sticky_key(task_id),
             state: state.unwrap_or_default(),

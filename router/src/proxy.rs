@@ -49,7 +49,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::Shared;
 use crate::balance::{self, InFlight};
@@ -221,7 +221,9 @@ async fn handle(
         route.runtime.stats.status(StatusCode::FORBIDDEN.as_u16());
         return Ok(denied());
     }
-    let span = info_span!(
+    // A span per request; at debug level, so that building it costs
+    // nothing unless asked for.
+    let span = debug_span!(
         "request",
         method = %req.method(),
         host = %host,
@@ -309,9 +311,14 @@ async fn forward(
 /// What goes to an instance, prepared once for every attempt.
 struct Outgoing<'a> {
     parts: &'a hyper::http::request::Parts,
+    peer: SocketAddr,
     body: RequestBody,
     sticky: Vec<&'a str>,
-    headers: HeaderMap,
+    /// The upstream headers, built once and moved into the first attempt
+    /// (a retry, which is rare, builds them again).
+    headers: Mutex<Option<HeaderMap>>,
+    /// `path?query` as the upstream URI takes it.
+    path_and_query: hyper::http::uri::PathAndQuery,
     idempotent: bool,
 }
 
@@ -319,6 +326,7 @@ impl<'a> Outgoing<'a> {
     fn new(parts: &'a hyper::http::request::Parts, peer: SocketAddr, body: RequestBody) -> Self {
         Outgoing {
             parts,
+            peer,
             body,
             sticky: parts
                 .headers
@@ -327,7 +335,12 @@ impl<'a> Outgoing<'a> {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(balance::sticky_cookies)
                 .collect(),
-            headers: upstream_headers(&parts.headers, &parts.uri, peer),
+            headers: Mutex::new(Some(upstream_headers(&parts.headers, &parts.uri, peer))),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
             idempotent: matches!(
                 parts.method,
                 Method::GET
@@ -353,11 +366,6 @@ async fn attempts(
     let runtime = &route.runtime;
     let app_stats = &runtime.stats;
     let sticky: &[&str] = if route.sticky { &request.sticky } else { &[] };
-    let path_and_query = request
-        .parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str());
     let ejection = shared.config.ejection();
     let mut tried: Vec<usize> = Vec::new();
     let mut failure: Option<Error> = None;
@@ -371,9 +379,13 @@ async fn attempts(
     ) {
         let upstream = &route.upstreams[pick.index];
         let in_flight = upstream.state.begin();
-        let uri: Uri = match format!("http://{}{path_and_query}", upstream.authority).parse() {
-            Ok(uri) => uri,
-            Err(_) => {
+        let mut uri_parts = hyper::http::uri::Parts::default();
+        uri_parts.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        uri_parts.authority = upstream.uri_authority.clone();
+        uri_parts.path_and_query = Some(request.path_and_query.clone());
+        let uri = match Uri::from_parts(uri_parts) {
+            Ok(uri) if upstream.uri_authority.is_some() => uri,
+            _ => {
                 failure = Some(Error::Uri(upstream.authority.clone()));
                 break;
             }
@@ -382,7 +394,14 @@ async fn attempts(
         *outgoing.method_mut() = request.parts.method.clone();
         *outgoing.uri_mut() = uri;
         *outgoing.version_mut() = Version::HTTP_11;
-        *outgoing.headers_mut() = request.headers.clone();
+        let first = request
+            .headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        *outgoing.headers_mut() = first.unwrap_or_else(|| {
+            upstream_headers(&request.parts.headers, &request.parts.uri, request.peer)
+        });
 
         let timeout = shared.config.upstream_timeout;
         let error = match tokio::time::timeout(timeout, client.request(outgoing)).await {
