@@ -150,20 +150,40 @@ impl Marathon {
             })
     }
 
+    /// `field` of the JSON object at `path`, when it is an array (`array`)
+    /// or an object; `None` on 404.
+    async fn get_field(
+        &self,
+        path: &str,
+        field: &str,
+        array: bool,
+    ) -> Result<Option<Value>, Error> {
+        let shape = |reason: String| Error::Shape {
+            what: format!("GET {path}"),
+            reason,
+        };
+        match self.get_json(path).await? {
+            None => Ok(None),
+            Some(Value::Object(mut body)) => match body.remove(field) {
+                Some(v @ Value::Array(_)) if array => Ok(Some(v)),
+                Some(v @ Value::Object(_)) if !array => Ok(Some(v)),
+                _ => Err(shape(format!(
+                    "no `{field}` {}",
+                    if array { "array" } else { "object" }
+                ))),
+            },
+            Some(_) => Err(shape("not a JSON object".into())),
+        }
+    }
+
     /// Every app with its tasks.
     pub async fn apps(&self) -> Result<Vec<Value>, Error> {
         let path = "/v2/apps?embed=apps.tasks";
-        match self.get_json(path).await? {
-            Some(Value::Object(mut body)) => match body.remove("apps") {
-                Some(Value::Array(apps)) => Ok(apps),
-                _ => Err(Error::Shape {
-                    what: format!("GET {path}"),
-                    reason: "no `apps` array".into(),
-                }),
-            },
+        match self.get_field(path, "apps", true).await? {
+            Some(Value::Array(apps)) => Ok(apps),
             _ => Err(Error::Shape {
                 what: format!("GET {path}"),
-                reason: "not a JSON object".into(),
+                reason: "not found".into(),
             }),
         }
     }
@@ -171,39 +191,15 @@ impl Marathon {
     /// One app with its tasks; `None` when Marathon does not know it.
     pub async fn app(&self, id: &str) -> Result<Option<Value>, Error> {
         let path = format!("/v2/apps/{}?embed=apps.tasks", id.trim_start_matches('/'));
-        match self.get_json(&path).await? {
-            None => Ok(None),
-            Some(Value::Object(mut body)) => match body.remove("app") {
-                Some(app @ Value::Object(_)) => Ok(Some(app)),
-                _ => Err(Error::Shape {
-                    what: format!("GET {path}"),
-                    reason: "no `app` object".into(),
-                }),
-            },
-            Some(_) => Err(Error::Shape {
-                what: format!("GET {path}"),
-                reason: "not a JSON object".into(),
-            }),
-        }
+        self.get_field(&path, "app", false).await
     }
 
     /// Baton's `GET /v2/tasks/load` list; `None` when Marathon has no such
     /// endpoint.
     pub async fn task_loads(&self) -> Result<Option<Vec<Value>>, Error> {
-        let path = "/v2/tasks/load";
-        match self.get_json(path).await? {
-            None => Ok(None),
-            Some(Value::Object(mut body)) => match body.remove("tasks") {
-                Some(Value::Array(tasks)) => Ok(Some(tasks)),
-                _ => Err(Error::Shape {
-                    what: format!("GET {path}"),
-                    reason: "no `tasks` array".into(),
-                }),
-            },
-            Some(_) => Err(Error::Shape {
-                what: format!("GET {path}"),
-                reason: "not a JSON object".into(),
-            }),
+        match self.get_field("/v2/tasks/load", "tasks", true).await? {
+            Some(Value::Array(tasks)) => Ok(Some(tasks)),
+            _ => Ok(None),
         }
     }
 
