@@ -328,3 +328,82 @@ impl View {
             .find(|a| a.version == Some(version))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::app::{AppDefaults, AppDefinition, Timestamp};
+    use crate::state::instance::{Condition, Instance, InstanceTask};
+
+    fn app(id: &str, health_checked: bool) -> AppDefinition {
+        let mut json = serde_json::json!({"id": id, "cmd": "serve", "instances": 1});
+        if health_checked {
+            json["healthChecks"] = serde_json::json!([{"protocol": "HTTP", "path": "/h"}]);
+        }
+        AppDefinition::from_value(&json, &PathId::root(), &AppDefaults::default())
+            .unwrap()
+            .with_version(Timestamp::from_millis(1_000), false)
+    }
+
+    /// Adds an instance of `app` whose task `change` shapes; its task id.
+    fn add(view: &mut View, app: &AppDefinition, change: impl FnOnce(&mut InstanceTask)) -> String {
+        let version = app.version.unwrap();
+        let mut instance = Instance::schedule(app.id.clone(), version, version);
+        let mut task = InstanceTask::launched(
+            instance.next_task_id(),
+            "agent-1".into(),
+            "10.0.0.1".into(),
+            vec![31_000],
+            version,
+        );
+        task.condition = Condition::Running;
+        change(&mut task);
+        let task_id = task.task_id.clone();
+        instance.task = Some(task);
+        view.instances
+            .entry(app.id.clone())
+            .or_default()
+            .insert(instance.uuid, Arc::new(instance));
+        task_id
+    }
+
+    #[test]
+    fn the_registry_holds_running_healthy_instances_only() {
+        let mut view = View::default();
+        let checked = app("/checked", true);
+        let unchecked = app("/unchecked", false);
+        view.apps
+            .insert(checked.id.clone(), Arc::new(checked.clone()));
+        view.apps
+            .insert(unchecked.id.clone(), Arc::new(unchecked.clone()));
+        let healthy = add(&mut view, &checked, |t| t.healthy = Some(true));
+        add(&mut view, &checked, |t| t.healthy = Some(false));
+        add(&mut view, &checked, |t| t.healthy = None);
+        add(&mut view, &checked, |t| {
+            t.healthy = Some(true);
+            t.draining_since = Some(Timestamp::from_millis(2_000));
+        });
+        add(&mut view, &checked, |t| {
+            t.healthy = Some(true);
+            t.kill_requested_at = Some(Timestamp::from_millis(2_000));
+        });
+        add(&mut view, &checked, |t| {
+            t.healthy = Some(true);
+            t.condition = Condition::Staging;
+        });
+        let no_checks = add(&mut view, &unchecked, |_| {});
+
+        let services = view.services();
+        let ids: Vec<&str> = services.iter().map(|s| s.task_id.as_str()).collect();
+        assert_eq!(ids, [healthy.as_str(), no_checks.as_str()]);
+        let entry = &services[0];
+        assert_eq!(
+            entry.path(),
+            format!("/services/checked/{}/{healthy}", entry.version)
+        );
+        assert_eq!(
+            entry.json(),
+            serde_json::json!({"host": "10.0.0.1", "ports": [31_000], "healthy": true})
+        );
+    }
+}
