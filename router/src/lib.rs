@@ -89,6 +89,8 @@ pub struct Config {
     pub load_max_age: Duration,
     /// Whether the autoscaling and sleep rules act.
     pub autoscale: bool,
+    /// Threads serving requests, each with its own runtime.
+    pub workers: usize,
 }
 
 impl Config {
@@ -109,6 +111,7 @@ impl Config {
             load_interval: Duration::from_secs(2),
             load_max_age: Duration::from_secs(30),
             autoscale: true,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -160,6 +163,9 @@ pub struct Shared {
     pub marathon: sync::Marathon,
     /// Scaling decisions, for `/_router/autoscale`.
     pub decisions: scale::DecisionLog,
+    /// The runtime of background work (following Marathon, scaling), which
+    /// outlives the serving threads' runtimes.
+    background: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -171,6 +177,7 @@ impl Shared {
             config,
             marathon,
             decisions: scale::DecisionLog::default(),
+            background: tokio::runtime::Handle::current(),
         }
     }
 
@@ -195,6 +202,9 @@ pub enum Error {
     /// The client for Marathon could not be set up.
     #[error("cannot set up the Marathon client")]
     Marathon(#[from] sync::Error),
+    /// The serving threads could not be started.
+    #[error("cannot start the serving threads")]
+    Workers(#[source] std::io::Error),
 }
 
 /// Runs the router on `listener` until `shutdown` completes: follows
@@ -218,10 +228,10 @@ pub async fn serve(
         tokio::spawn(load::run(shared.clone(), marathon.clone(), stop.clone())),
         tokio::spawn(scale::run(shared.clone(), marathon, stop.clone())),
     ];
-    proxy::run(listener, shared, shutdown).await;
+    let served = proxy::run(listener, shared, shutdown).await;
     stop.cancel();
     for task in background {
         let _ = task.await;
     }
-    Ok(())
+    served
 }

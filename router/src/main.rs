@@ -66,6 +66,9 @@ struct Flags {
     /// Act on apps' autoscaling and sleep labels (`false`: only report).
     #[arg(long, env = "BATON_ROUTER_AUTOSCALE", default_value_t = true, action = clap::ArgAction::Set)]
     autoscale: bool,
+    /// Threads serving requests (default: one per CPU).
+    #[arg(long, env = "BATON_ROUTER_WORKERS")]
+    workers: Option<usize>,
 }
 
 impl Flags {
@@ -88,6 +91,10 @@ impl Flags {
         config.load_interval = self.load_interval;
         config.load_max_age = self.load_max_age;
         config.autoscale = self.autoscale;
+        if let Some(workers) = self.workers {
+            anyhow::ensure!(workers > 0, "--workers: at least 1");
+            config.workers = workers;
+        }
         Ok(config)
     }
 }

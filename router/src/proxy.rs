@@ -121,7 +121,53 @@ fn client(config: &crate::Config) -> UpstreamClient {
 }
 
 /// Serves `listener` until `shutdown`, then drains open connections.
+///
+/// Requests are served by `config.workers` threads, each with its own
+/// single-threaded runtime and its own upstream pool, all accepting from
+/// the one listener (as nginx's worker processes do). A request then stays
+/// on one thread from accept to response: no hand-offs between threads,
+/// no locks shared between them on the hot path.
 pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::Error> {
+    let listener = listener.into_std().map_err(crate::Error::Workers)?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let workers = shared.config.workers.max(1);
+    for index in 0..workers {
+        let listener = listener.try_clone().map_err(crate::Error::Workers)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(crate::Error::Workers)?;
+        let (shared, stop, done) = (shared.clone(), stop.clone(), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("router-worker-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve_connections(listener, shared, stop.cancelled()).await,
+                        Err(e) => warn!(error = %e, "a worker cannot watch the listener"),
+                    }
+                });
+                drop(done);
+            })
+            .map_err(crate::Error::Workers)?;
+    }
+    drop(done_tx);
+    drop(listener);
+    shutdown.await;
+    stop.cancel();
+    // Every worker holds a sender until its connections are drained.
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+/// One worker: accepts from `listener` and serves each connection on this
+/// thread until `shutdown`, then drains.
+async fn serve_connections(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,

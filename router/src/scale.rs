@@ -383,8 +383,15 @@ pub(crate) fn wake(shared: &Arc<Shared>, marathon: &Marathon, route: &Arc<Route>
         state.waking_since_ms = Some(shared.clock.now_ms());
     }
     route.runtime.stats.wakes.fetch_add(1, Relaxed);
-    let (shared, marathon, route) = (shared.clone(), marathon.clone(), route.clone());
-    tokio::spawn(async move {
+    let (background, shared, marathon, route) = (
+        shared.background.clone(),
+        shared.clone(),
+        marathon.clone(),
+        route.clone(),
+    );
+    // On the background runtime: Marathon's client pools its connections
+    // there, and a serving thread's runtime ends first at shutdown.
+    background.spawn(async move {
         let body = json!({ "instances": to, "labels": wake_labels(&route.labels) });
         if !apply(
             &shared,
