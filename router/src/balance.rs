@@ -189,11 +189,12 @@ impl Drop for InFlight {
 pub struct Upstream {
     /// The Mesos task id.
     pub task_id: String,
-    /// `host:port` (IPv6 hosts bracketed): where requests go.
-    pub authority: String,
-    /// The same, parsed once (not per request); `None` if it does not
-    /// parse as a URI authority.
-    pub uri_authority: Option<hyper::http::uri::Authority>,
+    /// `host:port` (IPv6 hosts bracketed): where requests go, and the key
+    /// of its pooled connections.
+    pub authority: Arc<str>,
+    /// The same as a `Host` header, for requests that came without one;
+    /// `None` if it is not a valid header value.
+    pub host_header: Option<hyper::header::HeaderValue>,
     /// The cookie value that pins a client here: a hash of the task id,
     /// so the cookie does not reveal it.
     pub sticky_key: String,
@@ -212,8 +213,8 @@ impl Upstream {
         };
         Upstream {
             task_id: task_id.to_string(),
-            uri_authority: authority.parse().ok(),
-            authority,
+            host_header: hyper::header::HeaderValue::from_str(&authority).ok(),
+            authority: authority.into(),
             sticky_key: sticky_key(task_id),
             state: state.unwrap_or_default(),
         }
@@ -585,7 +586,7 @@ mod tests {
 
     #[test]
     fn ipv6_authority_is_bracketed() {
-        assert_eq!(Upstream::new("t", "::1", 80, None).authority, "[::1]:80");
-        assert_eq!(Upstream::new("t", "host", 80, None).authority, "host:80");
+        assert_eq!(&*Upstream::new("t", "::1", 80, None).authority, "[::1]:80");
+        assert_eq!(&*Upstream::new("t", "host", 80, None).authority, "host:80");
     }
 }

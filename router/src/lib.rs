@@ -17,10 +17,12 @@
 //! - [`sync`]: I/O towards Marathon. `GET /v2/apps?embed=apps.tasks` on
 //!   every (re)connect and periodically, and the `/v2/events` stream whose
 //!   events trigger per-app re-reads.
-//! - [`proxy`]: the hyper server and the pooled hyper-util client: admin
-//!   endpoints under `/_router/`, deny lists, forwarding, bodies that can
-//!   be replayed, one retry on another instance, passive health, counted
-//!   responses, and requests held while a sleeping app wakes.
+//! - [`proxy`]: the hyper server, one single-threaded runtime per CPU:
+//!   admin endpoints under `/_router/`, deny lists, forwarding, bodies
+//!   that can be replayed, one retry on another instance, passive health,
+//!   counted responses, and requests held while a sleeping app wakes.
+//! - [`pool`]: keep-alive connections to instances, one pool per serving
+//!   thread; tells a request that never went out from one that failed.
 //! - [`access`]: pure. CIDR deny lists, router-wide (`--deny`) and per app
 //!   (`BATON_DENY`).
 //! - [`load`]: load-aware weights: reads Baton's `/v2/tasks/load` (what
@@ -40,6 +42,7 @@
 pub mod access;
 pub mod balance;
 pub mod load;
+pub mod pool;
 pub mod proxy;
 pub mod scale;
 pub mod stats;

@@ -1,6 +1,6 @@
 //! The gateway itself: an HTTP/1.1 server (hyper) that looks each request
 //! up in the current routing table and forwards it over pooled upstream
-//! connections (hyper-util's client), plus the router's own endpoints under
+//! connections ([`crate::pool`]), plus the router's own endpoints under
 //! [`ADMIN_PREFIX`].
 //!
 //! One request, in order:
@@ -44,15 +44,14 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::Shared;
 use crate::balance::{self, InFlight};
+use crate::pool::{self, Lease, Pool};
 use crate::sync::error_chain;
 use crate::table::{AppRuntime, Route, normalize_host};
 use crate::{scale, stats};
@@ -66,59 +65,40 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle pooled upstream connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How often a serving thread closes expired pooled connections and those
+/// to instances that left the table.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
+
 /// Why a proxied request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No connection could be made (the request was not sent).
-    #[error("cannot connect to {upstream}")]
-    Connect {
-        upstream: String,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
-    /// The exchange failed after connecting.
-    #[error("request to {upstream} failed")]
-    Upstream {
-        upstream: String,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
+    /// Connecting or exchanging with the instance failed.
+    #[error(transparent)]
+    Upstream(#[from] pool::Error),
     /// No response head in time.
     #[error("{upstream} did not answer within {timeout:?}")]
-    Timeout { upstream: String, timeout: Duration },
+    Timeout {
+        upstream: Arc<str>,
+        timeout: Duration,
+    },
     /// The client's body could not be read.
     #[error("cannot read the request body")]
     RequestBody(#[source] hyper::Error),
-    /// The upstream URI could not be formed.
-    #[error("cannot form the upstream URI {0}")]
-    Uri(String),
 }
 
 impl Error {
     /// The status the client gets.
     fn status(&self) -> StatusCode {
         match self {
-            Error::Connect { .. } | Error::Upstream { .. } | Error::Uri(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Error::Upstream(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::RequestBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
 
-/// The pooled client towards instances.
-type UpstreamClient = Client<HttpConnector, UpstreamBody>;
-
-fn client(config: &crate::Config) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .build(connector)
-}
+/// A serving thread's connections to instances.
+type UpstreamPool = Arc<Pool<UpstreamBody>>;
 
 /// Serves `listener` until `shutdown`, then drains open connections.
 ///
@@ -172,7 +152,9 @@ async fn serve_connections(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = client(&shared.config);
+    let pool: UpstreamPool = Pool::new(shared.config.connect_timeout, POOL_IDLE_TIMEOUT);
+    let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -185,9 +167,9 @@ async fn serve_connections(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
-                    let client = client.clone();
+                    let pool = pool.clone();
                     let service = service_fn(move |req| {
-                        handle(shared.clone(), client.clone(), peer, req)
+                        handle(shared.clone(), pool.clone(), peer, req)
                     });
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
@@ -202,6 +184,12 @@ async fn serve_connections(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            _ = sweep.tick() => {
+                let table = shared.table();
+                pool.sweep(|authority| table.routes().any(|route| {
+                    route.upstreams.iter().any(|u| &*u.authority == authority)
+                }));
+            }
             () = &mut shutdown => break,
         }
     }
@@ -224,7 +212,7 @@ async fn serve_connections(
 
 async fn handle(
     shared: Arc<Shared>,
-    client: UpstreamClient,
+    pool: UpstreamPool,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
@@ -276,7 +264,7 @@ async fn handle(
         path = %path,
         app = %route.app_id,
     );
-    Ok(forward(&shared, &client, route, req, peer)
+    Ok(forward(&shared, &pool, route, req, peer)
         .instrument(span)
         .await)
 }
@@ -285,7 +273,7 @@ async fn handle(
 /// sleeping app wakes.
 async fn forward(
     shared: &Arc<Shared>,
-    client: &UpstreamClient,
+    pool: &UpstreamPool,
     mut route: Arc<Route>,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -313,7 +301,7 @@ async fn forward(
     };
     let request = Outgoing::new(&parts, peer, body);
 
-    let mut failure = match attempts(shared, client, &route, &request, start).await {
+    let mut failure = match attempts(shared, pool, &route, &request, start).await {
         Ok(response) => return response,
         Err(failure) => failure,
     };
@@ -326,7 +314,7 @@ async fn forward(
         match wait_for_instance(shared, &route.app_id, timeout).await {
             Some(woken) => {
                 route = woken;
-                failure = match attempts(shared, client, &route, &request, start).await {
+                failure = match attempts(shared, pool, &route, &request, start).await {
                     Ok(response) => return response,
                     Err(failure) => failure,
                 };
@@ -404,7 +392,7 @@ impl<'a> Outgoing<'a> {
 /// failure that allows it. `Err(None)`: no instance to try at all.
 async fn attempts(
     shared: &Shared,
-    client: &UpstreamClient,
+    pool: &UpstreamPool,
     route: &Arc<Route>,
     request: &Outgoing<'_>,
     start: Instant,
@@ -425,57 +413,55 @@ async fn attempts(
     ) {
         let upstream = &route.upstreams[pick.index];
         let in_flight = upstream.state.begin();
-        let mut uri_parts = hyper::http::uri::Parts::default();
-        uri_parts.scheme = Some(hyper::http::uri::Scheme::HTTP);
-        uri_parts.authority = upstream.uri_authority.clone();
-        uri_parts.path_and_query = Some(request.path_and_query.clone());
-        let uri = match Uri::from_parts(uri_parts) {
-            Ok(uri) if upstream.uri_authority.is_some() => uri,
-            _ => {
-                failure = Some(Error::Uri(upstream.authority.clone()));
-                break;
-            }
-        };
         let mut outgoing = Request::new(request.body.attempt(runtime));
         *outgoing.method_mut() = request.parts.method.clone();
-        *outgoing.uri_mut() = uri;
+        // Origin form: the instance is the server, not a proxy.
+        *outgoing.uri_mut() = Uri::from(request.path_and_query.clone());
         *outgoing.version_mut() = Version::HTTP_11;
         let first = request
             .headers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        *outgoing.headers_mut() = first.unwrap_or_else(|| {
+        let headers = outgoing.headers_mut();
+        *headers = first.unwrap_or_else(|| {
             upstream_headers(&request.parts.headers, &request.parts.uri, request.peer)
         });
+        if !headers.contains_key(header::HOST)
+            && let Some(host) = &upstream.host_header
+        {
+            headers.insert(header::HOST, host.clone());
+        }
 
         let timeout = shared.config.upstream_timeout;
-        let error = match tokio::time::timeout(timeout, client.request(outgoing)).await {
-            Ok(Ok(response)) => {
-                upstream.state.record_success();
-                let cookie = (route.sticky && !pick.sticky_hit)
-                    .then(|| balance::set_cookie(upstream, route.cookie_path()));
-                return Ok(respond(response, runtime.clone(), in_flight, start, cookie));
-            }
-            Ok(Err(source)) if source.is_connect() => Error::Connect {
-                upstream: upstream.authority.clone(),
-                source,
-            },
-            Ok(Err(source)) => Error::Upstream {
-                upstream: upstream.authority.clone(),
-                source,
-            },
-            Err(_) => Error::Timeout {
-                upstream: upstream.authority.clone(),
-                timeout,
-            },
-        };
+        let error =
+            match tokio::time::timeout(timeout, pool.send(&upstream.authority, outgoing)).await {
+                Ok(Ok((response, lease))) => {
+                    upstream.state.record_success();
+                    let cookie = (route.sticky && !pick.sticky_hit)
+                        .then(|| balance::set_cookie(upstream, route.cookie_path()));
+                    let finish = Finish {
+                        runtime: runtime.clone(),
+                        start,
+                        bytes: 0,
+                        _in_flight: in_flight,
+                        lease: Some(lease),
+                        complete: false,
+                    };
+                    return Ok(respond(response, finish, cookie));
+                }
+                Ok(Err(source)) => Error::Upstream(source),
+                Err(_) => Error::Timeout {
+                    upstream: upstream.authority.clone(),
+                    timeout,
+                },
+            };
         drop(in_flight);
         app_stats.upstream_failures.fetch_add(1, Relaxed);
         let ejected = upstream
             .state
             .record_failure(shared.clock.now_ms(), &ejection);
-        let unsent = matches!(error, Error::Connect { .. });
+        let unsent = matches!(&error, Error::Upstream(e) if e.unsent());
         let retry = tried.is_empty()
             && !matches!(error, Error::Timeout { .. })
             && (unsent || request.idempotent)
@@ -548,23 +534,15 @@ fn still_starting(app_id: &str, headers: &HeaderMap) -> Response<ClientBody> {
 /// The upstream's response on its way to the client.
 fn respond(
     response: Response<Incoming>,
-    runtime: Arc<AppRuntime>,
-    in_flight: InFlight,
-    start: Instant,
+    finish: Finish,
     cookie: Option<String>,
 ) -> Response<ClientBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    runtime.stats.status(parts.status.as_u16());
+    finish.runtime.stats.status(parts.status.as_u16());
     if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         parts.headers.append(header::SET_COOKIE, cookie);
     }
-    let finish = Finish {
-        runtime,
-        start,
-        bytes: 0,
-        _in_flight: in_flight,
-    };
     Response::from_parts(
         parts,
         ClientBody::Proxied {
@@ -768,13 +746,17 @@ impl Body for UpstreamBody {
 }
 
 /// Records a proxied request's end: bytes sent, latency, and the end of
-/// its outstanding count at the instance. Runs when the response body
-/// ends, fails, or is dropped (client gone).
+/// its outstanding count at the instance; gives the connection back to
+/// the pool if the response body was read to its end. Runs when the
+/// response body ends, fails, or is dropped (client gone).
 pub(crate) struct Finish {
     runtime: Arc<AppRuntime>,
     start: Instant,
     bytes: u64,
     _in_flight: InFlight,
+    lease: Option<Lease<UpstreamBody>>,
+    /// The body ended cleanly: the connection can serve another request.
+    complete: bool,
 }
 
 impl Drop for Finish {
@@ -782,6 +764,11 @@ impl Drop for Finish {
         let stats = &self.runtime.stats;
         stats.bytes_out.fetch_add(self.bytes, Relaxed);
         stats.latency.observe(self.start.elapsed());
+        if self.complete
+            && let Some(lease) = self.lease.take()
+        {
+            lease.release();
+        }
     }
 }
 
@@ -794,6 +781,21 @@ pub(crate) enum ClientBody {
         inner: Incoming,
         finish: Option<Finish>,
     },
+}
+
+/// A response body the server never needed to read (a `HEAD` answer, an
+/// empty body) still leaves its connection reusable.
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        if let ClientBody::Proxied {
+            inner,
+            finish: Some(finish),
+        } = self
+            && inner.is_end_stream()
+        {
+            finish.complete = true;
+        }
+    }
 }
 
 impl Body for ClientBody {
@@ -814,7 +816,12 @@ impl Body for ClientBody {
                             f.bytes += data.len() as u64;
                         }
                     }
-                    Poll::Ready(_) => drop(finish.take()),
+                    Poll::Ready(end) => {
+                        if let (None, Some(f)) = (end, finish.as_mut()) {
+                            f.complete = true;
+                        }
+                        drop(finish.take());
+                    }
                     Poll::Pending => {}
                 }
                 polled
@@ -955,6 +962,10 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(Error::Uri("x".into()).status(), StatusCode::BAD_GATEWAY);
+        let refused = Error::Upstream(pool::Error::ConnectTimeout {
+            authority: "x:1".into(),
+            timeout: Duration::from_secs(1),
+        });
+        assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
     }
 }

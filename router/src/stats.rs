@@ -274,7 +274,7 @@ pub fn stats_json(global: &GlobalStats, table: &Table, now_ms: u64) -> Value {
                 .map(|u| {
                     let mut v = u.state.to_json(now_ms);
                     v["taskId"] = json!(u.task_id);
-                    v["address"] = json!(u.authority);
+                    v["address"] = json!(&*u.authority);
                     v
                 })
                 .collect();

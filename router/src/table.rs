@@ -137,7 +137,7 @@ impl Route {
             "upstreams": self.upstreams.iter().map(|u| {
                 let mut v = u.state.to_json(now_ms);
                 v["taskId"] = json!(u.task_id);
-                v["address"] = json!(u.authority);
+                v["address"] = json!(&*u.authority);
                 v["stickyKey"] = json!(u.sticky_key);
                 v
             }).collect::<Vec<_>>(),
@@ -448,7 +448,7 @@ mod tests {
         );
         let route = parse_app(&a, None).unwrap();
         assert_eq!(ids(&route), ["web.a", "web.b"], "ordered by task id");
-        assert_eq!(route.upstreams[0].authority, "127.0.0.2:31000");
+        assert_eq!(&*route.upstreams[0].authority, "127.0.0.2:31000");
         assert_eq!(
             route.excluded,
             [
