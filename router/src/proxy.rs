@@ -100,6 +100,24 @@ impl Error {
 /// A serving thread's connections to instances.
 type UpstreamPool = Arc<Pool<UpstreamBody>>;
 
+/// The client at the other end of a connection, with its address as the
+/// `X-Forwarded-For` value, formatted once per connection.
+#[derive(Debug, Clone)]
+struct Peer {
+    addr: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            forwarded_for: HeaderValue::from_str(&addr.ip().to_string())
+                .expect("an IP address is a valid header value"),
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown`, then drains open connections.
 ///
 /// Requests are served by `config.workers` threads, each with its own
@@ -168,8 +186,9 @@ async fn serve_connections(
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     let pool = pool.clone();
+                    let client = Peer::new(peer);
                     let service = service_fn(move |req| {
-                        handle(shared.clone(), pool.clone(), peer, req)
+                        handle(shared.clone(), pool.clone(), client.clone(), req)
                     });
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
@@ -213,11 +232,11 @@ async fn serve_connections(
 async fn handle(
     shared: Arc<Shared>,
     pool: UpstreamPool,
-    peer: SocketAddr,
+    peer: Peer,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let path = req.uri().path();
-    if shared.config.deny.denies(peer.ip()) {
+    if shared.config.deny.denies(peer.addr.ip()) {
         shared.stats.denied.fetch_add(1, Relaxed);
         return Ok(denied());
     }
@@ -250,7 +269,7 @@ async fn handle(
         ));
     };
     drop(table);
-    if route.deny.denies(peer.ip()) {
+    if route.deny.denies(peer.addr.ip()) {
         route.runtime.stats.denied.fetch_add(1, Relaxed);
         route.runtime.stats.status(StatusCode::FORBIDDEN.as_u16());
         return Ok(denied());
@@ -276,7 +295,7 @@ async fn forward(
     pool: &UpstreamPool,
     mut route: Arc<Route>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Response<ClientBody> {
     let start = Instant::now();
     let runtime = route.runtime.clone();
@@ -299,7 +318,7 @@ async fn forward(
             return finish_local(text(e.status(), "cannot read the request body\n"));
         }
     };
-    let request = Outgoing::new(&parts, peer, body);
+    let request = Outgoing::new(&parts, peer, body, route.sticky);
 
     let mut failure = match attempts(shared, pool, &route, &request, start).await {
         Ok(response) => return response,
@@ -345,8 +364,9 @@ async fn forward(
 /// What goes to an instance, prepared once for every attempt.
 struct Outgoing<'a> {
     parts: &'a hyper::http::request::Parts,
-    peer: SocketAddr,
+    peer: Peer,
     body: RequestBody,
+    /// The client's sticky cookies (read only for sticky apps).
     sticky: Vec<&'a str>,
     /// The upstream headers, built once and moved into the first attempt
     /// (a retry, which is rare, builds them again).
@@ -357,19 +377,28 @@ struct Outgoing<'a> {
 }
 
 impl<'a> Outgoing<'a> {
-    fn new(parts: &'a hyper::http::request::Parts, peer: SocketAddr, body: RequestBody) -> Self {
-        Outgoing {
-            parts,
-            peer,
-            body,
-            sticky: parts
+    fn new(
+        parts: &'a hyper::http::request::Parts,
+        peer: Peer,
+        body: RequestBody,
+        sticky: bool,
+    ) -> Self {
+        let sticky = match sticky {
+            true => parts
                 .headers
                 .get_all(header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(balance::sticky_cookies)
                 .collect(),
-            headers: Mutex::new(Some(upstream_headers(&parts.headers, &parts.uri, peer))),
+            false => Vec::new(),
+        };
+        Outgoing {
+            headers: Mutex::new(Some(upstream_headers(&parts.headers, &parts.uri, &peer))),
+            parts,
+            peer,
+            body,
+            sticky,
             path_and_query: parts
                 .uri
                 .path_and_query()
@@ -425,7 +454,7 @@ async fn attempts(
             .take();
         let headers = outgoing.headers_mut();
         *headers = first.unwrap_or_else(|| {
-            upstream_headers(&request.parts.headers, &request.parts.uri, request.peer)
+            upstream_headers(&request.parts.headers, &request.parts.uri, &request.peer)
         });
         if !headers.contains_key(header::HOST)
             && let Some(host) = &upstream.host_header
@@ -552,17 +581,22 @@ fn respond(
     )
 }
 
-/// Headers that apply to one connection only (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that apply to one connection only (RFC 9110 §7.6.1); names,
+/// not strings, so that removing them hashes nothing per request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -583,7 +617,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The client's headers as sent upstream: hop-by-hop ones dropped,
 /// `X-Forwarded-*` added, the Host kept (from an absolute URI if need be).
-fn upstream_headers(incoming: &HeaderMap, uri: &Uri, peer: SocketAddr) -> HeaderMap {
+fn upstream_headers(incoming: &HeaderMap, uri: &Uri, peer: &Peer) -> HeaderMap {
     let mut headers = incoming.clone();
     strip_hop_by_hop(&mut headers);
     // The server side already answered it (hyper sends `100 Continue`
@@ -596,19 +630,24 @@ fn upstream_headers(incoming: &HeaderMap, uri: &Uri, peer: SocketAddr) -> Header
     {
         headers.insert(header::HOST, value);
     }
-    let client_ip = peer.ip().to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client_ip}"),
-        _ => client_ip,
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(earlier) if !earlier.trim_ascii().is_empty() => {
+            let mut joined = Vec::with_capacity(earlier.len() + 2 + peer.forwarded_for.len());
+            joined.extend_from_slice(earlier);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer.forwarded_for.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        _ => Some(peer.forwarded_for.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
+    if let Some(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, value);
     }
     if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.entry("x-forwarded-host").or_insert(host);
+        headers.entry(X_FORWARDED_HOST).or_insert(host);
     }
     headers
-        .entry("x-forwarded-proto")
+        .entry(X_FORWARDED_PROTO)
         .or_insert(HeaderValue::from_static("http"));
     headers
 }
@@ -925,8 +964,8 @@ mod tests {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert(header::COOKIE, HeaderValue::from_static("a=b"));
-        let peer: SocketAddr = "127.0.0.9:5555".parse().unwrap();
-        let out = upstream_headers(&h, &"/x".parse().unwrap(), peer);
+        let peer = Peer::new("127.0.0.9:5555".parse().unwrap());
+        let out = upstream_headers(&h, &"/x".parse().unwrap(), &peer);
         for gone in [
             "connection",
             "x-secret",
@@ -945,11 +984,11 @@ mod tests {
 
     #[test]
     fn absolute_form_requests_keep_their_host() {
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let peer = Peer::new("127.0.0.1:1".parse().unwrap());
         let out = upstream_headers(
             &HeaderMap::new(),
             &"http://web.test:8000/x".parse().unwrap(),
-            peer,
+            &peer,
         );
         assert_eq!(out["host"], "web.test:8000");
         assert_eq!(out["x-forwarded-for"], "127.0.0.1");
