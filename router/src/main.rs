@@ -99,6 +99,12 @@ impl Flags {
     }
 }
 
+/// mimalloc: the hot path allocates per request (header maps, bodies,
+/// futures), and the profile showed glibc's malloc at ~10 % of the
+/// router's CPU against ~5 % with mimalloc (one small C file to build).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -47,13 +47,14 @@ use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::Shared;
 use crate::balance::{self, InFlight};
 use crate::pool::{self, Lease, Pool};
 use crate::sync::error_chain;
-use crate::table::{AppRuntime, Route, normalize_host};
+use crate::table::{AppRuntime, Route, Table, normalize_host};
 use crate::{scale, stats};
 
 /// Paths under this prefix are the router's own, on every host.
@@ -99,6 +100,51 @@ impl Error {
 
 /// A serving thread's connections to instances.
 type UpstreamPool = Arc<Pool<UpstreamBody>>;
+
+/// What one serving thread keeps. Cloned per request, its reference
+/// count lives on a cache line no other thread writes.
+#[derive(Debug)]
+struct Worker {
+    shared: Arc<Shared>,
+    pool: UpstreamPool,
+    /// The table as this thread last saw it, renewed when a new one is
+    /// published: a request reads the channel's version, not its lock.
+    table: Mutex<(watch::Receiver<Arc<Table>>, Arc<Table>)>,
+}
+
+/// Where a request goes, per the current table.
+enum Lookup {
+    NotLoaded,
+    Unrouted,
+    Routed(Arc<Route>),
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, pool: UpstreamPool) -> Worker {
+        let mut tables = shared.subscribe();
+        let table = tables.borrow_and_update().clone();
+        Worker {
+            shared,
+            pool,
+            table: Mutex::new((tables, table)),
+        }
+    }
+
+    fn lookup(&self, host: &str, path: &str) -> Lookup {
+        let mut guard = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tables, table) = &mut *guard;
+        if tables.has_changed().unwrap_or(false) {
+            *table = tables.borrow_and_update().clone();
+        }
+        if !table.loaded {
+            return Lookup::NotLoaded;
+        }
+        match table.route(host, path) {
+            Some(route) => Lookup::Routed(route.clone()),
+            None => Lookup::Unrouted,
+        }
+    }
+}
 
 /// The client at the other end of a connection, with its address as the
 /// `X-Forwarded-For` value, formatted once per connection.
@@ -171,6 +217,7 @@ async fn serve_connections(
     shutdown: impl Future<Output = ()>,
 ) {
     let pool: UpstreamPool = Pool::new(shared.config.connect_timeout, POOL_IDLE_TIMEOUT);
+    let worker = Arc::new(Worker::new(shared.clone(), pool.clone()));
     let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let graceful = GracefulShutdown::new();
@@ -184,11 +231,10 @@ async fn serve_connections(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    let pool = pool.clone();
+                    let worker = worker.clone();
                     let client = Peer::new(peer);
                     let service = service_fn(move |req| {
-                        handle(shared.clone(), pool.clone(), client.clone(), req)
+                        handle(worker.clone(), client.clone(), req)
                     });
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
@@ -230,18 +276,18 @@ async fn serve_connections(
 }
 
 async fn handle(
-    shared: Arc<Shared>,
-    pool: UpstreamPool,
+    worker: Arc<Worker>,
     peer: Peer,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
+    let shared = &worker.shared;
     let path = req.uri().path();
     if shared.config.deny.denies(peer.addr.ip()) {
         shared.stats.denied.fetch_add(1, Relaxed);
         return Ok(denied());
     }
     if path == "/_router" || path.starts_with(ADMIN_PREFIX) {
-        return Ok(admin(&shared, &req));
+        return Ok(admin(shared, &req));
     }
     if req.method() == Method::CONNECT {
         return Ok(text(
@@ -256,19 +302,20 @@ async fn handle(
             .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
             .unwrap_or(""),
     );
-    let table = shared.table();
-    if !table.loaded {
-        shared.stats.not_ready.fetch_add(1, Relaxed);
-        return Ok(retry_later("the routing table is not loaded yet\n"));
-    }
-    let Some(route) = table.route(&host, path).cloned() else {
-        shared.stats.unmatched.fetch_add(1, Relaxed);
-        return Ok(text(
-            StatusCode::NOT_FOUND,
-            &format!("no app is routed for {host}{path}\n"),
-        ));
+    let route = match worker.lookup(&host, path) {
+        Lookup::Routed(route) => route,
+        Lookup::NotLoaded => {
+            shared.stats.not_ready.fetch_add(1, Relaxed);
+            return Ok(retry_later("the routing table is not loaded yet\n"));
+        }
+        Lookup::Unrouted => {
+            shared.stats.unmatched.fetch_add(1, Relaxed);
+            return Ok(text(
+                StatusCode::NOT_FOUND,
+                &format!("no app is routed for {host}{path}\n"),
+            ));
+        }
     };
-    drop(table);
     if route.deny.denies(peer.addr.ip()) {
         route.runtime.stats.denied.fetch_add(1, Relaxed);
         route.runtime.stats.status(StatusCode::FORBIDDEN.as_u16());
@@ -283,7 +330,7 @@ async fn handle(
         path = %path,
         app = %route.app_id,
     );
-    Ok(forward(&shared, &pool, route, req, peer)
+    Ok(forward(shared, &worker.pool, route, req, peer)
         .instrument(span)
         .await)
 }
