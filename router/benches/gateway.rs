@@ -15,9 +15,11 @@
 //!   upstreams, access log off).
 //!
 //! `wrk --latency` then loads each in turn with the same parameters, for
-//! several alternating rounds after a warm-up. The table shows requests/s
-//! and the 99th percentile per round, their medians, and router/nginx
-//! ratios against the goal (throughput >= 0.9x nginx, p99 <= 1.2x nginx).
+//! several alternating rounds after a warm-up. The table shows requests/s,
+//! the 99th percentile and each proxy's CPU time per request (user +
+//! system of its processes, from `/proc`) per round, their medians, and
+//! router/nginx ratios against the goal (throughput >= 0.9x nginx, p99 <=
+//! 1.2x nginx).
 //! Every run must be all 2xx: otherwise the bench fails after printing.
 //!
 //! ```sh
@@ -109,14 +111,20 @@ fn main() {
 
     if settings.warmup != "0" {
         // Fills both proxies' upstream pools and wakes their threads.
-        for target in [router.addr, nginx.addr] {
-            run_wrk(&wrk, &settings, &settings.warmup, target);
+        for (target, pid) in [(router.addr, router.pid()), (nginx.addr, nginx.pid())] {
+            run_wrk(&wrk, &settings, &settings.warmup, target, pid);
         }
     }
     let mut rounds: Vec<(Sample, Sample)> = Vec::new();
     for _ in 0..settings.rounds {
-        let r = run_wrk(&wrk, &settings, &settings.duration, router.addr);
-        let n = run_wrk(&wrk, &settings, &settings.duration, nginx.addr);
+        let r = run_wrk(
+            &wrk,
+            &settings,
+            &settings.duration,
+            router.addr,
+            router.pid(),
+        );
+        let n = run_wrk(&wrk, &settings, &settings.duration, nginx.addr, nginx.pid());
         rounds.push((r, n));
     }
     report(&rounds);
@@ -350,6 +358,10 @@ struct Router {
 }
 
 impl Router {
+    fn pid(&self) -> u32 {
+        self._process.child.id()
+    }
+
     fn start(marathon: SocketAddr, dir: &Path) -> Router {
         let addr = free_port();
         let log = dir.join("router.log");
@@ -403,6 +415,11 @@ struct Nginx {
 }
 
 impl Nginx {
+    /// The master's; its workers are found as its children.
+    fn pid(&self) -> u32 {
+        self._process.child.id()
+    }
+
     fn start(upstreams: &[SocketAddr], workers: usize, dir: &Path) -> Nginx {
         let addr = free_port();
         let d = dir.display();
@@ -564,13 +581,23 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     requests_per_sec: f64,
+    /// CPU time (user + system) the proxy's processes spent per request.
+    cpu_us_per_request: f64,
     p99_us: f64,
     non_2xx: u64,
     socket_errors: u64,
 }
 
-/// Runs wrk against `target` for `duration`.
-fn run_wrk(wrk: &Path, settings: &Settings, duration: &str, target: SocketAddr) -> Sample {
+/// Runs wrk against `target` for `duration`, noting the CPU time that the
+/// proxy (process `pid` and its children) used meanwhile.
+fn run_wrk(
+    wrk: &Path,
+    settings: &Settings,
+    duration: &str,
+    target: SocketAddr,
+    pid: u32,
+) -> Sample {
+    let cpu_before = cpu_ticks(pid);
     let mut process = Guard::spawn(
         "wrk",
         Command::new(wrk)
@@ -588,12 +615,50 @@ fn run_wrk(wrk: &Path, settings: &Settings, duration: &str, target: SocketAddr) 
             .expect("reading wrk's output");
     }
     let status = process.child.wait().expect("waiting for wrk");
+    let cpu_ticks_used = cpu_ticks(pid).saturating_sub(cpu_before);
     assert!(status.success(), "wrk failed ({status}):\n{output}");
-    parse_wrk(&output).unwrap_or_else(|e| panic!("cannot read wrk's output ({e}):\n{output}"))
+    let (mut sample, requests) =
+        parse_wrk(&output).unwrap_or_else(|e| panic!("cannot read wrk's output ({e}):\n{output}"));
+    sample.cpu_us_per_request = cpu_ticks_used as f64 * 1e6 / USER_HZ / requests.max(1) as f64;
+    sample
 }
 
-/// Requests/sec, the 99% line and the error lines of `wrk --latency`.
-fn parse_wrk(output: &str) -> Result<Sample, String> {
+/// The unit of `/proc/<pid>/stat`'s times: fixed at 100 by Linux's ABI.
+const USER_HZ: f64 = 100.0;
+
+/// User plus system clock ticks of `pid` and its direct children (nginx's
+/// workers), from `/proc`.
+fn cpu_ticks(pid: u32) -> u64 {
+    // Fields after the parenthesised command name: state is 3rd, ppid
+    // 4th, utime 14th, stime 15th.
+    fn stat(path: &Path) -> Option<(u32, u64)> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+        let ppid = fields.get(1)?.parse().ok()?;
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some((ppid, utime + stime))
+    }
+    let own = stat(&PathBuf::from(format!("/proc/{pid}/stat"))).map_or(0, |(_, t)| t);
+    let children: u64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| stat(&e.path().join("stat")))
+        .filter(|(ppid, _)| *ppid == pid)
+        .map(|(_, ticks)| ticks)
+        .sum();
+    own + children
+}
+
+/// Requests/sec, the 99% line and the error lines of `wrk --latency`, and
+/// the number of requests completed.
+fn parse_wrk(output: &str) -> Result<(Sample, u64), String> {
     let field = |prefix: &str| {
         output
             .lines()
@@ -613,12 +678,23 @@ fn parse_wrk(output: &str) -> Result<Sample, String> {
             .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum()
     });
-    Ok(Sample {
+    // "  240386 requests in 10.00s, 51.12MB read"
+    let requests = output
+        .lines()
+        .find_map(|line| {
+            let (count, rest) = line.trim().split_once(' ')?;
+            rest.starts_with("requests in")
+                .then(|| count.parse().ok())?
+        })
+        .ok_or("no \"N requests in\" line")?;
+    let sample = Sample {
         requests_per_sec,
+        cpu_us_per_request: 0.0,
         p99_us,
         non_2xx,
         socket_errors,
-    })
+    };
+    Ok((sample, requests))
 }
 
 /// wrk's time format (`812.00us`, `1.53ms`, `2.01s`, `1.00m`) in µs.
@@ -657,33 +733,46 @@ fn report(rounds: &[(Sample, Sample)]) {
         (0, 0) => String::new(),
         (n, e) => format!("  ({n} non-2xx, {e} socket errors)"),
     };
+    let us = |v: f64| format!("{v:.1} us");
     println!(
-        "{:<8}{:>14}{:>12}{:>14}{:>12}",
-        "round", "router req/s", "router p99", "nginx req/s", "nginx p99"
+        "{:<8}{:>14}{:>12}{:>12}{:>14}{:>12}{:>12}",
+        "round",
+        "router req/s",
+        "router p99",
+        "router CPU",
+        "nginx req/s",
+        "nginx p99",
+        "nginx CPU"
     );
     for (i, (r, n)) in rounds.iter().enumerate() {
         println!(
-            "{:<8}{:>14.0}{:>12}{:>14.0}{:>12}{}{}",
+            "{:<8}{:>14.0}{:>12}{:>12}{:>14.0}{:>12}{:>12}{}{}",
             i + 1,
             r.requests_per_sec,
             ms(r.p99_us),
+            us(r.cpu_us_per_request),
             n.requests_per_sec,
             ms(n.p99_us),
+            us(n.cpu_us_per_request),
             errors(r).replace("  (", "  (router: "),
             errors(n).replace("  (", "  (nginx: "),
         );
     }
     let router_rps = median(rounds.iter().map(|(r, _)| r.requests_per_sec));
     let router_p99 = median(rounds.iter().map(|(r, _)| r.p99_us));
+    let router_cpu = median(rounds.iter().map(|(r, _)| r.cpu_us_per_request));
     let nginx_rps = median(rounds.iter().map(|(_, n)| n.requests_per_sec));
     let nginx_p99 = median(rounds.iter().map(|(_, n)| n.p99_us));
+    let nginx_cpu = median(rounds.iter().map(|(_, n)| n.cpu_us_per_request));
     println!(
-        "{:<8}{:>14.0}{:>12}{:>14.0}{:>12}",
+        "{:<8}{:>14.0}{:>12}{:>12}{:>14.0}{:>12}{:>12}",
         "median",
         router_rps,
         ms(router_p99),
+        us(router_cpu),
         nginx_rps,
-        ms(nginx_p99)
+        ms(nginx_p99),
+        us(nginx_cpu)
     );
     let throughput = router_rps / nginx_rps;
     let p99 = router_p99 / nginx_p99;
@@ -696,5 +785,12 @@ fn report(rounds: &[(Sample, Sample)]) {
     println!(
         "router/nginx p99:        {p99:.2}x  (goal <= 1.20x: {})",
         verdict(p99 <= 1.2)
+    );
+    // The proxies share the CPUs with wrk and the upstreams, so their CPU
+    // cost per request is what sets the throughput ratio, and it varies
+    // less between runs than requests/s on a shared machine.
+    println!(
+        "router/nginx CPU per request: {:.2}x  (proxy processes' user + system time / requests)",
+        router_cpu / nginx_cpu
     );
 }
