@@ -21,8 +21,11 @@
 //!   admin endpoints under `/_router/`, deny lists, forwarding, bodies
 //!   that can be replayed, one retry on another instance, passive health,
 //!   counted responses, and requests held while a sleeping app wakes.
-//! - [`pool`]: keep-alive connections to instances, one pool per serving
-//!   thread; tells a request that never went out from one that failed.
+//! - [`pool`]: HTTP/1.1 towards instances, run in the request's own task
+//!   (head out in one write, response head parsed with `httparse`, body
+//!   read as the client takes it), over keep-alive connections pooled per
+//!   serving thread; tells a request that never went out from one that
+//!   failed.
 //! - [`access`]: pure. CIDR deny lists, router-wide (`--deny`) and per app
 //!   (`BATON_DENY`).
 //! - [`load`]: load-aware weights: reads Baton's `/v2/tasks/load` (what

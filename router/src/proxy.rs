@@ -43,7 +43,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -52,7 +52,7 @@ use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::Shared;
 use crate::balance::{self, InFlight};
-use crate::pool::{self, Lease, Pool};
+use crate::pool::{self, Pool};
 use crate::sync::error_chain;
 use crate::table::{AppRuntime, Route, Table, normalize_host};
 use crate::{scale, stats};
@@ -99,7 +99,7 @@ impl Error {
 }
 
 /// A serving thread's connections to instances.
-type UpstreamPool = Arc<Pool<UpstreamBody>>;
+type UpstreamPool = Arc<Pool>;
 
 /// What one serving thread keeps. Cloned per request, its reference
 /// count lives on a cache line no other thread writes.
@@ -365,7 +365,7 @@ async fn forward(
             return finish_local(text(e.status(), "cannot read the request body\n"));
         }
     };
-    let request = Outgoing::new(&parts, peer, body, route.sticky);
+    let request = Outgoing::new(&parts, &peer, body, route.sticky);
 
     let mut failure = match attempts(shared, pool, &route, &request, start).await {
         Ok(response) => return response,
@@ -411,22 +411,22 @@ async fn forward(
 /// What goes to an instance, prepared once for every attempt.
 struct Outgoing<'a> {
     parts: &'a hyper::http::request::Parts,
-    peer: Peer,
     body: RequestBody,
     /// The client's sticky cookies (read only for sticky apps).
     sticky: Vec<&'a str>,
-    /// The upstream headers, built once and moved into the first attempt
-    /// (a retry, which is rare, builds them again).
-    headers: Mutex<Option<HeaderMap>>,
-    /// `path?query` as the upstream URI takes it.
-    path_and_query: hyper::http::uri::PathAndQuery,
+    /// The request line and headers as the instance gets them, without
+    /// framing headers and the final blank line.
+    head: Vec<u8>,
+    /// Whether the client sent a `Host` (else each attempt names the
+    /// instance's address).
+    has_host: bool,
     idempotent: bool,
 }
 
 impl<'a> Outgoing<'a> {
     fn new(
         parts: &'a hyper::http::request::Parts,
-        peer: Peer,
+        peer: &Peer,
         body: RequestBody,
         sticky: bool,
     ) -> Self {
@@ -440,17 +440,13 @@ impl<'a> Outgoing<'a> {
                 .collect(),
             false => Vec::new(),
         };
+        let head = upstream_head(parts, peer);
         Outgoing {
-            headers: Mutex::new(Some(upstream_headers(&parts.headers, &parts.uri, &peer))),
+            has_host: parts.headers.contains_key(header::HOST) || parts.uri.authority().is_some(),
+            head,
             parts,
-            peer,
             body,
             sticky,
-            path_and_query: parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
             idempotent: matches!(
                 parts.method,
                 Method::GET
@@ -489,30 +485,30 @@ async fn attempts(
     ) {
         let upstream = &route.upstreams[pick.index];
         let in_flight = upstream.state.begin();
-        let mut outgoing = Request::new(request.body.attempt(runtime));
-        *outgoing.method_mut() = request.parts.method.clone();
-        // Origin form: the instance is the server, not a proxy.
-        *outgoing.uri_mut() = Uri::from(request.path_and_query.clone());
-        *outgoing.version_mut() = Version::HTTP_11;
-        let first = request
-            .headers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let headers = outgoing.headers_mut();
-        *headers = first.unwrap_or_else(|| {
-            upstream_headers(&request.parts.headers, &request.parts.uri, &request.peer)
-        });
-        if !headers.contains_key(header::HOST)
-            && let Some(host) = &upstream.host_header
-        {
-            headers.insert(header::HOST, host.clone());
-        }
+        let with_host;
+        let head: &[u8] = match (&upstream.host_header, request.has_host) {
+            (Some(host), false) => {
+                let mut head = request.head.clone();
+                push_header(&mut head, &header::HOST, host);
+                with_host = head;
+                &with_host
+            }
+            _ => &request.head,
+        };
+        let outgoing = pool::Outgoing {
+            head,
+            head_method: request.parts.method == Method::HEAD,
+            announce_empty: matches!(
+                request.parts.method,
+                Method::POST | Method::PUT | Method::PATCH
+            ),
+            body: request.body.attempt(runtime),
+        };
 
         let timeout = shared.config.upstream_timeout;
         let error =
             match tokio::time::timeout(timeout, pool.send(&upstream.authority, outgoing)).await {
-                Ok(Ok((response, lease))) => {
+                Ok(Ok(response)) => {
                     upstream.state.record_success();
                     let cookie = (route.sticky && !pick.sticky_hit)
                         .then(|| balance::set_cookie(upstream, route.cookie_path()));
@@ -521,8 +517,6 @@ async fn attempts(
                         start,
                         bytes: 0,
                         _in_flight: in_flight,
-                        lease: Some(lease),
-                        complete: false,
                     };
                     return Ok(respond(response, finish, cookie));
                 }
@@ -609,7 +603,7 @@ fn still_starting(app_id: &str, headers: &HeaderMap) -> Response<ClientBody> {
 
 /// The upstream's response on its way to the client.
 fn respond(
-    response: Response<Incoming>,
+    response: Response<pool::ResponseBody>,
     finish: Finish,
     cookie: Option<String>,
 ) -> Response<ClientBody> {
@@ -647,14 +641,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    for name in connection_named(headers) {
         headers.remove(name);
     }
     for name in HOP_BY_HOP {
@@ -662,41 +649,90 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's headers as sent upstream: hop-by-hop ones dropped,
-/// `X-Forwarded-*` added, the Host kept (from an absolute URI if need be).
-fn upstream_headers(incoming: &HeaderMap, uri: &Uri, peer: &Peer) -> HeaderMap {
-    let mut headers = incoming.clone();
-    strip_hop_by_hop(&mut headers);
-    // The server side already answered it (hyper sends `100 Continue`
-    // when the body is first read); upstream gets the body outright.
-    headers.remove(header::EXPECT);
-    if !headers.contains_key(header::HOST)
-        && let Some(value) = uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        headers.insert(header::HOST, value);
-    }
-    let forwarded_for = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(earlier) if !earlier.trim_ascii().is_empty() => {
-            let mut joined = Vec::with_capacity(earlier.len() + 2 + peer.forwarded_for.len());
-            joined.extend_from_slice(earlier);
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(peer.forwarded_for.as_bytes());
-            HeaderValue::from_bytes(&joined).ok()
+/// The request line and headers as sent upstream: origin-form target,
+/// hop-by-hop headers (and those `Connection` names) and `Expect`
+/// dropped, the Host kept (from an absolute URI if need be),
+/// `X-Forwarded-For` extended, `X-Forwarded-Host` and `-Proto` added
+/// unless present. Written straight from the client's header map: no
+/// copy of the map per request.
+fn upstream_head(parts: &hyper::http::request::Parts, peer: &Peer) -> Vec<u8> {
+    let incoming = &parts.headers;
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    let named = connection_named(incoming);
+    let mut host = None;
+    for (name, value) in incoming {
+        if HOP_BY_HOP.contains(name)
+            || *name == header::EXPECT
+            // Framing is the pool's to write, for the body it sends.
+            || *name == header::CONTENT_LENGTH
+            || *name == X_FORWARDED_FOR
+            || named.contains(name)
+        {
+            continue;
         }
-        _ => Some(peer.forwarded_for.clone()),
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, value);
+        if *name == header::HOST {
+            host = Some(value);
+        }
+        push_header(&mut head, name, value);
     }
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.entry(X_FORWARDED_HOST).or_insert(host);
+    let authority_host = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if host.is_none()
+        && let Some(value) = &authority_host
+    {
+        push_header(&mut head, &header::HOST, value);
+        host = Some(value);
     }
+    // Every earlier hop's X-Forwarded-For, then this client.
+    head.extend_from_slice(b"x-forwarded-for: ");
+    for earlier in incoming.get_all(X_FORWARDED_FOR) {
+        let earlier = earlier.as_bytes().trim_ascii();
+        if !earlier.is_empty() {
+            head.extend_from_slice(earlier);
+            head.extend_from_slice(b", ");
+        }
+    }
+    head.extend_from_slice(peer.forwarded_for.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    if let Some(host) = host
+        && !incoming.contains_key(X_FORWARDED_HOST)
+    {
+        push_header(&mut head, &X_FORWARDED_HOST, host);
+    }
+    if !incoming.contains_key(X_FORWARDED_PROTO) {
+        head.extend_from_slice(b"x-forwarded-proto: http\r\n");
+    }
+    head
+}
+
+fn push_header(head: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    head.extend_from_slice(name.as_str().as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value.as_bytes());
+    head.extend_from_slice(b"\r\n");
+}
+
+/// The headers a `Connection` header names (hop-by-hop for this message).
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
-        .entry(X_FORWARDED_PROTO)
-        .or_insert(HeaderValue::from_static("http"));
-    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// The client's request body, kept so that an attempt can be repeated.
@@ -832,17 +868,13 @@ impl Body for UpstreamBody {
 }
 
 /// Records a proxied request's end: bytes sent, latency, and the end of
-/// its outstanding count at the instance; gives the connection back to
-/// the pool if the response body was read to its end. Runs when the
-/// response body ends, fails, or is dropped (client gone).
+/// its outstanding count at the instance. Runs when the response body
+/// ends, fails, or is dropped (client gone).
 pub(crate) struct Finish {
     runtime: Arc<AppRuntime>,
     start: Instant,
     bytes: u64,
     _in_flight: InFlight,
-    lease: Option<Lease<UpstreamBody>>,
-    /// The body ended cleanly: the connection can serve another request.
-    complete: bool,
 }
 
 impl Drop for Finish {
@@ -850,11 +882,6 @@ impl Drop for Finish {
         let stats = &self.runtime.stats;
         stats.bytes_out.fetch_add(self.bytes, Relaxed);
         stats.latency.observe(self.start.elapsed());
-        if self.complete
-            && let Some(lease) = self.lease.take()
-        {
-            lease.release();
-        }
     }
 }
 
@@ -864,34 +891,19 @@ pub(crate) enum ClientBody {
     Local(Option<Bytes>),
     /// An instance's, streamed through and counted.
     Proxied {
-        inner: Incoming,
+        inner: pool::ResponseBody,
         finish: Option<Finish>,
     },
 }
 
-/// A response body the server never needed to read (a `HEAD` answer, an
-/// empty body) still leaves its connection reusable.
-impl Drop for ClientBody {
-    fn drop(&mut self) {
-        if let ClientBody::Proxied {
-            inner,
-            finish: Some(finish),
-        } = self
-            && inner.is_end_stream()
-        {
-            finish.complete = true;
-        }
-    }
-}
-
 impl Body for ClientBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             ClientBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ClientBody::Proxied { inner, finish } => {
@@ -902,12 +914,7 @@ impl Body for ClientBody {
                             f.bytes += data.len() as u64;
                         }
                     }
-                    Poll::Ready(end) => {
-                        if let (None, Some(f)) = (end, finish.as_mut()) {
-                            f.complete = true;
-                        }
-                        drop(finish.take());
-                    }
+                    Poll::Ready(_) => drop(finish.take()),
                     Poll::Pending => {}
                 }
                 polled
@@ -994,6 +1001,30 @@ fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
 mod tests {
     use super::*;
 
+    /// The request line and headers `upstream_head` writes for a GET of
+    /// `uri` with `headers` from `peer`.
+    fn sent_head(uri: &str, headers: HeaderMap, peer: &str) -> (String, HeaderMap) {
+        let mut request = Request::new(());
+        *request.uri_mut() = uri.parse().unwrap();
+        *request.headers_mut() = headers;
+        let (parts, ()) = request.into_parts();
+        let mut head = upstream_head(&parts, &Peer::new(peer.parse().unwrap()));
+        head.extend_from_slice(b"\r\n");
+        let text = String::from_utf8(head.clone()).unwrap();
+        let mut slots = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Request::new(&mut slots);
+        assert!(parsed.parse(&head).unwrap().is_complete(), "{text}");
+        let mut map = HeaderMap::new();
+        for h in parsed.headers.iter() {
+            map.append(
+                HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(h.value).unwrap(),
+            );
+        }
+        let line = text.lines().next().unwrap().to_string();
+        (line, map)
+    }
+
     #[test]
     fn hop_by_hop_headers_are_dropped_and_forwarding_headers_added() {
         let mut h = HeaderMap::new();
@@ -1011,8 +1042,8 @@ mod tests {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert(header::COOKIE, HeaderValue::from_static("a=b"));
-        let peer = Peer::new("127.0.0.9:5555".parse().unwrap());
-        let out = upstream_headers(&h, &"/x".parse().unwrap(), &peer);
+        let (line, out) = sent_head("/x?y=1", h, "127.0.0.9:5555");
+        assert_eq!(line, "GET /x?y=1 HTTP/1.1");
         for gone in [
             "connection",
             "x-secret",
@@ -1031,12 +1062,8 @@ mod tests {
 
     #[test]
     fn absolute_form_requests_keep_their_host() {
-        let peer = Peer::new("127.0.0.1:1".parse().unwrap());
-        let out = upstream_headers(
-            &HeaderMap::new(),
-            &"http://web.test:8000/x".parse().unwrap(),
-            &peer,
-        );
+        let (line, out) = sent_head("http://web.test:8000/x", HeaderMap::new(), "127.0.0.1:1");
+        assert_eq!(line, "GET /x HTTP/1.1", "origin form towards the instance");
         assert_eq!(out["host"], "web.test:8000");
         assert_eq!(out["x-forwarded-for"], "127.0.0.1");
     }

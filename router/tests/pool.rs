@@ -1,16 +1,18 @@
-//! The upstream connection pool against raw loopback servers whose
-//! connection handling each test controls: reuse, connections the instance
-//! closed while idle, abandoned responses, refused connects, and sweeping.
+//! The upstream HTTP/1.1 client and its pool against raw loopback servers
+//! whose bytes each test controls: reuse, connections the instance closed
+//! while idle, abandoned responses, refused connects, sweeping, and the
+//! response framings (length, chunked, until close, none for HEAD, 1xx
+//! answers skipped).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use baton_router::pool::{Error, Pool};
+use baton_router::pool::{Error, Outgoing, Pool, ResponseBody};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode};
+use hyper::{Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -23,9 +25,17 @@ enum AfterResponse {
     Close,
 }
 
-/// A server answering every request with `200 ok` and `body_len` more
-/// bytes; counts the connections it accepted.
+/// A server answering every request with a `Content-Length` response of
+/// `body_len` bytes; counts the connections it accepted.
 async fn server(after: AfterResponse, body_len: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n");
+    let mut response = head.into_bytes();
+    response.extend(std::iter::repeat_n(b'x', body_len));
+    raw_server(after, response).await
+}
+
+/// A server answering every request with `response`, verbatim.
+async fn raw_server(after: AfterResponse, response: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -33,13 +43,13 @@ async fn server(after: AfterResponse, body_len: usize) -> (SocketAddr, Arc<Atomi
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(answer(stream, after, body_len));
+            tokio::spawn(answer(stream, after, response.clone()));
         }
     });
     (addr, accepted)
 }
 
-async fn answer(mut stream: TcpStream, after: AfterResponse, body_len: usize) {
+async fn answer(mut stream: TcpStream, after: AfterResponse, response: Vec<u8>) {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -51,11 +61,7 @@ async fn answer(mut stream: TcpStream, after: AfterResponse, body_len: usize) {
             }
         }
         buffer.clear();
-        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n");
-        let body = vec![b'x'; body_len];
-        if stream.write_all(head.as_bytes()).await.is_err()
-            || stream.write_all(&body).await.is_err()
-        {
+        if stream.write_all(&response).await.is_err() {
             return;
         }
         if let AfterResponse::Close = after {
@@ -64,29 +70,42 @@ async fn answer(mut stream: TcpStream, after: AfterResponse, body_len: usize) {
     }
 }
 
-fn get(addr: SocketAddr) -> Request<Empty<Bytes>> {
-    Request::builder()
-        .uri("/")
-        .header("host", addr.to_string())
-        .body(Empty::new())
-        .unwrap()
+fn pool() -> Arc<Pool> {
+    Pool::new(Duration::from_secs(1), Duration::from_secs(90))
 }
 
-fn pool() -> Arc<Pool<Empty<Bytes>>> {
-    Pool::new(Duration::from_secs(1), Duration::from_secs(90))
+/// `method /` to `addr` through `pool`.
+async fn send(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    method: &str,
+) -> Result<Response<ResponseBody>, Error> {
+    let authority: Arc<str> = addr.to_string().into();
+    let head = format!("{method} / HTTP/1.1\r\nhost: {addr}\r\n");
+    pool.send(
+        &authority,
+        Outgoing {
+            head: head.as_bytes(),
+            head_method: method == "HEAD",
+            announce_empty: false,
+            body: Empty::<Bytes>::new(),
+        },
+    )
+    .await
+}
+
+async fn body_of(response: Response<ResponseBody>) -> Bytes {
+    response.into_body().collect().await.unwrap().to_bytes()
 }
 
 #[tokio::test]
 async fn sequential_requests_share_one_connection() {
     let (addr, accepted) = server(AfterResponse::KeepAlive, 2).await;
     let pool = pool();
-    let authority: Arc<str> = addr.to_string().into();
     for _ in 0..20 {
-        let (response, lease) = pool.send(&authority, get(addr)).await.unwrap();
+        let response = send(&pool, addr, "GET").await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"xx");
-        lease.release();
+        assert_eq!(&body_of(response).await[..], b"xx");
         assert_eq!(pool.idle_count(), 1);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -96,14 +115,26 @@ async fn sequential_requests_share_one_connection() {
 async fn regression_a_connection_the_instance_closed_while_idle_is_not_a_failure() {
     let (addr, accepted) = server(AfterResponse::Close, 2).await;
     let pool = pool();
-    let authority: Arc<str> = addr.to_string().into();
     for i in 0..20 {
-        let (response, lease) = pool
-            .send(&authority, get(addr))
+        let response = send(&pool, addr, "GET")
             .await
             .unwrap_or_else(|e| panic!("request {i}: {e:?}"));
-        response.into_body().collect().await.unwrap();
-        lease.release();
+        body_of(response).await;
+        // The instance's close arrives on its own time; once it has, the
+        // idle connection is seen to be unusable (the same check guards
+        // reuse), and the next request is not failed by it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            pool.sweep(|_| true);
+            if pool.idle_count() == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the close was never noticed"
+            );
+            tokio::task::yield_now().await;
+        }
     }
     // Every request needed a fresh connection, and none failed.
     assert_eq!(accepted.load(Ordering::SeqCst), 20);
@@ -113,16 +144,13 @@ async fn regression_a_connection_the_instance_closed_while_idle_is_not_a_failure
 async fn an_abandoned_response_does_not_return_its_connection() {
     let (addr, accepted) = server(AfterResponse::KeepAlive, 256 * 1024).await;
     let pool = pool();
-    let authority: Arc<str> = addr.to_string().into();
-    let (response, lease) = pool.send(&authority, get(addr)).await.unwrap();
+    let response = send(&pool, addr, "GET").await.unwrap();
     // The body is left unread: the connection is not at a request boundary.
     drop(response);
-    drop(lease);
     assert_eq!(pool.idle_count(), 0);
-    let (response, lease) = pool.send(&authority, get(addr)).await.unwrap();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body.len(), 256 * 1024);
-    lease.release();
+    let response = send(&pool, addr, "GET").await.unwrap();
+    assert_eq!(body_of(response).await.len(), 256 * 1024);
+    assert_eq!(pool.idle_count(), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -135,11 +163,10 @@ async fn a_refused_connect_is_reported_as_unsent() {
         .local_addr()
         .unwrap();
     let pool = pool();
-    let authority: Arc<str> = addr.to_string().into();
-    let error = pool.send(&authority, get(addr)).await.unwrap_err();
+    let error = send(&pool, addr, "GET").await.unwrap_err();
     assert!(matches!(error, Error::Connect { .. }), "{error:?}");
     assert!(error.unsent());
-    assert!(error.to_string().contains(&*authority), "{error}");
+    assert!(error.to_string().contains(&addr.to_string()), "{error}");
 }
 
 #[tokio::test]
@@ -148,13 +175,77 @@ async fn a_sweep_closes_connections_to_instances_that_left() {
     let (second, _) = server(AfterResponse::KeepAlive, 2).await;
     let pool = pool();
     for addr in [first, second] {
-        let authority: Arc<str> = addr.to_string().into();
-        let (response, lease) = pool.send(&authority, get(addr)).await.unwrap();
-        response.into_body().collect().await.unwrap();
-        lease.release();
+        body_of(send(&pool, addr, "GET").await.unwrap()).await;
     }
     assert_eq!(pool.idle_count(), 2);
     let kept = first.to_string();
     pool.sweep(|authority| authority == kept);
     assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn a_chunked_response_is_decoded_and_its_connection_reused() {
+    let response = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n"
+        .to_vec();
+    let (addr, accepted) = raw_server(AfterResponse::KeepAlive, response).await;
+    let pool = pool();
+    for _ in 0..3 {
+        let response = send(&pool, addr, "GET").await.unwrap();
+        assert!(response.headers().contains_key("transfer-encoding"));
+        assert_eq!(&body_of(response).await[..], b"hello, world");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_body_delimited_by_close_is_read_to_the_end_and_not_reused() {
+    let response = b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec();
+    let (addr, accepted) = raw_server(AfterResponse::Close, response).await;
+    let pool = pool();
+    for _ in 0..2 {
+        let response = send(&pool, addr, "GET").await.unwrap();
+        assert_eq!(&body_of(response).await[..], b"until the end");
+        assert_eq!(pool.idle_count(), 0);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_head_response_has_no_body_whatever_its_length_says() {
+    let response = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n".to_vec();
+    let (addr, accepted) = raw_server(AfterResponse::KeepAlive, response).await;
+    let pool = pool();
+    for _ in 0..3 {
+        let response = send(&pool, addr, "HEAD").await.unwrap();
+        assert_eq!(response.headers()["content-length"], "1000");
+        assert!(body_of(response).await.is_empty());
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn informational_answers_are_skipped_and_connection_close_is_honoured() {
+    let response = b"HTTP/1.1 100 Continue\r\n\r\n\
+        HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n\
+        HTTP/1.1 201 Created\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+        .to_vec();
+    let (addr, accepted) = raw_server(AfterResponse::KeepAlive, response).await;
+    let pool = pool();
+    for _ in 0..2 {
+        let response = send(&pool, addr, "GET").await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(&body_of(response).await[..], b"ok");
+        assert_eq!(pool.idle_count(), 0, "Connection: close is not pooled");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_garbled_response_is_an_error_naming_the_instance() {
+    let (addr, _) = raw_server(AfterResponse::Close, b"SPDY/3 200 OK\r\n\r\n".to_vec()).await;
+    let error = send(&pool(), addr, "GET").await.unwrap_err();
+    assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
+    assert!(!error.unsent());
+    assert!(error.to_string().contains(&addr.to_string()), "{error}");
 }
