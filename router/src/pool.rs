@@ -13,6 +13,10 @@
 //! closes it. An idle connection the instance closed is noticed before
 //! reuse (its socket turned readable) and dropped. Failures say whether the
 //! instance can have seen the request ([`Error::unsent`]).
+//!
+//! A request that asks to switch protocols (WebSocket) goes out on a new
+//! connection; a `101` answer hands that connection to the caller
+//! ([`ResponseBody::switched`]) to carry the new protocol.
 
 use std::collections::HashMap;
 use std::io;
@@ -132,7 +136,18 @@ pub struct Outgoing<'a, B> {
     /// Whether an empty body is still announced (`Content-Length: 0`), as
     /// for methods whose requests normally carry one.
     pub announce_empty: bool,
+    /// Whether the head asks to switch protocols (it carries `Connection:
+    /// upgrade` and `Upgrade`): sent on a new connection, never pooled.
+    pub upgrade: bool,
     pub body: B,
+}
+
+/// A connection that switched protocols: the instance's socket and what
+/// it sent after its `101` head.
+#[derive(Debug)]
+pub struct Switched {
+    pub stream: TcpStream,
+    pub read_ahead: Bytes,
 }
 
 impl Pool {
@@ -160,6 +175,7 @@ impl Pool {
             head,
             head_method,
             announce_empty,
+            upgrade,
             mut body,
         } = request;
         let exact = body.size_hint().exact();
@@ -196,7 +212,8 @@ impl Pool {
         // fails the write before anything was processed, and the next one
         // is tried. Bounded: each turn takes a connection out of the pool.
         let mut connection = loop {
-            match self.take(authority) {
+            let idle = if upgrade { None } else { self.take(authority) };
+            match idle {
                 Some(mut connection) => {
                     if connection.stream.write_all(&first).await.is_ok() {
                         break connection;
@@ -224,6 +241,9 @@ impl Pool {
             // 1xx answers (100 Continue, 103 Early Hints) precede the real one.
             if head.0.status.is_informational() {
                 if head.0.status == StatusCode::SWITCHING_PROTOCOLS {
+                    if upgrade {
+                        return Ok(self.switched(authority, connection, head.0));
+                    }
                     return Err(Error::Invalid {
                         authority: authority.clone(),
                         reason: "101 Switching Protocols to a request without Upgrade".into(),
@@ -240,19 +260,39 @@ impl Pool {
         let body = ResponseBody {
             connection: Some(connection),
             framing,
-            keep_alive: keep_alive && !matches!(framing, Framing::UntilClose),
+            // A declined upgrade leaves a connection the instance may
+            // still treat as being upgraded: not reused.
+            keep_alive: keep_alive && !upgrade && !matches!(framing, Framing::UntilClose),
             pool: self.clone(),
             authority: authority.clone(),
             errored: false,
+            switched: false,
         };
-        let mut response = Response::new(body);
-        *response.status_mut() = parts.status;
-        *response.version_mut() = parts.version;
-        *response.headers_mut() = parts.headers;
+        let mut response = parts.into_response(body);
         if let Framing::Done = response.body().framing {
             response.body_mut().finish();
         }
         Ok(response)
+    }
+
+    /// The `101` answer to an upgrade: no body; the connection waits in
+    /// it for [`ResponseBody::switched`].
+    fn switched(
+        self: &Arc<Self>,
+        authority: &Arc<str>,
+        connection: Connection,
+        head: Head,
+    ) -> Response<ResponseBody> {
+        let body = ResponseBody {
+            connection: Some(connection),
+            framing: Framing::Done,
+            keep_alive: false,
+            pool: self.clone(),
+            authority: authority.clone(),
+            errored: false,
+            switched: true,
+        };
+        head.into_response(body)
     }
 
     /// Closes connections idle longer than the idle timeout, those the
@@ -427,6 +467,16 @@ struct Head {
     headers: HeaderMap,
 }
 
+impl Head {
+    fn into_response(self, body: ResponseBody) -> Response<ResponseBody> {
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.version_mut() = self.version;
+        *response.headers_mut() = self.headers;
+        response
+    }
+}
+
 /// Reads and parses one response head; whether the instance allows
 /// keep-alive after it.
 async fn read_head(
@@ -589,6 +639,8 @@ pub struct ResponseBody {
     pool: Arc<Pool>,
     authority: Arc<str>,
     errored: bool,
+    /// A `101` answer's: the connection is the caller's to take.
+    switched: bool,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -601,6 +653,20 @@ impl std::fmt::Debug for ResponseBody {
 }
 
 impl ResponseBody {
+    /// The instance's connection after a `101 Switching Protocols`, with
+    /// the bytes it already sent in the new protocol; `None` for any
+    /// other response (or once taken).
+    pub fn switched(&mut self) -> Option<Switched> {
+        if !self.switched {
+            return None;
+        }
+        let connection = self.connection.take()?;
+        Some(Switched {
+            stream: connection.stream,
+            read_ahead: connection.buffer.freeze(),
+        })
+    }
+
     /// The body is over: the connection goes back to the pool if it can
     /// carry another exchange.
     fn finish(&mut self) {

@@ -24,10 +24,16 @@
 //!    stays outstanding at the instance (for `least_conn`) until that body
 //!    ends. A sticky app's response sets the cookie unless the client's
 //!    cookie already chose this instance.
+//! 7. A request that asks to switch protocols (`Connection: upgrade` with
+//!    `Upgrade`, as WebSocket does) is sent with those headers on a new
+//!    connection; when the instance answers `101`, the client gets that
+//!    answer and the two connections are joined, bytes copied both ways
+//!    until either side closes. The tunnel counts as outstanding at the
+//!    instance while it lasts.
 //!
 //! Each proxied request runs in one `request` span. Shutdown stops
 //! accepting, lets open connections finish their current request (bounded
-//! by `shutdown_grace`), then returns.
+//! by `shutdown_grace`), then returns; open tunnels close with it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,9 +49,10 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span, info, warn};
@@ -220,7 +227,10 @@ async fn serve_connections(
     let worker = Arc::new(Worker::new(shared.clone(), pool.clone()));
     let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let graceful = GracefulShutdown::new();
+    // Open connections, and the signal that asks them to finish their
+    // current request and close.
+    let connections = tokio_util::task::TaskTracker::new();
+    let draining = tokio_util::sync::CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -236,9 +246,20 @@ async fn serve_connections(
                     let service = service_fn(move |req| {
                         handle(worker.clone(), client.clone(), req)
                     });
-                    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
+                    let connection = http
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    let draining = draining.clone();
+                    connections.spawn(async move {
+                        tokio::pin!(connection);
+                        let ended = tokio::select! {
+                            ended = connection.as_mut() => ended,
+                            () = draining.cancelled() => {
+                                connection.as_mut().graceful_shutdown();
+                                connection.await
+                            }
+                        };
+                        if let Err(e) = ended {
                             debug!(%peer, error = %error_chain(&e), "client connection ended with an error");
                         }
                     });
@@ -261,10 +282,12 @@ async fn serve_connections(
     drop(listener);
     let grace = shared.config.shutdown_grace;
     info!(
-        connections = graceful.count(),
+        connections = connections.len(),
         "no longer accepting; finishing open requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
+    draining.cancel();
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
     {
@@ -357,7 +380,9 @@ async fn forward(
         response
     };
 
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Fulfilled by hyper once a `101` has gone to the client.
+    let on_upgrade = parts.extensions.remove::<OnUpgrade>();
     let body = match RequestBody::read(body, shared.config.max_buffered_body, &runtime).await {
         Ok(body) => body,
         Err(e) => {
@@ -365,7 +390,7 @@ async fn forward(
             return finish_local(text(e.status(), "cannot read the request body\n"));
         }
     };
-    let request = Outgoing::new(&parts, &peer, body, route.sticky);
+    let request = Outgoing::new(&parts, &peer, body, route.sticky, on_upgrade);
 
     let mut failure = match attempts(shared, pool, &route, &request, start).await {
         Ok(response) => return response,
@@ -421,6 +446,11 @@ struct Outgoing<'a> {
     /// instance's address).
     has_host: bool,
     idempotent: bool,
+    /// Whether the request asks to switch protocols.
+    upgrade: bool,
+    /// The client's connection once switched (taken by the attempt that
+    /// gets a `101`).
+    on_upgrade: Mutex<Option<OnUpgrade>>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -429,6 +459,7 @@ impl<'a> Outgoing<'a> {
         peer: &Peer,
         body: RequestBody,
         sticky: bool,
+        on_upgrade: Option<OnUpgrade>,
     ) -> Self {
         let sticky = match sticky {
             true => parts
@@ -440,8 +471,15 @@ impl<'a> Outgoing<'a> {
                 .collect(),
             false => Vec::new(),
         };
-        let head = upstream_head(parts, peer);
+        let mut head = upstream_head(parts, peer);
+        let upgrade = upgrade_requested(parts);
+        if let Some(protocol) = upgrade {
+            head.extend_from_slice(b"connection: upgrade\r\n");
+            push_header(&mut head, &header::UPGRADE, protocol);
+        }
         Outgoing {
+            upgrade: upgrade.is_some(),
+            on_upgrade: Mutex::new(on_upgrade),
             has_host: parts.headers.contains_key(header::HOST) || parts.uri.authority().is_some(),
             head,
             parts,
@@ -502,6 +540,7 @@ async fn attempts(
                 request.parts.method,
                 Method::POST | Method::PUT | Method::PATCH
             ),
+            upgrade: request.upgrade,
             body: request.body.attempt(runtime),
         };
 
@@ -512,6 +551,19 @@ async fn attempts(
                     upstream.state.record_success();
                     let cookie = (route.sticky && !pick.sticky_hit)
                         .then(|| balance::set_cookie(upstream, route.cookie_path()));
+                    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        let on_upgrade = request
+                            .on_upgrade
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take();
+                        let tunnel = Tunnel {
+                            runtime: runtime.clone(),
+                            on_upgrade,
+                            _in_flight: in_flight,
+                        };
+                        return Ok(switch_protocols(response, tunnel, start, cookie));
+                    }
                     let finish = Finish {
                         runtime: runtime.clone(),
                         start,
@@ -608,11 +660,7 @@ fn respond(
     cookie: Option<String>,
 ) -> Response<ClientBody> {
     let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    finish.runtime.stats.status(parts.status.as_u16());
-    if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        parts.headers.append(header::SET_COOKIE, cookie);
-    }
+    client_head(&mut parts, &finish.runtime, cookie);
     Response::from_parts(
         parts,
         ClientBody::Proxied {
@@ -620,6 +668,103 @@ fn respond(
             finish: Some(finish),
         },
     )
+}
+
+/// The instance's response head as the client gets it: hop-by-hop
+/// headers dropped, the sticky cookie added; its status counted.
+fn client_head(
+    parts: &mut hyper::http::response::Parts,
+    runtime: &AppRuntime,
+    cookie: Option<String>,
+) {
+    strip_hop_by_hop(&mut parts.headers);
+    runtime.stats.status(parts.status.as_u16());
+    if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
+}
+
+/// A switched connection's other half: the client's side, with what the
+/// tunnel counts against.
+struct Tunnel {
+    runtime: Arc<AppRuntime>,
+    on_upgrade: Option<OnUpgrade>,
+    /// The tunnel is outstanding at the instance while it lasts.
+    _in_flight: InFlight,
+}
+
+/// The instance's `101`: it goes to the client (with `Connection: upgrade`
+/// and the instance's `Upgrade`), and a task joins the two connections
+/// once hyper has written it.
+fn switch_protocols(
+    mut response: Response<pool::ResponseBody>,
+    tunnel: Tunnel,
+    start: Instant,
+    cookie: Option<String>,
+) -> Response<ClientBody> {
+    let switched = response.body_mut().switched();
+    let (mut parts, _) = response.into_parts();
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
+    client_head(&mut parts, &tunnel.runtime, cookie);
+    tunnel.runtime.stats.latency.observe(start.elapsed());
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(protocol) = protocol {
+        parts.headers.insert(header::UPGRADE, protocol);
+    }
+    if let Some(switched) = switched {
+        tokio::spawn(join(tunnel, switched).instrument(tracing::Span::current()));
+    }
+    Response::from_parts(parts, ClientBody::Local(None))
+}
+
+/// Copies bytes both ways between the client and the instance until
+/// either closes; counts them.
+async fn join(tunnel: Tunnel, switched: pool::Switched) {
+    let Some(on_upgrade) = tunnel.on_upgrade else {
+        return;
+    };
+    let client = match on_upgrade.await {
+        Ok(client) => client,
+        Err(e) => {
+            debug!(error = %error_chain(&e), "the client's connection did not switch");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let pool::Switched {
+        mut stream,
+        read_ahead,
+    } = switched;
+    let stats = &tunnel.runtime.stats;
+    if !read_ahead.is_empty() {
+        if let Err(e) = client.write_all(&read_ahead).await {
+            debug!(error = %e, "tunnel: client gone");
+            return;
+        }
+        stats.bytes_out.fetch_add(read_ahead.len() as u64, Relaxed);
+    }
+    match tokio::io::copy_bidirectional(&mut client, &mut stream).await {
+        Ok((to_instance, to_client)) => {
+            stats.bytes_in.fetch_add(to_instance, Relaxed);
+            stats.bytes_out.fetch_add(to_client, Relaxed);
+            debug!(to_instance, to_client, "tunnel closed");
+        }
+        Err(e) => debug!(error = %e, "tunnel ended with an error"),
+    }
+}
+
+/// The protocol a request asks to switch to: its `Upgrade`, when its
+/// `Connection` names it (HTTP/1.1 only, RFC 9110 §7.8).
+fn upgrade_requested(parts: &hyper::http::request::Parts) -> Option<&HeaderValue> {
+    if parts.version != Version::HTTP_11 {
+        return None;
+    }
+    let protocol = parts.headers.get(header::UPGRADE)?;
+    connection_named(&parts.headers)
+        .contains(&header::UPGRADE)
+        .then_some(protocol)
 }
 
 /// Headers that apply to one connection only (RFC 9110 §7.6.1); names,

@@ -2,7 +2,8 @@
 //! whose bytes each test controls: reuse, connections the instance closed
 //! while idle, abandoned responses, refused connects, sweeping, and the
 //! response framings (length, chunked, until close, none for HEAD, 1xx
-//! answers skipped).
+//! answers skipped), and protocol upgrades (a new connection each, handed
+//! over on `101`, an error on `101` to a request that did not ask).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,14 +81,29 @@ async fn send(
     addr: SocketAddr,
     method: &str,
 ) -> Result<Response<ResponseBody>, Error> {
+    send_asking(pool, addr, method, false).await
+}
+
+/// `method /` to `addr` through `pool`, asking to switch to `echo` when
+/// `upgrade`.
+async fn send_asking(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    method: &str,
+    upgrade: bool,
+) -> Result<Response<ResponseBody>, Error> {
     let authority: Arc<str> = addr.to_string().into();
-    let head = format!("{method} / HTTP/1.1\r\nhost: {addr}\r\n");
+    let mut head = format!("{method} / HTTP/1.1\r\nhost: {addr}\r\n");
+    if upgrade {
+        head.push_str("connection: upgrade\r\nupgrade: echo\r\n");
+    }
     pool.send(
         &authority,
         Outgoing {
             head: head.as_bytes(),
             head_method: method == "HEAD",
             announce_empty: false,
+            upgrade,
             body: Empty::<Bytes>::new(),
         },
     )
@@ -248,4 +264,54 @@ async fn a_garbled_response_is_an_error_naming_the_instance() {
     assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
     assert!(!error.unsent());
     assert!(error.to_string().contains(&addr.to_string()), "{error}");
+}
+
+#[tokio::test]
+async fn an_upgrade_goes_on_a_new_connection_and_a_declined_one_is_not_pooled() {
+    let (addr, accepted) = server(AfterResponse::KeepAlive, 2).await;
+    let pool = pool();
+    body_of(send(&pool, addr, "GET").await.unwrap()).await;
+    assert_eq!(pool.idle_count(), 1);
+    let declined = send_asking(&pool, addr, "GET", true).await.unwrap();
+    assert_eq!(declined.status(), StatusCode::OK);
+    assert_eq!(&body_of(declined).await[..], b"xx");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "not on the idle one");
+    assert_eq!(pool.idle_count(), 1, "the declined upgrade's is closed");
+}
+
+#[tokio::test]
+async fn a_101_hands_the_connection_over_with_what_followed_its_head() {
+    let response =
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\nearly"
+            .to_vec();
+    let (addr, _) = raw_server(AfterResponse::KeepAlive, response).await;
+    let pool = pool();
+    let mut response = send_asking(&pool, addr, "GET", true).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(response.headers()["upgrade"], "echo");
+    let mut switched = response.body_mut().switched().expect("the connection");
+    assert!(response.body_mut().switched().is_none(), "taken once");
+    // The greeting may have come with the head or may still be on its way.
+    let mut greeting = switched.read_ahead.to_vec();
+    while greeting.len() < 5 {
+        let mut more = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), switched.stream.read(&mut more))
+            .await
+            .expect("the greeting in time")
+            .unwrap();
+        assert!(n > 0, "closed before the greeting");
+        greeting.extend_from_slice(&more[..n]);
+    }
+    assert_eq!(greeting, b"early");
+    assert_eq!(pool.idle_count(), 0);
+}
+
+#[tokio::test]
+async fn a_101_to_a_request_that_did_not_ask_is_an_invalid_answer() {
+    let response = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\n\r\n".to_vec();
+    let (addr, _) = raw_server(AfterResponse::KeepAlive, response).await;
+    let pool = pool();
+    let error = send(&pool, addr, "GET").await.unwrap_err();
+    assert!(matches!(error, Error::Invalid { .. }), "{error:?}");
+    assert!(!error.unsent());
 }

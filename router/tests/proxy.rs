@@ -4,8 +4,9 @@
 //! no resend of a non-idempotent request that reached its instance, 503 /
 //! 404 answers, events updating the table, least-outstanding-requests
 //! steering around a slow instance, load weights steering around a busy
-//! one, deny lists, and requests held while a sleeping app wakes (or
-//! answered 503 when it does not wake in time).
+//! one, deny lists, requests held while a sleeping app wakes (or
+//! answered 503 when it does not wake in time), and WebSocket upgrades
+//! tunnelled both ways (or answered normally when the instance declines).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
 
@@ -186,6 +187,72 @@ async fn rude_upstream() -> SocketAddr {
     });
     addr
 }
+
+/// An instance that switches every request to an echo protocol: it
+/// answers `101` (with the request head's lines echoed in a header, to
+/// show what arrived) and a greeting in the new protocol, then sends back
+/// what it reads, upper-cased, until the other side closes.
+async fn upgrading_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let head = read_head(&mut stream).await;
+                let seen = head.to_ascii_lowercase().replace("\r\n", "|");
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Accept: accepted\r\n\
+                     X-Seen: {seen}\r\n\r\nhello"
+                );
+                stream.write_all(answer.as_bytes()).await.unwrap();
+                let mut buf = [0u8; 1024];
+                // Bounded by the test: it closes its side.
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let upper = buf[..n].to_ascii_uppercase();
+                            if stream.write_all(&upper).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads up to the end of an HTTP head (a byte at a time: nothing past it
+/// is consumed).
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(DEADLINE, stream.read_u8())
+            .await
+            .expect("a head in time")
+            .expect("a complete head");
+        head.push(byte);
+        assert!(head.len() < 64 * 1024, "head too long");
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads exactly `n` bytes, within the deadline.
+async fn read_exactly(stream: &mut tokio::net::TcpStream, n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(DEADLINE, stream.read_exact(&mut buf))
+        .await
+        .expect("bytes in time")
+        .unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+const WEBSOCKET_REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: ws.test\r\n\
+    Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 /// A loopback port nothing listens on.
 async fn refused_port() -> SocketAddr {
@@ -741,5 +808,114 @@ async fn an_app_that_does_not_wake_in_time_is_503_with_retry_after_and_a_page_fo
     assert!(html.contains("http-equiv=\"refresh\""), "{html}");
     // The first request's wake-up is still under way: no second PUT.
     assert_eq!(marathon.puts.lock().unwrap().len(), 1);
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_is_tunnelled_both_ways_and_outstanding_while_open() {
+    let echo = upgrading_upstream().await;
+    let dead = refused_port().await;
+    let marathon = FakeMarathon::start(vec![app(
+        "/ws",
+        json!({"BATON_VHOST": "ws.test"}),
+        &[("ws.dead", dead), ("ws.echo", echo)],
+    )])
+    .await;
+    let router = Router::start(config(&marathon)).await;
+    let address = router.url.strip_prefix("http://").unwrap().to_string();
+
+    // Twice: round-robin sends the first (at least) to the refused port,
+    // and the upgrade is retried on the live instance like any GET.
+    for _ in 0..2 {
+        let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+        client
+            .write_all(WEBSOCKET_REQUEST.as_bytes())
+            .await
+            .unwrap();
+        let head = read_head(&mut client).await;
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.starts_with("http/1.1 101 "), "{head}");
+        assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+        assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
+        assert!(
+            lower.contains("\r\nsec-websocket-accept: accepted\r\n"),
+            "{head}"
+        );
+        // The instance saw the upgrade asked for, the key, and the hop.
+        let seen = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("x-seen: "))
+            .unwrap();
+        assert!(seen.starts_with("get /chat http/1.1|"), "{seen}");
+        for line in [
+            "|connection: upgrade|",
+            "|upgrade: websocket|",
+            "|sec-websocket-key: dghlihnhbxbszsbub25jzq==|",
+            "|x-forwarded-for: 127.0.0.1|",
+        ] {
+            assert!(seen.contains(line), "{line} in {seen}");
+        }
+        assert!(!seen.contains("keep-alive"), "{seen}");
+
+        // What the instance sent right after its 101, then an exchange.
+        assert_eq!(read_exactly(&mut client, 5).await, "hello");
+        client.write_all(b"ping").await.unwrap();
+        assert_eq!(read_exactly(&mut client, 4).await, "PING");
+        client.write_all(b"twice").await.unwrap();
+        assert_eq!(read_exactly(&mut client, 5).await, "TWICE");
+
+        let table = router.admin("/_router/table").await;
+        let open = upstream_json(&table, "/ws", "ws.echo");
+        assert_eq!(open["outstanding"], 1, "the open tunnel counts: {open}");
+        drop(client);
+        router
+            .until("the closed tunnel to end", |t| {
+                upstream_json(t, "/ws", "ws.echo")["outstanding"] == 0
+            })
+            .await;
+    }
+
+    let stats = router.admin("/_router/stats").await;
+    let ws = &stats["apps"]["/ws"];
+    assert_eq!(ws["responses"]["1xx"], 2, "{ws:#}");
+    // Each upgrade that met the refused port was retried on the echo.
+    assert!(ws["retries"].as_u64().unwrap() >= 1, "{ws:#}");
+    assert_eq!(ws["retries"], ws["upstreamFailures"], "{ws:#}");
+    assert_eq!(ws["bytesIn"], 2 * (4 + 5), "{ws:#}");
+    assert_eq!(ws["bytesOut"], 2 * (5 + 4 + 5), "{ws:#}");
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn an_upgrade_the_instance_declines_is_answered_as_usual() {
+    let plain = upstream("plain").await;
+    let marathon = FakeMarathon::start(vec![app(
+        "/ws",
+        json!({"BATON_VHOST": "ws.test"}),
+        &[("ws.plain", plain)],
+    )])
+    .await;
+    let router = Router::start(config(&marathon)).await;
+    let address = router.url.strip_prefix("http://").unwrap().to_string();
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    client
+        .write_all(WEBSOCKET_REQUEST.as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut client).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 5"),
+        "{head}"
+    );
+    assert_eq!(read_exactly(&mut client, 5).await, "plain");
+    // The client's connection still serves plain HTTP afterwards.
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut client).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(read_exactly(&mut client, 5).await, "plain");
     router.stop().await;
 }
