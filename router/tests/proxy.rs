@@ -300,6 +300,13 @@ impl Router {
         router
     }
 
+    /// A raw connection to the router, for bytes a client library would
+    /// not send.
+    async fn connect(&self) -> tokio::net::TcpStream {
+        let address = self.url.strip_prefix("http://").unwrap();
+        tokio::net::TcpStream::connect(address).await.unwrap()
+    }
+
     async fn admin(&self, path: &str) -> Value {
         let r = self.http.get(format!("{}{path}", self.url)).send().await;
         r.unwrap().json().await.unwrap()
@@ -822,12 +829,11 @@ async fn a_websocket_upgrade_is_tunnelled_both_ways_and_outstanding_while_open()
     )])
     .await;
     let router = Router::start(config(&marathon)).await;
-    let address = router.url.strip_prefix("http://").unwrap().to_string();
 
     // Twice: round-robin sends the first (at least) to the refused port,
     // and the upgrade is retried on the live instance like any GET.
     for _ in 0..2 {
-        let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let mut client = router.connect().await;
         client
             .write_all(WEBSOCKET_REQUEST.as_bytes())
             .await
@@ -896,8 +902,7 @@ async fn an_upgrade_the_instance_declines_is_answered_as_usual() {
     )])
     .await;
     let router = Router::start(config(&marathon)).await;
-    let address = router.url.strip_prefix("http://").unwrap().to_string();
-    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut client = router.connect().await;
     client
         .write_all(WEBSOCKET_REQUEST.as_bytes())
         .await
