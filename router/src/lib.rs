@@ -17,10 +17,11 @@
 //! - [`sync`]: I/O towards Marathon. `GET /v2/apps?embed=apps.tasks` on
 //!   every (re)connect and periodically, and the `/v2/events` stream whose
 //!   events trigger per-app re-reads.
-//! - [`proxy`]: the hyper server, one single-threaded runtime per CPU:
-//!   admin endpoints under `/_router/`, deny lists, forwarding, bodies
-//!   that can be replayed, one retry on another instance, passive health,
-//!   counted responses, and requests held while a sleeping app wakes.
+//! - [`proxy`]: the hyper server, one single-threaded runtime per CPU
+//!   (new connections handed to the least busy): admin endpoints under
+//!   `/_router/`, deny lists, forwarding, bodies that can be replayed, one
+//!   retry on another instance, passive health, counted responses,
+//!   requests held while a sleeping app wakes, and WebSocket tunnels.
 //! - [`pool`]: HTTP/1.1 towards instances, run in the request's own task
 //!   (head out in one write, response head parsed with `httparse`, body
 //!   read as the client takes it), over keep-alive connections pooled per

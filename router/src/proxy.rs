@@ -39,6 +39,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -53,8 +54,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::Shared;
@@ -117,6 +118,8 @@ struct Worker {
     /// The table as this thread last saw it, renewed when a new one is
     /// published: a request reads the channel's version, not its lock.
     table: Mutex<(watch::Receiver<Arc<Table>>, Arc<Table>)>,
+    /// Every worker's open connections (for `/_router/stats`).
+    workers: Arc<Workers>,
 }
 
 /// Where a request goes, per the current table.
@@ -127,13 +130,14 @@ enum Lookup {
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>, pool: UpstreamPool) -> Worker {
+    fn new(shared: Arc<Shared>, pool: UpstreamPool, workers: Arc<Workers>) -> Worker {
         let mut tables = shared.subscribe();
         let table = tables.borrow_and_update().clone();
         Worker {
             shared,
             pool,
             table: Mutex::new((tables, table)),
+            workers,
         }
     }
 
@@ -186,9 +190,12 @@ pub(crate) async fn run(
     let listener = listener.into_std().map_err(crate::Error::Workers)?;
     let stop = tokio_util::sync::CancellationToken::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let workers = shared.config.workers.max(1);
-    for index in 0..workers {
+    let count = shared.config.workers.max(1);
+    let (workers, mut inboxes) = Workers::new(count);
+    for index in 0..count {
         let listener = listener.try_clone().map_err(crate::Error::Workers)?;
+        let inbox = inboxes.remove(0);
+        let workers = workers.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -199,7 +206,14 @@ pub(crate) async fn run(
             .spawn(move || {
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => serve_connections(listener, shared, stop.cancelled()).await,
+                        Ok(listener) => {
+                            let this = ThisWorker {
+                                index,
+                                workers,
+                                inbox,
+                            };
+                            serve_connections(listener, this, shared, stop.cancelled()).await
+                        }
                         Err(e) => warn!(error = %e, "a worker cannot watch the listener"),
                     }
                 });
@@ -216,15 +230,105 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One worker: accepts from `listener` and serves each connection on this
+/// A connection accepted by one worker for another to serve.
+type HandedOver = (std::net::TcpStream, SocketAddr);
+
+/// The serving threads' open connections, and their inboxes. Every worker
+/// accepts, but one holding more connections than the least busy passes
+/// the new one over: keep-alive connections opened in a burst (by a load
+/// balancer, or a benchmark) would otherwise pile up on whichever thread
+/// woke first, and leave the other CPUs idle while it saturates.
+#[derive(Debug)]
+struct Workers {
+    open: Vec<AtomicUsize>,
+    inboxes: Vec<mpsc::UnboundedSender<HandedOver>>,
+}
+
+/// A worker's own place among [`Workers`].
+struct ThisWorker {
+    index: usize,
+    workers: Arc<Workers>,
+    inbox: mpsc::UnboundedReceiver<HandedOver>,
+}
+
+impl Workers {
+    fn new(count: usize) -> (Arc<Workers>, Vec<mpsc::UnboundedReceiver<HandedOver>>) {
+        let (inboxes, receivers) = (0..count).map(|_| mpsc::unbounded_channel()).unzip();
+        let workers = Workers {
+            open: (0..count).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes,
+        };
+        (Arc::new(workers), receivers)
+    }
+
+    /// Which worker serves a connection worker `me` accepted; counted as
+    /// open there from now on.
+    fn assign(&self, me: usize) -> usize {
+        let open: Vec<usize> = self.open.iter().map(|n| n.load(Relaxed)).collect();
+        let chosen = serving_worker(&open, me);
+        self.open[chosen].fetch_add(1, Relaxed);
+        chosen
+    }
+
+    /// Moves a connection's count from worker `from` to worker `to`.
+    fn reassign(&self, from: usize, to: usize) {
+        self.release(from);
+        self.open[to].fetch_add(1, Relaxed);
+    }
+
+    /// Each worker's open client connections.
+    fn to_json(&self) -> serde_json::Value {
+        let open = self
+            .open
+            .iter()
+            .map(|n| serde_json::json!({ "openConnections": n.load(Relaxed) }));
+        serde_json::Value::Array(open.collect())
+    }
+
+    /// A connection at worker `index` closed (or was never served).
+    fn release(&self, index: usize) {
+        self.open[index].fetch_sub(1, Relaxed);
+    }
+}
+
+/// The worker that should serve a new connection accepted by worker `me`,
+/// given each worker's open connections: `me`, unless another holds at
+/// least two fewer (a difference of one is not worth a hand-over).
+fn serving_worker(open: &[usize], me: usize) -> usize {
+    let mine = open.get(me).copied().unwrap_or(0);
+    match open.iter().enumerate().min_by_key(|(_, n)| **n) {
+        Some((least, fewest)) if mine > fewest + 1 => least,
+        _ => me,
+    }
+}
+
+/// Counts a connection as open at its worker while it lasts.
+struct OpenConnection {
+    workers: Arc<Workers>,
+    index: usize,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.workers.release(self.index);
+    }
+}
+
+/// One worker: accepts from `listener` (passing connections to a less
+/// busy worker where there is one) and serves its connections on this
 /// thread until `shutdown`, then drains.
 async fn serve_connections(
     listener: TcpListener,
+    mut this: ThisWorker,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) {
     let pool: UpstreamPool = Pool::new(shared.config.connect_timeout, POOL_IDLE_TIMEOUT);
-    let worker = Arc::new(Worker::new(shared.clone(), pool.clone()));
+    let worker = Arc::new(Worker::new(
+        shared.clone(),
+        pool.clone(),
+        this.workers.clone(),
+    ));
     let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Open connections, and the signal that asks them to finish their
@@ -235,39 +339,77 @@ async fn serve_connections(
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
+    // Serves a connection already counted at this worker.
+    let serve = |stream: TcpStream, peer: SocketAddr| {
+        let _ = stream.set_nodelay(true);
+        let open = OpenConnection {
+            workers: this.workers.clone(),
+            index: this.index,
+        };
+        let worker = worker.clone();
+        let client = Peer::new(peer);
+        let service = service_fn(move |req| handle(worker.clone(), client.clone(), req));
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let draining = draining.clone();
+        connections.spawn(async move {
+            let _open = open;
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = draining.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
+                debug!(%peer, error = %error_chain(&e), "client connection ended with an error");
+            }
+        });
+    };
+    let (me, workers) = (this.index, this.workers.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let worker = worker.clone();
-                    let client = Peer::new(peer);
-                    let service = service_fn(move |req| {
-                        handle(worker.clone(), client.clone(), req)
-                    });
-                    let connection = http
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades();
-                    let draining = draining.clone();
-                    connections.spawn(async move {
-                        tokio::pin!(connection);
-                        let ended = tokio::select! {
-                            ended = connection.as_mut() => ended,
-                            () = draining.cancelled() => {
-                                connection.as_mut().graceful_shutdown();
-                                connection.await
-                            }
-                        };
-                        if let Err(e) = ended {
-                            debug!(%peer, error = %error_chain(&e), "client connection ended with an error");
+                    let chosen = workers.assign(me);
+                    if chosen == me {
+                        serve(stream, peer);
+                        continue;
+                    }
+                    let handed = match stream.into_std() {
+                        Ok(stream) => workers.inboxes[chosen].send((stream, peer)),
+                        Err(e) => {
+                            workers.release(chosen);
+                            debug!(%peer, error = %e, "cannot hand a connection over");
+                            continue;
                         }
-                    });
+                    };
+                    // That worker is gone (shutting down): serve it here.
+                    if let Err(mpsc::error::SendError((stream, peer))) = handed {
+                        workers.reassign(chosen, me);
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => serve(stream, peer),
+                            Err(e) => {
+                                workers.release(me);
+                                debug!(%peer, error = %e, "cannot take a connection back");
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors, typically: wait a little.
                     warn!(error = %e, "cannot accept a connection");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some((stream, peer)) = this.inbox.recv() => match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream, peer),
+                Err(e) => {
+                    workers.release(me);
+                    debug!(%peer, error = %e, "cannot take over a connection");
                 }
             },
             _ = sweep.tick() => {
@@ -310,7 +452,7 @@ async fn handle(
         return Ok(denied());
     }
     if path == "/_router" || path.starts_with(ADMIN_PREFIX) {
-        return Ok(admin(shared, &req));
+        return Ok(admin(&worker, &req));
     }
     if req.method() == Method::CONNECT {
         return Ok(text(
@@ -1120,7 +1262,8 @@ fn retry_later(body: &str) -> Response<ClientBody> {
 }
 
 /// The router's own endpoints.
-fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
+fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
+    let shared = &worker.shared;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET here\n");
     }
@@ -1128,7 +1271,11 @@ fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
     match req.uri().path() {
         "/_router/ping" => text(StatusCode::OK, "pong\n"),
         "/_router/table" => json(&shared.table().to_json(now)),
-        "/_router/stats" => json(&stats::stats_json(&shared.stats, &shared.table(), now)),
+        "/_router/stats" => {
+            let mut stats = stats::stats_json(&shared.stats, &shared.table(), now);
+            stats["workers"] = worker.workers.to_json();
+            json(&stats)
+        }
         "/_router/autoscale" => json(&scale::status_json(shared)),
         "/_router/metrics" => local(
             StatusCode::OK,
@@ -1145,6 +1292,23 @@ fn admin(shared: &Shared, req: &Request<Incoming>) -> Response<ClientBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_connection_goes_to_a_worker_with_two_fewer_open() {
+        assert_eq!(serving_worker(&[0, 0], 0), 0);
+        assert_eq!(serving_worker(&[1, 0], 0), 0, "one more is not worth it");
+        assert_eq!(serving_worker(&[2, 0], 0), 1);
+        assert_eq!(serving_worker(&[5, 4, 2], 1), 2);
+        assert_eq!(serving_worker(&[3, 3, 3], 2), 2);
+        assert_eq!(serving_worker(&[7], 0), 0);
+        // Accepting in a burst on one worker alternates the connections.
+        let mut open = vec![0, 0];
+        for _ in 0..64 {
+            let chosen = serving_worker(&open, 0);
+            open[chosen] += 1;
+        }
+        assert!(open[0].abs_diff(open[1]) <= 2, "{open:?}");
+    }
 
     /// The request line and headers `upstream_head` writes for a GET of
     /// `uri` with `headers` from `peer`.

@@ -6,7 +6,8 @@
 //! steering around a slow instance, load weights steering around a busy
 //! one, deny lists, requests held while a sleeping app wakes (or
 //! answered 503 when it does not wake in time), and WebSocket upgrades
-//! tunnelled both ways (or answered normally when the instance declines).
+//! tunnelled both ways (or answered normally when the instance declines),
+//! and client connections spread over the serving threads.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -248,6 +249,15 @@ async fn read_exactly(stream: &mut tokio::net::TcpStream, n: usize) -> String {
         .expect("bytes in time")
         .unwrap();
     String::from_utf8(buf).unwrap()
+}
+
+/// `GET /` for `host` over a raw connection, answered 200 with `body`.
+async fn get_over(client: &mut tokio::net::TcpStream, host: &str, body: &str) {
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(client).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(read_exactly(client, body.len()).await, body);
 }
 
 const WEBSOCKET_REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: ws.test\r\n\
@@ -915,12 +925,56 @@ async fn an_upgrade_the_instance_declines_is_answered_as_usual() {
     );
     assert_eq!(read_exactly(&mut client, 5).await, "plain");
     // The client's connection still serves plain HTTP afterwards.
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n")
-        .await
-        .unwrap();
-    let head = read_head(&mut client).await;
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    assert_eq!(read_exactly(&mut client, 5).await, "plain");
+    get_over(&mut client, "ws.test", "plain").await;
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn client_connections_opened_together_are_spread_over_the_workers() {
+    let one = upstream("one").await;
+    let marathon = FakeMarathon::start(vec![app(
+        "/web",
+        json!({"BATON_VHOST": "web.test"}),
+        &[("web.1", one)],
+    )])
+    .await;
+    let mut config = config(&marathon);
+    config.workers = 2;
+    let router = Router::start(config).await;
+
+    // Each connection is opened and served (so accepted) before the next.
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let mut client = router.connect().await;
+        get_over(&mut client, "web.test", "one").await;
+        clients.push(client);
+    }
+    let open = |stats: &Value| -> Vec<u64> {
+        let workers = stats["workers"].as_array().unwrap();
+        workers
+            .iter()
+            .map(|w| w["openConnections"].as_u64().unwrap())
+            .collect()
+    };
+    let stats = router.admin("/_router/stats").await;
+    let counts = open(&stats);
+    // The 16 and the admin client's own (one or more).
+    assert_eq!(counts.len(), 2, "{stats:#}");
+    assert!(counts.iter().sum::<u64>() >= 17, "{counts:?}");
+    assert!(counts[0].abs_diff(counts[1]) <= 2, "{counts:?}");
+
+    drop(clients);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let counts = open(&router.admin("/_router/stats").await);
+        if counts.iter().sum::<u64>() <= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed connections still counted: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     router.stop().await;
 }
