@@ -338,7 +338,9 @@ async fn serve_connections(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Instances' responses keep their own `Date`; see `date_now`.
+        .auto_date_header(false);
     // Serves a connection already counted at this worker.
     let serve = |stream: TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
@@ -820,6 +822,9 @@ fn client_head(
     cookie: Option<String>,
 ) {
     strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::DATE) {
+        parts.headers.insert(header::DATE, date_now());
+    }
     runtime.stats.status(parts.status.as_u16());
     if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         parts.headers.append(header::SET_COOKIE, cookie);
@@ -1233,10 +1238,32 @@ fn local(
 ) -> Response<ClientBody> {
     let mut response = Response::new(ClientBody::Local(Some(body.into())));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::DATE, date_now());
     response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+}
+
+/// The `Date` header value for now (RFC 9110 §6.6.1), formatted at most
+/// once a second per thread: for the router's own answers and for
+/// instances' answers that have none.
+fn date_now() -> HeaderValue {
+    thread_local! {
+        static CACHED: std::cell::RefCell<(u64, HeaderValue)> =
+            const { std::cell::RefCell::new((0, HeaderValue::from_static(""))) };
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED.with_borrow_mut(|(cached_second, value)| {
+        if *cached_second != second || value.is_empty() {
+            *cached_second = second;
+            *value = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                .expect("an HTTP date is a valid header value");
+        }
+        value.clone()
+    })
 }
 
 fn text(status: StatusCode, body: &str) -> Response<ClientBody> {
@@ -1292,6 +1319,31 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_answer_has_a_date_and_an_instances_own_is_kept() {
+        let runtime = AppRuntime::default();
+        let own = "Tue, 15 Nov 1994 08:12:31 GMT";
+        let (mut with_date, ()) = Response::builder()
+            .header(header::DATE, own)
+            .body(())
+            .unwrap()
+            .into_parts();
+        client_head(&mut with_date, &runtime, None);
+        assert_eq!(with_date.headers[header::DATE], own);
+
+        let (mut without, ()) = Response::new(()).into_parts();
+        client_head(&mut without, &runtime, None);
+        let local = text(StatusCode::NOT_FOUND, "no\n");
+        for date in [
+            &without.headers[header::DATE],
+            &local.headers()[header::DATE],
+        ] {
+            let parsed = httpdate::parse_http_date(date.to_str().unwrap()).unwrap();
+            let age = std::time::SystemTime::now().duration_since(parsed).unwrap();
+            assert!(age < Duration::from_secs(5), "{date:?}");
+        }
+    }
 
     #[test]
     fn a_new_connection_goes_to_a_worker_with_two_fewer_open() {
