@@ -205,4 +205,14 @@ impl Scope {
             &self.runtime,
         );
     }
+
+    /// Spawns `fut` to run to its end even after the scope is cancelled;
+    /// shutdown still waits for it. For work that owns a process: dropping
+    /// it midway would leave the process running.
+    pub fn spawn_to_completion<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn_on(fut, &self.runtime);
+    }
 }

@@ -1714,25 +1714,38 @@ impl Agent {
                     let keep = agent.with_state(|st| {
                         st.executor_started(&framework_id, &executor_id, &container_id, pid)
                     });
-                    if !keep {
-                        // The child may not have called setsid(2) yet, so
-                        // kill it directly too (it is unreaped: no pid reuse).
-                        let _ = child.start_kill();
-                        let _ = tokio::task::spawn_blocking(move || containers::kill_session(pid))
-                            .await;
-                    }
-                    let status = child.wait().await;
-                    let raw = status
-                        .ok()
-                        .map(std::os::unix::process::ExitStatusExt::into_raw);
-                    // Destroy what the executor left in its session before
-                    // its tasks are reported gone, as Mesos reports them only
-                    // once the container is destroyed.
-                    let _ =
-                        tokio::task::spawn_blocking(move || containers::kill_session(pid)).await;
-                    agent.with_state(|st| {
-                        st.executor_exited(&framework_id, &executor_id, &container_id, raw)
-                    });
+                    // From here on the task owns a process: it runs to the
+                    // end even when the cluster shuts down (which waits for
+                    // it), so that no executor outlives the cluster.
+                    let owner = agent.clone();
+                    agent.scope.spawn_to_completion(
+                        async move {
+                            let agent = owner;
+                            if !keep {
+                                // The child may not have called setsid(2) yet, so
+                                // kill it directly too (it is unreaped: no pid reuse).
+                                let _ = child.start_kill();
+                                let _ = tokio::task::spawn_blocking(move || {
+                                    containers::kill_session(pid)
+                                })
+                                .await;
+                            }
+                            let status = child.wait().await;
+                            let raw = status
+                                .ok()
+                                .map(std::os::unix::process::ExitStatusExt::into_raw);
+                            // Destroy what the executor left in its session before
+                            // its tasks are reported gone, as Mesos reports them only
+                            // once the container is destroyed.
+                            let _ =
+                                tokio::task::spawn_blocking(move || containers::kill_session(pid))
+                                    .await;
+                            agent.with_state(|st| {
+                                st.executor_exited(&framework_id, &executor_id, &container_id, raw)
+                            });
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
                 }
                 .instrument(span),
             ),
