@@ -238,25 +238,30 @@ impl Pool {
         }
         let (parts, keep_alive) = loop {
             let head = read_head(&mut connection, authority).await?;
-            // 1xx answers (100 Continue, 103 Early Hints) precede the real one.
-            if head.0.status.is_informational() {
-                if head.0.status == StatusCode::SWITCHING_PROTOCOLS {
-                    if upgrade {
-                        return Ok(self.switched(authority, connection, head.0));
-                    }
-                    return Err(Error::Invalid {
-                        authority: authority.clone(),
-                        reason: "101 Switching Protocols to a request without Upgrade".into(),
-                    });
-                }
+            let status = head.0.status;
+            if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+                return Err(Error::Invalid {
+                    authority: authority.clone(),
+                    reason: "101 Switching Protocols to a request without Upgrade".into(),
+                });
+            }
+            // 1xx answers (100 Continue, 103 Early Hints) precede the real
+            // one; a 101 is the last this protocol carries.
+            if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
                 continue;
             }
             break head;
         };
-        let framing = framing(&parts, head_method).map_err(|reason| Error::Invalid {
-            authority: authority.clone(),
-            reason,
-        })?;
+        // After a 101 the connection waits in the (empty) body for
+        // `ResponseBody::switched`.
+        let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let framing = match switched {
+            true => Framing::Done,
+            false => framing(&parts, head_method).map_err(|reason| Error::Invalid {
+                authority: authority.clone(),
+                reason,
+            })?,
+        };
         let body = ResponseBody {
             connection: Some(connection),
             framing,
@@ -266,33 +271,16 @@ impl Pool {
             pool: self.clone(),
             authority: authority.clone(),
             errored: false,
-            switched: false,
+            switched,
         };
-        let mut response = parts.into_response(body);
-        if let Framing::Done = response.body().framing {
+        let mut response = Response::new(body);
+        *response.status_mut() = parts.status;
+        *response.version_mut() = parts.version;
+        *response.headers_mut() = parts.headers;
+        if framing == Framing::Done && !switched {
             response.body_mut().finish();
         }
         Ok(response)
-    }
-
-    /// The `101` answer to an upgrade: no body; the connection waits in
-    /// it for [`ResponseBody::switched`].
-    fn switched(
-        self: &Arc<Self>,
-        authority: &Arc<str>,
-        connection: Connection,
-        head: Head,
-    ) -> Response<ResponseBody> {
-        let body = ResponseBody {
-            connection: Some(connection),
-            framing: Framing::Done,
-            keep_alive: false,
-            pool: self.clone(),
-            authority: authority.clone(),
-            errored: false,
-            switched: true,
-        };
-        head.into_response(body)
     }
 
     /// Closes connections idle longer than the idle timeout, those the
@@ -465,16 +453,6 @@ struct Head {
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
-}
-
-impl Head {
-    fn into_response(self, body: ResponseBody) -> Response<ResponseBody> {
-        let mut response = Response::new(body);
-        *response.status_mut() = self.status;
-        *response.version_mut() = self.version;
-        *response.headers_mut() = self.headers;
-        response
-    }
 }
 
 /// Reads and parses one response head; whether the instance allows

@@ -324,11 +324,8 @@ async fn serve_connections(
     shutdown: impl Future<Output = ()>,
 ) {
     let pool: UpstreamPool = Pool::new(shared.config.connect_timeout, POOL_IDLE_TIMEOUT);
-    let worker = Arc::new(Worker::new(
-        shared.clone(),
-        pool.clone(),
-        this.workers.clone(),
-    ));
+    let worker = Arc::new(Worker::new(shared.clone(), pool.clone(), this.workers));
+    let (me, workers) = (this.index, &worker.workers);
     let mut sweep = tokio::time::interval(POOL_SWEEP_INTERVAL);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Open connections, and the signal that asks them to finish their
@@ -345,8 +342,8 @@ async fn serve_connections(
     let serve = |stream: TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
         let open = OpenConnection {
-            workers: this.workers.clone(),
-            index: this.index,
+            workers: workers.clone(),
+            index: me,
         };
         let worker = worker.clone();
         let client = Peer::new(peer);
@@ -370,7 +367,6 @@ async fn serve_connections(
             }
         });
     };
-    let (me, workers) = (this.index, this.workers.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -616,7 +612,9 @@ impl<'a> Outgoing<'a> {
             false => Vec::new(),
         };
         let mut head = upstream_head(parts, peer);
-        let upgrade = upgrade_requested(parts);
+        // Asked of the instance only when the client's connection can be
+        // taken over (hyper gives it for HTTP/1.1 upgrade requests).
+        let upgrade = on_upgrade.as_ref().and_then(|_| upgrade_requested(parts));
         if let Some(protocol) = upgrade {
             head.extend_from_slice(b"connection: upgrade\r\n");
             push_header(&mut head, &header::UPGRADE, protocol);
@@ -1257,7 +1255,8 @@ fn date_now() -> HeaderValue {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     CACHED.with_borrow_mut(|(cached_second, value)| {
-        if *cached_second != second || value.is_empty() {
+        // The cache starts at second 0, which no clock reads now.
+        if *cached_second != second {
             *cached_second = second;
             *value = HeaderValue::from_str(&httpdate::fmt_http_date(now))
                 .expect("an HTTP date is a valid header value");
