@@ -88,6 +88,8 @@ pub struct Settings {
     /// `--zk_session_timeout`: how long ZooKeeper keeps a silent session
     /// (and so a dead leader's leadership).
     pub zk_session_timeout: Duration,
+    /// `--max_instances_per_app`: writes asking for more are refused.
+    pub max_instances_per_app: u32,
 }
 
 /// `--executor`.
@@ -133,6 +135,7 @@ impl Settings {
             load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
+            max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
         }
     }
 
@@ -307,6 +310,7 @@ pub async fn run(
     let mut config = SchedulerConfig::new(session, settings.mesos_role.clone(), executor);
     config.reconciliation_interval = settings.reconciliation_interval;
     config.limits.task_launch_timeout = settings.task_launch_timeout;
+    config.max_instances_per_app = settings.max_instances_per_app;
 
     // Who leads: ZooKeeper's election, or this process alone.
     let (roles, leases, abdicate) = match &settings.zk {
@@ -339,6 +343,7 @@ pub async fn run(
                 settings.zk_session_timeout.as_millis() as u64,
             )
         }),
+        max_instances_per_app: settings.max_instances_per_app,
     });
     let requests: Arc<crate::api::RequestCounters> = Arc::default();
     let executor_file = Arc::new(crate::api::files::ExecutorFile::new(

@@ -128,6 +128,13 @@ struct Flags {
         default_value_t = 10_000
     )]
     zk_session_timeout: u64,
+    /// The most instances one app may ask for; more is refused with 422.
+    #[arg(
+        long = "max_instances_per_app",
+        env = "BATON_MAX_INSTANCES_PER_APP",
+        default_value_t = baton::state::app::DEFAULT_MAX_INSTANCES_PER_APP
+    )]
+    max_instances_per_app: u32,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -177,6 +184,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         .transpose()
         .context("--zk")?;
     settings.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+    settings.max_instances_per_app = flags.max_instances_per_app;
     Ok(settings)
 }
 

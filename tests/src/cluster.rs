@@ -83,6 +83,12 @@ impl MesosLocalProcess {
             .unwrap()
     }
 
+    /// `kill -9` and wait: nothing of it says goodbye (its ZooKeeper
+    /// registration, say, lasts until its session expires).
+    pub async fn kill9(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// SIGTERM and wait: mesos-local destroys its containers on the way out.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {

@@ -386,6 +386,18 @@ fn table() -> Vec<Case> {
         case(M::POST, "/v2/deployments", Some("{}"), &[405], ""),
         case(M::POST, EXISTS, Some("{}"), &[405], ""),
     ]);
+    // Paths that are not UTF-8 once decoded, and a query the extractor
+    // cannot read: rejected before any handler runs, still as JSON.
+    cases.extend([
+        case(M::GET, "/v2/apps/x/tasks/%FF", None, &[400, 404], ""),
+        case(M::DELETE, "/v2/apps/x/tasks/%FF", None, &[400, 404], ""),
+        case(M::GET, "/v2/deployments/%FF", None, &[400, 404, 405], ""),
+        case(M::DELETE, "/v2/deployments/%FF", None, &[400, 404], ""),
+        case(M::DELETE, "/v2/queue/%FF/delay", None, &[400, 404], ""),
+        case(M::GET, "/v2/apps/%FF%FE", None, &[400, 404], ""),
+        case(M::GET, "/v2/groups/%C3%28", None, &[400, 404], ""),
+        case(M::GET, "/v2/apps?embed=%FF", None, &[200, 400], ""),
+    ]);
     cases
 }
 

@@ -1,9 +1,10 @@
 //! `--master zk://…`: two `mesos-local` masters registered in a real
 //! ZooKeeper as Mesos masters register (`json.info_<seq>`); Baton
 //! subscribes to the one with the lower sequence, and moves to the other
-//! when the first goes away.
+//! when the first goes away — at once when ZooKeeper names the new leader,
+//! however long Baton had been backing off from the old one.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::cluster::MesosLocalProcess;
@@ -86,6 +87,125 @@ async fn baton_follows_the_lowest_registered_master_and_moves_when_it_goes() {
     let (_, info) = baton.get("/v2/info").await;
     assert_eq!(info["marathon_config"]["master"], registry.as_str());
 
+    baton.stop().await;
+    second.stop().await;
+}
+
+/// Subscribe attempts so far (`/metrics`).
+async fn subscribe_attempts(baton: &BatonProcess) -> u64 {
+    let metrics = baton
+        .try_get("/metrics")
+        .await
+        .map(|r| r.text)
+        .unwrap_or_default();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("marathon_mesos_subscribe_attempts_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `json.info_` znodes under `/mesos`, lowest (leading) first.
+async fn registered_masters(zk: &zookeeper_client::Client) -> Vec<String> {
+    let mut names: Vec<String> = zk
+        .list_children("/mesos")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with("json.info_"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_leader_in_zookeeper_ends_the_backoff_from_the_dead_one() {
+    baton_e2e::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let zk = ZooKeeper::start().await;
+    let registry = zk.url("/mesos");
+    let watcher = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .connect(&zk.connect_string())
+        .await
+        .expect("connect to ZooKeeper");
+    let first = MesosLocalProcess::start_with(
+        &dir.path().join("m1"),
+        Encoding::Protobuf,
+        &["--zk", &registry],
+    )
+    .await;
+    let first_address = first.url.trim_start_matches("http://").to_string();
+    let baton = BatonProcess::start(
+        Master::Url(registry.clone()),
+        &dir.path().join("baton"),
+        &[],
+    )
+    .await;
+    wait::until(DEADLINE, "Baton subscribed to the first master", || async {
+        (!connected_frameworks(&first.state().await).is_empty()).then_some(())
+    })
+    .await;
+
+    // The first master dies (kill -9), and a registration of its address
+    // that this test holds stays next in line, so that ZooKeeper keeps
+    // naming the dead master for as long as the test wants (as a real
+    // master's znode outlives it by its session timeout). Baton keeps
+    // failing against it, backing off longer each time.
+    let (ip, port) = first_address.rsplit_once(':').expect("host:port");
+    let dead = serde_json::json!({"address": {"ip": ip, "port": port.parse::<u64>().unwrap()}});
+    let (_, sequence) = watcher
+        .create(
+            "/mesos/json.info_",
+            dead.to_string().as_bytes(),
+            &zookeeper_client::CreateMode::EphemeralSequential
+                .with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .expect("register the dead master's stand-in");
+    let stand_in = format!("/mesos/json.info_{sequence}");
+    let attempts_before = subscribe_attempts(&baton).await;
+    first.kill9().await;
+    let second = MesosLocalProcess::start_with(
+        &dir.path().join("m2"),
+        Encoding::Protobuf,
+        &["--zk", &registry],
+    )
+    .await;
+    // Five failures: the wait before the sixth try is 7.5 to 15 s.
+    let failed = wait::until(Duration::from_secs(120), "five failed attempts", || async {
+        let failed = subscribe_attempts(&baton).await - attempts_before;
+        (failed >= 5).then_some(failed)
+    })
+    .await;
+    assert!(
+        connected_frameworks(&second.state().await).is_empty(),
+        "not yet on the second master"
+    );
+    watcher
+        .delete(&stand_in, None)
+        .await
+        .expect("remove the stand-in");
+    let leads_since = Instant::now();
+    wait::until(
+        DEADLINE,
+        "Baton subscribed to the second master",
+        || async { (!connected_frameworks(&second.state().await).is_empty()).then_some(()) },
+    )
+    .await;
+    let took = leads_since.elapsed();
+    eprintln!(
+        "subscribed to the new leader {took:?} after ZooKeeper named it ({failed} failed attempts before)"
+    );
+    // Before: the rest of a 7.5-15 s backoff.
+    assert!(
+        took < Duration::from_millis(2_500),
+        "subscribed {took:?} after ZooKeeper named the new leader"
+    );
+    assert!(
+        registered_masters(&watcher).await.len() == 1,
+        "only the second is registered"
+    );
     baton.stop().await;
     second.stop().await;
 }

@@ -92,13 +92,6 @@ fn not_found(id: &PathId) -> ApiError {
     ApiError::NotFound(format!("App '{id}' does not exist"))
 }
 
-fn defaults(state: &ApiState) -> AppDefaults {
-    AppDefaults {
-        role: state.identity.mesos_role.clone(),
-        ..AppDefaults::default()
-    }
-}
-
 async fn on_path(
     State(state): State<ApiState>,
     method: Method,
@@ -289,7 +282,7 @@ async fn create(
     let params = Params::parse(query.as_deref())?;
     let force = params.flag("force", false)?;
     let bytes = params::body(body)?;
-    let app = AppDefinition::from_json(&bytes, &PathId::root(), &defaults(&state))?;
+    let app = AppDefinition::from_json(&bytes, &PathId::root(), &state.app_defaults())?;
     check_tree(&state.scheduler.view(), &app.id)?;
     let id = app.id.clone();
     let edit: AppEdit = Box::new(move |ctx| match ctx.current {
@@ -403,7 +396,13 @@ async fn update(
     if create_missing && !state.scheduler.view().apps.contains_key(&id) {
         check_tree(&state.scheduler.view(), &id)?;
     }
-    let edit = update_edit(id.clone(), body, defaults(state), partial, create_missing)?;
+    let edit = update_edit(
+        id.clone(),
+        body,
+        state.app_defaults(),
+        partial,
+        create_missing,
+    )?;
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
     if let Some(app) = &outcome.app {
         let (uri, client) = origin;
@@ -461,7 +460,7 @@ async fn bulk_update(
         let edit = update_edit(
             id.clone(),
             item,
-            defaults(&state),
+            state.app_defaults(),
             partial,
             method == Method::PUT,
         )?;

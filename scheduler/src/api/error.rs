@@ -80,6 +80,51 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The longest error body rewritten by [`json_errors`]; error texts from
+/// extractors and fallbacks are a line or two.
+const ERROR_TEXT_LIMIT: usize = 64 * 1024;
+
+/// Makes every error answer Marathon's shape, whatever layer wrote it: an
+/// error status whose body is not JSON (an extractor's rejection such as
+/// a path that is not UTF-8, a framework default) becomes
+/// `{"message": <its text>}`. Answers that are already JSON pass through.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header;
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if response.status().as_u16() < 400 || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_TEXT_LIMIT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_string()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let body = axum::body::Body::from(json!({ "message": message }).to_string());
+    Response::from_parts(parts, body)
+}
+
 impl From<crate::state::app::AppError> for ApiError {
     fn from(e: crate::state::app::AppError) -> ApiError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);

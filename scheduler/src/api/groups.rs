@@ -308,13 +308,6 @@ struct Planned {
     edit: AppEdit,
 }
 
-fn defaults(state: &ApiState) -> AppDefaults {
-    AppDefaults {
-        role: state.identity.mesos_role.clone(),
-        ..AppDefaults::default()
-    }
-}
-
 /// The steps a set of changes would take, as `dryRun` shows them.
 fn dry_run(planned: &[Planned]) -> Result<Response, ApiError> {
     let actions: Vec<(PathId, DeploymentAction)> =
@@ -406,7 +399,7 @@ async fn create(
             "Group {group} is already created. Use PUT to change this group."
         )));
     }
-    let desired = desired_apps(&body, &group, &view.apps, &defaults(state))?;
+    let desired = desired_apps(&body, &group, &view.apps, &state.app_defaults())?;
     let planned = plan_writes(&view, desired, true);
     let mut response = write(state, &group, planned, force, StatusCode::CREATED).await?;
     if let Ok(location) = HeaderValue::from_str(&format!("/v2/groups{group}")) {
@@ -432,7 +425,7 @@ async fn update(
     } else if let Some(factor) = scale_factor(&body)? {
         scale(&view, &group, factor)?
     } else {
-        let desired = desired_apps(&body, &group, &view.apps, &defaults(state))?;
+        let desired = desired_apps(&body, &group, &view.apps, &state.app_defaults())?;
         plan_writes(&view, desired, false)
     };
     if dry {

@@ -80,6 +80,8 @@ pub struct Identity {
     pub failover_timeout_seconds: u64,
     /// `--zk` and `--zk_session_timeout` (ms), with ZooKeeper.
     pub zk: Option<(String, u64)>,
+    /// `--max_instances_per_app`.
+    pub max_instances_per_app: u32,
 }
 
 /// What handlers share.
@@ -95,6 +97,18 @@ pub struct ApiState {
     pub executor_file: Arc<files::ExecutorFile>,
     /// Ends this leadership term (`DELETE /v2/leader`).
     pub abdicate: tokio::sync::mpsc::Sender<()>,
+}
+
+impl ApiState {
+    /// What app bodies are read with: the flags that give apps their
+    /// defaults and limits.
+    pub fn app_defaults(&self) -> crate::state::app::AppDefaults {
+        crate::state::app::AppDefaults {
+            role: self.identity.mesos_role.clone(),
+            max_instances_per_app: self.identity.max_instances_per_app,
+            ..crate::state::app::AppDefaults::default()
+        }
+    }
 }
 
 /// HTTP request counts by matched route and status code.
@@ -282,7 +296,8 @@ pub async fn serve(
                 }
             }
         })
-        .layer(axum::Extension(events::StreamShutdown(streams.clone())));
+        .layer(axum::Extension(events::StreamShutdown(streams.clone())))
+        .layer(middleware::from_fn(error::json_errors));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -12,6 +12,7 @@ use super::{ApiError, ApiState};
 use crate::offers::placement::RejectSummary;
 use crate::reconcile::backoff;
 use crate::state::app::{PathId, Timestamp};
+use crate::state::instance::Goal;
 
 /// The `/v2/queue` routes.
 pub fn routes() -> Router<ApiState> {
@@ -43,6 +44,13 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
         if waiting == 0 {
             continue;
         }
+        // Instances are created a batch at a time (decide's
+        // MAX_WAITING_INSTANCES): the ones not created yet wait too.
+        let wanted = view
+            .instances_of(id)
+            .filter(|i| i.goal == Goal::Running)
+            .count();
+        let waiting = waiting + (app.instances as usize).saturating_sub(wanted);
         let stats = view
             .offer_stats
             .get(id)

@@ -64,6 +64,7 @@ async fn info(State(state): State<ApiState>) -> impl IntoResponse {
             "mesos_user": id.mesos_user,
             "failover_timeout": id.failover_timeout_seconds,
             "checkpoint": true,
+            "max_instances_per_app": id.max_instances_per_app,
             "hostname": id.leader.rsplit_once(':').map_or(id.leader.as_str(), |(h, _)| h),
         },
         "zookeeper_config": id.zk.as_ref().map_or_else(
@@ -160,6 +161,16 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
         "marathon_mesos_subscriptions_total",
         "Subscriptions to a Mesos master.",
         s.subscriptions,
+    );
+    counter(
+        "marathon_mesos_subscribe_attempts_total",
+        "SUBSCRIBE calls sent to a Mesos master, failed ones included.",
+        state
+            .scheduler
+            .mesos()
+            .stats()
+            .subscribe_attempts
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     let _ = writeln!(
         out,

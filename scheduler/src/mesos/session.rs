@@ -298,6 +298,7 @@ impl Session {
                     redirects_in_a_row = 0;
                     failures += 1;
                     warn!(master = %target, error = %error, attempt = failures, "subscription failed");
+                    let mut delay = backoff(&self.config, failures);
                     // Transport trouble or an unusable answer: next master in the list.
                     if !was_subscribed
                         || matches!(
@@ -306,10 +307,18 @@ impl Session {
                         )
                     {
                         match &mut detected {
-                            // Whoever ZooKeeper says leads now.
+                            // Whoever ZooKeeper says leads now: a master
+                            // other than the one that failed is tried at
+                            // once (the failures were the old one's).
                             Some(detected) => {
                                 match Self::detected_leader(detected, &shutdown).await {
-                                    Some(leader) => target = leader,
+                                    Some(leader) if leader != target => {
+                                        info!(from = %target, to = %leader, "ZooKeeper names a new leading master; subscribing at once");
+                                        target = leader;
+                                        failures = 0;
+                                        delay = Duration::ZERO;
+                                    }
+                                    Some(_) => {}
                                     None => return,
                                 }
                             }
@@ -319,12 +328,21 @@ impl Session {
                             }
                         }
                     }
-                    backoff(&self.config, failures)
+                    delay
                 }
             };
+            // A leader change seen in ZooKeeper ends the wait: the backoff
+            // was for the master that failed, not for its successor.
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
+                moved = Self::leader_moved(detected.as_mut(), &target) => {
+                    if let Some(leader) = moved {
+                        info!(from = %target, to = %leader, "leading master changed during the backoff; subscribing at once");
+                        target = leader;
+                        failures = 0;
+                    }
+                }
             }
         }
     }

@@ -2,7 +2,8 @@
 //! instances and the time (kube-rs's level-triggered reconcile: the same
 //! inputs always give the same decisions, whatever event led here).
 //!
-//! - too few instances wanted running → schedule new ones;
+//! - too few instances wanted running → schedule new ones, at most
+//!   [`MAX_WAITING_INSTANCES`] waiting for offers at a time;
 //! - too many → decommission the surplus, cheapest first: waiting ones,
 //!   then unreachable, launching, and finally running ones in
 //!   `killSelection` order;
@@ -28,6 +29,19 @@ use std::time::Duration;
 
 use crate::state::app::{AppDefinition, KillSelection, Timestamp, UnreachableStrategy};
 use crate::state::instance::{Condition, Goal, Instance};
+
+/// The most instances of one app that wait for offers at a time. Instances
+/// are created (and stored) as launches can use them, never all at once: an
+/// app asking for a million instances costs memory and store space for the
+/// ones launched plus this many, and the next ones are created as these
+/// launch.
+pub const MAX_WAITING_INSTANCES: usize = 1024;
+
+/// How many of `missing` instances to create when `waiting` already wait:
+/// topped up to [`MAX_WAITING_INSTANCES`] at most.
+fn to_schedule(missing: usize, waiting: usize) -> usize {
+    missing.min(MAX_WAITING_INSTANCES.saturating_sub(waiting))
+}
 
 /// Knobs that are not part of the app.
 #[derive(Debug, Clone, Copy)]
@@ -99,31 +113,42 @@ pub fn decide(
         }
     }
 
+    // Unwanted instances whose task may still run (being drained or
+    // killed) keep their slot under the cap until Mesos says they ended:
+    // with `maximumOverCapacity: 0` a replacement waits for them. An
+    // unreachable one does not: it may never answer, and availability
+    // comes first.
+    let lingering = instances
+        .iter()
+        .filter(|i| {
+            i.goal != Goal::Running
+                && i.is_active()
+                && i.condition() != Some(Condition::Unreachable)
+        })
+        .count();
     let kept = match app {
         Some(app) => {
             let (new, old): (Vec<usize>, Vec<usize>) =
                 counted.iter().partition(|&&i| is_new(app, instances[i]));
             if old.is_empty() {
+                let n = app.instances as usize;
+                let (_, max_total) = capacity(n, app);
                 scale(
                     instances,
                     new,
-                    app.instances as usize,
+                    n,
+                    max_total.saturating_sub(lingering),
                     app.kill_selection,
                     &mut actions,
                 )
             } else {
-                // Unwanted instances still running (being drained or
-                // killed) take room under the cap too.
-                let lingering = instances
-                    .iter()
-                    .filter(|i| i.goal != Goal::Running && i.is_active())
-                    .count();
                 roll(app, instances, new, old, lingering, &mut actions)
             }
         }
         None => scale(
             instances,
             counted,
+            0,
             0,
             KillSelection::YoungestFirst,
             &mut actions,
@@ -211,17 +236,27 @@ fn is_new(app: &AppDefinition, instance: &Instance) -> bool {
             .is_none_or(|version| instance.app_version == version)
 }
 
-/// Plain scaling to `wanted`: schedule the missing, decommission the
-/// surplus in scale-down order. Returns the counted instances kept.
+/// Plain scaling to `wanted`: schedule the missing (as long as the counted
+/// instances stay within `room`), decommission the surplus in scale-down
+/// order. Returns the counted instances kept.
 fn scale(
     instances: &[&Instance],
     mut counted: Vec<usize>,
     wanted: usize,
+    room: usize,
     kill_selection: KillSelection,
     actions: &mut Vec<Action>,
 ) -> Vec<usize> {
     if counted.len() < wanted {
-        actions.push(Action::Schedule(wanted - counted.len()));
+        let waiting = counted
+            .iter()
+            .filter(|&&i| instances[i].is_waiting())
+            .count();
+        let missing = (wanted - counted.len()).min(room.saturating_sub(counted.len()));
+        let count = to_schedule(missing, waiting);
+        if count > 0 {
+            actions.push(Action::Schedule(count));
+        }
     } else if counted.len() > wanted {
         counted.sort_by_key(|&i| scale_down_rank(instances[i], kill_selection));
         decommission(instances, &counted[..counted.len() - wanted], actions);
@@ -283,9 +318,12 @@ fn roll(
         new.truncate(n);
     }
 
-    let schedule = n
-        .saturating_sub(new.len())
-        .min(max_total.saturating_sub(old.len() + new.len() + lingering));
+    let waiting = new.iter().filter(|&&i| instances[i].is_waiting()).count();
+    let schedule = to_schedule(
+        n.saturating_sub(new.len())
+            .min(max_total.saturating_sub(old.len() + new.len() + lingering)),
+        waiting,
+    );
     if schedule > 0 {
         actions.push(Action::Schedule(schedule));
     }
@@ -464,6 +502,39 @@ mod tests {
     fn run(app: Option<&AppDefinition>, instances: &[Instance]) -> Vec<Action> {
         let refs: Vec<&Instance> = instances.iter().collect();
         decide(app, &refs, Timestamp::from_millis(NOW), &Limits::default())
+    }
+
+    #[test]
+    fn a_huge_app_creates_its_instances_a_batch_at_a_time() {
+        let mut a = app(1, serde_json::json!({}));
+        a.instances = 1_000_000;
+        assert_eq!(
+            run(Some(&a), &[]),
+            vec![Action::Schedule(MAX_WAITING_INSTANCES)]
+        );
+        // Ten run, a thousand wait (a failed one among them): topped up.
+        let mut have: Vec<Instance> = (0..10)
+            .map(|_| instance(Some(Condition::Running), 10))
+            .collect();
+        have.push(instance(Some(Condition::Failed), 10));
+        have.extend((1..1000).map(|_| instance(None, 0)));
+        assert_eq!(
+            run(Some(&a), &have),
+            vec![Action::Schedule(MAX_WAITING_INSTANCES - 1000)]
+        );
+        have.extend((0..MAX_WAITING_INSTANCES - 1000).map(|_| instance(None, 0)));
+        assert_eq!(run(Some(&a), &have), vec![], "the batch is full");
+        // A rolling upgrade to a million new instances: the same bound.
+        let mut changed = changed_app(1, strategy(0.0, 1.0));
+        changed.instances = 1_000_000;
+        let old: Vec<Instance> = (0..10)
+            .map(|_| instance(Some(Condition::Running), 10))
+            .collect();
+        let actions = run(Some(&changed), &old);
+        assert!(
+            actions.contains(&Action::Schedule(MAX_WAITING_INSTANCES)),
+            "{actions:?}"
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct SchedulerConfig {
     pub max_concurrent_health_checks: usize,
     /// What one "second" of a health check's timing lasts (tests shrink it).
     pub health_check_second: Duration,
+    /// `--max_instances_per_app`: no write may ask for more.
+    pub max_instances_per_app: u32,
 }
 
 impl SchedulerConfig {
@@ -94,6 +96,7 @@ impl SchedulerConfig {
             drain: Duration::from_secs(2),
             max_concurrent_health_checks: 256,
             health_check_second: Duration::from_secs(1),
+            max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
         }
     }
 }
@@ -402,6 +405,7 @@ impl Scheduler {
             view,
             view_tx,
             events: events_tx.clone(),
+            outbox: Outbox::default(),
             wants_offers: None,
             dirty,
             wakeups: BTreeMap::new(),
@@ -520,6 +524,14 @@ struct Reconciling {
     retry_after: Duration,
 }
 
+/// What the loop has decided to tell the world and holds back until the
+/// state it describes is durable and published.
+#[derive(Default)]
+struct Outbox {
+    events: Vec<Arc<BusEvent>>,
+    calls: Vec<Call>,
+}
+
 struct Driver {
     config: SchedulerConfig,
     store: Arc<dyn Store>,
@@ -532,6 +544,8 @@ struct Driver {
     view_tx: watch::Sender<Arc<View>>,
     /// The event bus.
     events: broadcast::Sender<Arc<BusEvent>>,
+    /// Events and calls decided but not yet released (see [`Driver::flush`]).
+    outbox: Outbox,
     /// What we last told Mesos about offers: `Some(true)` = REVIVE'd,
     /// `Some(false)` = SUPPRESS'ed, `None` = nothing since (re)subscribing,
     /// when filters left by a previous run may still hold offers back.
@@ -598,7 +612,7 @@ impl Driver {
             }
             self.reconcile_dirty().await;
             self.refresh_health_targets();
-            self.publish();
+            self.flush().await;
         }
         info!("reconcile loop stopped");
     }
@@ -654,15 +668,33 @@ impl Driver {
             .map_err(|e| StoreError::Backend(format!("store task panicked: {e}")))?
     }
 
-    /// Puts an event on the bus (nobody listening is fine).
-    fn emit(&self, event: Arc<BusEvent>) {
-        let _ = self.events.send(event);
+    /// Queues an event for the bus; it goes out with the next
+    /// [`Driver::flush`], after the snapshot holding its change.
+    fn emit(&mut self, event: Arc<BusEvent>) {
+        self.outbox.events.push(event);
     }
 
-    /// Queues a call for the sender, which keeps their order.
-    async fn send(&self, call: Call) {
-        if self.calls.send(call).await.is_err() {
-            warn!("call sender stopped; call dropped");
+    /// Queues a call for Mesos; it goes out with the next
+    /// [`Driver::flush`], in the order decided.
+    fn send(&mut self, call: Call) {
+        self.outbox.calls.push(call);
+    }
+
+    /// Releases what this pass decided, in the one order every change
+    /// follows: (already persisted) → publish the snapshot the API reads →
+    /// events → Mesos calls (acknowledgements among them, in order). A
+    /// client that reads the API after an event therefore sees its change,
+    /// as Marathon guarantees and marathon-lb relies on.
+    async fn flush(&mut self) {
+        self.publish();
+        for event in std::mem::take(&mut self.outbox.events) {
+            // Nobody listening is fine.
+            let _ = self.events.send(event);
+        }
+        for call in std::mem::take(&mut self.outbox.calls) {
+            if self.calls.send(call).await.is_err() {
+                warn!("call sender stopped; call dropped");
+            }
         }
     }
 
@@ -950,7 +982,7 @@ impl Driver {
         room_for_replacement || healthy >= min_healthy
     }
 
-    fn announce_retirement(&self, instance: &Instance, task_id: &str) {
+    fn announce_retirement(&mut self, instance: &Instance, task_id: &str) {
         warn!(%task_id, "failing its health checks: replaced (the replacement first, when capacity allows)");
         if let Some(e) = events::unhealthy_kill(instance, "FailedHealthChecks") {
             self.emit(e);
@@ -979,7 +1011,7 @@ impl Driver {
                 let apps: Vec<&str> = edits.iter().map(|(id, _)| id.as_str()).collect();
                 let span = info_span!("app_write", apps = ?apps);
                 let result = self.edit_apps(edits, force).instrument(span).await;
-                self.publish();
+                self.flush().await;
                 let _ = reply.send(result);
             }
             Command::Kill {
@@ -988,17 +1020,17 @@ impl Driver {
                 reply,
             } => {
                 let result = self.kill_tasks(task_ids, options).await;
-                self.publish();
+                self.flush().await;
                 let _ = reply.send(result);
             }
             Command::ResetDelay { id, reply } => {
                 let result = self.reset_delay(&id).await;
-                self.publish();
+                self.flush().await;
                 let _ = reply.send(result);
             }
             Command::CancelDeployment { id, reply } => {
                 let result = self.cancel_deployment(&id).await;
-                self.publish();
+                self.flush().await;
                 let _ = reply.send(result);
             }
         }
@@ -1060,6 +1092,24 @@ impl Driver {
                 versions: &versions,
                 now,
             })?;
+            // Every write path ends here (bodies, scaleBy, rollbacks to an
+            // old version, kills with scale): one bound for all of them.
+            if let Some(app) = &new
+                && app.instances > self.config.max_instances_per_app
+            {
+                return Err(AppError::invalid(
+                    "/instances",
+                    format!(
+                        "{}: {}",
+                        app.id,
+                        crate::state::app::too_many_instances(
+                            app.instances.into(),
+                            self.config.max_instances_per_app
+                        )
+                    ),
+                )
+                .into());
+            }
             let action = match (&current, &new) {
                 (None, None) => return Err(SchedulerError::UnknownApp(id)),
                 (None, Some(_)) => DeploymentAction::StartApplication,
@@ -1285,8 +1335,7 @@ impl Driver {
             mesos_proto::util::task_id(&task.task_id),
             Some(mesos_proto::util::agent_id(&task.agent_id)),
             None,
-        ))
-        .await;
+        ));
     }
 
     // ---- per-app reconcile ------------------------------------------------
@@ -1671,10 +1720,10 @@ impl Driver {
                 apps = self.launchable.len(),
                 "instances are waiting: REVIVE"
             );
-            self.send(calls::revive(Vec::new())).await;
+            self.send(calls::revive(Vec::new()));
         } else {
             info!("nothing waits for offers: SUPPRESS");
-            self.send(calls::suppress(Vec::new())).await;
+            self.send(calls::suppress(Vec::new()));
         }
     }
 
@@ -1759,7 +1808,7 @@ impl Driver {
         if r.pending.is_empty() {
             self.reconciling = None;
             self.view.stats.reconcile_cycles += 1;
-            self.send(calls::reconcile(Vec::new())).await;
+            self.send(calls::reconcile(Vec::new()));
             return;
         }
         let tasks = r
@@ -1775,7 +1824,7 @@ impl Driver {
         r.retry_at = Instant::now() + r.retry_after;
         r.retry_after = (r.retry_after * 2).min(RECONCILE_RETRY_CAP);
         self.view.stats.reconcile_requests += 1;
-        self.send(calls::reconcile(tasks)).await;
+        self.send(calls::reconcile(tasks));
     }
 
     async fn on_framework_removed(&mut self, message: String) {
@@ -2062,8 +2111,7 @@ impl Driver {
                 vec![offer.id.clone()],
                 launches,
                 self.config.refuse_seconds_while_waiting,
-            ))
-            .await;
+            ));
         }
         if !unused.is_empty() {
             let still_waiting = plan
@@ -2077,7 +2125,7 @@ impl Driver {
                 self.config.refuse_seconds_idle
             };
             self.view.stats.offers_declined += unused.len() as u64;
-            self.send(calls::decline(unused, refuse)).await;
+            self.send(calls::decline(unused, refuse));
         }
     }
 
@@ -2102,8 +2150,7 @@ impl Driver {
                     status.task_id.clone(),
                     status.agent_id.clone(),
                     None,
-                ))
-                .await;
+                ));
             }
             self.acknowledge(&status).await;
             return;
@@ -2249,7 +2296,7 @@ impl Driver {
     async fn acknowledge(&mut self, status: &v1::TaskStatus) {
         if let Some(ack) = calls::acknowledge(status) {
             self.view.stats.acks_sent += 1;
-            self.send(ack).await;
+            self.send(ack);
         }
     }
 }

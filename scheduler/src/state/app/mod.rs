@@ -70,6 +70,17 @@ pub struct AppDefaults {
     /// The network name that `ipAddress.networkName` uses to ask for bridge
     /// networking (`--mesos_bridge_name`, default `mesos-bridge`).
     pub mesos_bridge_name: String,
+    /// The most `instances` an app may ask for (`--max_instances_per_app`).
+    pub max_instances_per_app: u32,
+}
+
+/// `--max_instances_per_app` when not given: far above what one app runs
+/// on the largest Mesos clusters, far below what a typo asks for.
+pub const DEFAULT_MAX_INSTANCES_PER_APP: u32 = 10_000;
+
+/// The violation message for `instances` above the maximum.
+pub fn too_many_instances(instances: u64, max: u32) -> String {
+    format!("got {instances}, expected at most {max} (the --max_instances_per_app limit)")
 }
 
 impl Default for AppDefaults {
@@ -77,6 +88,7 @@ impl Default for AppDefaults {
         AppDefaults {
             role: "*".into(),
             mesos_bridge_name: "mesos-bridge".into(),
+            max_instances_per_app: DEFAULT_MAX_INSTANCES_PER_APP,
         }
     }
 }

@@ -370,6 +370,12 @@ pub(super) fn read_app(
     app.env = read_env(&o, p);
     app.secrets = read_secrets(&o, p);
     if let Some(n) = o.u32("instances", p) {
+        if opts.validate && n > defaults.max_instances_per_app {
+            p.invalid(
+                "/instances",
+                super::too_many_instances(n.into(), defaults.max_instances_per_app),
+            );
+        }
         app.instances = n;
     }
     if let Some(n) = o.number("cpus", p) {
