@@ -253,6 +253,66 @@ async fn unacknowledged_updates_resent_after_executor_reconnects(encoding: Encod
     s.teardown().await;
 }
 
+/// `rack_id:GROUP_BY` over two racks, one instance each; the only agent of
+/// rack-2 goes away. The lost instance is replaced on rack-1 (which holds
+/// the minimum of the racks still offering) instead of waiting for rack-2
+/// to return; when it does, its old task is killed as unknown and nothing
+/// is moved back.
+async fn group_by_outage(encoding: Encoding) {
+    let s = setup("group-by-outage", encoding, |_| {}).await;
+    let mut app = s.app(
+        "spread",
+        "sleep 100000",
+        json!({"constraints": [["rack_id", "GROUP_BY"]]}),
+    );
+    app.instances = 2;
+    s.scheduler.put_app(app).await.expect("put the app");
+    let tasks = apps::wait_running(&s.scheduler, "/spread", 2).await;
+    let rack = |t: &InstanceTask| t.fields.get("rack_id").cloned().unwrap_or_default();
+    let mut racks: Vec<String> = tasks.iter().map(rack).collect();
+    racks.sort();
+    assert_eq!(racks, ["rack-1", "rack-2"], "one instance per rack");
+    // Agent 2 is rack-2's only agent.
+    let lost = tasks.iter().find(|t| rack(t) == "rack-2").unwrap().clone();
+    s.cluster.faults().stop_agent(2).await;
+    let view = wait_view(&s.scheduler, "the lost instance replaced on rack-1", |v| {
+        let tasks = apps::tasks_of(v, &apps::path("/spread"));
+        tasks.len() == 2
+            && tasks
+                .iter()
+                .all(|t| t.condition == Condition::Running && rack(t) == "rack-1")
+    })
+    .await;
+    assert!(
+        apps::task(&view, &lost.task_id).is_none(),
+        "the unreachable task is forgotten (default unreachableStrategy)"
+    );
+    // Rack-2 returns: its old task is an unknown task, killed; the app
+    // stays as it is.
+    s.cluster.faults().start_agent(2).await;
+    wait::until(DEADLINE, "the returning task killed", || async {
+        let killed = s.scheduler.view().stats.unknown_tasks_killed;
+        (killed >= 1).then_some(())
+    })
+    .await;
+    let tasks = apps::wait_running(&s.scheduler, "/spread", 2).await;
+    assert!(
+        tasks.iter().all(|t| rack(t) == "rack-1"),
+        "not moved back: {tasks:#?}"
+    );
+    s.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_replaces_an_instance_lost_with_its_rack_on_the_other_rack_protobuf() {
+    group_by_outage(Encoding::Protobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_replaces_an_instance_lost_with_its_rack_on_the_other_rack_json() {
+    group_by_outage(Encoding::Json).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_loss_resubscribes_with_the_same_framework_id_protobuf() {
     heartbeat_loss(Encoding::Protobuf).await;

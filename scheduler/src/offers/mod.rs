@@ -5,10 +5,12 @@
 //! of it; [`constraints`] judges one offer against Marathon's constraints;
 //! [`placement`] decides, for a whole batch of offers, which waiting
 //! instances go where and why the rest could not; [`task_info`] builds the
-//! `TaskInfo` Mesos launches, and [`executor`] wraps it for `baton-executor`.
+//! `TaskInfo` Mesos launches, and [`executor`] wraps it for `baton-executor`;
+//! [`known`] remembers which agents may still offer, for GROUP_BY.
 
 pub mod constraints;
 pub mod executor;
+pub mod known;
 pub mod placement;
 pub mod resources;
 pub mod task_info;

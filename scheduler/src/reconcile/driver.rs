@@ -26,6 +26,7 @@ use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
 use crate::offers::constraints::offer_fields;
 use crate::offers::executor::{ExecutorSettings, with_baton_executor};
+use crate::offers::known::{self, KnownAgents};
 use crate::offers::placement::{Demand, PlacementOptions, place};
 use crate::offers::task_info::build_app_task_info;
 use crate::state::app::{AppDefinition, AppError, PathId, Timestamp};
@@ -410,7 +411,7 @@ impl Scheduler {
             dirty,
             wakeups: BTreeMap::new(),
             launchable: BTreeSet::new(),
-            known_values: BTreeMap::new(),
+            known_agents: KnownAgents::default(),
             reconciling: None,
             next_periodic_reconcile,
             checker,
@@ -491,9 +492,6 @@ pub fn load_view(store: &dyn Store) -> Result<View, SchedulerError> {
 /// Calls waiting to be sent; beyond this the loop waits (backpressure).
 const CALL_QUEUE: usize = 4096;
 
-/// How long a GROUP_BY value stays known after its agent's last offer.
-const KNOWN_VALUE_TTL_MS: i64 = 10 * 60 * 1000;
-
 /// The app label that sets how long its deployments may take before they
 /// are reported as failed (seconds).
 pub const DEPLOYMENT_TIMEOUT_LABEL: &str = "BATON_DEPLOYMENT_TIMEOUT_SECONDS";
@@ -557,8 +555,8 @@ struct Driver {
     wakeups: BTreeMap<PathId, Instant>,
     /// Apps with instances that may launch now.
     launchable: BTreeSet<PathId>,
-    /// GROUP_BY values seen on agents, with when they were last offered.
-    known_values: BTreeMap<String, BTreeMap<String, Timestamp>>,
+    /// The agents that may still offer, and their fields (for GROUP_BY).
+    known_agents: KnownAgents,
     /// The explicit reconciliation in progress, if any.
     reconciling: Option<Reconciling>,
     next_periodic_reconcile: Instant,
@@ -1720,6 +1718,7 @@ impl Driver {
                 apps = self.launchable.len(),
                 "instances are waiting: REVIVE"
             );
+            self.known_agents.revived(Timestamp::now());
             self.send(calls::revive(Vec::new()));
         } else {
             info!("nothing waits for offers: SUPPRESS");
@@ -1888,7 +1887,13 @@ impl Driver {
                     let executor = f.executor_id.map(|e| e.value);
                     // Mesos reports every executor exit; a clean one is news,
                     // not trouble (each task's own update says how it ended).
-                    if f.status == Some(0) {
+                    if executor.is_none()
+                        && let Some(agent) = &agent
+                    {
+                        // No executor named: the agent itself is lost.
+                        warn!(%agent, "agent lost (FAILURE from master)");
+                        self.known_agents.lost(agent);
+                    } else if f.status == Some(0) {
                         debug!(?agent, ?executor, "executor exited cleanly");
                     } else {
                         warn!(?agent, ?executor, status = ?f.status, "FAILURE from master");
@@ -1925,35 +1930,13 @@ impl Driver {
         }
     }
 
-    /// Remembers the constraint field values of `offers` and forgets values
-    /// not offered for a while; returns the live set for GROUP_BY.
-    fn learn_values(
-        &mut self,
-        offers: &[v1::Offer],
-        now: Timestamp,
-    ) -> BTreeMap<String, BTreeSet<String>> {
-        for offer in offers {
-            for (field, value) in offer_fields(offer) {
-                self.known_values
-                    .entry(field)
-                    .or_default()
-                    .insert(value, now);
-            }
-        }
-        let cutoff = now.plus_millis(-KNOWN_VALUE_TTL_MS);
-        self.known_values
-            .iter_mut()
-            .map(|(field, values)| {
-                values.retain(|_, seen| *seen >= cutoff);
-                (field.clone(), values.keys().cloned().collect())
-            })
-            .collect()
-    }
-
     async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
         self.view.stats.offers_received += offers.len() as u64;
         let now = Timestamp::now();
-        let known_values = self.learn_values(&offers, now);
+        for offer in &offers {
+            self.known_agents.offered(offer, now);
+        }
+        let known_values = self.known_agents.values(now);
         // The demands: every app with instances that may launch now.
         let mut demands = Vec::new();
         let mut waiting: Vec<Vec<Arc<Instance>>> = Vec::new();
@@ -1972,10 +1955,13 @@ impl Driver {
             if instances.is_empty() {
                 continue;
             }
+            // Where its instances run. An unreachable one does not hold its
+            // group or host: it is being replaced, and availability first.
             let placed = self
                 .view
                 .instances_of(&id)
                 .filter(|i| i.goal == Goal::Running && i.is_active())
+                .filter(|i| i.condition() != Some(Condition::Unreachable))
                 .filter_map(|i| i.task.as_ref().map(|t| t.fields.clone()))
                 .collect();
             let mut demand = match Demand::for_app(&app, instances.len() as u32, placed) {
@@ -2139,6 +2125,23 @@ impl Driver {
         {
             // Every task answered: the implicit round follows at once.
             self.retry_reconciliation().await;
+        }
+        if known::agent_lost(&status) {
+            let agent = status
+                .agent_id
+                .as_ref()
+                .map(|a| a.value.clone())
+                .or_else(|| {
+                    self.view
+                        .instance_by_task(&task_id)
+                        .and_then(|i| i.task.as_ref())
+                        .map(|t| t.agent_id.clone())
+                });
+            if let Some(agent) = agent
+                && self.known_agents.lost(&agent)
+            {
+                info!(%agent, %task_id, "agent gone or unreachable: its values no longer hold GROUP_BY back");
+            }
         }
         let uuid_hex = status.uuid.as_deref().map(hex);
         let Some(instance) = self.view.instance_by_task(&task_id).cloned() else {
