@@ -106,7 +106,7 @@ mod tests {
 
     fn offer(agent: &str, rack: &str) -> v1::Offer {
         v1::Offer {
-            id: offer_id(&format!("o-{agent}")),
+            id: offer_id(format!("o-{agent}")),
             framework_id: framework_id("f"),
             agent_id: agent_id(agent),
             hostname: format!("{agent}.example"),
