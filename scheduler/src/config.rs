@@ -90,6 +90,10 @@ pub struct Settings {
     pub zk_session_timeout: Duration,
     /// `--max_instances_per_app`: writes asking for more are refused.
     pub max_instances_per_app: u32,
+    /// `--crash_after_store_writes` (fault injection for tests): the
+    /// process kills itself after this many store writes, counted from the
+    /// first that stores a deployment.
+    pub crash_after_store_writes: Option<u64>,
 }
 
 /// `--executor`.
@@ -136,6 +140,7 @@ impl Settings {
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
             max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
+            crash_after_store_writes: None,
         }
     }
 
@@ -251,8 +256,15 @@ pub async fn run(
 ) -> Result<Running, StartError> {
     // Without ZooKeeper the embedded store is opened once, up front, so a
     // bad --data_dir fails the start.
+    let crash_after = settings.crash_after_store_writes;
+    let with_faults = move |store: Arc<dyn Store>| -> Arc<dyn Store> {
+        match crash_after {
+            Some(n) => Arc::new(crate::state::crash::CrashAfterWrites::new(store, n)),
+            None => store,
+        }
+    };
     let embedded: Option<Arc<dyn Store>> = match settings.zk {
-        None => Some(Arc::new(RedbStore::open(&settings.data_dir)?)),
+        None => Some(with_faults(Arc::new(RedbStore::open(&settings.data_dir)?))),
         Some(_) => None,
     };
     let shutdown = CancellationToken::new();
@@ -372,7 +384,9 @@ pub async fn run(
                     (Some(store), _) => store,
                     (None, Some(lease)) if role == (Role::Leading { term: lease.term }) => {
                         registry = Some((lease.client.clone(), lease.lock_path.clone()));
-                        Arc::new(ZkStore::open(lease.client, Some(lease.lock_path)).await?)
+                        with_faults(Arc::new(
+                            ZkStore::open(lease.client, Some(lease.lock_path)).await?,
+                        ))
                     }
                     (None, _) => {
                         return Err(StartError::Store(StoreError::Fenced(

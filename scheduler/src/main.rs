@@ -135,6 +135,15 @@ struct Flags {
         default_value_t = baton::state::app::DEFAULT_MAX_INSTANCES_PER_APP
     )]
     max_instances_per_app: u32,
+    /// Fault injection for crash tests: kill this process (SIGKILL) right
+    /// after this many store writes, counted from the first write that
+    /// stores a deployment.
+    #[arg(
+        long = "crash_after_store_writes",
+        env = "BATON_CRASH_AFTER_STORE_WRITES",
+        hide = true
+    )]
+    crash_after_store_writes: Option<u64>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -185,6 +194,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         .context("--zk")?;
     settings.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
     settings.max_instances_per_app = flags.max_instances_per_app;
+    settings.crash_after_store_writes = flags.crash_after_store_writes;
     Ok(settings)
 }
 

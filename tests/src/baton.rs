@@ -230,6 +230,13 @@ impl BatonProcess {
         Self::spawn(master, data_dir, http_port, extra).await
     }
 
+    /// Starts it again with the same master, data and port but other extra
+    /// flags (after `kill -9` if it still runs).
+    pub async fn restart_with(mut self, extra: &[&str]) -> BatonProcess {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart().await
+    }
+
     /// SIGTERM (in local mode it then stops its cluster and tasks), and
     /// waits; asserts Baton exited by itself, successfully.
     pub async fn stop(mut self) {

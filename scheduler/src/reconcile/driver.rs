@@ -386,12 +386,7 @@ impl Scheduler {
         let (events_tx, _) = broadcast::channel(events::EVENT_BUFFER);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
         tokio::spawn(send_calls(mesos.clone(), calls_rx).instrument(info_span!("mesos_calls")));
-        let dirty = view
-            .apps
-            .keys()
-            .chain(view.instances.keys())
-            .cloned()
-            .collect();
+        let dirty = everything(&view);
         let next_periodic_reconcile = Instant::now() + config.reconciliation_interval;
         let mut health_options = health::Options::new(config.max_concurrent_health_checks);
         health_options.second = config.health_check_second;
@@ -1294,7 +1289,7 @@ impl Driver {
         for next in updated {
             if let Some(task) = next.task.as_ref().filter(|t| !t.condition.is_terminal()) {
                 info!(task_id = %task.task_id, "killing task on request");
-                self.send_kill(task).await;
+                self.send_kill(task);
             }
             self.put_instance(next);
         }
@@ -1327,7 +1322,7 @@ impl Driver {
         Ok(())
     }
 
-    async fn send_kill(&mut self, task: &InstanceTask) {
+    fn send_kill(&mut self, task: &InstanceTask) {
         self.view.stats.kills_sent += 1;
         self.send(calls::kill(
             mesos_proto::util::task_id(&task.task_id),
@@ -1458,7 +1453,7 @@ impl Driver {
         self.dirty.remove(id);
         for task in kills {
             info!(task_id = %task.task_id, "killing task");
-            self.send_kill(&task).await;
+            self.send_kill(&task);
         }
         self.advance_deployments(id).await;
         self.schedule_next_look(id, now);
@@ -1770,13 +1765,24 @@ impl Driver {
         ));
         // The next pass says whether we want offers.
         self.wants_offers = None;
-        self.dirty.extend(
-            self.view
-                .instances
-                .keys()
-                .chain(self.view.apps.keys())
-                .cloned(),
-        );
+        self.dirty.extend(everything(&self.view));
+        // Kills asked for before (by a previous run, or on a subscription
+        // that ended) may never have reached Mesos: ask again now rather
+        // than after the kill retry, so that a stop is not held up (nor
+        // its app locked) by a crash. Reconciliation tells what still runs.
+        let outstanding: Vec<InstanceTask> = self
+            .view
+            .all_instances()
+            .filter_map(|i| i.task.as_ref())
+            .filter(|t| t.kill_requested_at.is_some() && !t.condition.is_terminal())
+            .cloned()
+            .collect();
+        if !outstanding.is_empty() {
+            info!(tasks = outstanding.len(), "resending outstanding kills");
+        }
+        for task in &outstanding {
+            self.send_kill(task);
+        }
         self.start_reconciliation().await;
         self.next_periodic_reconcile = Instant::now() + self.config.reconciliation_interval;
     }
@@ -2302,6 +2308,23 @@ impl Driver {
             self.send(ack);
         }
     }
+}
+
+/// Every app the loop must look at after a (re)start: the ones defined,
+/// the ones with instances, and the ones a stored deployment names (a
+/// deleted app whose last instance went may have left its deployment
+/// behind: it must still be driven to its end).
+fn everything(view: &View) -> BTreeSet<PathId> {
+    view.apps
+        .keys()
+        .chain(view.instances.keys())
+        .cloned()
+        .chain(
+            view.deployments
+                .values()
+                .flat_map(|d| d.affected_apps().cloned().collect::<Vec<_>>()),
+        )
+        .collect()
 }
 
 /// The configuration version instances of `app` run.

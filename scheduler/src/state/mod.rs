@@ -3,8 +3,10 @@
 //! ([`redb_store`]) by default, an in-memory one ([`memory`]) for tests, and
 //! ZooKeeper ([`zk_store`]) for HA. Every change is a batch of [`Change`]s applied
 //! atomically, which maps onto a redb transaction and a ZooKeeper multi-op.
+//! [`crash`] wraps any of them to inject a `kill -9` after a chosen write.
 
 pub mod app;
+pub mod crash;
 pub mod instance;
 pub mod memory;
 pub mod model;

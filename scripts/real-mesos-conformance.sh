@@ -1,0 +1,673 @@
+#!/usr/bin/env bash
+# Conformance checks of Baton against a REAL Apache Mesos 1.12 (not mesos-local).
+#
+# An optional developer tool: nothing in the test suite needs it, and it needs
+# the prebuilt Mesos tarball described in ../shared/real-mesos/README.md (which
+# a fresh clone does not have).
+#
+#   scripts/real-mesos-conformance.sh [--tarball PATH] [--baton TARGET_DIR] [--keep] [scenario...]
+#
+#   --tarball PATH    Mesos 1.12 tarball (default: ../shared/real-mesos/mesos-1.12.0-debian12-x86_64.tar.gz)
+#   --baton DIR       directory holding the `baton` and `baton-executor` binaries
+#                     (default: target/debug; build them first with `cargo build --bins`)
+#   --keep            keep the whole temporary directory (default: only the logs
+#                     are kept, and only when a scenario failed)
+#   scenario          max-over-zero | group-by-rack-outage | zk-master-failover (default: all three)
+#
+# Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
+# fresh agents and a fresh Baton, every one of them on 127.0.0.1 with free
+# ports and its own directory under one temporary directory. Each prints one
+# `PASS <scenario>: ...` or `FAIL <scenario>: ...` line with what it measured;
+# the script exits non-zero if any failed.
+#
+# Cleanup: every process the script starts runs in its own session (setsid)
+# with its working directory under the temporary directory, and Mesos starts
+# executors and tasks with their working directory in an agent's sandbox, also
+# under it. So "every process whose cwd or environment points into the
+# temporary directory" is exactly what the script started, tasks included; a
+# scenario kills those of its own directory when it ends, and an EXIT trap
+# kills whatever is left (also on Ctrl-C), then checks that nothing survived.
+#
+# Every wait is a bounded poll (`wait_for`), never a fixed sleep.
+#
+# Needs: bash >= 5, curl, jq, coreutils, util-linux (setsid); Debian 12's
+# runtime libraries of the Mesos build and, for zk-master-failover, the
+# `zookeeper` package (all installed with apt-get when missing).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover)
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+TARBALL="$REPO/../shared/real-mesos/mesos-1.12.0-debian12-x86_64.tar.gz"
+BATON_DIR="$REPO/target/debug"
+KEEP=0
+SCENARIOS=()
+while (($#)); do
+  case "$1" in
+    --tarball) TARBALL=${2:?--tarball needs a path}; shift 2 ;;
+    --tarball=*) TARBALL=${1#*=}; shift ;;
+    --baton) BATON_DIR=${2:?--baton needs a directory}; shift 2 ;;
+    --baton=*) BATON_DIR=${1#*=}; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    *)
+      if [[ " ${ALL_SCENARIOS[*]} " != *" $1 "* ]]; then
+        echo "unknown scenario: $1 (one of: ${ALL_SCENARIOS[*]})" >&2
+        exit 2
+      fi
+      SCENARIOS+=("$1"); shift ;;
+  esac
+done
+((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
+
+TARBALL=$(realpath -e "$TARBALL") || { echo "no Mesos tarball at $TARBALL (--tarball)" >&2; exit 2; }
+BATON_DIR=$(realpath -e "$BATON_DIR") || { echo "no directory $BATON_DIR (--baton)" >&2; exit 2; }
+BATON_BIN=$BATON_DIR/baton
+EXECUTOR_BIN=$BATON_DIR/baton-executor
+for bin in "$BATON_BIN" "$EXECUTOR_BIN"; do
+  [[ -x $bin ]] || { echo "missing $bin: run \`cargo build --bins\` first (or pass --baton DIR)" >&2; exit 2; }
+done
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+# Milliseconds since the epoch, without forking (bash 5's EPOCHREALTIME; its
+# decimal separator follows the locale, so drop either).
+now_ms() {
+  local us=${EPOCHREALTIME//[.,]/}
+  echo $((us / 1000))
+}
+
+log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*"; }
+
+# Strips ANSI colour codes (Baton's tracing output may carry them).
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$@"; }
+
+# GET with a short timeout; fails on HTTP errors. Output on stdout.
+get() { curl -fsS --max-time "${2:-3}" "$1" 2>/dev/null; }
+
+# POST a JSON body (may be empty); prints the answer, fails on HTTP errors.
+post_json() { curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' -d "${2:-}" "$1"; }
+
+# wait_for TIMEOUT_S DESCRIPTION COMMAND...: runs COMMAND every 100 ms until it
+# succeeds; after TIMEOUT_S seconds logs what it waited for and returns 1.
+wait_for() {
+  local timeout=$1 what=$2
+  shift 2
+  local deadline=$(($(now_ms) + timeout * 1000))
+  until "$@"; do
+    if (($(now_ms) >= deadline)); then
+      log "timed out after ${timeout}s waiting for: $what"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# A TCP port nobody listens on (checked in /proc/net/tcp*), chosen at random
+# in 20000-29999 (below the agents' task port ranges), never twice in a run.
+USED_PORTS=" "
+free_port() {
+  local port hex
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 10000))
+    [[ $USED_PORTS == *" $port "* ]] && continue
+    hex=$(printf ':%04X ' "$port")
+    if ! awk 'NR > 1 { print $2 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | sed 's/$/ /' | grep -qF "$hex"; then
+      USED_PORTS+="$port "
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# ---------------------------------------------------------------------------
+# Processes: start, find, kill
+# ---------------------------------------------------------------------------
+
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/baton-real-mesos.XXXXXX")
+MY_PGID=$(($(ps -o pgid= -p $$)))
+
+# spawn DIR LOG COMMAND...: starts COMMAND in DIR (created) as the leader of a
+# new session and process group, stdout and stderr appended to LOG. Sets
+# SPAWNED to its pid (setsid execs in place: the subshell is not a group
+# leader, so the pid is the command's own) and records it in $ROOT/pids.
+spawn() {
+  local dir=$1 out=$2
+  shift 2
+  mkdir -p "$dir"
+  (cd "$dir" && exec setsid "$@") >>"$out" 2>&1 </dev/null &
+  SPAWNED=$!
+  echo "$SPAWNED $*" >>"$ROOT/pids"
+}
+
+# Pids of the processes whose working directory is under DIR or whose
+# environment mentions DIR (a Mesos sandbox: MESOS_SANDBOX, MESOS_DIRECTORY).
+procs_under() {
+  local dir=$1 p pid cwd
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    if [[ $cwd == "$dir" || $cwd == "$dir"/* ]] || grep -qaF -- "$dir" "$p/environ" 2>/dev/null; then
+      echo "$pid"
+    fi
+  done
+}
+
+# kill_under DIR: SIGKILLs every process under DIR (see procs_under) and its
+# process group (never this script's), until none is left (at most 10 s).
+kill_under() {
+  local dir=$1 pid pgid left
+  local deadline=$(($(now_ms) + 10000))
+  while :; do
+    left=$(procs_under "$dir")
+    [[ -z $left ]] && return 0
+    for pid in $left; do
+      pgid=$(($(ps -o pgid= -p "$pid" 2>/dev/null || echo 0)))
+      if ((pgid > 1 && pgid != MY_PGID)); then kill -9 -- "-$pgid" 2>/dev/null || true; fi
+      kill -9 "$pid" 2>/dev/null || true
+    done
+    if (($(now_ms) >= deadline)); then
+      log "WARNING: processes under $dir survived SIGKILL: $(echo $left)"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# kill_pid PID: SIGKILLs the process and its process group (it is a session
+# leader started by spawn), then reaps it if it is our child.
+kill_pid() {
+  local pid=$1
+  kill -9 -- "-$pid" 2>/dev/null || true
+  kill -9 "$pid" 2>/dev/null || true
+  { wait "$pid"; } 2>/dev/null || true
+}
+
+# The EXIT trap: kills everything left (a scenario normally cleans up after
+# itself), checks that nothing survived, removes the temporary directory
+# (keeps the logs if a scenario failed, everything with --keep).
+FAILED=0
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # Everything spawned has its cwd under ROOT (recorded pids may have been
+  # reused by now: they are only checked, never signalled, here).
+  kill_under "$ROOT" || true
+  local survivors=""
+  if [[ -f $ROOT/pids ]]; then
+    while read -r pid _; do
+      if kill -0 "$pid" 2>/dev/null && [[ $(ps -o stat= -p "$pid") != Z* ]]; then survivors+=" $pid"; fi
+    done <"$ROOT/pids"
+  fi
+  survivors+=$(procs_under "$ROOT" | tr '\n' ' ')
+  if [[ -n ${survivors// /} ]]; then
+    echo "WARNING: processes outlived the script: $survivors" >&2
+    rc=1
+  fi
+  if ((KEEP)); then
+    echo "kept $ROOT"
+  elif ((FAILED)); then
+    # Keep the logs only: drop Mesos, the agents' sandboxes and the stores.
+    rm -rf "$ROOT/mesos"
+    find "$ROOT" -mindepth 1 -type f ! -name '*.log' -delete 2>/dev/null || true
+    find "$ROOT" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+    echo "logs kept in $ROOT"
+  else
+    rm -rf "$ROOT"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# Packages and the Mesos build
+# ---------------------------------------------------------------------------
+
+# The runtime libraries of the Mesos build (its README), and what this script uses.
+PACKAGES=(libapr1 libarchive13 libcurl4 libev4 libgrpc++1.51 libgrpc29 libleveldb1d libprotobuf32
+  libsasl2-2 libsvn1 libzookeeper-mt2 zlib1g libsasl2-modules curl ca-certificates jq util-linux procps)
+[[ " ${SCENARIOS[*]} " == *" zk-master-failover "* ]] && PACKAGES+=(zookeeper)
+
+install_packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing missing packages: ${missing[*]}"
+  local sudo=()
+  (($(id -u) == 0)) || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_packages
+M=$ROOT/mesos
+mkdir -p "$M"
+log "unpacking $(basename "$TARBALL") into $M"
+tar -xzf "$TARBALL" -C "$M"
+if ldd "$M/sbin/mesos-master" "$M/sbin/mesos-agent" | grep -q 'not found'; then
+  echo "Mesos is missing libraries:" >&2
+  ldd "$M/sbin/mesos-master" "$M/sbin/mesos-agent" | grep 'not found' | sort -u >&2
+  exit 2
+fi
+
+# ---------------------------------------------------------------------------
+# Cluster pieces (each scenario runs in a subshell: these globals are its own)
+# ---------------------------------------------------------------------------
+
+SDIR=""          # the running scenario's directory
+declare -A PID=() # name -> pid of what the scenario started
+declare -A PORT=() # name -> port
+
+# start_master NAME FLAGS...: a master on 127.0.0.1 with its own work_dir.
+start_master() {
+  local name=$1
+  shift
+  PORT[$name]=$(free_port)
+  spawn "$SDIR/$name" "$SDIR/$name.log" "$M/sbin/mesos-master" \
+    --ip=127.0.0.1 --hostname=127.0.0.1 --port="${PORT[$name]}" --work_dir="$SDIR/$name/work" "$@"
+  PID[$name]=$SPAWNED
+  log "$name: mesos-master pid ${PID[$name]} on 127.0.0.1:${PORT[$name]}"
+}
+
+# start_agent NAME MASTER RACK PORT_RANGE: an agent with its own work_dir,
+# runtime_dir and fetcher cache (the defaults, /tmp/mesos and /var/run/mesos,
+# would be shared by the agents: each would take the other's containers for
+# orphans of its own).
+start_agent() {
+  local name=$1 master=$2 rack=$3 ports=$4
+  PORT[$name]=$(free_port)
+  local dir=$SDIR/$name
+  spawn "$dir" "$SDIR/$name.log" "$M/sbin/mesos-agent" \
+    --master="$master" --ip=127.0.0.1 --hostname=127.0.0.1 --port="${PORT[$name]}" \
+    --work_dir="$dir/work" --runtime_dir="$dir/run" --fetcher_cache_dir="$dir/fetch" \
+    --launcher=posix --isolation=posix/cpu,posix/mem --systemd_enable_support=false --no-switch_user \
+    --launcher_dir="$M/libexec/mesos" --attributes="rack_id:$rack" \
+    --resources="cpus:4;mem:4096;disk:4096;ports:[$ports]"
+  PID[$name]=$SPAWNED
+  log "$name: mesos-agent pid ${PID[$name]} on 127.0.0.1:${PORT[$name]} (rack_id:$rack, ports $ports)"
+}
+
+# The agent id a master gives the agent on PORT ('' until it registered).
+agent_id() { # MASTER_PORT AGENT_PORT
+  get "http://127.0.0.1:$1/master/slaves" | jq -r --arg pid "slave(1)@127.0.0.1:$2" \
+    '.slaves[] | select(.pid == $pid and .active) | .id' 2>/dev/null
+}
+agent_registered() { [[ -n $(agent_id "$1" "$2") ]]; }
+
+# start_baton MASTER: Baton with its own data dir and port; BATON=its URL.
+BATON=""
+start_baton() {
+  PORT[baton]=$(free_port)
+  BATON=http://127.0.0.1:${PORT[baton]}
+  spawn "$SDIR/baton" "$SDIR/baton.log" env NO_COLOR=1 "$BATON_BIN" \
+    --master "$1" --hostname 127.0.0.1 --http_address 127.0.0.1 --http_port "${PORT[baton]}" \
+    --data_dir "$SDIR/baton/data" --executor_path "$EXECUTOR_BIN"
+  PID[baton]=$SPAWNED
+  log "baton: pid ${PID[baton]} on $BATON, --master $1"
+}
+
+baton_connected() { get "$BATON/metrics" | grep -q '^marathon_mesos_connected 1'; }
+framework_id() { get "$BATON/v2/info" | jq -r '.frameworkId // empty'; }
+deployments_empty() { [[ $(get "$BATON/v2/deployments" | jq length) == 0 ]]; }
+queue_empty() { [[ $(get "$BATON/v2/queue" | jq '.queue | length') == 0 ]]; }
+
+# Number of the app's tasks Baton reports TASK_RUNNING.
+running_tasks() { get "$BATON/v2/apps/$1/tasks" | jq '[.tasks[] | select(.state == "TASK_RUNNING")] | length'; }
+tasks_running() { [[ $(running_tasks "$1") == "$2" ]]; }
+
+# stop_scenario: SIGKILLs (and reaps) Baton, the agents, the masters and
+# ZooKeeper of the scenario, in that order, then the executors and tasks left
+# in the agents' sandboxes (anything else under the scenario's directory).
+stop_scenario() {
+  local name
+  [[ -n ${PID[baton]:-} ]] && kill_pid "${PID[baton]}"
+  for name in "${!PID[@]}"; do [[ $name == agent* ]] && kill_pid "${PID[$name]}"; done
+  for name in "${!PID[@]}"; do kill_pid "${PID[$name]}"; done
+  PID=()
+  kill_under "$SDIR" || true
+}
+
+# Quotes the last lines of a log (colours stripped) matching an optional pattern.
+show_log() { # FILE LINES [REGEX]
+  echo "---- $(basename "$1") ($1)${3:+, lines matching /$3/} ----"
+  if [[ -n ${3:-} ]]; then plain "$1" | grep -E -- "$3" | tail -n "$2"; else plain "$1" | tail -n "$2"; fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 1: maximumOverCapacity 0 never runs a 4th task during restarts
+# ---------------------------------------------------------------------------
+
+# Tasks of framework FW the master holds as STAGING/STARTING/RUNNING/KILLING.
+live_tasks_on_master() { # MASTER_PORT FW
+  get "http://127.0.0.1:$1/master/tasks?limit=100000" 1 | jq --arg fw "$2" '[.tasks[]
+    | select(.framework_id == $fw and (.state | IN("TASK_STAGING","TASK_STARTING","TASK_RUNNING","TASK_KILLING")))]
+    | length'
+}
+
+scenario_max_over_zero() {
+  start_master master --registry=in_memory
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  start_agent agentB "127.0.0.1:${PORT[master]}" r2 31100-31199
+  wait_for 60 "both agents registered" \
+    eval 'agent_registered ${PORT[master]} ${PORT[agentA]} && agent_registered ${PORT[master]} ${PORT[agentB]}'
+  start_baton "127.0.0.1:${PORT[master]}"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  local fw
+  fw=$(framework_id)
+  log "framework $fw"
+
+  post_json "$BATON/v2/apps" '{"id":"/cap","cmd":"sleep 100000","cpus":0.01,"mem":16,"instances":3,
+    "upgradeStrategy":{"minimumHealthCapacity":0.5,"maximumOverCapacity":0},
+    "labels":{"BATON_DRAIN_SECONDS":"2"}}' >/dev/null
+  wait_for 60 "3 tasks of /cap TASK_RUNNING" tasks_running cap 3
+  wait_for 30 "the deployment of /cap to finish" deployments_empty
+
+  local round max_all=0 min_all=999 ok=1 detail=""
+  for round in 1 2; do
+    local before after
+    before=$(get "$BATON/v2/apps/cap/tasks" | jq -r '[.tasks[].id] | sort | join(" ")')
+    post_json "$BATON/v2/apps/cap/restart" >/dev/null
+    local started
+    started=$(now_ms)
+    # Sample the master every ~50 ms while the deployment runs, and 2 s more
+    # (the last old task may still be being killed when it is reported done).
+    local max=0 min=999 samples=0 n done_at=0 t
+    while :; do
+      t=$(now_ms)
+      if n=$(live_tasks_on_master "${PORT[master]}" "$fw") && [[ $n =~ ^[0-9]+$ ]]; then
+        samples=$((samples + 1))
+        ((n > max)) && max=$n
+        ((n < min)) && min=$n
+      fi
+      if ((done_at == 0)) && deployments_empty; then done_at=$(now_ms); fi
+      ((done_at > 0 && t - done_at >= 2000)) && break
+      if ((t - started > 120000)); then
+        log "restart $round: deployment still running after 120 s"
+        ok=0
+        break
+      fi
+      local rest=$((50 - ($(now_ms) - t)))
+      ((rest > 0)) && sleep "0.$(printf '%03d' "$rest")"
+    done
+    wait_for 30 "3 tasks of /cap TASK_RUNNING after restart $round" tasks_running cap 3 || ok=0
+    after=$(get "$BATON/v2/apps/cap/tasks" | jq -r '[.tasks[].id] | sort | join(" ")')
+    local replaced
+    replaced=$(comm -23 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c . || true)
+    local took=$(((done_at > 0 ? done_at : $(now_ms)) - started))
+    local every=$(((took + 2000) / (samples ? samples : 1)))
+    log "restart $round: deployment took ${took} ms; $samples master samples (one per ~${every} ms); live tasks min $min max $max; old tasks replaced $replaced/3"
+    detail+=" restart$round(max=$max min=$min samples=$samples every~${every}ms took=${took}ms replaced=$replaced/3)"
+    ((max > max_all)) && max_all=$max
+    ((min < min_all)) && min_all=$min
+    ((replaced == 3)) || ok=0
+  done
+
+  if ((ok && max_all == 3)); then
+    echo "PASS max-over-zero: max live tasks on the master during 2 restarts = $max_all (limit 3), min $min_all;$detail"
+  else
+    echo "FAIL max-over-zero: max live tasks on the master during 2 restarts = $max_all (want exactly 3), min $min_all;$detail"
+    show_log "$SDIR/baton.log" 40
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 2: GROUP_BY rack_id, one rack's agent dies with its tasks
+# ---------------------------------------------------------------------------
+
+scenario_group_by_rack_outage() {
+  # Agent loss detected after 3 missed pings of 1 s instead of 5 x 15 s.
+  start_master master --registry=in_memory --agent_ping_timeout=1secs --max_agent_ping_timeouts=3
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  start_agent agentB "127.0.0.1:${PORT[master]}" r2 31100-31199
+  wait_for 60 "both agents registered" \
+    eval 'agent_registered ${PORT[master]} ${PORT[agentA]} && agent_registered ${PORT[master]} ${PORT[agentB]}'
+  local idA idB
+  idA=$(agent_id "${PORT[master]}" "${PORT[agentA]}")
+  idB=$(agent_id "${PORT[master]}" "${PORT[agentB]}")
+  log "agent A (r1) = $idA, agent B (r2) = $idB"
+  start_baton "127.0.0.1:${PORT[master]}"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+
+  post_json "$BATON/v2/apps" '{"id":"/gb","cmd":"sleep 100000","cpus":0.01,"mem":16,"instances":2,
+    "constraints":[["rack_id","GROUP_BY"]]}' >/dev/null
+  # Running tasks per agent, as "A B" counts.
+  per_agent() {
+    get "$BATON/v2/apps/gb/tasks" | jq -r --arg a "$idA" --arg b "$idB" '[.tasks[] | select(.state == "TASK_RUNNING")]
+      | "\([.[] | select(.slaveId == $a)] | length) \([.[] | select(.slaveId == $b)] | length) \(length)"'
+  }
+  one_per_rack() { [[ $(per_agent) == "1 1 2" ]]; }
+  wait_for 60 "2 tasks of /gb running, one per rack" one_per_rack
+  wait_for 30 "the deployment of /gb to finish" deployments_empty
+  log "before the outage: running per agent (A B total) = $(per_agent)"
+
+  # The outage: agent B, then every executor and task in its sandboxes.
+  kill_pid "${PID[agentB]}"
+  local lost
+  lost=$(now_ms)
+  unset 'PID[agentB]'
+  kill_under "$SDIR/agentB"
+  log "agent B and its tasks killed"
+
+  # Until 60 s after the loss: Baton runs 2 tasks, both on agent A, and its
+  # queue is empty. Also notes when the master and Baton saw the loss.
+  local t marked=0 seen=0 passed=0 counts="" queue="" bstate=""
+  while :; do
+    t=$(now_ms)
+    if ((marked == 0)) && grep -qE "(Marking agent|agent ).*$idB.*unreachable|$idB.*unreachable" "$SDIR/master.log"; then
+      marked=$t
+    fi
+    bstate=$(get "$BATON/v2/apps/gb/tasks" | jq -r --arg b "$idB" '[.tasks[] | select(.slaveId == $b) | .state] | join(",")') ||
+      bstate=TASK_RUNNING # no answer: nothing learnt
+    if ((seen == 0)) && [[ $bstate != *TASK_RUNNING* ]]; then seen=$t; fi
+    counts=$(per_agent) || counts=""
+    if [[ $counts == "2 0 2" ]] && queue_empty; then
+      passed=$t
+      break
+    fi
+    ((t - lost >= 60000)) && break
+    sleep 0.2
+  done
+  queue=$(get "$BATON/v2/queue") || queue="(no answer)"
+  local timeline="master marked B unreachable at +$((marked ? marked - lost : -1)) ms (-1 = not seen in its log);"
+  timeline+=" Baton stopped listing B's task as running at +$((seen ? seen - lost : -1)) ms (now: '${bstate:-no task on B}')"
+  if ((passed)); then
+    echo "PASS group-by-rack-outage: 2 instances running on r1 (agent A) and /v2/queue empty $((passed - lost)) ms after agent B's loss (limit 60000 ms); $timeline"
+  else
+    echo "FAIL group-by-rack-outage: 60 s after agent B's loss, running per agent (A B total) = ${counts:-?} (want \"2 0 2\"), queue not empty or tasks missing; $timeline"
+    echo "/v2/queue: $queue"
+    echo "/v2/apps/gb/tasks: $(get "$BATON/v2/apps/gb/tasks" | jq -c '[.tasks[] | {id, state, slaveId}]')"
+    show_log "$SDIR/baton.log" 40
+    show_log "$SDIR/master.log" 25 "$idB|unreachable|Removed agent|TASK_LOST|TASK_UNREACHABLE|Marking"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 3: the leading master dies; Baton follows ZooKeeper to the new one
+# ---------------------------------------------------------------------------
+
+# start_zookeeper: a standalone server (Debian's jars, run with java, as
+# tests/src/zookeeper.rs does) on a free port, 100 ms ticks, data in SDIR.
+start_zookeeper() {
+  local dir=$SDIR/zookeeper
+  PORT[zk]=$(free_port)
+  mkdir -p "$dir/data"
+  cat >"$dir/zoo.cfg" <<EOF
+tickTime=100
+minSessionTimeout=200
+maxSessionTimeout=60000
+dataDir=$dir/data
+clientPort=${PORT[zk]}
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump,wchs
+maxClientCnxns=0
+forceSync=no
+EOF
+  cat >"$dir/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n
+EOF
+  local cp=/usr/share/java/zookeeper.jar jar
+  for jar in /usr/share/java/slf4j-log4j12.jar /usr/share/java/log4j-1.2.jar; do [[ -f $jar ]] && cp+=":$jar"; done
+  spawn "$dir" "$SDIR/zookeeper.log" java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
+    -Dlog4j.configuration="file:$dir/log4j.properties" -Djava.io.tmpdir="$dir" \
+    -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg"
+  PID[zk]=$SPAWNED
+  log "zookeeper: pid ${PID[zk]} on 127.0.0.1:${PORT[zk]}"
+}
+
+# zk_word WORD: a ZooKeeper four-letter word's answer (ZooKeeper closes after it).
+zk_word() {
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "${PORT[zk]}" "$1"
+}
+zk_serving() { zk_word srvr 2>/dev/null | grep -q 'Mode: standalone'; }
+# The leading master's znode: the lowest /mesos/json.info_<seq> among the live
+# sessions' ephemeral znodes ('' if none).
+zk_leader_znode() { zk_word dump 2>/dev/null | grep -o '/mesos/json\.info_[0-9]*' | sort | head -n 1; }
+
+# The master a master's /master/state names as leader ("master@127.0.0.1:PORT").
+master_leader() { get "http://127.0.0.1:$1/master/state" 2 | jq -r '.leader // empty'; }
+# Whether master PORT lists framework FW as active and connected.
+framework_active_on() { # MASTER_PORT FW
+  get "http://127.0.0.1:$1/master/state" 2 |
+    jq -e --arg fw "$2" 'any(.frameworks[]; .id == $fw and .active == true and .connected == true)' >/dev/null 2>&1
+}
+
+scenario_zk_master_failover() {
+  start_zookeeper
+  wait_for 60 "ZooKeeper serving" zk_serving
+  local zk="zk://127.0.0.1:${PORT[zk]}/mesos"
+  start_master master1 --zk="$zk" --quorum=1 --registry=replicated_log
+  start_master master2 --zk="$zk" --quorum=1 --registry=replicated_log
+  wait_for 60 "a leading master" eval '[[ -n $(master_leader ${PORT[master1]}) ]]'
+  start_agent agent "$zk" r1 31000-31099
+  start_baton "$zk"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  local fw
+  fw=$(framework_id)
+
+  local leader old new
+  leader=$(master_leader "${PORT[master1]}")
+  if [[ $leader == *":${PORT[master1]}" ]]; then old=master1 new=master2; else old=master2 new=master1; fi
+  wait_for 30 "framework $fw active on the leader ($old)" framework_active_on "${PORT[$old]}" "$fw"
+  wait_for 30 "the agent registered with the leader" eval '[[ -n $(agent_id ${PORT[$old]} ${PORT[agent]}) ]]'
+  local old_znode
+  old_znode=$(zk_leader_znode)
+  log "leader: $old ($leader, znode $old_znode); framework $fw active on it; killing it (SIGKILL)"
+
+  local log_lines
+  log_lines=$(wc -l <"$SDIR/baton.log")
+  kill_pid "${PID[$old]}"
+  local killed
+  killed=$(now_ms)
+  unset "PID[$old]"
+
+  # Every ~50 ms: has the killed master's znode gone, i.e. is the next one
+  # named leader in ZooKeeper? Then: is Baton subscribed to the new leader?
+  local t named=0 named_lines=0 subscribed=0 disconnected=0 znode=""
+  while :; do
+    t=$(now_ms)
+    ((disconnected == 0)) && ! baton_connected && disconnected=$t
+    if ((named == 0)); then
+      znode=$(zk_leader_znode) || znode=""
+      if [[ -n $znode && $znode != "$old_znode" ]]; then
+        named=$t
+        named_lines=$(wc -l <"$SDIR/baton.log")
+        log "ZooKeeper names $znode leader ($new)"
+      fi
+    fi
+    if ((named)) && baton_connected && framework_active_on "${PORT[$new]}" "$fw"; then
+      subscribed=$t
+      break
+    fi
+    ((t - killed > 60000)) && break
+    sleep 0.03
+  done
+
+  local fails_total fails_after
+  fails_total=$(tail -n +$((log_lines + 1)) "$SDIR/baton.log" | plain | grep -c 'subscription failed' || true)
+  fails_after=$(tail -n +$((named_lines + 1)) "$SDIR/baton.log" | plain | grep -c 'subscription failed' || true)
+  ((named)) || fails_after=0
+  local elected
+  elected=$(plain "$SDIR/$new.log" | grep -m1 'Elected as the leading master' | awk '{print $2}' || true)
+  local facts="kill->new leader named in ZooKeeper $((named ? named - killed : -1)) ms (the dead master's ZK session timeout);"
+  facts+=" Baton saw the disconnection at +$((disconnected ? disconnected - killed : -1)) ms;"
+  facts+=" 'subscription failed' lines: $fails_total after the kill, $fails_after of them after the new leader was named;"
+  facts+=" $new log: 'Elected as the leading master' at ${elected:-?}"
+  if ((named && subscribed && subscribed - named < 2000)); then
+    echo "PASS zk-master-failover: new leader named -> Baton subscribed (metric 1, framework active+connected on $new) in $((subscribed - named)) ms (limit 2000 ms); $facts"
+  else
+    local what
+    if ((named == 0)); then
+      what="no new leader named in ZooKeeper within 60 s"
+    elif ((subscribed == 0)); then
+      what="Baton not subscribed to $new within 60 s of the kill"
+    else
+      what="new leader named -> Baton subscribed took $((subscribed - named)) ms (limit 2000 ms)"
+    fi
+    echo "FAIL zk-master-failover: $what; $facts"
+    tail -n +$((log_lines + 1)) "$SDIR/baton.log" >"$SDIR/baton-after-kill.log"
+    show_log "$SDIR/baton-after-kill.log" 40
+    show_log "$SDIR/$new.log" 30 "lect|ecover|egistr|ramework|subscribe"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+RESULTS=()
+for scenario in "${SCENARIOS[@]}"; do
+  log "=== $scenario ==="
+  out=$ROOT/$scenario.out
+  set +e
+  (
+    set -e
+    SDIR=$ROOT/$scenario
+    mkdir -p "$SDIR"
+    trap stop_scenario EXIT
+    "scenario_${scenario//-/_}"
+  ) 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E "^(PASS|FAIL) $scenario:" "$out" | tail -n 1 || true)
+  if ((rc != 0)); then
+    FAILED=1
+    # A scenario that stopped before measuring (a wait timed out) prints no verdict.
+    [[ -n $line ]] || line="FAIL $scenario: aborted (exit $rc) before measuring; logs in $ROOT/$scenario"
+    if ! grep -q "^FAIL $scenario:" "$out"; then
+      echo "$line"
+      for f in "$ROOT/$scenario"/*.log; do [[ -f $f ]] && show_log "$f" 15; done
+    fi
+  fi
+  RESULTS+=("$line")
+done
+
+echo
+echo "===== summary ====="
+printf '%s\n' "${RESULTS[@]}"
+exit "$FAILED"
