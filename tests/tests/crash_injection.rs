@@ -23,6 +23,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
+/// How long a new Baton may take to finish what a crashed one left: well
+/// under the 30 s after which a kill is asked again anyway, so that a kill
+/// lost with the crash must be resent at once.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
 /// No change here takes more writes; a bound on the loop.
 const MAX_WRITES: u64 = 40;
 
@@ -167,20 +171,17 @@ async fn assert_recovered(
     n: u64,
 ) {
     let what = format!("{} crashed after write {n}", change.name());
-    wait::until(
-        DEADLINE,
+    wait::until(RECOVERY_DEADLINE,
         &format!("{what}: every deployment to end"),
         || async { no_deployments(baton).await.then_some(()) },
     )
     .await;
-    wait::until(
-        DEADLINE,
+    wait::until(RECOVERY_DEADLINE,
         &format!("{what}: {app} in its end state"),
         || async { change.done(baton, app).await.then_some(()) },
     )
     .await;
-    wait::until(
-        DEADLINE,
+    wait::until(RECOVERY_DEADLINE,
         &format!("{what}: Baton and the master to agree on tasks"),
         || async { (baton_tasks(baton).await == mesos_tasks(mesos).await).then_some(()) },
     )
