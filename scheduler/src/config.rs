@@ -309,10 +309,20 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(","),
     };
+    let executor_file = Arc::new(crate::api::files::ExecutorFile::new(
+        settings.executor_binary(),
+    ));
+    // Read (and hashed) now, so that the URL agents fetch names the build
+    // and their fetcher cache can keep it.
+    let executor_version = match settings.executor {
+        ExecutorKind::Baton => executor_file.load().await.map(str::to_string),
+        ExecutorKind::Command => None,
+    };
     let executor = match settings.executor {
         ExecutorKind::Command => ExecutorChoice::Command,
         ExecutorKind::Baton => ExecutorChoice::Baton(ExecutorSettings {
-            fetch_url: format!("http://{me}{}", crate::api::files::EXECUTOR_PATH),
+            fetch_url: format!("http://{me}{}", executor_file.fetch_path()),
+            cache: executor_version.is_some(),
             cpus: ExecutorSettings::DEFAULT_CPUS,
             mem: ExecutorSettings::DEFAULT_MEM,
             disk: ExecutorSettings::DEFAULT_DISK,
@@ -358,9 +368,6 @@ pub async fn run(
         max_instances_per_app: settings.max_instances_per_app,
     });
     let requests: Arc<crate::api::RequestCounters> = Arc::default();
-    let executor_file = Arc::new(crate::api::files::ExecutorFile::new(
-        settings.executor_binary(),
-    ));
     let start = {
         let (identity, requests, executor_file, abdicate) = (
             identity.clone(),

@@ -103,9 +103,11 @@ impl BatonProcess {
             .args(["--http_port", &http_port.to_string()])
             .args(["--http_address", "127.0.0.1", "--hostname", "127.0.0.1"])
             .arg("--data_dir")
-            .arg(&data_dir)
-            .arg("--executor_path")
-            .arg(binary("baton-executor"))
+            .arg(&data_dir);
+        if !extra.iter().any(|a| a == "--executor_path") {
+            command.arg("--executor_path").arg(binary("baton-executor"));
+        }
+        command
             .args(&extra)
             .env(
                 "RUST_LOG",

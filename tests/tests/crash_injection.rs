@@ -171,17 +171,20 @@ async fn assert_recovered(
     n: u64,
 ) {
     let what = format!("{} crashed after write {n}", change.name());
-    wait::until(RECOVERY_DEADLINE,
+    wait::until(
+        RECOVERY_DEADLINE,
         &format!("{what}: every deployment to end"),
         || async { no_deployments(baton).await.then_some(()) },
     )
     .await;
-    wait::until(RECOVERY_DEADLINE,
+    wait::until(
+        RECOVERY_DEADLINE,
         &format!("{what}: {app} in its end state"),
         || async { change.done(baton, app).await.then_some(()) },
     )
     .await;
-    wait::until(RECOVERY_DEADLINE,
+    wait::until(
+        RECOVERY_DEADLINE,
         &format!("{what}: Baton and the master to agree on tasks"),
         || async { (baton_tasks(baton).await == mesos_tasks(mesos).await).then_some(()) },
     )

@@ -9,8 +9,8 @@
 //! members: an orphan that exits is reparented to PID 1, which on some
 //! machines never reaps it.
 //!
-//! Also here: the sandbox fetcher (`CommandInfo.uris`) and the executor
-//! environment.
+//! Also here: the sandbox fetcher (`CommandInfo.uris`, with the Mesos
+//! fetcher cache for URIs marked `cache`) and the executor environment.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -86,21 +86,45 @@ impl Program {
     }
 }
 
-/// Creates the sandbox and fetches `uris` into it.
+/// Creates the sandbox and fetches `uris` into it. As the Mesos fetcher
+/// does, a URI marked `cache` is downloaded once into `cache_dir` (keyed by
+/// the URI) and copied from there into every later sandbox.
 pub async fn prepare_sandbox(
     dir: &Path,
     uris: &[v1::command_info::Uri],
+    cache_dir: &Path,
 ) -> Result<(), ContainerError> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|source| ContainerError::Sandbox {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    for path in [dir, cache_dir] {
+        tokio::fs::create_dir_all(path)
+            .await
+            .map_err(|source| ContainerError::Sandbox {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
     for uri in uris {
-        fetch(dir, uri).await?;
+        fetch(dir, uri, cache_dir).await?;
     }
     Ok(())
+}
+
+/// The cache file of a URI: a stable hash of it (FNV-1a) and its basename.
+fn cache_key(uri: &str) -> String {
+    let hash = uri.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let name: String = basename(uri)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("{hash:016x}-{name}")
 }
 
 fn basename(uri: &str) -> String {
@@ -119,7 +143,11 @@ fn is_archive(name: &str) -> bool {
     .any(|ext| name.ends_with(ext))
 }
 
-async fn fetch(dir: &Path, uri: &v1::command_info::Uri) -> Result<(), ContainerError> {
+async fn fetch(
+    dir: &Path,
+    uri: &v1::command_info::Uri,
+    cache_dir: &Path,
+) -> Result<(), ContainerError> {
     let value = uri.value.as_str();
     let name = uri
         .output_file
@@ -137,7 +165,16 @@ async fn fetch(dir: &Path, uri: &v1::command_info::Uri) -> Result<(), ContainerE
         uri: value.into(),
         reason,
     };
-    if value.starts_with("http://") || value.starts_with("https://") {
+    let cached = uri
+        .cache
+        .unwrap_or(false)
+        .then(|| cache_dir.join(cache_key(value)));
+    if let Some(hit) = cached.as_ref().filter(|path| path.is_file()) {
+        tokio::fs::copy(hit, &dest)
+            .await
+            .map_err(|e| fail(format!("copying from the fetcher cache: {e}")))?;
+        debug!(uri = value, "fetched from the cache");
+    } else if value.starts_with("http://") || value.starts_with("https://") {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()
@@ -162,6 +199,17 @@ async fn fetch(dir: &Path, uri: &v1::command_info::Uri) -> Result<(), ContainerE
         tokio::fs::copy(src, &dest)
             .await
             .map_err(|e| fail(e.to_string()))?;
+    }
+    if let Some(entry) = cached.filter(|path| !path.is_file()) {
+        // Written aside, then renamed: a concurrent fetch of the same URI
+        // never copies half a file.
+        let partial = cache_dir.join(format!(".{}.partial", uuid::Uuid::new_v4()));
+        tokio::fs::copy(&dest, &partial)
+            .await
+            .map_err(|e| fail(format!("filling the fetcher cache: {e}")))?;
+        tokio::fs::rename(&partial, &entry)
+            .await
+            .map_err(|e| fail(format!("filling the fetcher cache: {e}")))?;
     }
     if uri.executable.unwrap_or(false) {
         use std::os::unix::fs::PermissionsExt;
@@ -558,13 +606,58 @@ mod tests {
             output_file: Some("run.sh".into()),
             ..Default::default()
         }];
-        prepare_sandbox(sandbox.path(), &uris).await.unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        prepare_sandbox(sandbox.path(), &uris, cache.path())
+            .await
+            .unwrap();
         let meta = std::fs::metadata(sandbox.path().join("run.sh")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o755);
         let bad = vec![v1::command_info::Uri {
             value: "relative/path".into(),
             ..Default::default()
         }];
-        assert!(prepare_sandbox(sandbox.path(), &bad).await.is_err());
+        assert!(
+            prepare_sandbox(sandbox.path(), &bad, cache.path())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_uri_is_fetched_once_and_then_copied_from_the_cache() {
+        let served = tempfile::tempdir().unwrap();
+        std::fs::write(served.path().join("tool"), b"build one").unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let uri = |cache: bool| v1::command_info::Uri {
+            value: served.path().join("tool").display().to_string(),
+            cache: Some(cache),
+            ..Default::default()
+        };
+        let first = tempfile::tempdir().unwrap();
+        prepare_sandbox(first.path(), &[uri(true)], cache.path())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(first.path().join("tool")).unwrap(),
+            b"build one"
+        );
+        // The source goes away (its server restarting, say): the cache
+        // still fills the next sandbox; an uncached fetch fails.
+        std::fs::remove_file(served.path().join("tool")).unwrap();
+        let second = tempfile::tempdir().unwrap();
+        prepare_sandbox(second.path(), &[uri(true)], cache.path())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(second.path().join("tool")).unwrap(),
+            b"build one"
+        );
+        let third = tempfile::tempdir().unwrap();
+        assert!(
+            prepare_sandbox(third.path(), &[uri(false)], cache.path())
+                .await
+                .is_err()
+        );
+        assert_ne!(cache_key("http://a/x/tool"), cache_key("http://a/y/tool"));
     }
 }

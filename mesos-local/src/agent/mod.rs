@@ -1678,6 +1678,15 @@ impl Agent {
         tracing::info_span!("agent", i = self.index)
     }
 
+    /// Where this agent's fetcher cache lives (Mesos's
+    /// `--fetcher_cache_dir`); it survives the agent's restarts.
+    fn fetcher_cache_dir(&self) -> PathBuf {
+        self.config
+            .work_dir
+            .join("fetcher-cache")
+            .join(format!("agent-{}", self.index))
+    }
+
     fn spawn_deferred(self: &Arc<Self>, d: Deferred) {
         let agent = self.clone();
         let span = self.span();
@@ -1692,7 +1701,9 @@ impl Agent {
                 uris,
             } => self.scope.spawn(
                 async move {
-                    let started = match containers::prepare_sandbox(&directory, &uris).await {
+                    let cache = agent.fetcher_cache_dir();
+                    let started = match containers::prepare_sandbox(&directory, &uris, &cache).await
+                    {
                         Ok(()) => containers::spawn(&program, &directory, &env),
                         Err(e) => Err(e),
                     };

@@ -163,6 +163,11 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
         s.subscriptions,
     );
     counter(
+        "baton_executor_fetch_failures_total",
+        "Launches that failed because the agent could not fetch baton-executor (not counted against the app).",
+        s.executor_fetch_failures,
+    );
+    counter(
         "marathon_mesos_subscribe_attempts_total",
         "SUBSCRIBE calls sent to a Mesos master, failed ones included.",
         state

@@ -42,8 +42,12 @@ pub enum ExecutorError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorSettings {
     /// The URL agents fetch the `baton-executor` binary from, typically
-    /// Baton's own `/executor/baton-executor`.
+    /// Baton's own `/executor/<version>/baton-executor`.
     pub fetch_url: String,
+    /// Whether agents may keep the binary in their fetcher cache: only
+    /// when the URL names the build (its hash), so that a new build is a
+    /// new URL and is fetched anew.
+    pub cache: bool,
     /// CPUs the executor itself takes, on top of the task's.
     pub cpus: f64,
     /// Memory in MB the executor itself takes, on top of the task's.
@@ -69,6 +73,7 @@ impl ExecutorSettings {
     pub fn new(fetch_url: impl Into<String>) -> Self {
         ExecutorSettings {
             fetch_url: fetch_url.into(),
+            cache: false,
             cpus: Self::DEFAULT_CPUS,
             mem: Self::DEFAULT_MEM,
             disk: Self::DEFAULT_DISK,
@@ -115,7 +120,7 @@ pub fn with_baton_executor(
         value: settings.fetch_url.clone(),
         executable: Some(true),
         extract: Some(false),
-        cache: Some(false),
+        cache: Some(settings.cache),
         output_file: Some(EXECUTOR_NAME.to_string()),
     }];
     if let Some(mut command) = task.command.take() {
@@ -210,6 +215,26 @@ fn scalar_value(resource: &Resource) -> f64 {
 
 fn is_emptied_scalar(resource: &Resource) -> bool {
     resource.r#type == v1::value::Type::Scalar as i32 && scalar_value(resource) <= EPSILON
+}
+
+/// Whether a task ended because its agent could not fetch `baton-executor`
+/// itself (Baton restarting, or unreachable): Baton's own failure, not the
+/// app's, so it must not slow the app's launches down. `mesos-local` names
+/// the URI that failed; a real agent says only that fetching failed, which
+/// is the executor's when the app fetches nothing of its own (with URIs of
+/// its own the failure stays the app's: it may be theirs).
+pub fn failed_fetching_executor(status: &v1::TaskStatus, app_fetches_uris: bool) -> bool {
+    if status.reason.is_none() || status.reason() != v1::task_status::Reason::ContainerLaunchFailed
+    {
+        return false;
+    }
+    let message = status.message.as_deref().unwrap_or("").to_ascii_lowercase();
+    if !message.contains("fetch") {
+        return false;
+    }
+    let names_executor =
+        message.contains("/executor/") && message.contains(&format!("/{EXECUTOR_NAME}"));
+    names_executor || !app_fetches_uris
 }
 
 #[cfg(test)]
@@ -420,6 +445,77 @@ mod tests {
                 output_file: Some("baton-executor".into()),
             }]
         );
+    }
+
+    #[test]
+    fn a_versioned_executor_url_is_fetched_through_the_agents_cache() {
+        let resources = vec![
+            scalar_resource("cpus", 0.2),
+            scalar_resource("mem", 64.0),
+            scalar_resource("disk", 10.0),
+        ];
+        let settings = ExecutorSettings {
+            fetch_url: "http://10.0.0.1:8080/executor/0123456789abcdef/baton-executor".into(),
+            cache: true,
+            ..settings()
+        };
+        let out = with_baton_executor(task(resources), "fw-1", &settings).unwrap();
+        let uris = &out.executor.unwrap().command.unwrap().uris;
+        assert_eq!(uris[0].value, settings.fetch_url);
+        assert_eq!(uris[0].cache, Some(true));
+    }
+
+    #[test]
+    fn failing_to_fetch_the_executor_is_batons_failure_not_the_apps() {
+        use mesos_proto::v1::task_status::{Reason, Source};
+        let failed = |reason: Option<Reason>, message: &str| {
+            let mut s =
+                mesos_proto::util::status(task_id("t"), v1::TaskState::TaskFailed, Source::Agent);
+            s.reason = reason.map(|r| r as i32);
+            s.message = Some(message.into());
+            s
+        };
+        // mesos-local names the URI.
+        let local = failed(
+            Some(Reason::ContainerLaunchFailed),
+            "Failed to launch container: failed to fetch 'http://b:8080/executor/0123/baton-executor': connection refused",
+        );
+        assert!(failed_fetching_executor(&local, false));
+        assert!(
+            failed_fetching_executor(&local, true),
+            "named: even with app URIs"
+        );
+        let apps_own = failed(
+            Some(Reason::ContainerLaunchFailed),
+            "Failed to launch container: failed to fetch 'http://files/app.tgz': 404",
+        );
+        assert!(!failed_fetching_executor(&apps_own, true));
+        // A real agent does not name it: the executor's when the app
+        // fetches nothing itself.
+        let real = failed(
+            Some(Reason::ContainerLaunchFailed),
+            "Failed to launch container: Failed to fetch all URIs for container 'c': exited with status 1",
+        );
+        assert!(failed_fetching_executor(&real, false));
+        assert!(
+            !failed_fetching_executor(&real, true),
+            "maybe the app's URI"
+        );
+        // Other launch failures and task failures are the app's.
+        let other = failed(
+            Some(Reason::ContainerLaunchFailed),
+            "Failed to launch container: no such image",
+        );
+        assert!(!failed_fetching_executor(&other, false));
+        let crashed = failed(
+            Some(Reason::CommandExecutorFailed),
+            "fetch failed in the app's own code",
+        );
+        assert!(!failed_fetching_executor(&crashed, false));
+        assert!(!failed_fetching_executor(
+            &failed(None, "failed to fetch"),
+            false
+        ));
     }
 
     #[test]

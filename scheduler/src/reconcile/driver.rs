@@ -25,7 +25,7 @@ use crate::health::{
 use crate::mesos::session::{self, SessionConfig, SessionEvent};
 use crate::mesos::{MesosHandle, calls};
 use crate::offers::constraints::offer_fields;
-use crate::offers::executor::{ExecutorSettings, with_baton_executor};
+use crate::offers::executor::{ExecutorSettings, failed_fetching_executor, with_baton_executor};
 use crate::offers::known::{self, KnownAgents};
 use crate::offers::placement::{Demand, PlacementOptions, place};
 use crate::offers::task_info::build_app_task_info;
@@ -416,6 +416,7 @@ impl Scheduler {
             readiness_targets: BTreeMap::new(),
             readiness: BTreeMap::new(),
             health_dirty,
+            executor_fetch_streaks: BTreeMap::new(),
         };
         let stopped = tokio::spawn(
             driver
@@ -497,6 +498,11 @@ const DEFAULT_DEPLOYMENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often an app that is still moving is looked at again.
 const REQUEUE_AFTER: Duration = Duration::from_secs(1);
 
+/// Failed fetches of baton-executor in a row that cost an app nothing; past
+/// them its launch delay applies (a fetch that keeps failing is not a
+/// restart's hiccup, and launches must not spin).
+const FREE_EXECUTOR_FETCH_RETRIES: u32 = 10;
+
 /// The longest wait between retries of an explicit reconciliation.
 const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
 
@@ -570,6 +576,9 @@ struct Driver {
     readiness: BTreeMap<(String, usize), ReadinessResult>,
     /// Apps whose health targets may have changed.
     health_dirty: BTreeSet<PathId>,
+    /// Failed fetches of baton-executor in a row, by app (until one of its
+    /// tasks runs).
+    executor_fetch_streaks: BTreeMap<PathId, u32>,
 }
 
 impl Driver {
@@ -2181,6 +2190,37 @@ impl Driver {
         }
         let now = Timestamp::now();
         let condition = Condition::of(&status);
+        // The agent could not fetch baton-executor from us (Baton was
+        // restarting, say): ours, not the app's — no launch delay, no app
+        // failure, relaunched with the next offer. Only so many times in a
+        // row, though: a fetch that keeps failing is throttled by the app's
+        // backoff like any failing launch.
+        let fetch_failed = condition.is_terminal()
+            && matches!(self.config.executor, ExecutorChoice::Baton(_))
+            && self.definition_for(&instance).is_some_and(|app| {
+                uses_baton_executor(&app)
+                    && failed_fetching_executor(&status, !app.fetch.is_empty())
+            });
+        let executor_fetch_failed = if fetch_failed {
+            let streak = self
+                .executor_fetch_streaks
+                .entry(instance.app_id.clone())
+                .or_default();
+            *streak += 1;
+            self.view.stats.executor_fetch_failures += 1;
+            if *streak <= FREE_EXECUTOR_FETCH_RETRIES {
+                warn!(%task_id, message = ?status.message, "the agent could not fetch baton-executor; relaunching without a launch delay");
+                true
+            } else {
+                warn!(%task_id, message = ?status.message, failures = *streak, "the agents keep failing to fetch baton-executor; the app's launch delay applies until a launch gets going");
+                false
+            }
+        } else {
+            if condition == Condition::Running {
+                self.executor_fetch_streaks.remove(&instance.app_id);
+            }
+            false
+        };
         let mut next = (*instance).clone();
         let mut changes = Vec::new();
         let mut failure = None;
@@ -2209,7 +2249,11 @@ impl Driver {
                     .saturating_sub(crate::state::model::RECENT_UUIDS);
                 task.recent_update_uuids.drain(..excess);
             }
-            if condition.is_terminal() && !was_terminal && condition.counts_as_launch_failure() {
+            if condition.is_terminal()
+                && !was_terminal
+                && condition.counts_as_launch_failure()
+                && !executor_fetch_failed
+            {
                 failure = Some(TaskFailure {
                     app_id: next.app_id.clone(),
                     host: task.hostname.clone(),

@@ -38,6 +38,9 @@ pub struct Stats {
     pub tasks_launched: u64,
     /// Tasks Mesos reported that Baton did not know, and killed.
     pub unknown_tasks_killed: u64,
+    /// Launches that failed because the agent could not fetch
+    /// `baton-executor` (not counted against the app).
+    pub executor_fetch_failures: u64,
     /// KILL calls sent for instances Baton manages.
     pub kills_sent: u64,
     /// SUBSCRIBED events seen.
