@@ -298,7 +298,16 @@ impl Session {
                     redirects_in_a_row = 0;
                     failures += 1;
                     warn!(master = %target, error = %error, attempt = failures, "subscription failed");
-                    let mut delay = backoff(&self.config, failures);
+                    let mut delay = match &error {
+                        // A master just elected answers 503 until it has
+                        // recovered its state, usually for tens of
+                        // milliseconds: ask again soon rather than after a
+                        // whole backoff step.
+                        MesosError::Unavailable { status: 503, .. } => {
+                            backoff(&self.config, failures).min(recovering_retry(failures))
+                        }
+                        _ => backoff(&self.config, failures),
+                    };
                     // Transport trouble or an unusable answer: next master in the list.
                     if !was_subscribed
                         || matches!(
@@ -545,9 +554,22 @@ fn backoff(config: &SessionConfig, attempt: u32) -> Duration {
     capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
+/// How soon a master still recovering (503) is asked again: 25 ms, then
+/// doubling (the usual backoff caps it).
+fn recovering_retry(attempt: u32) -> Duration {
+    Duration::from_millis(25).saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recovering_master_is_asked_again_within_tens_of_milliseconds() {
+        assert_eq!(recovering_retry(1), Duration::from_millis(25));
+        assert_eq!(recovering_retry(3), Duration::from_millis(100));
+        assert_eq!(recovering_retry(60), Duration::from_millis(25 << 16));
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
