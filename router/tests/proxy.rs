@@ -7,10 +7,12 @@
 //! one, deny lists, requests held while a sleeping app wakes (or
 //! answered 503 when it does not wake in time), and WebSocket upgrades
 //! tunnelled both ways (or answered normally when the instance declines),
-//! and client connections spread over the serving threads.
+//! client connections spread over the serving threads, and an event that
+//! arrives while its app is being read is followed by another read.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -73,6 +75,11 @@ struct FakeMarathon {
     loads: Arc<Mutex<Option<Vec<Value>>>>,
     puts: Arc<Mutex<Vec<(String, Value)>>>,
     events: broadcast::Sender<Bytes>,
+    /// Reads of one app (`GET /v2/apps/{id}`) so far.
+    app_reads: Arc<AtomicUsize>,
+    /// While `false`, a read of one app answers what the app was when the
+    /// read arrived, but only once this turns `true` again.
+    app_reads_open: watch::Sender<bool>,
 }
 
 impl FakeMarathon {
@@ -81,11 +88,15 @@ impl FakeMarathon {
         let loads = Arc::new(Mutex::new(None::<Vec<Value>>));
         let puts = Arc::new(Mutex::new(Vec::new()));
         let (events, _) = broadcast::channel(64);
+        let app_reads = Arc::new(AtomicUsize::new(0));
+        let (app_reads_open, open) = watch::channel(true);
         let (state, tx) = (apps.clone(), events.clone());
         let (load_list, put_log) = (loads.clone(), puts.clone());
+        let reads = app_reads.clone();
         let addr = http_server(move |req: Request<Incoming>| {
             let (apps, events) = (state.clone(), tx.clone());
             let (loads, puts) = (load_list.clone(), put_log.clone());
+            let (reads, mut open) = (reads.clone(), open.clone());
             async move {
                 let path = req.uri().path().to_string();
                 if req.method() == hyper::Method::PUT {
@@ -121,6 +132,8 @@ impl FakeMarathon {
                     return Response::new(full(json!({ "apps": apps }).to_string()));
                 }
                 let id = path.strip_prefix("/v2/apps").unwrap_or_default();
+                reads.fetch_add(1, Ordering::SeqCst);
+                let _ = open.wait_for(|open| *open).await;
                 match apps.iter().find(|a| a["id"] == id) {
                     Some(app) => Response::new(full(json!({ "app": app }).to_string())),
                     None => Response::builder()
@@ -137,6 +150,8 @@ impl FakeMarathon {
             loads,
             puts,
             events,
+            app_reads,
+            app_reads_open,
         }
     }
 
@@ -554,6 +569,49 @@ async fn events_change_the_table_without_a_restart() {
         })
         .await;
     assert_eq!(router.get("web.test").await.0, 404);
+    router.stop().await;
+}
+
+/// Baton announces a change only once a read shows it; the router must
+/// then read the app again even when a read of it is already under way
+/// (one that may have started before the change).
+#[tokio::test]
+async fn an_event_during_a_read_of_its_app_is_followed_by_another_read() {
+    let one = upstream("one").await;
+    let two = upstream("two").await;
+    let labels = json!({"BATON_VHOST": "web.test"});
+    let marathon = FakeMarathon::start(vec![app("/web", labels.clone(), &[("web.1", one)])]).await;
+    let router = Router::start(config(&marathon)).await;
+    assert_eq!(router.get("web.test").await, (200, "one".to_string()));
+
+    // A read starts and is held: it will answer the app as it is now.
+    marathon.app_reads_open.send_replace(false);
+    let before = marathon.app_reads.load(Ordering::SeqCst);
+    marathon.emit(
+        "status_update_event",
+        json!({"appId": "/web", "taskId": "web.1", "taskStatus": "TASK_RUNNING"}),
+    );
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while marathon.app_reads.load(Ordering::SeqCst) == before {
+        assert!(tokio::time::Instant::now() < deadline, "no read of /web");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Meanwhile the app changes and its event arrives.
+    marathon.set_apps(vec![app("/web", labels.clone(), &[("web.2", two)])]);
+    marathon.emit(
+        "status_update_event",
+        json!({"appId": "/web", "taskId": "web.2", "taskStatus": "TASK_RUNNING"}),
+    );
+    marathon.app_reads_open.send_replace(true);
+    router
+        .until("only web.2 routed", |t| {
+            t["apps"][0]["upstreams"]
+                .as_array()
+                .is_some_and(|u| u.len() == 1 && u[0]["taskId"] == "web.2")
+        })
+        .await;
+    assert!(marathon.app_reads.load(Ordering::SeqCst) >= before + 2);
+    assert_eq!(router.get("web.test").await, (200, "two".to_string()));
     router.stop().await;
 }
 
