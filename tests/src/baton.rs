@@ -335,6 +335,30 @@ impl BatonProcess {
         (reply.status, reply.json.unwrap_or(Value::Null))
     }
 
+    /// The ids of the deployments in progress (`GET /v2/deployments`);
+    /// `None` when it does not answer 200.
+    pub async fn deployment_ids(&self) -> Option<Vec<String>> {
+        let reply = self.try_get("/v2/deployments").await.ok()?;
+        let list = reply.json.filter(|_| reply.status == 200)?;
+        Some(
+            list.as_array()?
+                .iter()
+                .filter_map(|d| d["id"].as_str().map(str::to_string))
+                .collect(),
+        )
+    }
+
+    /// Waits until no deployment is in progress.
+    pub async fn wait_no_deployments(&self, timeout: Duration) {
+        crate::wait::until(timeout, "no deployment in progress", || async {
+            self.deployment_ids()
+                .await
+                .is_some_and(|ids| ids.is_empty())
+                .then_some(())
+        })
+        .await;
+    }
+
     /// The tasks of an app (`GET /v2/apps/{id}/tasks`).
     pub async fn tasks(&self, app: &str) -> Vec<Value> {
         let (status, body) = self.get(&format!("/v2/apps{app}/tasks")).await;

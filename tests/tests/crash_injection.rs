@@ -99,16 +99,6 @@ impl Change {
     }
 }
 
-async fn no_deployments(baton: &BatonProcess) -> bool {
-    baton
-        .try_get("/v2/deployments")
-        .await
-        .ok()
-        .and_then(|r| r.json)
-        .and_then(|j| j.as_array().map(Vec::is_empty))
-        .unwrap_or(false)
-}
-
 /// Task ids not yet ended, as Baton lists them.
 async fn baton_tasks(baton: &BatonProcess) -> BTreeSet<String> {
     let (_, body) = baton.get("/v2/tasks").await;
@@ -155,10 +145,7 @@ async fn create(baton: &BatonProcess, app: &str, instances: u64, marker: &str) {
         .await;
     assert_eq!(status, 201, "{body}");
     baton.wait_running(app, instances as usize, DEADLINE).await;
-    wait::until(DEADLINE, "the create's deployment to end", || async {
-        no_deployments(baton).await.then_some(())
-    })
-    .await;
+    baton.wait_no_deployments(DEADLINE).await;
 }
 
 /// Every stored deployment ends, the app reaches the change's end state,
@@ -174,7 +161,13 @@ async fn assert_recovered(
     wait::until(
         RECOVERY_DEADLINE,
         &format!("{what}: every deployment to end"),
-        || async { no_deployments(baton).await.then_some(()) },
+        || async {
+            baton
+                .deployment_ids()
+                .await
+                .is_some_and(|d| d.is_empty())
+                .then_some(())
+        },
     )
     .await;
     wait::until(
@@ -223,7 +216,9 @@ async fn crash_after_every_write(change: Change, dir: &Path) -> u64 {
             if !armed.alive() {
                 break true;
             }
-            if no_deployments(&armed).await && change.done(&armed, &app).await {
+            if armed.deployment_ids().await.is_some_and(|d| d.is_empty())
+                && change.done(&armed, &app).await
+            {
                 break false;
             }
             assert!(

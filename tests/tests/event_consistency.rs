@@ -184,7 +184,12 @@ async fn judge(baton: &BatonProcess, event: &Value, log: &[Value]) -> Verdict {
         }
         "deployment_info" | "deployment_step_success" => {
             let id = event["plan"]["id"].as_str().unwrap_or("").to_string();
-            if deployment_ids(baton).await.contains(&id) {
+            if baton
+                .deployment_ids()
+                .await
+                .unwrap_or_default()
+                .contains(&id)
+            {
                 return Verdict::Seen;
             }
             Verdict::MissingUnless(
@@ -199,7 +204,13 @@ async fn judge(baton: &BatonProcess, event: &Value, log: &[Value]) -> Verdict {
         }
         "deployment_success" => {
             let id = event["id"].as_str().unwrap_or("");
-            if deployment_ids(baton).await.iter().any(|d| d == id) {
+            if baton
+                .deployment_ids()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d == id)
+            {
                 Verdict::Stale(format!("deployment {id} is still listed after its success"))
             } else {
                 Verdict::Seen
@@ -251,16 +262,6 @@ async fn task_state(baton: &BatonProcess, app: &str, task_id: &str) -> Option<St
         .into_iter()
         .find(|t| t["id"] == task_id)
         .map(|t| t["state"].as_str().unwrap_or("").to_string())
-}
-
-async fn deployment_ids(baton: &BatonProcess) -> Vec<String> {
-    let (status, body) = baton.get("/v2/deployments").await;
-    assert_eq!(status, 200, "{body}");
-    body.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["id"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// What the checker found, shared with the test body.
@@ -319,13 +320,6 @@ async fn put(baton: &BatonProcess, path: &str, body: Value) -> Value {
         "PUT {path}: {status} {answer}"
     );
     answer
-}
-
-async fn wait_deployments_done(baton: &BatonProcess) {
-    wait::until(DEADLINE, "no deployment in progress", || async {
-        deployment_ids(baton).await.is_empty().then_some(())
-    })
-    .await;
 }
 
 async fn counts(baton: &BatonProcess, app: &str) -> (u64, u64, u64) {
@@ -394,7 +388,7 @@ async fn every_event_is_visible_to_a_read_issued_after_it() {
         assert_eq!(status, 201, "{body}");
     }
     wait_counts(&baton, WEB, WEB_INSTANCES, WEB_INSTANCES, 0).await;
-    wait_deployments_done(&baton).await;
+    baton.wait_no_deployments(DEADLINE).await;
 
     let client = reqwest::Client::new();
     let mut rounds = 0;
@@ -438,7 +432,7 @@ async fn every_event_is_visible_to_a_read_issued_after_it() {
                 .await;
             assert_eq!(status, 200, "{body}");
         }
-        wait_deployments_done(&baton).await;
+        baton.wait_no_deployments(DEADLINE).await;
         wait_counts(&baton, WEB, WEB_INSTANCES, WEB_INSTANCES, 0).await;
         baton.wait_running(BULK, 0, DEADLINE).await;
     }
@@ -450,7 +444,7 @@ async fn every_event_is_visible_to_a_read_issued_after_it() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    wait_deployments_done(&baton).await;
+    baton.wait_no_deployments(DEADLINE).await;
     wait::until(
         DEADLINE,
         "both apps' app_terminated_event checked",

@@ -136,14 +136,6 @@ fn parse_frame(frame: &str) -> Option<(String, Value)> {
     Some((event_type, value))
 }
 
-async fn wait_no_deployments(baton: &BatonProcess) {
-    wait::until(DEADLINE, "no deployment running", || async {
-        let (status, body) = baton.get("/v2/deployments").await;
-        (status == 200 && body.as_array().is_some_and(Vec::is_empty)).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_shows_an_app_deploying_and_filters_by_type() {
     baton_e2e::init_tracing();
@@ -380,7 +372,7 @@ async fn group_deploys_in_dependency_order_scales_and_is_deleted() {
     );
 
     // scaleBy: every app of the group doubles.
-    wait_no_deployments(&baton).await;
+    baton.wait_no_deployments(DEADLINE).await;
     let (status, body) = baton
         .request(Method::PUT, "/v2/groups/proj", Some(&json!({"scaleBy": 2})))
         .await;
@@ -393,7 +385,7 @@ async fn group_deploys_in_dependency_order_scales_and_is_deleted() {
     }
 
     // DELETE: every app of the group goes, and its tasks with it.
-    wait_no_deployments(&baton).await;
+    baton.wait_no_deployments(DEADLINE).await;
     let (status, body) = baton.request(Method::DELETE, "/v2/groups/proj", None).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["deploymentId"].is_string(), "{body}");

@@ -94,31 +94,20 @@ async fn instances_above_the_limit_are_refused_with_422_naming_the_field() {
         .await;
     assert_eq!(status, 201, "{body}");
     baton.wait_running("/limits/g/b", 3, DEADLINE).await;
-    wait_no_deployments(&baton).await;
-    assert_refused(
-        &baton,
-        Method::PUT,
-        "/v2/apps/limits/g/b",
-        json!({"instances": 51}),
-        "/instances",
-    )
-    .await;
-    assert_refused(
-        &baton,
-        Method::PATCH,
-        "/v2/apps/limits/g/b",
-        json!({"instances": 51}),
-        "/instances",
-    )
-    .await;
-    assert_refused(
-        &baton,
-        Method::PUT,
-        "/v2/apps",
-        json!([{"id": "/limits/g/b", "instances": 51}]),
-        "/instances",
-    )
-    .await;
+    baton.wait_no_deployments(DEADLINE).await;
+    let one_app = "/v2/apps/limits/g/b";
+    let too_many = json!({"instances": 51});
+    for (method, path, body) in [
+        (Method::PUT, one_app, too_many.clone()),
+        (Method::PATCH, one_app, too_many),
+        (
+            Method::PUT,
+            "/v2/apps",
+            json!([{"id": "/limits/g/b", "instances": 51}]),
+        ),
+    ] {
+        assert_refused(&baton, method, path, body, "/instances").await;
+    }
     assert_refused(
         &baton,
         Method::POST,
@@ -148,17 +137,6 @@ async fn instances_above_the_limit_are_refused_with_422_naming_the_field() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(baton.alive(), "{}", baton.log_tail());
-}
-
-async fn wait_no_deployments(baton: &BatonProcess) {
-    wait::until(DEADLINE, "no deployment in progress", || async {
-        let (_, deployments) = baton.get("/v2/deployments").await;
-        deployments
-            .as_array()
-            .is_some_and(Vec::is_empty)
-            .then_some(())
-    })
-    .await;
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -264,6 +242,6 @@ async fn an_app_at_a_million_instances_costs_only_what_it_launched() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    wait_no_deployments(&baton).await;
+    baton.wait_no_deployments(DEADLINE).await;
     baton.stop().await;
 }
