@@ -10,12 +10,13 @@
 //!   policy, a rotating counter, an optional sticky key, the instances
 //!   already tried, and the time: sticky first (if that instance is
 //!   usable), then round-robin, least-outstanding-requests, or weighted
-//!   turns (the `load` policy, weights from [`crate::load`]) over the
-//!   instances neither ejected nor tried. When every instance is ejected
+//!   turns (the `load` policy, each instance's weight set by the load
+//!   poller from its executor's reports) over the instances neither
+//!   ejected nor tried. When every instance is ejected
 //!   they are all tried anyway ("panic mode"): a passive guess must not
 //!   take a whole app down.
-//! - Time is milliseconds on the router's [`crate::Clock`], passed in, so
-//!   the rules are tested without waiting.
+//! - Time is milliseconds on the router's [`crate::clock::Clock`], passed
+//!   in, so the rules are tested without waiting.
 //!
 //! Weighted turns are lock-free: turn `t` lands on slot `frac(t·φ) × W` of
 //! the instances' cumulated weights `W` (φ the golden ratio, a Weyl
@@ -30,6 +31,11 @@ use serde_json::{Value, json};
 
 /// The cookie that pins a client to an instance.
 pub const STICKY_COOKIE: &str = "BATON_STICKY";
+
+/// The load weight of an idle instance (and of one without a report).
+pub const FULL_WEIGHT: u32 = 1000;
+/// The least load weight: a busy instance keeps a trickle of requests.
+pub const MIN_WEIGHT: u32 = 20;
 
 /// How an app's requests are spread over its instances
 /// (`labels.BATON_BALANCE`).
@@ -101,8 +107,8 @@ pub struct UpstreamState {
     pub failures: AtomicU64,
     /// Times this instance was ejected.
     pub ejections: AtomicU64,
-    /// Load weight in [`crate::load::MIN_WEIGHT`]..=[`crate::load::FULL_WEIGHT`];
-    /// 0 means "no report", read as full weight.
+    /// Load weight in [`MIN_WEIGHT`]..=[`FULL_WEIGHT`]; 0 means "no
+    /// report", read as full weight.
     weight: AtomicU32,
 }
 
@@ -115,7 +121,7 @@ impl UpstreamState {
     /// The load weight (full without a report).
     pub fn weight(&self) -> u32 {
         match self.weight.load(Relaxed) {
-            0 => crate::load::FULL_WEIGHT,
+            0 => FULL_WEIGHT,
             w => w,
         }
     }

@@ -25,14 +25,14 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::Shared;
 use crate::balance::Policy;
-use crate::sync::{Marathon, error_chain};
+use crate::marathon::{Marathon, error_chain};
+use crate::shared::Shared;
 
-/// The weight of an idle instance (and of one without a report).
-pub const FULL_WEIGHT: u32 = 1000;
-/// The least weight: a busy instance keeps a trickle of requests.
-pub const MIN_WEIGHT: u32 = 20;
+// The weight bounds live with the balancer, which reads the weights; kept
+// here too, where the formula above names them.
+pub use crate::balance::{FULL_WEIGHT, MIN_WEIGHT};
+
 /// Busy ratios above this count as this.
 const MAX_BUSY: f64 = 8.0;
 /// How long to wait after Marathon said it has no load endpoint.

@@ -58,12 +58,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, debug_span, info, warn};
 
-use crate::Shared;
 use crate::balance::{self, InFlight};
+use crate::marathon::error_chain;
 use crate::pool::{self, Pool};
-use crate::sync::error_chain;
-use crate::table::{AppRuntime, Route, Table, normalize_host};
-use crate::{scale, stats};
+use crate::report;
+use crate::runtime::AppRuntime;
+use crate::scale;
+use crate::scaler;
+use crate::shared::Shared;
+use crate::table::{Route, Table, normalize_host};
 
 /// Paths under this prefix are the router's own, on every host.
 pub const ADMIN_PREFIX: &str = "/_router/";
@@ -181,25 +184,25 @@ impl Peer {
 /// single-threaded runtime and its own upstream pool, all accepting from
 /// the one listener (as nginx's worker processes do). A request then stays
 /// on one thread from accept to response: no hand-offs between threads,
-/// no locks shared between them on the hot path.
+/// no locks shared between them on the hot path. Fails only when the
+/// serving threads cannot be started.
 pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), crate::Error> {
-    let listener = listener.into_std().map_err(crate::Error::Workers)?;
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let count = shared.config.workers.max(1);
     let (workers, mut inboxes) = Workers::new(count);
     for index in 0..count {
-        let listener = listener.try_clone().map_err(crate::Error::Workers)?;
+        let listener = listener.try_clone()?;
         let inbox = inboxes.remove(0);
         let workers = workers.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(crate::Error::Workers)?;
+            .build()?;
         let (shared, stop, done) = (shared.clone(), stop.clone(), done_tx.clone());
         std::thread::Builder::new()
             .name(format!("router-worker-{index}"))
@@ -218,8 +221,7 @@ pub(crate) async fn run(
                     }
                 });
                 drop(done);
-            })
-            .map_err(crate::Error::Workers)?;
+            })?;
     }
     drop(done_tx);
     drop(listener);
@@ -541,7 +543,7 @@ async fn forward(
     if failure.is_none() && (scale::sleeping(&route.labels).is_some() || runtime.scale.waking()) {
         let timeout = scale::wake_timeout(&route.labels);
         app_stats.held.fetch_add(1, Relaxed);
-        scale::wake(shared, &shared.marathon, &route);
+        scaler::wake(shared, &shared.marathon, &route);
         match wait_for_instance(shared, &route.app_id, timeout).await {
             Some(woken) => {
                 route = woken;
@@ -1298,15 +1300,15 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
         "/_router/ping" => text(StatusCode::OK, "pong\n"),
         "/_router/table" => json(&shared.table().to_json(now)),
         "/_router/stats" => {
-            let mut stats = stats::stats_json(&shared.stats, &shared.table(), now);
+            let mut stats = report::stats_json(&shared.stats, &shared.table(), now);
             stats["workers"] = worker.workers.to_json();
             json(&stats)
         }
-        "/_router/autoscale" => json(&scale::status_json(shared)),
+        "/_router/autoscale" => json(&scaler::status_json(shared)),
         "/_router/metrics" => local(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            stats::prometheus(&shared.stats, &shared.table(), now),
+            report::prometheus(&shared.stats, &shared.table(), now),
         ),
         _ => text(
             StatusCode::NOT_FOUND,

@@ -21,6 +21,7 @@
 //! happens between the two is lost; Marathon's events are only
 //! invalidation signals (their order is not guaranteed), so every change
 //! is read back from the API rather than applied from the event body.
+//! Both talk to Marathon through the client in [`crate::marathon`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -33,7 +34,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::Shared;
+use crate::marathon::{Error, Marathon, error_chain};
+use crate::shared::Shared;
 use crate::table::Table;
 
 /// Event types that can change a route; the stream asks for these only.
@@ -53,216 +55,6 @@ pub const EVENT_TYPES: [&str; 14] = [
     "deployment_step_failure",
     "group_change_success",
 ];
-
-/// Failures talking to Marathon.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client for Marathon")]
-    Client(#[source] reqwest::Error),
-    /// No answer.
-    #[error("{what}: no answer from Marathon")]
-    Request {
-        what: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    /// An unexpected status.
-    #[error("{what}: Marathon answered {status}: {body}")]
-    Status {
-        what: String,
-        status: u16,
-        body: String,
-    },
-    /// An answer of the wrong shape.
-    #[error("{what}: unexpected answer from Marathon: {reason}")]
-    Shape { what: String, reason: String },
-    /// The event stream was silent for too long.
-    #[error("the event stream was idle for {0:?}")]
-    Idle(Duration),
-    /// The event stream ended.
-    #[error("the event stream ended")]
-    Ended,
-}
-
-/// A small client for the parts of Marathon's API the router reads.
-#[derive(Debug, Clone)]
-pub struct Marathon {
-    /// Base URL without a trailing slash.
-    base: String,
-    http: reqwest::Client,
-    /// Bound on each list or app request (not on the stream).
-    request_timeout: Duration,
-}
-
-impl Marathon {
-    /// A client for Marathon at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(
-        base: &str,
-        connect_timeout: Duration,
-        request_timeout: Duration,
-    ) -> Result<Marathon, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .no_proxy()
-            .build()
-            .map_err(Error::Client)?;
-        Ok(Marathon {
-            base: base.trim_end_matches('/').to_string(),
-            http,
-            request_timeout,
-        })
-    }
-
-    async fn get_json(&self, path: &str) -> Result<Option<Value>, Error> {
-        let what = format!("GET {path}");
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("Accept", "application/json")
-            .timeout(self.request_timeout)
-            .send()
-            .await
-            .map_err(|source| Error::Request {
-                what: what.clone(),
-                source,
-            })?;
-        let status = response.status().as_u16();
-        if status == 404 {
-            return Ok(None);
-        }
-        let body = response.text().await.map_err(|source| Error::Request {
-            what: what.clone(),
-            source,
-        })?;
-        if status != 200 {
-            return Err(Error::Status {
-                what,
-                status,
-                body: body.chars().take(200).collect(),
-            });
-        }
-        serde_json::from_str(&body)
-            .map(Some)
-            .map_err(|e| Error::Shape {
-                what,
-                reason: e.to_string(),
-            })
-    }
-
-    /// `field` of the JSON object at `path`, when it is an array (`array`)
-    /// or an object; `None` on 404.
-    async fn get_field(
-        &self,
-        path: &str,
-        field: &str,
-        array: bool,
-    ) -> Result<Option<Value>, Error> {
-        let shape = |reason: String| Error::Shape {
-            what: format!("GET {path}"),
-            reason,
-        };
-        match self.get_json(path).await? {
-            None => Ok(None),
-            Some(Value::Object(mut body)) => match body.remove(field) {
-                Some(v @ Value::Array(_)) if array => Ok(Some(v)),
-                Some(v @ Value::Object(_)) if !array => Ok(Some(v)),
-                _ => Err(shape(format!(
-                    "no `{field}` {}",
-                    if array { "array" } else { "object" }
-                ))),
-            },
-            Some(_) => Err(shape("not a JSON object".into())),
-        }
-    }
-
-    /// Every app with its tasks.
-    pub async fn apps(&self) -> Result<Vec<Value>, Error> {
-        let path = "/v2/apps?embed=apps.tasks";
-        match self.get_field(path, "apps", true).await? {
-            Some(Value::Array(apps)) => Ok(apps),
-            _ => Err(Error::Shape {
-                what: format!("GET {path}"),
-                reason: "not found".into(),
-            }),
-        }
-    }
-
-    /// One app with its tasks; `None` when Marathon does not know it.
-    pub async fn app(&self, id: &str) -> Result<Option<Value>, Error> {
-        let path = format!("/v2/apps/{}?embed=apps.tasks", id.trim_start_matches('/'));
-        self.get_field(&path, "app", false).await
-    }
-
-    /// Baton's `GET /v2/tasks/load` list; `None` when Marathon has no such
-    /// endpoint.
-    pub async fn task_loads(&self) -> Result<Option<Vec<Value>>, Error> {
-        match self.get_field("/v2/tasks/load", "tasks", true).await? {
-            Some(Value::Array(tasks)) => Ok(Some(tasks)),
-            _ => Ok(None),
-        }
-    }
-
-    /// `PUT /v2/apps/{id}` with `body` (a partial app: only the fields
-    /// given change). Without `force`, so a running deployment of the app
-    /// is answered 409 ([`Error::Status`]) rather than cancelled.
-    pub async fn put_app(&self, id: &str, body: &Value) -> Result<(), Error> {
-        let path = format!("/v2/apps/{}", id.trim_start_matches('/'));
-        let what = format!("PUT {path}");
-        let response = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .header("Accept", "application/json")
-            .json(body)
-            .timeout(self.request_timeout)
-            .send()
-            .await
-            .map_err(|source| Error::Request {
-                what: what.clone(),
-                source,
-            })?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        Err(Error::Status {
-            what,
-            status,
-            body: body.chars().take(200).collect(),
-        })
-    }
-
-    /// Opens the event stream for [`EVENT_TYPES`].
-    async fn events(&self) -> Result<reqwest::Response, Error> {
-        let mut url = format!("{}/v2/events?plan-format=light", self.base);
-        for t in EVENT_TYPES {
-            url.push_str("&event_type=");
-            url.push_str(t);
-        }
-        let what = "GET /v2/events".to_string();
-        let response = self
-            .http
-            .get(url)
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(|source| Error::Request {
-                what: what.clone(),
-                source,
-            })?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.text().await.unwrap_or_default();
-            return Err(Error::Status {
-                what,
-                status,
-                body: body.chars().take(200).collect(),
-            });
-        }
-        Ok(response)
-    }
-}
 
 /// One Server-Sent Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,7 +249,7 @@ async fn stream_once(
     marathon: &Marathon,
     tx: &mpsc::UnboundedSender<Refresh>,
 ) -> Result<(), Error> {
-    let mut response = marathon.events().await?;
+    let mut response = marathon.events(&EVENT_TYPES).await?;
     shared.stats.events_connected.store(true, Relaxed);
     shared.stats.event_connects.fetch_add(1, Relaxed);
     info!("event stream connected; resyncing");
@@ -614,18 +406,6 @@ fn log_changes(before: &Table, after: &Table) {
             );
         }
     }
-}
-
-/// An error and its causes, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

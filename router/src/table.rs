@@ -1,6 +1,8 @@
 //! The routing table: Marathon's apps JSON (`GET /v2/apps?embed=apps.tasks`,
 //! `GET /v2/apps/{id}`) → which instances serve which Host and path, and
-//! the lookup for a request. No I/O.
+//! the lookup for a request. Pure: no I/O, no clock (the time comes in as
+//! `now_ms` where state is shown); the refresher in `sync` fetches and
+//! publishes, everything else reads the published table.
 //!
 //! - An app is exposed by its labels: `BATON_VHOST` (or marathon-lb's
 //!   `HAPROXY_0_VHOST`) — a comma-separated list of host names — and/or
@@ -19,20 +21,19 @@
 //!   whole segments: `/api` matches `/api` and `/api/x`, not `/apix`.
 //! - A table is immutable; a change builds the next one
 //!   ([`Table::from_apps`], [`Table::with_app`], [`Table::without_app`]),
-//!   carrying over by app id the app's runtime (counters, balancer turn)
-//!   and by task id each instance's [`UpstreamState`], so rebuilding loses
-//!   neither statistics nor passive-health state.
+//!   carrying over by app id the app's [`AppRuntime`] (counters, balancer
+//!   turn, scaling state) and by task id each instance's
+//!   [`UpstreamState`], so rebuilding loses neither statistics nor
+//!   passive-health state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use serde_json::{Value, json};
 
 use crate::access::DenyList;
 use crate::balance::{Policy, Upstream, UpstreamState};
-use crate::scale::ScaleState;
-use crate::stats::AppStats;
+use crate::runtime::AppRuntime;
 
 /// Label: host names (comma-separated).
 pub const LABEL_VHOST: &str = "BATON_VHOST";
@@ -48,19 +49,6 @@ pub const LABEL_BALANCE: &str = "BATON_BALANCE";
 pub const LABEL_STICKY: &str = "BATON_STICKY";
 /// Label: client networks refused (comma-separated CIDR blocks).
 pub const LABEL_DENY: &str = "BATON_DENY";
-
-/// What the router keeps per app across table generations.
-#[derive(Debug, Default)]
-pub struct AppRuntime {
-    /// The app's counters.
-    pub stats: AppStats,
-    /// The balancer's turn counter.
-    pub rotor: AtomicUsize,
-    /// When the last request arrived (router clock, ms).
-    pub last_request_ms: AtomicU64,
-    /// The autoscaler's and sleep/wake's state.
-    pub scale: ScaleState,
-}
 
 /// A task that is not routed to, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

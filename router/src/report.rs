@@ -1,0 +1,337 @@
+//! The reports on the router's counters over the current routing table:
+//! JSON for `/_router/stats` (what an autoscaler reads) and Prometheus text
+//! for `/_router/metrics`. Both are functions of the router-wide counters,
+//! a [`Table`] (each app's counters live in its runtime, each instance's
+//! in its state) and the time; they read, never count.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde_json::{Value, json};
+
+use crate::balance::UpstreamState;
+use crate::stats::{GlobalStats, LATENCY_BUCKETS, RATE_WINDOW_SECS};
+use crate::table::{Route, Table};
+
+/// `/_router/stats`: router-wide counters, then per app its counters and
+/// its upstreams'.
+pub fn stats_json(global: &GlobalStats, table: &Table, now_ms: u64) -> Value {
+    let now_secs = now_ms / 1000;
+    let apps: serde_json::Map<String, Value> = table
+        .routes()
+        .map(|route| {
+            let mut app = route.runtime.stats.to_json(now_secs);
+            app["upstreams"] = route
+                .upstreams
+                .iter()
+                .map(|u| {
+                    let mut v = u.state.to_json(now_ms);
+                    v["taskId"] = json!(u.task_id);
+                    v["address"] = json!(&*u.authority);
+                    v
+                })
+                .collect();
+            (route.app_id.clone(), app)
+        })
+        .collect();
+    let mut out = global.to_json();
+    out["tableGeneration"] = json!(table.generation);
+    out["apps"] = Value::Object(apps);
+    out
+}
+
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `/_router/metrics`: the same counters in Prometheus' text format.
+pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
+    let now_secs = now_ms / 1000;
+    let mut out = String::new();
+    // Families are written one after another, each with all its samples.
+    fn family(out: &mut String, name: &str, kind: &str, help: &str) -> String {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        name.to_string()
+    }
+
+    let n = family(
+        &mut out,
+        "baton_router_unmatched_requests_total",
+        "counter",
+        "Requests no app matched (404).",
+    );
+    let _ = writeln!(out, "{n} {}", global.unmatched.load(Relaxed));
+    let n = family(
+        &mut out,
+        "baton_router_globally_denied_requests_total",
+        "counter",
+        "Requests refused (403) by the router-wide deny list.",
+    );
+    let _ = writeln!(out, "{n} {}", global.denied.load(Relaxed));
+    let n = family(
+        &mut out,
+        "baton_router_marathon_events_connected",
+        "gauge",
+        "1 while the /v2/events stream is connected.",
+    );
+    let _ = writeln!(
+        out,
+        "{n} {}",
+        u8::from(global.events_connected.load(Relaxed))
+    );
+    let n = family(
+        &mut out,
+        "baton_router_marathon_events_total",
+        "counter",
+        "Events received from /v2/events.",
+    );
+    let _ = writeln!(out, "{n} {}", global.events.load(Relaxed));
+    let n = family(
+        &mut out,
+        "baton_router_marathon_resyncs_total",
+        "counter",
+        "Full routing-table loads from /v2/apps.",
+    );
+    let _ = writeln!(out, "{n} {}", global.resyncs.load(Relaxed));
+    let n = family(
+        &mut out,
+        "baton_router_marathon_errors_total",
+        "counter",
+        "Failed requests to Marathon.",
+    );
+    let _ = writeln!(out, "{n} {}", global.marathon_errors.load(Relaxed));
+    let n = family(
+        &mut out,
+        "baton_router_table_generation",
+        "gauge",
+        "Routing-table changes applied so far.",
+    );
+    let _ = writeln!(out, "{n} {}", table.generation);
+
+    type PerApp = fn(&Route, u64) -> Vec<(String, String)>;
+    let per_app: [(&str, &str, &str, PerApp); 12] = [
+        (
+            "baton_router_requests_total",
+            "counter",
+            "Requests routed to the app.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.requests.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_responses_total",
+            "counter",
+            "Responses by status class.",
+            |r, _| {
+                r.runtime
+                    .stats
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        (
+                            format!(",class=\"{}xx\"", i + 1),
+                            c.load(Relaxed).to_string(),
+                        )
+                    })
+                    .collect()
+            },
+        ),
+        (
+            "baton_router_request_bytes_total",
+            "counter",
+            "Request body bytes received from clients.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.bytes_in.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_response_bytes_total",
+            "counter",
+            "Response body bytes sent to clients.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.bytes_out.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_unavailable_total",
+            "counter",
+            "Requests answered 503: no routable instance.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.unavailable.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_upstream_retries_total",
+            "counter",
+            "Requests sent again to another instance after a failure.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.retries.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_denied_requests_total",
+            "counter",
+            "Requests refused (403) by the app's deny list.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.denied.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_held_requests_total",
+            "counter",
+            "Requests held while the app woke from sleep.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.held.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_wakes_total",
+            "counter",
+            "Times a request woke the app from sleep.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.wakes.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_upstream_failures_total",
+            "counter",
+            "Attempts that failed at an upstream.",
+            |r, _| {
+                vec![(
+                    String::new(),
+                    r.runtime.stats.upstream_failures.load(Relaxed).to_string(),
+                )]
+            },
+        ),
+        (
+            "baton_router_routable_instances",
+            "gauge",
+            "Instances in the routing table (running, healthy, not being killed).",
+            |r, _| vec![(String::new(), r.upstreams.len().to_string())],
+        ),
+        (
+            "baton_router_requests_per_second",
+            "gauge",
+            "Mean request rate over a trailing window.",
+            |r, now_secs| {
+                [("10s", 10), ("1m", 60), ("5m", RATE_WINDOW_SECS - 1)]
+                    .into_iter()
+                    .map(|(name, secs)| {
+                        (
+                            format!(",window=\"{name}\""),
+                            r.runtime.stats.rate.rate(now_secs, secs).to_string(),
+                        )
+                    })
+                    .collect()
+            },
+        ),
+    ];
+    for (name, kind, help, samples) in per_app {
+        let n = family(&mut out, name, kind, help);
+        for route in table.routes() {
+            let app = label(&route.app_id);
+            for (extra, value) in samples(route, now_secs) {
+                let _ = writeln!(out, "{n}{{app=\"{app}\"{extra}}} {value}");
+            }
+        }
+    }
+
+    let n = family(
+        &mut out,
+        "baton_router_request_duration_seconds",
+        "histogram",
+        "Time from a request's arrival to the end of its response.",
+    );
+    for route in table.routes() {
+        let app = label(&route.app_id);
+        let h = &route.runtime.stats.latency;
+        let bounds = LATENCY_BUCKETS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(["+Inf".to_string()]);
+        for (le, count) in bounds.zip(h.cumulative()) {
+            let _ = writeln!(out, "{n}_bucket{{app=\"{app}\",le=\"{le}\"}} {count}");
+        }
+        let _ = writeln!(out, "{n}_sum{{app=\"{app}\"}} {}", h.sum_secs());
+        let _ = writeln!(out, "{n}_count{{app=\"{app}\"}} {}", h.count());
+    }
+
+    type PerUpstream = fn(&UpstreamState, u64) -> u64;
+    let per_upstream: [(&str, &str, &str, PerUpstream); 5] = [
+        (
+            "baton_router_upstream_requests_total",
+            "counter",
+            "Attempts sent to an instance.",
+            |s, _| s.requests.load(Relaxed),
+        ),
+        (
+            "baton_router_upstream_errors_total",
+            "counter",
+            "Attempts that failed at an instance.",
+            |s, _| s.failures.load(Relaxed),
+        ),
+        (
+            "baton_router_upstream_ejections_total",
+            "counter",
+            "Times an instance was ejected after consecutive failures.",
+            |s, _| s.ejections.load(Relaxed),
+        ),
+        (
+            "baton_router_upstream_ejected",
+            "gauge",
+            "1 while an instance is ejected (passive health).",
+            |s, now_ms| u64::from(s.is_ejected(now_ms)),
+        ),
+        (
+            "baton_router_upstream_outstanding",
+            "gauge",
+            "Requests in flight at an instance.",
+            |s, _| s.outstanding(),
+        ),
+    ];
+    for (name, kind, help, value) in per_upstream {
+        let n = family(&mut out, name, kind, help);
+        for route in table.routes() {
+            let app = label(&route.app_id);
+            for u in &route.upstreams {
+                let _ = writeln!(
+                    out,
+                    "{n}{{app=\"{app}\",task=\"{}\",address=\"{}\"}} {}",
+                    label(&u.task_id),
+                    label(&u.authority),
+                    value(&u.state, now_ms)
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,290 @@
+//! The scaling controller: every second it evaluates each app's scale
+//! rules (from [`crate::scale`]) against the current routing table and the
+//! app's traffic, and applies the verdicts through Marathon; it also wakes
+//! a sleeping app when a request for it arrives, and renders
+//! `/_router/autoscale`.
+//!
+//! Between ticks it remembers, per app, when it first saw the app, the
+//! last change and refusal, the count it expects and any wake under way
+//! (the app's [`ScaleState`](crate::scale::ScaleState), kept across table
+//! generations). An app is left alone while a change settles, during its
+//! rule's cooldown, for a few seconds after a refusal, and while it sleeps
+//! or wakes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::marathon::{Marathon, error_chain};
+use crate::scale::{
+    autoscale, autoscale_rule, should_sleep, sleep_labels, sleep_rule, sleeping, wake_labels,
+    wake_timeout,
+};
+use crate::shared::Shared;
+use crate::table::Route;
+
+/// After applying a change, the app is skipped until the table reflects it
+/// or this long has passed.
+const SETTLE: Duration = Duration::from_secs(10);
+/// How often rules are evaluated.
+const TICK: Duration = Duration::from_secs(1);
+/// After a refused change (say, 409 while a deployment runs), the app is
+/// left alone this long, so the decision log is not flooded.
+const RETRY_REFUSED: Duration = Duration::from_secs(5);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Applies one decision through Marathon and records it.
+async fn apply(
+    shared: &Shared,
+    marathon: &Marathon,
+    route: &Route,
+    kind: &str,
+    to: u64,
+    body: Value,
+    reason: &str,
+) -> bool {
+    let result = marathon.put_app(&route.app_id, &body).await;
+    let outcome = match &result {
+        Ok(()) => {
+            info!(app = %route.app_id, kind, from = route.instances, to, reason, "scaling");
+            "applied".to_string()
+        }
+        Err(e) => {
+            warn!(app = %route.app_id, kind, from = route.instances, to, reason, error = %error_chain(e), "scaling failed");
+            format!("failed: {}", error_chain(e))
+        }
+    };
+    shared.decisions.push(json!({
+        "at": unix_ms(),
+        "app": route.app_id,
+        "kind": kind,
+        "from": route.instances,
+        "to": to,
+        "reason": reason,
+        "outcome": outcome,
+    }));
+    result.is_ok()
+}
+
+/// Wakes `route`'s app unless a wake is already under way: scales it back
+/// to the count its sleeping label names. Returns at once; the PUT runs in
+/// the background.
+pub(crate) fn wake(shared: &Arc<Shared>, marathon: &Marathon, route: &Arc<Route>) {
+    let Some(to) = sleeping(&route.labels) else {
+        return;
+    };
+    {
+        let mut state = route.runtime.scale.lock();
+        if state.waking_since_ms.is_some() {
+            return;
+        }
+        state.waking_since_ms = Some(shared.clock.now_ms());
+    }
+    route.runtime.stats.wakes.fetch_add(1, Relaxed);
+    let (background, shared, marathon, route) = (
+        shared.background.clone(),
+        shared.clone(),
+        marathon.clone(),
+        route.clone(),
+    );
+    // On the background runtime: Marathon's client pools its connections
+    // there, and a serving thread's runtime ends first at shutdown.
+    background.spawn(async move {
+        let body = json!({ "instances": to, "labels": wake_labels(&route.labels) });
+        if !apply(
+            &shared,
+            &marathon,
+            &route,
+            "wake",
+            to,
+            body,
+            "a request arrived",
+        )
+        .await
+        {
+            // Let the next request try again.
+            route.runtime.scale.lock().waking_since_ms = None;
+        }
+    });
+}
+
+/// One evaluation of every app's rules at `now_ms`.
+async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
+    let table = shared.table();
+    for route in table.routes() {
+        let labels = &route.labels;
+        let autoscaling = autoscale_rule(labels);
+        let sleep = sleep_rule(labels);
+        if autoscaling.is_none() && sleep.is_none() && sleeping(labels).is_none() {
+            continue;
+        }
+        let (observed, idle_from) = {
+            let mut state = route.runtime.scale.lock();
+            let first_seen = *state.first_seen_ms.get_or_insert(now_ms);
+            if state.waking_since_ms.is_some() && !route.upstreams.is_empty() {
+                state.waking_since_ms = None;
+                state.woke_ms = Some(now_ms);
+            }
+            if let Some(since) = state.waking_since_ms
+                && now_ms.saturating_sub(since) > 2 * wake_timeout(labels).as_millis() as u64
+            {
+                // Never came up: a later request may try again.
+                state.waking_since_ms = None;
+            }
+            let settled = state.expected.is_none_or(|e| e == route.instances)
+                || state
+                    .last_change_ms
+                    .is_none_or(|at| now_ms.saturating_sub(at) > SETTLE.as_millis() as u64);
+            let cooling = |cooldown: Duration| {
+                state
+                    .last_change_ms
+                    .is_some_and(|at| now_ms.saturating_sub(at) < cooldown.as_millis() as u64)
+            };
+            let refused_lately = state
+                .last_refusal_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) < RETRY_REFUSED.as_millis() as u64);
+            if !settled
+                || refused_lately
+                || state.waking_since_ms.is_some()
+                || sleeping(labels).is_some()
+            {
+                continue;
+            }
+            if let Some(Ok(rule)) = &autoscaling
+                && cooling(rule.cooldown)
+            {
+                continue;
+            }
+            state.expected = None;
+            let idle_from = [
+                Some(first_seen),
+                state.woke_ms,
+                Some(route.runtime.last_request_ms.load(Relaxed)),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now_ms);
+            (Duration::from_millis(now_ms - first_seen), idle_from)
+        };
+
+        let decision = match (&sleep, &autoscaling) {
+            (Some(Ok(rule)), _)
+                if should_sleep(
+                    rule,
+                    route.instances,
+                    Duration::from_millis(now_ms.saturating_sub(idle_from)),
+                ) =>
+            {
+                let reason = format!("no request for {}s", rule.after.as_secs());
+                Some((
+                    "sleep",
+                    0,
+                    json!({ "instances": 0, "labels": sleep_labels(labels, route.instances) }),
+                    reason,
+                ))
+            }
+            (_, Some(Ok(rule))) => {
+                let rps = route
+                    .runtime
+                    .stats
+                    .rate
+                    .rate(now_ms / 1000, rule.window.as_secs());
+                autoscale(rule, route.instances, rps, observed).map(|(to, reason)| {
+                    let kind = if to > route.instances {
+                        "scale_up"
+                    } else {
+                        "scale_down"
+                    };
+                    (kind, to, json!({ "instances": to }), reason)
+                })
+            }
+            _ => None,
+        };
+        if let Some((kind, to, body, reason)) = decision {
+            let applied = apply(shared, marathon, route, kind, to, body, &reason).await;
+            let mut state = route.runtime.scale.lock();
+            if applied {
+                state.last_change_ms = Some(now_ms);
+                state.expected = Some(to);
+                state.last_refusal_ms = None;
+            } else {
+                state.last_refusal_ms = Some(now_ms);
+            }
+        }
+    }
+}
+
+/// `/_router/autoscale`: each app's rules and state, and the decisions.
+pub fn status_json(shared: &Shared) -> Value {
+    let table = shared.table();
+    let now_ms = shared.clock.now_ms();
+    let apps: serde_json::Map<String, Value> = table
+        .routes()
+        .filter_map(|route| {
+            let labels = &route.labels;
+            let autoscaling = autoscale_rule(labels);
+            let sleep = sleep_rule(labels);
+            if autoscaling.is_none() && sleep.is_none() && sleeping(labels).is_none() {
+                return None;
+            }
+            let rule_json = |rule: &Option<Result<Value, String>>| match rule {
+                None => Value::Null,
+                Some(Ok(v)) => v.clone(),
+                Some(Err(e)) => json!({ "error": e }),
+            };
+            let autoscale_json = autoscaling.map(|r| {
+                r.map(|r| {
+                    json!({
+                        "min": r.min, "max": r.max, "targetRpsPerInstance": r.target_rps,
+                        "windowSeconds": r.window.as_secs(), "cooldownSeconds": r.cooldown.as_secs(),
+                        "rps": route.runtime.stats.rate.rate(now_ms / 1000, r.window.as_secs()),
+                    })
+                })
+            });
+            let sleep_json = sleep.map(|r| r.map(|r| json!({ "afterSeconds": r.after.as_secs() })));
+            let idle_ms = now_ms.saturating_sub(route.runtime.last_request_ms.load(Relaxed));
+            Some((
+                route.app_id.clone(),
+                json!({
+                    "instances": route.instances,
+                    "routable": route.upstreams.len(),
+                    "autoscale": rule_json(&autoscale_json),
+                    "sleep": rule_json(&sleep_json),
+                    "sleeping": sleeping(labels).is_some(),
+                    "waking": route.runtime.scale.waking(),
+                    "wakeTimeoutSeconds": wake_timeout(labels).as_secs(),
+                    "idleSeconds": idle_ms / 1000,
+                }),
+            ))
+        })
+        .collect();
+    json!({ "apps": apps, "decisions": shared.decisions.to_json() })
+}
+
+/// Evaluates the rules every second until `shutdown`.
+pub(crate) async fn run(shared: Arc<Shared>, marathon: Marathon, shutdown: CancellationToken) {
+    if !shared.config.autoscale {
+        return;
+    }
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if shared.table().loaded {
+            tick(&shared, &marathon, shared.clock.now_ms()).await;
+        }
+    }
+}
