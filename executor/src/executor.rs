@@ -499,28 +499,27 @@ impl<L: Launcher> Executor<L> {
     /// the health checks that are due.
     pub fn on_timer(&mut self, now: Instant) {
         for task in self.tasks.values_mut() {
-            if let Some(health) = &mut task.health {
-                if let Some(attempt) = health.checker.start_if_due(now) {
-                    self.health_actions.push(health::Action::Run {
-                        task_id: task.info.task_id.value.clone(),
-                        attempt,
-                        probe: health.probe.clone(),
-                        timeout: health.checker.policy().timeout,
-                    });
-                }
+            if let Some(health) = &mut task.health
+                && let Some(attempt) = health.checker.start_if_due(now)
+            {
+                self.health_actions.push(health::Action::Run {
+                    task_id: task.info.task_id.value.clone(),
+                    attempt,
+                    probe: health.probe.clone(),
+                    timeout: health.checker.policy().timeout,
+                });
             }
             if let Phase::Killing {
                 pgid,
                 sigkill_at,
                 sigkilled: sigkilled @ false,
             } = &mut task.phase
+                && *sigkill_at <= now
             {
-                if *sigkill_at <= now {
-                    let _span = task.span.enter();
-                    tracing::info!("grace period over; sending SIGKILL");
-                    self.launcher.signal(*pgid, Signal::SIGKILL);
-                    *sigkilled = true;
-                }
+                let _span = task.span.enter();
+                tracing::info!("grace period over; sending SIGKILL");
+                self.launcher.signal(*pgid, Signal::SIGKILL);
+                *sigkilled = true;
             }
         }
     }
@@ -854,10 +853,10 @@ impl<L: Launcher> Executor<L> {
         if let Some(task) = self.tasks.get_mut(task_id) {
             task.terminal_uuid = Some(uuid);
         }
-        if let Some(group) = group {
-            if state != TaskState::TaskFinished {
-                self.fail_group(group, task_id, now);
-            }
+        if let Some(group) = group
+            && state != TaskState::TaskFinished
+        {
+            self.fail_group(group, task_id, now);
         }
         if self.tasks.values().all(Task::is_terminal) {
             self.all_terminal_since.get_or_insert(now);

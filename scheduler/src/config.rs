@@ -10,7 +10,6 @@ use mesos_proto::{Encoding, v1};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::ha::zk::ZkUrl;
 use crate::ha::{Role, election, terms};
 use crate::mesos::{MasterEndpoint, MasterSpecError, SessionConfig};
 use crate::offers::ExecutorSettings;
@@ -18,6 +17,7 @@ use crate::reconcile::{
     ExecutorChoice, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle,
 };
 use crate::state::{RedbStore, Store, StoreError, ZkStore};
+use crate::zk::ZkUrl;
 
 /// Marathon's default failover timeout: one week. Mesos's own default of 0
 /// would kill every task on the first network blip.

@@ -18,6 +18,8 @@
 //!   Mesos events to apps and instances, persists, then acts: the pure
 //!   per-app `decide`, the launch queue with backoff, reconciliation,
 //!   deployments; readers get persistent-map snapshots.
+//! - [`deploy`]: deployments as pure values — the plan of a change in
+//!   steps, and how a running deployment advances or misses its deadline.
 //! - [`health`]: Marathon-level health checks (HTTP, HTTPS, TCP) — the pure
 //!   per-check state with Marathon's grace-period and kill rules, and the
 //!   runner that probes the reconcile loop's targets on their own timers
@@ -27,16 +29,23 @@
 //! - [`ha`]: high availability — leader election over ZooKeeper, and the
 //!   leadership terms: the scheduler runs only while leading, a standby
 //!   proxies the API to the leader.
+//! - [`clock`]: the one place the scheduler reads the time (the wall
+//!   clock, or tokio's paused clock in tests).
+//! - [`zk`]: ZooKeeper URLs and chrooted sessions, shared by the HA store
+//!   and election and by Mesos master detection.
 //! - [`config`]: the settings the binary's flags become, and wiring them into
 //!   a running scheduler ([`config::run`]).
 //!
 //! The binary (`src/main.rs`) only parses flags and calls [`config::run`].
 
 pub mod api;
+pub mod clock;
 pub mod config;
+pub mod deploy;
 pub mod ha;
 pub mod health;
 pub mod mesos;
 pub mod offers;
 pub mod reconcile;
 pub mod state;
+pub mod zk;

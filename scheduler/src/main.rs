@@ -189,7 +189,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     settings.zk = flags
         .zk
         .as_deref()
-        .map(baton::ha::zk::ZkUrl::parse)
+        .map(baton::zk::ZkUrl::parse)
         .transpose()
         .context("--zk")?;
     settings.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);

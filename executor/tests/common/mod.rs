@@ -361,12 +361,11 @@ async fn executor_api(
         call::Type::Update => {
             let status = call.update.as_ref().map(|u| u.status.clone());
             inner.calls.lock().unwrap().push(call);
-            if let Some(status) = status {
-                if inner.auto_ack.load(Ordering::SeqCst) {
-                    if let Some(stream) = inner.stream.lock().unwrap().as_ref() {
-                        let _ = stream.send(frame(encoding, &ack_event(&status)));
-                    }
-                }
+            if let Some(status) = status
+                && inner.auto_ack.load(Ordering::SeqCst)
+                && let Some(stream) = inner.stream.lock().unwrap().as_ref()
+            {
+                let _ = stream.send(frame(encoding, &ack_event(&status)));
             }
             StatusCode::ACCEPTED.into_response()
         }

@@ -21,7 +21,7 @@ use super::events::ClientAddr;
 use super::params::{self, Params};
 use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks};
 use super::{ApiError, ApiState};
-use crate::reconcile::events::api_post;
+use crate::reconcile::events::Event;
 use crate::reconcile::{AppEdit, SchedulerError, View};
 use crate::state::app::{
     AppDefaults, AppDefinition, AppError, PathId, Timestamp, rollback_version,
@@ -86,6 +86,15 @@ fn target(path: &str) -> Result<Target, ApiError> {
         ("versions", v) if n >= 3 => Target::Version(app_id(&segments[..n - 2])?, v.to_string()),
         _ => Target::App(app_id(&segments)?),
     })
+}
+
+/// `api_post_event` for an app as written.
+fn api_post(app: Arc<AppDefinition>, uri: &str, client_ip: &str) -> Event {
+    Event::ApiPost {
+        app,
+        uri: uri.to_string(),
+        client_ip: client_ip.to_string(),
+    }
 }
 
 fn not_found(id: &PathId) -> ApiError {
@@ -291,10 +300,11 @@ async fn create(
     });
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
     let view = state.scheduler.view();
-    let stored = outcome.app.as_deref().ok_or_else(|| not_found(&id))?;
+    let stored_app = outcome.app.clone().ok_or_else(|| not_found(&id))?;
+    let stored = &*stored_app;
     state
         .scheduler
-        .publish_event(api_post(stored, uri.path(), &client));
+        .publish_event(api_post(stored_app.clone(), uri.path(), &client));
     let embed = Embed {
         counts: true,
         deployments: true,
@@ -406,7 +416,9 @@ async fn update(
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
     if let Some(app) = &outcome.app {
         let (uri, client) = origin;
-        state.scheduler.publish_event(api_post(app, uri, client));
+        state
+            .scheduler
+            .publish_event(api_post(app.clone(), uri, client));
     }
     let status = if outcome.created {
         StatusCode::CREATED
@@ -481,7 +493,7 @@ async fn bulk_update(
         {
             state
                 .scheduler
-                .publish_event(api_post(app, uri.path(), &client));
+                .publish_event(api_post(app.clone(), uri.path(), &client));
         }
     }
     Ok(params::written(StatusCode::OK, &outcome))

@@ -8,6 +8,7 @@ use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
+use super::shapes::ReadinessJson;
 use super::{ApiError, ApiState};
 use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError, View};
 
@@ -29,10 +30,10 @@ fn actions_json(
         .map(|(app, action)| {
             let mut a = json!({"action": action, "app": app});
             if let Some(view) = readiness {
-                a["readinessCheckResults"] = view
-                    .readiness
-                    .get(app)
-                    .map_or_else(|| json!([]), |r| json!(&**r));
+                a["readinessCheckResults"] = view.readiness.get(app).map_or_else(
+                    || json!([]),
+                    |r| json!(r.iter().map(ReadinessJson::from).collect::<Vec<_>>()),
+                );
             }
             a
         })

@@ -29,7 +29,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Extension, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -39,8 +39,7 @@ use tracing::{Instrument, Span, info, info_span, warn};
 
 use super::params::Params;
 use super::{ApiError, ApiState};
-use crate::reconcile::BusEvent;
-use crate::reconcile::events::{self, EVENT_BUFFER};
+use crate::reconcile::events::{BusEvent, EVENT_BUFFER, Event};
 
 /// How long an idle stream waits before a keepalive comment.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -113,8 +112,10 @@ impl Filter {
 }
 
 /// An event as SSE: `event: <type>` and one `data:` line.
-fn sse_event(event: &BusEvent) -> Event {
-    Event::default().event(event.event_type).data(&event.data)
+fn sse_event(event: &BusEvent) -> SseEvent {
+    SseEvent::default()
+        .event(event.event_type())
+        .data(super::event_json::render(event))
 }
 
 async fn stream(
@@ -139,16 +140,14 @@ async fn stream(
     // Subscribe before announcing, so the announcement is on this
     // receiver too (where it is recognised and skipped).
     let receiver = state.scheduler.subscribe_events();
-    let attached = events::event("event_stream_attached", json!({"remoteAddress": remote}));
-    state.scheduler.publish_event(attached.clone());
+    let attached = state.scheduler.publish_event(Event::StreamAttached {
+        remote: remote.clone(),
+    });
     let span = info_span!("event_stream", remote = %remote, event_types = ?filter.0);
     span.in_scope(|| info!("event stream attached"));
     let scheduler = state.scheduler.clone();
     let detached = Box::new(move || {
-        scheduler.publish_event(events::event(
-            "event_stream_detached",
-            json!({"remoteAddress": remote}),
-        ));
+        scheduler.publish_event(Event::StreamDetached { remote });
     });
     let subscriber = Subscriber::new(
         receiver,
@@ -207,14 +206,14 @@ impl Subscriber {
     }
 
     /// The next event to send; `None` ends the stream.
-    async fn next(&mut self) -> Option<Event> {
+    async fn next(&mut self) -> Option<SseEvent> {
         let span = self.span.clone();
         self.next_inner().instrument(span).await
     }
 
-    async fn next_inner(&mut self) -> Option<Event> {
+    async fn next_inner(&mut self) -> Option<SseEvent> {
         if let Some(first) = self.first.take()
-            && self.filter.allows(first.event_type)
+            && self.filter.allows(first.event_type())
         {
             self.sent += 1;
             return Some(sse_event(&first));
@@ -231,7 +230,7 @@ impl Subscriber {
             };
             match received {
                 Ok(event) => {
-                    if Arc::ptr_eq(&event, &self.own) || !self.filter.allows(event.event_type) {
+                    if Arc::ptr_eq(&event, &self.own) || !self.filter.allows(event.event_type()) {
                         continue;
                     }
                     self.sent += 1;
@@ -283,6 +282,8 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    use crate::state::app::Timestamp;
+
     #[test]
     fn only_clients_accepting_an_event_stream_get_one() {
         let with = |values: &[&str]| {
@@ -324,7 +325,10 @@ mod tests {
         Arc<std::sync::atomic::AtomicBool>,
     ) {
         let (bus, receiver) = broadcast::channel(4);
-        let attached = events::event("event_stream_attached", json!({"remoteAddress": "x"}));
+        let attached = BusEvent::new(
+            Event::StreamAttached { remote: "x".into() },
+            Timestamp::from_millis(1),
+        );
         bus.send(attached.clone()).unwrap();
         let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = detached.clone();
@@ -340,7 +344,9 @@ mod tests {
     }
 
     fn terminated(app: &str) -> Arc<BusEvent> {
-        events::event("app_terminated_event", json!({"appId": app}))
+        let app =
+            crate::state::app::PathId::parse(app, &crate::state::app::PathId::root()).unwrap();
+        BusEvent::new(Event::AppTerminated(app), Timestamp::from_millis(1))
     }
 
     #[tokio::test]
@@ -360,8 +366,23 @@ mod tests {
     #[tokio::test]
     async fn a_filtered_stream_sends_only_what_it_asked_for() {
         let (bus, mut s, _) = subscriber(&["app_terminated_event"], None);
-        bus.send(events::event("deployment_info", json!({})))
-            .unwrap();
+        let deployment = Arc::new(crate::reconcile::view::Deployment {
+            id: "d".into(),
+            version: Timestamp::from_millis(1),
+            steps: vec![],
+            current_step: 0,
+            started_at: Timestamp::from_millis(1),
+            step_started_at: None,
+            failure: None,
+        });
+        bus.send(BusEvent::new(
+            Event::DeploymentInfo {
+                deployment,
+                step: 0,
+            },
+            Timestamp::from_millis(1),
+        ))
+        .unwrap();
         bus.send(terminated("/a")).unwrap();
         assert!(s.next().await.is_some());
         assert_eq!(s.sent, 1, "neither its attachment nor deployment_info");
@@ -394,7 +415,7 @@ mod tests {
     #[tokio::test]
     async fn events_are_written_as_sse_with_their_type_and_one_data_line() {
         use futures::StreamExt;
-        let e = events::event("app_terminated_event", json!({"appId": "/a"}));
+        let e = terminated("/a");
         let body = Sse::new(futures::stream::iter([Ok::<_, Infallible>(sse_event(&e))]))
             .into_response()
             .into_body();
@@ -406,7 +427,10 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(
             text,
-            format!("event: app_terminated_event\ndata: {}\n\n", e.data)
+            format!(
+                "event: app_terminated_event\ndata: {}\n\n",
+                super::super::event_json::render(&e)
+            )
         );
     }
 }

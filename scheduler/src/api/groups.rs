@@ -49,8 +49,8 @@ use serde_json::{Value, json};
 use super::params::{self, Params};
 use super::shapes::{AppInfo, Embed};
 use super::{ApiError, ApiState};
-use crate::reconcile::events;
-use crate::reconcile::plan;
+use crate::deploy::plan;
+use crate::reconcile::events::Event;
 use crate::reconcile::{AppEdit, DeploymentAction, SchedulerError, View};
 use crate::state::app::{
     AppDefaults, AppDefinition, AppError, PathId, PathIdError, Timestamp, Violation, is_upgrade,
@@ -347,9 +347,10 @@ async fn write(
         let outcome = state.scheduler.edit_apps(edits, force).await?;
         (outcome.deployment_id, outcome.version)
     };
-    state
-        .scheduler
-        .publish_event(events::group_change_success(group, version));
+    state.scheduler.publish_event(Event::GroupChangeSuccess {
+        group: group.clone(),
+        version,
+    });
     Ok(params::deployment_result(status, &deployment_id, version))
 }
 

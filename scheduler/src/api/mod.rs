@@ -13,7 +13,8 @@
 //! - [`deployments`] serves `/v2/deployments`.
 //! - [`groups`] serves `/v2/groups`: groups are implicit in app ids, and a
 //!   group write is one all-or-nothing change of the apps below it.
-//! - [`events`] serves `/v2/events`, the event bus as Server-Sent Events.
+//! - [`events`] serves `/v2/events`, the event bus as Server-Sent Events;
+//!   [`event_json`] renders each event in Marathon's JSON.
 //! - [`files`] serves the `baton-executor` binary agents fetch.
 //! - [`params`] reads query parameters, bodies, deployment results.
 //! - [`standby`] is the whole API of a standby: every request proxied to
@@ -29,6 +30,7 @@
 pub mod apps;
 pub mod deployments;
 pub mod error;
+pub mod event_json;
 pub mod events;
 pub mod files;
 pub mod groups;

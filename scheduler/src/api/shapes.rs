@@ -15,9 +15,8 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::reconcile::{Deployment, TaskFailure};
-
-use crate::reconcile::View;
+use crate::health::{HttpResponse, ReadinessResult};
+use crate::reconcile::{CheckResults, Deployment, TaskFailure, View};
 use crate::state::app::{AppDefinition, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
 
@@ -98,7 +97,7 @@ pub struct AppInfo<'a> {
     tasks: Option<Vec<TaskJson<'a>>>,
     last_task_failure: Option<&'a TaskFailure>,
     task_stats: Option<Value>,
-    readiness: Option<&'a [Value]>,
+    readiness: Option<Vec<ReadinessJson<'a>>>,
 }
 
 impl Serialize for AppInfo<'_> {
@@ -127,7 +126,7 @@ impl Serialize for AppInfo<'_> {
             m.serialize_entry("tasksStats", s)?;
             m.serialize_entry("taskStats", s)?;
         }
-        if let Some(results) = self.readiness {
+        if let Some(results) = &self.readiness {
             m.serialize_entry("readinessCheckResults", results)?;
         }
         m.end()
@@ -162,7 +161,7 @@ impl<'a> AppInfo<'a> {
             readiness: embed.readiness.then(|| {
                 view.readiness
                     .get(&app.id)
-                    .map_or(&[][..], |r| r.as_slice())
+                    .map_or_else(Vec::new, |r| r.iter().map(ReadinessJson::from).collect())
             }),
         }
     }
@@ -192,7 +191,7 @@ pub struct TaskJson<'a> {
     state: &'static str,
     ports: &'a [u64],
     ip_addresses: Vec<IpAddress>,
-    health_check_results: &'a [Value],
+    health_check_results: Vec<HealthCheckJson<'a>>,
     local_volumes: [(); 0],
     #[serde(skip_serializing_if = "Option::is_none")]
     staged_at: Option<Timestamp>,
@@ -219,7 +218,7 @@ impl<'a> TaskJson<'a> {
             state: task.shown_state(),
             ports: if active { &task.host_ports } else { &[] },
             ip_addresses: ip_addresses(&task.hostname),
-            health_check_results: &[],
+            health_check_results: Vec::new(),
             local_volumes: [],
             staged_at: active.then_some(task.launched_at),
             started_at: task.started_at.filter(|_| active),
@@ -233,9 +232,82 @@ impl<'a> TaskJson<'a> {
     /// Adds the task's `healthCheckResults` from `view`.
     pub fn with_health(mut self, view: &'a View) -> TaskJson<'a> {
         if let Some(results) = view.health.get(self.id) {
-            self.health_check_results = results.as_slice();
+            self.health_check_results = results.iter().map(HealthCheckJson::from).collect();
         }
         self
+    }
+}
+
+/// A task's `healthCheckResults` entry, in Marathon's shape: `{alive,
+/// consecutiveFailures, firstSuccess, lastSuccess, lastFailure,
+/// lastFailureCause, instanceId, taskId}`. Missing times and cause are
+/// `null`; `alive` is `false` until a success, as Marathon writes it.
+/// (Members in name order, as the JSON maps elsewhere write them.)
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckJson<'a> {
+    alive: bool,
+    consecutive_failures: u32,
+    first_success: Option<Timestamp>,
+    instance_id: &'a str,
+    last_failure: Option<Timestamp>,
+    last_failure_cause: Option<&'a str>,
+    last_success: Option<Timestamp>,
+    task_id: &'a str,
+}
+
+impl<'a> From<&'a CheckResults> for HealthCheckJson<'a> {
+    fn from(r: &'a CheckResults) -> Self {
+        HealthCheckJson {
+            alive: r.state.alive == Some(true),
+            consecutive_failures: r.state.consecutive_failures,
+            first_success: r.state.first_success,
+            instance_id: &r.instance_id,
+            last_failure: r.state.last_failure,
+            last_failure_cause: r.state.last_failure_cause.as_deref(),
+            last_success: r.state.last_success,
+            task_id: &r.task_id,
+        }
+    }
+}
+
+/// A readiness result in Marathon's shape, as in a task's or a
+/// deployment's `readinessCheckResults`: `{name, taskId, ready,
+/// lastResponse}`, with `lastResponse` `{status, contentType, body}` or
+/// `null` (without `preserveLastResponse`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessJson<'a> {
+    last_response: Option<ResponseJson<'a>>,
+    name: &'a str,
+    ready: bool,
+    task_id: &'a str,
+}
+
+/// `lastResponse` of a readiness result.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseJson<'a> {
+    body: &'a str,
+    content_type: &'a str,
+    status: u16,
+}
+
+impl<'a> From<&'a ReadinessResult> for ReadinessJson<'a> {
+    fn from(r: &'a ReadinessResult) -> Self {
+        ReadinessJson {
+            last_response: r
+                .last_response
+                .as_ref()
+                .map(|r: &HttpResponse| ResponseJson {
+                    body: &r.body,
+                    content_type: &r.content_type,
+                    status: r.status,
+                }),
+            name: &r.name,
+            ready: r.ready,
+            task_id: &r.task_id,
+        }
     }
 }
 
@@ -247,7 +319,7 @@ pub fn task_json(instance: &Instance) -> Option<Value> {
 
 /// The agent's address as Marathon reports host-network tasks: its IP when
 /// the hostname is one.
-fn ip_addresses(host: &str) -> Vec<IpAddress> {
+pub(crate) fn ip_addresses(host: &str) -> Vec<IpAddress> {
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => vec![IpAddress {
             ip_address: ip.to_string(),
@@ -464,6 +536,98 @@ mod tests {
         assert_eq!(
             stats["totalSummary"]["stats"]["lifeTime"]["medianSeconds"],
             10.0
+        );
+    }
+
+    #[test]
+    fn health_results_have_marathons_shape_with_instance_and_task_ids() {
+        use crate::health::{CheckState, HealthResult};
+        let check = crate::state::app::HealthCheck {
+            grace_period_seconds: 0,
+            ..crate::health::test_support::check(crate::state::app::HealthCheckProtocol::Http)
+        };
+        let started = Timestamp::from_millis(1_000_000);
+        let result = |alive: bool, s: i64| HealthResult {
+            task_id: "app.instance-1._app.1".into(),
+            check_index: 0,
+            alive,
+            cause: (!alive).then(|| "500 Internal Server Error".into()),
+            at: Timestamp::from_millis(1_000_000 + s * 1000),
+        };
+        let mut results = CheckResults {
+            instance_id: "app.instance-1".into(),
+            task_id: "app.instance-1._app.1".into(),
+            state: CheckState::default(),
+        };
+        let json = |r: &CheckResults| serde_json::to_value(HealthCheckJson::from(r)).unwrap();
+        assert_eq!(
+            json(&results),
+            json!({
+                "alive": false,
+                "consecutiveFailures": 0,
+                "firstSuccess": null,
+                "lastSuccess": null,
+                "lastFailure": null,
+                "lastFailureCause": null,
+                "instanceId": "app.instance-1",
+                "taskId": "app.instance-1._app.1",
+            })
+        );
+        results.state.record(&result(true, 1), &check, started);
+        results.state.record(&result(false, 2), &check, started);
+        results.state.record(&result(true, 3), &check, started);
+        let j = json(&results);
+        assert_eq!(j["alive"], true);
+        assert_eq!(j["consecutiveFailures"], 0);
+        assert_eq!(j["firstSuccess"], "1970-01-01T00:16:41.000Z");
+        assert_eq!(j["lastSuccess"], "1970-01-01T00:16:43.000Z");
+        assert_eq!(j["lastFailure"], "1970-01-01T00:16:42.000Z");
+        assert_eq!(j["lastFailureCause"], "500 Internal Server Error");
+        assert_eq!(j["instanceId"], "app.instance-1");
+        assert_eq!(j["taskId"], "app.instance-1._app.1");
+    }
+
+    #[test]
+    fn readiness_results_have_marathons_shape() {
+        use crate::health::{HttpResponse, ReadinessResult};
+        let mut r = ReadinessResult {
+            task_id: "app.instance-1._app.1".into(),
+            check_index: 0,
+            name: "warmup".into(),
+            ready: false,
+            last_response: None,
+            cause: Some("503 Service Unavailable".into()),
+            at: Timestamp::from_millis(1_000),
+        };
+        let json = |r: &ReadinessResult| serde_json::to_value(ReadinessJson::from(r)).unwrap();
+        assert_eq!(
+            json(&r),
+            json!({
+                "name": "warmup",
+                "taskId": "app.instance-1._app.1",
+                "ready": false,
+                "lastResponse": null,
+            })
+        );
+        r.ready = true;
+        r.cause = None;
+        r.last_response = Some(HttpResponse {
+            status: 200,
+            content_type: "application/json".into(),
+            body: r#"{"migrated":true}"#.into(),
+        });
+        assert_eq!(
+            json(&r),
+            json!({
+                "name": "warmup",
+                "taskId": "app.instance-1._app.1",
+                "ready": true,
+                "lastResponse": {
+                    "status": 200,
+                    "contentType": "application/json",
+                    "body": "{\"migrated\":true}",
+                },
+            })
         );
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::view::DeploymentAction;
+use super::DeploymentAction;
 use crate::state::app::PathId;
 
 /// Why a plan cannot be made.

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use zookeeper_client as zk;
 
 use super::Role;
-use super::zk::ZkUrl;
+use crate::zk::ZkUrl;
 
 /// The election directory under the `--zk` path.
 pub const LEADER_DIR: &str = "/leader";

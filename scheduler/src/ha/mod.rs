@@ -20,7 +20,9 @@
 pub mod election;
 pub mod registry;
 pub mod terms;
-pub mod zk;
+
+/// ZooKeeper URLs and sessions live below both HA and master detection.
+pub use crate::zk;
 
 use std::fmt;
 

@@ -27,14 +27,12 @@ use reqwest::header::CONTENT_TYPE;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::https::HttpsClient;
 use super::{HealthResult, HttpResponse, MAX_BODY_BYTES, ReadinessResult, ReadinessTarget, Target};
-use crate::state::app::{
-    HealthCheck, HealthCheckProtocol, ReadinessCheck, ReadinessProtocol, Timestamp,
-};
+use crate::state::app::{HealthCheck, HealthCheckProtocol, ReadinessCheck, ReadinessProtocol};
 
 /// Marathon's `DefaultFirstHealthCheckAfter`: a new target is first probed
 /// after `min(intervalSeconds, this)`.
@@ -82,6 +80,8 @@ pub struct Options {
     /// How long one second of a check's `intervalSeconds` and
     /// `timeoutSeconds` lasts: one second, except in tests.
     pub second: Duration,
+    /// Where results get their time.
+    pub clock: crate::clock::Clock,
 }
 
 impl Options {
@@ -90,6 +90,7 @@ impl Options {
         Options {
             max_concurrent,
             second: Duration::from_secs(1),
+            clock: crate::clock::Clock::wall(),
         }
     }
 }
@@ -163,6 +164,7 @@ struct Shared {
     https: HttpsClient,
     permits: Semaphore,
     second: Duration,
+    clock: crate::clock::Clock,
 }
 
 struct Probes {
@@ -250,6 +252,7 @@ impl HealthChecker {
                 https: HttpsClient::new(),
                 permits: Semaphore::new(permits),
                 second: options.second,
+                clock: options.clock,
             }),
             handle: Handle::current(),
             stop_all: shutdown.child_token(),
@@ -423,7 +426,7 @@ impl Probe for Target {
             check_index: self.check_index,
             alive: outcome.is_ok(),
             cause: outcome.err().map(|e| e.to_string()),
-            at: Timestamp::now(),
+            at: shared.clock.now(),
         };
         tracing::debug!(
             task_id = %result.task_id,
@@ -474,7 +477,8 @@ async fn probe_loop<P: Probe>(
     stop: CancellationToken,
 ) {
     let schedule = target.schedule(shared.second);
-    let mut ticks = tokio::time::interval_at(Instant::now() + schedule.first, schedule.interval);
+    let mut ticks =
+        tokio::time::interval_at(shared.clock.instant() + schedule.first, schedule.interval);
     // A probe that waited long for a permit does not cause a burst after.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -594,7 +598,7 @@ async fn readiness_probe(
         ready,
         last_response: check.preserve_last_response.then_some(response),
         cause,
-        at: Timestamp::now(),
+        at: shared.clock.now(),
     })
 }
 
@@ -685,10 +689,10 @@ fn truncated_utf8(mut bytes: Vec<u8>, max: usize) -> String {
     if bytes.len() > max {
         bytes.truncate(max);
         // Drop a character the cut split (at most 3 bytes of it).
-        if let Err(e) = std::str::from_utf8(&bytes[max.saturating_sub(3)..]) {
-            if e.error_len().is_none() {
-                bytes.truncate(max.saturating_sub(3) + e.valid_up_to());
-            }
+        if let Err(e) = std::str::from_utf8(&bytes[max.saturating_sub(3)..])
+            && e.error_len().is_none()
+        {
+            bytes.truncate(max.saturating_sub(3) + e.valid_up_to());
         }
     }
     String::from_utf8_lossy(&bytes).into_owned()

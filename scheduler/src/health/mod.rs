@@ -57,7 +57,8 @@ pub use readiness::{
 };
 pub use state::{CheckState, Verdict, instance_alive};
 
-use crate::state::app::{AppDefinition, DeclaredPort, HealthCheck, PathId, Timestamp};
+pub use crate::state::app::ports::port_of;
+use crate::state::app::{AppDefinition, HealthCheck, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
 
 /// One Marathon-level check of one running task: what to probe and where.
@@ -103,51 +104,6 @@ pub struct HealthResult {
     pub cause: Option<String>,
     /// When the probe ended.
     pub at: Timestamp,
-}
-
-/// The port a check probes on a task: the check's `port` when it has one,
-/// else the port of the declared port at `portIndex` (default 0).
-///
-/// `host_ports` are the task's host ports as the launcher assigned them
-/// ([`crate::state::instance::InstanceTask::host_ports`]): one for each
-/// declared port that wants a host port (`host_port` not `None`), in
-/// declaration order ([`AppDefinition::declared_ports`]).
-///
-/// - Marathon-level checks (HTTP, HTTPS, TCP) probe from the scheduler, so
-///   they take the host port. `None` when the index addresses no declared
-///   port, a port without a host port (a container-network port: reaching
-///   it would need the container's IP), or a host port the task lacks.
-/// - Mesos-level checks (COMMAND, MESOS_*) run inside the task's network,
-///   so, as Marathon's `MesosCheckWithPorts.effectivePort` does, they
-///   prefer a port mapping's container port (when not 0) to the host port.
-pub fn port_of(app: &AppDefinition, check: &HealthCheck, host_ports: &[u64]) -> Option<u16> {
-    if let Some(port) = check.port {
-        return Some(port);
-    }
-    let index = usize::try_from(check.port_index.unwrap_or(0)).ok()?;
-    let declared = app.declared_ports();
-    let wanted = declared.get(index)?;
-    let mapped = app
-        .container
-        .as_ref()
-        .is_some_and(|c| !c.port_mappings.is_empty());
-    if check.protocol.is_mesos() && mapped && wanted.port != 0 {
-        return Some(wanted.port);
-    }
-    host_port_at(&declared, index, host_ports)
-}
-
-/// The task's host port for the declared port at `index`: `None` when the
-/// index addresses no declared port, a port without a host port, or a host
-/// port the task lacks. `host_ports` hold one port per declared port that
-/// wants a host port, in declaration order.
-fn host_port_at(declared: &[DeclaredPort<'_>], index: usize, host_ports: &[u64]) -> Option<u16> {
-    declared.get(index)?.host_port?;
-    let position = declared[..index]
-        .iter()
-        .filter(|d| d.host_port.is_some())
-        .count();
-    u16::try_from(*host_ports.get(position)?).ok()
 }
 
 /// The targets of one instance running `app` (the definition of the version

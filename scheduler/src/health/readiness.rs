@@ -3,9 +3,7 @@
 //! found ([`ReadinessResult`]). The [`HealthChecker`](super::HealthChecker)
 //! runs them.
 
-use serde_json::{Value, json};
-
-use super::host_port_at;
+use crate::state::app::ports::host_port_at;
 use crate::state::app::{AppDefinition, PathId, ReadinessCheck, Timestamp};
 use crate::state::instance::{Condition, Instance};
 
@@ -73,28 +71,6 @@ pub struct ReadinessResult {
     pub cause: Option<String>,
     /// When the probe ended.
     pub at: Timestamp,
-}
-
-impl ReadinessResult {
-    /// The result in Marathon's shape, as in a task's or a deployment's
-    /// `readinessCheckResults`: `{name, taskId, ready, lastResponse}`, with
-    /// `lastResponse` `{status, contentType, body}` or `null` (without
-    /// `preserveLastResponse`).
-    pub fn to_json(&self) -> Value {
-        let last_response = self.last_response.as_ref().map(|r| {
-            json!({
-                "status": r.status,
-                "contentType": r.content_type,
-                "body": r.body,
-            })
-        });
-        json!({
-            "name": self.name,
-            "taskId": self.task_id,
-            "ready": self.ready,
-            "lastResponse": last_response,
-        })
-    }
 }
 
 /// The port a readiness check probes on a task: the host port of the
@@ -235,47 +211,5 @@ mod tests {
         assert_eq!(t.app_id, a.id);
         assert_eq!((t.host.as_str(), t.port), ("10.0.0.7", 31001));
         assert_eq!(t.check, named("http-api"));
-    }
-
-    #[test]
-    fn json_has_marathons_shape() {
-        let mut r = ReadinessResult {
-            task_id: "app.instance-1._app.1".into(),
-            check_index: 0,
-            name: "warmup".into(),
-            ready: false,
-            last_response: None,
-            cause: Some("503 Service Unavailable".into()),
-            at: Timestamp::from_millis(1_000),
-        };
-        assert_eq!(
-            r.to_json(),
-            json!({
-                "name": "warmup",
-                "taskId": "app.instance-1._app.1",
-                "ready": false,
-                "lastResponse": null,
-            })
-        );
-        r.ready = true;
-        r.cause = None;
-        r.last_response = Some(HttpResponse {
-            status: 200,
-            content_type: "application/json".into(),
-            body: r#"{"migrated":true}"#.into(),
-        });
-        assert_eq!(
-            r.to_json(),
-            json!({
-                "name": "warmup",
-                "taskId": "app.instance-1._app.1",
-                "ready": true,
-                "lastResponse": {
-                    "status": 200,
-                    "contentType": "application/json",
-                    "body": "{\"migrated\":true}",
-                },
-            })
-        );
     }
 }

@@ -2,8 +2,6 @@
 //! and the rules of its `HealthCheckActor` for ignoring and acting on
 //! results.
 
-use serde_json::{Value, json};
-
 use super::HealthResult;
 use crate::state::app::{HealthCheck, Timestamp};
 
@@ -92,23 +90,6 @@ impl CheckState {
             ignored: false,
             kill: !result.alive && max > 0 && self.consecutive_failures >= max,
         }
-    }
-
-    /// The task's `healthCheckResults` entry, in Marathon's shape:
-    /// `{alive, consecutiveFailures, firstSuccess, lastSuccess, lastFailure,
-    /// lastFailureCause, instanceId, taskId}`. Missing times and cause are
-    /// `null`; `alive` is `false` until a success, as Marathon writes it.
-    pub fn to_json(&self, instance_id: &str, task_id: &str) -> Value {
-        json!({
-            "alive": self.alive == Some(true),
-            "consecutiveFailures": self.consecutive_failures,
-            "firstSuccess": self.first_success,
-            "lastSuccess": self.last_success,
-            "lastFailure": self.last_failure,
-            "lastFailureCause": self.last_failure_cause,
-            "instanceId": instance_id,
-            "taskId": task_id,
-        })
     }
 }
 
@@ -240,43 +221,6 @@ mod tests {
         assert_eq!(s.last_success, Some(Timestamp::from_millis(START + 6000)));
         // The last failure is kept for the JSON.
         assert_eq!(s.last_failure, Some(Timestamp::from_millis(START + 4000)));
-    }
-
-    #[test]
-    fn json_has_marathons_health_shape_with_instance_and_task_ids() {
-        let check = hc(0, 3);
-        let mut s = CheckState::default();
-        let fresh = s.to_json("app.instance-1", "app.instance-1._app.1");
-        assert_eq!(
-            fresh,
-            json!({
-                "alive": false,
-                "consecutiveFailures": 0,
-                "firstSuccess": null,
-                "lastSuccess": null,
-                "lastFailure": null,
-                "lastFailureCause": null,
-                "instanceId": "app.instance-1",
-                "taskId": "app.instance-1._app.1",
-            })
-        );
-
-        s.record(&result(true, 1), &check, started());
-        s.record(&result(false, 2), &check, started());
-        s.record(&result(true, 3), &check, started());
-        let j = s.to_json("app.instance-1", "app.instance-1._app.1");
-        assert_eq!(j["alive"], true);
-        assert_eq!(j["consecutiveFailures"], 0);
-        assert_eq!(j["firstSuccess"], "1970-01-01T00:16:41.000Z");
-        assert_eq!(j["lastSuccess"], "1970-01-01T00:16:43.000Z");
-        assert_eq!(j["lastFailure"], "1970-01-01T00:16:42.000Z");
-        assert_eq!(j["lastFailureCause"], "500 Internal Server Error");
-        assert_eq!(j["instanceId"], "app.instance-1");
-        assert_eq!(j["taskId"], "app.instance-1._app.1");
-        assert_eq!(
-            j["firstSuccess"],
-            Timestamp::from_millis(START + 1000).to_string()
-        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use zookeeper_client as zk;
 
 use super::masters::MasterEndpoint;
-use crate::ha::zk::ZkUrl;
+use crate::zk::ZkUrl;
 
 /// The label of JSON `MasterInfo` znodes.
 const LABEL: &str = "json.info";

@@ -809,10 +809,10 @@ impl<'a> Engine<'a> {
             for check in &mut c.checks {
                 if let CheckKind::ClusterFirst(first) = &mut check.kind {
                     let field = &self.fields[check.field];
-                    if *first == NO_VALUE {
-                        if let Some(&v) = placed.get(&field.name).and_then(|v| field.ids.get(v)) {
-                            *first = v;
-                        }
+                    if *first == NO_VALUE
+                        && let Some(&v) = placed.get(&field.name).and_then(|v| field.ids.get(v))
+                    {
+                        *first = v;
                     }
                 }
             }
@@ -1008,10 +1008,10 @@ impl<'a> Engine<'a> {
             }
         }
         for check in &mut c.checks {
-            if let CheckKind::ClusterFirst(first) = &mut check.kind {
-                if *first == NO_VALUE {
-                    *first = self.fields[check.field].of_offer[o];
-                }
+            if let CheckKind::ClusterFirst(first) = &mut check.kind
+                && *first == NO_VALUE
+            {
+                *first = self.fields[check.field].of_offer[o];
             }
         }
         self.order.remove(&(self.score[o], o as u32));

@@ -140,7 +140,7 @@ fn mesos_health_check(
     use v1::health_check::{HttpCheckInfo, TcpCheckInfo, Type};
 
     let check = app.health_checks.iter().find(|c| c.protocol.is_mesos())?;
-    let port = || crate::health::port_of(app, check, host_ports).map(u32::from);
+    let port = || crate::state::app::ports::port_of(app, check, host_ports).map(u32::from);
     let (r#type, http, tcp, command) = match check.protocol {
         P::Command => (
             Type::Command,

@@ -29,12 +29,6 @@ pub struct LaunchDelay {
     pub last_failure: Timestamp,
 }
 
-fn config_version(app: &AppDefinition) -> Timestamp {
-    app.last_config_change()
-        .or(app.version)
-        .unwrap_or(Timestamp::from_millis(0))
-}
-
 fn max_delay_ms(app: &AppDefinition) -> u64 {
     u64::from(app.max_launch_delay_seconds) * 1000
 }
@@ -45,7 +39,7 @@ pub fn after_failure(
     app: &AppDefinition,
     now: Timestamp,
 ) -> LaunchDelay {
-    let version = config_version(app);
+    let version = app.config_version();
     let max = max_delay_ms(app);
     let current = current(previous, app, now);
     let delay_ms = match current {
@@ -74,7 +68,7 @@ pub fn current<'a>(
     let forgiven_at = delay
         .last_failure
         .plus_millis(i64::try_from(max_delay_ms(app)).unwrap_or(i64::MAX));
-    (delay.config_version == config_version(app) && now < forgiven_at).then_some(delay)
+    (delay.config_version == app.config_version() && now < forgiven_at).then_some(delay)
 }
 
 /// Milliseconds until the app may launch again (0 = now).

@@ -5,39 +5,61 @@
 //! apps and their instances, persists each change *before* acting on it — a
 //! status update is on disk before it is acknowledged, a launch before the
 //! ACCEPT goes out, an app before the client hears 2xx — and then emits
-//! Mesos calls. Nothing acts until the stored state is loaded and Mesos has
-//! said SUBSCRIBED.
+//! events and Mesos calls, in that order, after the snapshot readers see
+//! shows the change. Nothing acts until the stored state is loaded and
+//! Mesos has said SUBSCRIBED.
 //!
 //! Level-triggered, like kube-rs's controller: every change marks its app
-//! dirty, and after each event every dirty app is reconciled once by the
-//! pure [`decide::decide`] (never two passes of one app at once: the loop is
-//! the only writer). Apps still moving (launching, killing, deploying,
-//! delayed) are looked at again on a timer. Offers are matched by
-//! [`crate::offers::place`] against the instances waiting to launch.
-//! Readers get immutable [`View`] snapshots via a `watch` channel, so they
-//! never contend with the writer; what happens is also put on the
-//! [`events`] bus that `/v2/events` streams.
+//! dirty, and after each event every dirty app is reconciled once (never
+//! two passes of one app at once: the loop is the only writer). The
+//! decisions are pure functions of values and the time from the injected
+//! [`crate::clock::Clock`]:
 //!
-//! Changes are carried out as deployments ([`plan`]): steps in dependency
-//! order, each done when its apps have converged.
+//! - [`decide`]: what to do about one app (schedule, decommission, drain,
+//!   kill, expunge), whether a sick instance may be replaced, and when to
+//!   look again ("requeue after") and whether it may launch;
+//! - [`status`]: what a task status update does to its instance, the app's
+//!   last failure and its launch delay;
+//! - [`backoff`]: launch delays; [`crate::deploy`]: deployments and their
+//!   deadlines; [`crate::offers`]: placement.
 //!
-//! Executors' load reports ([`load`]) arrive as MESSAGE events and are kept
-//! per running task, unpersisted, for load-aware gateways.
+//! The driver turns those decisions into [`effects::Effects`] and applies
+//! them in one place and one order: persist → update the [`View`] →
+//! [`events`] → Mesos calls → acknowledgement. Readers get immutable
+//! [`View`] snapshots via a `watch` channel, so they never contend with the
+//! writer; the event bus carries typed [`events::Event`]s that the REST
+//! API renders.
+//!
+//! - [`config`]: the scheduler's settings; [`handle`]: the handle, its
+//!   errors, and starting the loop (against Mesos, or any [`MesosPort`]).
+//! - Executors' load reports ([`load`]) arrive as MESSAGE events and are
+//!   kept per running task, unpersisted, for load-aware gateways.
 
 pub mod backoff;
+pub mod config;
 pub mod decide;
 mod driver;
+pub mod effects;
 pub mod events;
+pub mod handle;
 pub mod load;
-pub mod plan;
+pub mod status;
 pub mod view;
 
-pub use driver::{
-    AppEdit, EditContext, ExecutorChoice, KillOptions, KillOutcome, Scheduler, SchedulerConfig,
-    SchedulerError, SchedulerHandle, WriteOutcome, config_version, instance_change, load_view,
-    version_key,
+pub use config::{ExecutorChoice, SchedulerConfig};
+pub use effects::{instance_change, version_key};
+pub use events::{BusEvent, Event};
+pub use handle::{
+    AppEdit, EditContext, KillOptions, KillOutcome, MesosPort, Scheduler, SchedulerError,
+    SchedulerHandle, WriteOutcome, load_view,
 };
-pub use events::BusEvent;
 pub use view::{
-    Deployment, DeploymentAction, DeploymentFailure, OfferStats, Stats, TaskFailure, View,
+    CheckResults, Deployment, DeploymentAction, DeploymentFailure, OfferStats, Stats, TaskFailure,
+    View,
 };
+
+/// The configuration version instances of `app` run
+/// ([`crate::state::app::AppDefinition::config_version`]).
+pub fn config_version(app: &crate::state::app::AppDefinition) -> crate::state::app::Timestamp {
+    app.config_version()
+}

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::backoff::LaunchDelay;
+pub use crate::deploy::{Deployment, DeploymentAction, DeploymentFailure};
+use crate::health::{CheckState, ReadinessResult};
 use crate::offers::placement::RejectSummary;
 use crate::state::app::{AppDefinition, PathId, Timestamp};
 use crate::state::instance::Instance;
@@ -122,78 +124,16 @@ pub struct OfferStats {
     pub since_waiting: RejectSummary,
 }
 
-/// What a deployment step does to an app, in Marathon's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeploymentAction {
-    /// A new app.
-    StartApplication,
-    /// Only `instances` changed.
-    ScaleApplication,
-    /// The configuration changed: replace every instance.
-    RestartApplication,
-    /// The app is deleted.
-    StopApplication,
-}
-
-/// A running deployment: a change Baton is carrying out, in steps. A step
-/// is done when every app in it has converged on its target; then the next
-/// starts. The deployment ends with its last step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// Uuid.
-    pub id: String,
-    /// The version it deploys.
-    pub version: Timestamp,
-    /// What it does, step by step, per app.
-    pub steps: Vec<Vec<(PathId, DeploymentAction)>>,
-    /// The step being carried out (0-based).
-    pub current_step: usize,
-    /// When it started.
-    pub started_at: Timestamp,
-    /// When its current step started (the deadline counts from there).
-    #[serde(default)]
-    pub step_started_at: Option<Timestamp>,
-    /// Why it is stuck, once it is past its deadline without converging.
-    #[serde(default)]
-    pub failure: Option<DeploymentFailure>,
-}
-
-/// Why a deployment did not finish in time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentFailure {
-    /// The app that did not converge.
-    pub app_id: PathId,
-    /// What went wrong, in words.
-    pub reason: String,
-    /// When the deadline passed.
-    pub at: Timestamp,
-}
-
-impl Deployment {
-    /// The apps it changes.
-    pub fn affected_apps(&self) -> impl Iterator<Item = &PathId> {
-        self.steps.iter().flatten().map(|(app, _)| app)
-    }
-
-    /// Every action, in step order.
-    pub fn actions(&self) -> impl Iterator<Item = &(PathId, DeploymentAction)> {
-        self.steps.iter().flatten()
-    }
-
-    /// The actions of the step being carried out.
-    pub fn current_actions(&self) -> &[(PathId, DeploymentAction)] {
-        self.steps.get(self.current_step).map_or(&[], Vec::as_slice)
-    }
-
-    /// Whether `app` waits for an earlier step of this deployment.
-    pub fn holds(&self, app: &PathId) -> bool {
-        self.steps
-            .iter()
-            .skip(self.current_step + 1)
-            .flatten()
-            .any(|(a, _)| a == app)
-    }
+/// What one health check has seen of one task: a `healthCheckResults`
+/// entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResults {
+    /// The task's instance (`<app>.instance-<uuid>`).
+    pub instance_id: String,
+    /// The task.
+    pub task_id: String,
+    /// What the check's results add up to.
+    pub state: CheckState,
 }
 
 /// One registered instance (see [`View::services`]).
@@ -246,10 +186,12 @@ pub struct View {
     pub last_failures: OrdMap<PathId, Arc<TaskFailure>>,
     /// Running deployments by id.
     pub deployments: OrdMap<String, Arc<Deployment>>,
-    /// `readinessCheckResults` of each app's tasks, by app.
-    pub readiness: OrdMap<PathId, Arc<Vec<serde_json::Value>>>,
-    /// `healthCheckResults` of each task with health checks, by task id.
-    pub health: OrdMap<String, Arc<Vec<serde_json::Value>>>,
+    /// The readiness results of each app's tasks (`readinessCheckResults`),
+    /// by app.
+    pub readiness: OrdMap<PathId, Arc<Vec<ReadinessResult>>>,
+    /// The results of each task's Marathon-level checks
+    /// (`healthCheckResults`), by task id.
+    pub health: OrdMap<String, Arc<Vec<CheckResults>>>,
     /// The latest load report of each running task, by task id.
     pub loads: OrdMap<String, Arc<super::load::TaskLoad>>,
     /// Counters.

@@ -42,8 +42,10 @@
 //! assert_eq!(err.body()["details"][0]["path"], "/cpus");
 //! ```
 
+pub mod constraint;
 mod parse;
 pub mod path;
+pub mod ports;
 pub mod task;
 #[cfg(test)]
 mod tests;
@@ -929,6 +931,14 @@ impl AppDefinition {
         self.version_info
             .map(|v| v.last_config_change_at)
             .or(self.version)
+    }
+
+    /// The configuration version its instances run:
+    /// [`last_config_change`](Self::last_config_change), or the epoch for an
+    /// app never stamped.
+    pub fn config_version(&self) -> Timestamp {
+        self.last_config_change()
+            .unwrap_or(Timestamp::from_millis(0))
     }
 }
 

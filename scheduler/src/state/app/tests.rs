@@ -902,7 +902,7 @@ fn constraint_rules_use_the_constraints_module() {
     for (constraint, message) in [
         (
             json!(["hostname", "SOMETIMES"]),
-            crate::offers::constraints::ConstraintError::UnknownOperator.to_string(),
+            super::constraint::ConstraintError::UnknownOperator.to_string(),
         ),
         (
             json!(["hostname"]),
@@ -2077,11 +2077,10 @@ mod properties {
             let base = AppDefinition::from_value(
                 &serde_json::json!({"id": "/p", "cmd": "x"}), &PathId::root(), &AppDefaults::default());
             prop_assert!(base.is_ok());
-            if let Ok(base) = base {
-                if let Ok(merged) = base.merge_update(&value, &AppDefaults::default()) {
+            if let Ok(base) = base
+                && let Ok(merged) = base.merge_update(&value, &AppDefaults::default()) {
                     let _ = is_scale_only_change(&base, &merged);
                 }
-            }
             let _ = rollback_version(&value);
             // Whatever parses, round-trips.
             if let Ok(app) = parsed {
@@ -2109,8 +2108,8 @@ mod properties {
         #[test]
         fn task_ids_round_trip(segments in prop::collection::vec("[a-z0-9]([a-z0-9.-]{0,6}[a-z0-9])?", 1..4),
                                bytes in any::<[u8; 16]>(), n in any::<u64>()) {
-            if let Ok(app) = PathId::parse(&segments.join("/"), &PathId::root()) {
-                if !app.is_root() {
+            if let Ok(app) = PathId::parse(&segments.join("/"), &PathId::root())
+                && !app.is_root() {
                     let uuid = uuid::Uuid::from_bytes(bytes);
                     let parts = parse_task_id(&marathon_task_id(&app, uuid, n))
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -2118,7 +2117,6 @@ mod properties {
                     prop_assert_eq!(parts.uuid, uuid.to_string());
                     prop_assert_eq!(parts.incarnation, Some(n));
                 }
-            }
         }
     }
 }

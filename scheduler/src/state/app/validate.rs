@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::offers::constraints::Constraint;
+use super::constraint::Constraint;
 
 use super::parse::{Problems, above_max, below_min};
 use super::{

@@ -1,0 +1,320 @@
+//! What users ask for: app writes (as deployments), kills, launch delay
+//! resets and deployment cancels. Every reply goes out after the change is
+//! published: a client that reads right after its write sees it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tracing::{Instrument, info, info_span};
+use uuid::Uuid;
+
+use super::Driver;
+use crate::deploy::plan;
+use crate::mesos::calls;
+use crate::reconcile::effects::{Effects, StateChange};
+use crate::reconcile::events::Event;
+use crate::reconcile::handle::{
+    AppEdit, Command, EditContext, KillOptions, KillOutcome, SchedulerError, WriteOutcome,
+};
+use crate::reconcile::view::{Deployment, DeploymentAction};
+use crate::state::app::{AppDefinition, AppError, PathId, Timestamp};
+use crate::state::instance::{Goal, Instance, InstanceTask};
+
+impl Driver {
+    pub(super) async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Edit {
+                edits,
+                force,
+                reply,
+            } => {
+                let apps: Vec<&str> = edits.iter().map(|(id, _)| id.as_str()).collect();
+                let span = info_span!("app_write", apps = ?apps);
+                let result = self.edit_apps(edits, force).instrument(span).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            Command::Kill {
+                task_ids,
+                options,
+                reply,
+            } => {
+                let result = self.kill_tasks(task_ids, options).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            Command::ResetDelay { id, reply } => {
+                let result = self.reset_delay(&id).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            Command::CancelDeployment { id, reply } => {
+                let result = self.cancel_deployment(&id).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn check_lock(&self, id: &PathId, force: bool) -> Result<Vec<String>, SchedulerError> {
+        let holding: Vec<String> = self.view.deployments_of(id).map(|d| d.id.clone()).collect();
+        if !holding.is_empty() && !force {
+            return Err(SchedulerError::Locked {
+                deployments: holding,
+            });
+        }
+        Ok(holding)
+    }
+
+    /// A version later than every version of `id` so far.
+    fn next_version(&self, id: &PathId) -> Timestamp {
+        let now = self.now();
+        match self.view.apps.get(id).and_then(|a| a.version) {
+            Some(v) if v >= now => v.plus_millis(1),
+            _ => now,
+        }
+    }
+
+    /// Applies edits of several apps as one change: every edit is checked
+    /// first, then all are written in one batch under one deployment — or
+    /// nothing is written.
+    pub(super) async fn edit_apps(
+        &mut self,
+        edits: Vec<(PathId, AppEdit)>,
+        force: bool,
+    ) -> Result<WriteOutcome, SchedulerError> {
+        struct Planned {
+            id: PathId,
+            created: bool,
+            new: Option<AppDefinition>,
+            versions: Vec<Arc<AppDefinition>>,
+        }
+        let mut superseded = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for (id, _) in &edits {
+            if !seen.insert(id.clone()) {
+                return Err(AppError::invalid("/", format!("app {id} is listed twice")).into());
+            }
+            superseded.extend(self.check_lock(id, force)?);
+        }
+        let now = edits
+            .iter()
+            .map(|(id, _)| self.next_version(id))
+            .max()
+            .unwrap_or_else(|| self.now());
+        let mut planned = Vec::with_capacity(edits.len());
+        let mut actions = Vec::with_capacity(edits.len());
+        for (id, edit) in edits {
+            let current = self.view.apps.get(&id).cloned();
+            let versions = self.view.versions.get(&id).cloned().unwrap_or_default();
+            let new = edit(EditContext {
+                current: current.as_deref(),
+                versions: &versions,
+                now,
+            })?;
+            // Every write path ends here (bodies, scaleBy, rollbacks to an
+            // old version, kills with scale): one bound for all of them.
+            if let Some(app) = &new
+                && app.instances > self.config.max_instances_per_app
+            {
+                return Err(AppError::invalid(
+                    "/instances",
+                    format!(
+                        "{}: {}",
+                        app.id,
+                        crate::state::app::too_many_instances(
+                            app.instances.into(),
+                            self.config.max_instances_per_app
+                        )
+                    ),
+                )
+                .into());
+            }
+            let action = match (&current, &new) {
+                (None, None) => return Err(SchedulerError::UnknownApp(id)),
+                (None, Some(_)) => DeploymentAction::StartApplication,
+                (Some(_), None) => DeploymentAction::StopApplication,
+                (Some(old), Some(new)) if old.config_version() != new.config_version() => {
+                    DeploymentAction::RestartApplication
+                }
+                (Some(_), Some(_)) => DeploymentAction::ScaleApplication,
+            };
+            actions.push((id.clone(), action));
+            planned.push(Planned {
+                id,
+                created: current.is_none(),
+                new,
+                versions: versions.iter().cloned().collect(),
+            });
+        }
+        let dependencies: BTreeMap<PathId, Vec<PathId>> = planned
+            .iter()
+            .filter_map(|p| {
+                p.new
+                    .as_ref()
+                    .map(|a| (p.id.clone(), a.dependencies.clone()))
+            })
+            .collect();
+        let steps = plan::steps(&actions, |id| {
+            dependencies.get(id).cloned().unwrap_or_default()
+        })
+        .map_err(|e| AppError::invalid("/dependencies", e.to_string()))?;
+        if steps.is_empty() {
+            return Err(AppError::invalid("/", "the change names no app").into());
+        }
+        let deployment = Arc::new(Deployment {
+            id: Uuid::new_v4().to_string(),
+            version: now,
+            steps,
+            current_step: 0,
+            started_at: self.now(),
+            step_started_at: None,
+            failure: None,
+        });
+        let mut effects = Effects::default();
+        for old in &superseded {
+            info!(deployment = %old, "superseded by a forced change");
+            effects.change(StateChange::DeploymentGone(old.clone()));
+        }
+        effects.change(StateChange::Deployment(deployment.clone()));
+        let single = planned.len() == 1;
+        let mut outcome = WriteOutcome {
+            deployment_id: deployment.id.clone(),
+            version: now,
+            app: None,
+            created: false,
+        };
+        for p in planned {
+            let stored = p.new.map(Arc::new);
+            match &stored {
+                Some(app) => {
+                    let mut versions = p.versions;
+                    versions.push(app.clone());
+                    let excess = versions
+                        .len()
+                        .saturating_sub(self.config.max_versions.max(1));
+                    let dropped = versions
+                        .drain(..excess)
+                        .filter_map(|old| old.version)
+                        .collect();
+                    effects.change(StateChange::App {
+                        app: app.clone(),
+                        versions: Arc::new(versions),
+                        dropped,
+                    });
+                }
+                None => {
+                    effects.change(StateChange::AppGone {
+                        app: p.id.clone(),
+                        versions: p.versions.iter().filter_map(|v| v.version).collect(),
+                    });
+                }
+            }
+            if single {
+                outcome.version = stored.as_ref().and_then(|a| a.version).unwrap_or(now);
+                outcome.app = stored;
+                outcome.created = p.created;
+            }
+        }
+        effects.emit(Event::DeploymentInfo {
+            deployment: deployment.clone(),
+            step: 0,
+        });
+        self.apply(effects).await?;
+        info!(deployment = %deployment.id, steps = ?deployment.steps, version = %now, "apps written");
+        Ok(outcome)
+    }
+
+    async fn kill_tasks(
+        &mut self,
+        task_ids: Vec<String>,
+        options: KillOptions,
+    ) -> Result<KillOutcome, SchedulerError> {
+        let mut found: Vec<Arc<Instance>> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for task_id in &task_ids {
+            if let Some(instance) = self.view.instance_by_task(task_id)
+                && seen.insert(instance.uuid)
+            {
+                found.push(instance.clone());
+            }
+        }
+        let mut per_app: BTreeMap<PathId, u32> = BTreeMap::new();
+        for instance in &found {
+            *per_app.entry(instance.app_id.clone()).or_default() += 1;
+        }
+        let mut outcome = KillOutcome::default();
+        if options.scale {
+            let mut edits: Vec<(PathId, AppEdit)> = Vec::new();
+            for (id, count) in &per_app {
+                let Some(app) = self.view.apps.get(id).cloned() else {
+                    continue;
+                };
+                let count = *count;
+                edits.push((
+                    id.clone(),
+                    Box::new(move |ctx| {
+                        let mut scaled = (*app).clone();
+                        scaled.instances = scaled.instances.saturating_sub(count);
+                        Ok(Some(scaled.with_version(ctx.now, true)))
+                    }),
+                ));
+            }
+            if !edits.is_empty() {
+                let written = self.edit_apps(edits, options.force).await?;
+                outcome.deployment = Some((written.deployment_id, written.version));
+            }
+        }
+        let now = self.now();
+        let mut effects = Effects::default();
+        for instance in &found {
+            let mut next = (**instance).clone();
+            if options.scale || options.wipe {
+                next.goal = Goal::Decommissioned;
+            }
+            if let Some(task) = next.task.as_mut()
+                && !task.condition.is_terminal()
+            {
+                task.kill_requested_at = Some(now);
+                info!(task_id = %task.task_id, "killing task on request");
+                effects.call(kill_call(task));
+            }
+            effects.change(StateChange::Instance(Arc::new(next)));
+        }
+        self.apply(effects).await?;
+        outcome.killed = found;
+        Ok(outcome)
+    }
+
+    async fn reset_delay(&mut self, id: &PathId) -> Result<(), SchedulerError> {
+        if !self.view.apps.contains_key(id) {
+            return Err(SchedulerError::UnknownApp(id.clone()));
+        }
+        let mut effects = Effects::default();
+        effects.change(StateChange::DelayGone(id.clone()));
+        Ok(self.apply(effects).await?)
+    }
+
+    async fn cancel_deployment(&mut self, id: &str) -> Result<(), SchedulerError> {
+        let Some(deployment) = self.view.deployments.get(id).cloned() else {
+            return Err(SchedulerError::NotFound(format!(
+                "DeploymentPlan {id} does not exist"
+            )));
+        };
+        let mut effects = Effects::default();
+        effects.change(StateChange::DeploymentGone(id.to_string()));
+        self.apply(effects).await?;
+        info!(deployment = %id, "deployment cancelled");
+        self.dirty.extend(deployment.affected_apps().cloned());
+        Ok(())
+    }
+}
+
+/// Mesos's KILL of a task Baton manages.
+pub(super) fn kill_call(task: &InstanceTask) -> mesos_proto::scheduler::Call {
+    calls::kill(
+        mesos_proto::util::task_id(&task.task_id),
+        Some(mesos_proto::util::agent_id(&task.agent_id)),
+        None,
+    )
+}
