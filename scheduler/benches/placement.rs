@@ -7,6 +7,8 @@
 //! offers is the caller's) and memory: resident set before and peak
 //! (`VmHWM`) after, read from /proc, since `unsafe_code = "forbid"` rules
 //! out a counting allocator. A plain `main`, no harness.
+// A benchmark measures wall time.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

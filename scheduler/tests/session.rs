@@ -1,6 +1,8 @@
 //! The Mesos session against a scripted fake master: redirects, heartbeat
 //! loss, hostile answers, lost subscriptions. Each test runs over both
 //! encodings.
+// Waits in real time, so reads the real clock.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

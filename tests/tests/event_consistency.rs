@@ -6,7 +6,7 @@
 //! is there (or already overtaken by a later change, which a later event
 //! then announces).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -453,6 +453,21 @@ async fn every_event_is_visible_to_a_read_issued_after_it() {
             (by_type.get("app_terminated_event") == Some(&2)).then_some(())
         },
     )
+    .await;
+    // And the end of every deployment announced, which explains a read
+    // that no longer lists a deployment it was told about.
+    wait::until(DEADLINE, "every deployment's end checked", || async {
+        let log = findings.log.lock().unwrap();
+        let ids = |types: &[&str], field: fn(&Value) -> &Value| -> BTreeSet<String> {
+            log.iter()
+                .filter(|e| types.iter().any(|t| e["eventType"] == *t))
+                .filter_map(|e| field(e).as_str().map(str::to_string))
+                .collect()
+        };
+        let started = ids(&["deployment_info"], |e| &e["plan"]["id"]);
+        let ended = ids(&["deployment_success", "deployment_failed"], |e| &e["id"]);
+        started.is_subset(&ended).then_some(())
+    })
     .await;
     stop.store(true, Ordering::SeqCst);
     reader.abort();

@@ -117,7 +117,7 @@ async fn on_path(
         (Method::GET, Target::AppsUnder(group)) => {
             let view = state.scheduler.view();
             let embed = list_embed(&params);
-            let now = Timestamp::now();
+            let now = state.scheduler.now();
             let apps: Vec<AppInfo> = view
                 .apps
                 .values()
@@ -216,7 +216,7 @@ async fn list(
     let id = params.get("id").map(str::to_lowercase);
     let selector = params.get("label").map(LabelSelector::parse).transpose()?;
     let view = state.scheduler.view();
-    let now = Timestamp::now();
+    let now = state.scheduler.now();
     #[derive(serde::Serialize)]
     struct Apps<'a> {
         apps: Vec<AppInfo<'a>>,
@@ -253,7 +253,7 @@ fn show(state: &ApiState, id: &PathId, params: &Params) -> Result<Response, ApiE
         last_task_failure: true,
         ..Embed::parse(params.all("embed"))
     };
-    let info = AppInfo::new(&view, app, &embed, Timestamp::now());
+    let info = AppInfo::new(&view, app, &embed, state.scheduler.now());
     Ok(axum::Json(json!({ "app": info })).into_response())
 }
 
@@ -310,7 +310,7 @@ async fn create(
         deployments: true,
         ..Embed::default()
     };
-    let mut info = AppInfo::new(&view, stored, &embed, Timestamp::now());
+    let mut info = AppInfo::new(&view, stored, &embed, state.scheduler.now());
     // The snapshot may predate the write; say which deployment runs it.
     info.deployments = Some(vec![DeploymentRef {
         id: &outcome.deployment_id,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState};
 use crate::offers::placement::RejectSummary;
 use crate::reconcile::backoff;
-use crate::state::app::{PathId, Timestamp};
+use crate::state::app::PathId;
 use crate::state::instance::Goal;
 
 /// The `/v2/queue` routes.
@@ -37,7 +37,7 @@ fn funnel(summary: &RejectSummary) -> Value {
 
 async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let view = state.scheduler.view();
-    let now = Timestamp::now();
+    let now = state.scheduler.now();
     let mut queue = Vec::new();
     for (id, app) in &view.apps {
         let waiting = view.instances_of(id).filter(|i| i.is_waiting()).count();

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::params::{self, Params};
 use super::shapes::TaskJson;
 use super::{ApiError, ApiState};
-use crate::state::app::{Timestamp, parse_task_id};
+use crate::state::app::parse_task_id;
 use crate::state::instance::Condition;
 
 /// The `/v2/tasks` routes.
@@ -48,7 +48,7 @@ async fn loads(
             continue;
         };
         entry["taskId"] = json!(task_id);
-        let age = Timestamp::now().as_millis() - task_load.reported_at.as_millis();
+        let age = state.scheduler.now().as_millis() - task_load.reported_at.as_millis();
         entry["ageMs"] = json!(age.max(0));
         entry["appId"] = json!(instance.app_id.to_string());
         entry["host"] = json!(instance.task.as_ref().map(|t| t.hostname.as_str()));

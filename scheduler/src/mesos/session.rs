@@ -149,6 +149,17 @@ impl MesosHandle {
         result
     }
 
+    /// A handle on no subscription, for a loop driven without Mesos (its
+    /// calls go elsewhere; these fail with `NotSubscribed`).
+    pub fn detached() -> MesosHandle {
+        let (_, connection) = watch::channel(None);
+        MesosHandle {
+            caller: HttpCaller::new(Encoding::Protobuf, Duration::from_secs(1)),
+            connection,
+            stats: Arc::default(),
+        }
+    }
+
     /// Whether a subscription is live right now.
     pub fn is_subscribed(&self) -> bool {
         self.connection.borrow().is_some()

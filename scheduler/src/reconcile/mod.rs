@@ -30,8 +30,9 @@
 //! writer; the event bus carries typed [`events::Event`]s that the REST
 //! API renders.
 //!
-//! - [`config`]: the scheduler's settings; [`handle`]: the handle, its
-//!   errors, and starting the loop (against Mesos, or any [`MesosPort`]).
+//! - [`config`]: the scheduler's settings; [`handle`]: the handle and
+//!   starting the loop (against Mesos, or any [`MesosPort`]);
+//!   [`requests`]: what the handle asks of the loop and what comes back.
 //! - Executors' load reports ([`load`]) arrive as MESSAGE events and are
 //!   kept per running task, unpersisted, for load-aware gateways.
 
@@ -43,15 +44,16 @@ pub mod effects;
 pub mod events;
 pub mod handle;
 pub mod load;
+pub mod requests;
 pub mod status;
 pub mod view;
 
 pub use config::{ExecutorChoice, SchedulerConfig};
 pub use effects::{instance_change, version_key};
 pub use events::{BusEvent, Event};
-pub use handle::{
-    AppEdit, EditContext, KillOptions, KillOutcome, MesosPort, Scheduler, SchedulerError,
-    SchedulerHandle, WriteOutcome, load_view,
+pub use handle::{Scheduler, SchedulerHandle, load_view};
+pub use requests::{
+    AppEdit, EditContext, KillOptions, KillOutcome, MesosPort, SchedulerError, WriteOutcome,
 };
 pub use view::{
     CheckResults, Deployment, DeploymentAction, DeploymentFailure, OfferStats, Stats, TaskFailure,

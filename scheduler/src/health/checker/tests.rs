@@ -1,5 +1,7 @@
 //! The runner against real loopback servers, with 50 ms "seconds"; HTTPS
-//! ones present a self-signed certificate made at test time.
+//! ones present a self-signed certificate made at test time. These run on
+//! real time (real sockets), so they read the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

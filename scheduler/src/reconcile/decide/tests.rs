@@ -480,3 +480,130 @@ fn converged_for_deleted_app_requires_no_instances() {
     gone.goal = Goal::Decommissioned;
     assert!(!done(None, &[gone]), "not yet expunged");
 }
+
+#[test]
+fn a_ready_task_no_longer_wanted_is_drained_then_killed() {
+    let a = app(
+        1,
+        serde_json::json!({"labels": {"BATON_DRAIN_SECONDS": "3"}}),
+    );
+    let now = Timestamp::from_millis(NOW);
+    let mut i = instance(Some(Condition::Running), 10);
+    assert_eq!(
+        kill_step(Some(&a), &i, now, Duration::from_secs(2)),
+        Some(KillStep::Kill),
+        "still wanted (a launch timeout, say): no drain"
+    );
+    i.goal = Goal::Decommissioned;
+    assert_eq!(
+        kill_step(Some(&a), &i, now, Duration::from_secs(2)),
+        Some(KillStep::StartDrain)
+    );
+    i.task.as_mut().unwrap().draining_since = Some(Timestamp::from_millis(NOW - 2_999));
+    assert_eq!(
+        kill_step(Some(&a), &i, now, Duration::ZERO),
+        Some(KillStep::Draining),
+        "the label wins"
+    );
+    i.task.as_mut().unwrap().draining_since = Some(Timestamp::from_millis(NOW - 3_000));
+    assert_eq!(
+        kill_step(Some(&a), &i, now, Duration::ZERO),
+        Some(KillStep::Kill)
+    );
+    // Nothing to drain: a launching task, or a deleted app's.
+    let mut launching = instance(Some(Condition::Staging), 1);
+    launching.goal = Goal::Decommissioned;
+    assert_eq!(
+        kill_step(Some(&a), &launching, now, Duration::from_secs(2)),
+        Some(KillStep::Kill)
+    );
+    i.task.as_mut().unwrap().draining_since = None;
+    assert_eq!(
+        kill_step(None, &i, now, Duration::from_secs(2)),
+        Some(KillStep::Kill)
+    );
+    assert_eq!(
+        kill_step(Some(&a), &instance(None, 0), now, Duration::ZERO),
+        None
+    );
+}
+
+#[test]
+fn one_sick_instance_at_a_time_and_only_while_capacity_allows() {
+    // {1, 1}: room above instances, so the replacement starts first.
+    let a = app(3, serde_json::json!({}));
+    let have = [
+        instance(Some(Condition::Running), 30),
+        instance(Some(Condition::Running), 20),
+        instance(Some(Condition::Running), 10),
+    ];
+    let refs: Vec<&Instance> = have.iter().collect();
+    assert!(may_retire(&a, &refs, &have[0]));
+    // Not while another is being replaced or launching.
+    let mut replacing = have.clone();
+    replacing[1].task.as_mut().unwrap().retire_for_health = Some(Timestamp::from_millis(NOW));
+    let refs: Vec<&Instance> = replacing.iter().collect();
+    assert!(!may_retire(&a, &refs, &replacing[0]));
+    // {1, 0}: forced to one extra, still room.
+    let tight = app(3, strategy(1.0, 0.0));
+    let refs: Vec<&Instance> = have.iter().collect();
+    assert!(may_retire(&tight, &refs, &have[0]));
+    // {0.5, 0}: no room; the others must hold the floor of 2.
+    let half = app(3, strategy(0.5, 0.0));
+    assert!(may_retire(&half, &refs, &have[0]));
+    let mut sick_too = have.clone();
+    sick_too[1].task.as_mut().unwrap().condition = Condition::Failed;
+    let refs: Vec<&Instance> = sick_too.iter().collect();
+    assert!(
+        !may_retire(&half, &refs, &sick_too[0]),
+        "one healthy other is below the floor"
+    );
+}
+
+#[test]
+fn an_app_is_looked_at_again_while_it_moves_or_when_its_delay_ends() {
+    let a = app(1, serde_json::json!({}));
+    let now = Timestamp::from_millis(NOW);
+    let running = [instance(Some(Condition::Running), 10)];
+    let refs: Vec<&Instance> = running.iter().collect();
+    let look = next_look(Some(&a), &refs, None, false, now);
+    assert_eq!(
+        look,
+        NextLook {
+            requeue_after: None,
+            launchable: false,
+            waiting: false
+        },
+        "settled"
+    );
+    let look = next_look(Some(&a), &refs, None, true, now);
+    assert_eq!(
+        look.requeue_after,
+        Some(REQUEUE_AFTER),
+        "a deployment holds it"
+    );
+    let waiting = [instance(None, 0)];
+    let refs: Vec<&Instance> = waiting.iter().collect();
+    let look = next_look(Some(&a), &refs, None, false, now);
+    assert_eq!(
+        (look.launchable, look.waiting, look.requeue_after),
+        (true, true, None)
+    );
+    let delay = backoff::LaunchDelay {
+        config_version: a.config_version(),
+        delay_ms: 7_000,
+        until: Timestamp::from_millis(NOW + 7_000),
+        last_failure: now,
+    };
+    let look = next_look(Some(&a), &refs, Some(&delay), false, now);
+    assert_eq!(
+        (look.launchable, look.waiting, look.requeue_after),
+        (false, true, Some(Duration::from_secs(7)))
+    );
+    let launching = [instance(Some(Condition::Staging), 1)];
+    let refs: Vec<&Instance> = launching.iter().collect();
+    assert_eq!(
+        next_look(Some(&a), &refs, None, false, now).requeue_after,
+        Some(REQUEUE_AFTER)
+    );
+}

@@ -13,7 +13,7 @@ use crate::deploy::plan;
 use crate::mesos::calls;
 use crate::reconcile::effects::{Effects, StateChange};
 use crate::reconcile::events::Event;
-use crate::reconcile::handle::{
+use crate::reconcile::requests::{
     AppEdit, Command, EditContext, KillOptions, KillOutcome, SchedulerError, WriteOutcome,
 };
 use crate::reconcile::view::{Deployment, DeploymentAction};

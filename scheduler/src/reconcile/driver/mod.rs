@@ -36,7 +36,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::config::SchedulerConfig;
 use super::effects::{Effects, StateChange};
 use super::events::{BusEvent, Event};
-use super::handle::{Command, MesosPort};
+use super::requests::{Command, MesosPort};
 use super::view::View;
 use crate::health::{CheckState, HealthChecker, ReadinessResult, ReadinessTarget, Target};
 use crate::mesos::session::SessionEvent;

@@ -1,1 +1,490 @@
-//! Unit tests of the loop under paused time.
+//! Unit tests of the loop under tokio's paused time: the loop runs whole
+//! (its store in memory, Mesos replaced by a recorder of calls and a
+//! channel of events), and every timing rule is watched on the
+//! scheduler's clock, which follows the paused time: launch delays that
+//! grow, launch timeouts, drains before kills, deployment deadlines,
+//! reconciliation retries that back off, and a store that refuses writes.
+//!
+//! Time jumps ahead whenever the runtime idles (auto-advance), also while
+//! a store write runs on the blocking pool, so the tests bound times from
+//! below (nothing early) and from above by a margin, never exactly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use mesos_proto::scheduler::{Call, Event as MesosEvent, call, event};
+use mesos_proto::util::{agent_id, framework_id, offer_id, ranges_resource, scalar_resource};
+use mesos_proto::v1::{self, TaskState, task_status::Source};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::mesos::session::{SessionConfig, SessionEvent};
+use crate::mesos::{MasterEndpoint, MesosError, MesosHandle};
+use crate::reconcile::events::{BusEvent, Event};
+use crate::reconcile::{ExecutorChoice, MesosPort, Scheduler, SchedulerConfig, SchedulerHandle};
+use crate::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
+use crate::state::{Change, MemoryStore, Snapshot, Store, StoreError};
+
+const START_MS: i64 = 1_700_000_000_000;
+/// Longest a test waits for anything, in (paused) time.
+const PATIENCE: Duration = Duration::from_secs(3_600);
+
+/// Records the calls the loop sends.
+struct Recorder(mpsc::UnboundedSender<Call>);
+
+impl MesosPort for Recorder {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<(), MesosError>> {
+        let _ = self.0.send(call);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn reconnect(&self) {}
+}
+
+/// A memory store whose writes can be made to fail.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    refuse: AtomicBool,
+}
+
+impl Store for FlakyStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        self.inner.load()
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        self.inner.apply(changes)
+    }
+}
+
+struct Harness {
+    scheduler: SchedulerHandle,
+    mesos: mpsc::Sender<SessionEvent>,
+    calls: mpsc::UnboundedReceiver<Call>,
+    bus: broadcast::Receiver<Arc<BusEvent>>,
+    store: Arc<FlakyStore>,
+    clock: Clock,
+    shutdown: CancellationToken,
+    stopped: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// The loop over `store`, subscribed; `tune` adjusts its settings.
+    async fn start(store: Arc<FlakyStore>, tune: impl FnOnce(&mut SchedulerConfig)) -> Harness {
+        let clock = Clock::following_tokio(Timestamp::from_millis(START_MS));
+        let session = SessionConfig::new(
+            vec![MasterEndpoint::parse("127.0.0.1:5050").unwrap()],
+            v1::FrameworkInfo::default(),
+        );
+        let mut config = SchedulerConfig::new(session, "*".into(), ExecutorChoice::Command);
+        config.clock = clock;
+        config.drain = Duration::ZERO;
+        tune(&mut config);
+        let (mesos, events) = mpsc::channel(64);
+        let (calls_tx, calls) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let (scheduler, stopped) = Scheduler::start_with(
+            config,
+            store.clone(),
+            events,
+            Arc::new(Recorder(calls_tx)),
+            MesosHandle::detached(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        let bus = scheduler.subscribe_events();
+        mesos
+            .send(SessionEvent::Subscribed {
+                framework_id: framework_id("fw"),
+                master: MasterEndpoint::parse("127.0.0.1:5050").unwrap(),
+                stream_id: "stream".into(),
+                heartbeat_interval: Duration::from_secs(15),
+            })
+            .await
+            .unwrap();
+        Harness {
+            scheduler,
+            mesos,
+            calls,
+            bus,
+            store,
+            clock,
+            shutdown,
+            stopped,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Milliseconds since `since` on the scheduler's clock.
+    fn since(&self, since: Timestamp) -> i64 {
+        self.now().as_millis() - since.as_millis()
+    }
+
+    /// The next call of `kind` (others are skipped), and when it came.
+    async fn next_call(&mut self, kind: call::Type) -> (Call, Timestamp) {
+        let wanted = Some(kind as i32);
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let call = self.calls.recv().await.expect("the loop runs");
+                if call.r#type == wanted {
+                    return (call, self.clock.now());
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kind:?} call within {PATIENCE:?}"))
+    }
+
+    /// The next event matching `predicate`.
+    async fn next_event(&mut self, what: &str, predicate: impl Fn(&Event) -> bool) -> Event {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let e = self.bus.recv().await.expect("the bus is open");
+                if predicate(&e.event) {
+                    return e.event.clone();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no event: {what}"))
+    }
+
+    async fn mesos(&self, event: MesosEvent) {
+        self.mesos
+            .send(SessionEvent::Event(Box::new(event)))
+            .await
+            .unwrap();
+    }
+
+    /// An offer of a whole small agent.
+    async fn offer(&self, n: u32) {
+        self.mesos(MesosEvent {
+            r#type: Some(event::Type::Offers as i32),
+            offers: Some(event::Offers {
+                offers: vec![v1::Offer {
+                    id: offer_id(format!("offer-{n}")),
+                    framework_id: framework_id("fw"),
+                    agent_id: agent_id("agent-1"),
+                    hostname: "10.0.0.1".into(),
+                    resources: vec![
+                        scalar_resource("cpus", 4.0),
+                        scalar_resource("mem", 4096.0),
+                        scalar_resource("disk", 4096.0),
+                        ranges_resource("ports", &[(31000, 31100)]),
+                    ],
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// A status update of `task_id` from its executor (with a uuid: it
+    /// must be acknowledged).
+    async fn update(&self, task_id: &str, state: TaskState, uuid: u8) {
+        let mut status =
+            mesos_proto::util::status(mesos_proto::util::task_id(task_id), state, Source::Executor);
+        status.agent_id = Some(agent_id("agent-1"));
+        status.uuid = Some(vec![uuid]);
+        status.timestamp = None;
+        self.mesos(MesosEvent {
+            r#type: Some(event::Type::Update as i32),
+            update: Some(event::Update { status }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// Stores `app` (as the API would) and returns once it is written.
+    async fn put(&self, json: serde_json::Value) {
+        let app = AppDefinition::from_value(&json, &PathId::root(), &AppDefaults::default())
+            .expect("a valid app");
+        self.scheduler.put_app(app).await.expect("stored");
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.stopped.await.unwrap();
+    }
+}
+
+/// The task ids an ACCEPT launches.
+fn launched(call: &Call) -> Vec<String> {
+    call.accept
+        .iter()
+        .flat_map(|a| &a.operations)
+        .filter_map(|o| o.launch.as_ref())
+        .flat_map(|l| &l.task_infos)
+        .map(|t| t.task_id.value.clone())
+        .collect()
+}
+
+fn killed(call: &Call) -> String {
+    call.kill
+        .as_ref()
+        .map(|k| k.task_id.value.clone())
+        .unwrap_or_default()
+}
+
+/// Launches the one waiting instance of the app and returns its task id.
+async fn launch(h: &mut Harness, offer: u32) -> (String, Timestamp) {
+    h.offer(offer).await;
+    let (accept, at) = h.next_call(call::Type::Accept).await;
+    let tasks = launched(&accept);
+    assert_eq!(tasks.len(), 1, "{accept:?}");
+    (tasks[0].clone(), at)
+}
+
+#[tokio::test(start_paused = true)]
+async fn launch_delays_grow_with_each_failure_and_hold_launches_back() {
+    let mut h = Harness::start(Arc::default(), |_| {}).await;
+    h.put(serde_json::json!({
+        "id": "/crashy", "cmd": "exit 1", "cpus": 0.1, "mem": 16, "instances": 1,
+        "backoffSeconds": 10, "backoffFactor": 2, "maxLaunchDelaySeconds": 3600,
+    }))
+    .await;
+    let (first, _) = launch(&mut h, 1).await;
+    h.update(&first, TaskState::TaskFailed, 1).await;
+    let failed_at = h.now();
+    h.next_call(call::Type::Acknowledge).await;
+    // The instance waits 10 s: no launch on an offer before then.
+    h.next_call(call::Type::Revive).await;
+    assert!(
+        h.since(failed_at) >= 10_000,
+        "revived {} ms after the failure",
+        h.since(failed_at)
+    );
+    let (second, launched_at) = launch(&mut h, 2).await;
+    assert!(launched_at.as_millis() - failed_at.as_millis() >= 10_000);
+    assert_ne!(first, second, "the next incarnation");
+    let view = h.scheduler.view();
+    let delay = view.delays.values().next().expect("a delay");
+    assert_eq!(delay.delay_ms, 10_000);
+
+    // The second failure doubles it.
+    h.update(&second, TaskState::TaskFailed, 2).await;
+    let failed_again = h.now();
+    h.next_call(call::Type::Revive).await;
+    let waited = h.since(failed_again);
+    assert!((20_000..25_000).contains(&waited), "waited {waited} ms");
+    assert_eq!(
+        h.scheduler.view().delays.values().next().unwrap().delay_ms,
+        20_000
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_stuck_before_running_is_killed_after_the_launch_timeout_and_replaced() {
+    let mut h = Harness::start(Arc::default(), |c| {
+        c.limits.task_launch_timeout = Duration::from_secs(60);
+    })
+    .await;
+    h.put(serde_json::json!({"id": "/slow", "cmd": "sleep 1", "cpus": 0.1, "mem": 16, "instances": 1}))
+    .await;
+    let (task, launched_at) = launch(&mut h, 1).await;
+    h.update(&task, TaskState::TaskStaging, 1).await;
+    let (kill, killed_at) = h.next_call(call::Type::Kill).await;
+    assert_eq!(killed(&kill), task);
+    let waited = killed_at.as_millis() - launched_at.as_millis();
+    assert!(
+        (60_000..65_000).contains(&waited),
+        "killed {waited} ms after the launch"
+    );
+    // Once the kill lands, the instance is launched again.
+    h.update(&task, TaskState::TaskKilled, 2).await;
+    let (again, _) = launch(&mut h, 2).await;
+    assert!(again.ends_with("._app.2"), "{again}");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_task_is_drained_before_it_is_killed() {
+    let mut h = Harness::start(Arc::default(), |c| c.drain = Duration::from_secs(5)).await;
+    h.put(
+        serde_json::json!({"id": "/web", "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 1}),
+    )
+    .await;
+    let (task, _) = launch(&mut h, 1).await;
+    h.update(&task, TaskState::TaskRunning, 1).await;
+    h.next_event("running", |e| matches!(e, Event::StatusUpdate { instance, .. }
+        if instance.task.as_ref().is_some_and(|t| t.condition == crate::state::instance::Condition::Running)))
+    .await;
+    h.put(
+        serde_json::json!({"id": "/web", "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 0}),
+    )
+    .await;
+    let draining_from = h.now();
+    // At once: shown as TASK_KILLING while it still serves.
+    let shown = h
+        .next_event("the drain", |e| {
+            matches!(e, Event::StatusUpdate { message, .. }
+            if message.as_deref() == Some("draining before kill"))
+        })
+        .await;
+    let Event::StatusUpdate { instance, .. } = shown else {
+        unreachable!()
+    };
+    assert_eq!(
+        instance.task.as_ref().unwrap().shown_state(),
+        "TASK_KILLING"
+    );
+    assert!(h.since(draining_from) < 1_000);
+    // The kill comes once the drain is over.
+    let (kill, at) = h.next_call(call::Type::Kill).await;
+    assert_eq!(killed(&kill), task);
+    let drained = at.as_millis() - draining_from.as_millis();
+    assert!(
+        (5_000..7_000).contains(&drained),
+        "killed after {drained} ms"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_past_its_deadline_says_why_and_keeps_going() {
+    let mut h = Harness::start(Arc::default(), |_| {}).await;
+    let started = h.now();
+    h.put(serde_json::json!({
+        "id": "/stuck", "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 1,
+        "labels": {"BATON_DEPLOYMENT_TIMEOUT_SECONDS": "30"},
+    }))
+    .await;
+    // No offer ever comes.
+    let failed = h
+        .next_event("deployment_failed", |e| {
+            matches!(e, Event::DeploymentFailed { .. })
+        })
+        .await;
+    let late = h.since(started);
+    assert!((30_000..32_000).contains(&late), "reported after {late} ms");
+    let Event::DeploymentFailed { deployment, reason } = failed else {
+        unreachable!()
+    };
+    assert_eq!(
+        reason,
+        "0 of 1 instances of the new version are running, healthy and ready"
+    );
+    let stored = h.scheduler.view().deployments.get(&deployment.id).cloned();
+    let failure = stored
+        .expect("still in progress")
+        .failure
+        .clone()
+        .expect("stored");
+    assert_eq!(failure.app_id.as_str(), "/stuck");
+    // An offer later, the deployment still finishes.
+    let (task, _) = launch(&mut h, 1).await;
+    h.update(&task, TaskState::TaskRunning, 1).await;
+    h.next_event("deployment_success", |e| {
+        matches!(e, Event::DeploymentSuccess(_))
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_reconciliation_is_asked_again_at_doubling_intervals() {
+    // A task Baton knows runs.
+    let store = Arc::new(FlakyStore::default());
+    {
+        let mut h = Harness::start(store.clone(), |_| {}).await;
+        h.put(serde_json::json!({"id": "/kept", "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 1}))
+            .await;
+        let (task, _) = launch(&mut h, 1).await;
+        h.update(&task, TaskState::TaskRunning, 1).await;
+        h.next_call(call::Type::Acknowledge).await;
+        h.stop().await;
+    }
+    let mut h = Harness::start(store, |c| c.reconcile_retry = Duration::from_secs(5)).await;
+    let explicit = |call: &Call| call.reconcile.as_ref().is_some_and(|r| !r.tasks.is_empty());
+    let mut asked = Vec::new();
+    while asked.len() < 4 {
+        let (call, at) = h.next_call(call::Type::Reconcile).await;
+        assert!(
+            explicit(&call),
+            "no implicit round before every task answered"
+        );
+        asked.push(at.as_millis());
+    }
+    let gaps: Vec<i64> = asked.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, wanted) in gaps.iter().zip([5_000, 10_000, 20_000]) {
+        assert!((wanted..wanted + 2_000).contains(gap), "gaps {gaps:?}");
+    }
+    assert_eq!(h.scheduler.view().stats.reconcile_cycles, 0);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_the_store_refuses_is_not_acknowledged_and_counts_when_resent() {
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store.clone(), |_| {}).await;
+    h.put(
+        serde_json::json!({"id": "/web", "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 1}),
+    )
+    .await;
+    let (task, _) = launch(&mut h, 1).await;
+    h.store.refuse.store(true, Ordering::SeqCst);
+    h.update(&task, TaskState::TaskRunning, 7).await;
+    // Nothing is acknowledged, announced or changed while the store refuses.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    while let Ok(call) = h.calls.try_recv() {
+        assert_ne!(
+            call.r#type,
+            Some(call::Type::Acknowledge as i32),
+            "nothing acknowledged: {call:?}"
+        );
+    }
+    let view = h.scheduler.view();
+    let instance = view.all_instances().next().unwrap();
+    assert_ne!(
+        instance.condition(),
+        Some(crate::state::instance::Condition::Running)
+    );
+    // A write a client asks for fails whole, with the store's error.
+    let refused = h
+        .scheduler
+        .put_app(
+            AppDefinition::from_value(
+                &serde_json::json!({"id": "/other", "cmd": "x"}),
+                &PathId::root(),
+                &AppDefaults::default(),
+            )
+            .unwrap(),
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(crate::reconcile::SchedulerError::Store(_))
+    ));
+    assert!(
+        h.scheduler
+            .view()
+            .apps
+            .keys()
+            .all(|id| id.as_str() != "/other")
+    );
+    // Mesos resends the unacknowledged update; the store is back.
+    h.store.refuse.store(false, Ordering::SeqCst);
+    h.update(&task, TaskState::TaskRunning, 7).await;
+    let (ack, _) = h.next_call(call::Type::Acknowledge).await;
+    assert_eq!(ack.acknowledge.unwrap().uuid, vec![7]);
+    let view = h.scheduler.view();
+    let instance = view.all_instances().next().unwrap();
+    assert_eq!(
+        instance.condition(),
+        Some(crate::state::instance::Condition::Running)
+    );
+    assert_eq!(view.stats.updates_applied, 1);
+    h.stop().await;
+}

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use super::parse::{self, Options, Problems};
+use super::json::Problems;
+use super::parse::{self, Options};
 use super::{AppDefaults, AppDefinition, AppError, PathId, Timestamp, VersionInfo};
 
 const VERSION_ONLY_WITH_ID: &str = "The 'version' field may only be combined with the 'id' field.";

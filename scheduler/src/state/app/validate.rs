@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::constraint::Constraint;
 
-use super::parse::{Problems, above_max, below_min};
+use super::json::{Problems, above_max, below_min};
 use super::{
     AppDefinition, ContainerType, HealthCheckProtocol, IpProtocol, NetworkMode, ResourceLimit,
     UnreachableStrategy,
