@@ -11,10 +11,7 @@
 //!   stderr; the whole group is SIGKILLed when the check ends, times out or
 //!   is cancelled.
 
-mod https;
-
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::time::Duration;
@@ -23,9 +20,9 @@ use nix::sys::signal::Signal;
 use reqwest::{StatusCode, Url};
 use tokio::task::{AbortHandle, JoinSet};
 
-use self::https::HttpsClient;
 use super::{Action, Finished, Probe};
 use crate::task::{self, CommandSpec, Termination};
+use baton_probe::{HttpsClient, error_chain as chain};
 
 /// Redirects an `https` check follows, as many as reqwest's default policy
 /// lets an `http` one follow.
@@ -56,6 +53,9 @@ impl Clients {
     }
 }
 
+/// The longest a TCP connect may take when the check sets no timeout.
+const TCP_BOUND: Duration = Duration::from_secs(24 * 3600);
+
 /// Runs `probe` once, bounded by `timeout`: `Ok` when it passes, else the
 /// cause of the failure.
 pub async fn check(
@@ -67,7 +67,11 @@ pub async fn check(
         match probe {
             Probe::Http { url, statuses } => http(&clients.http, url, statuses).await,
             Probe::Https { url, statuses } => https(clients, url, statuses).await,
-            Probe::Tcp { addr } => connect(*addr).await,
+            // The whole check is bounded below; this bound only keeps the
+            // connect from outliving a check without one.
+            Probe::Tcp { addr } => baton_probe::tcp(&addr.ip().to_string(), addr.port(), TCP_BOUND)
+                .await
+                .map_err(|e| e.to_string()),
             Probe::Command(spec) => command(spec).await,
         }
     };
@@ -130,13 +134,6 @@ fn verdict(statuses: &[u32], status: StatusCode) -> Result<(), String> {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<(), String> {
-    tokio::net::TcpStream::connect(addr)
-        .await
-        .map(drop)
-        .map_err(|e| format!("connecting to {addr} failed: {e}"))
-}
-
 async fn command(spec: &CommandSpec) -> Result<(), String> {
     let mut command = task::process_command(spec);
     command.stdout(executor_stderr()).stderr(executor_stderr());
@@ -176,18 +173,6 @@ impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
         task::signal_group(self.0, Signal::SIGKILL);
     }
-}
-
-/// An error with its sources, `a: b: c` (reqwest's own message is terse).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The checks in flight, at most one per task. Dropping it cancels them
@@ -295,6 +280,7 @@ impl Probes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
     use std::path::Path;
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;

@@ -14,8 +14,6 @@
 //! with ring, certificates not verified, as in Marathon), with the same
 //! verdicts and the same kinds of causes.
 
-mod https;
-
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
@@ -24,15 +22,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
-use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use self::https::HttpsClient;
 use super::{HealthResult, HttpResponse, MAX_BODY_BYTES, ReadinessResult, ReadinessTarget, Target};
 use crate::state::app::{HealthCheck, HealthCheckProtocol, ReadinessCheck, ReadinessProtocol};
+use baton_probe::{HttpsClient, error_chain};
 
 /// Marathon's `DefaultFirstHealthCheckAfter`: a new target is first probed
 /// after `min(intervalSeconds, this)`.
@@ -525,17 +522,16 @@ async fn probe(
         }
         HealthCheckProtocol::Tcp => {
             let _permit = shared.permits.acquire().await.ok()?;
-            let host = target.host.as_str();
-            let connect = TcpStream::connect((host, target.port));
-            Some(match tokio::time::timeout(timeout, connect).await {
-                // The stream is dropped, so the connection closes at once.
-                Ok(Ok(_stream)) => Ok(()),
-                Ok(Err(source)) => Err(CheckError::Connect {
-                    address: host_port(host, target.port),
-                    source,
-                }),
-                Err(_) => Err(CheckError::Timeout(timeout)),
-            })
+            Some(
+                baton_probe::tcp(&target.host, target.port, timeout)
+                    .await
+                    .map_err(|e| match e {
+                        baton_probe::TcpError::Connect { address, source } => {
+                            CheckError::Connect { address, source }
+                        }
+                        baton_probe::TcpError::Timeout(limit) => CheckError::Timeout(limit),
+                    }),
+            )
         }
         // Run by the agent; `set_targets` does not start these.
         HealthCheckProtocol::Command
@@ -732,19 +728,6 @@ fn host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
-}
-
-/// An error and its sources, `: `-joined (reqwest's own message is only
-/// "error sending request for url (…)").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 #[cfg(test)]

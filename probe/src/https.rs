@@ -1,15 +1,16 @@
-//! `GET` over TLS, for `https` health checks.
+//! `GET` over TLS, for HTTPS health and readiness checks.
 //!
 //! reqwest is built without TLS: its rustls support, once enabled, is
 //! enabled for every reqwest client in the workspace, and without a crypto
 //! provider installed process-wide first each of them panics when built.
-//! So an `https` check speaks HTTP/1.1 with hyper over a tokio-rustls stream
+//! So an HTTPS probe speaks HTTP/1.1 with hyper over a tokio-rustls stream
 //! whose configuration names its provider (ring) itself: one connection per
 //! request, closed after it.
 //!
-//! As in Mesos (whose executors run `curl -k`), the server's certificate is
-//! not verified: any chain and any name pass. The handshake's signatures
-//! must still be valid for the certificate the server presents.
+//! As in Marathon and Mesos (whose executors run `curl -k`), the server's
+//! certificate is not verified: any chain and any name pass. The
+//! handshake's signatures must still be valid for the certificate the
+//! server presents.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -49,6 +50,12 @@ pub enum HttpsError {
 #[derive(Clone)]
 pub struct HttpsClient {
     tls: TlsConnector,
+}
+
+impl Default for HttpsClient {
+    fn default() -> Self {
+        HttpsClient::new()
+    }
 }
 
 impl std::fmt::Debug for HttpsClient {
@@ -150,7 +157,7 @@ async fn read_body(
     Ok(Response::from_parts(parts, bytes))
 }
 
-/// Accepts every certificate (Mesos does not verify those of health
+/// Accepts every certificate (Marathon and Mesos do not verify those of health
 /// checks), but checks the handshake's signatures against the one presented.
 #[derive(Debug)]
 struct AnyCertificate(WebPkiSupportedAlgorithms);
