@@ -3,7 +3,7 @@
 //!
 //! - [`plan`]: which apps a change touches, in which steps (stops first,
 //!   then dependency layers).
-//! - [`advance`]: what a running deployment becomes when its apps are
+//! - [`mod@advance`]: what a running deployment becomes when its apps are
 //!   looked at: steps completed, finished, or past its deadline.
 //!
 //! The reconcile loop stores deployments, carries out their current step

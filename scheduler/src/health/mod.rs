@@ -19,7 +19,7 @@
 //!    ([`CheckState::record`], pure), whose [`Verdict`] says whether the
 //!    health changed (events) and whether the task is due to be killed
 //!    (`consecutiveFailures ≥ maxConsecutiveFailures > 0`);
-//!    [`CheckState::to_json`] renders a task's `healthCheckResults` entry.
+//!    the REST API renders a task's `healthCheckResults` from those states.
 //!
 //! A probe passes on HTTP status 200–399 within `timeoutSeconds` (redirects
 //! are not followed; a 3xx passes, as in Marathon), or on a TCP connect
@@ -42,7 +42,7 @@
 //! then every `intervalSeconds` (each probe bounded by `timeoutSeconds`) until
 //! an answer's status is in `httpStatusCodesForReady`; that ready result is
 //! final, as in Marathon. With `preserveLastResponse` a result carries the
-//! answer (its first [`MAX_BODY_BYTES`]); [`ReadinessResult::to_json`]
+//! answer (its first [`MAX_BODY_BYTES`]); the REST API
 //! renders Marathon's `{name, taskId, ready, lastResponse}`. HTTPS readiness
 //! checks, like HTTPS health checks, accept any certificate.
 

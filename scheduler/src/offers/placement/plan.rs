@@ -27,7 +27,7 @@ pub struct Demand {
     pub constraints: Vec<Constraint>,
     /// How many instances to place.
     pub count: u32,
-    /// The field values ([`offer_fields`]) of the app's reachable, placed
+    /// The field values ([`offer_fields`](crate::offers::constraints::offer_fields)) of the app's reachable, placed
     /// instances that constraints count.
     pub placed: Vec<BTreeMap<String, String>>,
 }
@@ -241,7 +241,7 @@ pub struct DemandOutcome {
     pub rejections: RejectSummary,
 }
 
-/// The result of [`place`].
+/// The result of [`place`](super::place).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Per offer, in input order: the instances placed on it, in the order

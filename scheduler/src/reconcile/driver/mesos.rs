@@ -275,11 +275,11 @@ impl Driver {
                     None,
                 ));
             }
-            self.acknowledge(&status);
+            self.acknowledge(&status).await;
             return;
         };
         let Some(task) = instance.task.as_ref() else {
-            self.acknowledge(&status);
+            self.acknowledge(&status).await;
             return;
         };
         if status::redelivered(task, &status) {
@@ -287,7 +287,7 @@ impl Driver {
             // the earlier ACK may have been lost, so acknowledge again.
             debug!(%task_id, "duplicate status update");
             self.view.stats.duplicate_updates += 1;
-            self.acknowledge(&status);
+            self.acknowledge(&status).await;
             return;
         }
         let now = self.now();
@@ -413,10 +413,15 @@ impl Driver {
         }
     }
 
-    fn acknowledge(&mut self, status: &v1::TaskStatus) {
-        if let Some(ack) = calls::acknowledge(status) {
-            self.view.stats.acks_sent += 1;
-            self.send(ack);
-        }
+    /// Acknowledges an update that changes nothing Baton keeps (a
+    /// redelivery, a task it does not know): through the one `apply`, so
+    /// that every acknowledgement goes out after what came before it.
+    async fn acknowledge(&mut self, status: &v1::TaskStatus) {
+        let effects = Effects {
+            ack: calls::acknowledge(status),
+            ..Effects::default()
+        };
+        // Nothing to persist: this cannot fail.
+        let _ = self.apply(effects).await;
     }
 }
