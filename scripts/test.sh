@@ -24,4 +24,7 @@ if ! python3 -c 'import marathon' >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages 'marathon>=0.13'
 fi
 
+# The end-to-end tests mostly wait (for offers, launches, health checks,
+# ZooKeeper): four at a time keep two cores busy. RUST_TEST_THREADS overrides.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 exec cargo test --workspace --locked "$@"
