@@ -25,7 +25,7 @@ const MAX_ROUNDS: usize = 30;
 const BULK: &str = "/consistency/bulk";
 const WEB: &str = "/consistency/web";
 const WEB_INSTANCES: u64 = 4;
-const BULK_INSTANCES: u64 = 20;
+const BULK_INSTANCES: u64 = 36;
 
 /// An HTTP server on `$PORT0` whose `/health` answers 500 after `/sick`
 /// and 200 again after `/well`.

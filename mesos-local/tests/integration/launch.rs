@@ -1,7 +1,7 @@
 //! Command tasks run by the real `baton-executor` (built on demand; the
 //! tests fail if it cannot be built).
 
-mod common;
+use super::common;
 
 use std::time::Duration;
 

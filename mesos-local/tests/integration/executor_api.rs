@@ -5,7 +5,7 @@
 //! one-at-a-time delivery and retries, faults, KILL, executor exit, agent
 //! loss and recovery, framework failover expiry.
 
-mod common;
+use super::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! The v1 scheduler API over raw HTTP, in both encodings: subscription,
 //! offers, status codes, filters, invalid ACCEPTs, reconciliation, state.
 
-mod common;
+use super::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! `both_encodings!` list at the end turns it into a `protobuf` and a
 //! `json` test.
 
-mod common;
+use super::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the task after `consecutive_failures`. HTTPS checks probe a server of the
 //! test's own, with a certificate made at test time.
 
-mod common;
+use super::common;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `/v2/leader`, `/metrics`, Marathon's headers, and JSON errors for
 //! unknown paths.
 
-mod support;
+use super::support;
 
 use std::time::Duration;
 

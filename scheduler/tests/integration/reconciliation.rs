@@ -4,7 +4,7 @@
 // Waits in real time, so reads the real clock.
 #![allow(clippy::disallowed_methods)]
 
-mod support;
+use super::support;
 
 use std::sync::Arc;
 use std::time::Duration;

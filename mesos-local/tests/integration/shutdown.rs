@@ -3,7 +3,7 @@
 //! destroy what is left, and leave no process behind. The executors here
 //! are shell scripts that report the SIGTERM they get in their sandbox.
 
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -1,0 +1,10 @@
+//! The scheduler's integration tests in one binary: the API, property
+//! tests of placement and rolling upgrades, reconciliation and the Mesos
+//! session against a fake master.
+
+mod api_system;
+mod placement_props;
+mod reconciliation;
+mod rolling_props;
+mod session;
+mod support;
