@@ -13,7 +13,8 @@
 #                     (default: target/debug; build them first with `cargo build --bins`)
 #   --keep            keep the whole temporary directory (default: only the logs
 #                     are kept, and only when a scenario failed)
-#   scenario          max-over-zero | group-by-rack-outage | zk-master-failover (default: all three)
+#   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
+#                     executor-fetch-failure (default: all four)
 #
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
 # fresh agents and a fresh Baton, every one of them on 127.0.0.1 with free
@@ -40,7 +41,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -333,16 +334,19 @@ both_agents_registered() {
   agent_registered "${PORT[master]}" "${PORT[agentA]}" && agent_registered "${PORT[master]}" "${PORT[agentB]}"
 }
 
-# start_baton MASTER: Baton with its own data dir and port; BATON=its URL.
+# start_baton MASTER [EXECUTOR_PATH]: Baton with its own data dir and port;
+# BATON=its URL. EXECUTOR_PATH (default: the built baton-executor) is the
+# binary it serves to the agents.
 BATON=""
 start_baton() {
+  local executor=${2:-$EXECUTOR_BIN}
   PORT[baton]=$(free_port)
   BATON=http://127.0.0.1:${PORT[baton]}
   spawn "$SDIR/baton" "$SDIR/baton.log" env NO_COLOR=1 "$BATON_BIN" \
     --master "$1" --hostname 127.0.0.1 --http_address 127.0.0.1 --http_port "${PORT[baton]}" \
-    --data_dir "$SDIR/baton/data" --executor_path "$EXECUTOR_BIN"
+    --data_dir "$SDIR/baton/data" --executor_path "$executor"
   PID[baton]=$SPAWNED
-  log "baton: pid ${PID[baton]} on $BATON, --master $1"
+  log "baton: pid ${PID[baton]} on $BATON, --master $1, --executor_path $executor"
 }
 
 baton_connected() { get "$BATON/metrics" | grep -q '^marathon_mesos_connected 1'; }
@@ -682,6 +686,138 @@ scenario_zk_master_failover() {
     tail -n +$((log_lines + 1)) "$SDIR/baton.log" >"$SDIR/baton-after-kill.log"
     show_log "$SDIR/baton-after-kill.log" 40
     show_log "$SDIR/$new.log" 30 "lect|ecover|egistr|ramework|subscribe"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 4: the agent cannot fetch baton-executor: Baton's failure, not the app's
+# ---------------------------------------------------------------------------
+
+# Baton's baton_executor_fetch_failures_total ('' if no answer).
+fetch_failures() { get "$BATON/metrics" | awk '$1 == "baton_executor_fetch_failures_total" { print $2 }'; }
+
+# The last status of every completed task of framework FW on the master, as
+# one compact JSON object a line: {id, state, reason, message, source}. From
+# the v1 operator API (GET_TASKS), whose statuses are whole TaskStatus messages.
+completed_statuses() { # MASTER_PORT FW
+  curl -fsS --max-time 3 -X POST -H 'Content-Type: application/json' -H 'Accept: application/json' \
+    -d '{"type":"GET_TASKS"}' "http://127.0.0.1:$1/api/v1" 2>/dev/null |
+    jq -c --arg fw "$2" '.get_tasks.completed_tasks // [] | .[] | select(.framework_id.value == $fw)
+      | (.statuses // [] | last) as $s
+      | {id: .task_id.value, state: (.state // $s.state), reason: $s.reason, message: $s.message, source: $s.source}'
+}
+
+scenario_executor_fetch_failure() {
+  start_master master --registry=in_memory
+  start_agent agent "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agent]}"
+  # An executor binary that does not exist: Baton serves its URL with a 404.
+  start_baton "127.0.0.1:${PORT[master]}" "$SDIR/missing/baton-executor"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  local fw code
+  fw=$(framework_id)
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$BATON/executor/baton-executor" || true)
+  log "framework $fw; GET $BATON/executor/baton-executor answers HTTP $code"
+
+  post_json "$BATON/v2/apps" '{"id":"/fetch","cmd":"sleep 100000","cpus":0.01,"mem":16,"instances":1,
+    "backoffSeconds":60,"maxLaunchDelaySeconds":600}' >/dev/null
+  local posted
+  posted=$(now_ms)
+
+  # Every ~50 ms (a relaunch takes a few hundred: /fetch is queued only
+  # briefly between them): the metric, /fetch's queue entry, the metric
+  # again (a sample counts as "before the 11th failure" only if the metric
+  # read after the queue is still <= 10: no race with the 11th failure).
+  # Until a delay > 0 shows with the metric >= 11; at most 180 s for the
+  # 11 failures, then 120 s for the delay.
+  local t n1 n2 entry tl lf max_free=0 samples=0 queued=0 early="" lf_early=0
+  local at1=0 at2=0 at11=0 delayed=0 delay_tl="" delay_n="" delay_lf=""
+  while :; do
+    t=$(now_ms)
+    n1=$(fetch_failures) || n1=""
+    entry=$(get "$BATON/v2/queue" | jq -c '.queue[] | select(.app.id == "/fetch")
+      | {tl: .delay.timeLeftSeconds, lf: (.lastTaskFailure != null)}' 2>/dev/null) || entry=""
+    n2=$(fetch_failures) || n2=""
+    if [[ $n1 =~ ^[0-9]+$ && $n2 =~ ^[0-9]+$ ]]; then
+      tl=0 lf=false
+      [[ -n $entry ]] && tl=$(jq '.tl // 0' <<<"$entry") && lf=$(jq '.lf' <<<"$entry")
+      ((at1 == 0 && n2 >= 1)) && at1=$t
+      ((at2 == 0 && n2 >= 2)) && at2=$t
+      ((at11 == 0 && n2 >= 11)) && at11=$t
+      if ((n2 <= 10)); then
+        samples=$((samples + 1))
+        [[ -n $entry ]] && queued=$((queued + 1))
+        [[ $lf == true ]] && lf_early=$((lf_early + 1))
+        if ((tl > 0)); then
+          [[ -z $early ]] && early="timeLeftSeconds=$tl at metric $n2"
+        else
+          ((n2 > max_free)) && max_free=$n2
+        fi
+      elif ((n1 >= 11 && tl > 0)); then
+        delayed=$t delay_tl=$tl delay_n=$n2 delay_lf=$lf
+        break
+      fi
+    fi
+    ((at11 == 0 && t - posted > 180000)) && break
+    ((at11 > 0 && t - at11 > 120000)) && break
+    sleep 0.05
+  done
+
+  # What the master holds of the failed tasks, and what Baton saw of them.
+  local statuses first distinct failed_on_master embed baton_lines streak_lines
+  statuses=$(completed_statuses "${PORT[master]}" "$fw") || statuses=""
+  failed_on_master=$(jq -s '[.[] | select(.state == "TASK_FAILED")] | length' <<<"$statuses")
+  first=$(head -n 1 <<<"$statuses")
+  distinct=$(jq -s -c '[.[] | {state, reason, source, message: (.message // "" | gsub("[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"; "<id>"))}]
+    | group_by(.) | map(.[0] + {count: length})' <<<"$statuses")
+  embed=$(get "$BATON/v2/apps/fetch?embed=app.lastTaskFailure" | jq -c '.app.lastTaskFailure // null' 2>/dev/null) || embed="?"
+  baton_lines=$(plain "$SDIR/baton.log" | grep -c 'the agent could not fetch baton-executor' || true)
+  streak_lines=$(plain "$SDIR/baton.log" | grep -c 'the agents keep failing to fetch baton-executor' || true)
+  log "master's completed tasks of $fw: $failed_on_master TASK_FAILED; their last statuses (container ids masked): $distinct"
+  log "first failed task's last status on the master: $first"
+  log "Baton: $baton_lines 'the agent could not fetch baton-executor' lines, $streak_lines 'keep failing' lines; lastTaskFailure: $embed"
+
+  # /fetch is queued only briefly between relaunches, so the samples may
+  # never see it: the 1st to 11th failures coming less than backoffSeconds
+  # (60 s) apart is what shows that none of the first 10 put the app's
+  # launch delay in force (it would hold the next launch back 60 s).
+  local spread=-1
+  ((at1 && at11)) && spread=$((at11 - at1))
+  local facts="executor URL HTTP $code; metric >= 1 at +$((at1 ? at1 - posted : -1)) ms, >= 2 at +$((at2 ? at2 - posted : -1)) ms, >= 11 at +$((at11 ? at11 - posted : -1)) ms after the POST (1st -> 11th: $spread ms, backoffSeconds 60);"
+  facts+=" $samples queue samples at metric <= 10 ($queued with /fetch queued, $lf_early with lastTaskFailure), highest metric seen without a delay $max_free;"
+  local reason="none" message="null"
+  if [[ -n $first ]]; then
+    reason=$(jq -r '.reason // "none"' <<<"$first")
+    message=$(jq -c '.message // null' <<<"$first")
+  fi
+  facts+=" master: $failed_on_master TASK_FAILED, first one's last status reason=$reason message=$message"
+  if ((delayed)); then
+    facts+="; after failure $delay_n: delay timeLeftSeconds=$delay_tl at +$((delayed - at11)) ms, lastTaskFailure in the queue: $delay_lf"
+  fi
+  if [[ -z $early ]] && ((max_free >= 2 && delayed && spread < 60000)); then
+    echo "PASS executor-fetch-failure: no launch delay up to metric $max_free (>= 2, <= 10), delay ${delay_tl}s after $delay_n failures; $facts"
+  else
+    local what
+    if [[ -n $early ]]; then
+      what="a launch delay before the 11th fetch failure ($early)"
+    elif ((max_free < 2)); then
+      what="baton_executor_fetch_failures_total never reached 2 without a launch delay (highest $max_free)"
+    elif ((at11 == 0)); then
+      what="baton_executor_fetch_failures_total did not reach 11 within 180 s of the POST (last $n2)"
+    elif ((spread >= 60000)); then
+      what="the 1st to 11th fetch failures took $spread ms (>= backoffSeconds 60 s: a launch delay held a relaunch back)"
+    else
+      what="no delay > 0 in /v2/queue within 120 s of the 11th fetch failure"
+    fi
+    echo "FAIL executor-fetch-failure: $what; $facts"
+    echo "/v2/queue: $(get "$BATON/v2/queue" | jq -c '.queue[] | {app: .app.id, count, delay, lastTaskFailure}')"
+    show_log "$SDIR/baton.log" 30 "fetch|executor|task status"
+    show_log "$SDIR/agent.log" 30 "etch|Failed|TASK_FAILED|rror"
+    # The agent's fetcher logs into the executor's sandbox, not the agent's log.
+    local sandbox_err
+    sandbox_err=$(find "$SDIR/agent/work/slaves" -name stderr -newer "$SDIR/baton.log" 2>/dev/null | head -n 1)
+    [[ -n $sandbox_err ]] && show_log "$sandbox_err" 5 "etch|EXIT"
     return 1
   fi
 }
