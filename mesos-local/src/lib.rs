@@ -15,7 +15,9 @@
 //! - `agent/`: one agent per `127.0.0.<i>`. `mod.rs` runs executors and
 //!   their tasks; `http.rs` is the `/api/v1/executor` endpoint;
 //!   `containers.rs` starts executors as sessions (`setsid`), fetches
-//!   sandboxes and kills whole sessions; `status_updates.rs` is the
+//!   sandboxes and kills whole sessions; `checkpoint.rs` notes each
+//!   running session so that a cluster started on the same work directory
+//!   destroys what a `kill -9` left behind; `status_updates.rs` is the
 //!   per-task reliable update stream.
 //! - `messages`: the in-process master↔agent messages and the task scope
 //!   every background task is spawned in.
@@ -108,6 +110,11 @@ impl LocalCluster {
     /// allocation loop.
     pub async fn start(config: ClusterConfig) -> Result<LocalCluster, Error> {
         config.validate()?;
+        // Before anything new runs: what a killed predecessor on this work
+        // directory left behind could never reconnect.
+        let work_dir = config.work_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || agent::checkpoint::destroy_orphans(&work_dir))
+            .await;
         let config = Arc::new(config);
         let scope = Scope::new();
         let master_listener = bind(config.master_addr).await?;

@@ -59,6 +59,9 @@ pub struct BatonProcess {
     extra: Vec<String>,
     /// No pooled connections: every request stands on its own.
     http: reqwest::Client,
+    /// Whether dropping it kills what carries the data directory; not when
+    /// [`BatonProcess::restart`] hands the directory on.
+    sweep_on_drop: bool,
 }
 
 /// An HTTP answer, for tests that check more than status and JSON.
@@ -146,6 +149,7 @@ impl BatonProcess {
                 .pool_max_idle_per_host(0)
                 .build()
                 .expect("HTTP client"),
+            sweep_on_drop: true,
         };
         process.wait_ready().await;
         process
@@ -228,6 +232,7 @@ impl BatonProcess {
         let data_dir = self.data_dir.clone();
         let extra = self.extra.clone();
         let http_port = self.http_port;
+        self.sweep_on_drop = false;
         drop(self);
         Self::spawn(master, data_dir, http_port, extra).await
     }
@@ -399,11 +404,13 @@ impl Drop for BatonProcess {
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
-            // A relative path could match anything; tests pass absolute ones.
-            if self.data_dir.is_absolute() {
-                for pid in procs::carrying(&self.data_dir.to_string_lossy()) {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
+        }
+        // Also after a clean stop: what an earlier generation left when it
+        // was killed with -9. A relative path could match anything; tests
+        // pass absolute ones.
+        if self.sweep_on_drop && self.data_dir.is_absolute() {
+            for pid in procs::carrying(&self.data_dir.to_string_lossy()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
         if std::thread::panicking() {

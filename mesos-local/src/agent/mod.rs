@@ -16,6 +16,7 @@
 //! status-update retries pause, and executor exits are remembered until it
 //! starts again.
 
+pub(crate) mod checkpoint;
 pub(crate) mod containers;
 pub(crate) mod http;
 pub(crate) mod status_updates;
@@ -1722,6 +1723,8 @@ impl Agent {
                         }
                     };
                     let pid = child.id().unwrap_or(0);
+                    let work_dir = agent.config.work_dir.clone();
+                    checkpoint::record(&work_dir, &container_id, pid);
                     let keep = agent.with_state(|st| {
                         st.executor_started(&framework_id, &executor_id, &container_id, pid)
                     });
@@ -1751,6 +1754,7 @@ impl Agent {
                             let _ =
                                 tokio::task::spawn_blocking(move || containers::kill_session(pid))
                                     .await;
+                            checkpoint::forget(&work_dir, &container_id);
                             agent.with_state(|st| {
                                 st.executor_exited(&framework_id, &executor_id, &container_id, raw)
                             });

@@ -107,7 +107,21 @@ struct Binary {
 impl Binary {
     async fn start(port_range_start: u16) -> Binary {
         let work_dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(work_dir.path().join("mesos-local.log")).unwrap();
+        let (child, url) = Self::spawn(port_range_start, work_dir.path()).await;
+        Binary {
+            child,
+            url,
+            work_dir,
+        }
+    }
+
+    /// Starts `mesos-local` on `work_dir`; returns it with its master URL.
+    async fn spawn(port_range_start: u16, work_dir: &Path) -> (tokio::process::Child, String) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(work_dir.join("mesos-local.log"))
+            .unwrap();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesos-local"))
             .args(["--port", "0", "--agents", "1", "--racks", "1"])
             .args(["--port_range_start", &port_range_start.to_string()])
@@ -118,7 +132,7 @@ impl Binary {
                 "0.2",
             ])
             .arg("--work_dir")
-            .arg(work_dir.path())
+            .arg(work_dir)
             .arg("--executor_path")
             .arg(baton_executor_path())
             .stdin(Stdio::null())
@@ -138,11 +152,14 @@ impl Binary {
             .strip_prefix("mesos-local master at ")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .to_string();
-        Binary {
-            child,
-            url,
-            work_dir,
-        }
+        (child, url)
+    }
+
+    /// Starts it again on the same work directory (once it has exited).
+    async fn restart(&mut self, port_range_start: u16) {
+        let (child, url) = Self::spawn(port_range_start, self.work_dir.path()).await;
+        self.child = child;
+        self.url = url;
     }
 
     fn signal(&self, signal: Signal) {
@@ -191,23 +208,63 @@ async fn the_binary_stops_its_executors_gracefully_on_sigterm() {
     assert_eq!(processes_under(&work_dir), Vec::<i32>::new());
 }
 
-#[tokio::test]
-async fn a_second_signal_destroys_every_container_at_once() {
-    let mut bin = Binary::start(34600).await;
+/// A `mesos-local` binary running one [`STUBBORN`] executor whose grace is
+/// far longer than a test may take; with the subscription that launched it,
+/// the executor's pid and its sandbox.
+async fn binary_with_a_stubborn_executor(
+    port_range_start: u16,
+) -> (Binary, Sched, i32, std::path::PathBuf) {
+    let bin = Binary::start(port_range_start).await;
     let mut s = Sched::subscribe(&bin.url, Encoding::Json, framework_info("b", true, 60.0)).await;
     let work_dir = bin.work_dir.path().to_path_buf();
-    // Its grace is far longer than the test is allowed to take.
-    let started = launch_scripts(
+    let (pid, sandbox) = launch_scripts(
         &mut s,
         &work_dir,
         &[("stubborn", STUBBORN, Duration::from_secs(600))],
     )
-    .await;
-    let (pid, sandbox) = &started[0];
+    .await
+    .remove(0);
+    (bin, s, pid, sandbox)
+}
+
+#[tokio::test]
+async fn a_second_signal_destroys_every_container_at_once() {
+    let (mut bin, _s, pid, sandbox) = binary_with_a_stubborn_executor(34600).await;
+    let work_dir = bin.work_dir.path().to_path_buf();
     bin.signal(Signal::SIGTERM);
     file_content(&sandbox.join("got-term")).await;
     bin.signal(Signal::SIGINT);
     assert!(bin.exits().await.success());
-    assert!(!alive(*pid));
+    assert!(!alive(pid));
     assert_eq!(processes_under(&work_dir), Vec::<i32>::new());
+}
+
+#[tokio::test]
+async fn a_start_on_the_same_work_dir_destroys_what_a_kill_9_left_running() {
+    let (mut bin, _s, pid, _) = binary_with_a_stubborn_executor(34900).await;
+    let work_dir = bin.work_dir.path().to_path_buf();
+    bin.signal(Signal::SIGKILL);
+    assert!(!bin.exits().await.success());
+    // Orphaned: its agent is gone for good, it runs on.
+    assert!(alive(pid), "the executor died with mesos-local");
+
+    bin.restart(34900).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while alive(pid) || !processes_under(&work_dir).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left running after the restart: {:?}",
+            processes_under(&work_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The new cluster works and forgot the old container.
+    let mut s = Sched::subscribe(&bin.url, Encoding::Json, framework_info("c", true, 60.0)).await;
+    assert!(!s.offers_from(1).await.is_empty());
+    assert_eq!(
+        std::fs::read_dir(work_dir.join("meta").join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
