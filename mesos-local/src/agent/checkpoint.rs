@@ -11,27 +11,30 @@
 //!
 //! A file reads `<session id> <leader start time> <owner pid> <owner start
 //! time>` (start times from `/proc/<pid>/stat`, field 22), so a reused pid
-//! is never taken for the executor or for a still-living owner.
+//! is never taken for the executor or for a still-living owner. Without
+//! its leader, a session's members are only killed if they work below the
+//! work directory (tasks start in their sandboxes): its id may since have
+//! been taken by a process that called `setsid` and left children behind.
 
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
-use super::containers::kill_session;
+use super::containers::{kill_session, kill_session_members, proc_stat};
 
 /// Where the checkpoints of the clusters on `work_dir` live.
 fn dir(work_dir: &Path) -> PathBuf {
     work_dir.join("meta").join("containers")
 }
 
-/// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat`
-/// field 22), if it runs.
+/// The start time of `pid`, if it runs.
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces;
-    // field 3 is the first after it.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    proc_stat(i32::try_from(pid).ok()?).map(|s| s.start_time)
+}
+
+/// Whether `pid` works below `dir`.
+fn works_below(pid: i32, dir: &Path) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
 }
 
 /// Notes that this process started container `container_id` as session
@@ -87,8 +90,11 @@ fn parse(text: &str) -> Option<Entry> {
 enum Verdict {
     /// Its cluster still runs (another mesos-local on this work directory).
     Owned,
-    /// Its cluster is gone: kill whatever is left of the session.
+    /// Its cluster is gone and its leader runs: kill the whole session.
     Destroy,
+    /// Its cluster and its leader are gone: kill what is left of the
+    /// session below the work directory.
+    DestroyLeaderless,
     /// The pid now belongs to another session leader: the old session is
     /// gone entirely, there is nothing to kill.
     Gone,
@@ -103,9 +109,8 @@ fn verdict(entry: &Entry, owner_now: Option<u64>, leader_now: Option<u64>) -> Ve
         // a new process; while any member of the old session lived, Linux
         // would not have handed out its id again.
         Some(start) if start != entry.leader_start => Verdict::Gone,
-        // The leader itself, or no leader: members (if any) can only be
-        // the old session's.
-        _ => Verdict::Destroy,
+        Some(_) => Verdict::Destroy,
+        None => Verdict::DestroyLeaderless,
     }
 }
 
@@ -132,6 +137,10 @@ pub fn destroy_orphans(work_dir: &Path) -> usize {
             Verdict::Owned => continue,
             Verdict::Destroy => {
                 kill_session(entry.sid);
+                destroyed += 1;
+            }
+            Verdict::DestroyLeaderless => {
+                kill_session_members(entry.sid, |pid| works_below(pid, work_dir));
                 destroyed += 1;
             }
             Verdict::Gone => {}
@@ -176,7 +185,7 @@ mod tests {
     #[test]
     fn a_dead_owners_containers_are_destroyed_even_without_their_leader() {
         assert_eq!(verdict(&entry(), None, Some(100)), Verdict::Destroy);
-        assert_eq!(verdict(&entry(), None, None), Verdict::Destroy);
+        assert_eq!(verdict(&entry(), None, None), Verdict::DestroyLeaderless);
         // A reused owner pid is not the owner.
         assert_eq!(verdict(&entry(), Some(51), Some(100)), Verdict::Destroy);
     }
@@ -202,5 +211,78 @@ mod tests {
         assert!(super::dir(dir.path()).join("c1").exists());
         forget(dir.path(), "c1");
         assert!(!super::dir(dir.path()).join("c1").exists());
+    }
+
+    use super::super::containers::session_members;
+    use std::time::{Duration, Instant};
+
+    /// Runs `script` as a session leader in a sandbox below `work_dir`
+    /// and checkpoints it for an owner that no longer runs; returns the
+    /// leader and its session id.
+    fn orphaned_session(work_dir: &Path, script: &str) -> (std::process::Child, i32) {
+        let sandbox = work_dir.join("sandbox");
+        std::fs::create_dir_all(&sandbox).unwrap();
+        // Not a group leader, so `setsid` does not fork: its pid is the
+        // session id.
+        let leader = std::process::Command::new("setsid")
+            .args(["sh", "-c", script])
+            .current_dir(&sandbox)
+            .spawn()
+            .unwrap();
+        let sid = leader.id();
+        std::fs::create_dir_all(dir(work_dir)).unwrap();
+        let dead_owner = u32::MAX;
+        std::fs::write(
+            dir(work_dir).join("c"),
+            format!("{sid} {} {dead_owner} 1\n", start_time(sid).unwrap()),
+        )
+        .unwrap();
+        (leader, i32::try_from(sid).unwrap())
+    }
+
+    /// Polls `done` every 10 ms for up to 5 s.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_dead_owners_running_session_is_destroyed_whole() {
+        let work_dir = tempfile::tempdir().unwrap();
+        let (mut leader, sid) = orphaned_session(work_dir.path(), "sleep 60 & wait");
+        eventually("the session has its task", || {
+            session_members(sid).len() == 2
+        });
+        assert_eq!(destroy_orphans(work_dir.path()), 1);
+        eventually("the leader is killed", || {
+            leader.try_wait().unwrap().is_some()
+        });
+        eventually("the session is empty", || session_members(sid).is_empty());
+        assert!(!dir(work_dir.path()).join("c").exists(), "forgotten");
+    }
+
+    #[test]
+    fn a_leaderless_session_loses_only_its_members_below_the_work_dir() {
+        let work_dir = tempfile::tempdir().unwrap();
+        let (mut leader, sid) = orphaned_session(
+            work_dir.path(),
+            "sleep 60 & (cd / && exec sleep 61) & exit 0",
+        );
+        leader.wait().unwrap();
+        eventually("both members run", || session_members(sid).len() == 2);
+        let elsewhere: Vec<i32> = session_members(sid)
+            .into_iter()
+            .filter(|&p| !works_below(p, work_dir.path()))
+            .collect();
+        assert_eq!(elsewhere.len(), 1, "one member works in /");
+        assert_eq!(destroy_orphans(work_dir.path()), 1);
+        eventually("the sandbox's member is killed", || {
+            session_members(sid) == elsewhere
+        });
+        kill_session(u32::try_from(sid).unwrap());
+        eventually("cleaned up", || session_members(sid).is_empty());
     }
 }

@@ -57,6 +57,21 @@ pub enum ContainerError {
     NoCommand,
 }
 
+impl ContainerError {
+    /// The message of the tasks' `TASK_FAILED` (after "Failed to launch
+    /// container: "). A fetch failure is worded as a Mesos agent words it,
+    /// without the URI (that is in the sandbox's `stderr`, as the Mesos
+    /// fetcher writes it), so schedulers see what they would on Mesos.
+    pub fn launch_message(&self, container_id: &str) -> String {
+        match self {
+            ContainerError::Fetch { .. } => format!(
+                "Failed to fetch all URIs for container '{container_id}': exited with status 1"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What to run as the executor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
@@ -103,7 +118,12 @@ pub async fn prepare_sandbox(
             })?;
     }
     for uri in uris {
-        fetch(dir, uri, cache_dir).await?;
+        if let Err(e) = fetch(dir, uri, cache_dir).await {
+            // Where the Mesos fetcher's own output goes.
+            let _ = tokio::fs::write(dir.join("stderr"), format!("{e}\n")).await;
+            warn!(sandbox = %dir.display(), error = %e, "fetch failed");
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -133,6 +153,22 @@ fn basename(uri: &str) -> String {
         .find(|s| !s.is_empty())
         .unwrap_or("download")
         .to_string()
+}
+
+/// Copies a fetched file into the cache: written aside, then renamed, so a
+/// concurrent fetch of the same URI never copies half a file. The sandbox
+/// has its copy already: a cache that cannot be filled only costs later
+/// downloads.
+async fn fill_cache(fetched: &Path, cache_dir: &Path, entry: &Path) {
+    let partial = cache_dir.join(format!(".{}.partial", uuid::Uuid::new_v4()));
+    let filled = match tokio::fs::copy(fetched, &partial).await {
+        Ok(_) => tokio::fs::rename(&partial, entry).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = filled {
+        warn!(entry = %entry.display(), error = %e, "cannot fill the fetcher cache");
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
 }
 
 fn is_archive(name: &str) -> bool {
@@ -169,10 +205,19 @@ async fn fetch(
         .cache
         .unwrap_or(false)
         .then(|| cache_dir.join(cache_key(value)));
-    if let Some(hit) = cached.as_ref().filter(|path| path.is_file()) {
-        tokio::fs::copy(hit, &dest)
-            .await
-            .map_err(|e| fail(format!("copying from the fetcher cache: {e}")))?;
+    let from_cache = match cached.as_ref().filter(|path| path.is_file()) {
+        Some(hit) => match tokio::fs::copy(hit, &dest).await {
+            Ok(_) => true,
+            // As the Mesos fetcher does: a cache that fails costs a
+            // download, not the launch.
+            Err(e) => {
+                warn!(uri = value, error = %e, "cannot copy from the fetcher cache; downloading");
+                false
+            }
+        },
+        None => false,
+    };
+    if from_cache {
         debug!(uri = value, "fetched from the cache");
     } else if value.starts_with("http://") || value.starts_with("https://") {
         let client = reqwest::Client::builder()
@@ -200,16 +245,8 @@ async fn fetch(
             .await
             .map_err(|e| fail(e.to_string()))?;
     }
-    if let Some(entry) = cached.filter(|path| !path.is_file()) {
-        // Written aside, then renamed: a concurrent fetch of the same URI
-        // never copies half a file.
-        let partial = cache_dir.join(format!(".{}.partial", uuid::Uuid::new_v4()));
-        tokio::fs::copy(&dest, &partial)
-            .await
-            .map_err(|e| fail(format!("filling the fetcher cache: {e}")))?;
-        tokio::fs::rename(&partial, &entry)
-            .await
-            .map_err(|e| fail(format!("filling the fetcher cache: {e}")))?;
+    if let Some(entry) = cached.filter(|_| !from_cache) {
+        fill_cache(&dest, cache_dir, &entry).await;
     }
     if uri.executable.unwrap_or(false) {
         use std::os::unix::fs::PermissionsExt;
@@ -279,17 +316,31 @@ pub fn spawn(
     })
 }
 
-/// The session id and state of a process, from `/proc/<pid>/stat`.
-fn session_of(pid: i32) -> Option<(i32, char)> {
+/// What `/proc/<pid>/stat` says of a process that we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: `R`, `S`, `Z`, ...
+    pub state: char,
+    /// Field 6: the session id.
+    pub session: i32,
+    /// Field 22: when it started, in clock ticks since boot (with the pid,
+    /// it names one process: pids are reused, start times are not).
+    pub start_time: u64,
+}
+
+/// Reads `/proc/<pid>/stat`, if the process exists.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces.
+    // The command name (field 2) is in parentheses and may contain spaces;
+    // field 3 is the first after it.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let _pgrp = fields.next()?;
-    let session = fields.next()?.parse().ok()?;
-    Some((session, state))
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).copied();
+    Some(ProcStat {
+        state: field(3)?.chars().next()?,
+        session: field(6)?.parse().ok()?,
+        start_time: field(22)?.parse().ok()?,
+    })
 }
 
 /// Every live (non-zombie) process with its session id.
@@ -298,8 +349,8 @@ fn live_processes() -> Vec<(i32, i32)> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| match session_of(pid) {
-            Some((sid, state)) if state != 'Z' && state != 'X' => Some((pid, sid)),
+        .filter_map(|pid| match proc_stat(pid) {
+            Some(s) if s.state != 'Z' && s.state != 'X' => Some((pid, s.session)),
             _ => None,
         })
         .collect()
@@ -342,13 +393,21 @@ pub fn terminate(pid: u32) {
 /// It blocks for up to ~100 ms: call it off the async workers, and never
 /// under a lock others wait for.
 pub fn kill_session(sid: u32) {
+    kill_session_members(sid, |_| true);
+}
+
+/// [`kill_session`], for the members `ours` accepts only.
+pub fn kill_session_members(sid: u32, ours: impl Fn(i32) -> bool) {
     let Some(sid) = signallable(sid) else {
         return;
     };
     // Bounded: at most ~100 ms when something refuses to die (a process
     // in uninterruptible sleep).
     for attempt in 0..50 {
-        let members = session_members(sid);
+        let members: Vec<i32> = session_members(sid)
+            .into_iter()
+            .filter(|&p| ours(p))
+            .collect();
         if members.is_empty() {
             return;
         }
@@ -659,5 +718,34 @@ mod tests {
                 .is_err()
         );
         assert_ne!(cache_key("http://a/x/tool"), cache_key("http://a/y/tool"));
+    }
+
+    #[tokio::test]
+    async fn a_cache_that_cannot_be_filled_costs_no_launch() {
+        let served = tempfile::tempdir().unwrap();
+        std::fs::write(served.path().join("tool"), b"build one").unwrap();
+        let value = served.path().join("tool").display().to_string();
+        let cache = tempfile::tempdir().unwrap();
+        // The entry's place is taken: renaming into it fails.
+        std::fs::create_dir_all(cache.path().join(cache_key(&value)).join("x")).unwrap();
+        let sandbox = tempfile::tempdir().unwrap();
+        let uri = v1::command_info::Uri {
+            value,
+            cache: Some(true),
+            ..Default::default()
+        };
+        prepare_sandbox(sandbox.path(), &[uri], cache.path())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(sandbox.path().join("tool")).unwrap(),
+            b"build one"
+        );
+        let partials: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".partial"))
+            .collect();
+        assert!(partials.is_empty(), "left behind: {partials:?}");
     }
 }

@@ -1716,7 +1716,7 @@ impl Agent {
                                     &framework_id,
                                     &executor_id,
                                     &container_id,
-                                    &e.to_string(),
+                                    &e.launch_message(&container_id),
                                 )
                             });
                             return;
@@ -1751,10 +1751,12 @@ impl Agent {
                             // Destroy what the executor left in its session before
                             // its tasks are reported gone, as Mesos reports them only
                             // once the container is destroyed.
-                            let _ =
-                                tokio::task::spawn_blocking(move || containers::kill_session(pid))
-                                    .await;
-                            checkpoint::forget(&work_dir, &container_id);
+                            let forgotten = container_id.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                containers::kill_session(pid);
+                                checkpoint::forget(&work_dir, &forgotten);
+                            })
+                            .await;
                             agent.with_state(|st| {
                                 st.executor_exited(&framework_id, &executor_id, &container_id, raw)
                             });

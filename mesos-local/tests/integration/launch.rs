@@ -227,3 +227,39 @@ async fn shutdown_lets_baton_executor_stop_its_tasks_gracefully() {
     // grace for acknowledgements.
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+#[tokio::test]
+async fn a_failed_fetch_is_reported_as_a_mesos_agent_reports_it() {
+    ensure_baton_executor();
+    let (cluster, dir) = start(41200).await;
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Json,
+        framework_info("fetch", true, 60.0),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    let mut task = command_task("fetcher", &offer, "true");
+    let missing = "file:///nonexistent/baton-fetch-test.tgz";
+    task.command.as_mut().expect("a command task").uris = vec![v1::command_info::Uri {
+        value: missing.into(),
+        ..Default::default()
+    }];
+    s.accept(vec![offer.id.clone()], vec![launch(vec![task])], None)
+        .await;
+    let u = s.update("fetcher").await;
+    assert_eq!(u.state(), TaskState::TaskFailed, "{}", u.message());
+    assert_eq!(u.reason(), Reason::ContainerLaunchFailed);
+    // The agent's words, without the URI...
+    let message = u.message();
+    assert!(
+        message.starts_with("Failed to launch container: Failed to fetch all URIs for container '")
+            && message.ends_with("': exited with status 1"),
+        "{message}"
+    );
+    assert!(!message.contains(missing), "{message}");
+    // ...which is in the sandbox, where the fetcher writes.
+    let stderr = file_content(&sandbox(dir.path(), "fetcher").await.join("stderr")).await;
+    assert!(stderr.contains(missing), "{stderr}");
+    stop(cluster, dir.path()).await;
+}

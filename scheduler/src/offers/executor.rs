@@ -219,22 +219,18 @@ fn is_emptied_scalar(resource: &Resource) -> bool {
 
 /// Whether a task ended because its agent could not fetch `baton-executor`
 /// itself (Baton restarting, or unreachable): Baton's own failure, not the
-/// app's, so it must not slow the app's launches down. `mesos-local` names
-/// the URI that failed; a real agent says only that fetching failed, which
-/// is the executor's when the app fetches nothing of its own (with URIs of
-/// its own the failure stays the app's: it may be theirs).
+/// app's, so it must not slow the app's launches down. An agent says only
+/// that fetching failed ("Failed to fetch all URIs for container …"; which
+/// URI and why is in the sandbox), so it is the executor's when the app
+/// fetches nothing of its own (with URIs of its own the failure stays the
+/// app's: it may be theirs).
 pub fn failed_fetching_executor(status: &v1::TaskStatus, app_fetches_uris: bool) -> bool {
     if status.reason.is_none() || status.reason() != v1::task_status::Reason::ContainerLaunchFailed
     {
         return false;
     }
     let message = status.message.as_deref().unwrap_or("").to_ascii_lowercase();
-    if !message.contains("fetch") {
-        return false;
-    }
-    let names_executor =
-        message.contains("/executor/") && message.contains(&format!("/{EXECUTOR_NAME}"));
-    names_executor || !app_fetches_uris
+    message.contains("fetch") && !app_fetches_uris
 }
 
 #[cfg(test)]
@@ -475,22 +471,7 @@ mod tests {
             s.message = Some(message.into());
             s
         };
-        // mesos-local names the URI.
-        let local = failed(
-            Some(Reason::ContainerLaunchFailed),
-            "Failed to launch container: failed to fetch 'http://b:8080/executor/0123/baton-executor': connection refused",
-        );
-        assert!(failed_fetching_executor(&local, false));
-        assert!(
-            failed_fetching_executor(&local, true),
-            "named: even with app URIs"
-        );
-        let apps_own = failed(
-            Some(Reason::ContainerLaunchFailed),
-            "Failed to launch container: failed to fetch 'http://files/app.tgz': 404",
-        );
-        assert!(!failed_fetching_executor(&apps_own, true));
-        // A real agent does not name it: the executor's when the app
+        // The agent does not name the URI: the executor's when the app
         // fetches nothing itself.
         let real = failed(
             Some(Reason::ContainerLaunchFailed),
