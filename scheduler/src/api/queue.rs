@@ -40,17 +40,17 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let now = state.scheduler.now();
     let mut queue = Vec::new();
     for (id, app) in &view.apps {
-        let waiting = view.instances_of(id).filter(|i| i.is_waiting()).count();
-        if waiting == 0 {
-            continue;
+        let (mut waiting, mut wanted) = (0, 0);
+        for instance in view.instances_of(id) {
+            waiting += usize::from(instance.is_waiting());
+            wanted += usize::from(instance.goal == Goal::Running);
         }
         // Instances are created a batch at a time (decide's
         // MAX_WAITING_INSTANCES): the ones not created yet wait too.
-        let wanted = view
-            .instances_of(id)
-            .filter(|i| i.goal == Goal::Running)
-            .count();
         let waiting = waiting + (app.instances as usize).saturating_sub(wanted);
+        if waiting == 0 {
+            continue;
+        }
         let stats = view
             .offer_stats
             .get(id)

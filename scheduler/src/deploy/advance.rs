@@ -63,33 +63,36 @@ pub fn advance(
     timeout: impl Fn(&PathId) -> Duration,
     now: Timestamp,
 ) -> Advance {
-    let mut next = deployment.clone();
-    let mut completed = Vec::new();
-    while next.current_step < next.steps.len()
-        && next.current_actions().iter().all(|(app, _)| converged(app))
-    {
-        completed.push(next.current_step);
-        next.current_step += 1;
-        next.step_started_at = Some(now);
-    }
-    if !completed.is_empty() {
+    // The current step's first app that has not converged, if any.
+    let holding_up = deployment
+        .current_actions()
+        .iter()
+        .map(|(app, _)| app)
+        .find(|app| !converged(app));
+    let Some(app) = holding_up else {
+        if deployment.current_step >= deployment.steps.len() {
+            return Advance::Unchanged;
+        }
+        // The step is done: move on through every step that is.
+        let mut next = deployment.clone();
+        let mut completed = Vec::new();
+        while next.current_step < next.steps.len()
+            && next.current_actions().iter().all(|(app, _)| converged(app))
+        {
+            completed.push(next.current_step);
+            next.current_step += 1;
+            next.step_started_at = Some(now);
+        }
         let finished = next.current_step >= next.steps.len();
         return Advance::Stepped {
             next,
             completed,
             finished,
         };
-    }
+    };
     if deployment.failure.is_some() {
         return Advance::Unchanged;
     }
-    let Some((app, _)) = deployment
-        .current_actions()
-        .iter()
-        .find(|(app, _)| !converged(app))
-    else {
-        return Advance::Unchanged;
-    };
     let step_start = deployment.step_started_at.unwrap_or(deployment.started_at);
     let elapsed = u128::try_from(now.as_millis() - step_start.as_millis()).unwrap_or(0);
     if elapsed < timeout(app).as_millis() {

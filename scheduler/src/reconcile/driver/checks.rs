@@ -129,36 +129,46 @@ impl Driver {
             return;
         }
         let mut next = (*instance).clone();
-        let kill = self.apply_health(&mut next, &result);
+        // Counted even when nothing else changes (only timestamps moved):
+        // a check's results are kept in memory, not stored.
+        let Some((kept, kill)) = self.assess_health(&mut next, &result) else {
+            return;
+        };
+        self.keep_health(kept);
         self.store_health_change(&instance, next, kill).await;
     }
 
-    /// Records a result in its check's state and the task's overall verdict
-    /// (`healthy`); returns whether the task is due to be replaced.
-    pub(super) fn apply_health(&mut self, instance: &mut Instance, result: &HealthResult) -> bool {
-        let Some(app) = self.definition_for(instance) else {
-            return false;
-        };
-        let Some(check) = app.health_checks.get(result.check_index) else {
-            return false;
-        };
+    /// What `result` makes of the task's checks, without keeping it yet:
+    /// sets the task's overall verdict (`healthy`) in `instance`; returns
+    /// the check state to keep ([`Driver::keep_health`]) and whether the
+    /// task is due to be replaced. `None` if the result is for no check of
+    /// the task's app.
+    pub(super) fn assess_health(
+        &self,
+        instance: &mut Instance,
+        result: &HealthResult,
+    ) -> Option<(KeptHealth, bool)> {
+        let app = self.definition_for(instance)?;
+        let check = app.health_checks.get(result.check_index)?;
         let instance_id = instance.instance_id();
-        let Some(task) = instance.task.as_mut() else {
-            return false;
-        };
+        let task = instance.task.as_mut()?;
         let started_at = task.started_at.unwrap_or(task.launched_at);
-        if !result.alive {
-            let cause = result.cause.clone().unwrap_or_else(|| "failed".into());
-            self.health_causes.insert(result.task_id.clone(), cause);
-        }
-        let verdict = self
+        let key = |i: usize| (result.task_id.clone(), i);
+        let mut state = self
             .check_states
-            .entry((result.task_id.clone(), result.check_index))
-            .or_default()
-            .record(result, check, started_at);
-        // All of the task's checks together: healthy once every one passed.
+            .get(&key(result.check_index))
+            .cloned()
+            .unwrap_or_default();
+        let verdict = state.record(result, check, started_at);
+        // All of the task's checks together, this one as it is now.
         let states: Vec<&CheckState> = (0..app.health_checks.len())
-            .filter_map(|i| self.check_states.get(&(result.task_id.clone(), i)))
+            .filter_map(|i| {
+                if i == result.check_index {
+                    Some(&state)
+                } else {
+                    self.check_states.get(&key(i))
+                }
+            })
             .collect();
         let all_spoke = states.len() == app.health_checks.len();
         let alive = health::instance_alive(states.iter().copied());
@@ -166,20 +176,14 @@ impl Driver {
             Some(true) if !all_spoke => None,
             other => other,
         };
-        let shown: Vec<CheckResults> = (0..app.health_checks.len())
-            .filter_map(|i| {
-                self.check_states
-                    .get(&(result.task_id.clone(), i))
-                    .map(|state| CheckResults {
-                        instance_id: instance_id.clone(),
-                        task_id: result.task_id.clone(),
-                        state: state.clone(),
-                    })
+        let shown: Vec<CheckResults> = states
+            .iter()
+            .map(|state| CheckResults {
+                instance_id: instance_id.clone(),
+                task_id: result.task_id.clone(),
+                state: (*state).clone(),
             })
             .collect();
-        self.view
-            .health
-            .insert(result.task_id.clone(), Arc::new(shown));
         // Mesos-level checks: 0 means "kill after the first failure".
         let kill_after = match check.max_consecutive_failures {
             0 if check.protocol.is_mesos() => 1,
@@ -188,11 +192,33 @@ impl Driver {
         let due = kill_after > 0
             && !verdict.ignored
             && verdict.alive == Some(false)
-            && self
-                .check_states
-                .get(&(result.task_id.clone(), result.check_index))
-                .is_some_and(|s| s.consecutive_failures >= kill_after);
-        due && task.retire_for_health.is_none()
+            && state.consecutive_failures >= kill_after;
+        let kept = KeptHealth {
+            task_id: result.task_id.clone(),
+            check_index: result.check_index,
+            state,
+            cause: (!result.alive).then(|| result.cause.clone().unwrap_or_else(|| "failed".into())),
+            shown,
+        };
+        Some((kept, due && task.retire_for_health.is_none()))
+    }
+
+    /// Keeps what [`Driver::assess_health`] made of a result: the check's
+    /// state, the failure's cause, and the results the API shows.
+    pub(super) fn keep_health(&mut self, kept: KeptHealth) {
+        let KeptHealth {
+            task_id,
+            check_index,
+            state,
+            cause,
+            shown,
+        } = kept;
+        if let Some(cause) = cause {
+            self.health_causes.insert(task_id.clone(), cause);
+        }
+        self.check_states
+            .insert((task_id.clone(), check_index), state);
+        self.view.health.insert(task_id, Arc::new(shown));
     }
 
     /// Persists an instance whose health changed, tells the bus, and
@@ -267,6 +293,18 @@ impl Driver {
         self.health_causes.remove(task_id);
         self.view.health.remove(task_id);
     }
+}
+
+/// A health result's effect on the driver's check bookkeeping, kept once
+/// the decision it is part of holds ([`Driver::keep_health`]).
+pub(super) struct KeptHealth {
+    task_id: String,
+    check_index: usize,
+    state: CheckState,
+    /// Why it failed, if it did.
+    cause: Option<String>,
+    /// The task's results as the API shows them.
+    shown: Vec<CheckResults>,
 }
 
 /// Replaces `id`'s entry of a target table; whether anything changed.

@@ -21,6 +21,7 @@ use crate::reconcile::events::Event;
 use crate::reconcile::load;
 use crate::reconcile::status::{self, StatusInput};
 use crate::state::StatusRecord;
+use crate::state::app::PathId;
 use crate::state::instance::{Condition, Instance, InstanceTask};
 
 /// Failed fetches of baton-executor in a row that cost an app nothing; past
@@ -85,7 +86,6 @@ impl Driver {
             info!(tasks = outstanding.len(), "resending outstanding kills");
         }
         for task in &outstanding {
-            self.view.stats.kills_sent += 1;
             self.send(super::commands::kill_call(task));
         }
         self.start_reconciliation();
@@ -95,12 +95,12 @@ impl Driver {
     /// Explicit reconciliation of every task we believe may be alive; the
     /// implicit one follows once all have answered (or retries gave up).
     pub(super) fn start_reconciliation(&mut self) {
-        let pending: BTreeMap<String, Option<String>> = self
+        let pending: BTreeMap<String, String> = self
             .view
             .all_instances()
             .filter_map(|i| i.task.as_ref())
             .filter(|t| !t.condition.is_terminal())
-            .map(|t| (t.task_id.clone(), Some(t.agent_id.clone())))
+            .map(|t| (t.task_id.clone(), t.agent_id.clone()))
             .collect();
         info!(tasks = pending.len(), "explicit reconciliation");
         self.reconciling = Some(Reconciling {
@@ -131,7 +131,7 @@ impl Driver {
             .map(|(t, a)| {
                 (
                     mesos_proto::util::task_id(t),
-                    a.clone().map(mesos_proto::util::agent_id),
+                    Some(mesos_proto::util::agent_id(a)),
                 )
             })
             .collect();
@@ -292,7 +292,7 @@ impl Driver {
         }
         let now = self.now();
         let condition = Condition::of(&status);
-        let not_the_apps_fault = self.executor_fetch_failed(&instance, &status, condition);
+        let executor_fetch = self.executor_fetch(&instance, &status, condition);
         let app = self.view.apps.get(&instance.app_id).cloned();
         let outcome = status::apply_status(StatusInput {
             instance: &instance,
@@ -300,11 +300,12 @@ impl Driver {
             app: app.as_deref(),
             delay: self.view.delays.get(&instance.app_id),
             now,
-            not_the_apps_fault,
+            not_the_apps_fault: executor_fetch.is_batons(),
         });
         let mut next = outcome.next;
         // A Mesos-level health verdict rides on the status (`healthy`).
         let mut retired = false;
+        let mut kept_health = None;
         if let (Some(alive), Condition::Running) = (status.healthy, condition)
             && let Some(check_index) = self
                 .definition_for(&next)
@@ -317,17 +318,16 @@ impl Driver {
                 cause: (!alive).then(|| status.message.clone().unwrap_or_default()),
                 at: now,
             };
-            if self.apply_health(&mut next, &result)
-                && self.may_retire(&next)
-                && let Some(task) = next.task.as_mut()
-            {
-                task.retire_for_health = Some(now);
-                retired = true;
+            if let Some((kept, due)) = self.assess_health(&mut next, &result) {
+                kept_health = Some(kept);
+                if due
+                    && self.may_retire(&next)
+                    && let Some(task) = next.task.as_mut()
+                {
+                    task.retire_for_health = Some(now);
+                    retired = true;
+                }
             }
-        }
-        if condition.is_terminal() {
-            self.forget_health(&task_id);
-            self.view.loads.remove(&task_id);
         }
         let next = Arc::new(next);
         let mut effects = Effects::default();
@@ -365,9 +365,18 @@ impl Driver {
         // forget the update, so it must be durable here first.
         effects.ack = calls::acknowledge(&status);
         if let Err(e) = self.apply(effects).await {
+            // Nothing of it is kept: the resent update counts once.
             error!(%task_id, error = %e, "cannot persist status update; not acknowledging (Mesos will resend)");
             return;
         }
+        if let Some(kept) = kept_health {
+            self.keep_health(kept);
+        }
+        if condition.is_terminal() {
+            self.forget_health(&task_id);
+            self.view.loads.remove(&task_id);
+        }
+        self.keep_executor_fetch(&instance.app_id, executor_fetch, &status);
         info!(%task_id, state = state.as_str_name(), message = ?status.message, "task status");
         self.view.stats.updates_applied += 1;
         if let Some(ms) = outcome.launch_latency_ms {
@@ -380,36 +389,48 @@ impl Driver {
     /// — no launch delay, no app failure, relaunched with the next offer.
     /// Only so many times in a row, though: a fetch that keeps failing is
     /// throttled by the app's backoff like any failing launch.
-    fn executor_fetch_failed(
-        &mut self,
+    fn executor_fetch(
+        &self,
         instance: &Instance,
         status: &v1::TaskStatus,
         condition: Condition,
-    ) -> bool {
+    ) -> ExecutorFetch {
         let fetch_failed = condition.is_terminal()
             && self.definition_for(instance).is_some_and(|app| {
                 self.config.executor.baton_for(&app).is_some()
                     && failed_fetching_executor(status, !app.fetch.is_empty())
             });
         if !fetch_failed {
-            if condition == Condition::Running {
-                self.executor_fetch_streaks.remove(&instance.app_id);
-            }
-            return false;
+            return ExecutorFetch::Unrelated {
+                running: condition == Condition::Running,
+            };
         }
         let streak = self
             .executor_fetch_streaks
-            .entry(instance.app_id.clone())
-            .or_default();
-        *streak += 1;
-        self.view.stats.executor_fetch_failures += 1;
+            .get(&instance.app_id)
+            .copied()
+            .unwrap_or(0)
+            + 1;
+        ExecutorFetch::Failed { streak }
+    }
+
+    /// Keeps an app's executor-fetch streak once its update is stored.
+    fn keep_executor_fetch(&mut self, app: &PathId, fetch: ExecutorFetch, status: &v1::TaskStatus) {
         let task_id = &status.task_id.value;
-        if *streak <= FREE_EXECUTOR_FETCH_RETRIES {
-            warn!(%task_id, message = ?status.message, "the agent could not fetch baton-executor; relaunching without a launch delay");
-            true
-        } else {
-            warn!(%task_id, message = ?status.message, failures = *streak, "the agents keep failing to fetch baton-executor; the app's launch delay applies until a launch gets going");
-            false
+        match fetch {
+            ExecutorFetch::Unrelated { running: true } => {
+                self.executor_fetch_streaks.remove(app);
+            }
+            ExecutorFetch::Unrelated { running: false } => {}
+            ExecutorFetch::Failed { streak } => {
+                self.executor_fetch_streaks.insert(app.clone(), streak);
+                self.view.stats.executor_fetch_failures += 1;
+                if fetch.is_batons() {
+                    warn!(%task_id, message = ?status.message, "the agent could not fetch baton-executor; relaunching without a launch delay");
+                } else {
+                    warn!(%task_id, message = ?status.message, failures = streak, "the agents keep failing to fetch baton-executor; the app's launch delay applies until a launch gets going");
+                }
+            }
         }
     }
 
@@ -423,5 +444,21 @@ impl Driver {
         };
         // Nothing to persist: this cannot fail.
         let _ = self.apply(effects).await;
+    }
+}
+
+/// What an update says of fetching baton-executor.
+#[derive(Debug, Clone, Copy)]
+enum ExecutorFetch {
+    /// Not a failure to fetch it; `running` ends a streak.
+    Unrelated { running: bool },
+    /// The agent could not fetch it, `streak` times in a row with this one.
+    Failed { streak: u32 },
+}
+
+impl ExecutorFetch {
+    /// Whether the failure is Baton's, not the app's (a free relaunch).
+    fn is_batons(self) -> bool {
+        matches!(self, ExecutorFetch::Failed { streak } if streak <= FREE_EXECUTOR_FETCH_RETRIES)
     }
 }

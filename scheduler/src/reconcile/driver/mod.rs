@@ -131,14 +131,15 @@ fn everything(view: &View) -> BTreeSet<PathId> {
         .chain(
             view.deployments
                 .values()
-                .flat_map(|d| d.affected_apps().cloned().collect::<Vec<_>>()),
+                .flat_map(|d| d.affected_apps().cloned()),
         )
         .collect()
 }
 
 /// An explicit reconciliation in progress: the tasks that have not answered.
 struct Reconciling {
-    pending: BTreeMap<String, Option<String>>,
+    /// Task id → agent id.
+    pending: BTreeMap<String, String>,
     retry_at: Instant,
     retry_after: Duration,
 }
@@ -333,9 +334,6 @@ impl Driver {
             self.emit(event);
         }
         for call in calls {
-            if call.r#type == Some(call::Type::Kill as i32) {
-                self.view.stats.kills_sent += 1;
-            }
             self.send(call);
         }
         if let Some(ack) = ack {
@@ -355,6 +353,9 @@ impl Driver {
     /// Queues a call for Mesos; it goes out with the next
     /// [`Driver::flush`], in the order decided.
     fn send(&mut self, call: Call) {
+        if call.r#type == Some(call::Type::Kill as i32) {
+            self.view.stats.kills_sent += 1;
+        }
         self.outbox.calls.push(call);
     }
 

@@ -1,7 +1,7 @@
 //! An offer cycle: the demands of every app that may launch, placed on
-//! the offers (pure, [`crate::offers::place`]); launches written ahead of
-//! each ACCEPT; what was not used declined; the offer funnel per app for
-//! `/v2/queue`.
+//! the offers (pure, [`crate::offers::place`]); the cycle's launches
+//! written ahead of its ACCEPTs, in one write; what was not used declined;
+//! the offer funnel per app for `/v2/queue`.
 
 use std::sync::Arc;
 
@@ -99,9 +99,12 @@ impl Driver {
             self.view.offer_stats.insert(id, Arc::new(stats));
         }
 
-        // Launches, offer by offer; write-ahead of each ACCEPT.
+        // Launches, an ACCEPT per offer.
         let mut next_waiting: Vec<usize> = vec![0; waiting.len()];
         let mut unused: Vec<v1::OfferId> = Vec::new();
+        let mut launching = Effects::default();
+        // Offer, agent and task count of each ACCEPT.
+        let mut accepted: Vec<(v1::OfferId, String, usize)> = Vec::new();
         for (offer_index, placements) in plan.offers.iter().enumerate() {
             let offer = &offers[offer_index];
             if placements.is_empty() {
@@ -158,26 +161,28 @@ impl Driver {
                 unused.push(offer.id.clone());
                 continue;
             }
-            // Write-ahead: the launch is on disk before Mesos hears of it,
-            // so a crash cannot leave a task we do not know about.
-            let count = launches.len();
-            let mut effects = Effects::default();
+            accepted.push((offer.id.clone(), offer.hostname.clone(), launches.len()));
             for instance in launched {
-                effects.change(StateChange::Instance(Arc::new(instance)));
+                launching.change(StateChange::Instance(Arc::new(instance)));
             }
-            effects.call(calls::accept_launch(
+            launching.call(calls::accept_launch(
                 vec![offer.id.clone()],
                 launches,
                 self.config.refuse_seconds_while_waiting,
             ));
-            if let Err(e) = self.apply(effects).await {
-                error!(error = %e, "cannot persist launches; declining the offer");
-                unused.push(offer.id.clone());
-                continue;
+        }
+        // Write-ahead: the launches are on disk before Mesos hears of them,
+        // so a crash cannot leave a task we do not know about.
+        if !accepted.is_empty() {
+            if let Err(e) = self.apply(launching).await {
+                error!(error = %e, "cannot persist launches; declining the offers");
+                unused.extend(accepted.drain(..).map(|(offer, _, _)| offer));
             }
-            info!(agent = %offer.hostname, tasks = count, "launching");
-            self.view.stats.offers_accepted += 1;
-            self.view.stats.tasks_launched += count as u64;
+            for (_, agent, count) in &accepted {
+                info!(%agent, tasks = count, "launching");
+                self.view.stats.offers_accepted += 1;
+                self.view.stats.tasks_launched += *count as u64;
+            }
         }
         if !unused.is_empty() {
             let still_waiting = plan

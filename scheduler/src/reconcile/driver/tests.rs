@@ -193,11 +193,23 @@ impl Harness {
     /// A status update of `task_id` from its executor (with a uuid: it
     /// must be acknowledged).
     async fn update(&self, task_id: &str, state: TaskState, uuid: u8) {
+        self.update_with_health(task_id, state, uuid, None).await;
+    }
+
+    /// [`Harness::update`] carrying a Mesos-level health verdict.
+    async fn update_with_health(
+        &self,
+        task_id: &str,
+        state: TaskState,
+        uuid: u8,
+        healthy: Option<bool>,
+    ) {
         let mut status =
             mesos_proto::util::status(mesos_proto::util::task_id(task_id), state, Source::Executor);
         status.agent_id = Some(agent_id("agent-1"));
         status.uuid = Some(vec![uuid]);
         status.timestamp = None;
+        status.healthy = healthy;
         self.mesos(MesosEvent {
             r#type: Some(event::Type::Update as i32),
             update: Some(event::Update { status }),
@@ -434,6 +446,7 @@ async fn an_update_the_store_refuses_is_not_acknowledged_and_counts_when_resent(
     )
     .await;
     let (task, _) = launch(&mut h, 1).await;
+    while h.bus.try_recv().is_ok() {}
     h.store.refuse.store(true, Ordering::SeqCst);
     h.update(&task, TaskState::TaskRunning, 7).await;
     // Nothing is acknowledged, announced or changed while the store refuses.
@@ -443,6 +456,16 @@ async fn an_update_the_store_refuses_is_not_acknowledged_and_counts_when_resent(
             call.r#type,
             Some(call::Type::Acknowledge as i32),
             "nothing acknowledged: {call:?}"
+        );
+    }
+    while let Ok(e) = h.bus.try_recv() {
+        assert!(
+            !matches!(
+                e.event,
+                Event::StatusUpdate { .. } | Event::InstanceChanged(_)
+            ),
+            "nothing announced: {:?}",
+            e.event.event_type()
         );
     }
     let view = h.scheduler.view();
@@ -486,5 +509,54 @@ async fn an_update_the_store_refuses_is_not_acknowledged_and_counts_when_resent(
         Some(crate::state::instance::Condition::Running)
     );
     assert_eq!(view.stats.updates_applied, 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mesos_health_failure_the_store_refused_counts_once_when_resent() {
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store, |_| {}).await;
+    h.put(serde_json::json!({
+        "id": "/web", "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 1,
+        "portDefinitions": [{"port": 0}],
+        "healthChecks": [{"protocol": "MESOS_TCP", "portIndex": 0,
+                          "maxConsecutiveFailures": 2, "gracePeriodSeconds": 0}],
+    }))
+    .await;
+    let (task, _) = launch(&mut h, 1).await;
+    h.update_with_health(&task, TaskState::TaskRunning, 1, Some(true))
+        .await;
+    h.next_call(call::Type::Acknowledge).await;
+    let failures = |h: &Harness| {
+        h.scheduler
+            .view()
+            .health
+            .get(&task)
+            .and_then(|results| results.first().map(|r| r.state.consecutive_failures))
+    };
+    // A failure the store refuses is not kept...
+    h.store.refuse.store(true, Ordering::SeqCst);
+    h.update_with_health(&task, TaskState::TaskRunning, 2, Some(false))
+        .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(failures(&h), Some(0));
+    // ...so Mesos resending it makes one failure of two, not two.
+    h.store.refuse.store(false, Ordering::SeqCst);
+    h.update_with_health(&task, TaskState::TaskRunning, 2, Some(false))
+        .await;
+    let (ack, _) = h.next_call(call::Type::Acknowledge).await;
+    assert_eq!(ack.acknowledge.unwrap().uuid, vec![2]);
+    assert_eq!(failures(&h), Some(1));
+    let view = h.scheduler.view();
+    let instance = view.all_instances().next().unwrap();
+    assert_eq!(instance.task.as_ref().unwrap().retire_for_health, None);
+    // The second one in a row replaces it.
+    h.update_with_health(&task, TaskState::TaskRunning, 3, Some(false))
+        .await;
+    h.next_event("replaced for failing its checks", |e| {
+        matches!(e, Event::UnhealthyKill { .. })
+    })
+    .await;
+    assert_eq!(failures(&h), Some(2));
     h.stop().await;
 }
