@@ -34,14 +34,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Why a TCP probe failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TcpError {
-    /// The connection was refused or failed.
-    #[error("connecting to {address} failed: {source}")]
+    /// The connection was refused or failed. (Its cause is in the
+    /// message, not a `source`, so that `to_string` alone says why and
+    /// [`error_chain`] does not say it twice.)
+    #[error("connecting to {address} failed: {error}")]
     Connect {
         /// `host:port`.
         address: String,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Nothing answered in time.
     #[error("timed out after {0:?}")]
@@ -65,9 +66,9 @@ pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), TcpErro
     match tokio::time::timeout(timeout, connect).await {
         // The stream is dropped, so the connection closes at once.
         Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(source)) => Err(TcpError::Connect {
+        Ok(Err(error)) => Err(TcpError::Connect {
             address: host_port(host, port),
-            source,
+            error,
         }),
         Err(_) => Err(TcpError::Timeout(timeout)),
     }
@@ -101,12 +102,9 @@ mod tests {
         let inner = std::io::Error::other("refused");
         let outer = TcpError::Connect {
             address: "h:1".into(),
-            source: inner,
+            error: inner,
         };
-        assert_eq!(
-            error_chain(&outer),
-            "connecting to h:1 failed: refused: refused"
-        );
+        assert_eq!(error_chain(&outer), "connecting to h:1 failed: refused");
         assert_eq!(host_port("::1", 80), "[::1]:80");
         assert_eq!(host_port("10.0.0.1", 80), "10.0.0.1:80");
     }

@@ -212,11 +212,7 @@ impl Upstream {
     /// The instance `task_id` at `host:port`, keeping `state` if an earlier
     /// table had one for it.
     pub fn new(task_id: &str, host: &str, port: u16, state: Option<Arc<UpstreamState>>) -> Self {
-        let authority = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let authority = baton_probe::host_port(host, port);
         Upstream {
             task_id: task_id.to_string(),
             host_header: hyper::header::HeaderValue::from_str(&authority).ok(),

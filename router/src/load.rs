@@ -26,12 +26,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::balance::Policy;
-use crate::marathon::{Marathon, error_chain};
+use crate::marathon::Marathon;
 use crate::shared::Shared;
+use baton_probe::error_chain;
 
-// The weight bounds live with the balancer, which reads the weights; kept
-// here too, where the formula above names them.
-pub use crate::balance::{FULL_WEIGHT, MIN_WEIGHT};
+// The weight bounds live with the balancer, which reads the weights.
+use crate::balance::{FULL_WEIGHT, MIN_WEIGHT};
 
 /// Busy ratios above this count as this.
 const MAX_BUSY: f64 = 8.0;

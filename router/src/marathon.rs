@@ -221,5 +221,3 @@ impl Marathon {
         Ok(response)
     }
 }
-
-pub(crate) use baton_probe::error_chain;

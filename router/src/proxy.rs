@@ -59,7 +59,6 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::balance::{self, InFlight};
-use crate::marathon::error_chain;
 use crate::pool::{self, Pool};
 use crate::report;
 use crate::runtime::AppRuntime;
@@ -67,6 +66,7 @@ use crate::scale;
 use crate::scaler;
 use crate::shared::Shared;
 use crate::table::{Route, Table, normalize_host};
+use baton_probe::error_chain;
 
 /// Paths under this prefix are the router's own, on every host.
 pub const ADMIN_PREFIX: &str = "/_router/";

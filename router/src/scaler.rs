@@ -19,13 +19,14 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::marathon::{Marathon, error_chain};
+use crate::marathon::Marathon;
 use crate::scale::{
     autoscale, autoscale_rule, should_sleep, sleep_labels, sleep_rule, sleeping, wake_labels,
     wake_timeout,
 };
 use crate::shared::Shared;
 use crate::table::Route;
+use baton_probe::error_chain;
 
 /// After applying a change, the app is skipped until the table reflects it
 /// or this long has passed.

@@ -34,9 +34,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::marathon::{Error, Marathon, error_chain};
+use crate::marathon::{Error, Marathon};
 use crate::shared::Shared;
 use crate::table::Table;
+use baton_probe::error_chain;
 
 /// Event types that can change a route; the stream asks for these only.
 pub const EVENT_TYPES: [&str; 14] = [

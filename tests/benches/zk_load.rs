@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::ha::zk::ZkUrl;
+use baton::zk::ZkUrl;
 use baton::reconcile::{instance_change, load_view, version_key};
 use baton::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
 use baton::state::instance::{Condition, Instance, InstanceTask};

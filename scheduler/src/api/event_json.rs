@@ -181,7 +181,9 @@ mod tests {
         let v = rendered(event);
         assert_eq!(v["eventType"], kind);
         for name in names.iter().chain(&["eventType", "timestamp"]) {
-            assert!(v.get(*name).is_some(), "{kind} lacks {name}: {v}");
+            // Present and set: a field rendered as `null` is as good as
+            // missing to a client.
+            assert!(!v[*name].is_null(), "{kind} lacks {name}: {v}");
         }
     }
 
@@ -328,7 +330,7 @@ mod tests {
             deployment: d,
             step: 0,
         });
-        assert!(info.get("plan").is_some() && info.get("currentStep").is_some());
+        assert!(!info["plan"].is_null() && !info["currentStep"].is_null());
         assert_eq!(
             info["currentStep"]["actions"][0]["action"],
             "ScaleApplication"

@@ -135,7 +135,7 @@ where
             }),
         )
         .route(
-            "/executor/{version}/baton-executor",
+            &format!("/executor/{{version}}/{EXECUTOR_NAME}"),
             get(move |UrlPath(version): UrlPath<String>| {
                 let file = Arc::clone(&versioned);
                 async move { serve_executor(&file, Some(version)).await }

@@ -21,9 +21,6 @@ pub mod election;
 pub mod registry;
 pub mod terms;
 
-/// ZooKeeper URLs and sessions live below both HA and master detection.
-pub use crate::zk;
-
 use std::fmt;
 
 /// What this process is, now.

@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use baton_probe::host_port;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use tokio::runtime::Handle;
@@ -526,9 +527,10 @@ async fn probe(
                 baton_probe::tcp(&target.host, target.port, timeout)
                     .await
                     .map_err(|e| match e {
-                        baton_probe::TcpError::Connect { address, source } => {
-                            CheckError::Connect { address, source }
-                        }
+                        baton_probe::TcpError::Connect { address, error } => CheckError::Connect {
+                            address,
+                            source: error,
+                        },
                         baton_probe::TcpError::Timeout(limit) => CheckError::Timeout(limit),
                     }),
             )
@@ -720,14 +722,6 @@ fn http_url(tls: bool, host: &str, port: u16, path: Option<&str>) -> String {
     let path = path.unwrap_or("");
     let slash = if path.starts_with('/') { "" } else { "/" };
     format!("{scheme}://{}{slash}{path}", host_port(host, port))
-}
-
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub use readiness::{
 };
 pub use state::{CheckState, Verdict, instance_alive};
 
-pub use crate::state::app::ports::port_of;
+use crate::state::app::ports::port_of;
 use crate::state::app::{AppDefinition, HealthCheck, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
 

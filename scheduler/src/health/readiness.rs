@@ -77,7 +77,7 @@ pub struct ReadinessResult {
 /// declared port ([`AppDefinition::declared_ports`]) named `portName`.
 /// `None` when no port has that name, the port has no host port (a
 /// container-network port), or the task lacks that host port. `host_ports`
-/// as for [`port_of`](super::port_of).
+/// as for [`port_of`](crate::state::app::ports::port_of).
 pub fn readiness_port_of(
     app: &AppDefinition,
     check: &ReadinessCheck,

@@ -151,6 +151,7 @@ impl MesosHandle {
 
     /// A handle on no subscription, for a loop driven without Mesos (its
     /// calls go elsewhere; these fail with `NotSubscribed`).
+    #[cfg(test)]
     pub fn detached() -> MesosHandle {
         let (_, connection) = watch::channel(None);
         MesosHandle {

@@ -194,14 +194,6 @@ pub struct Effects {
 }
 
 impl Effects {
-    /// Nothing at all.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-            && self.events.is_empty()
-            && self.calls.is_empty()
-            && self.ack.is_none()
-    }
-
     /// Adds a state change.
     pub fn change(&mut self, change: StateChange) -> &mut Self {
         self.changes.push(change);

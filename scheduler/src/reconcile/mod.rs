@@ -59,9 +59,3 @@ pub use view::{
     CheckResults, Deployment, DeploymentAction, DeploymentFailure, OfferStats, Stats, TaskFailure,
     View,
 };
-
-/// The configuration version instances of `app` run
-/// ([`crate::state::app::AppDefinition::config_version`]).
-pub fn config_version(app: &crate::state::app::AppDefinition) -> crate::state::app::Timestamp {
-    app.config_version()
-}

@@ -46,7 +46,7 @@ pub struct StatusOutcome {
 }
 
 /// The status's uuid in hex, as kept to recognise redeliveries.
-pub fn uuid_hex(status: &v1::TaskStatus) -> Option<String> {
+fn uuid_hex(status: &v1::TaskStatus) -> Option<String> {
     status
         .uuid
         .as_deref()

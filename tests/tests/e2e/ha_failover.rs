@@ -374,7 +374,7 @@ async fn the_registry_lists_healthy_instances_and_drops_dead_ones_within_a_healt
     let zk = ZooKeeper::start().await;
     let mesos = MesosLocalProcess::start(&dir.path().join("mesos"), Encoding::Protobuf).await;
     let baton = start_baton(&mesos, &zk, &dir.path().join("a")).await;
-    let reader = baton::ha::zk::ZkUrl::parse(&zk.url("/baton"))
+    let reader = baton::zk::ZkUrl::parse(&zk.url("/baton"))
         .unwrap()
         .connect(Duration::from_secs(10))
         .await

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton::ha::zk::ZkUrl;
+use baton::zk::ZkUrl;
 use baton::state::{Category, Change, Store, StoreError, ZkStore};
 use baton_e2e::zookeeper::ZooKeeper;
 use zookeeper_client as zk;

@@ -201,8 +201,8 @@ fn unchanged_apps_are_not_written_and_scales_keep_their_configuration() {
     let written = next.next_version_of(Some(&current), now);
     assert_eq!(written.version, Some(now));
     assert_eq!(
-        crate::reconcile::config_version(&written),
-        crate::reconcile::config_version(&current),
+        written.config_version(),
+        current.config_version(),
         "a scale does not replace instances"
     );
 

@@ -114,6 +114,9 @@ impl Driver {
             })?;
             // Every write path ends here (bodies, scaleBy, rollbacks to an
             // old version, kills with scale): one bound for all of them.
+            // (Bodies are also checked as they are parsed, so that the 422
+            // names the field's full path, e.g. `/apps(2)/instances`, among
+            // the body's other problems.)
             if let Some(app) = &new
                 && app.instances > self.config.max_instances_per_app
             {
