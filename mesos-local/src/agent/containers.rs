@@ -20,6 +20,7 @@ use std::time::Duration;
 use mesos_proto::v1;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tracing::{debug, warn};
 
@@ -230,10 +231,18 @@ async fn fetch(
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| fail(e.to_string()))?;
-        let bytes = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-        tokio::fs::write(&dest, &bytes)
+        // Streamed to disk: a fetch costs a chunk of memory, not the file
+        // (agents run in Baton's process in local mode).
+        let mut resp = resp;
+        let mut file = tokio::fs::File::create(&dest)
             .await
             .map_err(|e| fail(e.to_string()))?;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        file.flush().await.map_err(|e| fail(e.to_string()))?;
     } else {
         let src = value.strip_prefix("file://").unwrap_or(value);
         if !src.starts_with('/') {
