@@ -1,6 +1,8 @@
-//! Apps for tests that drive the scheduler library directly: building app
-//! definitions, reading an app's tasks from a [`View`], and waiting (with a
-//! deadline, never a fixed sleep) for the scheduler to get somewhere.
+//! Apps for tests: task commands (an HTTP server, one whose health the
+//! test flips); for tests that drive the scheduler library directly,
+//! building app definitions, reading an app's tasks from a [`View`], and
+//! waiting (with a deadline, never a fixed sleep) for the scheduler to get
+//! somewhere; for tests against a [`BatonProcess`], its health counts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,9 @@ use baton::reconcile::{SchedulerHandle, View};
 use baton::state::app::{AppDefaults, AppDefinition, PathId};
 use baton::state::instance::{Condition, InstanceTask};
 use serde_json::{Value, json};
+
+use crate::baton::BatonProcess;
+use crate::wait;
 
 /// How long a test waits for the scheduler to get somewhere.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -50,6 +55,91 @@ pub fn http_server(marker: &str) -> String {
     format!(
         "exec python3 -c 'import runpy, sys; sys.argv = [\"http.server\", sys.argv[1], \"--bind\", sys.argv[2]]; runpy.run_module(\"http.server\", run_name=\"__main__\")' $PORT0 $HOST {marker}"
     )
+}
+
+/// An HTTP server on `$HOST:$PORT0` whose health the test flips: `/health`
+/// answers 500 after `/sick` (or from the start when `$BROKEN` is 1) and
+/// 200 again after `/well`; `/ready` answers 503 for the first
+/// `$READY_AFTER` seconds; anything else 200. Every body is `$VERSION`.
+/// Python, as the process itself, with `marker` as an ignored argument.
+pub fn sick_well_server(marker: &str) -> String {
+    let script = [
+        "import http.server, os, sys, time",
+        "state = {\"sick\": os.environ.get(\"BROKEN\") == \"1\"}",
+        "start = time.time()",
+        "class H(http.server.BaseHTTPRequestHandler):",
+        "    def do_GET(self):",
+        "        if self.path == \"/sick\": state[\"sick\"] = True",
+        "        if self.path == \"/well\": state[\"sick\"] = False",
+        "        code = 500 if self.path == \"/health\" and state[\"sick\"] else 200",
+        "        late = time.time() - start < float(os.environ.get(\"READY_AFTER\", \"0\"))",
+        "        code = 503 if self.path == \"/ready\" and late else code",
+        "        body = os.environ.get(\"VERSION\", \"\").encode()",
+        "        self.send_response(code)",
+        "        self.send_header(\"Content-Length\", str(len(body)))",
+        "        self.end_headers()",
+        "        self.wfile.write(body)",
+        "    def log_message(self, *args): pass",
+        "http.server.ThreadingHTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()",
+    ]
+    .join("\n");
+    format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
+}
+
+/// An app's task counts, as `GET /v2/apps/{id}` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthCounts {
+    /// `tasksRunning`.
+    pub running: u64,
+    /// `tasksHealthy`.
+    pub healthy: u64,
+    /// `tasksUnhealthy`.
+    pub unhealthy: u64,
+}
+
+/// The counts `baton` shows for the app `id` (all 0 when it has none).
+pub async fn health_counts(baton: &BatonProcess, id: &str) -> HealthCounts {
+    let (_, body) = baton.get(&format!("/v2/apps{id}")).await;
+    let n = |field: &str| body["app"][field].as_u64().unwrap_or(0);
+    HealthCounts {
+        running: n("tasksRunning"),
+        healthy: n("tasksHealthy"),
+        unhealthy: n("tasksUnhealthy"),
+    }
+}
+
+/// Waits up to `deadline` until the app `id` shows exactly `want`.
+pub async fn wait_health_counts(
+    baton: &BatonProcess,
+    id: &str,
+    want: HealthCounts,
+    deadline: Duration,
+) {
+    let what = format!(
+        "{id}: {} running, {} healthy, {} unhealthy",
+        want.running, want.healthy, want.unhealthy
+    );
+    wait_counts(baton, id, &what, deadline, |c| c == want).await;
+}
+
+/// Waits up to `deadline` until the app `id` shows `n` healthy tasks
+/// (whatever its other counts).
+pub async fn wait_healthy(baton: &BatonProcess, id: &str, n: u64, deadline: Duration) {
+    let what = format!("{n} healthy tasks of {id}");
+    wait_counts(baton, id, &what, deadline, |c| c.healthy == n).await;
+}
+
+async fn wait_counts(
+    baton: &BatonProcess,
+    id: &str,
+    what: &str,
+    deadline: Duration,
+    done: impl Fn(HealthCounts) -> bool,
+) {
+    wait::until(deadline, what, || async {
+        done(health_counts(baton, id).await).then_some(())
+    })
+    .await;
 }
 
 /// The current (or last) tasks of the instances of `app`.

@@ -11,43 +11,16 @@ use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::events::EventLog;
-use baton_e2e::{procs, wait};
+use baton_e2e::{apps, procs, wait};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-/// An HTTP server on `$HOST:$PORT0`: `/` answers `$VERSION`, `/health`
-/// answers 200 — or 500 once `/sick` was requested, or always when
-/// `$BROKEN` is 1 — and `/ready` 503 for the first `$READY_AFTER` seconds.
-/// The marker rides along as an ignored argument.
-fn server(marker: &str) -> String {
-    let script = [
-        "import http.server, os, sys, time",
-        "state = {\"sick\": os.environ.get(\"BROKEN\") == \"1\"}",
-        "start = time.time()",
-        "class H(http.server.BaseHTTPRequestHandler):",
-        "    def do_GET(self):",
-        "        if self.path == \"/sick\": state[\"sick\"] = True",
-        "        code = 500 if self.path == \"/health\" and state[\"sick\"] else 200",
-        "        late = time.time() - start < float(os.environ.get(\"READY_AFTER\", \"0\"))",
-        "        code = 503 if self.path == \"/ready\" and late else code",
-        "        body = os.environ.get(\"VERSION\", \"\").encode()",
-        "        self.send_response(code)",
-        "        self.send_header(\"Content-Length\", str(len(body)))",
-        "        self.end_headers()",
-        "        self.wfile.write(body)",
-        "    def log_message(self, *args): pass",
-        "http.server.ThreadingHTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()",
-    ]
-    .join("\n");
-    format!("exec python3 -c '{script}' $PORT0 $HOST {marker}")
-}
-
 fn app(id: &str, marker: &str, instances: u32, extra: Value) -> Value {
     let mut app = json!({
         "id": id,
-        "cmd": server(marker),
+        "cmd": apps::sick_well_server(marker),
         "cpus": 0.05, "mem": 32, "instances": instances,
         "env": {"VERSION": "v1"},
         "healthChecks": [{
@@ -65,24 +38,12 @@ fn app(id: &str, marker: &str, instances: u32, extra: Value) -> Value {
     app
 }
 
-async fn healthy_count(baton: &BatonProcess, id: &str) -> u64 {
-    let (_, body) = baton.get(&format!("/v2/apps{id}")).await;
-    body["app"]["tasksHealthy"].as_u64().unwrap_or(0)
-}
-
-async fn wait_healthy(baton: &BatonProcess, id: &str, n: u64) {
-    wait::until(DEADLINE, &format!("{n} healthy tasks of {id}"), || async {
-        (healthy_count(baton, id).await == n).then_some(())
-    })
-    .await;
-}
-
 /// POSTs `app` and waits until its `n` instances are healthy; their task ids.
 async fn deploy_healthy(baton: &BatonProcess, app: &Value, n: u64) -> BTreeSet<String> {
     let id = app["id"].as_str().unwrap_or_default().to_string();
     let (status, body) = baton.request(Method::POST, "/v2/apps", Some(app)).await;
     assert_eq!(status, 201, "{body}");
-    wait_healthy(baton, &id, n).await;
+    apps::wait_healthy(baton, &id, n, DEADLINE).await;
     task_ids(&baton.tasks(&id).await)
 }
 
@@ -175,7 +136,7 @@ async fn a_sick_instance_is_replaced_and_its_replacement_is_healthy_before_it_is
         retired < replacement_healthy && replacement_healthy < killing,
         "replacement healthy (event {replacement_healthy}) before the kill (event {killing}): {log:#?}"
     );
-    wait_healthy(&baton, id, 3).await;
+    apps::wait_healthy(&baton, id, 3, DEADLINE).await;
     let running = baton.wait_running(id, 3, DEADLINE).await;
     assert!(running.iter().all(|t| t["id"] != sick.as_str()));
     // Each task shows its check's result (polled: a check can miss its
@@ -413,7 +374,7 @@ async fn a_version_that_never_gets_healthy_keeps_the_old_instances_says_why_and_
         );
     }
     assert_eq!(
-        healthy_count(&baton, id).await,
+        apps::health_counts(&baton, id).await.healthy,
         2,
         "the old ones keep serving"
     );
@@ -494,7 +455,7 @@ async fn kill9_in_the_middle_of_a_rolling_upgrade_resumes_it_without_duplicates_
         },
     )
     .await;
-    wait_healthy(&baton, id, 4).await;
+    apps::wait_healthy(&baton, id, 4, DEADLINE).await;
     let tasks = baton.wait_running(id, 4, DEADLINE).await;
     for task in &tasks {
         assert!(
