@@ -17,7 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
-# tests/tests/python_client.rs drives Baton with the Python `marathon` client from PyPI.
+# tests/tests/e2e/python_client.rs drives Baton with the Python `marathon` client from PyPI.
 # (A Debian python3 refuses system-wide installs (PEP 668): then per user.)
 if ! python3 -c 'import marathon' >/dev/null 2>&1; then
   python3 -m pip install --quiet 'marathon>=0.13' \

@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::zk::ZkUrl;
 use baton::reconcile::{instance_change, load_view, version_key};
 use baton::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
 use baton::state::instance::{Condition, Instance, InstanceTask};
 use baton::state::zk_store::{MAX_RECORD, encode_value};
 use baton::state::{Category, Change, Store, ZkStore};
+use baton::zk::ZkUrl;
 use baton_e2e::zookeeper::ZooKeeper;
 
 /// ZooKeeper's default `jute.maxbuffer`, the znode size limit.

@@ -190,12 +190,14 @@ impl BatonProcess {
         self.child.as_ref().and_then(Child::id)
     }
 
-    /// Its resident memory (VmRSS) in bytes, while it runs.
-    pub fn rss_bytes(&self) -> Option<u64> {
+    /// The most resident memory it has had (VmHWM, the kernel's
+    /// high-water mark) in bytes, while it runs: no spike between two
+    /// looks escapes it.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         let kib: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
             .trim()
             .trim_end_matches("kB")
             .trim()
@@ -214,6 +216,28 @@ impl BatonProcess {
     /// The last lines Baton logged, with the log file's path.
     pub fn log_tail(&self) -> String {
         crate::procs::log_tail("baton", &self.log, TAIL_LINES)
+    }
+
+    /// A counter or gauge from `/metrics` (0 when absent or unreadable).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .try_get("/metrics")
+            .await
+            .map(|r| r.text)
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How many lines of its log (over all its restarts) contain `text`.
+    pub fn log_lines_with(&self, text: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(text))
+            .count()
     }
 
     /// `kill -9`, and wait for the process to be reaped.
@@ -390,20 +414,7 @@ impl Drop for BatonProcess {
     /// it left behind, and prints its log if the test is failing.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            }
-            let deadline = std::time::Instant::now() + DROP_DEADLINE;
-            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.start_kill();
-                let deadline = std::time::Instant::now() + Duration::from_secs(5);
-                while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+            procs::stop_child(&mut child, DROP_DEADLINE);
         }
         // Also after a clean stop: what an earlier generation left when it
         // was killed with -9. A relative path could match anything; tests

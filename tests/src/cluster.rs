@@ -83,6 +83,24 @@ impl MesosLocalProcess {
             .unwrap()
     }
 
+    /// The ids of the tasks the master holds as not yet ended (staging,
+    /// starting, running or being killed), of every framework.
+    pub async fn live_task_ids(&self) -> std::collections::BTreeSet<String> {
+        self.state().await["frameworks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
+            .filter(|t| {
+                matches!(
+                    t["state"].as_str(),
+                    Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING" | "TASK_KILLING")
+                )
+            })
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// `kill -9` and wait: nothing of it says goodbye (its ZooKeeper
     /// registration, say, lasts until its session expires).
     pub async fn kill9(mut self) {
@@ -90,6 +108,7 @@ impl MesosLocalProcess {
     }
 
     /// SIGTERM and wait: mesos-local destroys its containers on the way out.
+    /// (Dropping it does the same, without waiting in an async context.)
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(
@@ -124,4 +143,13 @@ pub fn fast_session(session: &mut baton::mesos::SessionConfig) {
     session.backoff_min = Duration::from_millis(50);
     session.backoff_max = Duration::from_millis(500);
     session.call_timeout = Duration::from_secs(5);
+}
+
+impl Drop for MesosLocalProcess {
+    /// SIGTERM (it destroys its containers), then SIGKILL after a while: a
+    /// failing test leaves no executor behind. Nothing to do after
+    /// [`MesosLocalProcess::stop`] or [`MesosLocalProcess::kill9`].
+    fn drop(&mut self) {
+        crate::procs::stop_child(&mut self.child, Duration::from_secs(20));
+    }
 }

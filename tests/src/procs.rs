@@ -1,7 +1,33 @@
 //! Processes by a marker string in their command line or environment (from
-//! `/proc`).
+//! `/proc`), and stopping a child process from a `Drop`.
 
 use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Stops `child` where nothing can be awaited (a `Drop`): SIGTERM, up to
+/// `grace` for it to exit (so that it can stop what it started), then
+/// SIGKILL and up to 5 s more. Returns at once if it has exited already.
+pub fn stop_child(child: &mut tokio::process::Child, grace: Duration) {
+    let exits_within = |child: &mut tokio::process::Child, limit: Duration| {
+        let deadline = std::time::Instant::now() + limit;
+        while matches!(child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    };
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    if !exits_within(child, grace) {
+        let _ = child.start_kill();
+        exits_within(child, Duration::from_secs(5));
+    }
+}
 
 /// Pids whose command line contains `marker`, excluding this process.
 pub fn with_marker(marker: &str) -> Vec<i32> {

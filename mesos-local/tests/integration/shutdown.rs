@@ -249,15 +249,10 @@ async fn a_start_on_the_same_work_dir_destroys_what_a_kill_9_left_running() {
     assert!(alive(pid), "the executor died with mesos-local");
 
     bin.restart(34900).await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while alive(pid) || !processes_under(&work_dir).is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "left running after the restart: {:?}",
-            processes_under(&work_dir)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the orphaned executor and its task destroyed", || {
+        !alive(pid) && processes_under(&work_dir).is_empty()
+    })
+    .await;
     // The new cluster works and forgot the old container.
     let mut s = Sched::subscribe(&bin.url, Encoding::Json, framework_info("c", true, 60.0)).await;
     assert!(!s.offers_from(1).await.is_empty());

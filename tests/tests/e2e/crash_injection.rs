@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::cluster::MesosLocalProcess;
-use baton_e2e::wait;
+use baton_e2e::{procs, wait};
 use mesos_proto::Encoding;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -29,6 +29,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
 /// No change here takes more writes; a bound on the loop.
 const MAX_WRITES: u64 = 40;
+/// What `--crash_after_store_writes` logs as it kills the process.
+const CRASH_LOG_LINE: &str = "crash injection: killing this process";
 
 /// A change under test: how its app starts, the request, and what the app
 /// looks like once it is done.
@@ -142,19 +144,6 @@ async fn baton_tasks(baton: &BatonProcess) -> BTreeSet<String> {
         .collect()
 }
 
-/// Task ids not yet ended, as the master lists them.
-async fn mesos_tasks(mesos: &MesosLocalProcess) -> BTreeSet<String> {
-    let state = mesos.state().await;
-    state["frameworks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
-        .filter(|t| !is_terminal(&t["state"]))
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect()
-}
-
 fn is_terminal(state: &Value) -> bool {
     !matches!(
         state.as_str(),
@@ -210,7 +199,7 @@ async fn assert_recovered(
     wait::until(
         RECOVERY_DEADLINE,
         &format!("{what}: Baton and the master to agree on tasks"),
-        || async { (baton_tasks(baton).await == mesos_tasks(mesos).await).then_some(()) },
+        || async { (baton_tasks(baton).await == mesos.live_task_ids().await).then_some(()) },
     )
     .await;
     // (No deployment left: the app is not locked either.)
@@ -225,6 +214,7 @@ async fn crash_after_every_write(change: Change, dir: &Path) -> u64 {
     let mut baton = BatonProcess::start(Master::Url(mesos.url.clone()), &data, &[]).await;
     let mut crashed_at = 0;
     for n in 1..=MAX_WRITES {
+        let crashes_logged = baton.log_lines_with(CRASH_LOG_LINE);
         let app = change.prepare(&baton, n, &marker).await;
         let mut armed = baton
             .restart_with(&["--crash_after_store_writes", &n.to_string()])
@@ -249,6 +239,13 @@ async fn crash_after_every_write(change: Change, dir: &Path) -> u64 {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        // Its death was the injected crash, not some other way to die.
+        assert_eq!(
+            armed.log_lines_with(CRASH_LOG_LINE),
+            crashes_logged + usize::from(crashed),
+            "write {n}: crashed {crashed}\n{}",
+            armed.log_tail()
+        );
         baton = armed.restart_with(&[]).await;
         assert_recovered(&baton, &mesos, change, &app, n).await;
         if !crashed {
@@ -262,6 +259,7 @@ async fn crash_after_every_write(change: Change, dir: &Path) -> u64 {
     );
     baton.stop().await;
     mesos.stop().await;
+    procs::assert_all_gone(&marker).await;
     crashed_at
 }
 
@@ -294,6 +292,6 @@ async fn a_rolling_restart_recovers_from_a_crash_after_any_of_its_writes() {
     eprintln!("rolling restart: crashed after each of its {writes} writes");
     assert!(
         writes >= 5,
-        "a rolling restart of two writes more than {writes} times"
+        "a rolling restart of one instance writes more than {writes} times"
     );
 }

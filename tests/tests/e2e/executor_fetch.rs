@@ -16,18 +16,6 @@ use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-async fn metric(baton: &BatonProcess, name: &str) -> u64 {
-    let text = baton
-        .try_get("/metrics")
-        .await
-        .map(|r| r.text)
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Files in every local agent's fetcher cache (hidden partial files left
 /// out).
 fn cached_files(data: &Path) -> Vec<(String, String)> {
@@ -47,6 +35,30 @@ fn cached_files(data: &Path) -> Vec<(String, String)> {
     }
     found.sort();
     found
+}
+
+/// What the sandboxes of the executor that ran `task_id` on the local
+/// agents have in `stderr` (its directory is named after the task).
+fn sandbox_stderr(data: &Path, task_id: &str) -> String {
+    // agents/<agent>/frameworks/<fw>/executors/<executor>/runs/<container>
+    const DEPTH: usize = 8;
+    let mut said = String::new();
+    let mut pending = vec![(data.join("mesos-local").join("agents"), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        for path in std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+        {
+            if path.is_dir() && depth < DEPTH {
+                pending.push((path, depth + 1));
+            } else if path.ends_with("stderr") && path.to_string_lossy().contains(task_id) {
+                said.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    said
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +96,7 @@ async fn a_failed_executor_fetch_is_retried_without_delay_ten_times_then_throttl
         },
     )
     .await;
-    let failures = metric(&baton, "baton_executor_fetch_failures_total").await;
+    let failures = baton.metric("baton_executor_fetch_failures_total").await;
     assert_eq!(failures, 11, "ten free, the eleventh delayed: {entry}");
     let failure = &entry["lastTaskFailure"];
     assert!(
@@ -93,11 +105,19 @@ async fn a_failed_executor_fetch_is_retried_without_delay_ten_times_then_throttl
             .is_some_and(|t| t.ends_with("._app.11")),
         "the app's last failure is the eleventh launch: {entry}"
     );
+    // Worded as a Mesos agent words it; which URI failed, and why, is in
+    // the task's sandbox, where the fetcher writes.
     assert!(
         failure["message"]
             .as_str()
-            .is_some_and(|m| m.contains("baton-executor")),
+            .is_some_and(|m| m.contains("Failed to fetch all URIs")),
         "{entry}"
+    );
+    let task_id = failure["taskId"].as_str().unwrap_or_default();
+    let fetcher_said = sandbox_stderr(&dir.path().join("baton"), task_id);
+    assert!(
+        fetcher_said.contains("/executor/") && fetcher_said.contains("404"),
+        "the sandbox of {task_id} says: {fetcher_said:?}"
     );
 
     // The binary arrives and the delay is reset: the next launch runs.

@@ -157,11 +157,17 @@ fn store_size(data_dir: &Path) -> u64 {
     dir_size(data_dir) - dir_size(&data_dir.join("mesos-local"))
 }
 
-/// Polls `/v2/queue` until `app` waits with `count`, tracking peak RSS.
-async fn wait_queued(baton: &BatonProcess, app: &str, count: u64, peak: &mut u64) {
-    wait::until(DEADLINE, &format!("{app} queued with {count}"), || {
-        *peak = (*peak).max(baton.rss_bytes().unwrap_or(0));
-        async move {
+/// The process's peak resident memory so far.
+fn peak_rss(baton: &BatonProcess) -> u64 {
+    baton.peak_rss_bytes().expect("baton's VmHWM")
+}
+
+/// Polls `/v2/queue` until `app` waits with `count`.
+async fn wait_queued(baton: &BatonProcess, app: &str, count: u64) {
+    wait::until(
+        DEADLINE,
+        &format!("{app} queued with {count}"),
+        || async move {
             let (_, queue) = baton.get("/v2/queue").await;
             queue["queue"]
                 .as_array()
@@ -169,8 +175,8 @@ async fn wait_queued(baton: &BatonProcess, app: &str, count: u64, peak: &mut u64
                 .flatten()
                 .find(|e| e["app"]["id"] == app && e["count"] == count)
                 .map(|_| ())
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -185,7 +191,6 @@ async fn an_app_at_a_million_instances_costs_only_what_it_launched() {
         &["--max_instances_per_app", &MILLION.to_string()],
     )
     .await;
-    let mut peak = baton.rss_bytes().unwrap_or(0);
 
     // No agent matches: every instance waits.
     let nowhere = json!({
@@ -196,7 +201,7 @@ async fn an_app_at_a_million_instances_costs_only_what_it_launched() {
         .request(Method::POST, "/v2/apps", Some(&nowhere))
         .await;
     assert_eq!(status, 201, "{body}");
-    wait_queued(&baton, "/huge/nowhere", MILLION, &mut peak).await;
+    wait_queued(&baton, "/huge/nowhere", MILLION).await;
 
     // One instance per agent fits; scaled from 2 to a million, 3 launch.
     let capped = json!({
@@ -215,8 +220,8 @@ async fn an_app_at_a_million_instances_costs_only_what_it_launched() {
         .await;
     assert_eq!(status, 200, "{body}");
     baton.wait_running("/huge/capped", 3, DEADLINE).await;
-    wait_queued(&baton, "/huge/capped", MILLION - 3, &mut peak).await;
-    peak = peak.max(baton.rss_bytes().unwrap_or(0));
+    wait_queued(&baton, "/huge/capped", MILLION - 3).await;
+    let peak = peak_rss(&baton);
     let store = store_size(&data);
     eprintln!("peak RSS {} MiB, store {} KiB", peak >> 20, store >> 10);
     assert!(peak < RSS_BOUND, "peak RSS {} MiB", peak >> 20);
@@ -224,10 +229,10 @@ async fn an_app_at_a_million_instances_costs_only_what_it_launched() {
 
     // kill -9: the restart loads both apps and stays within the bound.
     let baton = baton.restart().await;
-    let mut peak = baton.rss_bytes().unwrap_or(0);
-    wait_queued(&baton, "/huge/nowhere", MILLION, &mut peak).await;
+    wait_queued(&baton, "/huge/nowhere", MILLION).await;
     baton.wait_running("/huge/capped", 3, DEADLINE).await;
-    wait_queued(&baton, "/huge/capped", MILLION - 3, &mut peak).await;
+    wait_queued(&baton, "/huge/capped", MILLION - 3).await;
+    let peak = peak_rss(&baton);
     eprintln!("after the restart: peak RSS {} MiB", peak >> 20);
     assert!(
         peak < RSS_BOUND,

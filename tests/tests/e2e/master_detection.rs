@@ -93,16 +93,9 @@ async fn baton_follows_the_lowest_registered_master_and_moves_when_it_goes() {
 
 /// Subscribe attempts so far (`/metrics`).
 async fn subscribe_attempts(baton: &BatonProcess) -> u64 {
-    let metrics = baton
-        .try_get("/metrics")
+    baton
+        .metric("marathon_mesos_subscribe_attempts_total")
         .await
-        .map(|r| r.text)
-        .unwrap_or_default();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("marathon_mesos_subscribe_attempts_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The `json.info_` znodes under `/mesos`, lowest (leading) first.

@@ -5,34 +5,18 @@
 //! Mesos reports it ended. (A real Mesos 1.12 showed 4 alive: a new task
 //! was launched while the last old one was still draining.)
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
 use baton_e2e::cluster::MesosLocalProcess;
-use baton_e2e::wait;
+use baton_e2e::{procs, wait};
 use mesos_proto::Encoding;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 const APP: &str = "/capped/web";
-
-/// Tasks of the framework the master holds as not yet ended.
-fn alive_on_master(state: &Value) -> Vec<String> {
-    state["frameworks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
-        .filter(|t| {
-            matches!(
-                t["state"].as_str(),
-                Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING" | "TASK_KILLING")
-            )
-        })
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_with_maximum_over_capacity_zero_never_runs_more_than_instances() {
@@ -55,58 +39,71 @@ async fn a_rolling_restart_with_maximum_over_capacity_zero_never_runs_more_than_
     });
     let (status, body) = baton.request(Method::POST, "/v2/apps", Some(&app)).await;
     assert_eq!(status, 201, "{body}");
-    baton.wait_running(APP, 3, DEADLINE).await;
+    let before: BTreeSet<String> = baton
+        .wait_running(APP, 3, DEADLINE)
+        .await
+        .iter()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
 
-    for round in 0..1 {
-        let (status, body) = baton
-            .request(Method::POST, &format!("/v2/apps{APP}/restart"), None)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let deployment = body["deploymentId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let mut most = 0;
-        let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let alive = alive_on_master(&mesos.state().await);
-            if alive.len() > most {
-                most = alive.len();
-                seen = alive;
-            }
-            let (_, deployments) = baton.get("/v2/deployments").await;
-            let running = deployments
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|d| d["id"] == deployment.as_str());
-            if !running {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "restart {round} did not finish within {DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, body) = baton
+        .request(Method::POST, &format!("/v2/apps{APP}/restart"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deployment = body["deploymentId"]
+        .as_str()
+        .expect("the restart's deployment")
+        .to_string();
+    let mut most = 0;
+    let mut seen = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let alive = mesos.live_task_ids().await;
+        if alive.len() > most {
+            most = alive.len();
+            seen = alive;
+        }
+        let (_, deployments) = baton.get("/v2/deployments").await;
+        let running = deployments
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["id"] == deployment.as_str());
+        if !running {
+            break;
         }
         assert!(
-            most <= 3,
-            "restart {round}: {most} tasks alive on the master at once: {seen:?}"
+            tokio::time::Instant::now() < deadline,
+            "the restart did not finish within {DEADLINE:?}"
         );
-        assert_eq!(most, 3, "restart {round}: the polls saw the app");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    baton.wait_running(APP, 3, DEADLINE).await;
+    assert!(
+        most <= 3,
+        "{most} tasks alive on the master at once: {seen:?}"
+    );
+    assert_eq!(most, 3, "the polls saw the app");
+    // The restart replaced every task.
+    let after: BTreeSet<String> = baton
+        .wait_running(APP, 3, DEADLINE)
+        .await
+        .iter()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        before.is_disjoint(&after),
+        "tasks {:?} survived the restart",
+        before.intersection(&after).collect::<Vec<_>>()
+    );
     let (status, body) = baton
         .request(Method::DELETE, &format!("/v2/apps{APP}"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     wait::until(DEADLINE, "the app's tasks to end", || async {
-        alive_on_master(&mesos.state().await)
-            .is_empty()
-            .then_some(())
+        mesos.live_task_ids().await.is_empty().then_some(())
     })
     .await;
     baton.stop().await;
     mesos.stop().await;
+    procs::assert_all_gone(&marker).await;
 }

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use baton::zk::ZkUrl;
 use baton::state::{Category, Change, Store, StoreError, ZkStore};
+use baton::zk::ZkUrl;
 use baton_e2e::zookeeper::ZooKeeper;
 use zookeeper_client as zk;
 
