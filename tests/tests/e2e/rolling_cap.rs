@@ -39,12 +39,15 @@ async fn a_rolling_restart_with_maximum_over_capacity_zero_never_runs_more_than_
     });
     let (status, body) = baton.request(Method::POST, "/v2/apps", Some(&app)).await;
     assert_eq!(status, 201, "{body}");
-    let before: BTreeSet<String> = baton
-        .wait_running(APP, 3, DEADLINE)
-        .await
-        .iter()
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect();
+    let running_ids = || async {
+        baton
+            .wait_running(APP, 3, DEADLINE)
+            .await
+            .iter()
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .collect::<BTreeSet<String>>()
+    };
+    let before = running_ids().await;
 
     let (status, body) = baton
         .request(Method::POST, &format!("/v2/apps{APP}/restart"), None)
@@ -84,12 +87,7 @@ async fn a_rolling_restart_with_maximum_over_capacity_zero_never_runs_more_than_
     );
     assert_eq!(most, 3, "the polls saw the app");
     // The restart replaced every task.
-    let after: BTreeSet<String> = baton
-        .wait_running(APP, 3, DEADLINE)
-        .await
-        .iter()
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect();
+    let after = running_ids().await;
     assert!(
         before.is_disjoint(&after),
         "tasks {:?} survived the restart",
