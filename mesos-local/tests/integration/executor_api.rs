@@ -373,6 +373,16 @@ async fn kill_reaches_the_executor_and_executor_exit_fails_its_tasks() {
     stop(cluster, dir.path()).await;
 }
 
+/// The id of an offer the master holds out on `agent_id`, per `/master/state`.
+fn outstanding_offer_on(state: &serde_json::Value, agent_id: &str) -> Option<String> {
+    state["frameworks"]
+        .as_array()?
+        .iter()
+        .flat_map(|fw| fw["offers"].as_array().into_iter().flatten())
+        .find(|o| o["slave_id"] == agent_id)
+        .and_then(|o| o["id"].as_str().map(str::to_owned))
+}
+
 #[tokio::test]
 async fn stopped_agent_makes_tasks_unreachable_and_restart_recovers_them() {
     let (cluster, dir) = start(31200).await;
@@ -384,13 +394,15 @@ async fn stopped_agent_makes_tasks_unreachable_and_restart_recovers_them() {
     )
     .await;
     let agent = agent_index(&offer);
-    // Hold an offer on that agent so its rescind can be seen.
-    let held = loop {
-        let offers = s.offers().await;
-        if let Some(o) = offers.into_iter().find(|o| o.agent_id == offer.agent_id) {
-            break o;
-        }
-    };
+    // Hold an offer on that agent so its rescind can be seen. It is read
+    // from the master's state: the OFFERS event carrying it may already
+    // have been skipped while the tasks were waited for.
+    let mut held_id = None;
+    eventually("an outstanding offer on the tasks' agent", || {
+        held_id = outstanding_offer_on(&cluster.state(), &offer.agent_id.value);
+        held_id.is_some()
+    })
+    .await;
     let pid_b = placeholder_pid(dir.path(), "exec-t-b").await;
 
     faults.stop_agent(agent).await;
@@ -400,7 +412,7 @@ async fn stopped_agent_makes_tasks_unreachable_and_restart_recovers_them() {
     let rescind = s
         .expect("RESCIND", |ev| ev.r#type() == event::Type::Rescind)
         .await;
-    assert_eq!(rescind.rescind.unwrap().offer_id, held.id);
+    assert_eq!(rescind.rescind.unwrap().offer_id.value, held_id.unwrap());
     for id in ["t-a", "t-b"] {
         let u = s.update_in(id, TaskState::TaskUnreachable).await;
         assert_eq!(u.reason(), Reason::AgentRemoved);
