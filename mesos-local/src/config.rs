@@ -5,6 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::security::SecurityConfig;
+
 /// Everything [`crate::LocalCluster::start`] needs. `Default` gives the
 /// cluster `baton --master local` runs: 3 agents over 2 racks on port 5050.
 #[derive(Debug, Clone)]
@@ -50,6 +52,9 @@ pub struct ClusterConfig {
     /// Extra environment for every executor (Mesos
     /// `--executor_environment_variables`), e.g. `BATON_EXECUTOR_ENCODING`.
     pub executor_environment: Vec<(String, String)>,
+    /// Authentication, ACLs and TLS of the master; `None` (the default) is
+    /// an open master on plain HTTP, as Mesos without those flags.
+    pub security: Option<SecurityConfig>,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +78,7 @@ impl Default for ClusterConfig {
             executor_registration_timeout: Duration::from_secs(60),
             executor_shutdown_grace_period: Duration::from_secs(5),
             executor_environment: Vec::new(),
+            security: None,
         }
     }
 }
@@ -107,6 +113,10 @@ pub enum ConfigError {
     /// Timers are armed as `now + duration`, which must not overflow.
     #[error("{0} must be at most {max:?}", max = MAX_TIMER)]
     TooLong(&'static str),
+    /// Authentication is on but nobody could ever pass it (Mesos refuses
+    /// to start too).
+    #[error("HTTP authentication is enabled but no credentials are given (--credentials)")]
+    NoCredentials,
 }
 
 /// The longest interval or timeout a cluster accepts.
@@ -165,6 +175,12 @@ impl ClusterConfig {
             if d > MAX_TIMER {
                 return Err(ConfigError::TooLong(name));
             }
+        }
+        if let Some(s) = &self.security
+            && s.authenticates()
+            && s.credentials.is_empty()
+        {
+            return Err(ConfigError::NoCredentials);
         }
         Ok(())
     }
@@ -254,6 +270,14 @@ mod tests {
             c.validate(),
             Err(ConfigError::TooLong("heartbeat_interval"))
         );
+        let c = ClusterConfig {
+            security: Some(SecurityConfig {
+                authenticate_http_readwrite: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::NoCredentials));
     }
 
     #[test]

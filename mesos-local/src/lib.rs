@@ -28,6 +28,8 @@
 //! - `state_json`: the legacy `/master/state` document.
 //! - [`faults`]: [`Faults`], fault injection for tests.
 //! - [`redirector`]: [`serve_redirector`], a non-leading master.
+//! - [`security`]: [`SecurityConfig`], HTTP Basic authentication, ACLs and
+//!   TLS of the master, as a secured Mesos master has them.
 //!
 //! Start a cluster with [`LocalCluster::start`]; the `mesos-local` binary
 //! only parses flags and wires this up.
@@ -35,6 +37,7 @@
 pub mod config;
 pub mod faults;
 pub mod redirector;
+pub mod security;
 pub mod zk;
 
 mod agent;
@@ -48,6 +51,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use mesos_proto::util;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -57,6 +61,7 @@ use tracing::{Instrument, info, warn};
 pub use config::{ClusterConfig, ConfigError};
 pub use faults::Faults;
 pub use redirector::serve_redirector;
+pub use security::{Acls, Credentials, SecurityConfig, TlsConfig};
 
 use agent::Agent;
 use master::{AgentEntry, AgentStatus, Master, MasterState};
@@ -93,10 +98,27 @@ pub struct LocalCluster {
     /// Stops the master's HTTP server (before the rest of the scope).
     master_server: CancellationToken,
     master_addr: SocketAddr,
+    /// The master serves https.
+    tls: bool,
     master_id: String,
     /// [`LocalCluster::shutdown`] completed; until then `Drop` destroys
     /// every container.
     stopped: bool,
+}
+
+/// Serves the master's routes on `listener` (plain TCP or TLS) until
+/// `stop` is cancelled, then lets the open connections finish.
+async fn serve<L>(listener: L, app: axum::Router, stop: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        warn!(error = %e, "master server failed");
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -172,18 +194,23 @@ impl LocalCluster {
         let app = master::http::router(master.clone());
         let master_server = scope.token.child_token();
         let token = master_server.clone();
-        scope.tracker.spawn(
-            async move {
-                let shutdown = token.cancelled_owned();
-                if let Err(e) = axum::serve(master_listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    warn!(error = %e, "master server failed");
-                }
+        let tls = config.security.as_ref().and_then(|s| s.tls.as_ref());
+        let served = match tls {
+            Some(tls) => {
+                let listener = security::tls::TlsListener::start(
+                    master_listener,
+                    master_addr,
+                    tls,
+                    token.clone(),
+                    &scope.tracker,
+                );
+                serve(listener, app, token).boxed()
             }
-            .instrument(tracing::info_span!("master")),
-        );
+            None => serve(master_listener, app, token).boxed(),
+        };
+        scope
+            .tracker
+            .spawn(served.instrument(tracing::info_span!("master")));
 
         let mut agents = Vec::new();
         for (i, id, endpoint, info, listener, rx) in agent_parts {
@@ -207,8 +234,14 @@ impl LocalCluster {
                 })?;
             agents.push(agent);
         }
-        info!(master = %master_addr, agents = agents.len(), "mesos-local cluster started");
+        info!(
+            master = %master_addr,
+            agents = agents.len(),
+            https = tls.is_some(),
+            "mesos-local cluster started"
+        );
         Ok(LocalCluster {
+            tls: tls.is_some(),
             master,
             agents,
             scope,
@@ -219,9 +252,10 @@ impl LocalCluster {
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://…` when the master serves TLS.
     pub fn master_url(&self) -> String {
-        format!("http://{}", self.master_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.master_addr)
     }
 
     /// The master's address.

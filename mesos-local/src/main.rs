@@ -1,6 +1,8 @@
 //! `mesos-local`: a Mesos master and N agents in one process.
 //!
-//! Parses flags (each also readable from `MESOS_LOCAL_<FLAG>`), starts a
+//! Parses flags (each also readable from `MESOS_LOCAL_<FLAG>`; the TLS ones
+//! from Mesos's `LIBPROCESS_SSL_CERT_FILE` / `LIBPROCESS_SSL_KEY_FILE` /
+//! `LIBPROCESS_SSL_ENABLED`), starts a
 //! [`mesos_local::LocalCluster`] and shuts it down on SIGINT or SIGTERM:
 //! executors get SIGTERM and their shutdown grace, then whatever is left
 //! is destroyed. A second signal destroys every container at once.
@@ -10,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use mesos_local::{ClusterConfig, LocalCluster};
+use clap::{ArgAction, Parser};
+use mesos_local::{Acls, ClusterConfig, Credentials, LocalCluster, SecurityConfig, TlsConfig};
 
 /// A local Mesos cluster: one master and N agents speaking the v1 APIs.
 #[derive(Debug, Parser)]
@@ -66,6 +68,71 @@ struct Flags {
     /// (`zk://host:2181/mesos`), for `--master zk://…` detection.
     #[arg(long, env = "MESOS_LOCAL_ZK")]
     zk: Option<String>,
+    /// Require HTTP Basic credentials on every `/api/v1/scheduler` request
+    /// (Mesos `--authenticate_http_frameworks`).
+    #[arg(
+        long = "authenticate_http_frameworks",
+        alias = "authenticate_frameworks",
+        env = "MESOS_LOCAL_AUTHENTICATE_HTTP_FRAMEWORKS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = ArgAction::Set
+    )]
+    authenticate_http_frameworks: bool,
+    /// Require credentials on the read-write endpoints (`/master/teardown`).
+    #[arg(
+        long = "authenticate_http_readwrite",
+        env = "MESOS_LOCAL_AUTHENTICATE_HTTP_READWRITE",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = ArgAction::Set
+    )]
+    authenticate_http_readwrite: bool,
+    /// Require credentials on the read-only endpoints (`/master/state`).
+    #[arg(
+        long = "authenticate_http_readonly",
+        env = "MESOS_LOCAL_AUTHENTICATE_HTTP_READONLY",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = ArgAction::Set
+    )]
+    authenticate_http_readonly: bool,
+    /// Authenticator of the scheduler API; only `basic` exists here.
+    #[arg(
+        long = "http_framework_authenticators",
+        env = "MESOS_LOCAL_HTTP_FRAMEWORK_AUTHENTICATORS",
+        default_value = "basic"
+    )]
+    http_framework_authenticators: String,
+    /// Authenticator of the operator endpoints; only `basic` exists here.
+    #[arg(
+        long = "http_authenticators",
+        env = "MESOS_LOCAL_HTTP_AUTHENTICATORS",
+        default_value = "basic"
+    )]
+    http_authenticators: String,
+    /// Principals and secrets: Mesos's JSON
+    /// (`{"credentials":[{"principal":"p","secret":"s"}]}`) or
+    /// `principal secret` lines; a path, optionally `file://`.
+    #[arg(long, env = "MESOS_LOCAL_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// Mesos's ACLs JSON, inline or a path (`register_frameworks` and
+    /// `permissive` are enforced).
+    #[arg(long, env = "MESOS_LOCAL_ACLS")]
+    acls: Option<String>,
+    /// PEM certificate chain: the master serves https only.
+    #[arg(long = "ssl_cert_file", env = "LIBPROCESS_SSL_CERT_FILE")]
+    ssl_cert_file: Option<PathBuf>,
+    /// PEM private key of `--ssl_cert_file`.
+    #[arg(long = "ssl_key_file", env = "LIBPROCESS_SSL_KEY_FILE")]
+    ssl_key_file: Option<PathBuf>,
+    /// Mesos's `LIBPROCESS_SSL_ENABLED`: `true` requires the certificate and
+    /// key; `false` refuses them (no silent plain HTTP).
+    #[arg(long = "ssl_enabled", env = "LIBPROCESS_SSL_ENABLED", hide = true)]
+    ssl_enabled: Option<String>,
 }
 
 impl Flags {
@@ -90,8 +157,81 @@ impl Flags {
                 .clone()
                 .unwrap_or(defaults.executor_path.clone()),
             work_dir: self.work_dir.clone().unwrap_or(defaults.work_dir.clone()),
+            security: self.security()?,
             ..defaults
         })
+    }
+
+    /// The security flags, files read and checked: `None` when none is set.
+    fn security(&self) -> anyhow::Result<Option<SecurityConfig>> {
+        for (flag, value) in [
+            (
+                "--http_framework_authenticators",
+                &self.http_framework_authenticators,
+            ),
+            ("--http_authenticators", &self.http_authenticators),
+        ] {
+            anyhow::ensure!(
+                value == "basic",
+                "{flag}: only the 'basic' authenticator is supported, got '{value}'"
+            );
+        }
+        let credentials = match &self.credentials {
+            Some(path) => Credentials::load(path).context("--credentials")?,
+            None => Credentials::default(),
+        };
+        let acls = match &self.acls {
+            Some(value) => {
+                let acls = Acls::load(value).context("--acls")?;
+                if !acls.ignored.is_empty() {
+                    tracing::warn!(
+                        ignored = ?acls.ignored,
+                        "--acls: only register_frameworks is enforced by mesos-local"
+                    );
+                }
+                Some(acls)
+            }
+            None => None,
+        };
+        let tls = self.tls()?;
+        let security = SecurityConfig {
+            authenticate_http_frameworks: self.authenticate_http_frameworks,
+            authenticate_http_readwrite: self.authenticate_http_readwrite,
+            authenticate_http_readonly: self.authenticate_http_readonly,
+            credentials,
+            acls,
+            tls,
+        };
+        let any = security.authenticates()
+            || security.acls.is_some()
+            || security.tls.is_some()
+            || self.credentials.is_some();
+        Ok(any.then_some(security))
+    }
+
+    fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
+        let enabled = match self.ssl_enabled.as_deref().map(str::to_ascii_lowercase) {
+            None => None,
+            Some(v) if v == "true" || v == "1" => Some(true),
+            Some(v) if v == "false" || v == "0" => Some(false),
+            Some(v) => anyhow::bail!("LIBPROCESS_SSL_ENABLED must be true or false, got '{v}'"),
+        };
+        match (&self.ssl_cert_file, &self.ssl_key_file, enabled) {
+            (None, None, Some(true)) => {
+                anyhow::bail!(
+                    "LIBPROCESS_SSL_ENABLED=true needs --ssl_cert_file and --ssl_key_file"
+                )
+            }
+            (None, None, _) => Ok(None),
+            (Some(_), Some(_), Some(false)) => anyhow::bail!(
+                "LIBPROCESS_SSL_ENABLED=false contradicts --ssl_cert_file/--ssl_key_file"
+            ),
+            (Some(cert), Some(key), _) => Ok(Some(
+                TlsConfig::from_pem_files(cert, key).context("--ssl_cert_file/--ssl_key_file")?,
+            )),
+            (Some(_), None, _) => anyhow::bail!("--ssl_cert_file needs --ssl_key_file"),
+            (None, Some(_), _) => anyhow::bail!("--ssl_key_file needs --ssl_cert_file"),
+        }
     }
 }
 
@@ -158,4 +298,47 @@ async fn main() -> anyhow::Result<()> {
         signal = signals.recv() => tracing::warn!(signal, "destroying every container now"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("mesos-local").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn security_flags_take_mesos_spellings() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::write(&creds, "baton secret\n").unwrap();
+        let creds = creds.to_str().unwrap();
+        let f = parse(&[
+            "--authenticate_frameworks",
+            "--authenticate_http_readwrite=true",
+            "--http_framework_authenticators=basic",
+            "--credentials",
+            creds,
+            "--acls",
+            r#"{"permissive":false}"#,
+        ]);
+        let s = f.security().unwrap().unwrap();
+        assert!(s.authenticate_http_frameworks && s.authenticate_http_readwrite);
+        assert!(!s.authenticate_http_readonly);
+        assert!(!s.credentials.is_empty());
+        assert!(!s.acls.unwrap().permissive);
+        assert!(s.tls.is_none());
+
+        assert!(parse(&[]).security().unwrap().is_none());
+        let f = parse(&["--authenticate_http_frameworks=false"]);
+        assert!(f.security().unwrap().is_none());
+        let f = parse(&["--http_framework_authenticators=custom"]);
+        assert!(f.security().is_err());
+        let f = parse(&["--ssl_cert_file=/x.pem"]);
+        assert!(f.security().is_err());
+        let f = parse(&["--credentials=/no/such/file"]);
+        let err = format!("{:#}", f.security().unwrap_err());
+        assert!(err.contains("/no/such/file"), "{err}");
+    }
 }

@@ -29,6 +29,10 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// variants are the HTTP answers a real Mesos gives, with its texts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// 401 with `WWW-Authenticate: Basic realm="<realm>"` and libprocess's
+    /// body, for missing or wrong credentials alike.
+    #[error("401 Unauthorized.")]
+    Unauthorized(&'static str),
     /// 405: only POST is allowed.
     #[error("Expecting POST")]
     MethodNotAllowed,
@@ -57,6 +61,7 @@ impl Rejection {
     /// The status code this rejection is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
+            Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
             Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -71,9 +76,17 @@ impl Rejection {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let mut resp = (self.status(), self.to_string()).into_response();
-        if self == Rejection::MethodNotAllowed {
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        match self {
+            Rejection::MethodNotAllowed => {
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            Rejection::Unauthorized(realm) => {
+                if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
         }
         resp
     }

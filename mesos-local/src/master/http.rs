@@ -1,6 +1,12 @@
 //! The master's HTTP endpoints: `/api/v1/scheduler` (also under
 //! `/master/`), `/master/state` (and `/state`, `/state.json`),
-//! `/master/redirect`, `/health`.
+//! `/master/teardown` (and `/teardown`), `/master/redirect`, `/health`.
+//!
+//! Each endpoint is in one of Mesos's authentication realms, checked first,
+//! before anything about the request (as libprocess authenticates before a
+//! handler runs): the scheduler API in `mesos-master-scheduler`, state in
+//! `mesos-master-readonly`, teardown in `mesos-master-readwrite`; health
+//! and redirect in none.
 
 use std::sync::Arc;
 
@@ -14,6 +20,7 @@ use mesos_proto::scheduler::{Call, call};
 use tracing::Instrument;
 
 use super::{Master, Subscribed};
+use crate::security::{self, Realm};
 use crate::wire::{self, MAX_BODY, Rejection};
 
 /// `Mesos-Stream-Id`.
@@ -28,6 +35,8 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/master/state.json", get(state))
         .route("/state", get(state))
         .route("/state.json", get(state))
+        .route("/master/teardown", any(teardown))
+        .route("/teardown", any(teardown))
         .route("/master/redirect", get(redirect))
         .route("/redirect", get(redirect))
         .route("/health", get(health))
@@ -40,7 +49,26 @@ async fn health() -> StatusCode {
     StatusCode::OK
 }
 
-async fn state(State(master): State<Arc<Master>>) -> Response {
+/// The request's principal in `realm` (`None` if the realm is open), or
+/// the 401 a Mesos master answers, whatever was wrong with the credentials.
+fn authenticate(
+    master: &Master,
+    realm: Realm,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Rejection> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    security::authenticate(master.config.security.as_ref(), realm, authorization).map_err(|()| {
+        tracing::debug!(realm = realm.name(), "request not authenticated");
+        Rejection::Unauthorized(realm.name())
+    })
+}
+
+async fn state(State(master): State<Arc<Master>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&master, Realm::ReadOnly, &headers) {
+        return r.into_response();
+    }
     let json = {
         let st = master.lock();
         crate::state_json::render(&st)
@@ -57,17 +85,64 @@ async fn redirect(State(master): State<Arc<Master>>) -> Response {
     resp
 }
 
+/// Mesos's `POST /master/teardown` with a form body `frameworkId=<id>`:
+/// 200, or 400 for a missing or unknown id.
+async fn teardown(
+    State(master): State<Arc<Master>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let principal = match authenticate(&master, Realm::ReadWrite, &headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    if method != Method::POST {
+        return Rejection::MethodNotAllowed.into_response();
+    }
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return Rejection::BadRequest(format!("Unable to decode query string: {e}"))
+                .into_response();
+        }
+    };
+    let Some((_, id)) = form.into_iter().find(|(k, _)| k == "frameworkId") else {
+        return Rejection::BadRequest(
+            "Missing 'frameworkId' query parameter in the request body".into(),
+        )
+        .into_response();
+    };
+    match master.with_state(|st| st.teardown(&id, principal.as_deref())) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
 async fn scheduler(
     State(master): State<Arc<Master>>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (call, _encoding) = match wire::decode_call::<Call>(&method, &headers, &body) {
+    let principal = match authenticate(&master, Realm::Scheduler, &headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let (mut call, _encoding) = match wire::decode_call::<Call>(&method, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let ty = match super::validation::validate_call(&call) {
+    let validated = super::validation::validate_call(&call).and_then(|ty| {
+        if let (call::Type::Subscribe, Some(sub)) = (ty, call.subscribe.as_mut()) {
+            super::validation::authenticated_principal(
+                &mut sub.framework_info,
+                principal.as_deref(),
+            )?;
+        }
+        Ok(ty)
+    });
+    let ty = match validated {
         Ok(ty) => ty,
         Err(e) => {
             return Rejection::BadRequest(format!("Failed to validate scheduler::Call: {e}"))
@@ -114,7 +189,7 @@ async fn scheduler(
                 }
             };
         }
-        match master.with_state(|st| st.call(call, ty, stream_id)) {
+        match master.with_state(|st| st.call(call, ty, stream_id, principal.as_deref())) {
             Ok(code) => code.into_response(),
             Err(r) => {
                 tracing::debug!(status = %r.status(), error = %r, "call rejected");

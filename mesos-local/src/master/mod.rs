@@ -41,6 +41,7 @@ use tracing::{debug, info, warn};
 use crate::config::ClusterConfig;
 use crate::messages::{AgentReport, FromAgent, Scope, ToAgent};
 use crate::resources::Resources;
+use crate::security::acl;
 use crate::wire::{self, Inbox, Outbox, Rejection};
 use allocator::RefuseFilter;
 use validation::{framework_roles, has_capability};
@@ -674,6 +675,26 @@ impl MasterState {
         self.completed_frameworks.push_back(fw);
     }
 
+    /// `POST /master/teardown` (`frameworkId=<id>`): removes the framework
+    /// as its own TEARDOWN would.
+    pub fn teardown(
+        &mut self,
+        framework_id: &str,
+        principal: Option<&str>,
+    ) -> Result<(), Rejection> {
+        if self.closing {
+            return Err(shutting_down());
+        }
+        if !self.frameworks.contains_key(framework_id) {
+            return Err(Rejection::BadRequest(
+                "No framework found with specified ID".into(),
+            ));
+        }
+        info!(framework_id, operator = ?principal, "operator teardown");
+        self.remove_framework(framework_id, "operator teardown");
+        Ok(())
+    }
+
     fn remove_offers_of(&mut self, framework_id: &str) {
         self.offers.retain(|_, o| o.framework_id != framework_id);
     }
@@ -723,10 +744,15 @@ impl MasterState {
     /// event); the FrameworkInfo to keep, its id set.
     fn admit(&mut self, mut info: v1::FrameworkInfo) -> Result<v1::FrameworkInfo, String> {
         validation::validate_framework_info(&info)?;
+        if let Some(id) = &info.id
+            && self.removed_ids.contains(&id.value)
+        {
+            return Err("Framework has been removed".into());
+        }
+        // After validation, before the id is assigned (Mesos's message names
+        // no id for a first SUBSCRIBE) and before the update checks.
+        self.authorize_roles(&info)?;
         let framework_id = match &info.id {
-            Some(id) if self.removed_ids.contains(&id.value) => {
-                return Err("Framework has been removed".into());
-            }
             Some(id) => id.value.clone(),
             None => {
                 let id = format!("{}-{:04}", self.master_id, self.next_framework);
@@ -745,6 +771,21 @@ impl MasterState {
             info.checkpoint = fw.info.checkpoint;
         }
         Ok(info)
+    }
+
+    /// `Err` with Mesos's refusal when `--acls` do not let the framework's
+    /// principal register with all of its roles.
+    fn authorize_roles(&self, info: &v1::FrameworkInfo) -> Result<(), String> {
+        let Some(acls) = self.config.security.as_ref().and_then(|s| s.acls.as_ref()) else {
+            return Ok(());
+        };
+        let roles: BTreeSet<String> = framework_roles(info).into_iter().collect();
+        if acl::may_register_framework(acls, info.principal.as_deref(), &roles) {
+            return Ok(());
+        }
+        info!(principal = ?info.principal, ?roles, "framework not authorized for its roles");
+        let id = info.id.as_ref().map_or("", |i| i.value.as_str());
+        Err(acl::not_authorized_message(id, &roles))
     }
 
     /// Registers the framework (or fails it over from its old stream) and
@@ -820,12 +861,15 @@ impl MasterState {
 
     // ----- other calls --------------------------------------------------
 
-    /// Handles a validated non-SUBSCRIBE call.
+    /// Handles a validated non-SUBSCRIBE call. `principal` is the
+    /// authenticated one, if the scheduler realm authenticates: it must be
+    /// the framework's (a 400 otherwise, as Mesos).
     pub fn call(
         &mut self,
         call: Call,
         ty: call::Type,
         stream_id: Option<&str>,
+        principal: Option<&str>,
     ) -> Result<StatusCode, Rejection> {
         if self.closing {
             return Err(shutting_down());
@@ -838,6 +882,14 @@ impl MasterState {
         let Some(fw) = self.frameworks.get(&framework_id) else {
             return Err(Rejection::BadRequest("Framework cannot be found".into()));
         };
+        if let Some(p) = principal
+            && fw.info.principal.as_deref() != Some(p)
+        {
+            return Err(Rejection::BadRequest(format!(
+                "Authenticated principal '{p}' does not match principal '{}' set in `FrameworkInfo`",
+                fw.info.principal.as_deref().unwrap_or("")
+            )));
+        }
         let Some(conn) = &fw.conn else {
             return Err(Rejection::Forbidden("Framework is not subscribed".into()));
         };
@@ -935,7 +987,7 @@ impl MasterState {
         validation::validate_framework_info(&info).map_err(Rejection::BadRequest)?;
         let fw = self
             .frameworks
-            .get_mut(framework_id)
+            .get(framework_id)
             .ok_or_else(|| Rejection::BadRequest("Framework cannot be found".into()))?;
         if fw.info.principal != info.principal {
             return Err(Rejection::BadRequest(
@@ -944,6 +996,11 @@ impl MasterState {
         }
         info.user = fw.info.user.clone();
         info.checkpoint = fw.info.checkpoint;
+        // As Mesos: a role the ACLs refuse is 403 here, not an ERROR event.
+        self.authorize_roles(&info).map_err(Rejection::Forbidden)?;
+        let Some(fw) = self.frameworks.get_mut(framework_id) else {
+            return Err(Rejection::BadRequest("Framework cannot be found".into()));
+        };
         let old_role = fw.offer_role();
         fw.info = info.clone();
         fw.suppressed_roles = u.suppressed_roles.into_iter().collect();
@@ -2064,22 +2121,22 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            st.call(teardown.clone(), call::Type::Revive, Some(&stream_id)),
+            st.call(teardown.clone(), call::Type::Revive, Some(&stream_id), None),
             Err(Rejection::BadRequest(_))
         ));
         assert!(matches!(
-            st.call(teardown.clone(), call::Type::Revive, None),
+            st.call(teardown.clone(), call::Type::Revive, None, None),
             Err(Rejection::BadRequest(_))
         ));
         assert_eq!(
-            st.call(teardown.clone(), call::Type::Revive, Some(&s2)),
+            st.call(teardown.clone(), call::Type::Revive, Some(&s2), None),
             Ok(StatusCode::ACCEPTED)
         );
 
         // Disconnected: 403; the failover timer is armed.
         st.disconnect("m-0000");
         assert!(matches!(
-            st.call(teardown.clone(), call::Type::Revive, Some(&s2)),
+            st.call(teardown.clone(), call::Type::Revive, Some(&s2), None),
             Err(Rejection::Forbidden(_))
         ));
         assert!(matches!(
@@ -2089,7 +2146,7 @@ mod tests {
         let generation = st.frameworks["m-0000"].failover_generation;
         st.failover_expired("m-0000", generation);
         assert!(matches!(
-            st.call(teardown, call::Type::Revive, Some(&s2)),
+            st.call(teardown, call::Type::Revive, Some(&s2), None),
             Err(Rejection::BadRequest(_))
         ));
         assert!(matches!(
@@ -2148,7 +2205,8 @@ mod tests {
         assert!(unavailable(&st.call(
             revive,
             call::Type::Revive,
-            Some(&stream_id)
+            Some(&stream_id),
+            None
         )));
         assert!(unavailable(
             &st.subscribe(&subscribe_call(None, 60.0), Encoding::Json)
@@ -2218,7 +2276,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            st.call(decline, call::Type::Decline, Some(&stream_id)),
+            st.call(decline, call::Type::Decline, Some(&stream_id), None),
             Ok(StatusCode::ACCEPTED)
         );
         st.allocate(now);

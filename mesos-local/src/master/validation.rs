@@ -87,6 +87,35 @@ pub fn validate_call(call: &Call) -> Result<Type, String> {
     Ok(ty)
 }
 
+/// SUBSCRIBE under `--authenticate_http_frameworks`, as Mesos's
+/// `validation::scheduler::call::validate` and its HTTP handler: a
+/// `FrameworkInfo.principal` must be the authenticated principal (the `Err`
+/// text follows "Failed to validate scheduler::Call: ", a 400); an unset
+/// one becomes the authenticated principal, which is then authorized and
+/// shown in `/master/state`.
+pub fn authenticated_principal(
+    info: &mut v1::FrameworkInfo,
+    authenticated: Option<&str>,
+) -> Result<(), String> {
+    let Some(p) = authenticated else {
+        return Ok(());
+    };
+    match &info.principal {
+        Some(set) if set != p => Err(format!(
+            "Authenticated principal '{p}' does not match principal '{set}' set in `FrameworkInfo`"
+        )),
+        Some(_) => Ok(()),
+        None => {
+            tracing::warn!(
+                principal = p,
+                "setting 'principal' in FrameworkInfo because the framework authenticated with it but did not set it"
+            );
+            info.principal = Some(p.to_string());
+            Ok(())
+        }
+    }
+}
+
 /// Whether the framework has a capability.
 pub fn has_capability(info: &v1::FrameworkInfo, cap: capability::Type) -> bool {
     info.capabilities
@@ -167,6 +196,23 @@ mod tests {
     use super::*;
     use mesos_proto::scheduler::call;
     use mesos_proto::util::framework_id;
+
+    #[test]
+    fn subscribe_principal_must_be_the_authenticated_one_or_unset() {
+        let mut info = v1::FrameworkInfo::default();
+        assert_eq!(authenticated_principal(&mut info, None), Ok(()));
+        assert_eq!(info.principal, None);
+        assert_eq!(authenticated_principal(&mut info, Some("p")), Ok(()));
+        assert_eq!(info.principal.as_deref(), Some("p"));
+        assert_eq!(authenticated_principal(&mut info, Some("p")), Ok(()));
+        assert_eq!(
+            authenticated_principal(&mut info, Some("q")),
+            Err(
+                "Authenticated principal 'q' does not match principal 'p' set in `FrameworkInfo`"
+                    .into()
+            )
+        );
+    }
 
     fn subscribe(info_id: Option<&str>, call_id: Option<&str>) -> Call {
         Call {

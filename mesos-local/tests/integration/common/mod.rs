@@ -198,8 +198,20 @@ pub struct Sched {
     pub info: v1::FrameworkInfo,
     pub framework_id: String,
     pub stream_id: String,
+    /// `Authorization` sent with every call, if the master authenticates.
+    pub auth: Option<String>,
     pub events: mpsc::UnboundedReceiver<Event>,
     reader: tokio::task::JoinHandle<()>,
+}
+
+/// An `Authorization: Basic` value.
+pub fn basic(principal: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{principal}:{secret}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 impl Drop for Sched {
@@ -240,16 +252,28 @@ where
 impl Sched {
     /// SUBSCRIBEs and checks the 200, the headers and the first two events.
     pub async fn subscribe(url: &str, encoding: Encoding, info: v1::FrameworkInfo) -> Sched {
+        Sched::subscribe_as(url, encoding, info, None).await
+    }
+
+    /// Same, sending `auth` as `Authorization` on the SUBSCRIBE and every
+    /// later call.
+    pub async fn subscribe_as(
+        url: &str,
+        encoding: Encoding,
+        info: v1::FrameworkInfo,
+        auth: Option<String>,
+    ) -> Sched {
         let api = format!("{url}/api/v1/scheduler");
         let body = encoding.encode(&subscribe_call(&info)).unwrap();
-        let resp = streaming_http()
+        let mut req = streaming_http()
             .post(&api)
             .header("Content-Type", encoding.media_type())
             .header("Accept", encoding.media_type())
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .body(body);
+        if let Some(a) = &auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
             resp.headers()["content-type"].to_str().unwrap(),
@@ -266,6 +290,7 @@ impl Sched {
             info,
             framework_id: String::new(),
             stream_id,
+            auth,
             events,
             reader,
         };
@@ -367,14 +392,15 @@ impl Sched {
 
     /// POSTs a call on this stream; returns the status and body.
     pub async fn post(&self, c: &Call) -> (StatusCode, String) {
-        let resp = raw_post(
-            &format!("{}/api/v1/scheduler", self.url),
-            Some(self.encoding.media_type()),
-            None,
-            Some(&self.stream_id),
-            self.encoding.encode(c).unwrap(),
-        )
-        .await;
+        let mut req = http()
+            .post(format!("{}/api/v1/scheduler", self.url))
+            .header("Content-Type", self.encoding.media_type())
+            .header("Mesos-Stream-Id", &self.stream_id)
+            .body(self.encoding.encode(c).unwrap());
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.expect("request is answered");
         let status = resp.status();
         (status, resp.text().await.unwrap_or_default())
     }
