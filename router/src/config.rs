@@ -41,6 +41,11 @@ pub struct Config {
     pub autoscale: bool,
     /// Threads serving requests, each with its own runtime.
     pub workers: usize,
+    /// The HTTPS port named in redirects to HTTPS (443: none named).
+    pub https_port: u16,
+    /// How often apps' credentials files are checked for changes (zero:
+    /// only when their apps change).
+    pub auth_reload_interval: Duration,
 }
 
 impl Config {
@@ -62,6 +67,8 @@ impl Config {
             load_max_age: Duration::from_secs(30),
             autoscale: true,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            https_port: 443,
+            auth_reload_interval: Duration::from_secs(2),
         }
     }
 

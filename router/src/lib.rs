@@ -3,19 +3,33 @@
 //! It follows the apps and their tasks live, routes requests by Host and
 //! path to instances that are running, healthy and not being killed,
 //! balances, keeps sessions sticky, retries and ejects failing instances,
-//! and counts.
+//! and counts. It terminates TLS (certificates chosen by SNI, reloaded
+//! live), redirects apps' plain-HTTP clients to HTTPS, and guards apps
+//! with basic authentication, each as the app's labels ask.
 //!
 //! # Layout
 //!
 //! Modules in layers, bottom to top. Each imports only modules listed
 //! before it, so the imports form no circle; the crate root only declares
 //! them, re-exports [`Config`], [`Clock`] and [`Shared`], and wires them
-//! together in [`serve`].
+//! together in [`serve`] and [`serve_on`].
 //!
 //! 1. Leaves, importing no other module of the router:
 //!    - [`clock`]: the router's one clock, milliseconds since start.
 //!    - [`access`]: pure. CIDR deny lists, router-wide (`--deny`) and per
 //!      app (`BATON_DENY`).
+//!    - [`auth`]: per-app basic authentication (`BATON_AUTH_FILE`,
+//!      `BATON_AUTH_REALM`): the credentials file's format and parsing,
+//!      `Authorization: Basic` parsing and the verdict (pure, constant-time
+//!      comparison), and the file's last-read state, re-read when its
+//!      stamp changes (never per request), failing closed.
+//!    - [`redirect`]: pure. The HTTP → HTTPS redirect (301 or 308, the
+//!      `Location`) for apps labelled `BATON_REDIRECT_TO_HTTPS`.
+//!    - [`tls`]: TLS termination's certificates: loaded from a directory
+//!      (host names from each certificate's subjectAltNames) and a
+//!      default, chosen per handshake by SNI (exact, wildcard, default;
+//!      the choice is pure), swapped whole on reload (SIGHUP, or files
+//!      changed), bad files skipped and the previous good ones kept.
 //!    - [`stats`]: pure counters, per app and router-wide (lock-free
 //!      atomics: requests, status classes, bytes, latency histogram,
 //!      request rates), each showing itself as JSON.
@@ -54,7 +68,9 @@
 //! 5. Background work, each a task on [`Shared`]:
 //!    - [`sync`]: follows Marathon. `GET /v2/apps?embed=apps.tasks` on
 //!      every (re)connect and periodically, and the `/v2/events` stream
-//!      whose events trigger per-app re-reads; publishes each table.
+//!      whose events trigger per-app re-reads; publishes each table once
+//!      the credentials files it names are read, and re-reads those
+//!      files when they change.
 //!    - [`load`]: load-aware weights: reads Baton's `/v2/tasks/load` (what
 //!      each task's executor reported) and turns CPU use and host load
 //!      into each instance's weight for the `load` policy.
@@ -62,16 +78,20 @@
 //!      through `PUT /v2/apps/{id}`, waking sleeping apps on request, and
 //!      `/_router/autoscale`.
 //! 6. [`proxy`]: the hyper server, one single-threaded runtime per CPU
-//!    (new connections handed to the least busy): admin endpoints under
-//!    `/_router/`, deny lists, forwarding, bodies that can be replayed,
+//!    (new connections handed to the least busy), on the plain listener
+//!    and the TLS one (handshakes in the connection's task): admin
+//!    endpoints under `/_router/`, deny lists, redirects to HTTPS, basic
+//!    authentication, forwarding, bodies that can be replayed,
 //!    one retry on another instance, passive health, counted responses,
 //!    requests held while a sleeping app wakes, and WebSocket tunnels.
 //!
-//! The binary (`src/main.rs`) only parses flags, binds the listener and
-//! calls [`serve`]. Background work (following Marathon, reading loads,
-//! scaling) runs as tasks that stop with the server.
+//! The binary (`src/main.rs`) only parses flags, binds the listeners,
+//! loads the certificates, reloads them on SIGHUP and calls [`serve_on`].
+//! Background work (following Marathon, reading loads, scaling, watching
+//! certificate files) runs as tasks that stop with the server.
 
 pub mod access;
+pub mod auth;
 pub mod balance;
 pub mod clock;
 pub mod config;
@@ -79,6 +99,7 @@ pub mod load;
 pub mod marathon;
 pub mod pool;
 pub mod proxy;
+pub mod redirect;
 pub mod report;
 pub mod runtime;
 pub mod scale;
@@ -87,6 +108,7 @@ pub mod shared;
 pub mod stats;
 pub mod sync;
 pub mod table;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -108,6 +130,19 @@ pub enum Error {
     /// The serving threads could not be started.
     #[error("cannot start the serving threads")]
     Workers(#[source] std::io::Error),
+    /// TLS could not be set up.
+    #[error("cannot set up TLS")]
+    Tls(#[from] tls::Error),
+}
+
+/// Where the router serves: plain HTTP, and HTTPS with its certificates.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Plain HTTP.
+    pub http: TcpListener,
+    /// TLS, terminated here with these certificates (the caller keeps a
+    /// handle to reload them).
+    pub https: Option<(TcpListener, Arc<tls::Certificates>)>,
 }
 
 /// Runs the router on `listener` until `shutdown` completes: follows
@@ -119,6 +154,28 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let listeners = Listeners {
+        http: listener,
+        https: None,
+    };
+    serve_on(listeners, config, shutdown).await
+}
+
+/// [`serve`] on plain HTTP and, when given, HTTPS: requests arriving over
+/// TLS are proxied alike (with `X-Forwarded-Proto: https`), and the
+/// certificates' files are watched for changes while the server runs.
+pub async fn serve_on(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let https = match listeners.https {
+        Some((listener, certificates)) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config()?);
+            Some((listener, acceptor, certificates))
+        }
+        None => None,
+    };
     let marathon = Marathon::new(
         &config.marathon,
         config.connect_timeout,
@@ -126,12 +183,16 @@ pub async fn serve(
     )?;
     let shared = Arc::new(Shared::new(config, marathon.clone()));
     let stop = CancellationToken::new();
-    let background = [
+    let mut background = vec![
         tokio::spawn(sync::run(shared.clone(), marathon.clone(), stop.clone())),
         tokio::spawn(load::run(shared.clone(), marathon.clone(), stop.clone())),
         tokio::spawn(scaler::run(shared.clone(), marathon, stop.clone())),
     ];
-    let served = proxy::run(listener, shared, shutdown)
+    let https = https.map(|(listener, acceptor, certificates)| {
+        background.push(tokio::spawn(tls::watch(certificates, stop.clone())));
+        (listener, acceptor)
+    });
+    let served = proxy::run(listeners.http, https, shared, shutdown)
         .await
         .map_err(Error::Workers);
     stop.cancel();

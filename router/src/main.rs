@@ -1,12 +1,19 @@
 //! `baton-router`: parses flags (each also read from `BATON_ROUTER_<FLAG>`),
-//! binds the listener and runs the router until SIGINT or SIGTERM. All
-//! logic lives in the library.
+//! binds the listeners, loads the TLS certificates and runs the router
+//! until SIGINT or SIGTERM; SIGHUP reloads the certificates. All logic
+//! lives in the library.
+//!
+//! Flags are kebab-case (`--tls-listen`); the TLS and redirect flags also
+//! answer to the underscore spelling of Baton's other binaries
+//! (`--tls_listen`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use baton_router::Config;
+use baton_router::{Config, Listeners, tls};
 use clap::Parser;
 
 /// HTTP gateway for apps run by Baton or Marathon: routes by Host and path
@@ -69,6 +76,52 @@ struct Flags {
     /// Threads serving requests (default: one per CPU).
     #[arg(long, env = "BATON_ROUTER_WORKERS")]
     workers: Option<usize>,
+    /// Address to serve HTTPS on (TLS terminated here; `--listen` stays
+    /// plain HTTP). Needs `--tls-cert-dir` or `--tls-default-cert`.
+    #[arg(long, visible_alias = "tls_listen", env = "BATON_ROUTER_TLS_LISTEN")]
+    tls_listen: Option<SocketAddr>,
+    /// Directory of per-host certificates: `<name>.crt` + `<name>.key`, or
+    /// `<name>.pem` with both (PEM, chain leaf first). Each is served for
+    /// the DNS names in its subjectAltName, wildcards included.
+    #[arg(
+        long,
+        visible_alias = "tls_cert_dir",
+        env = "BATON_ROUTER_TLS_CERT_DIR"
+    )]
+    tls_cert_dir: Option<PathBuf>,
+    /// Certificate (PEM) served when the SNI matches no certificate of the
+    /// directory, or is absent.
+    #[arg(
+        long,
+        visible_alias = "tls_default_cert",
+        env = "BATON_ROUTER_TLS_DEFAULT_CERT"
+    )]
+    tls_default_cert: Option<PathBuf>,
+    /// The default certificate's private key (PEM; default: in the
+    /// certificate's file).
+    #[arg(
+        long,
+        visible_alias = "tls_default_key",
+        env = "BATON_ROUTER_TLS_DEFAULT_KEY"
+    )]
+    tls_default_key: Option<PathBuf>,
+    /// How often certificate files are checked for changes (`0s`: only on
+    /// SIGHUP).
+    #[arg(long, visible_alias = "tls_reload_interval", env = "BATON_ROUTER_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    tls_reload_interval: Duration,
+    /// The port in `Location` when redirecting to HTTPS (apps labelled
+    /// `BATON_REDIRECT_TO_HTTPS=true`); 443 is left out. Default: the
+    /// `--tls-listen` port, else 443.
+    #[arg(
+        long,
+        visible_alias = "https_redirect_port",
+        env = "BATON_ROUTER_HTTPS_REDIRECT_PORT"
+    )]
+    https_redirect_port: Option<u16>,
+    /// How often apps' basic-auth files (`BATON_AUTH_FILE`) are checked
+    /// for changes (`0s`: only when their apps change).
+    #[arg(long, visible_alias = "auth_reload_interval", env = "BATON_ROUTER_AUTH_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    auth_reload_interval: Duration,
 }
 
 impl Flags {
@@ -95,8 +148,59 @@ impl Flags {
             anyhow::ensure!(workers > 0, "--workers: at least 1");
             config.workers = workers;
         }
+        config.https_port = self
+            .https_redirect_port
+            .or(self.tls_listen.map(|a| a.port()))
+            .unwrap_or(443);
+        config.auth_reload_interval = self.auth_reload_interval;
         Ok(config)
     }
+
+    /// Where certificates come from; `None` without `--tls-listen`.
+    fn tls(&self) -> anyhow::Result<Option<tls::Settings>> {
+        let given = self.tls_cert_dir.is_some()
+            || self.tls_default_cert.is_some()
+            || self.tls_default_key.is_some();
+        if self.tls_listen.is_none() {
+            anyhow::ensure!(
+                !given,
+                "--tls-cert-dir, --tls-default-cert and --tls-default-key need --tls-listen"
+            );
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            self.tls_cert_dir.is_some() || self.tls_default_cert.is_some(),
+            "--tls-listen needs --tls-cert-dir or --tls-default-cert"
+        );
+        anyhow::ensure!(
+            self.tls_default_key.is_none() || self.tls_default_cert.is_some(),
+            "--tls-default-key needs --tls-default-cert"
+        );
+        Ok(Some(tls::Settings {
+            cert_dir: self.tls_cert_dir.clone(),
+            default_cert: self.tls_default_cert.clone(),
+            default_key: self.tls_default_key.clone(),
+            reload_interval: self.tls_reload_interval,
+        }))
+    }
+}
+
+/// Reloads the certificates at every SIGHUP. Without TLS a SIGHUP is
+/// only logged (rather than ending the process, its default).
+fn reload_on_hangup(certificates: Option<Arc<tls::Certificates>>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(certificates) = certificates.clone() else {
+                tracing::info!("SIGHUP: no TLS certificates to reload");
+                continue;
+            };
+            tracing::info!("SIGHUP: reloading the TLS certificates");
+            let _ = tokio::task::spawn_blocking(move || certificates.reload()).await;
+        }
+    });
+    Ok(())
 }
 
 /// mimalloc: the hot path allocates per request (header maps, bodies,
@@ -114,11 +218,37 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let flags = Flags::parse();
     let listen = flags.listen;
+    let tls_settings = flags.tls()?;
+    let tls_listen = flags.tls_listen;
+    let config = flags.config()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    let config = flags.config()?;
-    tracing::info!(%listen, marathon = %config.marathon, "baton-router serving");
+    let http = listener.local_addr()?;
+    let https = match (tls_listen, tls_settings) {
+        (Some(address), Some(settings)) => {
+            let certificates =
+                tokio::task::spawn_blocking(move || tls::Certificates::load(settings))
+                    .await?
+                    .context("loading the TLS certificates")?;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding {address}"))?;
+            Some((listener, certificates))
+        }
+        _ => None,
+    };
+    let https_address = match &https {
+        Some((listener, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
+    reload_on_hangup(https.as_ref().map(|(_, c)| c.clone()))?;
+    tracing::info!(
+        %http,
+        https = ?https_address,
+        marathon = %config.marathon,
+        "baton-router serving"
+    );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let shutdown = async move {
         tokio::select! {
@@ -127,6 +257,10 @@ async fn main() -> anyhow::Result<()> {
         }
         tracing::info!("shutting down");
     };
-    baton_router::serve(listener, config, shutdown).await?;
+    let listeners = Listeners {
+        http: listener,
+        https,
+    };
+    baton_router::serve_on(listeners, config, shutdown).await?;
     Ok(())
 }

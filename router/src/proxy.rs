@@ -7,15 +7,24 @@
 //!
 //! 1. `/_router/…` is the router's: `ping`, `table`, `stats`, `metrics`.
 //! 2. Before the first table load: 503 with `Retry-After: 1`. No app for
-//!    the Host and path: 404. An app without a routable instance: 503 with
-//!    `Retry-After: 1` (where sleep/wake will hold the request instead).
+//!    the Host and path: 404. A client the app denies (`BATON_DENY`): 403.
+//!    A plain-HTTP request to an app that asks for HTTPS: 301 or 308 to
+//!    the `https://` URL ([`crate::redirect`]; before authentication, so
+//!    that credentials are asked for over TLS only). An app behind basic
+//!    authentication ([`crate::auth`]): 401 with a challenge without valid
+//!    credentials, 503 while its credentials file cannot be read. An app
+//!    without a routable instance: 503 with `Retry-After: 1` (where
+//!    sleep/wake will hold the request instead).
 //! 3. The body: none, buffered when its length is known and small (so
 //!    that it can be sent again), or streamed (then it can be sent again
 //!    only if the first attempt never started reading it).
 //! 4. [`balance::pick`] chooses an instance (the sticky cookie first, for
 //!    sticky apps); hop-by-hop headers are dropped, `X-Forwarded-For`,
-//!    `-Host` and `-Proto` added, and the request goes out with a bound on
-//!    the time to the response head.
+//!    `-Host` and `-Proto` added (`-Proto` is `https`, replacing any the
+//!    client sent, on TLS connections), the `Authorization` that passed a
+//!    basic-auth gate removed (the router's credentials are not the
+//!    app's: instances, their logs and their own auth never see them), and
+//!    the request goes out with a bound on the time to the response head.
 //! 5. A failure counts against the instance (passive health) and is tried
 //!    once more on another instance — when the request never reached the
 //!    first one (connect failed) or its method is idempotent, and the body
@@ -30,6 +39,10 @@
 //!    answer and the two connections are joined, bytes copied both ways
 //!    until either side closes. The tunnel counts as outstanding at the
 //!    instance while it lasts.
+//!
+//! Connections on the TLS listener are handshaken in their own task
+//! (bounded by [`TLS_HANDSHAKE_TIMEOUT`]) and then served exactly like
+//! plain ones.
 //!
 //! Each proxied request runs in one `request` span. Shutdown stops
 //! accepting, lets open connections finish their current request (bounded
@@ -56,10 +69,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
+use crate::auth::{self, BasicAuth};
 use crate::balance::{self, InFlight};
 use crate::pool::{self, Pool};
+use crate::redirect;
 use crate::report;
 use crate::runtime::AppRuntime;
 use crate::scale;
@@ -73,6 +90,9 @@ pub const ADMIN_PREFIX: &str = "/_router/";
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to complete a TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Idle pooled upstream connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -160,20 +180,32 @@ impl Worker {
     }
 }
 
+/// How a client connection reached the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// The plain listener.
+    Http,
+    /// The TLS listener.
+    Https,
+}
+
 /// The client at the other end of a connection, with its address as the
-/// `X-Forwarded-For` value, formatted once per connection.
+/// `X-Forwarded-For` value, formatted once per connection, and whether it
+/// came over TLS.
 #[derive(Debug, Clone)]
 struct Peer {
     addr: SocketAddr,
     forwarded_for: HeaderValue,
+    scheme: Scheme,
 }
 
 impl Peer {
-    fn new(addr: SocketAddr) -> Peer {
+    fn new(addr: SocketAddr, scheme: Scheme) -> Peer {
         Peer {
             addr,
             forwarded_for: HeaderValue::from_str(&addr.ip().to_string())
                 .expect("an IP address is a valid header value"),
+            scheme,
         }
     }
 }
@@ -184,20 +216,30 @@ impl Peer {
 /// single-threaded runtime and its own upstream pool, all accepting from
 /// the one listener (as nginx's worker processes do). A request then stays
 /// on one thread from accept to response: no hand-offs between threads,
-/// no locks shared between them on the hot path. Fails only when the
+/// no locks shared between them on the hot path. The TLS listener, when
+/// given, is accepted from by every worker alike. Fails only when the
 /// serving threads cannot be started.
 pub(crate) async fn run(
     listener: TcpListener,
+    https: Option<(TcpListener, TlsAcceptor)>,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listener = listener.into_std()?;
+    let https = match https {
+        Some((listener, acceptor)) => Some((listener.into_std()?, acceptor)),
+        None => None,
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let count = shared.config.workers.max(1);
     let (workers, mut inboxes) = Workers::new(count);
     for index in 0..count {
         let listener = listener.try_clone()?;
+        let tls = match &https {
+            Some((listener, acceptor)) => Some((listener.try_clone()?, acceptor.clone())),
+            None => None,
+        };
         let inbox = inboxes.remove(0);
         let workers = workers.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -208,6 +250,16 @@ pub(crate) async fn run(
             .name(format!("router-worker-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
+                    let tls = match tls {
+                        Some((listener, acceptor)) => match TcpListener::from_std(listener) {
+                            Ok(listener) => Some((listener, acceptor)),
+                            Err(e) => {
+                                warn!(error = %e, "a worker cannot watch the TLS listener");
+                                None
+                            }
+                        },
+                        None => None,
+                    };
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
                             let this = ThisWorker {
@@ -215,7 +267,7 @@ pub(crate) async fn run(
                                 workers,
                                 inbox,
                             };
-                            serve_connections(listener, this, shared, stop.cancelled()).await
+                            serve_connections(listener, tls, this, shared, stop.cancelled()).await
                         }
                         Err(e) => warn!(error = %e, "a worker cannot watch the listener"),
                     }
@@ -225,6 +277,7 @@ pub(crate) async fn run(
     }
     drop(done_tx);
     drop(listener);
+    drop(https);
     shutdown.await;
     stop.cancel();
     // Every worker holds a sender until its connections are drained.
@@ -233,7 +286,7 @@ pub(crate) async fn run(
 }
 
 /// A connection accepted by one worker for another to serve.
-type HandedOver = (std::net::TcpStream, SocketAddr);
+type HandedOver = (std::net::TcpStream, SocketAddr, Scheme);
 
 /// The serving threads' open connections, and their inboxes. Every worker
 /// accepts, but one holding more connections than the least busy passes
@@ -316,11 +369,41 @@ impl Drop for OpenConnection {
     }
 }
 
-/// One worker: accepts from `listener` (passing connections to a less
-/// busy worker where there is one) and serves its connections on this
-/// thread until `shutdown`, then drains.
+/// The next connection on the TLS listener; never, without one.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves one client connection until it ends or, once `draining`, until
+/// its current request is answered.
+async fn drive<I, S>(
+    connection: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    draining: &CancellationToken,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = ClientBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = draining.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
+}
+
+/// One worker: accepts from `listener` and the TLS listener, if any
+/// (passing connections to a less busy worker where there is one), and
+/// serves its connections on this thread until `shutdown`, then drains.
 async fn serve_connections(
     listener: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
     mut this: ThisWorker,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
@@ -333,35 +416,52 @@ async fn serve_connections(
     // Open connections, and the signal that asks them to finish their
     // current request and close.
     let connections = tokio_util::task::TaskTracker::new();
-    let draining = tokio_util::sync::CancellationToken::new();
+    let draining = CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         // Instances' responses keep their own `Date`; see `date_now`.
         .auto_date_header(false);
+    let (tls_listener, acceptor) = tls.unzip();
     // Serves a connection already counted at this worker.
-    let serve = |stream: TcpStream, peer: SocketAddr| {
+    let serve = |stream: TcpStream, peer: SocketAddr, scheme: Scheme| {
         let _ = stream.set_nodelay(true);
         let open = OpenConnection {
             workers: workers.clone(),
             index: me,
         };
         let worker = worker.clone();
-        let client = Peer::new(peer);
+        let client = Peer::new(peer, scheme);
         let service = service_fn(move |req| handle(worker.clone(), client.clone(), req));
-        let connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
         let draining = draining.clone();
+        let http = http.clone();
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
             let _open = open;
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = draining.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            let ended = match (scheme, acceptor) {
+                (Scheme::Https, Some(acceptor)) => {
+                    let handshake = tokio::select! {
+                        done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => done,
+                        () = draining.cancelled() => return,
+                    };
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    drive(connection.with_upgrades(), &draining).await
+                }
+                _ => {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    drive(connection.with_upgrades(), &draining).await
                 }
             };
             if let Err(e) = ended {
@@ -371,57 +471,64 @@ async fn serve_connections(
     };
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let chosen = workers.assign(me);
-                    if chosen == me {
-                        serve(stream, peer);
-                        continue;
-                    }
-                    let handed = match stream.into_std() {
-                        Ok(stream) => workers.inboxes[chosen].send((stream, peer)),
-                        Err(e) => {
-                            workers.release(chosen);
-                            debug!(%peer, error = %e, "cannot hand a connection over");
-                            continue;
-                        }
-                    };
-                    // That worker is gone (shutting down): serve it here.
-                    if let Err(mpsc::error::SendError((stream, peer))) = handed {
-                        workers.reassign(chosen, me);
-                        match TcpStream::from_std(stream) {
-                            Ok(stream) => serve(stream, peer),
-                            Err(e) => {
-                                workers.release(me);
-                                debug!(%peer, error = %e, "cannot take a connection back");
-                            }
-                        }
+        let (accepted, scheme) = tokio::select! {
+            accepted = listener.accept() => (accepted, Scheme::Http),
+            accepted = accept(tls_listener.as_ref()) => (accepted, Scheme::Https),
+            Some((stream, peer, scheme)) = this.inbox.recv() => {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve(stream, peer, scheme),
+                    Err(e) => {
+                        workers.release(me);
+                        debug!(%peer, error = %e, "cannot take over a connection");
                     }
                 }
-                Err(e) => {
-                    // Out of descriptors, typically: wait a little.
-                    warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some((stream, peer)) = this.inbox.recv() => match TcpStream::from_std(stream) {
-                Ok(stream) => serve(stream, peer),
-                Err(e) => {
-                    workers.release(me);
-                    debug!(%peer, error = %e, "cannot take over a connection");
-                }
-            },
+                continue;
+            }
             _ = sweep.tick() => {
                 let table = shared.table();
                 pool.sweep(|authority| table.routes().any(|route| {
                     route.upstreams.iter().any(|u| &*u.authority == authority)
                 }));
+                continue;
             }
             () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let chosen = workers.assign(me);
+                if chosen == me {
+                    serve(stream, peer, scheme);
+                    continue;
+                }
+                let handed = match stream.into_std() {
+                    Ok(stream) => workers.inboxes[chosen].send((stream, peer, scheme)),
+                    Err(e) => {
+                        workers.release(chosen);
+                        debug!(%peer, error = %e, "cannot hand a connection over");
+                        continue;
+                    }
+                };
+                // That worker is gone (shutting down): serve it here.
+                if let Err(mpsc::error::SendError((stream, peer, scheme))) = handed {
+                    workers.reassign(chosen, me);
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => serve(stream, peer, scheme),
+                        Err(e) => {
+                            workers.release(me);
+                            debug!(%peer, error = %e, "cannot take a connection back");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // Out of descriptors, typically: wait a little.
+                warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     drop(listener);
+    drop(tls_listener);
     let grace = shared.config.shutdown_grace;
     info!(
         connections = connections.len(),
@@ -486,6 +593,17 @@ async fn handle(
         route.runtime.stats.status(StatusCode::FORBIDDEN.as_u16());
         return Ok(denied());
     }
+    if route.redirect_to_https && peer.scheme == Scheme::Http {
+        let response = to_https(&req, &host, shared.config.https_port);
+        route.runtime.stats.status(response.status().as_u16());
+        return Ok(response);
+    }
+    if let Some(gate) = &route.auth
+        && let Some(refused) = authenticate(gate, &req, &route.app_id)
+    {
+        route.runtime.stats.status(refused.status().as_u16());
+        return Ok(refused);
+    }
     // A span per request; at debug level, so that building it costs
     // nothing unless asked for.
     let span = debug_span!(
@@ -498,6 +616,62 @@ async fn handle(
     Ok(forward(shared, &worker.pool, route, req, peer)
         .instrument(span)
         .await)
+}
+
+/// The redirect of a plain-HTTP request to HTTPS (400 when its host
+/// cannot be redirected to).
+fn to_https(req: &Request<Incoming>, host: &str, port: u16) -> Response<ClientBody> {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    match redirect::to_https(req.method().as_str(), host, target, port) {
+        Ok(r) => match HeaderValue::from_str(&r.location) {
+            Ok(location) => {
+                let status =
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+                let mut response = text(status, &format!("moved to {}\n", r.location));
+                response.headers_mut().insert(header::LOCATION, location);
+                response
+            }
+            Err(_) => text(
+                StatusCode::BAD_REQUEST,
+                "this request cannot be redirected\n",
+            ),
+        },
+        Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+    }
+}
+
+/// The answer refusing a request to an app behind basic authentication;
+/// `None` when its credentials are valid.
+fn authenticate(
+    gate: &BasicAuth,
+    req: &Request<Incoming>,
+    app_id: &str,
+) -> Option<Response<ClientBody>> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match auth::decide(&gate.file.current(), authorization) {
+        auth::Verdict::Allow => None,
+        auth::Verdict::Challenge(reason) => {
+            // The reason only: never the header, never a password.
+            debug!(app = app_id, reason, "basic authentication refused");
+            let mut response = text(StatusCode::UNAUTHORIZED, "authentication required\n");
+            let challenge = HeaderValue::from_str(&auth::challenge(&gate.realm))
+                .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"Restricted\""));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+            Some(response)
+        }
+        auth::Verdict::Unavailable => {
+            debug!(app = app_id, file = %gate.file.path().display(), "credentials file unavailable: denied");
+            Some(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("access to {app_id} is denied: its credentials cannot be read\n"),
+            ))
+        }
+    }
 }
 
 /// Proxies one request to an instance of `route`, holding it while a
@@ -532,7 +706,14 @@ async fn forward(
             return finish_local(text(e.status(), "cannot read the request body\n"));
         }
     };
-    let request = Outgoing::new(&parts, &peer, body, route.sticky, on_upgrade);
+    let request = Outgoing::new(
+        &parts,
+        &peer,
+        body,
+        route.sticky,
+        route.auth.is_some(),
+        on_upgrade,
+    );
 
     let mut failure = match attempts(shared, pool, &route, &request, start).await {
         Ok(response) => return response,
@@ -601,6 +782,7 @@ impl<'a> Outgoing<'a> {
         peer: &Peer,
         body: RequestBody,
         sticky: bool,
+        strip_authorization: bool,
         on_upgrade: Option<OnUpgrade>,
     ) -> Self {
         let sticky = match sticky {
@@ -613,7 +795,7 @@ impl<'a> Outgoing<'a> {
                 .collect(),
             false => Vec::new(),
         };
-        let mut head = upstream_head(parts, peer);
+        let mut head = upstream_head(parts, peer, strip_authorization);
         // Asked of the instance only when the client's connection can be
         // taken over (hyper gives it for HTTP/1.1 upgrade requests).
         let upgrade = on_upgrade.as_ref().and_then(|_| upgrade_requested(parts));
@@ -944,10 +1126,18 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The request line and headers as sent upstream: origin-form target,
 /// hop-by-hop headers (and those `Connection` names) and `Expect`
 /// dropped, the Host kept (from an absolute URI if need be),
-/// `X-Forwarded-For` extended, `X-Forwarded-Host` and `-Proto` added
-/// unless present. Written straight from the client's header map: no
-/// copy of the map per request.
-fn upstream_head(parts: &hyper::http::request::Parts, peer: &Peer) -> Vec<u8> {
+/// `X-Forwarded-For` extended, `X-Forwarded-Host` added unless present,
+/// `X-Forwarded-Proto` added unless present on plain HTTP and always
+/// `https` over TLS (the router knows; a client's claim is dropped), and
+/// `Authorization` dropped when `strip_authorization` (it passed the
+/// router's own basic-auth gate). Written straight from the client's
+/// header map: no copy of the map per request.
+fn upstream_head(
+    parts: &hyper::http::request::Parts,
+    peer: &Peer,
+    strip_authorization: bool,
+) -> Vec<u8> {
+    let tls = peer.scheme == Scheme::Https;
     let incoming = &parts.headers;
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(parts.method.as_str().as_bytes());
@@ -968,6 +1158,8 @@ fn upstream_head(parts: &hyper::http::request::Parts, peer: &Peer) -> Vec<u8> {
             // Framing is the pool's to write, for the body it sends.
             || *name == header::CONTENT_LENGTH
             || *name == X_FORWARDED_FOR
+            || (tls && *name == X_FORWARDED_PROTO)
+            || (strip_authorization && *name == header::AUTHORIZATION)
             || named.contains(name)
         {
             continue;
@@ -1003,7 +1195,9 @@ fn upstream_head(parts: &hyper::http::request::Parts, peer: &Peer) -> Vec<u8> {
     {
         push_header(&mut head, &X_FORWARDED_HOST, host);
     }
-    if !incoming.contains_key(X_FORWARDED_PROTO) {
+    if tls {
+        head.extend_from_slice(b"x-forwarded-proto: https\r\n");
+    } else if !incoming.contains_key(X_FORWARDED_PROTO) {
         head.extend_from_slice(b"x-forwarded-proto: http\r\n");
     }
     head
@@ -1366,11 +1560,25 @@ mod tests {
     /// The request line and headers `upstream_head` writes for a GET of
     /// `uri` with `headers` from `peer`.
     fn sent_head(uri: &str, headers: HeaderMap, peer: &str) -> (String, HeaderMap) {
+        sent_head_as(
+            uri,
+            headers,
+            Peer::new(peer.parse().unwrap(), Scheme::Http),
+            false,
+        )
+    }
+
+    fn sent_head_as(
+        uri: &str,
+        headers: HeaderMap,
+        peer: Peer,
+        strip_authorization: bool,
+    ) -> (String, HeaderMap) {
         let mut request = Request::new(());
         *request.uri_mut() = uri.parse().unwrap();
         *request.headers_mut() = headers;
         let (parts, ()) = request.into_parts();
-        let mut head = upstream_head(&parts, &Peer::new(peer.parse().unwrap()));
+        let mut head = upstream_head(&parts, &peer, strip_authorization);
         head.extend_from_slice(b"\r\n");
         let text = String::from_utf8(head.clone()).unwrap();
         let mut slots = [httparse::EMPTY_HEADER; 32];
@@ -1419,6 +1627,28 @@ mod tests {
         assert_eq!(out["cookie"], "a=b");
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
         assert_eq!(out["x-forwarded-host"], "web.test");
+        assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn over_tls_the_proto_is_https_and_a_gated_apps_authorization_is_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("web.test"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dTpw"),
+        );
+        let tls = Peer::new("127.0.0.1:1".parse().unwrap(), Scheme::Https);
+        let (_, out) = sent_head_as("/", h.clone(), tls.clone(), true);
+        assert_eq!(out.get_all("x-forwarded-proto").iter().count(), 1);
+        assert_eq!(out["x-forwarded-proto"], "https");
+        assert!(!out.contains_key(header::AUTHORIZATION));
+        // Not gated: the app's own credentials pass through.
+        let (_, out) = sent_head_as("/", h.clone(), tls, false);
+        assert_eq!(out[header::AUTHORIZATION], "Basic dTpw");
+        // Plain HTTP keeps an earlier hop's proto, as before.
+        let (_, out) = sent_head("/", h, "127.0.0.1:1");
         assert_eq!(out["x-forwarded-proto"], "http");
     }
 

@@ -22,6 +22,13 @@
 //! invalidation signals (their order is not guaranteed), so every change
 //! is read back from the API rather than applied from the event body.
 //! Both talk to Marathon through the client in [`crate::marathon`].
+//!
+//! The credentials files that apps' `BATON_AUTH_FILE` labels name are part
+//! of their routes: each table is published only once the files it names
+//! have been read (a new app behind authentication is never reachable
+//! before its users are known), and a third task, the **credentials
+//! watcher**, re-reads files whose stamp changed every
+//! `auth_reload_interval`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -203,17 +210,53 @@ impl Backoff {
     }
 }
 
-/// Follows Marathon until `shutdown`: the follower and the refresher.
+/// Follows Marathon until `shutdown`: the follower, the refresher and the
+/// credentials watcher.
 pub(crate) async fn run(shared: Arc<Shared>, marathon: Marathon, shutdown: CancellationToken) {
     let (tx, rx) = mpsc::unbounded_channel();
     let refresher = tokio::spawn(
         refresher(shared.clone(), marathon.clone(), rx, shutdown.clone())
             .instrument(info_span!("refresher")),
     );
+    let credentials = tokio::spawn(
+        watch_credentials(shared.clone(), shutdown.clone()).instrument(info_span!("credentials")),
+    );
     follower(shared, marathon, tx, shutdown)
         .instrument(info_span!("event_stream"))
         .await;
     let _ = refresher.await;
+    let _ = credentials.await;
+}
+
+/// Reads the credentials files `table` names that changed since they were
+/// last read (or never were), on a blocking thread.
+async fn refresh_credentials(table: &Table) {
+    let files = table.credential_files();
+    if files.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for file in files {
+            file.refresh();
+        }
+    })
+    .await;
+}
+
+/// Re-reads changed credentials files every `auth_reload_interval` until
+/// `shutdown`.
+async fn watch_credentials(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let interval = shared.config.auth_reload_interval;
+    if interval.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        refresh_credentials(&shared.table()).await;
+    }
 }
 
 async fn follower(
@@ -357,6 +400,7 @@ async fn resync_all(shared: &Shared, marathon: &Marathon) -> Result<(), Error> {
     let current = shared.table();
     let next = Table::from_apps(&apps, &current);
     log_changes(&current, &next);
+    refresh_credentials(&next).await;
     shared.publish(next);
     Ok(())
 }
@@ -380,6 +424,7 @@ async fn refresh_apps(
         };
     }
     log_changes(&current, &next);
+    refresh_credentials(&next).await;
     shared.publish(next);
     Ok(())
 }

@@ -19,6 +19,12 @@
 //!   without a path matches every path). When none of them matches, the
 //!   apps without vhosts are tried by path the same way. Prefixes match
 //!   whole segments: `/api` matches `/api` and `/api/x`, not `/apix`.
+//! - `BATON_REDIRECT_TO_HTTPS=true` (or marathon-lb's
+//!   `HAPROXY_0_REDIRECT_TO_HTTPS`) sends plain-HTTP clients to HTTPS
+//!   ([`crate::redirect`]); `BATON_AUTH_FILE` (with `BATON_AUTH_REALM`)
+//!   puts the app behind basic authentication ([`crate::auth`]). The
+//!   label's presence turns authentication on: an empty path names no
+//!   readable file and so denies everyone.
 //! - A table is immutable; a change builds the next one
 //!   ([`Table::from_apps`], [`Table::with_app`], [`Table::without_app`]),
 //!   carrying over by app id the app's [`AppRuntime`] (counters, balancer
@@ -32,6 +38,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::access::DenyList;
+use crate::auth::{self, BasicAuth, CredentialFile};
 use crate::balance::{Policy, Upstream, UpstreamState};
 use crate::runtime::AppRuntime;
 
@@ -49,6 +56,14 @@ pub const LABEL_BALANCE: &str = "BATON_BALANCE";
 pub const LABEL_STICKY: &str = "BATON_STICKY";
 /// Label: client networks refused (comma-separated CIDR blocks).
 pub const LABEL_DENY: &str = "BATON_DENY";
+/// Label: `true` to redirect plain-HTTP requests to HTTPS.
+pub const LABEL_REDIRECT_TO_HTTPS: &str = "BATON_REDIRECT_TO_HTTPS";
+/// marathon-lb's label for the same.
+pub const LABEL_HAPROXY_REDIRECT_TO_HTTPS: &str = "HAPROXY_0_REDIRECT_TO_HTTPS";
+/// Label: the basic-auth credentials file (`user:password` lines).
+pub const LABEL_AUTH_FILE: &str = "BATON_AUTH_FILE";
+/// Label: the basic-auth realm.
+pub const LABEL_AUTH_REALM: &str = "BATON_AUTH_REALM";
 
 /// A task that is not routed to, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +91,10 @@ pub struct Route {
     pub deny: DenyList,
     /// `BATON_DENY` entries that do not parse (the others apply).
     pub deny_errors: Vec<String>,
+    /// Whether plain-HTTP requests are redirected to HTTPS.
+    pub redirect_to_https: bool,
+    /// Basic authentication, when `BATON_AUTH_FILE` is set.
+    pub auth: Option<BasicAuth>,
     /// Whether the app has health checks (then only healthy tasks route).
     pub health_checked: bool,
     /// Desired instances (`instances`), for the autoscaler and sleep/wake.
@@ -120,6 +139,8 @@ impl Route {
             "sticky": self.sticky,
             "deny": self.deny.networks(),
             "denyErrors": self.deny_errors,
+            "redirectToHttps": self.redirect_to_https,
+            "auth": self.auth.as_ref().map(BasicAuth::to_json),
             "healthChecks": self.health_checked,
             "instances": self.instances,
             "upstreams": self.upstreams.iter().map(|u| {
@@ -272,6 +293,24 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
     upstreams.sort_by(|a, b| a.task_id.cmp(&b.task_id));
     excluded.sort_by(|a, b| a.task_id.cmp(&b.task_id));
     let (deny, deny_errors) = DenyList::parse(labels.get(LABEL_DENY).map_or("", String::as_str));
+    let redirect_to_https = [LABEL_REDIRECT_TO_HTTPS, LABEL_HAPROXY_REDIRECT_TO_HTTPS]
+        .iter()
+        .filter_map(|name| labels.get(*name))
+        .any(|v| v.trim().eq_ignore_ascii_case("true"));
+    let auth = labels.get(LABEL_AUTH_FILE).map(|path| {
+        let path = path.trim();
+        // The same file keeps what was read from it.
+        let file = prev
+            .and_then(|p| p.auth.as_ref())
+            .filter(|a| a.file.path().as_os_str() == path)
+            .map_or_else(|| Arc::new(CredentialFile::new(path)), |a| a.file.clone());
+        BasicAuth {
+            realm: label(&labels, &[LABEL_AUTH_REALM])
+                .unwrap_or(auth::DEFAULT_REALM)
+                .to_string(),
+            file,
+        }
+    });
 
     Some(Route {
         app_id,
@@ -283,6 +322,8 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         deny,
         deny_errors: deny_errors.iter().map(ToString::to_string).collect(),
+        redirect_to_https,
+        auth,
         health_checked,
         instances: app["instances"].as_u64().unwrap_or(0),
         labels,
@@ -376,6 +417,14 @@ impl Table {
             .get(host)
             .and_then(|routes| routes.iter().find(|r| r.matches_path(path)))
             .or_else(|| self.any_host.iter().find(|r| r.matches_path(path)))
+    }
+
+    /// The credentials files of every app behind basic authentication.
+    pub fn credential_files(&self) -> Vec<Arc<CredentialFile>> {
+        self.apps
+            .values()
+            .filter_map(|r| r.auth.as_ref().map(|a| a.file.clone()))
+            .collect()
     }
 
     /// Every app, by id.
@@ -527,6 +576,41 @@ mod tests {
         assert_eq!(route.policy, Policy::LeastConn);
         assert!(route.sticky);
         assert_eq!(route.labels["BATON_BALANCE"], "least_conn");
+    }
+
+    #[test]
+    fn redirect_and_auth_labels_and_the_credentials_file_carries_over() {
+        let labels = json!({
+            "BATON_VHOST": "web.test",
+            "HAPROXY_0_REDIRECT_TO_HTTPS": "True",
+            "BATON_AUTH_FILE": " /etc/users ",
+        });
+        let route = parse_app(&app("/web", labels.clone(), vec![]), None).unwrap();
+        assert!(route.redirect_to_https);
+        let gate = route.auth.as_ref().unwrap();
+        assert_eq!(gate.realm, auth::DEFAULT_REALM);
+        assert_eq!(gate.file.path(), std::path::Path::new("/etc/users"));
+        // Rebuilt with the same file: what was read is kept.
+        let mut relabelled = labels.clone();
+        relabelled["BATON_AUTH_REALM"] = json!("Staff");
+        let next = parse_app(&app("/web", relabelled, vec![]), Some(&route)).unwrap();
+        let next_gate = next.auth.as_ref().unwrap();
+        assert!(Arc::ptr_eq(&gate.file, &next_gate.file));
+        assert_eq!(next_gate.realm, "Staff");
+        // Another file is a new one.
+        let mut moved = labels;
+        moved["BATON_AUTH_FILE"] = json!("/etc/other");
+        let other = parse_app(&app("/web", moved, vec![]), Some(&route)).unwrap();
+        assert!(!Arc::ptr_eq(&gate.file, &other.auth.as_ref().unwrap().file));
+        // Without the labels: neither; an empty file label still gates.
+        let plain = parse_app(
+            &app("/web", json!({"BATON_REDIRECT_TO_HTTPS": "no"}), vec![]),
+            None,
+        )
+        .unwrap();
+        assert!(!plain.redirect_to_https && plain.auth.is_none());
+        let empty = parse_app(&app("/web", json!({"BATON_AUTH_FILE": ""}), vec![]), None).unwrap();
+        assert!(empty.auth.is_some(), "fails closed");
     }
 
     #[test]

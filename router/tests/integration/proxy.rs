@@ -30,16 +30,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 
-const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-fn full(text: impl Into<Bytes>) -> Body {
+pub(crate) fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into()).boxed()
 }
 
 /// Serves `handler` on a fresh loopback port until the test ends.
-async fn http_server<F, Fut>(handler: F) -> SocketAddr
+pub(crate) async fn http_server<F, Fut>(handler: F) -> SocketAddr
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
@@ -69,8 +69,8 @@ where
 /// A fake Marathon: the apps it lists, an event stream fed by `emit`,
 /// Baton's load list when set, and the `PUT /v2/apps/{id}` bodies it got
 /// (answered 200, applied by the test).
-struct FakeMarathon {
-    url: String,
+pub(crate) struct FakeMarathon {
+    pub(crate) url: String,
     apps: Arc<Mutex<Vec<Value>>>,
     loads: Arc<Mutex<Option<Vec<Value>>>>,
     puts: Arc<Mutex<Vec<(String, Value)>>>,
@@ -83,7 +83,7 @@ struct FakeMarathon {
 }
 
 impl FakeMarathon {
-    async fn start(apps: Vec<Value>) -> FakeMarathon {
+    pub(crate) async fn start(apps: Vec<Value>) -> FakeMarathon {
         let apps = Arc::new(Mutex::new(apps));
         let loads = Arc::new(Mutex::new(None::<Vec<Value>>));
         let puts = Arc::new(Mutex::new(Vec::new()));
@@ -155,11 +155,11 @@ impl FakeMarathon {
         }
     }
 
-    fn set_apps(&self, apps: Vec<Value>) {
+    pub(crate) fn set_apps(&self, apps: Vec<Value>) {
         *self.apps.lock().unwrap() = apps;
     }
 
-    fn emit(&self, event_type: &str, data: Value) {
+    pub(crate) fn emit(&self, event_type: &str, data: Value) {
         let mut data = data;
         data["eventType"] = json!(event_type);
         let frame = format!("event: {event_type}\ndata: {data}\n\n");
@@ -168,7 +168,7 @@ impl FakeMarathon {
 }
 
 /// An instance answering `name` to GET, and `name got <n> bytes` to a body.
-async fn upstream(name: &'static str) -> SocketAddr {
+pub(crate) async fn upstream(name: &'static str) -> SocketAddr {
     http_server(move |req: Request<Incoming>| async move {
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let text = if body.is_empty() {
@@ -285,7 +285,7 @@ async fn refused_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-fn app(id: &str, labels: Value, tasks: &[(&str, SocketAddr)]) -> Value {
+pub(crate) fn app(id: &str, labels: Value, tasks: &[(&str, SocketAddr)]) -> Value {
     json!({
         "id": id,
         "instances": tasks.len(),
@@ -298,23 +298,45 @@ fn app(id: &str, labels: Value, tasks: &[(&str, SocketAddr)]) -> Value {
 }
 
 /// A router running in-process.
-struct Router {
-    url: String,
-    http: reqwest::Client,
+pub(crate) struct Router {
+    pub(crate) url: String,
+    /// The TLS listener's address, when it has one.
+    pub(crate) https: Option<SocketAddr>,
+    pub(crate) http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), baton_router::Error>>,
 }
 
 impl Router {
-    async fn start(config: Config) -> Router {
+    pub(crate) async fn start(config: Config) -> Router {
+        Router::start_with(config, None).await
+    }
+
+    /// A router with a TLS listener too when given `certificates`.
+    pub(crate) async fn start_with(
+        config: Config,
+        certificates: Option<Arc<baton_router::tls::Certificates>>,
+    ) -> Router {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut https = None;
+        let mut tls = None;
+        if let Some(certificates) = certificates {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            https = Some(listener.local_addr().unwrap());
+            tls = Some((listener, certificates));
+        }
+        let listeners = baton_router::Listeners {
+            http: listener,
+            https: tls,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(baton_router::serve(listener, config, async move {
+        let task = tokio::spawn(baton_router::serve_on(listeners, config, async move {
             let _ = stopped.await;
         }));
         let router = Router {
             url,
+            https,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             stop: Some(stop),
             task,
@@ -332,13 +354,13 @@ impl Router {
         tokio::net::TcpStream::connect(address).await.unwrap()
     }
 
-    async fn admin(&self, path: &str) -> Value {
+    pub(crate) async fn admin(&self, path: &str) -> Value {
         let r = self.http.get(format!("{}{path}", self.url)).send().await;
         r.unwrap().json().await.unwrap()
     }
 
     /// Polls `/_router/table` until `check` holds.
-    async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let table = self.admin("/_router/table").await;
@@ -380,7 +402,7 @@ impl Router {
         (status, text)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(DEADLINE, &mut self.task)
             .await
@@ -390,7 +412,7 @@ impl Router {
     }
 }
 
-fn config(marathon: &FakeMarathon) -> Config {
+pub(crate) fn config(marathon: &FakeMarathon) -> Config {
     let mut config = Config::new(marathon.url.clone());
     // Only events (and reconnects) refresh the table in these tests.
     config.resync_interval = Duration::from_secs(3600);
