@@ -58,8 +58,25 @@ pub struct Settings {
     pub framework_name: String,
     /// `--mesos_user`.
     pub mesos_user: String,
-    /// `--mesos_role`.
-    pub mesos_role: String,
+    /// `--mesos_role`: one role, or a comma list (then Baton subscribes
+    /// MULTI_ROLE); the first is the role of apps that name none.
+    pub mesos_roles: Vec<String>,
+    /// `--mesos_authentication_principal` and
+    /// `--mesos_authentication_secret_file`.
+    pub mesos_credentials: Option<crate::mesos::MesosCredentials>,
+    /// `--mesos_ca_file`: trusted, besides the system's roots, for
+    /// `https://` masters.
+    pub mesos_ca_file: Option<PathBuf>,
+    /// `--mesos_ssl`: masters found in ZooKeeper are spoken to over https.
+    pub mesos_ssl: bool,
+    /// Authentication and authorization of the API.
+    pub http_security: crate::auth::HttpSecurity,
+    /// What the API accepts besides: CORS, header limits, write rates.
+    pub http_policy: crate::api::guard::HttpPolicy,
+    /// `--https_port`, `--ssl_cert`, `--ssl_key`: the API over TLS too.
+    pub https: Option<crate::api::tls::HttpsSettings>,
+    /// `--disable_http`: the API over TLS only.
+    pub disable_http: bool,
     /// `--hostname`: advertised in FrameworkInfo (mesos-dns uses it).
     pub hostname: String,
     /// `--failover_timeout`.
@@ -126,7 +143,14 @@ impl Settings {
             master,
             framework_name: "marathon".into(),
             mesos_user: "root".into(),
-            mesos_role: "*".into(),
+            mesos_roles: vec!["*".into()],
+            mesos_credentials: None,
+            mesos_ca_file: None,
+            mesos_ssl: false,
+            http_security: crate::auth::HttpSecurity::default(),
+            http_policy: crate::api::guard::HttpPolicy::default(),
+            https: None,
+            disable_http: false,
             hostname: "127.0.0.1".into(),
             failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
             data_dir,
@@ -142,6 +166,11 @@ impl Settings {
             max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
             crash_after_store_writes: None,
         }
+    }
+
+    /// The role of apps that name none: the first of `--mesos_role`.
+    pub fn default_role(&self) -> &str {
+        self.mesos_roles.first().map_or("*", String::as_str)
     }
 
     /// Where the `baton-executor` binary is.
@@ -171,6 +200,10 @@ pub enum StartError {
     /// lead, that is fatal).
     #[error("cannot start leading: {0}")]
     Term(String),
+    /// The security settings are unusable (a CA file, credentials, an
+    /// ACL, a certificate).
+    #[error("{0}")]
+    Security(String),
     /// The REST API could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -185,21 +218,35 @@ pub enum StartError {
 impl Settings {
     /// The FrameworkInfo Baton subscribes with: checkpointing on (so agents
     /// can recover executors), partition-aware, with a long failover timeout.
+    /// With several roles it is MULTI_ROLE (`roles`, not `role`, as the
+    /// master requires); the principal is the one Baton authenticates as.
     pub fn framework_info(&self) -> v1::FrameworkInfo {
         use v1::framework_info::{Capability, capability::Type};
+        let multi_role = self.mesos_roles.len() > 1;
+        let mut capabilities = vec![Type::PartitionAware, Type::TaskKillingState];
+        if multi_role {
+            capabilities.push(Type::MultiRole);
+        }
+        let role = self.default_role();
         v1::FrameworkInfo {
             user: self.mesos_user.clone(),
             name: self.framework_name.clone(),
             failover_timeout: Some(self.failover_timeout.as_secs_f64()),
             checkpoint: Some(true),
-            role: (self.mesos_role != "*").then(|| self.mesos_role.clone()),
+            role: (!multi_role && role != "*").then(|| role.to_string()),
+            roles: if multi_role {
+                self.mesos_roles.clone()
+            } else {
+                Vec::new()
+            },
+            principal: self.mesos_credentials.as_ref().map(|c| c.principal.clone()),
             hostname: Some(self.hostname.clone()),
             webui_url: Some(format!(
                 "http://{}:{}",
                 self.hostname,
                 self.http_addr.port()
             )),
-            capabilities: [Type::PartitionAware, Type::TaskKillingState]
+            capabilities: capabilities
                 .into_iter()
                 .map(|t| Capability {
                     r#type: Some(t as i32),
@@ -221,6 +268,8 @@ pub struct Running {
     pub local: Option<mesos_local::LocalCluster>,
     /// Where the REST API listens (the bound address, so port 0 works).
     pub http_addr: SocketAddr,
+    /// Where the HTTPS REST API listens, with `--https_port`.
+    pub https_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     terms: tokio::task::JoinHandle<Result<(), String>>,
 }
@@ -272,7 +321,11 @@ pub async fn run(
     let (masters, local) = match &settings.master {
         MasterSpec::Masters(list) => (list.clone(), None),
         MasterSpec::Zk(url) => {
-            detected = Some(crate::mesos::detector::spawn(url.clone(), shutdown.clone()));
+            detected = Some(crate::mesos::detector::spawn(
+                url.clone(),
+                settings.mesos_ssl,
+                shutdown.clone(),
+            ));
             (Vec::new(), None)
         }
         MasterSpec::Local(cluster) => {
@@ -288,6 +341,11 @@ pub async fn run(
     let mut session = SessionConfig::new(masters, settings.framework_info());
     session.encoding = settings.mesos_encoding;
     session.detected = detected;
+    session.security = crate::mesos::CallerSecurity {
+        tls: crate::mesos::auth::tls_client_config(settings.mesos_ca_file.as_deref())
+            .map_err(|e| StartError::Security(e.to_string()))?,
+        credentials: settings.mesos_credentials.clone(),
+    };
     session_tuning(&mut session);
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
@@ -299,6 +357,36 @@ pub async fn run(
         addr: settings.http_addr,
         source,
     })?;
+    settings
+        .http_security
+        .validate()
+        .map_err(|e| StartError::Security(e.to_string()))?;
+    if settings.disable_http && (settings.https.is_none() || settings.zk.is_some()) {
+        return Err(StartError::Security(
+            "--disable_http needs --https_port, and is not supported with --zk yet (standbys proxy to the leader over HTTP)"
+                .into(),
+        ));
+    }
+    let (https, https_addr) = match &settings.https {
+        Some(https) => {
+            let certs = Arc::new(
+                crate::api::tls::ReloadingCert::load(&https.cert, &https.key)
+                    .map_err(|e| StartError::Security(e.to_string()))?,
+            );
+            let listener = tokio::net::TcpListener::bind(https.addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: https.addr,
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| StartError::Listen {
+                addr: https.addr,
+                source,
+            })?;
+            (Some((listener, certs)), Some(addr))
+        }
+        None => (None, None),
+    };
     let me = format!("{}:{}", settings.hostname, http_addr.port());
     let master_text = match &settings.master {
         MasterSpec::Local(_) => "local".to_string(),
@@ -321,7 +409,17 @@ pub async fn run(
     let executor = match settings.executor {
         ExecutorKind::Command => ExecutorChoice::Command,
         ExecutorKind::Baton => ExecutorChoice::Baton(ExecutorSettings {
-            fetch_url: format!("http://{me}{}", executor_file.fetch_path()),
+            // Over HTTPS only when plain HTTP is off: agents must then
+            // trust the API's certificate.
+            fetch_url: match https_addr {
+                Some(addr) if settings.disable_http => format!(
+                    "https://{}:{}{}",
+                    settings.hostname,
+                    addr.port(),
+                    executor_file.fetch_path()
+                ),
+                _ => format!("http://{me}{}", executor_file.fetch_path()),
+            },
             cache: executor_version.is_some(),
             cpus: ExecutorSettings::DEFAULT_CPUS,
             mem: ExecutorSettings::DEFAULT_MEM,
@@ -329,7 +427,7 @@ pub async fn run(
             load_report_interval: settings.load_report_interval,
         }),
     };
-    let mut config = SchedulerConfig::new(session, settings.mesos_role.clone(), executor);
+    let mut config = SchedulerConfig::new(session, settings.default_role().to_string(), executor);
     config.reconciliation_interval = settings.reconciliation_interval;
     config.limits.task_launch_timeout = settings.task_launch_timeout;
     config.max_instances_per_app = settings.max_instances_per_app;
@@ -356,7 +454,7 @@ pub async fn run(
         leader: me.clone(),
         http_port: http_addr.port(),
         master: master_text,
-        mesos_role: settings.mesos_role.clone(),
+        mesos_roles: settings.mesos_roles.clone(),
         mesos_user: settings.mesos_user.clone(),
         failover_timeout_seconds: settings.failover_timeout.as_secs(),
         zk: settings.zk.as_ref().map(|url| {
@@ -368,22 +466,28 @@ pub async fn run(
         max_instances_per_app: settings.max_instances_per_app,
     });
     let requests: Arc<crate::api::RequestCounters> = Arc::default();
+    let guard = Arc::new(crate::api::guard::Guard::new(
+        settings.http_security.clone(),
+        settings.http_policy.clone(),
+    ));
     let start = {
-        let (identity, requests, executor_file, abdicate) = (
+        let (identity, requests, executor_file, abdicate, guard) = (
             identity.clone(),
             requests.clone(),
             executor_file.clone(),
             abdicate.clone(),
+            guard.clone(),
         );
         move |role: Role, cancel: CancellationToken| {
             let config = config.clone();
             let embedded = embedded.clone();
             let lease = leases.as_ref().and_then(|l| l.borrow().clone());
-            let (identity, requests, executor_file, abdicate) = (
+            let (identity, requests, executor_file, abdicate, guard) = (
                 identity.clone(),
                 requests.clone(),
                 executor_file.clone(),
                 abdicate.clone(),
+                guard.clone(),
             );
             async move {
                 let mut registry = None;
@@ -416,6 +520,7 @@ pub async fn run(
                     requests,
                     executor_file,
                     abdicate,
+                    guard,
                 });
                 Ok::<_, StartError>(terms::Term {
                     router,
@@ -428,17 +533,38 @@ pub async fn run(
     let standby_state = crate::api::standby::StandbyState::new(roles.clone(), &me)
         .map_err(|e| StartError::Local(format!("cannot build the standby's HTTP client: {e}")))?;
     let standby = crate::api::standby::router(standby_state)
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            crate::api::guard::guard,
+        ))
         .merge(crate::api::files::routes(executor_file.clone()));
     let (serving, serving_rx) = tokio::sync::watch::channel(standby.clone());
-    let api_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        if let Err(e) =
-            crate::api::serve(listener, serving_rx, api_shutdown.cancelled_owned()).await
-        {
-            tracing::error!(error = %e, "REST API server failed");
-        }
-    });
-    info!(%http_addr, zk = ?settings.zk.as_ref().map(ToString::to_string), "REST API listening");
+    if let Some((listener, certs)) = https {
+        let (serving_rx, api_shutdown) = (serving_rx.clone(), shutdown.clone());
+        tokio::spawn(certs.clone().watch(shutdown.clone()));
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::api::serve_https(listener, certs, serving_rx, api_shutdown.cancelled_owned())
+                    .await
+            {
+                tracing::error!(error = %e, "HTTPS REST API server failed");
+            }
+        });
+        info!(addr = %https_addr.expect("bound with the listener"), "HTTPS REST API listening");
+    }
+    if settings.disable_http {
+        drop(listener);
+    } else {
+        let api_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::api::serve(listener, serving_rx, api_shutdown.cancelled_owned()).await
+            {
+                tracing::error!(error = %e, "REST API server failed");
+            }
+        });
+        info!(%http_addr, zk = ?settings.zk.as_ref().map(ToString::to_string), "REST API listening");
+    }
 
     let (current_tx, mut current) = tokio::sync::watch::channel(None);
     // Without ZooKeeper a term that cannot start is fatal (there is no one
@@ -458,6 +584,7 @@ pub async fn run(
         roles,
         local,
         http_addr,
+        https_addr,
         shutdown,
         terms,
     };

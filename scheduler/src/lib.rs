@@ -26,6 +26,8 @@
 //!   under one concurrency bound.
 //! - [`api`]: the Marathon v2 REST API (axum): handlers over snapshots of
 //!   the scheduler's state, Marathon's shapes and error bodies.
+//! - [`auth`]: who may use the API and for what — `--http_credentials`
+//!   users, the `--acl_file`'s grants on app paths, the front-proxy mode.
 //! - [`ha`]: high availability — leader election over ZooKeeper, and the
 //!   leadership terms: the scheduler runs only while leading, a standby
 //!   proxies the API to the leader.
@@ -39,6 +41,7 @@
 //! The binary (`src/main.rs`) only parses flags and calls [`config::run`].
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod deploy;

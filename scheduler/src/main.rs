@@ -40,9 +40,91 @@ struct Flags {
     /// Seconds Mesos keeps our tasks while Baton is away (default one week).
     #[arg(long = "failover_timeout", env = "BATON_FAILOVER_TIMEOUT", default_value_t = config::DEFAULT_FAILOVER_TIMEOUT.as_secs())]
     failover_timeout: u64,
-    /// Mesos role for resources.
+    /// Mesos role for resources, or a comma list of roles (Baton then
+    /// subscribes MULTI_ROLE); the first is the role of apps that name none.
     #[arg(long = "mesos_role", env = "BATON_MESOS_ROLE", default_value = "*")]
     mesos_role: String,
+    /// Principal Baton authenticates to Mesos with (HTTP Basic), also set
+    /// as FrameworkInfo.principal.
+    #[arg(
+        long = "mesos_authentication_principal",
+        env = "BATON_MESOS_AUTHENTICATION_PRINCIPAL"
+    )]
+    mesos_authentication_principal: Option<String>,
+    /// File holding the principal's secret; read again at every
+    /// subscription, so fixing it needs no restart.
+    #[arg(
+        long = "mesos_authentication_secret_file",
+        env = "BATON_MESOS_AUTHENTICATION_SECRET_FILE"
+    )]
+    mesos_authentication_secret_file: Option<PathBuf>,
+    /// PEM certificates trusted for https:// masters, besides the system's.
+    #[arg(long = "mesos_ca_file", env = "BATON_MESOS_CA_FILE")]
+    mesos_ca_file: Option<PathBuf>,
+    /// Speak https to masters found in ZooKeeper (Mesos's MasterInfo has
+    /// no scheme); LIBPROCESS_SSL_ENABLED=true does the same.
+    #[arg(long = "mesos_ssl", env = "BATON_MESOS_SSL")]
+    mesos_ssl: bool,
+    /// Users of the REST API: `user:password[,user:password]` (HTTP Basic).
+    #[arg(long = "http_credentials", env = "BATON_HTTP_CREDENTIALS")]
+    http_credentials: Option<String>,
+    /// Realm named in 401 answers.
+    #[arg(
+        long = "http_realm",
+        env = "BATON_HTTP_REALM",
+        default_value = "Mesosphere"
+    )]
+    http_realm: String,
+    /// Front-proxy mode: trust this request header as the authenticated
+    /// user (only safe when Baton is reachable through that proxy alone).
+    #[arg(long = "http_user_header", env = "BATON_HTTP_USER_HEADER")]
+    http_user_header: Option<String>,
+    /// ACL file: actions granted to users and groups on app paths (JSON;
+    /// see the README).
+    #[arg(long = "acl_file", env = "BATON_ACL_FILE")]
+    acl_file: Option<PathBuf>,
+    /// Serve /v2/events without authentication.
+    #[arg(long = "http_open_events", env = "BATON_HTTP_OPEN_EVENTS")]
+    http_open_events: bool,
+    /// Serve /metrics without authentication.
+    #[arg(long = "http_open_metrics", env = "BATON_HTTP_OPEN_METRICS")]
+    http_open_metrics: bool,
+    /// Origins allowed cross-origin requests (comma list, or `*`).
+    #[arg(
+        long = "access_control_allow_origin",
+        env = "BATON_ACCESS_CONTROL_ALLOW_ORIGIN"
+    )]
+    access_control_allow_origin: Option<String>,
+    /// The most bytes of request headers accepted (431 beyond).
+    #[arg(
+        long = "http_max_header_bytes",
+        env = "BATON_HTTP_MAX_HEADER_BYTES",
+        default_value_t = baton::api::guard::DEFAULT_MAX_HEADER_BYTES
+    )]
+    http_max_header_bytes: usize,
+    /// Writes per second allowed to each client (a user, else an address),
+    /// with a burst of as many; 429 with Retry-After beyond. 0: no limit.
+    #[arg(
+        long = "http_write_rate_limit",
+        env = "BATON_HTTP_WRITE_RATE_LIMIT",
+        default_value_t = 0.0
+    )]
+    http_write_rate_limit: f64,
+    /// Port of the HTTPS REST API (needs --ssl_cert and --ssl_key).
+    #[arg(long = "https_port", env = "BATON_HTTPS_PORT")]
+    https_port: Option<u16>,
+    /// Address the HTTPS REST API binds to (default: --http_address).
+    #[arg(long = "https_address", env = "BATON_HTTPS_ADDRESS")]
+    https_address: Option<IpAddr>,
+    /// The HTTPS certificate chain, PEM (reloaded on SIGHUP or change).
+    #[arg(long = "ssl_cert", env = "BATON_SSL_CERT")]
+    ssl_cert: Option<PathBuf>,
+    /// The HTTPS certificate's private key, PEM.
+    #[arg(long = "ssl_key", env = "BATON_SSL_KEY")]
+    ssl_key: Option<PathBuf>,
+    /// Serve the REST API over HTTPS only.
+    #[arg(long = "disable_http", env = "BATON_DISABLE_HTTP")]
+    disable_http: bool,
     /// User tasks run as (default: the current user).
     #[arg(long = "mesos_user", env = "BATON_MESOS_USER")]
     mesos_user: Option<String>,
@@ -177,7 +259,72 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     );
     settings.framework_name = flags.framework_name;
     settings.mesos_user = mesos_user;
-    settings.mesos_role = flags.mesos_role;
+    settings.mesos_roles = flags
+        .mesos_role
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    if settings.mesos_roles.is_empty() {
+        anyhow::bail!("--mesos_role names no role");
+    }
+    settings.mesos_credentials = match (
+        flags.mesos_authentication_principal,
+        flags.mesos_authentication_secret_file,
+    ) {
+        (Some(principal), secret_file) => Some(baton::mesos::MesosCredentials {
+            principal,
+            secret_file,
+        }),
+        (None, Some(_)) => anyhow::bail!(
+            "--mesos_authentication_secret_file needs --mesos_authentication_principal"
+        ),
+        (None, None) => None,
+    };
+    settings.mesos_ca_file = flags.mesos_ca_file;
+    settings.mesos_ssl = flags.mesos_ssl
+        || std::env::var("LIBPROCESS_SSL_ENABLED")
+            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"));
+    settings.http_security = baton::auth::HttpSecurity {
+        users: flags
+            .http_credentials
+            .as_deref()
+            .map(baton::auth::Users::parse)
+            .transpose()?,
+        realm: flags.http_realm,
+        user_header: flags.http_user_header.map(|h| h.to_ascii_lowercase()),
+        acl: flags
+            .acl_file
+            .as_deref()
+            .map(baton::auth::Acl::load)
+            .transpose()?,
+        open_events: flags.http_open_events,
+        open_metrics: flags.http_open_metrics,
+    };
+    settings.http_policy = baton::api::guard::HttpPolicy {
+        cors_origins: flags
+            .access_control_allow_origin
+            .iter()
+            .flat_map(|o| o.split(','))
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect(),
+        max_header_bytes: flags.http_max_header_bytes,
+        write_rate_per_client: (flags.http_write_rate_limit > 0.0)
+            .then_some(flags.http_write_rate_limit),
+    };
+    settings.https = match (flags.https_port, flags.ssl_cert, flags.ssl_key) {
+        (Some(port), Some(cert), Some(key)) => Some(baton::api::tls::HttpsSettings {
+            addr: SocketAddr::new(flags.https_address.unwrap_or(flags.http_address), port),
+            cert,
+            key,
+        }),
+        (None, None, None) => None,
+        _ => anyhow::bail!("--https_port, --ssl_cert and --ssl_key go together"),
+    };
+    settings.disable_http = flags.disable_http;
     settings.hostname = hostname;
     settings.failover_timeout = Duration::from_secs(flags.failover_timeout);
     settings.mesos_encoding = flags.mesos_encoding;

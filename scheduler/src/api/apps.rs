@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use super::events::ClientAddr;
 use super::params::{self, Params};
 use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks};
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
+use crate::auth::Action;
 use crate::reconcile::events::Event;
 use crate::reconcile::{AppEdit, SchedulerError, View};
 use crate::state::app::{
@@ -102,7 +103,7 @@ fn not_found(id: &PathId) -> ApiError {
 }
 
 async fn on_path(
-    State(state): State<ApiState>,
+    state: Api,
     method: Method,
     uri: Uri,
     ClientAddr(client): ClientAddr,
@@ -115,7 +116,7 @@ async fn on_path(
     match (method, target) {
         (Method::GET, Target::App(id)) => show(&state, &id, &params),
         (Method::GET, Target::AppsUnder(group)) => {
-            let view = state.scheduler.view();
+            let view = state.view();
             let embed = list_embed(&params);
             let now = state.scheduler.now();
             let apps: Vec<AppInfo> = view
@@ -135,20 +136,21 @@ async fn on_path(
             update(&state, id, &params, params::body(body)?, false, origin).await
         }
         (Method::DELETE, Target::App(id)) => {
+            state.authorize(Action::Delete, &id)?;
             let force = params.flag("force", true)?;
             let outcome = state.scheduler.delete_app(id, force).await?;
             Ok(params::written(StatusCode::OK, &outcome))
         }
         (Method::POST, Target::Restart(id)) => restart(&state, id, &params).await,
         (Method::GET, Target::Tasks(id)) => {
-            let view = state.scheduler.view();
+            let view = state.view();
             if !view.apps.contains_key(&id) {
                 return Err(not_found(&id));
             }
             Ok(axum::Json(json!({ "tasks": app_tasks(&view, &id) })).into_response())
         }
         (Method::GET, Target::GroupTasks(group)) => {
-            let view = state.scheduler.view();
+            let view = state.view();
             let tasks: Vec<_> = view
                 .apps
                 .keys()
@@ -162,7 +164,7 @@ async fn on_path(
             kill_one_task(&state, id, task_id, &params).await
         }
         (Method::GET, Target::Versions(id)) => {
-            let view = state.scheduler.view();
+            let view = state.view();
             if !view.apps.contains_key(&id) {
                 return Err(not_found(&id));
             }
@@ -180,7 +182,7 @@ async fn on_path(
             Ok(axum::Json(json!({ "versions": versions })).into_response())
         }
         (Method::GET, Target::Version(id, version)) => {
-            let view = state.scheduler.view();
+            let view = state.view();
             if !view.apps.contains_key(&id) {
                 return Err(not_found(&id));
             }
@@ -206,16 +208,13 @@ fn list_embed(params: &Params) -> Embed {
     }
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+async fn list(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let embed = list_embed(&params);
     let cmd = params.get("cmd").map(str::to_lowercase);
     let id = params.get("id").map(str::to_lowercase);
     let selector = params.get("label").map(LabelSelector::parse).transpose()?;
-    let view = state.scheduler.view();
+    let view = state.view();
     let now = state.scheduler.now();
     #[derive(serde::Serialize)]
     struct Apps<'a> {
@@ -241,8 +240,8 @@ async fn list(
     Ok(axum::Json(Apps { apps }).into_response())
 }
 
-fn show(state: &ApiState, id: &PathId, params: &Params) -> Result<Response, ApiError> {
-    let view = state.scheduler.view();
+fn show(state: &Api, id: &PathId, params: &Params) -> Result<Response, ApiError> {
+    let view = state.view();
     let app = view.apps.get(id).ok_or_else(|| not_found(id))?;
     // A single app always embeds counts, tasks, failures and deployments
     // (AppsResource.show).
@@ -282,7 +281,7 @@ fn check_tree(view: &View, id: &PathId) -> Result<(), ApiError> {
 }
 
 async fn create(
-    State(state): State<ApiState>,
+    state: Api,
     uri: Uri,
     ClientAddr(client): ClientAddr,
     RawQuery(query): RawQuery,
@@ -292,14 +291,15 @@ async fn create(
     let force = params.flag("force", false)?;
     let bytes = params::body(body)?;
     let app = AppDefinition::from_json(&bytes, &PathId::root(), &state.app_defaults())?;
-    check_tree(&state.scheduler.view(), &app.id)?;
+    state.authorize(Action::Create, &app.id)?;
+    check_tree(&state.view(), &app.id)?;
     let id = app.id.clone();
     let edit: AppEdit = Box::new(move |ctx| match ctx.current {
         Some(existing) => Err(SchedulerError::AlreadyExists(existing.id.clone())),
         None => Ok(Some(app.with_version(ctx.now, false))),
     });
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
-    let view = state.scheduler.view();
+    let view = state.view();
     let stored_app = outcome.app.clone().ok_or_else(|| not_found(&id))?;
     let stored = &*stored_app;
     state
@@ -321,6 +321,30 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// What writing `id` is: an update of an existing app, else (for a PUT,
+/// which creates what is missing) a creation.
+pub(super) fn write_action(state: &Api, id: &PathId, creates_missing: bool) -> Action {
+    if creates_missing && !state.scheduler.view().apps.contains_key(id) {
+        Action::Create
+    } else {
+        Action::Update
+    }
+}
+
+/// Killing tasks needs `kill`; killing and scaling down changes the app
+/// too, so it needs `update` as well.
+pub(super) fn authorize_kill(
+    state: &Api,
+    app: &PathId,
+    options: &crate::reconcile::KillOptions,
+) -> Result<(), ApiError> {
+    state.authorize(Action::Kill, app)?;
+    if options.scale {
+        state.authorize(Action::Update, app)?;
+    }
+    Ok(())
 }
 
 /// Builds the edit for a PUT (`create_missing`) or PATCH of one app body.
@@ -393,7 +417,7 @@ fn full_definition(
 
 /// `origin` is the request's path and client address (`api_post_event`).
 async fn update(
-    state: &ApiState,
+    state: &Api,
     id: PathId,
     params: &Params,
     bytes: Bytes,
@@ -403,8 +427,9 @@ async fn update(
     let force = params.flag("force", false)?;
     let partial = params.flag("partialUpdate", true)?;
     let body = params::json_body(&bytes)?;
-    if create_missing && !state.scheduler.view().apps.contains_key(&id) {
-        check_tree(&state.scheduler.view(), &id)?;
+    state.authorize(write_action(state, &id, create_missing), &id)?;
+    if create_missing && !state.view().apps.contains_key(&id) {
+        check_tree(&state.view(), &id)?;
     }
     let edit = update_edit(
         id.clone(),
@@ -437,7 +462,7 @@ async fn update(
 /// `PUT /v2/apps` and `PATCH /v2/apps`: an array of app updates, each by
 /// its `id`. Every body is checked before anything is written.
 async fn bulk_update(
-    State(state): State<ApiState>,
+    state: Api,
     method: Method,
     uri: Uri,
     ClientAddr(client): ClientAddr,
@@ -469,6 +494,7 @@ async fn bulk_update(
                     "a valid app id is required",
                 ))
             })?;
+        state.authorize(write_action(&state, &id, method == Method::PUT), &id)?;
         let edit = update_edit(
             id.clone(),
             item,
@@ -486,7 +512,7 @@ async fn bulk_update(
     let outcome = state.scheduler.edit_apps(edits, force).await?;
     // The snapshot is published before the reply; an app of another
     // version has been written since and is not this request's.
-    let view = state.scheduler.view();
+    let view = state.view();
     for id in &ids {
         if let Some(app) = view.apps.get(id)
             && app.version == Some(outcome.version)
@@ -499,7 +525,8 @@ async fn bulk_update(
     Ok(params::written(StatusCode::OK, &outcome))
 }
 
-async fn restart(state: &ApiState, id: PathId, params: &Params) -> Result<Response, ApiError> {
+async fn restart(state: &Api, id: PathId, params: &Params) -> Result<Response, ApiError> {
+    state.authorize(Action::Update, &id)?;
     let force = params.flag("force", false)?;
     let missing = id.clone();
     let edit: AppEdit = Box::new(move |ctx| match ctx.current {
@@ -510,14 +537,11 @@ async fn restart(state: &ApiState, id: PathId, params: &Params) -> Result<Respon
     Ok(params::written(StatusCode::OK, &outcome))
 }
 
-async fn kill_app_tasks(
-    state: &ApiState,
-    id: PathId,
-    params: &Params,
-) -> Result<Response, ApiError> {
+async fn kill_app_tasks(state: &Api, id: PathId, params: &Params) -> Result<Response, ApiError> {
     let options = params::kill_options(params)?;
+    authorize_kill(state, &id, &options)?;
     let host = params.get("host").filter(|h| *h != "*").map(str::to_string);
-    let view = state.scheduler.view();
+    let view = state.view();
     if !view.apps.contains_key(&id) {
         return Err(not_found(&id));
     }
@@ -533,13 +557,14 @@ async fn kill_app_tasks(
 }
 
 async fn kill_one_task(
-    state: &ApiState,
+    state: &Api,
     id: PathId,
     task_id: String,
     params: &Params,
 ) -> Result<Response, ApiError> {
     let options = params::kill_options(params)?;
-    let view = state.scheduler.view();
+    authorize_kill(state, &id, &options)?;
+    let view = state.view();
     if !view.apps.contains_key(&id) {
         return Err(not_found(&id));
     }

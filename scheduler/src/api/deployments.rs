@@ -1,7 +1,7 @@
 //! `/v2/deployments`: the changes being carried out (marathon-api.md §1.5).
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::params::{self, Params};
 use super::shapes::ReadinessJson;
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
 use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError, View};
 
 /// The `/v2/deployments` routes.
@@ -59,8 +59,8 @@ pub fn deployment_json(d: &Deployment, view: &View) -> Value {
     out
 }
 
-async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let view = state.scheduler.view();
+async fn list(state: Api) -> Result<Response, ApiError> {
+    let view = state.view();
     let list: Vec<Value> = view
         .deployments
         .values()
@@ -72,18 +72,26 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
 /// `force=true` stops tracking the deployment (202); otherwise a new,
 /// forced deployment reverts each app to the version before it.
 async fn cancel(
-    State(state): State<ApiState>,
+    state: Api,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let force = params.flag("force", false)?;
-    let view = state.scheduler.view();
+    let view = state.view();
     let Some(deployment) = view.deployments.get(&id).cloned() else {
         return Err(ApiError::NotFound(format!(
             "DeploymentPlan {id} does not exist"
         )));
     };
+    // Cancelling changes every app of the deployment (a rollback of a
+    // start deletes the app).
+    for (app, action) in deployment.actions() {
+        state.authorize(crate::auth::Action::Update, app)?;
+        if matches!(action, DeploymentAction::StartApplication) && !force {
+            state.authorize(crate::auth::Action::Delete, app)?;
+        }
+    }
     if force {
         state.scheduler.cancel_deployment(id).await?;
         return Ok(StatusCode::ACCEPTED.into_response());

@@ -23,6 +23,9 @@ pub enum ApiError {
         /// Ids of the deployments holding the object.
         deployments: Vec<String>,
     },
+    /// 403: the caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 409 for a duplicate id.
     #[error("{0}")]
     Conflict(String),
@@ -48,6 +51,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Locked { .. } | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Body { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Extension, FromRequestParts, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, FromRequestParts, RawQuery};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, info, info_span, warn};
 
 use super::params::Params;
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
 use crate::reconcile::events::{BusEvent, EVENT_BUFFER, Event};
 
 /// How long an idle stream waits before a keepalive comment.
@@ -119,7 +119,7 @@ fn sse_event(event: &BusEvent) -> SseEvent {
 }
 
 async fn stream(
-    State(state): State<ApiState>,
+    state: Api,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     ClientAddr(remote): ClientAddr,
@@ -149,7 +149,7 @@ async fn stream(
     let detached = Box::new(move || {
         scheduler.publish_event(Event::StreamDetached { remote });
     });
-    let subscriber = Subscriber::new(
+    let mut subscriber = Subscriber::new(
         receiver,
         filter,
         attached,
@@ -157,6 +157,9 @@ async fn stream(
         span,
         detached,
     );
+    if !state.caller.is_unrestricted() {
+        subscriber.caller = Some(state.caller.clone());
+    }
     let events = futures::stream::unfold(subscriber, |mut s| async move {
         let event = s.next().await?;
         Some((Ok::<_, Infallible>(event), s))
@@ -181,6 +184,9 @@ struct Subscriber {
     sent: u64,
     /// Why the stream ended, for the log.
     ended: &'static str,
+    /// A caller who may view only some apps: events about others are
+    /// skipped.
+    caller: Option<crate::auth::Caller>,
 }
 
 impl Subscriber {
@@ -202,6 +208,7 @@ impl Subscriber {
             detached: Some(detached),
             sent: 0,
             ended: "client disconnected",
+            caller: None,
         }
     }
 
@@ -231,6 +238,13 @@ impl Subscriber {
             match received {
                 Ok(event) => {
                     if Arc::ptr_eq(&event, &self.own) || !self.filter.allows(event.event_type()) {
+                        continue;
+                    }
+                    if let Some(caller) = &self.caller
+                        && !event
+                            .event
+                            .visible_to(|app| caller.may(crate::auth::Action::View, app))
+                    {
                         continue;
                     }
                     self.sent += 1;

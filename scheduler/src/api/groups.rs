@@ -40,7 +40,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -49,7 +49,8 @@ use serde_json::{Value, json};
 
 use super::params::{self, Params};
 use super::shapes::{AppInfo, Embed};
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
+use crate::auth::Action;
 use crate::deploy::plan;
 use crate::reconcile::events::Event;
 use crate::reconcile::{AppEdit, DeploymentAction, SchedulerError, View};
@@ -65,7 +66,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 async fn on_path(
-    State(state): State<ApiState>,
+    state: Api,
     method: Method,
     path: Option<Path<String>>,
     RawQuery(query): RawQuery,
@@ -228,8 +229,8 @@ fn apps_at<'a>(view: &'a View, group: &PathId, at: Timestamp) -> Vec<&'a AppDefi
         .collect()
 }
 
-fn read(state: &ApiState, target: Target, params: &Params) -> Result<Response, ApiError> {
-    let view = state.scheduler.view();
+fn read(state: &Api, target: Target, params: &Params) -> Result<Response, ApiError> {
+    let view = state.view();
     let embed = GroupEmbed::parse(params.all("embed"));
     let now = state.scheduler.now();
     match target {
@@ -321,12 +322,22 @@ fn dry_run(planned: &[Planned]) -> Result<Response, ApiError> {
 /// `group_change_success` follows on the bus. Nothing to change answers a
 /// result whose deployment is already over (there is none to wait for).
 async fn write(
-    state: &ApiState,
+    state: &Api,
     group: &PathId,
     planned: Vec<Planned>,
     force: bool,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
+    for p in &planned {
+        let action = match p.action {
+            DeploymentAction::StartApplication => Action::Create,
+            DeploymentAction::StopApplication => Action::Delete,
+            DeploymentAction::ScaleApplication | DeploymentAction::RestartApplication => {
+                Action::Update
+            }
+        };
+        state.authorize(action, &p.id)?;
+    }
     let (deployment_id, version) = if planned.is_empty() {
         (uuid::Uuid::new_v4().to_string(), state.scheduler.now())
     } else {
@@ -372,7 +383,7 @@ fn refuse_app_path(view: &View, group: &PathId) -> Result<(), ApiError> {
 }
 
 async fn create(
-    state: &ApiState,
+    state: &Api,
     base: PathId,
     params: &Params,
     bytes: Bytes,
@@ -380,7 +391,7 @@ async fn create(
     let force = params.flag("force", false)?;
     let body = params::json_body(&bytes)?;
     let group = effective_id(&body, &base)?;
-    let view = state.scheduler.view();
+    let view = state.view();
     refuse_app_path(&view, &group)?;
     if !subtree(&view.apps, &group).is_empty() {
         return Err(ApiError::Conflict(format!(
@@ -397,7 +408,7 @@ async fn create(
 }
 
 async fn update(
-    state: &ApiState,
+    state: &Api,
     base: PathId,
     params: &Params,
     bytes: Bytes,
@@ -406,7 +417,7 @@ async fn update(
     let dry = params.flag("dryRun", false)?;
     let body = params::json_body(&bytes)?;
     let group = effective_id(&body, &base)?;
-    let view = state.scheduler.view();
+    let view = state.view();
     refuse_app_path(&view, &group)?;
     let planned = if let Some(version) = version_of(&body)? {
         rollback(&view, &group, version)?
@@ -422,9 +433,9 @@ async fn update(
     write(state, &group, planned, force, StatusCode::OK).await
 }
 
-async fn delete(state: &ApiState, group: PathId, params: &Params) -> Result<Response, ApiError> {
+async fn delete(state: &Api, group: PathId, params: &Params) -> Result<Response, ApiError> {
     let force = params.flag("force", false)?;
-    let view = state.scheduler.view();
+    let view = state.view();
     let apps = subtree(&view.apps, &group);
     if apps.is_empty() && !group.is_root() {
         return Err(unknown_group(&group));

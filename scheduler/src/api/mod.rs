@@ -17,6 +17,11 @@
 //!   [`event_json`] renders each event in Marathon's JSON.
 //! - [`files`] serves the `baton-executor` binary agents fetch.
 //! - [`params`] reads query parameters, bodies, deployment results.
+//! - [`guard`] is what every request passes first: CORS, header limits,
+//!   authentication, write rate limits; [`Api`] carries the [`Caller`] it
+//!   found to handlers, which authorize each app they touch and read a
+//!   view restricted to what the caller may see.
+//! - [`tls`] serves the API over HTTPS, reloading its certificate.
 //! - [`standby`] is the whole API of a standby: every request proxied to
 //!   the leader, event streams redirected there.
 //!
@@ -34,6 +39,7 @@ pub mod event_json;
 pub mod events;
 pub mod files;
 pub mod groups;
+pub mod guard;
 pub mod params;
 pub mod queue;
 pub mod services;
@@ -41,6 +47,7 @@ pub mod shapes;
 pub mod standby;
 pub mod system;
 pub mod tasks;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,7 +63,8 @@ use tracing::{Instrument, info_span};
 
 pub use error::ApiError;
 
-use crate::reconcile::SchedulerHandle;
+use crate::auth::{Action, Caller};
+use crate::reconcile::{SchedulerHandle, View};
 
 /// Largest request body accepted (413 beyond). An app definition is a few
 /// kilobytes; a megabyte leaves room for big groups without inviting abuse.
@@ -74,8 +82,8 @@ pub struct Identity {
     pub http_port: u16,
     /// `--master` as given.
     pub master: String,
-    /// `--mesos_role`.
-    pub mesos_role: String,
+    /// `--mesos_role`: the framework's roles, the first apps' default.
+    pub mesos_roles: Vec<String>,
     /// `--mesos_user`.
     pub mesos_user: String,
     /// `--failover_timeout` in seconds.
@@ -99,6 +107,62 @@ pub struct ApiState {
     pub executor_file: Arc<files::ExecutorFile>,
     /// Ends this leadership term (`DELETE /v2/leader`).
     pub abdicate: tokio::sync::mpsc::Sender<()>,
+    /// Authentication and request policy.
+    pub guard: Arc<guard::Guard>,
+}
+
+/// What a handler works with: the shared state and who is asking.
+pub struct Api {
+    state: ApiState,
+    /// Who the guard found the request comes from.
+    pub caller: Caller,
+}
+
+impl std::ops::Deref for Api {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.state
+    }
+}
+
+impl axum::extract::FromRequestParts<ApiState> for Api {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &ApiState,
+    ) -> Result<Api, ApiError> {
+        // No caller means the guard did not run: refuse rather than
+        // assume anyone.
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::Internal("a request reached a handler without passing the guard".into())
+        })?;
+        Ok(Api {
+            state: state.clone(),
+            caller,
+        })
+    }
+}
+
+impl Api {
+    /// The state as the caller may see it: apps (and their tasks,
+    /// versions, deployments, queue entries) they may not view are absent.
+    pub fn view(&self) -> Arc<View> {
+        let view = self.scheduler.view();
+        if self.caller.is_unrestricted() {
+            return view;
+        }
+        Arc::new(view.visible_to(|app| self.caller.may(Action::View, app)))
+    }
+
+    /// `Ok` if the caller may do `action` to `app`, else 403.
+    pub fn authorize(
+        &self,
+        action: Action,
+        app: &crate::state::app::PathId,
+    ) -> Result<(), ApiError> {
+        self.caller.check(action, app).map_err(ApiError::Forbidden)
+    }
 }
 
 impl ApiState {
@@ -106,7 +170,13 @@ impl ApiState {
     /// defaults and limits.
     pub fn app_defaults(&self) -> crate::state::app::AppDefaults {
         crate::state::app::AppDefaults {
-            role: self.identity.mesos_role.clone(),
+            role: self
+                .identity
+                .mesos_roles
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "*".into()),
+            allowed_roles: self.identity.mesos_roles.clone(),
             max_instances_per_app: self.identity.max_instances_per_app,
             ..crate::state::app::AppDefaults::default()
         }
@@ -159,6 +229,10 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::guard,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state.clone())
         // Agents fetch the executor here; outside the API's middleware.
@@ -288,9 +362,44 @@ pub async fn serve(
     current: tokio::sync::watch::Receiver<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use tower::ServiceExt;
     let streams = tokio_util::sync::CancellationToken::new();
-    let app = Router::new()
+    axum::serve(
+        listener,
+        serving(current, streams.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        streams.cancel();
+    })
+    .await
+}
+
+/// [`serve`] over TLS ([`tls`]), with the certificate `certs` keeps
+/// current.
+pub async fn serve_https(
+    listener: tokio::net::TcpListener,
+    certs: Arc<tls::ReloadingCert>,
+    current: tokio::sync::watch::Receiver<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let streams = tokio_util::sync::CancellationToken::new();
+    let app = serving(current, streams.clone());
+    tls::serve(listener, certs, app, async move {
+        shutdown.await;
+        streams.cancel();
+    })
+    .await
+}
+
+/// What both listeners serve: whichever router is current at each request,
+/// event streams that end with `streams`, errors in Marathon's shape.
+fn serving(
+    current: tokio::sync::watch::Receiver<Router>,
+    streams: tokio_util::sync::CancellationToken,
+) -> Router {
+    use tower::ServiceExt;
+    Router::new()
         .fallback(move |request: Request| {
             let router = current.borrow().clone();
             async move {
@@ -300,15 +409,6 @@ pub async fn serve(
                 }
             }
         })
-        .layer(axum::Extension(events::StreamShutdown(streams.clone())))
-        .layer(middleware::from_fn(error::json_errors));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        streams.cancel();
-    })
-    .await
+        .layer(axum::Extension(events::StreamShutdown(streams)))
+        .layer(middleware::from_fn(error::json_errors))
 }

@@ -2,13 +2,13 @@
 //! why offers were passed over (marathon-api.md §1.6).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
 use crate::offers::placement::RejectSummary;
 use crate::reconcile::backoff;
 use crate::state::app::PathId;
@@ -35,8 +35,8 @@ fn funnel(summary: &RejectSummary) -> Value {
         .collect()
 }
 
-async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let view = state.scheduler.view();
+async fn list(state: Api) -> Result<Response, ApiError> {
+    let view = state.view();
     let now = state.scheduler.now();
     let mut queue = Vec::new();
     for (id, app) in &view.apps {
@@ -95,16 +95,14 @@ async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(axum::Json(json!({ "queue": queue })).into_response())
 }
 
-async fn reset_delay(
-    State(state): State<ApiState>,
-    Path(path): Path<String>,
-) -> Result<Response, ApiError> {
+async fn reset_delay(state: Api, Path(path): Path<String>) -> Result<Response, ApiError> {
     let Some(app) = path.strip_suffix("/delay") else {
         return Err(ApiError::NotFound("URI not found".into()));
     };
     let id = PathId::parse_app(app, &PathId::root())
         .map_err(|e| ApiError::BadRequest(format!("Invalid app id '{app}': {e}")))?;
-    let view = state.scheduler.view();
+    state.authorize(crate::auth::Action::Update, &id)?;
+    let view = state.view();
     if !view.instances_of(&id).any(|i| i.is_waiting()) {
         return Err(ApiError::NotFound(format!(
             "Application {id} not found in tasks queue."

@@ -11,27 +11,23 @@
 //! ```
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use super::params::Params;
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
 
 /// The `/v2/services` route.
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v2/services", get(list))
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+async fn list(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let app = params.app_filter()?;
     let services: Vec<_> = state
-        .scheduler
         .view()
         .services()
         .into_iter()

@@ -3,13 +3,12 @@
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
 
 /// The Marathon API level Baton implements; dcos-cli compares it with 0.8.1.
 pub const MARATHON_API_VERSION: &str = "1.10.0";
@@ -47,8 +46,8 @@ async fn ping(headers: HeaderMap) -> Response {
     }
 }
 
-async fn info(State(state): State<ApiState>) -> impl IntoResponse {
-    let view = state.scheduler.view();
+async fn info(state: Api) -> impl IntoResponse {
+    let view = state.view();
     let id = &state.identity;
     axum::Json(json!({
         "name": "baton",
@@ -60,7 +59,7 @@ async fn info(State(state): State<ApiState>) -> impl IntoResponse {
         "marathon_config": {
             "master": id.master,
             "framework_name": id.framework_name,
-            "mesos_role": id.mesos_role,
+            "mesos_role": id.mesos_roles.join(","),
             "mesos_user": id.mesos_user,
             "failover_timeout": id.failover_timeout_seconds,
             "checkpoint": true,
@@ -75,25 +74,29 @@ async fn info(State(state): State<ApiState>) -> impl IntoResponse {
     }))
 }
 
-async fn leader(State(state): State<ApiState>) -> impl IntoResponse {
+async fn leader(state: Api) -> impl IntoResponse {
     axum::Json(json!({ "leader": state.identity.leader }))
 }
 
 /// `DELETE /v2/leader`: this term ends; the election runs again (another
 /// node may win) and this process stays up, as a standby or leading again.
-async fn abdicate(State(state): State<ApiState>) -> impl IntoResponse {
+async fn abdicate(state: Api) -> Result<Response, ApiError> {
+    state.authorize(
+        crate::auth::Action::Update,
+        &crate::state::app::PathId::root(),
+    )?;
     // The reply goes out first; the term ends right after.
     let abdicate = state.abdicate.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let _ = abdicate.send(()).await;
     });
-    axum::Json(json!({ "message": "Leadership abdicated" }))
+    Ok(axum::Json(json!({ "message": "Leadership abdicated" })).into_response())
 }
 
 /// Prometheus text format.
-async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let view = state.scheduler.view();
+async fn metrics(state: Api) -> Result<Response, ApiError> {
+    let view = state.view();
     let s = &view.stats;
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, value: u64| {

@@ -4,8 +4,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::RawQuery;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::params::{self, Params};
 use super::shapes::TaskJson;
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState};
 use crate::state::app::parse_task_id;
 use crate::state::instance::Condition;
 
@@ -29,13 +29,10 @@ pub fn routes() -> Router<ApiState> {
 /// cpusAllocated, memRssBytes, memAllocatedBytes, hostLoad1, hostCpus,
 /// reportedAt}]}` for every running task with a report (`cpusUsed` and
 /// the host fields may be absent). `?app=/id` keeps one app's tasks.
-async fn loads(
-    State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+async fn loads(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let app = params.app_filter()?;
-    let view = state.scheduler.view();
+    let view = state.view();
     let mut tasks = Vec::new();
     for (task_id, task_load) in &view.loads {
         let Some(instance) = view.instance_by_task(task_id) else {
@@ -57,17 +54,14 @@ async fn loads(
     Ok(axum::Json(json!({ "tasks": tasks })).into_response())
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+async fn list(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
     // `running` and `staging` filter; other values are ignored, as Marathon does.
     let wanted: Vec<&str> = params
         .all("status")
         .filter(|s| matches!(*s, "running" | "staging"))
         .collect();
-    let view = state.scheduler.view();
+    let view = state.view();
     let mut tasks = Vec::new();
     for instance in view.all_instances().filter(|i| i.is_active()) {
         let Some(condition) = instance.condition() else {
@@ -97,7 +91,7 @@ async fn list(
 }
 
 async fn delete(
-    State(state): State<ApiState>,
+    state: Api,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -121,11 +115,12 @@ async fn delete(
                 body: json!({"message": "Invalid JSON", "details": [{"path": format!("/ids({i})"), "errors": ["error.expected.jsstring"]}]}),
             });
         };
-        if parse_task_id(id).is_err() {
+        let Ok(parts) = parse_task_id(id) else {
             return Err(ApiError::BadRequest(format!(
                 "Invalid task id '{id}'. Expected <app>.instance-<uuid>._app.<n>."
             )));
-        }
+        };
+        super::apps::authorize_kill(&state, &parts.app_id, &options)?;
         task_ids.push(id.to_string());
     }
     let outcome = state.scheduler.kill_tasks(task_ids, options).await?;

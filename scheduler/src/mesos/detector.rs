@@ -41,8 +41,11 @@ pub fn leading_znode(names: &[String]) -> Option<&str> {
 
 /// The master's API endpoint from its `MasterInfo` JSON: `address.ip` (or
 /// `address.hostname`) and `address.port`, else `hostname`/`port`, else
-/// the `pid` (`master@ip:port`).
-pub fn endpoint_of(info: &Value) -> Option<MasterEndpoint> {
+/// the `pid` (`master@ip:port`). Mesos 1.12's `MasterInfo` has no scheme,
+/// so `https` comes from the operator (`--mesos_ssl`, or
+/// `LIBPROCESS_SSL_ENABLED` as for Mesos's own tools) unless the JSON names
+/// a `scheme` (at its top or in `address`).
+pub fn endpoint_of(info: &Value, https: bool) -> Option<MasterEndpoint> {
     let address = &info["address"];
     let host_port = match (
         address["ip"].as_str().or(address["hostname"].as_str()),
@@ -54,17 +57,31 @@ pub fn endpoint_of(info: &Value) -> Option<MasterEndpoint> {
             _ => info["pid"].as_str()?.split_once('@')?.1.to_string(),
         },
     };
-    MasterEndpoint::parse(&host_port).ok()
+    let scheme = match info["address"]["scheme"]
+        .as_str()
+        .or(info["scheme"].as_str())
+    {
+        Some(scheme @ ("http" | "https")) => scheme,
+        _ if https => "https",
+        _ => "http",
+    };
+    MasterEndpoint::parse(&format!("{scheme}://{host_port}")).ok()
 }
 
 /// Follows the leading master under `url` until `shutdown`.
-pub fn spawn(url: ZkUrl, shutdown: CancellationToken) -> watch::Receiver<Option<MasterEndpoint>> {
+/// Masters are spoken to over `https` when `https` is set or their
+/// `MasterInfo` says so.
+pub fn spawn(
+    url: ZkUrl,
+    https: bool,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Option<MasterEndpoint>> {
     let (leader_tx, leader) = watch::channel(None);
     tokio::spawn(async move {
         let mut backoff = BACKOFF_MIN;
         loop {
             let followed = tokio::select! {
-                ended = follow(&url, &leader_tx) => ended,
+                ended = follow(&url, https, &leader_tx) => ended,
                 () = shutdown.cancelled() => return,
             };
             leader_tx.send_replace(None);
@@ -84,6 +101,7 @@ pub fn spawn(url: ZkUrl, shutdown: CancellationToken) -> watch::Receiver<Option<
 /// One session: publishes the leader at every change of the children.
 async fn follow(
     url: &ZkUrl,
+    https: bool,
     leader: &watch::Sender<Option<MasterEndpoint>>,
 ) -> Result<(), zk::Error> {
     let client = url.connect(SESSION_TIMEOUT).await?;
@@ -94,7 +112,7 @@ async fn follow(
             Some(name) => match client.get_data(&format!("/{name}")).await {
                 Ok((data, _)) => serde_json::from_slice::<Value>(&data)
                     .ok()
-                    .and_then(|info| endpoint_of(&info)),
+                    .and_then(|info| endpoint_of(&info, https)),
                 // Gone between the listing and the read: the watch fires.
                 Err(zk::Error::NoNode) => None,
                 Err(e) => return Err(e),
@@ -143,19 +161,38 @@ mod tests {
         let full = json!({"address": {"hostname": "m1", "ip": "10.0.0.1", "port": 5050},
                           "hostname": "m1", "port": 5050, "pid": "master@10.0.0.1:5050"});
         assert_eq!(
-            endpoint_of(&full).unwrap().to_string(),
+            endpoint_of(&full, false).unwrap().to_string(),
             MasterEndpoint::parse("10.0.0.1:5050").unwrap().to_string()
         );
         let old = json!({"hostname": "m2", "port": 5051});
         assert_eq!(
-            endpoint_of(&old).unwrap().to_string(),
+            endpoint_of(&old, false).unwrap().to_string(),
             MasterEndpoint::parse("m2:5051").unwrap().to_string()
         );
         let pid_only = json!({"pid": "master@10.0.0.3:5052"});
         assert_eq!(
-            endpoint_of(&pid_only).unwrap().to_string(),
+            endpoint_of(&pid_only, false).unwrap().to_string(),
             MasterEndpoint::parse("10.0.0.3:5052").unwrap().to_string()
         );
-        assert!(endpoint_of(&json!({})).is_none());
+        assert!(endpoint_of(&json!({}), false).is_none());
+    }
+
+    #[test]
+    fn https_masters_come_from_the_flag_or_a_scheme_in_master_info() {
+        let info = json!({"address": {"ip": "10.0.0.1", "port": 5050}});
+        assert_eq!(
+            endpoint_of(&info, true).unwrap().to_string(),
+            "https://10.0.0.1:5050"
+        );
+        let said = json!({"address": {"ip": "10.0.0.1", "port": 5050, "scheme": "https"}});
+        assert_eq!(
+            endpoint_of(&said, false).unwrap().to_string(),
+            "https://10.0.0.1:5050"
+        );
+        let top = json!({"scheme": "https", "hostname": "m", "port": 5050});
+        assert_eq!(
+            endpoint_of(&top, false).unwrap().to_string(),
+            "https://m:5050"
+        );
     }
 }

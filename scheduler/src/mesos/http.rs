@@ -2,13 +2,22 @@
 //! separate client, exact `Content-Type`/`Accept`, typed errors. It knows
 //! nothing of sessions or retries; [`super::session`] does.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, Full};
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use mesos_proto::scheduler::{Call, Event};
 use mesos_proto::{Encoding, recordio};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 
+use super::auth::MesosCredentials;
 use super::error::MesosError;
 use super::masters::MasterEndpoint;
 
@@ -19,6 +28,9 @@ const MAX_STREAM_ID_LEN: usize = 128;
 /// How much of an error body we keep.
 const MAX_ERROR_BODY: usize = 4096;
 
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Response = hyper::Response<Incoming>;
+
 /// A live SUBSCRIBE response.
 pub struct Subscription {
     /// The value of `Mesos-Stream-Id` to send on every other call.
@@ -27,39 +39,74 @@ pub struct Subscription {
     pub events: std::pin::Pin<Box<dyn Stream<Item = Result<Event, MesosError>> + Send>>,
 }
 
-/// Talks HTTP to masters.
+/// How a caller reaches masters: trust roots for `https://` ones and the
+/// framework's credentials, if any.
+#[derive(Debug, Clone)]
+pub struct CallerSecurity {
+    /// Verifies `https://` masters.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Sent as HTTP Basic on every call.
+    pub credentials: Option<MesosCredentials>,
+}
+
+impl Default for CallerSecurity {
+    /// The system's roots (loaded once per process), no credentials.
+    fn default() -> CallerSecurity {
+        static SYSTEM_ROOTS: std::sync::OnceLock<Arc<rustls::ClientConfig>> =
+            std::sync::OnceLock::new();
+        CallerSecurity {
+            tls: SYSTEM_ROOTS
+                .get_or_init(|| super::auth::tls_client_config(None).expect("no CA file to load"))
+                .clone(),
+            credentials: None,
+        }
+    }
+}
+
+/// Talks HTTP (or HTTPS) to masters.
 #[derive(Clone)]
 pub struct HttpCaller {
-    stream_client: reqwest::Client,
-    call_client: reqwest::Client,
+    stream_client: HttpsClient,
+    call_client: HttpsClient,
     encoding: Encoding,
+    call_timeout: Duration,
     max_record_size: usize,
+    credentials: Option<MesosCredentials>,
+    /// The `Authorization` of the latest SUBSCRIBE, sent on every other
+    /// call of that subscription.
+    authorization: Arc<Mutex<Option<HeaderValue>>>,
 }
 
 impl HttpCaller {
     /// A caller using `encoding`; `call_timeout` bounds non-streaming calls
     /// and the wait for SUBSCRIBE's response headers.
-    pub fn new(encoding: Encoding, call_timeout: Duration) -> HttpCaller {
-        let builder = || {
-            reqwest::Client::builder()
-                // 307s carry leadership information; the session follows them.
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(call_timeout)
-                .tcp_nodelay(true)
+    pub fn new(encoding: Encoding, call_timeout: Duration, security: CallerSecurity) -> HttpCaller {
+        let client = |max_idle: usize| {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(call_timeout));
+            http.set_nodelay(true);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*security.tls).clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            // 307s carry leadership information: nothing follows them here;
+            // the session does.
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(max_idle)
+                .build(https)
         };
         HttpCaller {
-            // The stream has no overall timeout (it never ends); the
-            // heartbeat watchdog detects a dead one.
-            stream_client: builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("static reqwest config is valid"),
-            call_client: builder()
-                .timeout(call_timeout)
-                .build()
-                .expect("static reqwest config is valid"),
+            // The stream never ends; the heartbeat watchdog detects a dead
+            // one. Its connection is never pooled.
+            stream_client: client(0),
+            call_client: client(usize::MAX),
             encoding,
+            call_timeout,
             max_record_size: recordio::DEFAULT_MAX_RECORD_SIZE,
+            credentials: security.credentials,
+            authorization: Arc::default(),
         }
     }
 
@@ -69,12 +116,22 @@ impl HttpCaller {
     }
 
     /// Sends SUBSCRIBE and returns the stream once the master answered 200.
+    /// The credentials are read afresh for it.
     pub async fn subscribe(
         &self,
         master: &MasterEndpoint,
         call: &Call,
     ) -> Result<Subscription, MesosError> {
-        let response = self.post(&self.stream_client, master, None, call).await?;
+        let authorization = self
+            .credentials
+            .as_ref()
+            .map(MesosCredentials::authorization)
+            .transpose()?;
+        *self.authorization.lock().expect("never poisoned") = authorization;
+        let response = self
+            .post(&self.stream_client, master, None, call)
+            .await
+            .map_err(MesosError::refusing_subscription)?;
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -96,7 +153,7 @@ impl HttpCaller {
                 MesosError::Protocol("SUBSCRIBE answer has no valid Mesos-Stream-Id".into())
             })?;
         let events = recordio::decode_stream::<Event, _, _>(
-            Box::pin(response.bytes_stream()),
+            BodyDataStream::new(response.into_body()),
             self.encoding,
             self.max_record_size,
         )
@@ -114,40 +171,50 @@ impl HttpCaller {
         stream_id: &str,
         call: &Call,
     ) -> Result<(), MesosError> {
-        self.post(&self.call_client, master, Some(stream_id), call)
-            .await
-            .map(drop)
+        let call = self.post(&self.call_client, master, Some(stream_id), call);
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(answer) => answer.map(drop),
+            Err(_) => Err(MesosError::timed_out(master, self.call_timeout)),
+        }
     }
 
-    /// POSTs a call with the exact media types (and the stream id when
-    /// given); a non-2xx answer becomes a typed error.
+    /// POSTs a call with the exact media types, the stream id when given
+    /// and the credentials when configured; a non-2xx answer becomes a
+    /// typed error. The wait for the answer's head is bounded.
     async fn post(
         &self,
-        client: &reqwest::Client,
+        client: &HttpsClient,
         master: &MasterEndpoint,
         stream_id: Option<&str>,
         call: &Call,
-    ) -> Result<reqwest::Response, MesosError> {
-        let mut request = client
-            .post(master.scheduler_url())
-            .header(CONTENT_TYPE, self.encoding.media_type())
-            .header(ACCEPT, self.encoding.media_type())
-            .body(self.encoding.encode(call)?);
+    ) -> Result<Response, MesosError> {
+        let media_type = HeaderValue::from_static(self.encoding.media_type());
+        let mut request = Request::post(master.scheduler_url())
+            .header(CONTENT_TYPE, media_type.clone())
+            .header(ACCEPT, media_type);
         if let Some(id) = stream_id {
             request = request.header(STREAM_ID_HEADER, id);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| MesosError::Transport {
-                endpoint: master.to_string(),
-                source,
+        let authorization = self.authorization.lock().expect("never poisoned").clone();
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(self.encoding.encode(call)?)))
+            .map_err(|e| {
+                MesosError::Protocol(format!("cannot build a request to {master}: {e}"))
             })?;
-        check_status(response).await
+        let response = match tokio::time::timeout(self.call_timeout, client.request(request)).await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(MesosError::transport(master, &error)),
+            Err(_) => return Err(MesosError::timed_out(master, self.call_timeout)),
+        };
+        check_status(response, self.credentials.is_some()).await
     }
 }
 
-async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, MesosError> {
+async fn check_status(response: Response, sent_credentials: bool) -> Result<Response, MesosError> {
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(response);
@@ -158,12 +225,17 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = read_error_body(response).await;
-    Err(MesosError::from_status(status, location, body))
+    Err(MesosError::from_status(
+        status,
+        location,
+        body,
+        sent_credentials,
+    ))
 }
 
-async fn read_error_body(response: reqwest::Response) -> String {
+async fn read_error_body(response: Response) -> String {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
+    let mut stream = BodyDataStream::new(response.into_body());
     // Bounded in size and time: a hostile master cannot hold us here.
     let read = async {
         while let Some(Ok(chunk)) = stream.next().await {

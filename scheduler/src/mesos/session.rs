@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::calls;
 use super::error::MesosError;
-use super::http::HttpCaller;
+use super::http::{CallerSecurity, HttpCaller};
 use super::masters::MasterEndpoint;
 
 /// How the session talks to Mesos.
@@ -45,6 +45,8 @@ pub struct SessionConfig {
     /// The leading master as ZooKeeper says (`--master zk://…`): used
     /// instead of `masters`, and a change of leader resubscribes there.
     pub detected: Option<watch::Receiver<Option<MasterEndpoint>>>,
+    /// Trust roots for `https://` masters and the framework's credentials.
+    pub security: CallerSecurity,
 }
 
 impl SessionConfig {
@@ -59,6 +61,7 @@ impl SessionConfig {
             backoff_max: Duration::from_secs(15),
             heartbeat_misses: 5,
             detected: None,
+            security: CallerSecurity::default(),
         }
     }
 }
@@ -120,6 +123,20 @@ pub struct SessionStats {
     pub subscriptions: std::sync::atomic::AtomicU64,
     /// Redirects followed.
     pub redirects: std::sync::atomic::AtomicU64,
+    /// Why the latest subscription attempt failed (cleared on success):
+    /// for operators and tests, the same words as the log.
+    last_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl SessionStats {
+    /// Why the latest subscription attempt failed, if it did.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().expect("never poisoned").clone()
+    }
+
+    fn set_last_failure(&self, failure: Option<String>) {
+        *self.last_failure.lock().expect("never poisoned") = failure;
+    }
 }
 
 impl MesosHandle {
@@ -155,7 +172,11 @@ impl MesosHandle {
     pub fn detached() -> MesosHandle {
         let (_, connection) = watch::channel(None);
         MesosHandle {
-            caller: HttpCaller::new(Encoding::Protobuf, Duration::from_secs(1)),
+            caller: HttpCaller::new(
+                Encoding::Protobuf,
+                Duration::from_secs(1),
+                CallerSecurity::default(),
+            ),
             connection,
             stats: Arc::default(),
         }
@@ -194,7 +215,11 @@ pub fn spawn(
     framework_id: Option<v1::FrameworkId>,
     shutdown: CancellationToken,
 ) -> (MesosHandle, mpsc::Receiver<SessionEvent>) {
-    let caller = HttpCaller::new(config.encoding, config.call_timeout);
+    let caller = HttpCaller::new(
+        config.encoding,
+        config.call_timeout,
+        config.security.clone(),
+    );
     let (connection_tx, connection_rx) = watch::channel(None);
     let (events_tx, events_rx) = mpsc::channel(1024);
     let stats = Arc::new(SessionStats::default());
@@ -310,6 +335,7 @@ impl Session {
                     redirects_in_a_row = 0;
                     failures += 1;
                     warn!(master = %target, error = %error, attempt = failures, "subscription failed");
+                    self.stats.set_last_failure(Some(error.to_string()));
                     let mut delay = match &error {
                         // A master just elected answers 503 until it has
                         // recovered its state, usually for tens of
@@ -492,6 +518,7 @@ impl Session {
                     self.stats
                         .subscriptions
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.stats.set_last_failure(None);
                     info!(%master, framework_id = %info.framework_id.value, stream_id = %subscription.stream_id, ?heartbeat, "subscribed");
                     self.connection.send_replace(Some(Connection {
                         master: master.clone(),

@@ -115,6 +115,30 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether a caller who sees only the apps `visible` admits may see
+    /// this event: events about apps need their app (a deployment, all of
+    /// its apps); events about Baton itself are for everyone.
+    pub fn visible_to(&self, visible: impl Fn(&PathId) -> bool) -> bool {
+        match self {
+            Event::StatusUpdate { instance, .. }
+            | Event::InstanceChanged(instance)
+            | Event::HealthChanged { instance, .. }
+            | Event::UnhealthyKill { instance, .. } => visible(&instance.app_id),
+            Event::DeploymentInfo { deployment, .. }
+            | Event::StepSuccess { deployment, .. }
+            | Event::StepFailure { deployment, .. }
+            | Event::DeploymentSuccess(deployment)
+            | Event::DeploymentFailed { deployment, .. } => deployment.affected_apps().all(visible),
+            Event::AppTerminated(app) => visible(app),
+            Event::ApiPost { app, .. } => visible(&app.id),
+            Event::GroupChangeSuccess { group, .. } => visible(group),
+            Event::Registered { .. }
+            | Event::Disconnected
+            | Event::StreamAttached { .. }
+            | Event::StreamDetached { .. } => true,
+        }
+    }
+
     /// Marathon's `eventType`.
     pub fn event_type(&self) -> &'static str {
         match self {

@@ -265,6 +265,56 @@ impl View {
             .filter(move |d| d.affected_apps().any(|a| a == app))
     }
 
+    /// This view with only the apps `visible` admits: their instances,
+    /// versions, delays, health and load results, failures; and only the
+    /// deployments all of whose apps are visible (a deployment would
+    /// otherwise name apps the caller may not see).
+    pub fn visible_to(&self, visible: impl Fn(&PathId) -> bool) -> View {
+        fn keep<V: Clone>(
+            map: &OrdMap<PathId, V>,
+            visible: &impl Fn(&PathId) -> bool,
+        ) -> OrdMap<PathId, V> {
+            map.iter()
+                .filter(|(id, _)| visible(id))
+                .map(|(id, v)| (id.clone(), v.clone()))
+                .collect()
+        }
+        let task_visible = |task_id: &String| {
+            crate::state::app::parse_task_id(task_id).is_ok_and(|parts| visible(&parts.app_id))
+        };
+        View {
+            loaded: self.loaded,
+            subscribed: self.subscribed,
+            framework_id: self.framework_id.clone(),
+            apps: keep(&self.apps, &visible),
+            versions: keep(&self.versions, &visible),
+            instances: keep(&self.instances, &visible),
+            delays: keep(&self.delays, &visible),
+            offer_stats: keep(&self.offer_stats, &visible),
+            last_failures: keep(&self.last_failures, &visible),
+            deployments: self
+                .deployments
+                .iter()
+                .filter(|(_, d)| d.affected_apps().all(&visible))
+                .map(|(id, d)| (id.clone(), d.clone()))
+                .collect(),
+            readiness: keep(&self.readiness, &visible),
+            health: self
+                .health
+                .iter()
+                .filter(|(task, _)| task_visible(task))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            loads: self
+                .loads
+                .iter()
+                .filter(|(task, _)| task_visible(task))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            stats: self.stats.clone(),
+        }
+    }
+
     /// A stored version of an app.
     pub fn app_version(&self, app: &PathId, version: Timestamp) -> Option<&Arc<AppDefinition>> {
         self.versions

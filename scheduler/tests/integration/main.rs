@@ -2,6 +2,7 @@
 //! tests of placement and rolling upgrades, reconciliation and the Mesos
 //! session against a fake master.
 
+mod api_security;
 mod api_system;
 mod placement_props;
 mod reconciliation;

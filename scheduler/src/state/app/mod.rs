@@ -70,8 +70,11 @@ pub use update::{is_scale_only_change, is_upgrade, rollback_version};
 /// Server-side settings that fill in what an app leaves out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppDefaults {
-    /// The role of apps that name none (`--mesos_role`, normally `*`).
+    /// The role of apps that name none (the first of `--mesos_role`,
+    /// normally `*`).
     pub role: String,
+    /// The roles an app may name (`--mesos_role`); empty: any.
+    pub allowed_roles: Vec<String>,
     /// The network name that `ipAddress.networkName` uses to ask for bridge
     /// networking (`--mesos_bridge_name`, default `mesos-bridge`).
     pub mesos_bridge_name: String,
@@ -92,6 +95,7 @@ impl Default for AppDefaults {
     fn default() -> Self {
         AppDefaults {
             role: "*".into(),
+            allowed_roles: Vec::new(),
             mesos_bridge_name: "mesos-bridge".into(),
             max_instances_per_app: DEFAULT_MAX_INSTANCES_PER_APP,
         }

@@ -106,6 +106,18 @@ pub(super) fn read_app(
         .unwrap_or_default();
     app.accepted_resource_roles = o.strings("acceptedResourceRoles", p);
     if let Some(role) = o.string("role", p) {
+        if opts.validate
+            && !defaults.allowed_roles.is_empty()
+            && !defaults.allowed_roles.contains(&role)
+        {
+            p.invalid(
+                "/role",
+                format!(
+                    "got '{role}', expected one of the framework's roles: {} (--mesos_role)",
+                    defaults.allowed_roles.join(", ")
+                ),
+            );
+        }
         app.role = role;
     }
     if let Some(b) = o.bool("requirePorts", p) {
