@@ -13,7 +13,11 @@
 //!   `accept.rs` (ACCEPT validation) and `reconcile.rs` (RECONCILE answers)
 //!   are pure functions over values.
 //! - `agent/`: one agent per `127.0.0.<i>`. `mod.rs` runs executors and
-//!   their tasks; `http.rs` is the `/api/v1/executor` endpoint;
+//!   their tasks; `http.rs` is the `/api/v1/executor` and `/state`
+//!   endpoints; `sandboxes.rs` keeps every executor run's sandbox (ended
+//!   ones too), which `files.rs` serves as Mesos's `/files/read`,
+//!   `/files/browse` and `/files/debug` do and `state_json.rs` lists
+//!   (`directory`) in the agent's `/state`;
 //!   `containers.rs` starts executors as sessions (`setsid`), fetches
 //!   sandboxes and kills whole sessions; `checkpoint.rs` notes each
 //!   running session so that a cluster started on the same work directory

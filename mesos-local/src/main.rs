@@ -119,8 +119,9 @@ struct Flags {
     /// `principal secret` lines; a path, optionally `file://`.
     #[arg(long, env = "MESOS_LOCAL_CREDENTIALS")]
     credentials: Option<PathBuf>,
-    /// Mesos's ACLs JSON, inline or a path (`register_frameworks` and
-    /// `permissive` are enforced).
+    /// Mesos's ACLs JSON, inline or a path (`permissive`,
+    /// `register_frameworks`, `register_agents`, `run_tasks` and
+    /// `view_frameworks`/`view_tasks`/`view_executors` are enforced).
     #[arg(long, env = "MESOS_LOCAL_ACLS")]
     acls: Option<String>,
     /// PEM certificate chain: the master serves https only.
@@ -186,7 +187,7 @@ impl Flags {
                 if !acls.ignored.is_empty() {
                     tracing::warn!(
                         ignored = ?acls.ignored,
-                        "--acls: only register_frameworks is enforced by mesos-local"
+                        "--acls: these ACL kinds are not enforced by mesos-local (a Mesos master would)"
                     );
                 }
                 Some(acls)

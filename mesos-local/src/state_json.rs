@@ -3,12 +3,46 @@
 //! task `name`, `discovery`, `resources.ports` and
 //! `statuses[].container_status.network_infos`, framework `name` and
 //! `hostname`; tests assert on frameworks, agents and tasks.
+//!
+//! With `--acls`, an HTTP reader sees what `view_frameworks`,
+//! `view_tasks` and `view_executors` let it see, as
+//! `Master::ReadOnlyHandler::state` filters: frameworks (and completed
+//! ones) and tasks it may not view are left out; an executor it may not
+//! view is written as `{}` (Mesos's writer skips its fields but not the
+//! element). Agents whose registration was refused are not listed.
 
 use mesos_proto::v1;
 use serde_json::{Map, Value, json};
 
 use crate::master::{AgentStatus, Framework, MESOS_VERSION, MasterState, Task};
 use crate::resources::Resources;
+use crate::security::acl::{self, Acls};
+
+/// Who reads: what `--acls` let them see.
+#[derive(Clone, Copy)]
+struct Viewer<'a> {
+    /// `None`: no authorizer, everything is visible.
+    acls: Option<&'a Acls>,
+    /// The authenticated principal; `None` is Mesos's `ANY` subject.
+    principal: Option<&'a str>,
+}
+
+impl Viewer<'_> {
+    fn framework(&self, fw: &Framework) -> bool {
+        self.acls
+            .is_none_or(|a| acl::may_view_framework(a, self.principal, &fw.info))
+    }
+
+    fn task(&self, t: &Task, fw: &Framework) -> bool {
+        self.acls
+            .is_none_or(|a| acl::may_view_task(a, self.principal, &t.info, &fw.info))
+    }
+
+    fn executor(&self, e: &v1::ExecutorInfo, fw: &Framework) -> bool {
+        self.acls
+            .is_none_or(|a| acl::may_view_executor(a, self.principal, e, &fw.info))
+    }
+}
 
 fn proto<M: prost::Message + prost::Name>(m: &M) -> Value {
     mesos_proto::json::to_value(m).unwrap_or(Value::Null)
@@ -93,7 +127,7 @@ fn capability_names(info: &v1::FrameworkInfo) -> Value {
 }
 
 #[allow(deprecated)] // `role`, still how non-MULTI_ROLE frameworks name theirs
-fn framework_json(st: &MasterState, fw: &Framework) -> Value {
+fn framework_json(st: &MasterState, fw: &Framework, viewer: Viewer<'_>) -> Value {
     let info = &fw.info;
     let mut used = Resources::default();
     for t in fw
@@ -125,6 +159,9 @@ fn framework_json(st: &MasterState, fw: &Framework) -> Value {
         .executors
         .iter()
         .map(|((agent, id), e)| {
+            if !viewer.executor(&e.info, fw) {
+                return json!({});
+            }
             let slave_id = st
                 .agents
                 .get(agent.saturating_sub(1))
@@ -184,27 +221,22 @@ fn framework_json(st: &MasterState, fw: &Framework) -> Value {
     m.insert("labels".into(), labels(&info.labels));
     m.insert("used_resources".into(), used.to_state_json());
     m.insert("offered_resources".into(), offered.to_state_json());
-    m.insert(
-        "tasks".into(),
-        Value::Array(fw.tasks.values().map(|t| task_json(st, t)).collect()),
-    );
-    m.insert(
-        "unreachable_tasks".into(),
+    let tasks = |tasks: &mut dyn Iterator<Item = &Task>| {
         Value::Array(
-            fw.unreachable_tasks
-                .values()
+            tasks
+                .filter(|t| viewer.task(t, fw))
                 .map(|t| task_json(st, t))
                 .collect(),
-        ),
+        )
+    };
+    m.insert("tasks".into(), tasks(&mut fw.tasks.values()));
+    m.insert(
+        "unreachable_tasks".into(),
+        tasks(&mut fw.unreachable_tasks.values()),
     );
     m.insert(
         "completed_tasks".into(),
-        Value::Array(
-            fw.completed_tasks
-                .iter()
-                .map(|t| task_json(st, t))
-                .collect(),
-        ),
+        tasks(&mut fw.completed_tasks.iter()),
     );
     m.insert("offers".into(), Value::Array(offers));
     m.insert("executors".into(), Value::Array(executors));
@@ -212,14 +244,32 @@ fn framework_json(st: &MasterState, fw: &Framework) -> Value {
     Value::Object(m)
 }
 
-/// The whole document.
+/// The whole document, everything in it (no authorizer's view).
 pub fn render(st: &MasterState) -> Value {
+    render_view(
+        st,
+        Viewer {
+            acls: None,
+            principal: None,
+        },
+    )
+}
+
+/// The document as an HTTP reader with `principal` (`None`: not
+/// authenticated) may see it under the cluster's `--acls`.
+pub fn render_for(st: &MasterState, principal: Option<&str>) -> Value {
+    let acls = st.config().security.as_ref().and_then(|s| s.acls.as_ref());
+    render_view(st, Viewer { acls, principal })
+}
+
+fn render_view(st: &MasterState, viewer: Viewer<'_>) -> Value {
     let info = st.master_info();
     let pid = info.pid.clone().unwrap_or_default();
     let mut slaves = Vec::new();
     let (mut activated, mut deactivated, mut unreachable) = (0, 0, 0);
     for a in &st.agents {
         match a.status {
+            AgentStatus::Refused => continue,
             AgentStatus::Active => activated += 1,
             AgentStatus::Unreachable(_) => {
                 unreachable += 1;
@@ -291,8 +341,8 @@ pub fn render(st: &MasterState) -> Value {
         "flags": flags,
         "slaves": slaves,
         "recovered_slaves": [],
-        "frameworks": st.frameworks.values().map(|f| framework_json(st, f)).collect::<Vec<_>>(),
-        "completed_frameworks": st.completed_frameworks.iter().map(|f| framework_json(st, f)).collect::<Vec<_>>(),
+        "frameworks": st.frameworks.values().filter(|f| viewer.framework(f)).map(|f| framework_json(st, f, viewer)).collect::<Vec<_>>(),
+        "completed_frameworks": st.completed_frameworks.iter().filter(|f| viewer.framework(f)).map(|f| framework_json(st, f, viewer)).collect::<Vec<_>>(),
         "orphan_tasks": [],
         "unregistered_frameworks": [],
     })

@@ -285,17 +285,23 @@ async fn fetch(
 }
 
 /// Starts `program` in a new session with the sandbox as working directory
-/// and `stdout`/`stderr` files there.
+/// and `stdout`/`stderr` files there, opened for appending: the executor's
+/// tasks append to the same files, and a shared write offset would let
+/// the executor's own lines overwrite theirs.
 pub fn spawn(
     program: &Program,
     dir: &Path,
     env: &[(String, String)],
 ) -> Result<Child, ContainerError> {
     let open = |name: &str| {
-        std::fs::File::create(dir.join(name)).map_err(|source| ContainerError::Sandbox {
-            path: dir.join(name),
-            source,
-        })
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .map_err(|source| ContainerError::Sandbox {
+                path: dir.join(name),
+                source,
+            })
     };
     let stdout = open("stdout")?;
     let stderr = open("stderr")?;

@@ -1,4 +1,6 @@
-//! The agent's `/api/v1/executor` (`Http::executor` in `src/slave/http.cpp`).
+//! The agent's HTTP server: `/api/v1/executor` (`Http::executor` in
+//! `src/slave/http.cpp`), `/state` (sandbox directories; see
+//! [`super::state_json`]) and `/files/*` ([`super::files`]).
 
 use std::sync::Arc;
 
@@ -21,8 +23,16 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/api/v1/executor", any(executor_api))
         .route("/slave(1)/api/v1/executor", any(executor_api))
         .route("/health", get(|| async { StatusCode::OK }))
+        .route("/state", get(state))
+        .route("/slave(1)/state", get(state))
+        .merge(super::files::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
+}
+
+/// `GET /state`.
+async fn state(State(agent): State<Arc<Agent>>) -> Response {
+    axum::Json(super::state_json::render(&agent.lock())).into_response()
 }
 
 /// `validateExecutorCall`; the text follows "Failed to validate

@@ -18,7 +18,10 @@
 
 pub(crate) mod checkpoint;
 pub(crate) mod containers;
+pub(crate) mod files;
 pub(crate) mod http;
+pub(crate) mod sandboxes;
+pub(crate) mod state_json;
 pub(crate) mod status_updates;
 
 use std::collections::{BTreeMap, HashSet};
@@ -278,6 +281,8 @@ pub struct AgentState {
     wake: bool,
     /// The cluster is shutting down: no new executors.
     closing: bool,
+    /// Every executor run's sandbox, served by `/files` and listed in `/state`.
+    pub sandboxes: sandboxes::Sandboxes,
 }
 
 fn exec_event(ty: event::Type) -> executor::Event {
@@ -717,6 +722,8 @@ impl AgentState {
             Some(ex) => ex.queued.push(item),
             None => self.create_executor(&fid, exec_info, command, item, &tasks),
         }
+        self.sandboxes
+            .add_tasks(&fid, &eid, tasks.iter().map(|t| t.task_id.value.as_str()));
     }
 
     fn create_executor(
@@ -744,6 +751,18 @@ impl AgentState {
         let Some(f) = self.frameworks.get(fid) else {
             return;
         };
+        #[allow(deprecated)] // `source`: Mesos still reports it
+        self.sandboxes.launched(sandboxes::Run {
+            framework_id: fid.to_string(),
+            framework_name: f.info.name.clone(),
+            executor_id: eid.clone(),
+            executor_name: info.name.clone().unwrap_or_default(),
+            source: info.source.clone().unwrap_or_default(),
+            container_id: container_id.clone(),
+            directory: directory.clone(),
+            tasks: Vec::new(),
+            completed: false,
+        });
         let checkpoint = f.info.checkpoint.unwrap_or(false);
         let shutdown_grace = shutdown_grace(&info, self.config.executor_shutdown_grace_period);
         let mut extra = self.config.executor_environment.clone();
@@ -913,6 +932,7 @@ impl AgentState {
         let Some(mut ex) = f.executors.remove(eid) else {
             return;
         };
+        self.sandboxes.exited(fid, container_id);
         info!(
             framework_id = fid,
             executor_id = eid,
@@ -1636,6 +1656,7 @@ impl Agent {
             deferred: Vec::new(),
             wake: false,
             closing: false,
+            sandboxes: sandboxes::Sandboxes::default(),
         };
         Arc::new(Agent {
             index,
@@ -1963,6 +1984,7 @@ mod tests {
             deferred: Vec::new(),
             wake: false,
             closing: false,
+            sandboxes: sandboxes::Sandboxes::default(),
         };
         let task = v1::TaskInfo {
             name: "t".into(),

@@ -1,6 +1,7 @@
 //! ACCEPT validation, as `src/master/validation.cpp` does it: first the
-//! offers, then each LAUNCH / LAUNCH_GROUP against what is left of them.
-//! Pure functions; the master applies the outcome.
+//! offers, then each LAUNCH / LAUNCH_GROUP against what is left of them,
+//! each task authorized (`run_tasks`) before it is validated, as
+//! `Master::_accept` does. Pure functions; the master applies the outcome.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -8,6 +9,7 @@ use mesos_proto::util;
 use mesos_proto::v1::{self, TaskState, executor_info, offer::operation, task_status::Reason};
 
 use crate::resources::Resources;
+use crate::security::acl::{self, Acls};
 use crate::wire::validate_id;
 
 /// What the master knows about one offer id named in an ACCEPT.
@@ -93,6 +95,9 @@ pub struct AcceptInput<'a> {
     pub active_task_ids: &'a HashSet<String>,
     /// The framework's executors already on that agent.
     pub executors: &'a BTreeMap<String, v1::ExecutorInfo>,
+    /// `--acls` and the framework (principal, user, id) to authorize each
+    /// task with (`run_tasks`); `None` (no `--acls`) authorizes all.
+    pub run_tasks: Option<(&'a Acls, &'a v1::FrameworkInfo)>,
 }
 
 /// What an ACCEPT comes to.
@@ -184,6 +189,18 @@ pub fn plan_accept(input: &AcceptInput<'_>, operations: &[v1::offer::Operation])
                     .map(|l| l.task_infos.as_slice())
                     .unwrap_or(&[]);
                 for task in tasks {
+                    // Refused first, and then never launched nor tracked.
+                    if let Some((acls, framework)) = input.run_tasks
+                        && !acl::may_run_task(acls, framework, task)
+                    {
+                        out.errors.push(master_status(
+                            task,
+                            TaskState::TaskError,
+                            Reason::TaskUnauthorized,
+                            acl::run_task_refusal(task, framework),
+                        ));
+                        continue;
+                    }
                     let result =
                         validate_task(input, task, op.id.is_some(), &remaining, &seen, &executors);
                     seen.insert(task.task_id.value.clone());
@@ -216,6 +233,29 @@ pub fn plan_accept(input: &AcceptInput<'_>, operations: &[v1::offer::Operation])
                 let Some(lg) = &op.launch_group else {
                     continue;
                 };
+                // Every task is authorized; the last refusal is reported
+                // for all of them (Mesos keeps overwriting its `error`).
+                let refused = input.run_tasks.and_then(|(acls, framework)| {
+                    lg.task_group
+                        .tasks
+                        .iter()
+                        .rev()
+                        .find(|t| !acl::may_run_task(acls, framework, t))
+                        .map(|t| acl::run_task_group_refusal(t, framework))
+                });
+                if let Some(msg) = refused {
+                    for t in &lg.task_group.tasks {
+                        let mut s = master_status(
+                            t,
+                            TaskState::TaskError,
+                            Reason::TaskGroupUnauthorized,
+                            msg.clone(),
+                        );
+                        s.executor_id = Some(lg.executor.executor_id.clone());
+                        out.errors.push(s);
+                    }
+                    continue;
+                }
                 let result =
                     validate_group(input, lg, op.id.is_some(), &remaining, &seen, &executors);
                 for t in &lg.task_group.tasks {
@@ -523,6 +563,7 @@ mod tests {
             offered: offer(),
             active_task_ids: &active,
             executors: &executors,
+            run_tasks: None,
         };
         plan_accept(&input, ops)
     }
@@ -820,6 +861,91 @@ mod tests {
         };
         let out = run(&[op], &[], &[]);
         assert_eq!(out.ignored, vec![operation::Type::Reserve as i32]);
+        assert_eq!(out.leftover, offer());
+    }
+
+    #[test]
+    fn run_tasks_refusals_are_task_errors_before_validation() {
+        let acls = Acls::parse(
+            r#"{"permissive":false,"run_tasks":[
+                {"principals":{"values":["baton"]},"users":{"values":["app"]}}]}"#,
+        )
+        .unwrap();
+        let framework = v1::FrameworkInfo {
+            user: "root".into(),
+            name: "f".into(),
+            id: Some(util::framework_id("m-0000")),
+            principal: Some("baton".into()),
+            ..Default::default()
+        };
+        let active = HashSet::new();
+        let executors = BTreeMap::new();
+        let input = AcceptInput {
+            framework_id: "m-0000",
+            agent_id: "m-S1",
+            offered: offer(),
+            active_task_ids: &active,
+            executors: &executors,
+            run_tasks: Some((&acls, &framework)),
+        };
+        let mut as_app = task("ok", 1.0);
+        as_app.command.as_mut().unwrap().user = Some("app".into());
+        // Refused even though it is also invalid (too big): authorization
+        // comes first. The refused id stays free for the next task.
+        let out = plan_accept(
+            &input,
+            &[launch(vec![task("no", 99.0), {
+                let mut t = as_app.clone();
+                t.task_id.value = "no".into();
+                t
+            }])],
+        );
+        assert_eq!(out.errors.len(), 1);
+        let s = &out.errors[0];
+        assert_eq!(
+            (s.state(), s.reason(), s.source()),
+            (
+                TaskState::TaskError,
+                Reason::TaskUnauthorized,
+                v1::task_status::Source::Master
+            )
+        );
+        assert_eq!(
+            s.message.as_deref(),
+            Some(
+                "Principal 'baton' no authorized to launch task no of framework m-0000 under user 'root'"
+            )
+        );
+        assert_eq!(out.launches.len(), 1);
+        assert_eq!(out.leftover.scalar("cpus"), 3.0);
+
+        // A group with one refused task: all of it, the group reason.
+        let mut exec = custom("g", 0.1);
+        exec.r#type = Some(executor_info::Type::Custom as i32);
+        let mut b = as_app.clone();
+        b.task_id.value = "b".into();
+        let group = v1::offer::Operation {
+            r#type: Some(operation::Type::LaunchGroup as i32),
+            launch_group: Some(operation::LaunchGroup {
+                executor: exec,
+                task_group: v1::TaskGroupInfo {
+                    tasks: vec![task("a", 1.0), b],
+                },
+            }),
+            ..Default::default()
+        };
+        let out = plan_accept(&input, &[group]);
+        assert!(out.launches.is_empty());
+        assert_eq!(out.errors.len(), 2);
+        for s in &out.errors {
+            assert_eq!(s.reason(), Reason::TaskGroupUnauthorized);
+            assert_eq!(
+                s.message.as_deref(),
+                Some(
+                    "Task 'a' is not authorized tolaunch task a of framework m-0000 under user 'root'"
+                )
+            );
+        }
         assert_eq!(out.leftover, offer());
     }
 }

@@ -65,13 +65,17 @@ fn authenticate(
     })
 }
 
+/// `/master/state`, as the request's principal may see it (`--acls`
+/// `view_*`); without `--authenticate_http_readonly` there is none, and
+/// the reader is Mesos's `ANY` subject.
 async fn state(State(master): State<Arc<Master>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authenticate(&master, Realm::ReadOnly, &headers) {
-        return r.into_response();
-    }
+    let principal = match authenticate(&master, Realm::ReadOnly, &headers) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
     let json = {
         let st = master.lock();
-        crate::state_json::render(&st)
+        crate::state_json::render_for(&st, principal.as_deref())
     };
     axum::Json(json).into_response()
 }

@@ -67,6 +67,10 @@ pub enum AgentStatus {
     Disconnected,
     /// Marked unreachable at this time.
     Unreachable(v1::TimeInfo),
+    /// Its registration was refused (`--acls` `register_agents`): not an
+    /// agent of the cluster (not in `/master/state` `slaves`, no offers);
+    /// each later attempt is decided again.
+    Refused,
 }
 
 /// One agent's registry entry.
@@ -426,6 +430,30 @@ fn time_now() -> v1::TimeInfo {
     v1::TimeInfo {
         nanoseconds: (util::now_timestamp() * 1e9) as i64,
     }
+}
+
+/// Resources as Mesos's `stringify(Resources)` prints an agent's: in the
+/// order an agent reports them (`cpus`, `gpus`, `mem`, `disk`, then the
+/// other scalars, then ranges and sets), `name:value` joined by `; `,
+/// ranges as `[a-b, c-d]`, sets as `{a, b}`.
+pub(crate) fn mesos_resources_text(r: &Resources) -> String {
+    const FIRST: [&str; 4] = ["cpus", "gpus", "mem", "disk"];
+    let rank = |name: &str| FIRST.iter().position(|f| *f == name).unwrap_or(FIRST.len());
+    let mut scalars: Vec<(&String, &f64)> = r.scalars.iter().collect();
+    scalars.sort_by_key(|(name, _)| rank(name));
+    let mut out: Vec<String> = scalars
+        .into_iter()
+        .map(|(name, v)| format!("{name}:{v}"))
+        .collect();
+    for (name, ranges) in &r.ranges {
+        let ranges: Vec<String> = ranges.iter().map(|(b, e)| format!("{b}-{e}")).collect();
+        out.push(format!("{name}:[{}]", ranges.join(", ")));
+    }
+    for (name, items) in &r.sets {
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        out.push(format!("{name}:{{{}}}", items.join(", ")));
+    }
+    out.join("; ")
 }
 
 impl MasterState {
@@ -1155,12 +1183,14 @@ impl MasterState {
                 .filter(|((a, _), _)| *a == agent)
                 .map(|((_, id), e)| (id.clone(), e.info.clone()))
                 .collect();
+            let acls = self.config.security.as_ref().and_then(|s| s.acls.as_ref());
             let input = accept::AcceptInput {
                 framework_id,
                 agent_id: &agent_id,
                 offered,
                 active_task_ids: &active,
                 executors: &executors,
+                run_tasks: acls.map(|a| (a, &fw.info)),
             };
             (
                 accept::plan_accept(&input, &accept.operations),
@@ -1351,6 +1381,7 @@ impl MasterState {
         match self.agent_index(agent_id).and_then(|i| self.agent(i)) {
             None => reconcile::AgentKnowledge::Unknown,
             Some(a) => match &a.status {
+                AgentStatus::Refused => reconcile::AgentKnowledge::Unknown,
                 AgentStatus::Registering => reconcile::AgentKnowledge::Recovering,
                 AgentStatus::Active | AgentStatus::Disconnected => {
                     reconcile::AgentKnowledge::Registered
@@ -1633,7 +1664,7 @@ impl MasterState {
         let Some(a) = self.agent_mut(index) else {
             return;
         };
-        if matches!(a.status, AgentStatus::Unreachable(_)) {
+        if matches!(a.status, AgentStatus::Unreachable(_) | AgentStatus::Refused) {
             return;
         }
         info!(agent = index, "agent disconnected");
@@ -1730,8 +1761,45 @@ impl MasterState {
         }
     }
 
+    /// `Some(refusal)` when `--acls` (`register_agents`) do not let agent
+    /// `index` (which has no principal) register: Mesos's
+    /// `Master::_registerSlave` (`_reregisterSlave` for an agent admitted
+    /// before) log line.
+    fn agent_refusal(&self, index: usize) -> Option<String> {
+        let acls = self.config.security.as_ref()?.acls.as_ref()?;
+        if acl::may_register_agent(acls, None) {
+            return None;
+        }
+        let a = self.agent(index)?;
+        let pid = format!("slave(1)@{}", a.endpoint);
+        let resources = mesos_resources_text(&a.total);
+        Some(if a.registered_time.is_some() {
+            format!(
+                "Refusing re-registration of agent {} at {pid} ({}): {}",
+                a.id,
+                a.hostname,
+                acl::agent_refusal(&resources, None, true)
+            )
+        } else {
+            format!(
+                "Refusing registration of agent at {pid} ({}): {}",
+                a.hostname,
+                acl::agent_refusal(&resources, None, false)
+            )
+        })
+    }
+
     fn agent_registered(&mut self, index: usize, report: AgentReport) {
         let now = util::now_timestamp();
+        if let Some(refusal) = self.agent_refusal(index) {
+            warn!("{refusal}");
+            self.rescind_offers_on(index);
+            if let Some(a) = self.agent_mut(index) {
+                a.status = AgentStatus::Refused;
+                a.generation += 1;
+            }
+            return;
+        }
         let Some(a) = self.agent_mut(index) else {
             return;
         };
@@ -2012,7 +2080,14 @@ mod tests {
     use super::*;
 
     fn state_with_agents(n: usize) -> (MasterState, Vec<mpsc::UnboundedReceiver<ToAgent>>) {
-        let config = Arc::new(ClusterConfig::default());
+        state_with_config(n, ClusterConfig::default())
+    }
+
+    fn state_with_config(
+        n: usize,
+        config: ClusterConfig,
+    ) -> (MasterState, Vec<mpsc::UnboundedReceiver<ToAgent>>) {
+        let config = Arc::new(config);
         let mut agents = Vec::new();
         let mut rxs = Vec::new();
         for i in 1..=n {
@@ -2369,5 +2444,205 @@ mod tests {
         assert_eq!(upd.state(), TaskState::TaskRunning);
         assert_eq!(upd.reason(), Reason::AgentReregistered);
         assert!(st.frameworks["m-0000"].tasks.contains_key("t1"));
+    }
+
+    fn with_acls(json: &str) -> ClusterConfig {
+        ClusterConfig {
+            security: Some(crate::SecurityConfig {
+                acls: Some(acl::Acls::parse(json).unwrap()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resources_print_as_mesos_stringifies_an_agents() {
+        let mut r = Resources::agent(4.0, 4096.0, 4096.0, (31000, 31099));
+        assert_eq!(
+            mesos_resources_text(&r),
+            "cpus:4; mem:4096; disk:4096; ports:[31000-31099]"
+        );
+        r.scalars.insert("gpus".into(), 1.0);
+        r.scalars.insert("cpus".into(), 0.5);
+        r.scalars.insert("bandwidth".into(), 10.0);
+        r.ranges.insert("ports".into(), vec![(1, 2), (5, 9)]);
+        r.sets
+            .insert("zones".into(), ["b".to_string(), "a".to_string()].into());
+        assert_eq!(
+            mesos_resources_text(&r),
+            "cpus:0.5; gpus:1; mem:4096; disk:4096; bandwidth:10; ports:[1-2, 5-9]; zones:{a, b}"
+        );
+    }
+
+    #[test]
+    fn register_agents_refuses_agents_without_a_principal() {
+        let unregistered = |st: &mut MasterState| {
+            for a in &mut st.agents {
+                a.status = AgentStatus::Registering;
+                a.registered_time = None;
+            }
+        };
+        // Not permissive, no register_agents rule: refused, as a real master.
+        let (mut st, _rx) = state_with_config(
+            2,
+            with_acls(
+                r#"{"permissive":false,"register_frameworks":[
+                    {"principals":{"type":"ANY"},"roles":{"type":"ANY"}}]}"#,
+            ),
+        );
+        unregistered(&mut st);
+        let ports = st.config.agent_ports(1);
+        assert_eq!(
+            st.agent_refusal(1).unwrap(),
+            format!(
+                "Refusing registration of agent at slave(1)@127.0.0.1:5051 (127.0.0.1): Not \
+                 authorized to register agent providing resources 'cpus:4; mem:4096; \
+                 disk:1000; ports:[{}-{}]' without a principal",
+                ports.0, ports.1
+            )
+        );
+        for index in [1, 2] {
+            st.handle_agent_message(FromAgent::Registered {
+                index,
+                report: AgentReport::default(),
+            });
+        }
+        assert!(st.agents.iter().all(|a| a.status == AgentStatus::Refused));
+        assert!(st.agents.iter().all(|a| a.registered_time.is_none()));
+        // A refused agent going down is not an agent becoming unreachable.
+        st.handle_agent_message(FromAgent::Disconnected { index: 1 });
+        assert_eq!(st.agents[0].status, AgentStatus::Refused);
+        assert!(st.deferred.is_empty());
+        assert_eq!(
+            st.agent_knowledge("m-S1"),
+            reconcile::AgentKnowledge::Unknown
+        );
+        let json = crate::state_json::render(&st);
+        assert_eq!(json["slaves"], serde_json::json!([]));
+        assert_eq!(json["activated_slaves"], 0);
+        assert_eq!(json["deactivated_slaves"], 0);
+        st.allocate(Instant::now());
+        assert!(st.offers.is_empty());
+        // An agent admitted before would be refused re-registration.
+        st.agents[1].registered_time = Some(1.0);
+        assert!(
+            st.agent_refusal(2)
+                .unwrap()
+                .starts_with("Refusing re-registration of agent m-S2 at slave(1)@127.0.0.2:5051 (127.0.0.2): Not authorized to reregister agent")
+        );
+
+        // An ANY/ANY register_agents rule, no ACLs, or permissive: admitted.
+        for config in [
+            with_acls(
+                r#"{"permissive":false,"register_agents":[
+                    {"principals":{"type":"ANY"},"agents":{"type":"ANY"}}]}"#,
+            ),
+            with_acls(r#"{"register_frameworks":[]}"#),
+            ClusterConfig::default(),
+        ] {
+            let (mut st, _rx) = state_with_config(1, config);
+            unregistered(&mut st);
+            assert_eq!(st.agent_refusal(1), None);
+            st.handle_agent_message(FromAgent::Registered {
+                index: 1,
+                report: AgentReport::default(),
+            });
+            assert_eq!(st.agents[0].status, AgentStatus::Active);
+        }
+    }
+
+    #[test]
+    fn master_state_shows_a_reader_what_the_view_acls_grant() {
+        let (mut st, _rx) = state_with_config(
+            1,
+            with_acls(
+                r#"{"permissive":false,
+                "view_frameworks":[{"principals":{"type":"ANY"},"users":{"type":"ANY"}}],
+                "view_tasks":[{"principals":{"values":["ops"]},"users":{"values":["app"]}}],
+                "view_executors":[{"principals":{"values":["ops"]},"users":{"values":["exec"]}}]}"#,
+            ),
+        );
+        let fw_info = |name: &str, user: &str| v1::FrameworkInfo {
+            user: user.into(),
+            name: name.into(),
+            id: Some(util::framework_id(name)),
+            ..Default::default()
+        };
+        let mut fw = Framework::new("f1".into(), fw_info("f1", "root"), 0.0);
+        let task = |id: &str, user: Option<&str>| Task {
+            info: v1::TaskInfo {
+                name: id.into(),
+                task_id: util::task_id(id),
+                command: Some(v1::CommandInfo {
+                    user: user.map(Into::into),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            framework_id: "f1".into(),
+            executor_id: None,
+            agent: 1,
+            state: TaskState::TaskRunning,
+            status_update_state: None,
+            status_update_uuid: None,
+            statuses: Vec::new(),
+            latest: None,
+            resources: Resources::default(),
+            role: "*".into(),
+        };
+        fw.tasks
+            .insert("as-app".into(), task("as-app", Some("app")));
+        fw.tasks.insert("as-root".into(), task("as-root", None));
+        fw.completed_tasks
+            .push_back(task("done-as-app", Some("app")));
+        for (id, user) in [("e-exec", Some("exec")), ("e-root", None)] {
+            fw.executors.insert(
+                (1, id.into()),
+                ExecutorEntry {
+                    info: v1::ExecutorInfo {
+                        executor_id: util::executor_id(id),
+                        command: Some(v1::CommandInfo {
+                            user: user.map(Into::into),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    resources: Resources::default(),
+                },
+            );
+        }
+        st.frameworks.insert("f1".into(), fw);
+        let ids = |v: &serde_json::Value, key: &str, field: &str| -> Vec<String> {
+            v["frameworks"][0][key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t[field].as_str().unwrap_or("{}").to_string())
+                .collect()
+        };
+        let ops = crate::state_json::render_for(&st, Some("ops"));
+        assert_eq!(ids(&ops, "tasks", "id"), ["as-app"]);
+        assert_eq!(ids(&ops, "completed_tasks", "id"), ["done-as-app"]);
+        // As Mesos's writer: a hidden executor is an empty object.
+        assert_eq!(ids(&ops, "executors", "executor_id"), ["e-exec", "{}"]);
+        assert_eq!(ops["frameworks"][0]["executors"][1], serde_json::json!({}));
+        // An anonymous reader: the framework (ANY rule), nothing in it.
+        let anonymous = crate::state_json::render_for(&st, None);
+        assert_eq!(anonymous["frameworks"][0]["id"], "f1");
+        assert_eq!(ids(&anonymous, "tasks", "id"), Vec::<String>::new());
+        assert_eq!(ids(&anonymous, "executors", "executor_id"), ["{}", "{}"]);
+        // The unfiltered document (LocalCluster::state) has everything.
+        let full = crate::state_json::render(&st);
+        assert_eq!(ids(&full, "tasks", "id"), ["as-app", "as-root"]);
+        assert_eq!(ids(&full, "executors", "executor_id"), ["e-exec", "e-root"]);
+        // No --acls: an HTTP reader sees everything too.
+        let (mut open, _rx) = state_with_agents(1);
+        let fw = st.frameworks.remove("f1").unwrap();
+        open.frameworks.insert("f1".into(), fw);
+        assert_eq!(
+            crate::state_json::render_for(&open, None),
+            crate::state_json::render(&open)
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! --credentials --acls` and `LIBPROCESS_SSL_*`:
 //!
 //! - [`credentials`]: HTTP Basic authentication against `--credentials`.
-//! - [`acl`]: `--acls`, the `register_frameworks` rules and their pure
-//!   decision.
+//! - [`acl`]: `--acls` — `register_frameworks`, `register_agents`,
+//!   `run_tasks` and the `view_*` kinds — and their pure decisions.
 //! - [`tls`]: https for the master's endpoints.
 //!
 //! Off by default ([`crate::ClusterConfig::security`] is `None`). Only the
@@ -36,8 +36,9 @@ pub struct SecurityConfig {
     pub authenticate_http_readonly: bool,
     /// `--credentials`: who may authenticate.
     pub credentials: Credentials,
-    /// `--acls`: who may register frameworks with which roles; `None`
-    /// authorizes everything (no authorizer).
+    /// `--acls`: who may register frameworks with which roles, register
+    /// agents, run tasks as which users, and see what in `/master/state`;
+    /// `None` authorizes everything (no authorizer).
     pub acls: Option<Acls>,
     /// TLS for the master's API; `None` is plain HTTP.
     pub tls: Option<TlsConfig>,

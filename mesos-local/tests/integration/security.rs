@@ -491,3 +491,215 @@ async fn tls_master_serves_https_only_to_clients_trusting_its_certificate() {
         .expect("the cluster stops in time");
     drop((body, client, other));
 }
+
+/// `/master/state` over HTTP, with `authorization` if any.
+async fn http_state(url: &str, authorization: Option<&str>) -> serde_json::Value {
+    let mut req = http().get(format!("{url}/master/state"));
+    if let Some(a) = authorization {
+        req = req.header("Authorization", a);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
+fn framework_names(state: &serde_json::Value) -> Vec<String> {
+    state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn user(name: &str, user: &str) -> v1::FrameworkInfo {
+    v1::FrameworkInfo {
+        user: user.into(),
+        ..framework_info(name, false, 0.0)
+    }
+}
+
+#[tokio::test]
+async fn run_tasks_refuses_a_launch_with_mesos_task_error_and_view_tasks_hides_tasks() {
+    ensure_baton_executor();
+    // baton may run tasks as `app` only; ops may view everything, baton
+    // its frameworks but no tasks.
+    let acls = Acls::load(
+        r#"{"permissive": false,
+            "register_frameworks": [{"principals": {"values": ["baton"]}, "roles": {"type": "ANY"}}],
+            "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}],
+            "run_tasks": [{"principals": {"values": ["baton"]}, "users": {"values": ["app"]}}],
+            "view_frameworks": [{"principals": {"values": ["ops", "baton"]}, "users": {"type": "ANY"}}],
+            "view_tasks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}}]}"#,
+    )
+    .unwrap();
+    assert!(acls.ignored.is_empty(), "{:?}", acls.ignored);
+    let (cluster, dir) = start_with(
+        43300,
+        secured(|s| {
+            s.authenticate_http_frameworks = true;
+            s.authenticate_http_readonly = true;
+            s.acls = Some(acls);
+        }),
+    )
+    .await;
+    let url = cluster.master_url();
+    let mut s = Sched::subscribe_as(
+        &url,
+        Encoding::Json,
+        user("runner", "root"),
+        Some(basic("baton", SECRET)),
+    )
+    .await;
+    let offer = s.offers_from(1).await.remove(0);
+    // As root (FrameworkInfo.user): refused, before any validation.
+    let denied = command_task("denied", &offer, "sleep 30");
+    let mut allowed = command_task("allowed", &offer, "sleep 30");
+    allowed.command.as_mut().unwrap().user = Some("app".into());
+    s.accept(
+        vec![offer.id.clone()],
+        vec![launch(vec![denied, allowed])],
+        None,
+    )
+    .await;
+    let error = s.update("denied").await;
+    assert_eq!(error.state(), v1::TaskState::TaskError);
+    assert_eq!(error.reason(), v1::task_status::Reason::TaskUnauthorized);
+    assert_eq!(error.source(), v1::task_status::Source::Master);
+    assert!(error.uuid.is_none());
+    assert_eq!(
+        error.message(),
+        format!(
+            "Principal 'baton' no authorized to launch task denied of framework {} under user 'root'",
+            s.framework_id
+        )
+    );
+    loop {
+        let u = s.update("allowed").await;
+        if u.uuid.is_some() {
+            s.ack(&u).await;
+        }
+        if u.state() == v1::TaskState::TaskRunning {
+            break;
+        }
+        assert_eq!(u.state(), v1::TaskState::TaskStarting, "{u:?}");
+    }
+    // The refused task is nowhere: never launched, never tracked.
+    let full = state_framework(&cluster, &s.framework_id);
+    let ids: Vec<&str> = ["tasks", "completed_tasks"]
+        .iter()
+        .flat_map(|k| full[k].as_array().unwrap())
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["allowed"]);
+
+    // view_tasks: ops sees the task, baton the framework without it.
+    let ops = http_state(&url, Some(&basic("ops", "0ps"))).await;
+    assert_eq!(ops["frameworks"][0]["tasks"][0]["id"], "allowed");
+    let own = http_state(&url, Some(&basic("baton", SECRET))).await;
+    assert_eq!(framework_names(&own), ["runner"]);
+    assert_eq!(own["frameworks"][0]["tasks"], serde_json::json!([]));
+    drop(s);
+    stop(cluster, dir.path()).await;
+}
+
+/// Neither of the next two tests ever has an agent (their registration is
+/// refused), so no task ever binds a port of their shared range.
+const NO_AGENTS_PORTS: u16 = 43600;
+
+#[tokio::test]
+async fn register_agents_refuses_agents_without_a_principal_and_nothing_is_offered() {
+    // What a real master does with only register_frameworks and
+    // permissive false: mesos-local's agents have no principal.
+    let acls = Acls::load(
+        r#"{"permissive": false,
+            "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}]}"#,
+    )
+    .unwrap();
+    let (cluster, dir) = start_with(NO_AGENTS_PORTS, secured(|s| s.acls = Some(acls))).await;
+    let url = cluster.master_url();
+    eventually("every agent refused", || {
+        cluster.state()["slaves"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    })
+    .await;
+    let mut s = Sched::subscribe(&url, Encoding::Json, framework_info("idle", false, 0.0)).await;
+    assert!(
+        !s.sees(NO_OFFER_WINDOW, |e| e.r#type() == event::Type::Offers)
+            .await,
+        "an offer without agents"
+    );
+    let state = http_state(&url, None).await;
+    assert_eq!(state["slaves"], serde_json::json!([]));
+    for k in [
+        "activated_slaves",
+        "deactivated_slaves",
+        "unreachable_slaves",
+    ] {
+        assert_eq!(state[k], 0, "{k}");
+    }
+    // The framework is registered, though this anonymous reader is not
+    // allowed to see it (no view_frameworks rule, not permissive).
+    assert_eq!(framework_names(&state), Vec::<String>::new());
+    assert_eq!(state_framework(&cluster, &s.framework_id)["name"], "idle");
+    // An agent that goes down and comes back asks again: refused again.
+    let faults = cluster.faults();
+    faults.stop_agent(1).await;
+    faults.start_agent(1).await;
+    assert!(
+        !s.sees(NO_OFFER_WINDOW, |e| e.r#type() == event::Type::Offers)
+            .await,
+        "an offer from a restarted agent"
+    );
+    let state = cluster.state();
+    assert_eq!(state["slaves"], serde_json::json!([]));
+    assert_eq!(state["unreachable_slaves"], 0);
+    drop(s);
+    stop(cluster, dir.path()).await;
+}
+
+#[tokio::test]
+async fn view_frameworks_hides_frameworks_from_readers_it_does_not_allow() {
+    // ops sees every framework; anyone (an unauthenticated reader too)
+    // those of the user `public`.
+    const ACLS: &str = r#"{"permissive": false,
+        "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}],
+        "view_frameworks": [
+            {"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
+            {"principals": {"type": "ANY"}, "users": {"values": ["public"]}}]}"#;
+    for readonly in [false, true] {
+        let acls = Acls::load(ACLS).unwrap();
+        let (cluster, dir) = start_with(
+            NO_AGENTS_PORTS,
+            secured(|s| {
+                s.authenticate_http_readonly = readonly;
+                s.acls = Some(acls);
+            }),
+        )
+        .await;
+        let url = cluster.master_url();
+        let root = Sched::subscribe(&url, Encoding::Json, user("root-fw", "root")).await;
+        let public = Sched::subscribe(&url, Encoding::Json, user("public-fw", "public")).await;
+        let mut all = framework_names(&cluster.state());
+        all.sort();
+        assert_eq!(all, ["public-fw", "root-fw"]);
+        if readonly {
+            let ops = http_state(&url, Some(&basic("ops", "0ps"))).await;
+            let mut seen = framework_names(&ops);
+            seen.sort();
+            assert_eq!(seen, ["public-fw", "root-fw"]);
+            let baton = http_state(&url, Some(&basic("baton", SECRET))).await;
+            assert_eq!(framework_names(&baton), ["public-fw"]);
+        } else {
+            // Without --authenticate_http_readonly there is no principal:
+            // credentials sent anyway are not looked at.
+            for auth in [None, Some(basic("ops", "0ps"))] {
+                let state = http_state(&url, auth.as_deref()).await;
+                assert_eq!(framework_names(&state), ["public-fw"], "{auth:?}");
+            }
+        }
+        drop((root, public));
+        stop(cluster, dir.path()).await;
+    }
+}
