@@ -14,10 +14,20 @@
 #   --keep            keep the whole temporary directory (default: only the logs
 #                     are kept, and only when a scenario failed)
 #   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
-#                     executor-fetch-failure (default: all four)
+#                     executor-fetch-failure | framework-auth | role-acl
+#                     (default: all six)
+#
+# framework-auth and role-acl run a master with HTTP framework authentication
+# (--authenticate_http_frameworks, --credentials) and, for role-acl, a
+# register_frameworks ACL (--acls); each also sends the master a SUBSCRIBE of
+# its own with curl and prints exactly what it answered, next to what
+# mesos-local answers. There is no scenario of a master over TLS: this Mesos
+# build has no SSL support (libprocess on libev, without --enable-ssl), so
+# LIBPROCESS_SSL_ENABLED=true is ignored and the master speaks plain HTTP.
 #
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
-# fresh agents and a fresh Baton, every one of them on 127.0.0.1 with free
+# fresh agents and a fresh Baton (role-acl: one for each --mesos_role it
+# tries, one after the other), every one of them on 127.0.0.1 with free
 # ports and its own directory under one temporary directory. Each prints one
 # `PASS <scenario>: ...` or `FAIL <scenario>: ...` line with what it measured;
 # the script exits non-zero if any failed.
@@ -41,7 +51,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -334,19 +344,24 @@ both_agents_registered() {
   agent_registered "${PORT[master]}" "${PORT[agentA]}" && agent_registered "${PORT[master]}" "${PORT[agentB]}"
 }
 
-# start_baton MASTER [EXECUTOR_PATH]: Baton with its own data dir and port;
-# BATON=its URL. EXECUTOR_PATH (default: the built baton-executor) is the
-# binary it serves to the agents.
+# start_baton MASTER [EXECUTOR_PATH [FLAG...]]: Baton with its own data dir
+# and port; BATON=its URL. EXECUTOR_PATH (default, or '': the built
+# baton-executor) is the binary it serves to the agents; the FLAGs are added
+# to its command line. It runs in $SDIR/$BATON_NAME and logs to
+# $SDIR/$BATON_NAME.log (BATON_NAME: baton unless a scenario that starts
+# several Batons one after the other names each).
 BATON=""
+BATON_NAME=baton
 start_baton() {
-  local executor=${2:-$EXECUTOR_BIN}
+  local master=$1 executor=${2:-$EXECUTOR_BIN}
+  shift $(($# < 2 ? $# : 2))
   PORT[baton]=$(free_port)
   BATON=http://127.0.0.1:${PORT[baton]}
-  spawn "$SDIR/baton" "$SDIR/baton.log" env NO_COLOR=1 "$BATON_BIN" \
-    --master "$1" --hostname 127.0.0.1 --http_address 127.0.0.1 --http_port "${PORT[baton]}" \
-    --data_dir "$SDIR/baton/data" --executor_path "$executor"
+  spawn "$SDIR/$BATON_NAME" "$SDIR/$BATON_NAME.log" env NO_COLOR=1 "$BATON_BIN" \
+    --master "$master" --hostname 127.0.0.1 --http_address 127.0.0.1 --http_port "${PORT[baton]}" \
+    --data_dir "$SDIR/$BATON_NAME/data" --executor_path "$executor" "$@"
   PID[baton]=$SPAWNED
-  log "baton: pid ${PID[baton]} on $BATON, --master $1, --executor_path $executor"
+  log "$BATON_NAME: pid ${PID[baton]} on $BATON, --master $master, --executor_path $executor${*:+, $*}"
 }
 
 baton_connected() { get "$BATON/metrics" | grep -q '^marathon_mesos_connected 1'; }
@@ -818,6 +833,370 @@ scenario_executor_fetch_failure() {
     local sandbox_err
     sandbox_err=$(find "$SDIR/agent/work/slaves" -name stderr -newer "$SDIR/baton.log" 2>/dev/null | head -n 1)
     [[ -n $sandbox_err ]] && show_log "$sandbox_err" 5 "etch|EXIT"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# A SUBSCRIBE sent with curl: what the master itself answers (scenarios 5, 6)
+# ---------------------------------------------------------------------------
+
+# A random word, for secrets.
+random_word() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# Baton's FrameworkInfo (Settings::framework_info) as JSON, for ROLES (a
+# comma list, as --mesos_role) and PRINCIPAL: MULTI_ROLE with `roles` when
+# there are several, else `role` (none for `*`).
+baton_framework_info() { # ROLES PRINCIPAL
+  jq -cn --arg roles "$1" --arg principal "$2" --arg user "$(id -un)" '
+    ($roles | split(",")) as $r
+    | {user: $user, name: "marathon", failover_timeout: 604800, checkpoint: true,
+       principal: $principal, hostname: "127.0.0.1",
+       capabilities: ([{type: "PARTITION_AWARE"}, {type: "TASK_KILLING_STATE"}]
+         + (if ($r | length) > 1 then [{type: "MULTI_ROLE"}] else [] end))}
+    + (if ($r | length) > 1 then {roles: $r} elif $r[0] != "*" then {role: $r[0]} else {} end)'
+}
+
+# The records of a RecordIO file (a Mesos event stream), one a line.
+recordio_records() { # FILE
+  local LC_ALL=C data len
+  data=$(cat "$1")
+  while [[ $data =~ ^([0-9]+)$'\n' ]]; do
+    len=${BASH_REMATCH[1]}
+    data=${data:${#len}+1}
+    printf '%s\n' "${data:0:len}"
+    data=${data:len}
+  done
+}
+
+# The value of header NAME in a curl -D FILE ('' if absent).
+raw_header() { # FILE NAME
+  { grep -i "^$2:" "$1" || true; } | head -n 1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'
+}
+
+# raw_subscribe MASTER_PORT FRAMEWORK_INFO [CURL_ARG...]: POSTs a JSON
+# SUBSCRIBE with curl (CURL_ARGs: e.g. -u principal:secret) and reads the
+# answer for at most 3 s. Sets RAW_STATUS (the HTTP status), RAW_CHALLENGE
+# (WWW-Authenticate), RAW_BODY (the body, JSON-quoted, when not 200),
+# RAW_EVENTS (when 200: each event's type, an ERROR's message JSON-quoted
+# after it, ' | ' between events), RAW_CLOSED (1 if the master closed the
+# stream within the 3 s) and RAW_ANSWER (all of it, headers included, on one
+# line). Headers and body stay in $SDIR/raw-<n>.*.
+RAW_N=0
+raw_subscribe() {
+  local port=$1 info=$2
+  shift 2
+  RAW_N=$((RAW_N + 1))
+  local hdr=$SDIR/raw-$RAW_N.headers body=$SDIR/raw-$RAW_N.body rc=0 started took
+  started=$(now_ms)
+  curl -sS -N --max-time 3 -D "$hdr" -o "$body" -X POST -H 'Content-Type: application/json' \
+    -H 'Accept: application/json' -H 'Expect:' "$@" \
+    -d "$(jq -cn --argjson info "$info" '{type: "SUBSCRIBE", subscribe: {framework_info: $info}}')" \
+    "http://127.0.0.1:$port/api/v1/scheduler" 2>/dev/null || rc=$?
+  took=$(($(now_ms) - started))
+  RAW_STATUS=$(head -n 1 "$hdr" 2>/dev/null | awk '{print $2}')
+  RAW_CHALLENGE=$(raw_header "$hdr" WWW-Authenticate)
+  RAW_CLOSED=$((rc == 0))
+  RAW_BODY="" RAW_EVENTS=""
+  local stream_id content_type
+  stream_id=$(raw_header "$hdr" Mesos-Stream-Id)
+  content_type=$(raw_header "$hdr" Content-Type)
+  RAW_ANSWER="HTTP ${RAW_STATUS:-(none, curl exit $rc)}"
+  [[ -n $RAW_CHALLENGE ]] && RAW_ANSWER+=", WWW-Authenticate: $RAW_CHALLENGE"
+  RAW_ANSWER+=", Content-Type: ${content_type:-none}, Mesos-Stream-Id: ${stream_id:-none}"
+  if [[ $RAW_STATUS == 200 ]]; then
+    RAW_EVENTS=$(recordio_records "$body" |
+      jq -r '.type + (if .error then " " + (.error.message | tojson) else "" end)' 2>/dev/null |
+      paste -sd '|' - | sed 's/|/ | /g') || RAW_EVENTS="(not RecordIO JSON)"
+    RAW_ANSWER+=", events: ${RAW_EVENTS:-none}; "
+    if ((RAW_CLOSED)); then RAW_ANSWER+="the master closed the stream after $took ms"; else RAW_ANSWER+="stream still open after 3 s"; fi
+  else
+    RAW_BODY=$(jq -Rs . <"$body" 2>/dev/null) || RAW_BODY='""'
+    RAW_ANSWER+=", body $RAW_BODY"
+  fi
+}
+
+# Baton's 'subscription failed' lines matching REGEX (ERE), counted, in the
+# log of the running Baton ($BATON_NAME), from line FROM (default 1).
+failed_lines() { # REGEX [FROM]
+  tail -n +"${2:-1}" "$SDIR/$BATON_NAME.log" | plain | grep 'subscription failed' | grep -c -E -- "$1" || true
+}
+at_least_failed() { (($(failed_lines "$1") >= $2)); } # REGEX N
+# The error= of the first 'subscription failed' line matching REGEX.
+failed_error() { # REGEX
+  plain "$SDIR/$BATON_NAME.log" | grep 'subscription failed' | grep -m1 -E -- "$1" |
+    sed -E 's/.* error=(.*) attempt=[0-9]+$/\1/' || true
+}
+# Milliseconds since the epoch of the first line of the running Baton's log
+# (after line FROM) matching REGEX: its UTC timestamp (0 if none).
+baton_log_ms() { # REGEX FROM
+  local stamp
+  stamp=$(tail -n +"$2" "$SDIR/$BATON_NAME.log" | plain | grep -m1 -E -- "$1" | awk '{print $1}' || true)
+  if [[ -n $stamp ]]; then date -d "$stamp" +%s%3N 2>/dev/null || echo 0; else echo 0; fi
+}
+baton_metric() { get "$BATON/metrics" | awk -v m="$1" '$1 == m { print $2 }'; } # NAME
+
+# The master's record of framework FW: {principal, role, roles, active,
+# connected} ('' if it has none).
+master_framework() { # MASTER_PORT FW
+  get "http://127.0.0.1:$1/master/state" 2 | jq -c --arg fw "$2" '.frameworks[] | select(.id == $fw)
+    | {principal, role, roles, active, connected}' 2>/dev/null
+}
+framework_as() { # MASTER_PORT FW PRINCIPAL ROLE
+  [[ $(master_framework "$1" "$2" | jq -r '"\(.principal) \(.role) \(.active) \(.connected)"' 2>/dev/null) == "$3 $4 true true" ]]
+}
+frameworks_on_master() { get "http://127.0.0.1:$1/master/state" 2 | jq '.frameworks | length'; } # MASTER_PORT
+# Tasks of framework FW the master holds as TASK_RUNNING.
+running_on_master() { # MASTER_PORT FW
+  get "http://127.0.0.1:$1/master/tasks?limit=100000" 2 |
+    jq --arg fw "$2" '[.tasks[] | select(.framework_id == $fw and .state == "TASK_RUNNING")] | length'
+}
+n_running_on_master() { [[ $(running_on_master "$1" "$2") == "$3" ]]; } # MASTER_PORT FW N
+
+# The FLAGs of a master that authenticates frameworks with HTTP Basic
+# against CREDENTIALS_FILE.
+auth_flags() { # CREDENTIALS_FILE
+  echo --authenticate_http_frameworks --http_framework_authenticators=basic --credentials="$1"
+}
+
+# What mesos-local answers (mesos-local/tests/integration/security.rs).
+LOCAL_CHALLENGE='Basic realm="mesos-master-scheduler"'
+LOCAL_401_BODY='"401 Unauthorized."'
+
+# ---------------------------------------------------------------------------
+# Scenario 5: framework authentication, a wrong secret fixed without restart
+# ---------------------------------------------------------------------------
+
+scenario_framework_auth() {
+  local secret wrong
+  secret=$(random_word)
+  wrong=$(random_word)
+  jq -n --arg s "$secret" '{credentials: [{principal: "baton", secret: $s}]}' >"$SDIR/credentials.json"
+  chmod 600 "$SDIR/credentials.json"
+  # shellcheck disable=SC2046 # the flags are words without spaces
+  start_master master --registry=in_memory $(auth_flags "$SDIR/credentials.json")
+  start_agent agent "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agent]}"
+
+  # The master's own answers, next to what mesos-local answers.
+  local info answers="" differs=""
+  info=$(baton_framework_info '*' baton)
+  raw_subscribe "${PORT[master]}" "$info"
+  log "master, SUBSCRIBE without credentials: $RAW_ANSWER"
+  answers+=" without credentials: $RAW_ANSWER;"
+  [[ $RAW_STATUS == 401 && $RAW_CHALLENGE == "$LOCAL_CHALLENGE" && $RAW_BODY == "$LOCAL_401_BODY" ]] ||
+    differs+=" without credentials: $RAW_ANSWER;"
+  raw_subscribe "${PORT[master]}" "$info" -u "baton:$wrong"
+  log "master, SUBSCRIBE with a wrong secret: $RAW_ANSWER"
+  answers+=" wrong secret: $RAW_ANSWER;"
+  [[ $RAW_STATUS == 401 && $RAW_CHALLENGE == "$LOCAL_CHALLENGE" && $RAW_BODY == "$LOCAL_401_BODY" ]] ||
+    differs+=" wrong secret: $RAW_ANSWER;"
+  raw_subscribe "${PORT[master]}" "$(baton_framework_info '*' other)" -u "baton:$secret"
+  log "master, SUBSCRIBE as baton with FrameworkInfo.principal 'other': $RAW_ANSWER"
+  answers+=" as baton with FrameworkInfo.principal 'other': $RAW_ANSWER"
+  local mismatch
+  mismatch=$(jq -n '"Failed to validate scheduler::Call: Authenticated principal '"'baton'"' does not match principal '"'other'"' set in `FrameworkInfo`"')
+  [[ $RAW_STATUS == 400 && $RAW_BODY == "$mismatch" ]] || differs+=" principal mismatch: $RAW_ANSWER;"
+
+  # Baton with the principal and a wrong secret: refused, alive, retrying.
+  printf '%s\n' "$wrong" >"$SDIR/secret"
+  start_baton "127.0.0.1:${PORT[master]}" "" \
+    --mesos_authentication_principal baton --mesos_authentication_secret_file "$SDIR/secret"
+  local started
+  started=$(now_ms)
+  wait_for 60 "4 'subscription failed' lines from Baton" at_least_failed . 4
+  local failed refused named connected_before example
+  failed=$(failed_lines .)
+  refused=$(failed_lines 'master refused our credentials \(401\)')
+  named=$(failed_lines 'master refused our credentials \(401\): .*--mesos_authentication_principal.*--mesos_authentication_secret_file')
+  connected_before=$(baton_metric marathon_mesos_connected) || connected_before="?"
+  example=$(failed_error .)
+  log "Baton with the wrong secret: $failed 'subscription failed' lines in $(($(now_ms) - started)) ms, $refused of them 401s, $named naming both flags; marathon_mesos_connected $connected_before; first error=$example"
+
+  # The right secret, written as an operator would, Baton left running.
+  local from
+  from=$(($(wc -l <"$SDIR/baton.log") + 1))
+  printf '%s\n' "$secret" >"$SDIR/secret"
+  local fixed t subscribed=0 fw="" record=""
+  fixed=$(now_ms)
+  while :; do
+    t=$(now_ms)
+    if baton_connected; then
+      fw=$(framework_id) || fw=""
+      if [[ -n $fw ]] && framework_as "${PORT[master]}" "$fw" baton '*'; then
+        subscribed=$t
+        break
+      fi
+    fi
+    ((t - fixed > 30000)) && break
+    sleep 0.05
+  done
+  [[ -n $fw ]] && record=$(master_framework "${PORT[master]}" "$fw")
+  local by_logs=-1 stamp refused_after
+  stamp=$(baton_log_ms ' subscribed master=' "$from")
+  ((stamp)) && by_logs=$((stamp - fixed))
+  refused_after=$(failed_lines '\(401\)' "$from")
+  log "secret fixed -> subscribed: by polling $((subscribed ? subscribed - fixed : -1)) ms, by Baton's log ${by_logs} ms; framework $fw on the master: ${record:-none}"
+
+  # Calls after SUBSCRIBE carry the credentials too: an app's task runs.
+  local posted running=0 after_401=0
+  if ((subscribed)); then
+    post_json "$BATON/v2/apps" '{"id":"/auth","cmd":"sleep 100000","cpus":0.01,"mem":16,"instances":1}' >/dev/null
+    posted=$(now_ms)
+    if wait_for 60 "/auth's task TASK_RUNNING on the master" n_running_on_master "${PORT[master]}" "$fw" 1; then
+      running=$(($(now_ms) - posted))
+    fi
+    wait_for 30 "Baton listing /auth's task TASK_RUNNING" tasks_running auth 1 || running=0
+    after_401=$(tail -n +"$from" "$SDIR/baton.log" | plain | grep -A100000 -m1 ' subscribed master=' |
+      grep -c '(401)' || true)
+  fi
+
+  # Neither secret, nor the Basic token of either, anywhere in Baton's log.
+  local leaks=0 s
+  for s in "$secret" "$wrong" "$(printf 'baton:%s' "$secret" | base64 -w0)" "$(printf 'baton:%s' "$wrong" | base64 -w0)"; do
+    grep -qF -- "$s" "$SDIR/baton.log" && leaks=$((leaks + 1))
+  done
+
+  local took=$((subscribed ? subscribed - fixed : -1))
+  ((by_logs > took)) && took=$by_logs
+  local facts="wrong secret: $refused/$failed refusals in Baton's log were 401s, $named naming both flags, marathon_mesos_connected $connected_before, Baton alive and retrying (e.g. error=$example);"
+  facts+=" secret fixed -> subscribed in $((subscribed ? subscribed - fixed : -1)) ms by polling, ${by_logs} ms by Baton's log, $refused_after 401s after the fix; framework on the master: ${record:-none};"
+  facts+=" /auth TASK_RUNNING on the master $((running ? running : -1)) ms after the POST, $after_401 401s after SUBSCRIBE; secrets or Basic tokens in Baton's log: $leaks;"
+  facts+=" the master answered:$answers"
+  if [[ -z $differs ]] && ((refused >= 4 && refused == failed && named == refused)) && [[ $connected_before == 0 ]] &&
+    ((leaks == 0 && subscribed && took < 16000 && running && after_401 == 0)); then
+    echo "PASS framework-auth: wrong secret refused (401, flags named, secret never logged), fixed file -> subscribed without restart in $took ms (limit 16000 ms: the longest backoff step 15 s + 1 s), principal baton, 1 task running; the master answers as mesos-local does; $facts"
+  else
+    local what=()
+    [[ -n $differs ]] && what+=("the master answered otherwise than mesos-local:$differs")
+    ((refused >= 4 && refused == failed)) || what+=("not every 'subscription failed' line was a 401 ($refused of $failed)")
+    ((named == refused)) || what+=("$((refused - named)) 401 lines do not name both flags")
+    [[ $connected_before == 0 ]] || what+=("marathon_mesos_connected was '$connected_before' while refused")
+    ((leaks == 0)) || what+=("Baton's log holds $leaks of the secrets or their Basic tokens")
+    ((subscribed)) || what+=("Baton not subscribed as baton within 30 s of fixing the file")
+    ((subscribed == 0 || took < 16000)) || what+=("fixed file -> subscribed took $took ms (limit 16000 ms)")
+    ((subscribed == 0 || running)) || what+=("no task of /auth running")
+    ((after_401 == 0)) || what+=("$after_401 401s after SUBSCRIBE")
+    echo "FAIL framework-auth: $(printf '%s; ' "${what[@]}")$facts"
+    show_log "$SDIR/baton.log" 30
+    show_log "$SDIR/master.log" 20 "uthenticat|ramework|401"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 6: a register_frameworks ACL refuses roles, grants one
+# ---------------------------------------------------------------------------
+
+scenario_role_acl() {
+  local secret
+  secret=$(random_word)
+  jq -n --arg s "$secret" '{credentials: [{principal: "baton", secret: $s}]}' >"$SDIR/credentials.json"
+  chmod 600 "$SDIR/credentials.json"
+  printf '%s\n' "$secret" >"$SDIR/secret"
+  # baton may register with role web and nothing else. With permissive
+  # false a real master refuses whatever no rule of ANY kind grants (unlike
+  # mesos-local, which enforces register_frameworks only): without
+  # register_agents it refuses the agent ("Not authorized to register agent
+  # providing resources '...' without a principal"), without run_tasks every
+  # launch is a TASK_ERROR ("Principal 'baton' no authorized to launch task
+  # ... under user 'root'"), without view_frameworks and view_tasks an
+  # anonymous /master/state lists no framework and no task. Those it grants.
+  # Roles need no --roles, weights or quota: in Mesos 1.12 they are implicit.
+  cat >"$SDIR/acls.json" <<'EOF'
+{
+  "permissive": false,
+  "register_frameworks": [{"principals": {"values": ["baton"]}, "roles": {"values": ["web"]}}],
+  "run_tasks": [{"principals": {"values": ["baton"]}, "users": {"type": "ANY"}}],
+  "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}],
+  "view_frameworks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}],
+  "view_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}],
+  "view_executors": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}]
+}
+EOF
+  # shellcheck disable=SC2046 # the flags are words without spaces
+  start_master master --registry=in_memory $(auth_flags "$SDIR/credentials.json") --acls="$SDIR/acls.json"
+  start_agent agent "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agent]}"
+  local reserved
+  reserved=$(get "http://127.0.0.1:${PORT[master]}/master/slaves" | jq -c '.slaves[0].reserved_resources')
+  log "the agent's reserved resources: $reserved (all of it is unreserved, role '*')"
+
+  # For each refused --mesos_role: what the master answers the SUBSCRIBE
+  # itself (compared with mesos-local's answer), then what Baton makes of it.
+  local roles set expected answers="" differs="" baton_facts="" ok=1
+  for roles in ops web,ops; do
+    set=$(tr ',' '\n' <<<"$roles" | LC_ALL=C sort | paste -sd ',' - | sed 's/,/, /g')
+    expected="Not authorized to register framework  with roles { $set }"
+    raw_subscribe "${PORT[master]}" "$(baton_framework_info "$roles" baton)" -u "baton:$secret"
+    log "master, SUBSCRIBE as baton with roles $roles: $RAW_ANSWER"
+    answers+=" roles $roles: $RAW_ANSWER;"
+    [[ $RAW_STATUS == 200 && $RAW_EVENTS == "ERROR $(jq -n --arg m "$expected" '$m')" && $RAW_CLOSED == 1 ]] ||
+      differs+=" roles $roles: $RAW_ANSWER;"
+
+    BATON_NAME=baton-${roles//,/-}
+    local from_master
+    from_master=$(($(wc -l <"$SDIR/master.log") + 1))
+    start_baton "127.0.0.1:${PORT[master]}" "" --mesos_role "$roles" \
+      --mesos_authentication_principal baton --mesos_authentication_secret_file "$SDIR/secret"
+    local started
+    started=$(now_ms)
+    wait_for 60 "2 'subscription failed' lines from Baton (--mesos_role $roles)" at_least_failed . 2
+    local failed named connected frameworks master_lines example
+    failed=$(failed_lines .)
+    # The ERROR's text as the master sent it, and both flags to check.
+    named=$(failed_lines "master sent ERROR: ${expected//[\{\}]/.}; check --mesos_role and --mesos_authentication_principal")
+    connected=$(baton_metric marathon_mesos_connected) || connected="?"
+    frameworks=$(frameworks_on_master "${PORT[master]}") || frameworks="?"
+    master_lines=$(tail -n +"$from_master" "$SDIR/master.log" |
+      grep -c "Refusing subscription of framework 'marathon': ${expected//[\{\}]/.}" || true)
+    example=$(failed_error .)
+    log "Baton --mesos_role $roles: $failed 'subscription failed' lines in $(($(now_ms) - started)) ms, $named with the master's ERROR and both flags; marathon_mesos_connected $connected; frameworks on the master $frameworks; master's 'Refusing subscription' lines $master_lines; first error=$example"
+    baton_facts+=" --mesos_role $roles: $named/$failed refusals naming the ERROR and flags, metric $connected, $frameworks frameworks on the master, $master_lines 'Refusing subscription' lines in its log (e.g. error=$example);"
+    ((failed >= 2 && named == failed && master_lines >= 1)) && [[ $connected == 0 && $frameworks == 0 ]] || ok=0
+    kill_pid "${PID[baton]}"
+    unset 'PID[baton]'
+  done
+
+  # The granted role: Baton subscribes and launches on unreserved resources.
+  BATON_NAME=baton-web
+  start_baton "127.0.0.1:${PORT[master]}" "" --mesos_role web \
+    --mesos_authentication_principal baton --mesos_authentication_secret_file "$SDIR/secret"
+  local started subscribed=0 fw="" record="" running=0 task="" app_role=""
+  started=$(now_ms)
+  if wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected; then
+    fw=$(framework_id) || fw=""
+    if [[ -n $fw ]] && wait_for 10 "framework $fw active as baton with role web on the master" \
+      framework_as "${PORT[master]}" "$fw" baton web; then
+      subscribed=$(($(now_ms) - started))
+    fi
+    record=$(master_framework "${PORT[master]}" "$fw")
+  fi
+  if ((subscribed)); then
+    app_role=$(post_json "$BATON/v2/apps" '{"id":"/web","cmd":"sleep 100000","cpus":0.01,"mem":16,"instances":1}' |
+      jq -r '.role // "none"')
+    local posted
+    posted=$(now_ms)
+    if wait_for 60 "/web's task TASK_RUNNING on the master" n_running_on_master "${PORT[master]}" "$fw" 1; then
+      running=$(($(now_ms) - posted))
+    fi
+    task=$(get "http://127.0.0.1:${PORT[master]}/master/tasks" | jq -c --arg fw "$fw" '.tasks[]
+      | select(.framework_id == $fw) | {state, role, resources: (.resources | {cpus, mem})}' 2>/dev/null) || task=""
+  fi
+  log "Baton --mesos_role web: subscribed in $((subscribed ? subscribed : -1)) ms; framework on the master: ${record:-none}; /web's role $app_role, its task on the master ${task:-none} (running $((running ? running : -1)) ms after the POST)"
+
+  local facts="the master answered:$answers Baton:$baton_facts --mesos_role web: subscribed in $((subscribed ? subscribed : -1)) ms, framework on the master ${record:-none}, app role $app_role, task ${task:-none} running $((running ? running : -1)) ms after the POST on an agent with reserved resources $reserved"
+  if [[ -z $differs ]] && ((ok && subscribed && running)); then
+    echo "PASS role-acl: roles ops and web,ops refused (200 + ERROR, named in Baton's log with the flags, nothing registered), role web subscribed and ran a task on unreserved resources; the master answers as mesos-local does; $facts"
+  else
+    local what=()
+    [[ -n $differs ]] && what+=("the master answered otherwise than mesos-local:$differs")
+    ((ok)) || what+=("a refused role was not reported as expected")
+    ((subscribed)) || what+=("Baton with --mesos_role web not subscribed as baton/web")
+    ((subscribed == 0 || running)) || what+=("no task of /web running")
+    echo "FAIL role-acl: $(printf '%s; ' "${what[@]}")$facts"
+    show_log "$SDIR/$BATON_NAME.log" 30
+    show_log "$SDIR/master.log" 20 "Refusing|uthoriz|Not authorized"
     return 1
   fi
 }
