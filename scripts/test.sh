@@ -11,6 +11,9 @@ command -v setsid >/dev/null 2>&1 || need+=(util-linux) # mesos-local starts exe
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip) # installs the Python `marathon` client below
 # The HA tests run a real ZooKeeper (Debian's package, run directly with java; a missing one fails them).
 { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || need+=(zookeeper)
+# The web UI's end-to-end tests (tests/tests/e2e/ui.rs) drive a headless Chromium through chromedriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq

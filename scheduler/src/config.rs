@@ -111,6 +111,9 @@ pub struct Settings {
     /// process kills itself after this many store writes, counted from the
     /// first that stores a deployment.
     pub crash_after_store_writes: Option<u64>,
+    /// `--router_url`: the `baton-router`s (base URLs, `http://host:port`)
+    /// whose statistics the web UI's Traffic page shows.
+    pub router_urls: Vec<String>,
 }
 
 /// `--executor`.
@@ -165,6 +168,7 @@ impl Settings {
             zk_session_timeout: Duration::from_secs(10),
             max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
             crash_after_store_writes: None,
+            router_urls: Vec::new(),
         }
     }
 
@@ -204,6 +208,9 @@ pub enum StartError {
     /// ACL, a certificate).
     #[error("{0}")]
     Security(String),
+    /// The web UI's settings are unusable (a `--router_url`).
+    #[error(transparent)]
+    Ui(#[from] crate::ui::UiError),
     /// The REST API could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -367,6 +374,11 @@ pub async fn run(
                 .into(),
         ));
     }
+    if settings.zk.is_some() && settings.https.is_some() && settings.http_security.authenticates() {
+        tracing::warn!(
+            "with --zk, a standby proxies to the leader over plain HTTP: credentials sent to a standby over HTTPS cross that hop unencrypted; keep the nodes on a trusted network"
+        );
+    }
     let (https, https_addr) = match &settings.https {
         Some(https) => {
             let certs = Arc::new(
@@ -388,10 +400,13 @@ pub async fn run(
         None => (None, None),
     };
     let me = format!("{}:{}", settings.hostname, http_addr.port());
-    let master_text = match &settings.master {
-        MasterSpec::Local(_) => "local".to_string(),
-        MasterSpec::Zk(url) => url.to_string(),
-        MasterSpec::Masters(list) => list
+    let master_text = match (&settings.master, &local) {
+        // The embedded master's URL, so that clients (`baton task logs`)
+        // can reach its `/master/state` and its agents.
+        (MasterSpec::Local(_), Some(cluster)) => cluster.master_url(),
+        (MasterSpec::Local(_), None) => "local".to_string(),
+        (MasterSpec::Zk(url), _) => url.to_string(),
+        (MasterSpec::Masters(list), _) => list
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -470,7 +485,9 @@ pub async fn run(
         settings.http_security.clone(),
         settings.http_policy.clone(),
     ));
+    let ui = crate::ui::Ui::new(&settings.router_urls, shutdown.clone())?;
     let start = {
+        let ui = ui.clone();
         let (identity, requests, executor_file, abdicate, guard) = (
             identity.clone(),
             requests.clone(),
@@ -489,6 +506,7 @@ pub async fn run(
                 abdicate.clone(),
                 guard.clone(),
             );
+            let ui = ui.clone();
             async move {
                 let mut registry = None;
                 let store: Arc<dyn Store> = match (embedded, lease) {
@@ -521,7 +539,9 @@ pub async fn run(
                     executor_file,
                     abdicate,
                     guard,
-                });
+                })
+                // The UI's settings, for its handlers behind the guard.
+                .layer(axum::Extension(ui));
                 Ok::<_, StartError>(terms::Term {
                     router,
                     scheduler,
@@ -532,16 +552,12 @@ pub async fn run(
     };
     let standby_state = crate::api::standby::StandbyState::new(roles.clone(), &me)
         .map_err(|e| StartError::Local(format!("cannot build the standby's HTTP client: {e}")))?;
-    let standby = crate::api::standby::router(standby_state)
-        .layer(axum::middleware::from_fn_with_state(
-            guard.clone(),
-            crate::api::guard::guard,
-        ))
-        .merge(crate::api::files::routes(executor_file.clone()));
+    let standby = standby_router(standby_state, guard.clone(), executor_file.clone(), &ui);
     let (serving, serving_rx) = tokio::sync::watch::channel(standby.clone());
     if let Some((listener, certs)) = https {
         let (serving_rx, api_shutdown) = (serving_rx.clone(), shutdown.clone());
-        tokio::spawn(certs.clone().watch(shutdown.clone()));
+        let poll = settings.https.as_ref().and_then(|h| h.reload_poll);
+        tokio::spawn(certs.clone().watch(poll, shutdown.clone()));
         tokio::spawn(async move {
             if let Err(e) =
                 crate::api::serve_https(listener, certs, serving_rx, api_shutdown.cancelled_owned())
@@ -606,6 +622,28 @@ pub async fn run(
         }
     }
     Ok(running)
+}
+
+/// The API of a standby: every request proxied to the leader behind the
+/// guard, except what a standby serves itself: the executor binary, the
+/// web UI's pages and its API (the Traffic page's statistics, the leader's
+/// event stream relayed).
+pub fn standby_router(
+    state: crate::api::standby::StandbyState,
+    guard: Arc<crate::api::guard::Guard>,
+    executor_file: Arc<crate::api::files::ExecutorFile>,
+    ui: &crate::ui::Ui,
+) -> axum::Router {
+    let ui_api = crate::ui::standby_routes(ui, state.roles.clone(), state.http.clone());
+    crate::api::standby::router(state)
+        .merge(ui_api)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::api::guard::guard,
+        ))
+        .layer(axum::Extension(ui.clone()))
+        .merge(crate::api::files::routes(executor_file))
+        .merge(crate::ui::asset_routes())
 }
 
 /// The roles of a process leading alone: leading from the start; an

@@ -35,13 +35,20 @@
 //!   clock, or tokio's paused clock in tests).
 //! - [`zk`]: ZooKeeper URLs and chrooted sessions, shared by the HA store
 //!   and election and by Mesos master detection.
+//! - [`ui`]: the web UI, compiled into the binary and served at `/` on the
+//!   leader and on standbys: hand-written HTML, CSS and vanilla JS modules
+//!   over the REST API, and the Traffic page's view of `baton-router`s.
 //! - [`config`]: the settings the binary's flags become, and wiring them into
 //!   a running scheduler ([`config::run`]).
+//! - [`cli`]: the operator CLI (`baton app|group|deployment|task|queue|
+//!   leader|info`) over the REST API, which works against Marathon too.
 //!
-//! The binary (`src/main.rs`) only parses flags and calls [`config::run`].
+//! The binary (`src/main.rs`) only parses flags and calls [`config::run`],
+//! or [`cli::run`] for a CLI command.
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deploy;
@@ -51,4 +58,5 @@ pub mod mesos;
 pub mod offers;
 pub mod reconcile;
 pub mod state;
+pub mod ui;
 pub mod zk;

@@ -1,5 +1,6 @@
 //! `baton`: parses Marathon-style flags (each also read from `BATON_<FLAG>`)
-//! and runs the scheduler. All logic lives in the library.
+//! and runs the scheduler, or, given a command (`baton app list`, ...),
+//! runs the operator CLI. All logic lives in the library.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,8 +12,26 @@ use clap::Parser;
 use mesos_proto::Encoding;
 
 /// A Mesos framework for long-running services that speaks Marathon's REST API.
+///
+/// `baton [FLAGS]` runs the scheduler; `baton <COMMAND>` is the operator
+/// CLI over the REST API of a Baton (or Marathon) at --url.
 #[derive(Debug, Parser)]
-#[command(name = "baton", version)]
+#[command(
+    name = "baton",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = baton::cli::EXIT_CODES
+)]
+struct Baton {
+    #[command(subcommand)]
+    command: Option<baton::cli::Command>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+// The scheduler's flags (a plain comment: a doc comment would replace the
+// command's description).
+#[derive(Debug, clap::Args)]
 struct Flags {
     /// Mesos master: `local` (embedded cluster), `host:5050`, `http://host:5050`, or a comma list.
     #[arg(long, env = "BATON_MASTER", default_value = "local")]
@@ -79,6 +98,14 @@ struct Flags {
     /// user (only safe when Baton is reachable through that proxy alone).
     #[arg(long = "http_user_header", env = "BATON_HTTP_USER_HEADER")]
     http_user_header: Option<String>,
+    /// Peers (CIDR blocks, comma list) whose --http_user_header is
+    /// believed: the front proxy and the standbys forwarding for it.
+    #[arg(
+        long = "http_trusted_proxies",
+        env = "BATON_HTTP_TRUSTED_PROXIES",
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    http_trusted_proxies: String,
     /// ACL file: actions granted to users and groups on app paths (JSON;
     /// see the README).
     #[arg(long = "acl_file", env = "BATON_ACL_FILE")]
@@ -122,9 +149,21 @@ struct Flags {
     /// The HTTPS certificate's private key, PEM.
     #[arg(long = "ssl_key", env = "BATON_SSL_KEY")]
     ssl_key: Option<PathBuf>,
+    /// Milliseconds between checks of the certificate files for changes
+    /// (0: reload on SIGHUP only).
+    #[arg(
+        long = "ssl_reload_interval",
+        env = "BATON_SSL_RELOAD_INTERVAL",
+        default_value_t = baton::api::tls::DEFAULT_RELOAD_POLL.as_millis() as u64
+    )]
+    ssl_reload_interval: u64,
     /// Serve the REST API over HTTPS only.
     #[arg(long = "disable_http", env = "BATON_DISABLE_HTTP")]
     disable_http: bool,
+    /// baton-router instances (`http://host:port`, comma list) whose
+    /// `/_router/stats` the web UI's Traffic page shows.
+    #[arg(long = "router_url", env = "BATON_ROUTER_URL", value_delimiter = ',')]
+    router_url: Vec<String>,
     /// User tasks run as (default: the current user).
     #[arg(long = "mesos_user", env = "BATON_MESOS_USER")]
     mesos_user: Option<String>,
@@ -294,6 +333,16 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
             .transpose()?,
         realm: flags.http_realm,
         user_header: flags.http_user_header.map(|h| h.to_ascii_lowercase()),
+        trusted_proxies: flags
+            .http_trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.parse()
+                    .with_context(|| format!("--http_trusted_proxies: {c:?} is not a CIDR block"))
+            })
+            .collect::<anyhow::Result<_>>()?,
         acl: flags
             .acl_file
             .as_deref()
@@ -320,11 +369,14 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
             addr: SocketAddr::new(flags.https_address.unwrap_or(flags.http_address), port),
             cert,
             key,
+            reload_poll: (flags.ssl_reload_interval > 0)
+                .then(|| Duration::from_millis(flags.ssl_reload_interval)),
         }),
         (None, None, None) => None,
         _ => anyhow::bail!("--https_port, --ssl_cert and --ssl_key go together"),
     };
     settings.disable_http = flags.disable_http;
+    settings.router_urls = flags.router_url;
     settings.hostname = hostname;
     settings.failover_timeout = Duration::from_secs(flags.failover_timeout);
     settings.mesos_encoding = flags.mesos_encoding;
@@ -347,12 +399,24 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let baton = Baton::parse();
+    if let Some(command) = baton.command {
+        // The CLI's diagnostics go to stderr, warnings only unless asked.
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        std::process::exit(baton::cli::run(command).await);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let settings = settings(Flags::parse())?;
+    let settings = settings(baton.flags)?;
     let running = config::run(settings, |_| {})
         .await
         .context("starting baton")?;

@@ -8,6 +8,8 @@
 //!   tests that drive the scheduler library directly.
 //! - [`baton`]: the `baton` binary as a child process (its log captured,
 //!   stopped by SIGTERM), with a JSON client for its REST API.
+//! - [`browser`]: a headless Chromium driven over WebDriver (Debian's
+//!   `chromedriver`), for the web UI's tests.
 //! - [`binaries`]: where the workspace's binaries are, building them if a
 //!   test runs on its own.
 //! - [`ports`]: disjoint agent port ranges per test, so parallel tests'
@@ -20,16 +22,20 @@
 //! - [`events`]: a `/v2/events` subscriber that records what it hears.
 //! - [`router`]: the `baton-router` binary as a child process, and
 //!   requests through it with a chosen Host and cookie.
+//! - [`tls`]: HTTPS requests trusting one certificate, and generated
+//!   certificates.
 //! - [`wait`]: polling with a deadline.
 
 pub mod apps;
 pub mod baton;
 pub mod binaries;
+pub mod browser;
 pub mod cluster;
 pub mod events;
 pub mod ports;
 pub mod procs;
 pub mod router;
+pub mod tls;
 pub mod wait;
 pub mod zookeeper;
 

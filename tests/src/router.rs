@@ -122,6 +122,12 @@ impl RouterProcess {
     /// with `extra` flags, logging into `dir`, and waits until it has
     /// loaded its routing table.
     pub async fn start(marathon: &str, dir: &Path, extra: &[&str]) -> RouterProcess {
+        Self::start_on(free_port(), marathon, dir, extra).await
+    }
+
+    /// Like [`RouterProcess::start`], on a port chosen beforehand (for a
+    /// Baton started first with `--router_url` naming it).
+    pub async fn start_on(port: u16, marathon: &str, dir: &Path, extra: &[&str]) -> RouterProcess {
         std::fs::create_dir_all(dir).expect("create the router's directory");
         let log = dir.join("baton-router.log");
         let out = OpenOptions::new()
@@ -130,7 +136,6 @@ impl RouterProcess {
             .open(&log)
             .expect("open the router's log file");
         let err = out.try_clone().expect("clone the router's log file");
-        let port = free_port();
         let child = Command::new(binary("baton-router"))
             .args(["--marathon", marathon])
             .args(["--listen", &format!("127.0.0.1:{port}")])

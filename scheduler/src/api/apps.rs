@@ -138,6 +138,7 @@ async fn on_path(
         (Method::DELETE, Target::App(id)) => {
             state.authorize(Action::Delete, &id)?;
             let force = params.flag("force", true)?;
+            state.authorize_superseding(std::slice::from_ref(&id), force)?;
             let outcome = state.scheduler.delete_app(id, force).await?;
             Ok(params::written(StatusCode::OK, &outcome))
         }
@@ -292,12 +293,16 @@ async fn create(
     let bytes = params::body(body)?;
     let app = AppDefinition::from_json(&bytes, &PathId::root(), &state.app_defaults())?;
     state.authorize(Action::Create, &app.id)?;
-    check_tree(&state.view(), &app.id)?;
+    state.authorize_superseding(std::slice::from_ref(&app.id), force)?;
+    // The whole tree, hidden apps included: an app must not land under
+    // one the caller cannot see.
+    check_tree(&state.scheduler.view(), &app.id)?;
     let id = app.id.clone();
     let edit: AppEdit = Box::new(move |ctx| match ctx.current {
         Some(existing) => Err(SchedulerError::AlreadyExists(existing.id.clone())),
         None => Ok(Some(app.with_version(ctx.now, false))),
     });
+    let edit = state.authorized_edit(id.clone(), edit);
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
     let view = state.view();
     let stored_app = outcome.app.clone().ok_or_else(|| not_found(&id))?;
@@ -343,6 +348,7 @@ pub(super) fn authorize_kill(
     state.authorize(Action::Kill, app)?;
     if options.scale {
         state.authorize(Action::Update, app)?;
+        state.authorize_superseding(std::slice::from_ref(app), options.force)?;
     }
     Ok(())
 }
@@ -428,8 +434,10 @@ async fn update(
     let partial = params.flag("partialUpdate", true)?;
     let body = params::json_body(&bytes)?;
     state.authorize(write_action(state, &id, create_missing), &id)?;
-    if create_missing && !state.view().apps.contains_key(&id) {
-        check_tree(&state.view(), &id)?;
+    state.authorize_superseding(std::slice::from_ref(&id), force)?;
+    let whole = state.scheduler.view();
+    if create_missing && !whole.apps.contains_key(&id) {
+        check_tree(&whole, &id)?;
     }
     let edit = update_edit(
         id.clone(),
@@ -438,6 +446,7 @@ async fn update(
         partial,
         create_missing,
     )?;
+    let edit = state.authorized_edit(id.clone(), edit);
     let outcome = state.scheduler.edit_app(id.clone(), force, edit).await?;
     if let Some(app) = &outcome.app {
         let (uri, client) = origin;
@@ -502,12 +511,13 @@ async fn bulk_update(
             partial,
             method == Method::PUT,
         )?;
-        edits.push((id, edit));
+        edits.push((id.clone(), state.authorized_edit(id, edit)));
     }
     if edits.is_empty() {
         return Err(ApiError::BadRequest("The body lists no apps".into()));
     }
     let ids: Vec<PathId> = edits.iter().map(|(id, _)| id.clone()).collect();
+    state.authorize_superseding(&ids, force)?;
     // All or nothing, under one deployment, as Marathon does.
     let outcome = state.scheduler.edit_apps(edits, force).await?;
     // The snapshot is published before the reply; an app of another
@@ -528,11 +538,13 @@ async fn bulk_update(
 async fn restart(state: &Api, id: PathId, params: &Params) -> Result<Response, ApiError> {
     state.authorize(Action::Update, &id)?;
     let force = params.flag("force", false)?;
+    state.authorize_superseding(std::slice::from_ref(&id), force)?;
     let missing = id.clone();
     let edit: AppEdit = Box::new(move |ctx| match ctx.current {
         Some(current) => Ok(Some(current.clone().with_version(ctx.now, false))),
         None => Err(SchedulerError::UnknownApp(missing)),
     });
+    let edit = state.authorized_edit(id.clone(), edit);
     let outcome = state.scheduler.edit_app(id, force, edit).await?;
     Ok(params::written(StatusCode::OK, &outcome))
 }
@@ -568,9 +580,11 @@ async fn kill_one_task(
     if !view.apps.contains_key(&id) {
         return Err(not_found(&id));
     }
+    // The task must be this app's: the kill (and its scale) applies to
+    // the task's own app, which the caller was not authorized for.
     let known = view
         .instance_by_task(&task_id)
-        .is_some_and(|i: &Arc<Instance>| i.is_active());
+        .is_some_and(|i: &Arc<Instance>| i.is_active() && i.app_id == id);
     if !known {
         return Err(ApiError::NotFound(format!(
             "Task '{task_id}' does not exist"

@@ -123,6 +123,7 @@ async fn cancel(
                         })?;
                     Ok(Some((**previous).clone().restored_at(ctx.now)))
                 });
+                let edit = state.authorized_edit(app.clone(), edit);
                 state.scheduler.edit_app(app.clone(), true, edit).await?
             }
         };

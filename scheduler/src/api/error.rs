@@ -148,6 +148,7 @@ impl From<crate::reconcile::SchedulerError> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             SchedulerError::AlreadyExists(_) => ApiError::Conflict(e.to_string()),
+            SchedulerError::Forbidden(message) => ApiError::Forbidden(message),
             SchedulerError::Locked { deployments } => ApiError::Locked {
                 message: SchedulerError::Locked {
                     deployments: Vec::new(),

@@ -321,6 +321,9 @@ fn dry_run(planned: &[Planned]) -> Result<Response, ApiError> {
 /// Carries out `planned` as one change and answers its DeploymentResult;
 /// `group_change_success` follows on the bus. Nothing to change answers a
 /// result whose deployment is already over (there is none to wait for).
+/// Writes are planned on the whole tree, apps the caller cannot see
+/// included, so that a plan never mistakes a hidden app for an absent one;
+/// each planned change is then authorized (and again in the loop).
 async fn write(
     state: &Api,
     group: &PathId,
@@ -338,10 +341,15 @@ async fn write(
         };
         state.authorize(action, &p.id)?;
     }
+    let ids: Vec<PathId> = planned.iter().map(|p| p.id.clone()).collect();
+    state.authorize_superseding(&ids, force)?;
     let (deployment_id, version) = if planned.is_empty() {
         (uuid::Uuid::new_v4().to_string(), state.scheduler.now())
     } else {
-        let edits = planned.into_iter().map(|p| (p.id, p.edit)).collect();
+        let edits = planned
+            .into_iter()
+            .map(|p| (p.id.clone(), state.authorized_edit(p.id, p.edit)))
+            .collect();
         let outcome = state.scheduler.edit_apps(edits, force).await?;
         (outcome.deployment_id, outcome.version)
     };
@@ -391,7 +399,7 @@ async fn create(
     let force = params.flag("force", false)?;
     let body = params::json_body(&bytes)?;
     let group = effective_id(&body, &base)?;
-    let view = state.view();
+    let view = state.scheduler.view();
     refuse_app_path(&view, &group)?;
     if !subtree(&view.apps, &group).is_empty() {
         return Err(ApiError::Conflict(format!(
@@ -417,7 +425,7 @@ async fn update(
     let dry = params.flag("dryRun", false)?;
     let body = params::json_body(&bytes)?;
     let group = effective_id(&body, &base)?;
-    let view = state.view();
+    let view = state.scheduler.view();
     refuse_app_path(&view, &group)?;
     let planned = if let Some(version) = version_of(&body)? {
         rollback(&view, &group, version)?
@@ -435,7 +443,7 @@ async fn update(
 
 async fn delete(state: &Api, group: PathId, params: &Params) -> Result<Response, ApiError> {
     let force = params.flag("force", false)?;
-    let view = state.view();
+    let view = state.scheduler.view();
     let apps = subtree(&view.apps, &group);
     if apps.is_empty() && !group.is_root() {
         return Err(unknown_group(&group));

@@ -155,6 +155,57 @@ impl Api {
         Arc::new(view.visible_to(|app| self.caller.may(Action::View, app)))
     }
 
+    /// `edit`, refused with 403 in the loop unless the caller may do what
+    /// it turns out to do there, against the app as it is then: create
+    /// what is absent, update what exists, delete. (The handlers' own
+    /// checks answer early from a snapshot; this one cannot be raced.)
+    pub fn authorized_edit(
+        &self,
+        app: crate::state::app::PathId,
+        edit: crate::reconcile::AppEdit,
+    ) -> crate::reconcile::AppEdit {
+        if self.caller.is_unrestricted() {
+            return edit;
+        }
+        let caller = self.caller.clone();
+        Box::new(move |ctx| {
+            let existed = ctx.current.is_some();
+            let next = edit(ctx)?;
+            let action = match (existed, &next) {
+                (false, Some(_)) => Action::Create,
+                (true, Some(_)) => Action::Update,
+                (true, None) => Action::Delete,
+                (false, None) => return Ok(None),
+            };
+            caller
+                .check(action, &app)
+                .map_err(crate::reconcile::SchedulerError::Forbidden)?;
+            Ok(next)
+        })
+    }
+
+    /// With `force`, a write to `apps` supersedes the deployments running
+    /// on them, changing every app those touch: the caller must be allowed
+    /// to update each of them.
+    pub fn authorize_superseding(
+        &self,
+        apps: &[crate::state::app::PathId],
+        force: bool,
+    ) -> Result<(), ApiError> {
+        if !force || self.caller.is_unrestricted() {
+            return Ok(());
+        }
+        let whole = self.scheduler.view();
+        for app in apps {
+            for deployment in whole.deployments_of(app) {
+                for other in deployment.affected_apps() {
+                    self.authorize(Action::Update, other)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `Ok` if the caller may do `action` to `app`, else 403.
     pub fn authorize(
         &self,
@@ -218,6 +269,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(deployments::routes())
         .merge(groups::routes())
         .merge(events::routes())
+        // The web UI's own API (the Traffic page), behind the guard.
+        .merge(crate::ui::api_routes())
         .fallback(|| async { ApiError::NotFound("URI not found".into()) })
         .method_not_allowed_fallback(|request: Request| async move {
             ApiError::Body {
@@ -237,6 +290,8 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state.clone())
         // Agents fetch the executor here; outside the API's middleware.
         .merge(files::routes(state.executor_file.clone()))
+        // The web UI's pages and scripts: public, cached by ETag (see `ui`).
+        .merge(crate::ui::asset_routes())
 }
 
 /// Bodies past this are not even drained: the connection is closed.

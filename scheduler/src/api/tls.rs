@@ -2,7 +2,8 @@
 //! with rustls on ring.
 //!
 //! The certificate is reloaded on SIGHUP and when either file's
-//! modification time changes (checked every [`RELOAD_POLL`]): new
+//! modification time changes (checked every `--ssl_reload_interval`,
+//! [`DEFAULT_RELOAD_POLL`] unless set; zero: SIGHUP only): new
 //! handshakes get the new certificate, open connections keep theirs. A
 //! pair that does not load (half-written, mismatched) is logged and the
 //! previous one stays in use; only at start is it fatal.
@@ -22,8 +23,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// How often the certificate files are checked for changes.
-pub const RELOAD_POLL: Duration = Duration::from_secs(2);
+/// How often the certificate files are checked for changes by default.
+pub const DEFAULT_RELOAD_POLL: Duration = Duration::from_secs(2);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for open HTTPS connections.
@@ -38,6 +39,9 @@ pub struct HttpsSettings {
     pub cert: PathBuf,
     /// `--ssl_key`: its private key, PEM.
     pub key: PathBuf,
+    /// `--ssl_reload_interval`: how often the files are checked for
+    /// changes; `None`: only on SIGHUP.
+    pub reload_poll: Option<Duration>,
 }
 
 /// The certificate could not be loaded.
@@ -128,8 +132,9 @@ impl ReloadingCert {
         now.is_some() && now != self.current.read().expect("never poisoned").1
     }
 
-    /// Reloads on SIGHUP and when the files change, until `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Reloads on SIGHUP and, every `poll`, when the files changed, until
+    /// `shutdown`.
+    pub async fn watch(self: Arc<Self>, poll: Option<Duration>, shutdown: CancellationToken) {
         let mut hangups = match tokio::signal::unix::signal(
             tokio::signal::unix::SignalKind::hangup(),
         ) {
@@ -139,13 +144,16 @@ impl ReloadingCert {
                 None
             }
         };
-        let mut poll = tokio::time::interval(RELOAD_POLL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poll = poll.filter(|every| !every.is_zero()).map(|every| {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        });
         loop {
             let why = tokio::select! {
                 () = shutdown.cancelled() => return,
                 Some(()) = async { match hangups.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
-                _ = poll.tick() => {
+                _ = async { match poll.as_mut() { Some(p) => p.tick().await, None => std::future::pending().await } } => {
                     if !self.files_changed() { continue; }
                     "file change"
                 }

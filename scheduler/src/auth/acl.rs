@@ -237,12 +237,19 @@ impl Permissions {
     }
 }
 
-/// `/team-a/` → `/team-a`; `/` → ``; relative or empty paths are invalid.
+/// `/team-a/` → `/team-a`; `/` → ``. A path must be an absolute app or
+/// group id as Marathon writes them (lower-case segments, no wildcards):
+/// anything else would never match and silently grant nothing.
 fn normalise_prefix(text: &str) -> Option<String> {
-    if !text.starts_with('/') || text.contains("//") || text.contains(char::is_whitespace) {
+    if !text.starts_with('/') || text.contains("//") {
         return None;
     }
-    Some(text.trim_end_matches('/').to_string())
+    let trimmed = text.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Some(String::new());
+    }
+    let id = PathId::parse(trimmed, &PathId::root()).ok()?;
+    (id.to_string() == trimmed).then(|| trimmed.to_string())
 }
 
 /// Whether a normalised prefix covers an app id, on whole segments.
@@ -322,7 +329,7 @@ mod tests {
         let bad = r#"{
             "groups": {"empty": []},
             "rules": [
-                {"principals": ["group:nope", ""], "actions": ["view", "destroy"], "paths": ["team-a", "/ok/"]},
+                {"principals": ["group:nope", ""], "actions": ["view", "destroy"], "paths": ["team-a", "/ok/", "/Team-B/*"]},
                 {"principals": [], "actions": [], "paths": []}
             ]
         }"#;
@@ -333,6 +340,7 @@ mod tests {
             "/rules/0/principals/1: is empty",
             "/rules/0/actions/1: unknown action \"destroy\"",
             "/rules/0/paths/0: \"team-a\" is not an absolute app path",
+            "/rules/0/paths/2: \"/Team-B/*\" is not an absolute app path",
             "/rules/1/principals: is empty",
             "/rules/1/actions: is empty",
             "/rules/1/paths: is empty",

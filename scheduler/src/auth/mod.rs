@@ -39,6 +39,10 @@ pub struct HttpSecurity {
     /// `--http_user_header`: the header a front proxy sets to the
     /// authenticated user (lower-case).
     pub user_header: Option<String>,
+    /// `--http_trusted_proxies`: the peers whose user header is believed
+    /// (the front proxy, and the standbys that forward its requests);
+    /// from anyone else the header is dropped unread.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `--acl_file`: without it, every authenticated user may do anything.
     pub acl: Option<Acl>,
     /// `--http_open_events`: `/v2/events` without authentication.
@@ -53,11 +57,20 @@ impl Default for HttpSecurity {
             users: None,
             realm: "Mesosphere".into(),
             user_header: None,
+            trusted_proxies: default_trusted_proxies(),
             acl: None,
             open_events: false,
             open_metrics: false,
         }
     }
+}
+
+/// Loopback only: a front proxy on the same host.
+pub fn default_trusted_proxies() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|c| c.parse().expect("valid CIDR"))
+        .collect()
 }
 
 /// The security flags contradict each other.
@@ -71,6 +84,9 @@ pub enum SecurityError {
     /// `--http_user_header` is not a valid header name.
     #[error("--http_user_header {0:?} is not a valid header name")]
     BadUserHeader(String),
+    /// `--http_realm` cannot go into a `WWW-Authenticate` header.
+    #[error("--http_realm must be printable text without quotes or backslashes")]
+    BadRealm,
 }
 
 impl HttpSecurity {
@@ -89,11 +105,25 @@ impl HttpSecurity {
         if self.acl.is_some() && !self.authenticates() {
             return Err(SecurityError::AclWithoutAuthentication);
         }
+        if self.realm.is_empty()
+            || self
+                .realm
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
+            return Err(SecurityError::BadRealm);
+        }
         Ok(())
     }
 
+    /// Whether `peer` may name the user in `--http_user_header`.
+    pub fn trusts_proxy(&self, peer: Option<std::net::IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
+    }
+
     /// Who a request comes from, from its `Authorization` header (or the
-    /// front proxy's user header).
+    /// user header of a trusted front proxy: the caller passes it only
+    /// from such a peer).
     pub fn authenticate(
         &self,
         authorization: Option<&[u8]>,
@@ -140,6 +170,15 @@ impl Caller {
         Caller {
             user,
             permissions: None,
+        }
+    }
+
+    /// A caller who may do nothing to any app (an anonymous reader of an
+    /// endpoint opened without credentials, when an ACL is in force).
+    pub fn nobody() -> Caller {
+        Caller {
+            user: None,
+            permissions: Some(Arc::new(Permissions::default())),
         }
     }
 

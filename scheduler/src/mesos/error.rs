@@ -194,6 +194,8 @@ impl MesosError {
 }
 
 fn unauthorized_message(sent_credentials: bool, body: &str) -> String {
+    // Mesos answers "401 Unauthorized."; the hint follows its sentence.
+    let body = body.trim_end_matches('.');
     if sent_credentials {
         format!(
             "master refused our credentials (401): {body}; check --mesos_authentication_principal and --mesos_authentication_secret_file"

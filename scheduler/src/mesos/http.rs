@@ -127,6 +127,9 @@ impl HttpCaller {
             .as_ref()
             .map(MesosCredentials::authorization)
             .transpose()?;
+        if authorization.is_some() && !master.is_https() {
+            tracing::warn!(%master, "sending the framework's credentials to a master over plain HTTP; use an https:// master");
+        }
         *self.authorization.lock().expect("never poisoned") = authorization;
         let response = self
             .post(&self.stream_client, master, None, call)

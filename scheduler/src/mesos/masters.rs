@@ -77,6 +77,13 @@ impl MasterEndpoint {
         let (scheme, rest) = if let Some(rest) = location.strip_prefix("//") {
             (self.scheme.as_str(), rest)
         } else if let Some((scheme @ ("http" | "https"), rest)) = location.split_once("://") {
+            // Never from https down to http: the credentials would follow
+            // in clear text.
+            let scheme = if self.scheme == "https" {
+                "https"
+            } else {
+                scheme
+            };
             (scheme, rest)
         } else {
             return None;
@@ -88,6 +95,11 @@ impl MasterEndpoint {
     /// `http://host:port/api/v1/scheduler`.
     pub fn scheduler_url(&self) -> String {
         format!("{}://{}{}", self.scheme, self.authority, SCHEDULER_PATH)
+    }
+
+    /// Whether calls to it travel over TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// `host:port`.
@@ -105,6 +117,22 @@ impl fmt::Display for MasterEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redirect_never_downgrades_https() {
+        let tls = MasterEndpoint::parse("https://m1:5050").unwrap();
+        assert_eq!(
+            tls.redirected("http://m2:5050/api/v1/scheduler")
+                .unwrap()
+                .to_string(),
+            "https://m2:5050"
+        );
+        let plain = MasterEndpoint::parse("http://m1:5050").unwrap();
+        assert_eq!(
+            plain.redirected("https://m2:5050/x").unwrap().to_string(),
+            "https://m2:5050"
+        );
+    }
 
     #[test]
     fn parses_the_master_forms_marathon_accepts() {
@@ -147,12 +175,6 @@ mod tests {
         let here = MasterEndpoint::parse("https://m1:5050").unwrap();
         let there = here.redirected("//m2:5050/api/v1/scheduler").unwrap();
         assert_eq!(there.to_string(), "https://m2:5050");
-        assert_eq!(
-            here.redirected("http://m3:5050/master/api/v1/scheduler")
-                .unwrap()
-                .to_string(),
-            "http://m3:5050"
-        );
         assert_eq!(here.redirected("garbage"), None);
         assert_eq!(here.redirected(""), None);
     }

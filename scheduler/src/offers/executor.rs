@@ -190,10 +190,18 @@ fn carve(
         let mut piece = resource.clone();
         piece.scalar = Some(v1::value::Scalar { value: take });
         taken.push(piece);
-        resource.scalar = Some(v1::value::Scalar { value: have - take });
+        resource.scalar = Some(v1::value::Scalar {
+            value: mesos_scalar(have - take),
+        });
         wanted -= take;
     }
     Ok(taken)
+}
+
+/// A scalar as Mesos keeps it: fixed point with three decimals, so that
+/// `0.11 - 0.1` is sent as `0.01`, not `0.009999999999999995`.
+fn mesos_scalar(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
 }
 
 /// A scalar entry named `name` that may be cut in two. Persistent volumes
@@ -313,6 +321,7 @@ mod tests {
             );
         }
         assert!(close(total(&executor.resources, "cpus"), 0.1));
+        assert_eq!(mesos_scalar(0.11 - 0.1), 0.01, "no float dust on the wire");
         assert!(close(total(&executor.resources, "mem"), 32.0));
         assert!(close(total(&out.resources, "cpus"), 1.0));
         assert!(close(total(&out.resources, "mem"), 128.0));

@@ -41,6 +41,10 @@ pub enum SchedulerError {
     /// The loop has stopped.
     #[error("scheduler is shutting down")]
     Stopped,
+    /// The caller may not do what the edit turned out to do (decided in
+    /// the loop, against the app as it is).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// What an app write did.

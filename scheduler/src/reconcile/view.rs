@@ -266,9 +266,10 @@ impl View {
     }
 
     /// This view with only the apps `visible` admits: their instances,
-    /// versions, delays, health and load results, failures; and only the
-    /// deployments all of whose apps are visible (a deployment would
-    /// otherwise name apps the caller may not see).
+    /// versions, delays, health and load results, failures; and the
+    /// deployments that change one of them, with the other apps taken out
+    /// of their steps (so that a client waiting for its app's deployment
+    /// to end sees it, and no hidden app is named).
     pub fn visible_to(&self, visible: impl Fn(&PathId) -> bool) -> View {
         fn keep<V: Clone>(
             map: &OrdMap<PathId, V>,
@@ -295,8 +296,20 @@ impl View {
             deployments: self
                 .deployments
                 .iter()
-                .filter(|(_, d)| d.affected_apps().all(&visible))
-                .map(|(id, d)| (id.clone(), d.clone()))
+                .filter(|(_, d)| d.affected_apps().any(&visible))
+                .map(|(id, d)| {
+                    if d.affected_apps().all(&visible) {
+                        return (id.clone(), d.clone());
+                    }
+                    let mut shown = (**d).clone();
+                    for step in &mut shown.steps {
+                        step.retain(|(app, _)| visible(app));
+                    }
+                    if shown.failure.as_ref().is_some_and(|f| !visible(&f.app_id)) {
+                        shown.failure = None;
+                    }
+                    (id.clone(), Arc::new(shown))
+                })
                 .collect(),
             readiness: keep(&self.readiness, &visible),
             health: self

@@ -22,8 +22,9 @@ use support::fake_master::{Answer, FakeMaster};
 const ACL: &str = r#"{
     "groups": {"team-a": ["alice"]},
     "rules": [
-        {"principals": ["group:team-a"], "actions": ["*"], "paths": ["/team-a/"]},
-        {"principals": ["root"], "actions": ["*"], "paths": ["/"]}
+        {"principals": ["group:team-a"], "actions": ["*"], "paths": ["/team-a/", "/shared/alice/"]},
+        {"principals": ["root"], "actions": ["*"], "paths": ["/"]},
+        {"principals": ["bot"], "actions": ["create"], "paths": ["/"]}
     ]
 }"#;
 
@@ -55,7 +56,7 @@ async fn start(tune: impl FnOnce(&mut Settings)) -> Api {
     settings.mesos_user = "nobody".into();
     settings.failover_timeout = Duration::from_secs(60);
     settings.http_security = HttpSecurity {
-        users: Some(Users::parse("alice:alice-pw,root:root-pw").unwrap()),
+        users: Some(Users::parse("alice:alice-pw,root:root-pw,bot:bot-pw").unwrap()),
         acl: Some(Acl::parse(ACL).unwrap()),
         realm: "baton-test".into(),
         ..HttpSecurity::default()
@@ -246,11 +247,12 @@ async fn a_user_limited_to_team_a_sees_and_changes_only_team_a() {
             "{message}"
         );
     }
-    // A group she cannot see is, to her, a group that does not exist.
+    // A group write is planned on the whole tree: deleting team-b's group
+    // would delete an app she may not delete.
     let (status, _) = api
         .send(Method::DELETE, "/v2/groups/team-b", Some("alice"), None)
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 403);
     let after = api
         .send(Method::GET, "/v2/apps/team-b/db", Some("root"), None)
         .await
@@ -520,6 +522,7 @@ async fn https_serves_a_generated_certificate_and_reloads_it_when_its_files_chan
             addr: "127.0.0.1:0".parse().unwrap(),
             cert: cert_dir.join("api.crt"),
             key: cert_dir.join("api.key"),
+            reload_poll: Some(Duration::from_millis(200)),
         });
     })
     .await;
@@ -547,5 +550,268 @@ async fn https_serves_a_generated_certificate_and_reloads_it_when_its_files_chan
     })
     .await
     .expect("the new certificate is served within 20 s");
+    api.running.stop().await;
+}
+
+#[tokio::test]
+async fn with_http_disabled_only_https_answers() {
+    let certs = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(certs.path().join("api.crt"), generated.cert.pem()).unwrap();
+    std::fs::write(
+        certs.path().join("api.key"),
+        generated.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let cert_dir = certs.path().to_path_buf();
+    let api = start(move |s| {
+        s.https = Some(baton::api::tls::HttpsSettings {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            cert: cert_dir.join("api.crt"),
+            key: cert_dir.join("api.key"),
+            reload_poll: None,
+        });
+        s.disable_http = true;
+    })
+    .await;
+    let plain = api.http.get(format!("{}/ping", api.base)).send().await;
+    assert!(plain.is_err(), "plain HTTP must not answer: {plain:?}");
+    let addr = api.running.https_addr.unwrap();
+    let (status, _) = https_get(addr, generated.cert.der(), "/v2/apps").await;
+    assert_eq!(status, 200);
+    api.running.stop().await;
+}
+
+#[tokio::test]
+async fn writes_are_planned_and_checked_on_the_whole_tree_not_the_callers_view() {
+    let api = start(|_| {}).await;
+    use reqwest::Method;
+    for id in ["/team-b/db", "/shared"] {
+        let (status, body) = api
+            .send(Method::POST, "/v2/apps", Some("root"), Some(app(id)))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let before = api
+        .send(Method::GET, "/v2/apps/team-b/db", Some("root"), None)
+        .await
+        .1;
+    // A create-only grant cannot replace an app it cannot see through a
+    // group write.
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            "/v2/groups/team-b",
+            Some("bot"),
+            Some(json!({"apps": [{"id": "db", "cmd": "evil", "instances": 0}]})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let after = api
+        .send(Method::GET, "/v2/apps/team-b/db", Some("root"), None)
+        .await
+        .1;
+    assert_eq!(before["app"]["cmd"], after["app"]["cmd"]);
+    assert_eq!(before["app"]["version"], after["app"]["version"]);
+    // An app may not land under an app, hidden or not.
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/v2/apps",
+            Some("alice"),
+            Some(app("/shared/alice/web")),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    api.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_is_killed_only_through_its_own_app() {
+    let api = start(|_| {}).await;
+    use reqwest::Method;
+    // Without running tasks (no offers here) the id of another app's task
+    // still must not be accepted under alice's app.
+    let foreign = "team-b_db.instance-3f3a7a3e-7c43-4d0f-9a1e-0f0d1e2c3b4a._app.1";
+    let (status, body) = api
+        .send(
+            Method::DELETE,
+            &format!("/v2/apps/team-a/web/tasks/{foreign}?scale=true"),
+            Some("root"),
+            None,
+        )
+        .await;
+    // The app does not exist yet: 404 either way, never a kill.
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = api
+        .send(
+            Method::POST,
+            "/v2/apps",
+            Some("root"),
+            Some(app("/team-a/web")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = api
+        .send(
+            Method::DELETE,
+            &format!("/v2/apps/team-a/web/tasks/{foreign}?scale=true"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("does not exist"));
+    api.running.stop().await;
+}
+
+#[tokio::test]
+async fn the_user_header_counts_only_from_trusted_proxies_and_only_once() {
+    use reqwest::Method;
+    let untrusted = start(|s| {
+        s.http_security.user_header = Some("x-forwarded-user".into());
+        s.http_security.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let response = untrusted
+        .http
+        .get(format!("{}/v2/apps", untrusted.base))
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "a loopback client is not a trusted proxy here"
+    );
+    // Basic still works beside it.
+    assert_eq!(untrusted.app_ids("root").await, Vec::<String>::new());
+    untrusted.running.stop().await;
+
+    let trusted = start(|s| {
+        s.http_security.user_header = Some("x-forwarded-user".into());
+    })
+    .await;
+    let (status, _) = trusted
+        .send(
+            Method::POST,
+            "/v2/apps",
+            Some("root"),
+            Some(app("/team-b/db")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let as_alice = trusted
+        .http
+        .get(format!("{}/v2/apps", trusted.base))
+        .header("x-forwarded-user", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_alice.status(), 200);
+    let body: Value = as_alice.json().await.unwrap();
+    assert_eq!(body["apps"], json!([]), "alice sees none of team-b");
+    let twice = trusted
+        .http
+        .get(format!("{}/v2/apps", trusted.base))
+        .header("x-forwarded-user", "alice")
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    trusted.running.stop().await;
+}
+
+#[tokio::test]
+async fn cross_site_writes_and_guessed_passwords_are_refused() {
+    let api = start(|_| {}).await;
+    let host = api.base.trim_start_matches("http://").to_string();
+    let write = |origin: Option<String>| {
+        let mut request = api
+            .http
+            .post(format!("{}/v2/apps", api.base))
+            .basic_auth("root", Some("root-pw"))
+            .json(&app(&format!("/csrf/{}", uuid::Uuid::new_v4().simple())));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(
+        write(Some("https://evil.example".into()))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        write(Some(format!("http://{host}")))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(write(None).await.unwrap().status(), 201);
+
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let response = api
+            .http
+            .get(format!("{}/v2/apps", api.base))
+            .basic_auth("root", Some("guess"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+    api.running.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_event_stream_shows_anonymous_readers_no_app_under_an_acl() {
+    let api = start(|s| s.http_security.open_events = true).await;
+    use futures::StreamExt;
+    let mut stream = api
+        .http
+        .get(format!("{}/v2/events", api.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            "/v2/apps",
+            Some("root"),
+            Some(app("/team-b/secret")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // The write's deployment runs and ends; a Baton-level event follows
+    // the app's (a detach of a second stream) so the reader knows when it
+    // has seen everything before it.
+    let second = api
+        .http
+        .get(format!("{}/v2/events", api.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    drop(second);
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("event_stream_detached") {
+            let chunk = stream.next().await.expect("stream open").unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the detach event within 10 s");
+    assert!(!seen.contains("team-b"), "{seen}");
     api.running.stop().await;
 }

@@ -1,6 +1,6 @@
 //! The scheduler's integration tests in one binary: the API, property
 //! tests of placement and rolling upgrades, reconciliation and the Mesos
-//! session against a fake master.
+//! session against a fake master, the web UI's routes.
 
 mod api_security;
 mod api_system;
@@ -9,3 +9,4 @@ mod reconciliation;
 mod rolling_props;
 mod session;
 mod support;
+mod ui;

@@ -1,8 +1,10 @@
 //! Authorization through a standby: two `baton` processes on a real
-//! ZooKeeper with `--http_credentials` and an `--acl_file`. The standby
-//! forwards a request with its `Authorization` untouched and the leader
-//! authenticates it itself, so what a user sees and may change is the same
-//! on either node, and no header a client sets can pass for another user.
+//! ZooKeeper with `--http_credentials`, an `--acl_file` and the front-proxy
+//! user header trusted from 127.0.0.1 only. The standby forwards a request
+//! with its `Authorization` untouched and the leader authenticates it
+//! itself, so what a user sees and may change is the same on either node;
+//! a user header from an untrusted client is dropped by the standby, so
+//! the leader (which trusts the standby's address) never sees it.
 
 use std::time::Duration;
 
@@ -36,6 +38,11 @@ async fn start_baton(
             "alice:alice-pw,root:root-pw",
             "--acl_file",
             acl.to_str().unwrap(),
+            "--http_user_header",
+            "x-forwarded-user",
+            "--http_trusted_proxies",
+            "127.0.0.1/32",
+            // The harness waits for the Mesos subscription on /metrics.
             "--http_open_metrics",
         ],
     )
@@ -143,17 +150,34 @@ async fn a_standby_enforces_the_same_acl_and_cannot_be_tricked_into_another_iden
             "User 'alice' is not authorized to update '/team-b/db'"
         );
     }
-    // Headers a client adds do not change who it is, on either hop.
-    let (status, _) = send(
-        &standby.url,
-        Method::DELETE,
-        "/v2/apps/team-b/db",
-        "alice",
-        None,
-        Some(("x-forwarded-user", "root")),
-    )
-    .await;
-    assert_eq!(status, 403);
+    // The standby proxies: it names the leader.
+    let (_, leader_seen) = send(&standby.url, Method::GET, "/v2/leader", "root", None, None).await;
+    assert_eq!(leader_seen["leader"], body["leader"]);
+    // A user header from an untrusted address (127.0.0.3) is dropped by
+    // the standby: the leader, which trusts the standby's 127.0.0.1, would
+    // otherwise have believed it.
+    let untrusted = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let spoofed = untrusted
+        .delete(format!("{}/v2/apps/team-b/db", standby.url))
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 401);
+    // From the trusted address the header names the user, through the
+    // standby as on the leader.
+    let trusted = reqwest::Client::new()
+        .get(format!("{}/v2/apps", standby.url))
+        .header("x-forwarded-user", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trusted.status(), 200);
+    let seen: Value = trusted.json().await.unwrap();
+    assert_eq!(ids(&seen), ["/team-a/web"]);
     let unauthenticated = reqwest::Client::new()
         .get(format!("{}/v2/apps", standby.url))
         .send()

@@ -3,8 +3,10 @@
 //! instead of waiting for one binary after another. Run one area with
 //! `cargo test -p baton-e2e --test e2e <module>::`.
 
+mod api_acl;
 mod apps_local;
 mod bad_input;
+mod cli;
 mod crash_injection;
 mod event_consistency;
 mod events_groups;
@@ -13,6 +15,7 @@ mod faults;
 mod ha_failover;
 mod ha_security;
 mod health_deploy;
+mod https_api;
 mod instance_limits;
 mod launch_and_kill;
 mod layering;
@@ -23,5 +26,6 @@ mod rolling_cap;
 mod router_basics;
 mod router_rolling;
 mod router_scaling;
+mod ui;
 mod zk_store;
 mod zookeeper_helper;

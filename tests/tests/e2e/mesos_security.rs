@@ -8,20 +8,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use baton::mesos::MesosCredentials;
-use baton_e2e::apps::wait_view;
+use baton_e2e::apps::{self, wait_view};
 use baton_e2e::binaries::binary;
 use baton_e2e::cluster::{fast_session, settings};
 use baton_e2e::ports::{PORTS_PER_AGENT, port_range_start};
+use baton_e2e::procs;
 use baton_e2e::wait;
 use mesos_local::{Acls, ClusterConfig, Credentials, LocalCluster, SecurityConfig, TlsConfig};
 use mesos_proto::Encoding;
 
-/// Only `baton` may register, and only with the role `web`.
+/// Only `baton` may register, and only with the role `web`. As on a real
+/// master, a non-permissive ACL must also let the (principal-less) agents
+/// register and `baton` run its tasks.
 const ACLS: &str = r#"{
     "permissive": false,
     "register_frameworks": [
         {"principals": {"values": ["baton"]}, "roles": {"values": ["web", "*"]}}
-    ]
+    ],
+    "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}],
+    "run_tasks": [{"principals": {"values": ["baton"]}, "users": {"type": "ANY"}}]
 }"#;
 
 struct Secured {
@@ -133,8 +138,32 @@ async fn a_wrong_secret_fails_clearly_and_fixing_its_file_recovers_without_a_res
     let framework = &state["frameworks"][0];
     assert_eq!(framework["principal"], "baton");
     assert_eq!(framework["name"], "auth");
+    // Calls after SUBSCRIBE carry the credentials too: a launch is
+    // accepted, its updates acknowledged, all on the one subscription (a
+    // call refused with 401 would have made the session subscribe again).
+    let marker = procs::marker("mesos-auth");
+    let subscriptions = scheduler
+        .mesos()
+        .stats()
+        .subscriptions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    apps::run(
+        &scheduler,
+        apps::app("/authed", &format!("sleep 600 # {marker}")),
+    )
+    .await;
+    assert_eq!(
+        scheduler
+            .mesos()
+            .stats()
+            .subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        subscriptions
+    );
+    apps::delete_all(&scheduler).await;
     running.stop().await;
     s.cluster.shutdown().await;
+    procs::assert_all_gone(&marker).await;
 }
 
 #[tokio::test]
