@@ -2,7 +2,9 @@
 //!
 //! Marathon's `GET /v2/apps` grew slow with thousands of apps, and every
 //! status update contended with it. Baton's readers render immutable
-//! snapshots; this measures, for 10,000 apps × 10 running instances:
+//! snapshots; this measures, for 10,000 apps × 10 running instances (each
+//! task as it is after its first updates: its agent's fields, its last
+//! status, three update uuids):
 //!
 //! - the memory the state takes (RSS growth while building it);
 //! - rendering `GET /v2/apps` (counts, deployments) and
@@ -16,14 +18,16 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton::api::shapes::{AppInfo, Embed};
 use baton::reconcile::View;
+use baton::state::StatusRecord;
 use baton::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
-use baton::state::instance::{Condition, Instance, InstanceTask};
+use baton::state::instance::{Condition, Instance, InstanceTask, UpdateUuid, shared_fields};
 use common::{mib, proc_status_mib};
 
 const APPS: usize = 10_000;
@@ -48,19 +52,34 @@ fn build_view() -> View {
         .expect("valid app")
         .with_version(Timestamp::from_millis(1_700_000_000_000), false);
         let version = app.version.expect("versioned");
-        let mut instances = imbl::OrdMap::new();
+        let mut instances = baton::state::InstanceMap::new();
         for i in 0..INSTANCES {
             let mut instance = Instance::schedule(app.id.clone(), version, version);
             let task_id = instance.next_task_id();
             instance.incarnation = 1;
+            // As a running task is after its first updates: on one of
+            // 1,000 agents (its hostname and rack as constraints see them),
+            // its last status and the uuids of STARTING, RUNNING and a
+            // health change.
+            let agent = (a + i) % 1000;
+            let hostname = format!("10.0.{}.{}", agent / 250, agent % 250);
+            let fields = BTreeMap::from([
+                ("@hostname".to_string(), hostname.clone()),
+                ("rack_id".to_string(), format!("rack-{}", agent % 20)),
+            ]);
             instance.task = Some(InstanceTask {
                 condition: Condition::Running,
                 started_at: Some(version.plus_millis(1500)),
-                recent_update_uuids: vec!["00112233445566778899aabbccddeeff".into()],
+                fields: shared_fields(fields),
+                last_status: Some(StatusRecord::from_status(&running_status(&task_id))),
+                recent_update_uuids: (0..3u128)
+                    .map(|n| UpdateUuid(n << 64 | a as u128))
+                    .collect(),
+                healthy: Some(true),
                 ..InstanceTask::launched(
                     task_id,
-                    format!("agent-{}", (a + i) % 1000),
-                    format!("10.0.{}.{}", (a + i) % 250, i),
+                    format!("3f2b9a0e-5c1d-4e8a-9b7f-2a6c4d8e1f00-S{agent}"),
+                    hostname,
                     vec![31_000 + i as u64],
                     version,
                 )
@@ -71,6 +90,18 @@ fn build_view() -> View {
         view.apps.insert(app.id.clone(), Arc::new(app));
     }
     view
+}
+
+/// A TASK_RUNNING from the executor, healthy, as Mesos forwards it.
+fn running_status(task_id: &str) -> mesos_proto::v1::TaskStatus {
+    let mut status = mesos_proto::util::status(
+        mesos_proto::util::task_id(task_id),
+        mesos_proto::v1::TaskState::TaskRunning,
+        mesos_proto::v1::task_status::Source::Executor,
+    );
+    status.healthy = Some(true);
+    status.timestamp = Some(1_700_000_001.5);
+    status
 }
 
 fn render(view: &View, embed: &Embed) -> usize {
@@ -136,15 +167,17 @@ fn main() {
     let mut published = Vec::with_capacity(16);
     for n in 0..updates {
         let id = &ids[n % ids.len()];
-        if let Some(instances) = working.instances.get_mut(id)
-            && let Some((uuid, instance)) = instances.iter().next().map(|(u, i)| (*u, i.clone()))
-        {
-            let mut next = (*instance).clone();
-            if let Some(task) = next.task.as_mut() {
-                task.recent_update_uuids.push(format!("{n:032x}"));
-                task.recent_update_uuids.remove(0);
+        if let Some(instances) = working.instances.get_mut(id) {
+            let first = instances.iter().next().map(|(u, i)| (*u, i.clone()));
+            if let Some((uuid, instance)) = first {
+                let mut next = (*instance).clone();
+                if let Some(task) = next.task.as_mut() {
+                    task.recent_update_uuids
+                        .push(baton::state::instance::UpdateUuid(n as u128));
+                    task.recent_update_uuids.remove(0);
+                }
+                instances.insert(uuid, Arc::new(next));
             }
-            instances.insert(uuid, Arc::new(next));
         }
         // Keep a few snapshots alive, as readers would.
         if published.len() == 16 {

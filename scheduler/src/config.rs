@@ -103,10 +103,17 @@ pub struct Settings {
     /// with the same URL (else the embedded store, leading alone).
     pub zk: Option<ZkUrl>,
     /// `--zk_session_timeout`: how long ZooKeeper keeps a silent session
-    /// (and so a dead leader's leadership).
+    /// (and so a dead leader's leadership, without probing).
     pub zk_session_timeout: Duration,
+    /// `--leader_probe_interval`, `--leader_probe_timeout`,
+    /// `--leader_probe_failures`: how standbys find a dead leader and
+    /// depose it without waiting for its session to expire.
+    pub leader_probe: crate::ha::probe::ProbeSettings,
     /// `--max_instances_per_app`: writes asking for more are refused.
     pub max_instances_per_app: u32,
+    /// How many rendered list bodies the API keeps (`api::cache`); no
+    /// flag yet, the default suits 10,000 apps.
+    pub api_cache: crate::api::cache::CacheLimits,
     /// `--crash_after_store_writes` (fault injection for tests): the
     /// process kills itself after this many store writes, counted from the
     /// first that stores a deployment.
@@ -166,7 +173,9 @@ impl Settings {
             load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
+            leader_probe: crate::ha::probe::ProbeSettings::default(),
             max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
+            api_cache: crate::api::cache::CacheLimits::DEFAULT,
             crash_after_store_writes: None,
             router_urls: Vec::new(),
         }
@@ -454,6 +463,7 @@ pub async fn run(
                 url.clone(),
                 me.clone(),
                 settings.zk_session_timeout,
+                settings.leader_probe,
                 shutdown.clone(),
             );
             (election.roles, Some(election.lease), election.abdicate)
@@ -463,6 +473,9 @@ pub async fn run(
             (roles, None, abdicate)
         }
     };
+    // With ZooKeeper, every process answers standbys' liveness probes
+    // itself, leading or not (outside the guard and the proxy).
+    let probe_routes: Option<axum::Router> = leases.clone().map(crate::ha::probe::routes);
 
     let identity = Arc::new(crate::api::Identity {
         framework_name: settings.framework_name.clone(),
@@ -486,8 +499,10 @@ pub async fn run(
         settings.http_policy.clone(),
     ));
     let ui = crate::ui::Ui::new(&settings.router_urls, shutdown.clone())?;
+    let api_cache = settings.api_cache;
     let start = {
         let ui = ui.clone();
+        let probe_routes = probe_routes.clone();
         let (identity, requests, executor_file, abdicate, guard) = (
             identity.clone(),
             requests.clone(),
@@ -496,7 +511,7 @@ pub async fn run(
             guard.clone(),
         );
         move |role: Role, cancel: CancellationToken| {
-            let config = config.clone();
+            let mut config = config.clone();
             let embedded = embedded.clone();
             let lease = leases.as_ref().and_then(|l| l.borrow().clone());
             let (identity, requests, executor_file, abdicate, guard) = (
@@ -507,15 +522,23 @@ pub async fn run(
                 guard.clone(),
             );
             let ui = ui.clone();
+            let probe_routes = probe_routes.clone();
             async move {
                 let mut registry = None;
                 let store: Arc<dyn Store> = match (embedded, lease) {
                     (Some(store), _) => store,
                     (None, Some(lease)) if role == (Role::Leading { term: lease.term }) => {
                         registry = Some((lease.client.clone(), lease.lock_path.clone()));
-                        with_faults(Arc::new(
-                            ZkStore::open(lease.client, Some(lease.lock_path)).await?,
-                        ))
+                        // Fenced twice: ZooKeeper checks the election znode
+                        // in every multi-op, and nothing is even tried
+                        // without the term's lease; the same lease gates
+                        // every Mesos call (crate::lease).
+                        config.session.lease = Some(lease.gate.clone());
+                        let store = ZkStore::open(lease.client, Some(lease.lock_path)).await?;
+                        with_faults(Arc::new(crate::lease::GatedStore::new(
+                            Arc::new(store),
+                            lease.gate,
+                        )))
                     }
                     (None, _) => {
                         return Err(StartError::Store(StoreError::Fenced(
@@ -539,9 +562,14 @@ pub async fn run(
                     executor_file,
                     abdicate,
                     guard,
+                    cache: Arc::new(crate::api::cache::ResponseCache::new(api_cache)),
                 })
                 // The UI's settings, for its handlers behind the guard.
                 .layer(axum::Extension(ui));
+                let router = match probe_routes {
+                    Some(probes) => router.merge(probes),
+                    None => router,
+                };
                 Ok::<_, StartError>(terms::Term {
                     router,
                     scheduler,
@@ -553,6 +581,10 @@ pub async fn run(
     let standby_state = crate::api::standby::StandbyState::new(roles.clone(), &me)
         .map_err(|e| StartError::Local(format!("cannot build the standby's HTTP client: {e}")))?;
     let standby = standby_router(standby_state, guard.clone(), executor_file.clone(), &ui);
+    let standby = match probe_routes {
+        Some(probes) => standby.merge(probes),
+        None => standby,
+    };
     let (serving, serving_rx) = tokio::sync::watch::channel(standby.clone());
     if let Some((listener, certs)) = https {
         let (serving_rx, api_shutdown) = (serving_rx.clone(), shutdown.clone());

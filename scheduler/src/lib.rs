@@ -31,6 +31,9 @@
 //! - [`ha`]: high availability — leader election over ZooKeeper, and the
 //!   leadership terms: the scheduler runs only while leading, a standby
 //!   proxies the API to the leader.
+//! - [`lease`]: a leading term's lease, which every Mesos call and store
+//!   write of the term waits on, so that a deposed leader resuming from a
+//!   pause acts no more.
 //! - [`clock`]: the one place the scheduler reads the time (the wall
 //!   clock, or tokio's paused clock in tests).
 //! - [`zk`]: ZooKeeper URLs and chrooted sessions, shared by the HA store
@@ -54,6 +57,7 @@ pub mod config;
 pub mod deploy;
 pub mod ha;
 pub mod health;
+pub mod lease;
 pub mod mesos;
 pub mod offers;
 pub mod reconcile;

@@ -242,13 +242,39 @@ struct Flags {
     #[arg(long, env = "BATON_ZK")]
     zk: Option<String>,
     /// Milliseconds ZooKeeper keeps a silent session: how long a dead
-    /// leader keeps its leadership.
+    /// leader keeps its leadership when standbys do not probe it.
     #[arg(
         long = "zk_session_timeout",
         env = "BATON_ZK_SESSION_TIMEOUT",
         default_value_t = 10_000
     )]
     zk_session_timeout: u64,
+    /// Milliseconds between a standby's liveness probes of the leader
+    /// (with --zk); 0 turns probing off (a dead leader then leads until
+    /// its ZooKeeper session expires).
+    #[arg(
+        long = "leader_probe_interval",
+        env = "BATON_LEADER_PROBE_INTERVAL",
+        default_value_t = baton::ha::probe::ProbeSettings::DEFAULT_INTERVAL.as_millis() as u64
+    )]
+    leader_probe_interval: u64,
+    /// Milliseconds a liveness probe of the leader may take before it
+    /// counts as failed.
+    #[arg(
+        long = "leader_probe_timeout",
+        env = "BATON_LEADER_PROBE_TIMEOUT",
+        default_value_t = baton::ha::probe::ProbeSettings::DEFAULT_TIMEOUT.as_millis() as u64
+    )]
+    leader_probe_timeout: u64,
+    /// Failed probes in a row after which the next standby in line deposes
+    /// the leader (deletes its election znode) and the next contender
+    /// takes over; keep the same on every node.
+    #[arg(
+        long = "leader_probe_failures",
+        env = "BATON_LEADER_PROBE_FAILURES",
+        default_value_t = baton::ha::probe::ProbeSettings::DEFAULT_FAILURES
+    )]
+    leader_probe_failures: u32,
     /// The most instances one app may ask for; more is refused with 422.
     #[arg(
         long = "max_instances_per_app",
@@ -392,6 +418,11 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         .transpose()
         .context("--zk")?;
     settings.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+    settings.leader_probe = baton::ha::probe::ProbeSettings {
+        interval: Duration::from_millis(flags.leader_probe_interval),
+        timeout: Duration::from_millis(flags.leader_probe_timeout),
+        failures: flags.leader_probe_failures,
+    };
     settings.max_instances_per_app = flags.max_instances_per_app;
     settings.crash_after_store_writes = flags.crash_after_store_writes;
     Ok(settings)

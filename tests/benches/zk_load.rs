@@ -63,7 +63,9 @@ fn app_records(a: usize, instances: usize) -> Vec<Change> {
             condition: Condition::Running,
             started_at: Some(version.plus_millis(1500)),
             healthy: Some(true),
-            recent_update_uuids: vec!["00112233445566778899aabbccddeeff".into()],
+            recent_update_uuids: vec![baton::state::instance::UpdateUuid(
+                0x0011_2233_4455_6677_8899_aabb_ccdd_eeff,
+            )],
             ..InstanceTask::launched(
                 task_id,
                 format!("agent-{}", (a + i) % 1000),

@@ -240,6 +240,13 @@ impl BatonProcess {
             .count()
     }
 
+    /// Sends `signal` (SIGSTOP and SIGCONT, say) to the process, while it
+    /// runs.
+    pub fn signal(&self, signal: Signal) {
+        let pid = self.pid().expect("baton is running");
+        kill(Pid::from_raw(pid as i32), signal).expect("signal baton");
+    }
+
     /// `kill -9`, and wait for the process to be reaped.
     pub async fn kill9(&mut self) {
         let child = self.child.as_mut().expect("baton is running");

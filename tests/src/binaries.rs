@@ -13,13 +13,16 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Path of a workspace binary, building the binaries once if it is missing
-/// (e.g. `cargo test -p baton-e2e` alone does not build other packages' bins).
+/// (e.g. `cargo test -p baton-e2e` alone does not build other packages' bins;
+/// a benchmark, in `target/release`, builds them with `--release`).
 pub fn binary(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
-    let path = target_dir().join(name);
+    let dir = target_dir();
+    let path = dir.join(name);
     if !path.exists() {
         BUILD.call_once(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = dir.file_name().is_some_and(|d| d == "release");
             let status = std::process::Command::new(cargo)
                 .args([
                     "build",
@@ -33,6 +36,7 @@ pub fn binary(name: &str) -> PathBuf {
                     "-p",
                     "baton-router",
                 ])
+                .args(release.then_some("--release"))
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building the workspace binaries failed");

@@ -257,15 +257,25 @@ impl Browser {
             .to_string()
     }
 
-    /// Clicks the element `css`, as a user would (it must be visible).
+    /// Clicks the element `css`, as a user would (it must be visible). The
+    /// page re-renders as events arrive, so an element found may be
+    /// replaced before the click lands: it is then found again (a few
+    /// times, within a bounded time).
     pub async fn click(&self, css: &str) {
-        let element = self
-            .client()
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"));
-        if let Err(e) = element.click().await {
-            panic!("click {css}: {e}\npage: {}", self.page_state().await);
+        const ATTEMPTS: usize = 10;
+        for attempt in 1..=ATTEMPTS {
+            let element = self
+                .client()
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("find {css}: {e}"));
+            match element.click().await {
+                Ok(()) => return,
+                Err(e) if attempt < ATTEMPTS && e.to_string().contains("stale element") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {css}: {e}\npage: {}", self.page_state().await),
+            }
         }
     }
 

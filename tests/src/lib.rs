@@ -20,6 +20,8 @@
 //! - [`cluster`]: starting `mesos-local` as a child process, and the
 //!   scheduler against it.
 //! - [`events`]: a `/v2/events` subscriber that records what it hears.
+//! - [`failover`]: who leads among `baton`s sharing a ZooKeeper, and how
+//!   soon survivors answer after a leader dies (tests and benchmark).
 //! - [`router`]: the `baton-router` binary as a child process, and
 //!   requests through it with a chosen Host and cookie.
 //! - [`tls`]: HTTPS requests trusting one certificate, and generated
@@ -32,6 +34,7 @@ pub mod binaries;
 pub mod browser;
 pub mod cluster;
 pub mod events;
+pub mod failover;
 pub mod ports;
 pub mod procs;
 pub mod router;

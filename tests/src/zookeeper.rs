@@ -15,6 +15,10 @@
 //! (Jetty on port 8080) is off; the four-letter words in
 //! [`FOUR_LETTER_WORDS`] answer on the client port.
 //!
+//! [`ZooKeeper::start_stock`] runs it with ZooKeeper's stock timing
+//! instead (tickTime 2000, sessions of 4 s to 40 s), for failover tests
+//! and benchmarks that must not profit from the short tick.
+//!
 //! [`ZooKeeper::stop`] and [`ZooKeeper::start_again`] keep the port and the
 //! data directory, so what clients wrote survives a restart; dropping the
 //! value kills the server and removes the directory.
@@ -88,13 +92,24 @@ impl ZooKeeper {
     /// If ZooKeeper is not installed (naming `apt-get install zookeeper`),
     /// or it does not answer within a minute.
     pub async fn start() -> ZooKeeper {
+        Self::start_with(false).await
+    }
+
+    /// [`ZooKeeper::start`] with ZooKeeper's stock timing: tickTime 2000
+    /// and the default session bounds (2 to 20 ticks), as an operator's
+    /// server runs.
+    pub async fn start_stock() -> ZooKeeper {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(stock: bool) -> ZooKeeper {
         let jars = installed_jars();
         let dir = tempfile::Builder::new()
             .prefix("baton-e2e-zookeeper-")
             .tempdir()
             .expect("create ZooKeeper's temporary directory");
         let port = free_port();
-        write_config(dir.path(), port);
+        write_config(dir.path(), port, stock);
         let mut zk = ZooKeeper {
             child: None,
             port,
@@ -309,25 +324,35 @@ fn installed_jars() -> String {
     jars.join(":")
 }
 
-/// Writes `zoo.cfg` and `log4j.properties` into `dir`.
-fn write_config(dir: &Path, port: u16) {
+/// ZooKeeper's default tick.
+const STOCK_TICK: Duration = Duration::from_millis(2000);
+
+/// Writes `zoo.cfg` and `log4j.properties` into `dir`: the short test
+/// tick, or ZooKeeper's stock timing when `stock`.
+fn write_config(dir: &Path, port: u16, stock: bool) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).expect("create ZooKeeper's data directory");
+    let timing = if stock {
+        // ZooKeeper's defaults otherwise, fsync of its log included.
+        format!("tickTime={}\n", STOCK_TICK.as_millis())
+    } else {
+        format!(
+            "tickTime={tick}\nminSessionTimeout={min}\nmaxSessionTimeout={max}\n\
+             # Written, not fsynced: data survives the process, not the machine.\n\
+             forceSync=no\n",
+            tick = TICK.as_millis(),
+            min = MIN_SESSION_TIMEOUT.as_millis(),
+            max = MAX_SESSION_TIMEOUT.as_millis(),
+        )
+    };
     let config = format!(
-        "tickTime={tick}\n\
-         minSessionTimeout={min}\n\
-         maxSessionTimeout={max}\n\
+        "{timing}\
          dataDir={data}\n\
          clientPort={port}\n\
          clientPortAddress=127.0.0.1\n\
          admin.enableServer=false\n\
          4lw.commands.whitelist={words}\n\
-         maxClientCnxns=0\n\
-         # Written, not fsynced: data survives the process, not the machine.\n\
-         forceSync=no\n",
-        tick = TICK.as_millis(),
-        min = MIN_SESSION_TIMEOUT.as_millis(),
-        max = MAX_SESSION_TIMEOUT.as_millis(),
+         maxClientCnxns=0\n",
         data = data.display(),
         words = FOUR_LETTER_WORDS,
     );

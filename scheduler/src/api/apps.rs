@@ -12,13 +12,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::events::ClientAddr;
 use super::params::{self, Params};
+use super::render::{Now, Reads, RenderError, Seq};
 use super::shapes::{AppInfo, DeploymentRef, Embed, app_tasks};
 use super::{Api, ApiError, ApiState};
 use crate::auth::Action;
@@ -30,7 +31,7 @@ use crate::state::app::{
 use crate::state::instance::Instance;
 
 /// The `/v2/apps` routes.
-pub fn routes() -> Router<ApiState> {
+pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route(
             "/v2/apps",
@@ -209,36 +210,87 @@ fn list_embed(params: &Params) -> Embed {
     }
 }
 
-async fn list(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref())?;
-    let embed = list_embed(&params);
-    let cmd = params.get("cmd").map(str::to_lowercase);
-    let id = params.get("id").map(str::to_lowercase);
-    let selector = params.get("label").map(LabelSelector::parse).transpose()?;
-    let view = state.view();
-    let now = state.scheduler.now();
-    #[derive(serde::Serialize)]
-    struct Apps<'a> {
-        apps: Vec<AppInfo<'a>>,
+/// `GET /v2/apps`'s query, normalised: what is shown of each app
+/// (counts and deployments always), and the filters — `cmd` and `id` as
+/// lowercase substrings, `label` as a selector (kept with its text, which
+/// is what two requests compare by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppsQuery {
+    embed: Embed,
+    cmd: Option<String>,
+    id: Option<String>,
+    label: Option<(String, LabelSelector)>,
+}
+
+impl AppsQuery {
+    /// Reads the query; 400 for a label selector that is not one.
+    pub(super) fn parse(params: &Params) -> Result<AppsQuery, ApiError> {
+        let label = params
+            .get("label")
+            .map(|text| LabelSelector::parse(text).map(|s| (text.to_string(), s)))
+            .transpose()?;
+        Ok(AppsQuery {
+            embed: list_embed(params),
+            cmd: params.get("cmd").map(str::to_lowercase),
+            id: params.get("id").map(str::to_lowercase),
+            label,
+        })
     }
-    let apps: Vec<AppInfo> = view
-        .apps
-        .values()
-        .filter(|a| {
-            cmd.as_ref().is_none_or(|c| {
-                a.cmd
-                    .as_ref()
-                    .is_some_and(|cmd| cmd.to_lowercase().contains(c.as_str()))
-            })
-        })
-        .filter(|a| {
-            id.as_ref()
-                .is_none_or(|i| a.id.as_str().to_lowercase().contains(i.as_str()))
-        })
-        .filter(|a| selector.as_ref().is_none_or(|s| s.matches(&a.labels)))
-        .map(|a| AppInfo::new(&view, a, &embed, now))
-        .collect();
-    Ok(axum::Json(Apps { apps }).into_response())
+
+    /// What of a snapshot the list shows.
+    pub(super) fn reads(&self) -> Reads {
+        Reads::of_embed(&self.embed)
+    }
+
+    fn wants(&self, a: &AppDefinition) -> bool {
+        self.cmd.as_ref().is_none_or(|c| {
+            a.cmd
+                .as_ref()
+                .is_some_and(|cmd| cmd.to_lowercase().contains(c.as_str()))
+        }) && self
+            .id
+            .as_ref()
+            .is_none_or(|i| a.id.as_str().to_lowercase().contains(i.as_str()))
+            && self
+                .label
+                .as_ref()
+                .is_none_or(|(_, s)| s.matches(&a.labels))
+    }
+
+    /// `{"apps": [...]}`, each app written as it is reached.
+    pub(super) fn render<W: std::io::Write>(
+        &self,
+        view: &View,
+        now: &Now,
+        out: W,
+    ) -> Result<(), RenderError> {
+        #[derive(serde::Serialize)]
+        struct Apps<S> {
+            apps: S,
+        }
+        let at = now.for_embed(&self.embed);
+        let apps = view
+            .apps
+            .values()
+            .filter(|a| self.wants(a))
+            .map(|a| AppInfo::new(view, a, &self.embed, at));
+        serde_json::to_writer(
+            out,
+            &Apps {
+                apps: Seq::new(apps),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+async fn list(
+    state: Api,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    Ok(state.list(AppsQuery::parse(&params)?, &headers).await)
 }
 
 fn show(state: &Api, id: &PathId, params: &Params) -> Result<Response, ApiError> {
@@ -596,10 +648,10 @@ async fn kill_one_task(
 
 /// Marathon's label selector: `k`, `k==v`, `k!=v`, `k in (a,b)`,
 /// `k notin (a,b)`, joined by commas (AND).
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct LabelSelector(Vec<LabelTerm>);
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum LabelTerm {
     Exists(String),
     Equals(String, String),

@@ -2,18 +2,19 @@
 
 use axum::Router;
 use axum::extract::{Path, RawQuery};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
+use super::render::{RenderError, Seq};
 use super::shapes::ReadinessJson;
 use super::{Api, ApiError, ApiState};
 use crate::reconcile::{AppEdit, Deployment, DeploymentAction, SchedulerError, View};
 
 /// The `/v2/deployments` routes.
-pub fn routes() -> Router<ApiState> {
+pub fn routes() -> Router<std::sync::Arc<ApiState>> {
     Router::new()
         .route("/v2/deployments", get(list))
         .route("/v2/deployments/{id}", delete(cancel))
@@ -59,14 +60,20 @@ pub fn deployment_json(d: &Deployment, view: &View) -> Value {
     out
 }
 
-async fn list(state: Api) -> Result<Response, ApiError> {
-    let view = state.view();
-    let list: Vec<Value> = view
-        .deployments
-        .values()
-        .map(|d| deployment_json(d, &view))
-        .collect();
-    Ok(axum::Json(list).into_response())
+/// `GET /v2/deployments`, which takes no query: every running
+/// deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeploymentsQuery;
+
+async fn list(state: Api, headers: HeaderMap) -> Response {
+    state.list(DeploymentsQuery, &headers).await
+}
+
+/// `[...]`, every running deployment.
+pub(super) fn render<W: std::io::Write>(view: &View, out: W) -> Result<(), RenderError> {
+    let list = view.deployments.values().map(|d| deployment_json(d, view));
+    serde_json::to_writer(out, &Seq::new(list))?;
+    Ok(())
 }
 
 /// `force=true` stops tracking the deployment (202); otherwise a new,

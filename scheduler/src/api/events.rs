@@ -48,7 +48,7 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 pub const EVENT_STREAM: &str = "text/event-stream";
 
 /// The `/v2/events` route.
-pub fn routes() -> Router<ApiState> {
+pub fn routes() -> Router<Arc<ApiState>> {
     Router::new().route("/v2/events", get(stream))
 }
 
@@ -56,8 +56,11 @@ pub fn routes() -> Router<ApiState> {
 /// so that the graceful shutdown can finish. [`super::serve`] adds it to
 /// every request; without it (a router used on its own) streams end only
 /// when the bus closes.
+///
+/// In an `Arc`: the extension is cloned into every request, and cloning a
+/// `CancellationToken` takes its tree's lock.
 #[derive(Debug, Clone, Default)]
-pub struct StreamShutdown(pub CancellationToken);
+pub struct StreamShutdown(pub std::sync::Arc<CancellationToken>);
 
 /// The client's IP address, from the connection ([`ConnectInfo`], which
 /// [`super::serve`] provides), or `unknown`. What Marathon reports as
@@ -153,7 +156,7 @@ async fn stream(
         receiver,
         filter,
         attached,
-        shutdown.map(|Extension(s)| s.0),
+        shutdown.map(|Extension(s)| (*s.0).clone()),
         span,
         detached,
     );

@@ -41,13 +41,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
+use super::render::{Now, Reads, RenderError, Seq};
 use super::shapes::{AppInfo, Embed};
 use super::{Api, ApiError, ApiState};
 use crate::auth::Action;
@@ -57,7 +58,7 @@ use crate::reconcile::{AppEdit, DeploymentAction, SchedulerError, View};
 use crate::state::app::{AppDefinition, AppError, PathId, Timestamp, Violation, is_upgrade};
 
 /// The `/v2/groups` routes.
-pub fn routes() -> Router<ApiState> {
+pub fn routes() -> Router<Arc<ApiState>> {
     let any = || get(on_path).post(on_path).put(on_path).delete(on_path);
     Router::new()
         .route("/v2/groups", any())
@@ -68,6 +69,7 @@ pub fn routes() -> Router<ApiState> {
 async fn on_path(
     state: Api,
     method: Method,
+    headers: HeaderMap,
     path: Option<Path<String>>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -75,7 +77,9 @@ async fn on_path(
     let params = Params::parse(query.as_deref())?;
     let path = path.map(|Path(p)| p).unwrap_or_default();
     match method {
-        Method::GET => read(&state, target(&path)?, &params),
+        Method::GET => Ok(state
+            .list(GroupsQuery::parse(&path, &params)?, &headers)
+            .await),
         Method::POST => create(&state, group_id(&path)?, &params, params::body(body)?).await,
         Method::PUT => update(&state, group_id(&path)?, &params, params::body(body)?).await,
         Method::DELETE => delete(&state, group_id(&path)?, &params).await,
@@ -91,7 +95,7 @@ async fn on_path(
 /// What a `GET` under `/v2/groups` names (Marathon's suffix patterns:
 /// `apps`, `versions`, `versions/{ts}`; so no group can be read whose
 /// last segment is one of them).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Group(PathId),
     Apps(PathId),
@@ -157,17 +161,36 @@ impl GroupEmbed {
     }
 }
 
-/// A group as Marathon writes it (`types/group.raml` GroupInfo).
-#[derive(Debug, Serialize)]
+/// A group as Marathon writes it (`types/group.raml` GroupInfo). Its apps
+/// are shown as they are written, not gathered first.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GroupInfo<'a> {
     id: PathId,
-    apps: Vec<AppInfo<'a>>,
+    apps: AppsShown<'a>,
     pods: [(); 0],
     groups: Vec<GroupInfo<'a>>,
     dependencies: [(); 0],
     version: Timestamp,
     enforce_role: bool,
+}
+
+/// Apps of a group with what `embed` asks for, shown when written.
+struct AppsShown<'a> {
+    view: &'a View,
+    apps: Vec<&'a AppDefinition>,
+    embed: Embed,
+    now: Timestamp,
+}
+
+impl Serialize for AppsShown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.apps
+                .iter()
+                .map(|a| AppInfo::new(self.view, a, &self.embed, self.now)),
+        )
+    }
 }
 
 /// `id` with `apps` (every app strictly below it) arranged in subgroups.
@@ -176,7 +199,7 @@ fn group_info<'a>(
     id: PathId,
     apps: &[&'a AppDefinition],
     embed: &GroupEmbed,
-    now: Timestamp,
+    now: &Now,
 ) -> GroupInfo<'a> {
     let depth = id.segments().count();
     let mut direct = Vec::new();
@@ -196,18 +219,21 @@ fn group_info<'a>(
     } else {
         Vec::new()
     };
-    let apps_json = if embed.apps {
-        direct
-            .iter()
-            .map(|a| AppInfo::new(view, a, &embed.app, now))
-            .collect()
-    } else {
-        Vec::new()
+    let shown = AppsShown {
+        view,
+        apps: if embed.apps { direct } else { Vec::new() },
+        embed: embed.app,
+        now: now.for_embed(&embed.app),
     };
     GroupInfo {
-        version: apps.iter().filter_map(|a| a.version).max().unwrap_or(now),
+        // An empty group (root without apps) is as new as the request.
+        version: apps
+            .iter()
+            .filter_map(|a| a.version)
+            .max()
+            .unwrap_or_else(|| now.read()),
         id,
-        apps: apps_json,
+        apps: shown,
         pods: [],
         groups,
         dependencies: [],
@@ -229,59 +255,96 @@ fn apps_at<'a>(view: &'a View, group: &PathId, at: Timestamp) -> Vec<&'a AppDefi
         .collect()
 }
 
-fn read(state: &Api, target: Target, params: &Params) -> Result<Response, ApiError> {
-    let view = state.view();
-    let embed = GroupEmbed::parse(params.all("embed"));
-    let now = state.scheduler.now();
-    match target {
-        Target::Group(id) => {
-            let apps: Vec<&AppDefinition> = subtree(&view.apps, &id)
-                .into_iter()
-                .map(|(_, a)| &**a)
-                .collect();
-            if apps.is_empty() && !id.is_root() {
-                return Err(unknown_group(&id));
-            }
-            Ok(axum::Json(group_info(&view, id, &apps, &embed, now)).into_response())
-        }
-        Target::Apps(id) => {
-            // Every app below the group (Marathon's `transitiveApps`); an
-            // unknown group has none.
-            let apps: Vec<AppInfo> = subtree(&view.apps, &id)
-                .into_iter()
-                .map(|(_, a)| AppInfo::new(&view, a, &embed.app, now))
-                .collect();
-            Ok(axum::Json(apps).into_response())
-        }
-        Target::Versions(id) => {
-            let apps = subtree(&view.apps, &id);
-            if apps.is_empty() && !id.is_root() {
-                return Err(unknown_group(&id));
-            }
-            let mut versions: Vec<Timestamp> = apps
-                .iter()
-                .filter_map(|(app, _)| view.versions.get(*app))
-                .flat_map(|list| list.iter().filter_map(|a| a.version))
-                .collect();
-            versions.sort_unstable_by(|a, b| b.cmp(a));
-            versions.dedup();
-            Ok(axum::Json(versions).into_response())
-        }
-        Target::Version(id, version) => {
-            let missing =
-                || ApiError::NotFound(format!("Group '{id}' does not exist in version {version}"));
-            let at: Timestamp = version.parse().map_err(|_| missing())?;
-            let apps = apps_at(&view, &id, at);
-            if apps.is_empty() && !id.is_root() {
-                return Err(missing());
-            }
+/// A `GET` under `/v2/groups`, normalised: what it names and what it
+/// embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupsQuery {
+    target: Target,
+    embed: GroupEmbed,
+}
+
+impl GroupsQuery {
+    /// `path` is what follows `/v2/groups/` (empty for root).
+    pub(super) fn parse(path: &str, params: &Params) -> Result<GroupsQuery, ApiError> {
+        Ok(GroupsQuery {
+            target: target(path)?,
+            embed: GroupEmbed::parse(params.all("embed")),
+        })
+    }
+
+    /// What of a snapshot the answer shows.
+    pub(super) fn reads(&self) -> Reads {
+        let app = match self.target {
             // Marathon shows a past group without app embeds.
-            let embed = GroupEmbed {
-                app: Embed::default(),
-                ..embed
-            };
-            Ok(axum::Json(group_info(&view, id.clone(), &apps, &embed, now)).into_response())
+            Target::Version(..) => Embed::default(),
+            _ => self.embed.app,
+        };
+        Reads {
+            versions: matches!(self.target, Target::Versions(_) | Target::Version(..)),
+            ..Reads::of_embed(&app)
         }
+    }
+
+    /// The answer, as `GET /v2/groups` has always written it.
+    pub(super) fn render<W: std::io::Write>(
+        &self,
+        view: &View,
+        now: &Now,
+        out: W,
+    ) -> Result<(), RenderError> {
+        let embed = self.embed;
+        match &self.target {
+            Target::Group(id) => {
+                let apps: Vec<&AppDefinition> = subtree(&view.apps, id)
+                    .into_iter()
+                    .map(|(_, a)| &**a)
+                    .collect();
+                if apps.is_empty() && !id.is_root() {
+                    return Err(unknown_group(id).into());
+                }
+                serde_json::to_writer(out, &group_info(view, id.clone(), &apps, &embed, now))?;
+            }
+            Target::Apps(id) => {
+                // Every app below the group (Marathon's `transitiveApps`);
+                // an unknown group has none.
+                let at = now.for_embed(&embed.app);
+                let apps = subtree(&view.apps, id)
+                    .into_iter()
+                    .map(|(_, a)| AppInfo::new(view, a, &embed.app, at));
+                serde_json::to_writer(out, &Seq::new(apps))?;
+            }
+            Target::Versions(id) => {
+                let apps = subtree(&view.apps, id);
+                if apps.is_empty() && !id.is_root() {
+                    return Err(unknown_group(id).into());
+                }
+                let mut versions: Vec<Timestamp> = apps
+                    .iter()
+                    .filter_map(|(app, _)| view.versions.get(*app))
+                    .flat_map(|list| list.iter().filter_map(|a| a.version))
+                    .collect();
+                versions.sort_unstable_by(|a, b| b.cmp(a));
+                versions.dedup();
+                serde_json::to_writer(out, &versions)?;
+            }
+            Target::Version(id, version) => {
+                let missing = || {
+                    ApiError::NotFound(format!("Group '{id}' does not exist in version {version}"))
+                };
+                let at: Timestamp = version.parse().map_err(|_| missing())?;
+                let apps = apps_at(view, id, at);
+                if apps.is_empty() && !id.is_root() {
+                    return Err(missing().into());
+                }
+                // Marathon shows a past group without app embeds.
+                let embed = GroupEmbed {
+                    app: Embed::default(),
+                    ..embed
+                };
+                serde_json::to_writer(out, &group_info(view, id.clone(), &apps, &embed, now))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,11 @@
 //! - [`events`] serves `/v2/events`, the event bus as Server-Sent Events;
 //!   [`event_json`] renders each event in Marathon's JSON.
 //! - [`files`] serves the `baton-executor` binary agents fetch.
+//! - [`lists`] answers the list endpoints (`/v2/apps`, `/v2/groups`,
+//!   `/v2/tasks`, `/v2/queue`, `/v2/deployments`): bodies kept in the
+//!   [`cache`] while the snapshot shows the same, gzipped once, with
+//!   `ETag`s and 304s ([`encoding`]); streamed when too large to keep.
+//!   The endpoints render them with [`render`]'s vocabulary.
 //! - [`params`] reads query parameters, bodies, deployment results.
 //! - [`guard`] is what every request passes first: CORS, header limits,
 //!   authentication, write rate limits; [`Api`] carries the [`Caller`] it
@@ -33,15 +38,19 @@
 //! begins ([`events::StreamShutdown`]).
 
 pub mod apps;
+pub mod cache;
 pub mod deployments;
+pub mod encoding;
 pub mod error;
 pub mod event_json;
 pub mod events;
 pub mod files;
 pub mod groups;
 pub mod guard;
+pub mod lists;
 pub mod params;
 pub mod queue;
+pub mod render;
 pub mod services;
 pub mod shapes;
 pub mod standby;
@@ -109,11 +118,16 @@ pub struct ApiState {
     pub abdicate: tokio::sync::mpsc::Sender<()>,
     /// Authentication and request policy.
     pub guard: Arc<guard::Guard>,
+    /// Rendered list bodies, kept while the snapshot shows the same.
+    pub cache: Arc<lists::ResponseCache>,
 }
 
 /// What a handler works with: the shared state and who is asking.
 pub struct Api {
-    state: ApiState,
+    /// Shared by reference: `ApiState` holds the scheduler's handle, whose
+    /// clone is a dozen atomic increments (channels, the Mesos client),
+    /// which every request paid, more than once, when it was cloned.
+    state: Arc<ApiState>,
     /// Who the guard found the request comes from.
     pub caller: Caller,
 }
@@ -125,12 +139,12 @@ impl std::ops::Deref for Api {
     }
 }
 
-impl axum::extract::FromRequestParts<ApiState> for Api {
+impl axum::extract::FromRequestParts<Arc<ApiState>> for Api {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &ApiState,
+        state: &Arc<ApiState>,
     ) -> Result<Api, ApiError> {
         // No caller means the guard did not run: refuse rather than
         // assume anyone.
@@ -148,11 +162,25 @@ impl Api {
     /// The state as the caller may see it: apps (and their tasks,
     /// versions, deployments, queue entries) they may not view are absent.
     pub fn view(&self) -> Arc<View> {
-        let view = self.scheduler.view();
-        if self.caller.is_unrestricted() {
-            return view;
-        }
-        Arc::new(view.visible_to(|app| self.caller.may(Action::View, app)))
+        lists::visible(&self.scheduler.view(), &self.caller)
+    }
+
+    /// The answer to the list request `key` for this caller, from the
+    /// current snapshot (see [`lists::respond`]).
+    pub async fn list(
+        &self,
+        key: impl Into<lists::ListKey>,
+        headers: &axum::http::HeaderMap,
+    ) -> Response {
+        lists::respond(
+            &self.cache,
+            self.scheduler.view(),
+            &self.caller,
+            self.scheduler.now(),
+            key.into(),
+            headers,
+        )
+        .await
     }
 
     /// `edit`, refused with 403 in the loop unless the caller may do what
@@ -237,15 +265,15 @@ impl ApiState {
 /// HTTP request counts by matched route and status code.
 #[derive(Debug, Default)]
 pub struct RequestCounters {
-    counts: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    counts: std::sync::Mutex<std::collections::BTreeMap<(&'static str, u16), u64>>,
     total: AtomicU64,
 }
 
 impl RequestCounters {
-    fn record(&self, route: &str, status: u16) {
+    fn record(&self, route: &'static str, status: u16) {
         self.total.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry((route.to_string(), status)).or_insert(0) += 1;
+            *counts.entry((route, status)).or_insert(0) += 1;
         }
     }
 
@@ -253,13 +281,27 @@ impl RequestCounters {
     pub fn snapshot(&self) -> Vec<((String, u16), u64)> {
         self.counts
             .lock()
-            .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .map(|c| {
+                c.iter()
+                    .map(|((route, status), n)| ((route.to_string(), *status), *n))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
-/// The whole API.
+/// The whole API. Inside a tokio runtime, the cache follows the
+/// scheduler's snapshots to drop what they change.
 pub fn router(state: ApiState) -> Router {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        state.cache.follow(state.scheduler.watch_view());
+    }
+    let executor_file = state.executor_file.clone();
+    let observed = Observed {
+        requests: state.requests.clone(),
+        leader: HeaderValue::from_str(&format!("http://{}", state.identity.leader)).ok(),
+    };
+    let state = Arc::new(state);
     Router::new()
         .merge(system::routes())
         .merge(apps::routes())
@@ -286,10 +328,10 @@ pub fn router(state: ApiState) -> Router {
             state.guard.clone(),
             guard::guard,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(observed, observe))
+        .with_state(state)
         // Agents fetch the executor here; outside the API's middleware.
-        .merge(files::routes(state.executor_file.clone()))
+        .merge(files::routes(executor_file))
         // The web UI's pages and scripts: public, cached by ETag (see `ui`).
         .merge(crate::ui::asset_routes())
 }
@@ -306,6 +348,10 @@ async fn limit_body(request: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     use futures::StreamExt;
 
+    // A request without a body (every GET) goes on as it is.
+    if axum::body::HttpBody::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let mut stream = body.into_data_stream();
     let mut kept = bytes::BytesMut::new();
@@ -351,7 +397,7 @@ async fn limit_body(request: Request, next: Next) -> Response {
 
 /// One span per request, request counts for `/metrics`, and the headers
 /// Marathon always sends.
-async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+async fn observe(State(observed): State<Observed>, request: Request, next: Next) -> Response {
     let route = route_label(request.uri().path());
     let span =
         info_span!("request", method = %request.method(), uri = %request.uri(), route = %route);
@@ -367,7 +413,7 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
             "answered"
         )
     });
-    state.requests.record(&route, status);
+    observed.requests.record(route, status);
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
@@ -375,37 +421,50 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
     );
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
-    if let Ok(leader) = HeaderValue::from_str(&format!("http://{}", state.identity.leader)) {
-        headers.insert(HeaderName::from_static("x-marathon-leader"), leader);
+    if let Some(leader) = &observed.leader {
+        headers.insert(HeaderName::from_static("x-marathon-leader"), leader.clone());
     }
     response
 }
 
-/// The `/v2/<resource>` names Baton knows; others are labelled `other`.
-const V2_RESOURCES: [&str; 10] = [
-    "apps",
-    "groups",
-    "tasks",
-    "deployments",
-    "queue",
-    "info",
-    "leader",
-    "events",
-    "pods",
-    "services",
+/// What [`observe`] needs: the counters, and `X-Marathon-Leader` made
+/// once rather than formatted for every request.
+#[derive(Clone)]
+struct Observed {
+    requests: Arc<RequestCounters>,
+    leader: Option<HeaderValue>,
+}
+
+/// The `/v2/<resource>` names Baton knows, with their labels; others are
+/// labelled `/v2/other`.
+const V2_RESOURCES: [(&str, &str); 10] = [
+    ("apps", "/v2/apps"),
+    ("groups", "/v2/groups"),
+    ("tasks", "/v2/tasks"),
+    ("deployments", "/v2/deployments"),
+    ("queue", "/v2/queue"),
+    ("info", "/v2/info"),
+    ("leader", "/v2/leader"),
+    ("events", "/v2/events"),
+    ("pods", "/v2/pods"),
+    ("services", "/v2/services"),
 ];
 
 /// A bounded label for a request path: its first two segments, since app
 /// ids make the rest unbounded (`/v2/apps/prod/web/tasks` → `/v2/apps`).
-fn route_label(path: &str) -> String {
-    let known = ["v2", "ping", "metrics"];
+/// Static, so that counting a request allocates nothing.
+fn route_label(path: &str) -> &'static str {
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     match (segments.next(), segments.next()) {
-        (Some(first), _) if !known.contains(&first) => "other".to_string(),
-        (Some("v2"), Some(second)) if V2_RESOURCES.contains(&second) => format!("/v2/{second}"),
-        (Some("v2"), _) => "/v2/other".to_string(),
-        (Some(first), _) => format!("/{first}"),
-        (None, _) => "/".to_string(),
+        (Some("v2"), Some(second)) => V2_RESOURCES
+            .iter()
+            .find(|(name, _)| *name == second)
+            .map_or("/v2/other", |(_, label)| label),
+        (Some("v2"), None) => "/v2/other",
+        (Some("ping"), _) => "/ping",
+        (Some("metrics"), _) => "/metrics",
+        (Some(_), _) => "other",
+        (None, _) => "/",
     }
 }
 
@@ -417,7 +476,15 @@ pub async fn serve(
     current: tokio::sync::watch::Receiver<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let streams = tokio_util::sync::CancellationToken::new();
+    // Without TCP_NODELAY the last, short segment of a large answer waits
+    // for the client's delayed ACK (Nagle): up to 40 ms on Linux.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         serving(current, streams.clone())
@@ -464,6 +531,6 @@ fn serving(
                 }
             }
         })
-        .layer(axum::Extension(events::StreamShutdown(streams)))
+        .layer(axum::Extension(events::StreamShutdown(Arc::new(streams))))
         .layer(middleware::from_fn(error::json_errors))
 }

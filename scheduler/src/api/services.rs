@@ -20,7 +20,7 @@ use super::params::Params;
 use super::{Api, ApiError, ApiState};
 
 /// The `/v2/services` route.
-pub fn routes() -> Router<ApiState> {
+pub fn routes() -> Router<std::sync::Arc<ApiState>> {
     Router::new().route("/v2/services", get(list))
 }
 

@@ -13,7 +13,7 @@ use super::{Api, ApiError, ApiState};
 /// The Marathon API level Baton implements; dcos-cli compares it with 0.8.1.
 pub const MARATHON_API_VERSION: &str = "1.10.0";
 
-pub(super) fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<std::sync::Arc<ApiState>> {
     Router::new()
         .route("/ping", get(ping))
         .route("/v2/info", get(info))
@@ -236,6 +236,40 @@ async fn metrics(state: Api) -> Result<Response, ApiError> {
             "marathon_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
         );
     }
+    let cache = &state.cache.counters;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, help, value) in [
+        (
+            "baton_api_cache_hits_total",
+            "List requests answered with a kept body.",
+            load(&cache.hits),
+        ),
+        (
+            "baton_api_cache_misses_total",
+            "List requests that rendered a body to keep, or waited for one.",
+            load(&cache.misses),
+        ),
+        (
+            "baton_api_cache_uncached_total",
+            "List requests answered with a body rendered for them alone.",
+            load(&cache.uncached),
+        ),
+        (
+            "baton_api_cache_not_modified_total",
+            "List requests answered 304 Not Modified.",
+            load(&cache.not_modified),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let (entries, bytes) = state.cache.size();
+    let _ = writeln!(
+        out,
+        "# HELP baton_api_cache_entries List bodies kept.\n# TYPE baton_api_cache_entries gauge\nbaton_api_cache_entries {entries}\n# HELP baton_api_cache_bytes Bytes of list bodies kept, gzipped copies included.\n# TYPE baton_api_cache_bytes gauge\nbaton_api_cache_bytes {bytes}"
+    );
     let _ = writeln!(
         out,
         "# HELP marathon_mesos_connected Whether a Mesos subscription is live.\n# TYPE marathon_mesos_connected gauge\nmarathon_mesos_connected {}",

@@ -6,19 +6,21 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::RawQuery;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::params::{self, Params};
+use super::render::{RenderError, Seq};
 use super::shapes::TaskJson;
 use super::{Api, ApiError, ApiState};
+use crate::reconcile::View;
 use crate::state::app::parse_task_id;
 use crate::state::instance::Condition;
 
 /// The `/v2/tasks` routes.
-pub fn routes() -> Router<ApiState> {
+pub fn routes() -> Router<std::sync::Arc<ApiState>> {
     Router::new()
         .route("/v2/tasks", get(list))
         .route("/v2/tasks/delete", post(delete))
@@ -54,40 +56,76 @@ async fn loads(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiErr
     Ok(axum::Json(json!({ "tasks": tasks })).into_response())
 }
 
-async fn list(state: Api, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref())?;
-    // `running` and `staging` filter; other values are ignored, as Marathon does.
-    let wanted: Vec<&str> = params
-        .all("status")
-        .filter(|s| matches!(*s, "running" | "staging"))
-        .collect();
-    let view = state.view();
-    let mut tasks = Vec::new();
-    for instance in view.all_instances().filter(|i| i.is_active()) {
-        let Some(condition) = instance.condition() else {
-            continue;
-        };
-        let status = match condition {
-            Condition::Running => "running",
-            c if c.is_launching() => "staging",
-            _ => "other",
-        };
-        if !wanted.is_empty() && !wanted.contains(&status) {
-            continue;
-        }
-        let Some(mut task) = TaskJson::of(instance).map(|t| t.with_health(&view)) else {
-            continue;
-        };
-        // The only listing that carries service ports.
-        let service_ports: Vec<u16> = view
-            .apps
-            .get(&instance.app_id)
-            .map(|app| app.declared_ports().iter().map(|p| p.port).collect())
-            .unwrap_or_default();
-        task.service_ports = Some(service_ports);
-        tasks.push(task);
+/// `GET /v2/tasks`'s query, normalised: the `status` values it filters
+/// by (`running`, `staging`; others are ignored, as Marathon does), sorted
+/// and without repeats; none keeps every task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TasksQuery {
+    wanted: Vec<&'static str>,
+}
+
+impl TasksQuery {
+    pub(super) fn parse(params: &Params) -> TasksQuery {
+        let mut wanted: Vec<&'static str> = params
+            .all("status")
+            .filter_map(|s| match s {
+                "running" => Some("running"),
+                "staging" => Some("staging"),
+                _ => None,
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        TasksQuery { wanted }
     }
-    Ok(axum::Json(json!({ "tasks": tasks })).into_response())
+
+    /// `{"tasks": [...]}`. Each task goes through a JSON value, as it did
+    /// through `json!`: its members are written in name order.
+    pub(super) fn render<W: std::io::Write>(&self, view: &View, out: W) -> Result<(), RenderError> {
+        #[derive(serde::Serialize)]
+        struct Tasks<S> {
+            tasks: S,
+        }
+        let tasks = view
+            .all_instances()
+            .filter(|i| i.is_active())
+            .filter_map(|instance| {
+                let condition = instance.condition()?;
+                let status = match condition {
+                    Condition::Running => "running",
+                    c if c.is_launching() => "staging",
+                    _ => "other",
+                };
+                if !self.wanted.is_empty() && !self.wanted.contains(&status) {
+                    return None;
+                }
+                let mut task = TaskJson::of(instance).map(|t| t.with_health(view))?;
+                // The only listing that carries service ports.
+                let service_ports: Vec<u16> = view
+                    .apps
+                    .get(&instance.app_id)
+                    .map(|app| app.declared_ports().iter().map(|p| p.port).collect())
+                    .unwrap_or_default();
+                task.service_ports = Some(service_ports);
+                Some(serde_json::to_value(task).unwrap_or(Value::Null))
+            });
+        serde_json::to_writer(
+            out,
+            &Tasks {
+                tasks: Seq::new(tasks),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+async fn list(
+    state: Api,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    Ok(state.list(TasksQuery::parse(&params), &headers).await)
 }
 
 async fn delete(

@@ -213,6 +213,8 @@ pub async fn serve(
                 }
             },
         };
+        // As over plain HTTP: no Nagle delay on an answer's last segment.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = hyper_util::service::TowerToHyperService::new(
             app.clone().layer(axum::Extension(ConnectInfo(peer))),

@@ -16,12 +16,25 @@
 //!
 //! While leading with ZooKeeper, [`registry`] keeps the service registry
 //! (`<zk>/services/…`) equal to the running, healthy instances.
+//!
+//! Failover does not wait for ZooKeeper to expire a dead leader's session:
+//! standbys probe the leader and the next in line deposes one that stopped
+//! answering, in about a second ([`probe`]). Safety does not depend on the
+//! deposed leader noticing: its store writes are fenced by ZooKeeper, its
+//! Mesos calls by the master once the new leader subscribes, and every act
+//! of a term first waits on the term's lease ([`crate::lease`]), which a paused
+//! leader finds lapsed — and lost — when it resumes.
 
 pub mod election;
+pub mod probe;
 pub mod registry;
 pub mod terms;
 
 use std::fmt;
+
+use zookeeper_client as zk;
+
+use crate::lease::LeaseGate;
 
 /// What this process is, now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,4 +74,18 @@ impl fmt::Display for Role {
             Role::Leading { term } => write!(f, "leading (term {term})"),
         }
     }
+}
+
+/// What a leading term writes with: its session and the znode that proves
+/// it still leads (the fence of [`crate::state::ZkStore`]).
+#[derive(Clone)]
+pub struct Lease {
+    /// The term this lease is for.
+    pub term: u64,
+    /// The session (chrooted at the `--zk` path).
+    pub client: zk::Client,
+    /// Our election znode.
+    pub lock_path: String,
+    /// The term's lease: what its Mesos calls and store writes wait on.
+    pub gate: LeaseGate,
 }

@@ -110,7 +110,7 @@ async fn sync(
         }
         written.remove(&path);
         debug!(%path, "deregistered");
-        prune_parents(client, &path).await;
+        prune_parents(client, fence, &path).await;
     }
     for (path, data) in wanted {
         if written.get(path) == Some(data) {
@@ -147,14 +147,18 @@ async fn sync(
     Ok(())
 }
 
-/// Removes the now empty directories above `path` (best effort).
-async fn prune_parents(client: &zk::Client, path: &str) {
+/// Removes the now empty directories above `path` (best effort), fenced
+/// like every other write: a deposed leader removes nothing.
+async fn prune_parents(client: &zk::Client, fence: &str, path: &str) {
     let mut dir = path;
     while let Some((parent, _)) = dir.rsplit_once('/') {
         if parent == SERVICES_DIR || parent.is_empty() {
             return;
         }
-        if client.delete(parent, None).await.is_err() {
+        let Ok(mut writer) = client.new_check_writer(fence, None) else {
+            return;
+        };
+        if writer.add_delete(parent, None).is_err() || writer.commit().await.is_err() {
             return;
         }
         dir = parent;

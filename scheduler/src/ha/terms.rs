@@ -7,11 +7,20 @@
 //! *first* (so this process sends and writes nothing more), then the API
 //! switches back to the standby router. A start that fails (the store is
 //! unreachable, say) is retried with a pause while the role still leads.
+//!
+//! While a term starts (loading the state can take seconds), requests are
+//! held and handed to whichever router comes next — the term's, or the
+//! standby's if the start failed — rather than to the standby router,
+//! which has no leader to proxy to (this process leads) and would answer
+//! 502 after waiting for one: clients see a new leader as soon as it
+//! serves.
 
 use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +31,43 @@ use crate::reconcile::SchedulerHandle;
 
 /// Pause before retrying a term that could not start.
 const RETRY_START: Duration = Duration::from_secs(1);
+/// The longest a request is held while a term starts.
+const HOLD_LIMIT: Duration = Duration::from_secs(60);
+
+/// What is served while a term starts: each request waits until `next`
+/// names the router that follows (the term's, or the standby's if the
+/// start failed), and is handed to it.
+fn holding(next: watch::Receiver<Option<Router>>) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let mut next = next.clone();
+        async move {
+            let router = tokio::time::timeout(HOLD_LIMIT, next.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|router| router.clone());
+            match router {
+                Some(router) => serve_with(router, request).await,
+                // Marathon's error shape, written here: `ha` sits below `api`.
+                None => (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(
+                        serde_json::json!({"message": "Leadership is being taken over; try again"}),
+                    ),
+                )
+                    .into_response(),
+            }
+        }
+    })
+}
+
+async fn serve_with(router: Router, request: Request) -> Response {
+    use tower::ServiceExt;
+    match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
 
 /// A running term.
 pub struct Term<H = SchedulerHandle> {
@@ -67,6 +113,9 @@ where
         };
         let span = info_span!("term", %role);
         let cancel = shutdown.child_token();
+        // Requests wait for the term (or the standby again) meanwhile.
+        let (next, held) = watch::channel(None);
+        let _ = serving.send_replace(holding(held));
         let term = match start(role.clone(), cancel.clone())
             .instrument(span.clone())
             .await
@@ -74,6 +123,7 @@ where
             Ok(term) => term,
             Err(e) if !retry_failed_start => return Err(e.to_string()),
             Err(e) => {
+                next.send_replace(Some(standby.clone()));
                 span.in_scope(|| error!(error = %e, "cannot start leading; retrying"));
                 tokio::select! {
                     () = tokio::time::sleep(RETRY_START) => {}
@@ -83,6 +133,7 @@ where
             }
         };
         span.in_scope(|| info!("leading: scheduler started, serving the API"));
+        next.send_replace(Some(term.router.clone()));
         let _ = serving.send_replace(term.router);
         current.send_replace(Some(term.scheduler));
         let mut stopped = term.stopped;
@@ -198,5 +249,63 @@ mod tests {
         shutdown.cancel();
         terms.await.unwrap().unwrap();
         assert_eq!(running_now(), 0, "shutdown stops the term");
+    }
+
+    #[tokio::test]
+    async fn a_request_during_a_term_start_is_served_by_the_term() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let (roles_tx, roles) = watch::channel(Role::Electing);
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let gates = Arc::new(std::sync::Mutex::new(Some((started_tx, released))));
+        // A start that takes until released (loading a big state, say).
+        let start = move |_role: Role, cancel: CancellationToken| {
+            let gate = gates.lock().unwrap().take();
+            async move {
+                if let Some((started, released)) = gate {
+                    let _ = started.send(());
+                    let _ = released.await;
+                }
+                let stopped = tokio::spawn(async move { cancel.cancelled().await });
+                Ok::<_, String>(Term {
+                    router: Router::new().route("/who", get(|| async { "term" })),
+                    scheduler: (),
+                    stopped,
+                })
+            }
+        };
+        let standby = Router::new().route("/who", get(|| async { "standby" }));
+        let (serving, serving_rx) = watch::channel(standby.clone());
+        let (current, _current_rx) = watch::channel(None);
+        let shutdown = CancellationToken::new();
+        let terms = tokio::spawn(run(
+            roles,
+            start,
+            serving,
+            standby,
+            current,
+            shutdown.clone(),
+            true,
+        ));
+        roles_tx.send_replace(Role::Leading { term: 1 });
+        started.await.unwrap();
+        // What is served now: the request waits.
+        let router = serving_rx.borrow().clone();
+        let request = axum::http::Request::get("/who")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = tokio::spawn(router.oneshot(request));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!answer.is_finished(), "held while the term starts");
+        release.send(()).unwrap();
+        let response = answer.await.unwrap().unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"term");
+        shutdown.cancel();
+        terms.await.unwrap().unwrap();
     }
 }

@@ -127,7 +127,7 @@ pub fn targets_for(app: &AppDefinition, instance: &Instance) -> Vec<Target> {
                 task_id: task.task_id.clone(),
                 instance_id: instance_id.clone(),
                 app_id: instance.app_id.clone(),
-                host: task.hostname.clone(),
+                host: task.hostname.to_string(),
                 port: port_of(app, check, &task.host_ports)?,
                 check_index,
                 check: check.clone(),

@@ -112,7 +112,7 @@ pub fn readiness_targets_for(app: &AppDefinition, instance: &Instance) -> Vec<Re
             Some(ReadinessTarget {
                 task_id: task.task_id.clone(),
                 app_id: instance.app_id.clone(),
-                host: task.hostname.clone(),
+                host: task.hostname.to_string(),
                 port: readiness_port_of(app, check, &task.host_ports)?,
                 check_index,
                 check: check.clone(),

@@ -97,6 +97,10 @@ pub enum MesosError {
     /// A call was attempted while no subscription is live.
     #[error("not subscribed to a master")]
     NotSubscribed,
+    /// This process's leadership lease refused the call or subscription:
+    /// it no longer leads (nothing was sent).
+    #[error("not sent: {0}")]
+    NotLeading(String),
     /// A call could not be encoded.
     #[error(transparent)]
     Codec(#[from] mesos_proto::CodecError),

@@ -47,6 +47,10 @@ pub struct SessionConfig {
     pub detected: Option<watch::Receiver<Option<MasterEndpoint>>>,
     /// Trust roots for `https://` masters and the framework's credentials.
     pub security: CallerSecurity,
+    /// The leadership term's lease (with ZooKeeper): every call and
+    /// SUBSCRIBE waits for it and is not sent once it is lost, so a
+    /// deposed leader sends nothing (see [`crate::lease`]).
+    pub lease: Option<crate::lease::LeaseGate>,
 }
 
 impl SessionConfig {
@@ -62,7 +66,19 @@ impl SessionConfig {
             heartbeat_misses: 5,
             detected: None,
             security: CallerSecurity::default(),
+            lease: None,
         }
+    }
+}
+
+/// Waits for `lease` (if any) to allow acting; the error says why not.
+async fn leading(lease: Option<&crate::lease::LeaseGate>) -> Result<(), MesosError> {
+    match lease {
+        Some(lease) => lease
+            .confirm()
+            .await
+            .map_err(|e| MesosError::NotLeading(e.to_string())),
+        None => Ok(()),
     }
 }
 
@@ -112,6 +128,7 @@ pub struct MesosHandle {
     caller: HttpCaller,
     connection: watch::Receiver<Option<Connection>>,
     stats: Arc<SessionStats>,
+    lease: Option<crate::lease::LeaseGate>,
 }
 
 /// Counters for tests and metrics.
@@ -142,8 +159,13 @@ impl SessionStats {
 impl MesosHandle {
     /// Sends a call on the live subscription, stamping our FrameworkID and
     /// the stream id. An answer meaning the subscription is gone (403, 307,
-    /// unknown framework) makes the session resubscribe.
+    /// unknown framework) makes the session resubscribe. With a lease,
+    /// nothing is sent unless it allows (a deposed leader sends nothing).
     pub async fn call(&self, mut call: Call) -> Result<(), MesosError> {
+        if let Err(e) = leading(self.lease.as_ref()).await {
+            debug!(call = ?calls::call_type(&call), error = %e, "call not sent");
+            return Err(e);
+        }
         let connection = self
             .connection
             .borrow()
@@ -179,6 +201,7 @@ impl MesosHandle {
             ),
             connection,
             stats: Arc::default(),
+            lease: None,
         }
     }
 
@@ -227,6 +250,7 @@ pub fn spawn(
         caller: caller.clone(),
         connection: connection_rx,
         stats: stats.clone(),
+        lease: config.lease.clone(),
     };
     let session = Session {
         config,
@@ -427,6 +451,15 @@ impl Session {
 
     /// One SUBSCRIBE, then the event loop until the stream ends.
     async fn subscribe_once(&mut self, master: &MasterEndpoint) -> Ended {
+        // A deposed leader must not take the framework back from the new
+        // one: no SUBSCRIBE without the lease.
+        if let Err(error) = leading(self.config.lease.as_ref()).await {
+            return Ended::Retry {
+                error,
+                next: None,
+                was_subscribed: false,
+            };
+        }
         let call = calls::subscribe(
             self.config.framework_info.clone(),
             self.framework_id.as_ref(),

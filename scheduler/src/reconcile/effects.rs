@@ -211,6 +211,15 @@ impl Effects {
         self.calls.push(call);
         self
     }
+
+    /// The store records of its state changes: one atomic batch.
+    pub fn records(&self) -> Result<Vec<Change>, StoreError> {
+        let mut records = Vec::new();
+        for change in &self.changes {
+            records.extend(change.records()?);
+        }
+        Ok(records)
+    }
 }
 
 /// The store key of an app's stored version.

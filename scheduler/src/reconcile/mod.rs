@@ -25,7 +25,11 @@
 //!
 //! The driver turns those decisions into [`effects::Effects`] and applies
 //! them in one place and one order: persist → update the [`View`] →
-//! [`events`] → Mesos calls → acknowledgement. Readers get immutable
+//! [`events`] → Mesos calls → acknowledgement. Writes decided together —
+//! the app writes waiting at once, with what the pass over their apps
+//! decides; one pass's decisions for many apps — share one durable commit
+//! (group commit, [`crate::state::Store::apply_group`]), and nothing of
+//! them is published or sent before it. Readers get immutable
 //! [`View`] snapshots via a `watch` channel, so they never contend with the
 //! writer; the event bus carries typed [`events::Event`]s that the REST
 //! API renders.

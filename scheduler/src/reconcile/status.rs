@@ -10,7 +10,7 @@ use super::backoff::{self, LaunchDelay};
 use super::view::TaskFailure;
 use crate::state::StatusRecord;
 use crate::state::app::{AppDefinition, Timestamp};
-use crate::state::instance::{Condition, Goal, Instance, InstanceTask};
+use crate::state::instance::{Condition, Goal, Instance, InstanceTask, UpdateUuid};
 use crate::state::model::RECENT_UUIDS;
 
 /// What a status update is applied to.
@@ -45,19 +45,16 @@ pub struct StatusOutcome {
     pub launch_latency_ms: Option<u64>,
 }
 
-/// The status's uuid in hex, as kept to recognise redeliveries.
-fn uuid_hex(status: &v1::TaskStatus) -> Option<String> {
-    status
-        .uuid
-        .as_deref()
-        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// The status's uuid, as kept to recognise redeliveries.
+fn update_uuid(status: &v1::TaskStatus) -> Option<UpdateUuid> {
+    status.uuid.as_deref().map(UpdateUuid::of)
 }
 
 /// Whether `status` is a redelivery of an update already applied (its
 /// acknowledgement may have been lost: acknowledge it again, change
 /// nothing).
 pub fn redelivered(task: &InstanceTask, status: &v1::TaskStatus) -> bool {
-    uuid_hex(status).is_some_and(|u| task.recent_update_uuids.contains(&u))
+    update_uuid(status).is_some_and(|u| task.recent_update_uuids.contains(&u))
 }
 
 /// Applies `input.status` to its instance's task.
@@ -91,7 +88,7 @@ pub fn apply_status(input: StatusInput<'_>) -> StatusOutcome {
             Condition::Unreachable => task.unreachable_since.or(Some(now)),
             _ => None,
         };
-        if let Some(u) = uuid_hex(status) {
+        if let Some(u) = update_uuid(status) {
             task.recent_update_uuids.push(u);
             let excess = task.recent_update_uuids.len().saturating_sub(RECENT_UUIDS);
             task.recent_update_uuids.drain(..excess);
@@ -103,13 +100,13 @@ pub fn apply_status(input: StatusInput<'_>) -> StatusOutcome {
         {
             outcome_failure = Some(TaskFailure {
                 app_id: next.app_id.clone(),
-                host: task.hostname.clone(),
+                host: task.hostname.to_string(),
                 message: status.message.clone().unwrap_or_default(),
                 state: state_of(status).as_str_name().to_string(),
                 task_id: task.task_id.clone(),
                 timestamp: now,
                 version: next.app_version,
-                slave_id: task.agent_id.clone(),
+                slave_id: task.agent_id.to_string(),
             });
             if next.goal == Goal::Running
                 && let Some(app) = app

@@ -177,7 +177,7 @@ pub struct View {
     /// Stored versions of each app, oldest first (the current one last).
     pub versions: OrdMap<PathId, Arc<Vec<Arc<AppDefinition>>>>,
     /// Instances by app (including apps being deleted), then uuid.
-    pub instances: OrdMap<PathId, OrdMap<Uuid, Arc<Instance>>>,
+    pub instances: OrdMap<PathId, crate::state::InstanceMap>,
     /// Launch delays in force or remembered, by app.
     pub delays: OrdMap<PathId, LaunchDelay>,
     /// Offer statistics of apps with waiting instances.
@@ -245,7 +245,7 @@ impl View {
                         app_id: app_id.clone(),
                         version: instance.app_version,
                         task_id: task.task_id.clone(),
-                        host: task.hostname.clone(),
+                        host: task.hostname.to_string(),
                         ports: task.host_ports.clone(),
                     });
                 }

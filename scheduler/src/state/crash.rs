@@ -7,6 +7,13 @@
 //! wherever timing happens to land it. Writes before that (status updates
 //! of a reconciliation at start, say) are not counted.
 //!
+//! A group commit ([`Store::apply_group`]: writes decided together,
+//! committed at once) is one durable write, counted once: there is no
+//! moment on disk between its batches to crash in. So a change's first
+//! write also holds what the pass right after it decided (instances
+//! scheduled or drained, its deployment moved on), and each later write is
+//! one pass's decisions or one status update.
+//!
 //! Enabled by the hidden `--crash_after_store_writes N` flag; never on
 //! unless asked for.
 
@@ -15,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::warn;
 
-use super::{Category, Change, Snapshot, Store, StoreError};
+use super::{Category, Change, GroupError, Snapshot, Store, StoreError};
 
 /// Wraps a store; the process dies right after write `after` (1-based),
 /// counted from the first write that stores a deployment.
@@ -38,8 +45,8 @@ impl CrashAfterWrites {
     }
 
     /// Counts a durable write; whether it is the one to die after.
-    fn count(&self, changes: &[Change]) -> bool {
-        let stores_deployment = changes.iter().any(|c| {
+    fn count<'a>(&self, changes: impl IntoIterator<Item = &'a Change>) -> bool {
+        let stores_deployment = changes.into_iter().any(|c| {
             matches!(
                 c,
                 Change::Put {
@@ -72,6 +79,19 @@ impl Store for CrashAfterWrites {
         }
         Ok(())
     }
+
+    fn apply_group(&self, batches: &[Vec<Change>]) -> Result<(), GroupError> {
+        self.inner.apply_group(batches)?;
+        if self.count(batches.iter().flatten()) {
+            warn!(
+                after = self.after,
+                batches = batches.len(),
+                "crash injection: killing this process (SIGKILL) after a durable write"
+            );
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +114,30 @@ mod tests {
         );
         assert!(!store.count(&[instance.clone(), deployment]), "write 1");
         assert!(store.count(&[instance]), "write 2: the one to die after");
+    }
+
+    #[test]
+    fn a_group_commit_counts_as_one_write() {
+        let store = CrashAfterWrites::new(Arc::new(MemoryStore::default()), 2);
+        let deployment = |key: &str| Change::Put {
+            category: Category::Deployment,
+            key: key.into(),
+            value: b"{}".to_vec(),
+        };
+        // Three writes committed together: write 1, not 3 (the process
+        // would be gone).
+        store
+            .apply_group(&[
+                vec![deployment("a")],
+                vec![deployment("b")],
+                vec![deployment("c")],
+            ])
+            .unwrap();
+        assert_eq!(store.written.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            store.load().unwrap().records[&Category::Deployment].len(),
+            3,
+            "the group reached the inner store whole"
+        );
     }
 }

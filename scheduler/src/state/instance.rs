@@ -8,6 +8,7 @@
 //! `<app>.instance-<uuid>._app.<incarnation>` as in Marathon 1.8+.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use mesos_proto::v1::{TaskState, TaskStatus, task_status::Reason};
 use serde::{Deserialize, Serialize};
@@ -143,18 +144,220 @@ impl Condition {
     }
 }
 
+/// A status update's uuid: Mesos's are 16 bytes, kept as one number (a
+/// task remembers several; 32-digit strings cost five times the memory)
+/// and written as the 32 hex digits stored before. A uuid of another
+/// length (not from Mesos) is kept as a 128-bit digest of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UpdateUuid(pub u128);
+
+impl UpdateUuid {
+    /// The uuid of these bytes.
+    pub fn of(bytes: &[u8]) -> UpdateUuid {
+        match <[u8; 16]>::try_from(bytes) {
+            Ok(exact) => UpdateUuid(u128::from_be_bytes(exact)),
+            Err(_) => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+                let mut first = [0u8; 16];
+                first.copy_from_slice(&digest.as_ref()[..16]);
+                UpdateUuid(u128::from_be_bytes(first))
+            }
+        }
+    }
+}
+
+impl Serialize for UpdateUuid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{:032x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateUuid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(deserializer)?;
+        let bytes: Option<Vec<u8>> = (hex.len() % 2 == 0)
+            .then(|| {
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                    .collect()
+            })
+            .flatten();
+        bytes
+            .map(|b| UpdateUuid::of(&b))
+            .ok_or_else(|| serde::de::Error::custom(format!("not a hex uuid: {hex:?}")))
+    }
+}
+
+/// A string many tasks hold the same value of (their agent's id and
+/// hostname): one shared allocation per value, read as a `&str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SharedStr(Arc<str>);
+
+/// The agent ids and hostnames in use. Bounded like [`SHARED_FIELDS`].
+static SHARED_STRS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<Arc<str>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+impl SharedStr {
+    /// The one shared string with this text.
+    pub fn new(text: &str) -> SharedStr {
+        let mut known = SHARED_STRS.lock().expect("never poisoned");
+        if let Some(shared) = known.get(text) {
+            return SharedStr(shared.clone());
+        }
+        if known.len() >= MAX_SHARED_FIELD_SETS {
+            known.clear();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        known.insert(shared.clone());
+        SharedStr(shared)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(text: String) -> SharedStr {
+        SharedStr::new(&text)
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(text: &str) -> SharedStr {
+        SharedStr::new(text)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == *other.0
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(SharedStr::new(&text))
+    }
+}
+
+/// The field sets in use, so that every task of an agent holds the same
+/// map (an agent's attributes, copied into each of its tasks, were the
+/// largest part of a task). Bounded: past [`MAX_SHARED_FIELD_SETS`] sets it
+/// starts again, which only costs sharing.
+static SHARED_FIELDS: std::sync::LazyLock<std::sync::Mutex<FieldSets>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The distinct field sets [`shared_fields`] hands out.
+type FieldSets = std::collections::HashSet<Arc<BTreeMap<String, String>>>;
+/// How many distinct field sets are remembered for sharing.
+const MAX_SHARED_FIELD_SETS: usize = 65_536;
+
+/// `fields` as the one shared map with these contents.
+pub fn shared_fields(fields: BTreeMap<String, String>) -> Arc<BTreeMap<String, String>> {
+    let mut known = SHARED_FIELDS.lock().expect("never poisoned");
+    if let Some(shared) = known.get(&fields) {
+        return shared.clone();
+    }
+    if known.len() >= MAX_SHARED_FIELD_SETS {
+        known.clear();
+    }
+    let shared = Arc::new(fields);
+    known.insert(shared.clone());
+    shared
+}
+
+fn ser_fields<S: serde::Serializer>(
+    fields: &Arc<BTreeMap<String, String>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    fields.as_ref().serialize(serializer)
+}
+
+fn de_fields<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Arc<BTreeMap<String, String>>, D::Error> {
+    BTreeMap::deserialize(deserializer).map(shared_fields)
+}
+
 /// The current (or last) task of an instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceTask {
     /// Mesos TaskID.
     pub task_id: String,
     /// Agent it runs on.
-    pub agent_id: String,
+    pub agent_id: SharedStr,
     /// The agent's hostname.
-    pub hostname: String,
+    pub hostname: SharedStr,
     /// The agent's fields constraints look at (`@hostname`, attributes),
-    /// as `offers::constraints::offer_fields` renders them.
-    pub fields: BTreeMap<String, String>,
+    /// as `offers::constraints::offer_fields` renders them. One map per
+    /// agent, shared by its tasks ([`shared_fields`]).
+    #[serde(serialize_with = "ser_fields", deserialize_with = "de_fields")]
+    pub fields: Arc<BTreeMap<String, String>>,
     /// Host ports it got, in declaration order.
     pub host_ports: Vec<u64>,
     /// What Mesos last said.
@@ -169,8 +372,9 @@ pub struct InstanceTask {
     pub unreachable_since: Option<Timestamp>,
     /// When Baton last asked Mesos to kill it.
     pub kill_requested_at: Option<Timestamp>,
-    /// Hex uuids of the last few updates applied, to recognise redeliveries.
-    pub recent_update_uuids: Vec<String>,
+    /// The uuids of the last few updates applied, to recognise
+    /// redeliveries.
+    pub recent_update_uuids: Vec<UpdateUuid>,
     /// What its health checks say, all of them together: `None` until
     /// every check has spoken (or without checks).
     #[serde(default)]
@@ -212,9 +416,9 @@ impl InstanceTask {
     ) -> InstanceTask {
         InstanceTask {
             task_id,
-            agent_id,
-            hostname,
-            fields: BTreeMap::new(),
+            agent_id: SharedStr::new(&agent_id),
+            hostname: SharedStr::new(&hostname),
+            fields: Arc::default(),
             host_ports,
             condition: Condition::Provisioned,
             last_status: None,
@@ -338,6 +542,49 @@ mod tests {
         assert!(Condition::Failed.counts_as_launch_failure());
         assert!(Condition::Killed.is_terminal());
         assert!(!Condition::Unreachable.is_terminal());
+    }
+
+    #[test]
+    fn tasks_of_one_agent_share_its_fields_also_when_read_back() {
+        let fields = || {
+            BTreeMap::from([
+                ("@hostname".to_string(), "10.0.0.1".to_string()),
+                ("rack_id".to_string(), "r1".to_string()),
+            ])
+        };
+        let a = shared_fields(fields());
+        let b = shared_fields(fields());
+        assert!(Arc::ptr_eq(&a, &b));
+        let app = PathId::parse("/a", &PathId::root()).unwrap();
+        let t = Timestamp::from_millis(0);
+        let mut instance = Instance::schedule(app, t, t);
+        instance.task = Some(InstanceTask {
+            fields: a.clone(),
+            ..InstanceTask::launched("t".into(), "ag".into(), "h".into(), vec![], t)
+        });
+        let json = serde_json::to_string(&instance).unwrap();
+        assert!(
+            json.contains(r#""fields":{"@hostname":"10.0.0.1","rack_id":"r1"}"#),
+            "{json}"
+        );
+        let back: Instance = serde_json::from_str(&json).unwrap();
+        assert!(Arc::ptr_eq(&back.task.unwrap().fields, &a));
+    }
+
+    #[test]
+    fn update_uuids_are_stored_as_the_hex_written_before() {
+        let bytes: Vec<u8> = (0u8..16).collect();
+        let uuid = UpdateUuid::of(&bytes);
+        let json = serde_json::to_string(&uuid).unwrap();
+        assert_eq!(json, "\"000102030405060708090a0b0c0d0e0f\"");
+        let back: UpdateUuid = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, uuid);
+        // A uuid of another length: its digest, the same from bytes or hex.
+        let odd = UpdateUuid::of(b"abc");
+        let from_hex: UpdateUuid = serde_json::from_str("\"616263\"").unwrap();
+        assert_eq!(odd, from_hex);
+        assert_ne!(odd, uuid);
+        assert!(serde_json::from_str::<UpdateUuid>("\"xyz\"").is_err());
     }
 
     #[test]

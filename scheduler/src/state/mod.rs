@@ -1,18 +1,23 @@
-//! What Baton knows and remembers: the model ([`model`]) and its durable
+//! What Baton knows and remembers: the model ([`model`], [`instance`], and
+//! [`instance_map`], one app's instances as snapshots hold them) and its durable
 //! store behind the [`Store`] trait — the embedded redb store
 //! ([`redb_store`]) by default, an in-memory one ([`memory`]) for tests, and
 //! ZooKeeper ([`zk_store`]) for HA. Every change is a batch of [`Change`]s applied
 //! atomically, which maps onto a redb transaction and a ZooKeeper multi-op.
+//! Batches that arrive together are group-committed
+//! ([`Store::apply_group`]): each still atomic, all durable with one commit.
 //! [`crash`] wraps any of them to inject a `kill -9` after a chosen write.
 
 pub mod app;
 pub mod crash;
 pub mod instance;
+pub mod instance_map;
 pub mod memory;
 pub mod model;
 pub mod redb_store;
 pub mod zk_store;
 
+pub use instance_map::InstanceMap;
 pub use memory::MemoryStore;
 pub use model::StatusRecord;
 pub use redb_store::RedbStore;
@@ -239,6 +244,19 @@ impl Snapshot {
 /// Categories with at least this many records are decoded on every CPU.
 const PARALLEL_DECODE_FROM: usize = 4096;
 
+/// A group commit ([`Store::apply_group`]) that did not wholly happen.
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (the first {committed} writes of the group are durable)")]
+pub struct GroupError {
+    /// How many of the group's batches, from the first, are durable all
+    /// the same: 0 for a store that commits a group all or nothing; more
+    /// when one had to cut the group (ZooKeeper's request limit) and a
+    /// later part failed.
+    pub committed: usize,
+    /// Why the rest is not.
+    pub error: StoreError,
+}
+
 /// Durable state. `apply` returns only once the batch is durable: whatever
 /// Baton acknowledges (to a client or to Mesos) after it survives `kill -9`.
 pub trait Store: Send + Sync + 'static {
@@ -246,4 +264,33 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self) -> Result<Snapshot, StoreError>;
     /// Applies a batch atomically and durably.
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
+    /// Group commit: applies several batches, in order, each atomically,
+    /// and returns once all of them are durable — with one durable commit
+    /// for the lot where the backend allows (one redb transaction, one
+    /// fsync; one ZooKeeper multi-op), so that writes which arrive together
+    /// share its cost instead of paying one each. On failure it says how
+    /// many batches, from the first, are durable anyway; never a part of
+    /// one unless that batch alone had to be cut.
+    ///
+    /// The default commits the concatenation as one batch: all or nothing.
+    fn apply_group(&self, batches: &[Vec<Change>]) -> Result<(), GroupError> {
+        self.apply(&batches.concat()).map_err(|error| GroupError {
+            committed: 0,
+            error,
+        })
+    }
+}
+
+impl StoreError {
+    /// The same failure again, for each of several writes it failed
+    /// together (the error itself is not `Clone`: it may carry a decoder's
+    /// error, kept here as text).
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Backend(m) => StoreError::Backend(m.clone()),
+            StoreError::Fenced(m) => StoreError::Fenced(m.clone()),
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Corrupt { .. } => StoreError::Backend(self.to_string()),
+        }
+    }
 }

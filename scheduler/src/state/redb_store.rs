@@ -7,7 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Category, Change, Snapshot, Store, StoreError};
+use super::{Category, Change, GroupError, Snapshot, Store, StoreError};
 
 /// A redb database file.
 pub struct RedbStore {
@@ -55,26 +55,54 @@ impl Store for RedbStore {
 
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        for change in changes {
-            match change {
-                Change::Put {
-                    category,
-                    key,
-                    value,
-                } => {
-                    let mut records = txn.open_table(table(*category)).map_err(backend)?;
-                    records
-                        .insert(key.as_str(), value.as_slice())
-                        .map_err(backend)?;
-                }
-                Change::Delete { category, key } => {
-                    let mut records = txn.open_table(table(*category)).map_err(backend)?;
-                    records.remove(key.as_str()).map_err(backend)?;
-                }
-            }
-        }
+        write(&txn, changes)?;
         txn.commit().map_err(backend)
     }
+
+    /// One write transaction, one commit (one fsync) for the whole group:
+    /// all of it or none.
+    fn apply_group(&self, batches: &[Vec<Change>]) -> Result<(), GroupError> {
+        let failed = |error| GroupError {
+            committed: 0,
+            error,
+        };
+        let txn = self.db.begin_write().map_err(backend).map_err(failed)?;
+        for changes in batches {
+            write(&txn, changes).map_err(failed)?;
+        }
+        txn.commit().map_err(backend).map_err(failed)
+    }
+}
+
+/// Writes `changes` into `txn` (not yet committed), opening each table
+/// once however many of its records a group touches.
+fn write(txn: &redb::WriteTransaction, changes: &[Change]) -> Result<(), StoreError> {
+    let mut open: Vec<(Category, redb::Table<'_, &'static str, &'static [u8]>)> = Vec::new();
+    for change in changes {
+        let (Change::Put { category, .. } | Change::Delete { category, .. }) = change;
+        let at = match open.iter().position(|(c, _)| c == category) {
+            Some(at) => at,
+            None => {
+                open.push((
+                    *category,
+                    txn.open_table(table(*category)).map_err(backend)?,
+                ));
+                open.len() - 1
+            }
+        };
+        let records = &mut open[at].1;
+        match change {
+            Change::Put { key, value, .. } => {
+                records
+                    .insert(key.as_str(), value.as_slice())
+                    .map_err(backend)?;
+            }
+            Change::Delete { key, .. } => {
+                records.remove(key.as_str()).map_err(backend)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -119,6 +147,34 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(non_empty(&loaded), non_empty(&expected));
+    }
+
+    #[test]
+    fn a_group_commit_is_one_transaction_with_the_batches_applied_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |key: &str, value: &[u8]| Change::Put {
+            category: Category::App,
+            key: key.into(),
+            value: value.to_vec(),
+        };
+        let batches = vec![
+            vec![put("/a", b"1"), put("/b", b"1")],
+            vec![put("/a", b"2"), Change::delete(Category::App, "/b")],
+            vec![put("/c", b"1")],
+        ];
+        {
+            let store = RedbStore::open(dir.path()).unwrap();
+            store.apply_group(&batches).unwrap();
+        }
+        let mut expected = Snapshot::default();
+        for batch in &batches {
+            expected.apply(batch);
+        }
+        let loaded = RedbStore::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(
+            loaded.records[&Category::App],
+            expected.records[&Category::App]
+        );
     }
 
     #[test]

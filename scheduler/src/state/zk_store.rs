@@ -15,7 +15,10 @@
 //! whole batch with [`StoreError::Conflict`]). When the store belongs to a
 //! leader, every multi-op starts with a check that the leader's election
 //! znode still exists: a deposed leader — its session expired, its znode
-//! gone — can write nothing (fencing).
+//! gone — can write nothing (fencing). A group commit
+//! ([`Store::apply_group`]) is one multi-op too while it fits that limit;
+//! past it, it is cut between its batches only, so that each batch stays
+//! atomic and a failure says exactly which batches were written.
 //!
 //! [`ZkStore::open`] reads everything up front (pipelined), so that
 //! [`Store::load`] is a hand-over; `apply` blocks its thread on the
@@ -30,7 +33,7 @@ use tokio::runtime::Handle;
 use tracing::debug;
 use zookeeper_client as zk;
 
-use super::{Category, Change, Snapshot, Store, StoreError};
+use super::{Category, Change, GroupError, Snapshot, Store, StoreError};
 
 /// Values larger than this are gzipped.
 pub const COMPRESS_ABOVE: usize = 512;
@@ -245,8 +248,20 @@ fn plan(
     changes: &[Change],
     versions: &HashMap<(Category, String), i32>,
 ) -> Result<Vec<Op>, StoreError> {
-    let mut current: HashMap<(Category, String), Option<i32>> = HashMap::new();
     let mut ops = Vec::with_capacity(changes.len());
+    plan_onto(changes, versions, &mut HashMap::new(), &mut ops)?;
+    Ok(ops)
+}
+
+/// [`plan`] of one batch among several: `current` carries what earlier
+/// batches of the same group do to each record, so that a later batch
+/// writes a record at the version the earlier one leaves it.
+fn plan_onto(
+    changes: &[Change],
+    versions: &HashMap<(Category, String), i32>,
+    current: &mut HashMap<(Category, String), Option<i32>>,
+    ops: &mut Vec<Op>,
+) -> Result<(), StoreError> {
     for change in changes {
         match change {
             Change::Put {
@@ -300,7 +315,62 @@ fn plan(
             }
         }
     }
-    Ok(ops)
+    Ok(())
+}
+
+/// The operations of a group, batch by batch ([`plan_onto`]); when a batch
+/// cannot be planned (a record above [`MAX_RECORD`]), the batches before
+/// it, and its error with its index.
+fn plan_group(
+    batches: &[Vec<Change>],
+    versions: &HashMap<(Category, String), i32>,
+) -> (Vec<Vec<Op>>, Option<(usize, StoreError)>) {
+    let mut current = HashMap::new();
+    let mut planned = Vec::with_capacity(batches.len());
+    for (index, changes) in batches.iter().enumerate() {
+        let mut ops = Vec::with_capacity(changes.len());
+        if let Err(e) = plan_onto(changes, versions, &mut current, &mut ops) {
+            return (planned, Some((index, e)));
+        }
+        planned.push(ops);
+    }
+    (planned, None)
+}
+
+/// Cuts a group's operations into multi-ops under the request limit, in
+/// order, cutting only between batches — each batch stays one atomic
+/// multi-op — unless a batch alone passes the limit (then it is cut as
+/// [`chunks`] cuts it, as a lone batch always was). With each multi-op:
+/// how many batches are wholly written once it is committed.
+fn group_chunks(batches: Vec<Vec<Op>>) -> Vec<(Vec<Op>, usize)> {
+    let total = batches.len();
+    let mut out: Vec<(Vec<Op>, usize)> = Vec::new();
+    let mut current: Vec<Op> = Vec::new();
+    let mut size = 0;
+    for (index, ops) in batches.into_iter().enumerate() {
+        let batch_size: usize = ops.iter().map(Op::size).sum();
+        if !current.is_empty() && size + batch_size > MAX_MULTI_BYTES {
+            out.push((std::mem::take(&mut current), index));
+            size = 0;
+        }
+        if batch_size > MAX_MULTI_BYTES {
+            let parts = chunks(ops);
+            let last = parts.len();
+            out.extend(
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, part)| (part, if i + 1 == last { index + 1 } else { index })),
+            );
+            continue;
+        }
+        size += batch_size;
+        current.extend(ops);
+    }
+    if !current.is_empty() {
+        out.push((current, total));
+    }
+    out
 }
 
 /// Cuts `ops` into multi-ops under the request limit, in order.
@@ -392,6 +462,21 @@ async fn load_all(
     Ok((snapshot, versions))
 }
 
+impl ZkStore {
+    /// Commits one multi-op and remembers the versions it leaves.
+    fn commit_chunk(&self, chunk: &[Op]) -> Result<(), StoreError> {
+        let outcomes = self.runtime.block_on(self.commit(chunk))?;
+        let mut versions = self.versions();
+        for (id, version) in outcomes {
+            match version {
+                Some(v) => versions.insert(id, v),
+                None => versions.remove(&id),
+            };
+        }
+        Ok(())
+    }
+}
+
 impl Store for ZkStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         if let Some(snapshot) = self
@@ -411,16 +496,29 @@ impl Store for ZkStore {
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let ops = plan(changes, &self.versions())?;
         for chunk in chunks(ops) {
-            let outcomes = self.runtime.block_on(self.commit(&chunk))?;
-            let mut versions = self.versions();
-            for (id, version) in outcomes {
-                match version {
-                    Some(v) => versions.insert(id, v),
-                    None => versions.remove(&id),
-                };
-            }
+            self.commit_chunk(&chunk)?;
         }
         Ok(())
+    }
+
+    /// One multi-op for the whole group when it fits the request limit;
+    /// otherwise as few as fit, cut only between batches (see the module
+    /// documentation).
+    fn apply_group(&self, batches: &[Vec<Change>]) -> Result<(), GroupError> {
+        let (planned, unplannable) = plan_group(batches, &self.versions());
+        let mut committed = 0;
+        for (chunk, done) in group_chunks(planned) {
+            self.commit_chunk(&chunk)
+                .map_err(|error| GroupError { committed, error })?;
+            committed = done;
+        }
+        match unplannable {
+            None => Ok(()),
+            Some((index, error)) => Err(GroupError {
+                committed: index,
+                error,
+            }),
+        }
     }
 }
 
@@ -544,5 +642,87 @@ mod tests {
         assert_eq!(order.first(), Some(&"/state/apps/0"));
         assert_eq!(order.last(), Some(&"/state/apps/99"));
         assert_eq!(order.len(), 100);
+    }
+
+    fn creates(batch: usize, n: usize, bytes: usize) -> Vec<Op> {
+        (0..n)
+            .map(|i| Op::Create {
+                id: (Category::App, format!("{batch}-{i}")),
+                path: format!("/state/apps/{batch}-{i}"),
+                data: vec![b'x'; bytes],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_commit_is_cut_only_between_its_writes() {
+        // 30 writes of 3 × 20 kB: about 13 fit one multi-op.
+        let batches: Vec<Vec<Op>> = (0..30).map(|b| creates(b, 3, 20_000)).collect();
+        let cut = group_chunks(batches);
+        assert!(cut.len() >= 3, "{}", cut.len());
+        let mut done_before = 0;
+        for (chunk, done) in &cut {
+            assert!(chunk.iter().map(Op::size).sum::<usize>() <= MAX_MULTI_BYTES);
+            // Whole writes only: a chunk ends at a write's last op.
+            assert_eq!(chunk.len(), 3 * (done - done_before), "{done}");
+            done_before = *done;
+        }
+        assert_eq!(cut.last().map(|(_, done)| *done), Some(30));
+        let order: Vec<&str> = cut.iter().flat_map(|(c, _)| c).map(Op::path).collect();
+        assert_eq!(order.first(), Some(&"/state/apps/0-0"));
+        assert_eq!(order.last(), Some(&"/state/apps/29-2"));
+    }
+
+    #[test]
+    fn a_small_group_commit_is_one_multi_op_and_a_lone_huge_write_is_cut_alone() {
+        let small: Vec<Vec<Op>> = (0..16).map(|b| creates(b, 2, 300)).collect();
+        let cut = group_chunks(small);
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut[0].1, 16);
+        // A write that alone passes the limit is cut as before; the
+        // writes around it stay whole.
+        let batches = vec![
+            creates(0, 1, 100),
+            creates(1, 60, 20_000),
+            creates(2, 1, 100),
+        ];
+        let cut = group_chunks(batches);
+        let done: Vec<usize> = cut.iter().map(|(_, done)| *done).collect();
+        assert_eq!(done.first(), Some(&1), "{done:?}");
+        assert_eq!(done.last(), Some(&3), "{done:?}");
+        assert!(done[1..done.len() - 1].iter().all(|d| *d <= 2), "{done:?}");
+        assert!(cut.iter().all(|(c, _)| !c.is_empty()));
+    }
+
+    #[test]
+    fn a_group_writes_a_key_at_the_version_its_earlier_writes_leave() {
+        let versions = HashMap::from([((Category::App, "/known".to_string()), 4)]);
+        let (planned, failed) = plan_group(
+            &[
+                vec![put("/known"), put("/new")],
+                vec![put("/new"), Change::delete(Category::App, "/known")],
+            ],
+            &versions,
+        );
+        assert!(failed.is_none());
+        let shown: Vec<Vec<String>> = planned
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .map(|op| match op {
+                        Op::Create { path, .. } => format!("create {path}"),
+                        Op::Set { path, version, .. } => format!("set {path}@{version}"),
+                        Op::Delete { path, version, .. } => format!("delete {path}@{version}"),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                vec!["set /state/apps/%2Fknown@4", "create /state/apps/%2Fnew"],
+                vec!["set /state/apps/%2Fnew@0", "delete /state/apps/%2Fknown@5"],
+            ]
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton::state::{Category, Change, Store, StoreError, ZkStore};
+use baton::state::{Category, Change, GroupError, Store, StoreError, ZkStore};
 use baton::zk::ZkUrl;
 use baton_e2e::zookeeper::ZooKeeper;
 use zookeeper_client as zk;
@@ -93,6 +93,122 @@ async fn records_round_trip_one_znode_each_and_large_ones_compressed() {
     );
     assert!(reread.records[&Category::Instance].is_empty());
     assert_eq!(reread.records[&Category::Meta]["framework_id"], b"fw-1");
+}
+
+/// A group commit, blocking as the reconcile loop runs it.
+async fn apply_group(
+    store: &std::sync::Arc<ZkStore>,
+    batches: Vec<Vec<Change>>,
+) -> Result<(), GroupError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.apply_group(&batches))
+        .await
+        .unwrap()
+}
+
+/// `len` bytes gzip cannot shrink (xorshift noise).
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// The transaction (zxid) that last wrote each of `keys`' app records.
+async fn written_by(client: &zk::Client, keys: &[&str]) -> Vec<i64> {
+    let mut zxids = Vec::new();
+    for key in keys {
+        let (_, stat) = client
+            .get_data(&format!(
+                "/state/apps/{}",
+                baton::state::zk_store::encode_key(key)
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        zxids.push(stat.mzxid);
+    }
+    zxids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_is_one_multi_op_cut_only_between_writes() {
+    let server = ZooKeeper::start().await;
+    let client = session(&server, "/baton").await;
+    let store = std::sync::Arc::new(ZkStore::open(client.clone(), None).await.unwrap());
+    apply(&store, vec![put(Category::App, "/stale", b"1")])
+        .await
+        .unwrap();
+
+    // Sixteen small writes: one transaction.
+    let small: Vec<String> = (0..16).map(|i| format!("/small-{i}")).collect();
+    apply_group(
+        &store,
+        small
+            .iter()
+            .map(|k| {
+                vec![
+                    put(Category::App, k, b"{}"),
+                    put(Category::Deployment, k, b"{}"),
+                ]
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let keys: Vec<&str> = small.iter().map(String::as_str).collect();
+    let zxids = written_by(&client, &keys).await;
+    assert!(zxids.iter().all(|z| *z == zxids[0]), "{zxids:?}");
+
+    // Four writes of 300 kB: past the request limit, cut between writes
+    // (two and two); a fifth conflicts (another writer moved `/stale` on)
+    // and is not written — the four before it are, and the error says so.
+    let other = std::sync::Arc::new(
+        ZkStore::open(session(&server, "/baton").await, None)
+            .await
+            .unwrap(),
+    );
+    apply(&other, vec![put(Category::App, "/stale", b"2")])
+        .await
+        .unwrap();
+    let big: Vec<String> = (0..4).map(|i| format!("/big-{i}")).collect();
+    let mut batches: Vec<Vec<Change>> = big
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            vec![put(
+                Category::App,
+                k,
+                &noise(300_000, 0x2545_F491 + i as u64),
+            )]
+        })
+        .collect();
+    // (Big too, so that it cannot share the second multi-op.)
+    batches.push(vec![
+        put(Category::App, "/last", &noise(300_000, 7)),
+        put(Category::App, "/stale", b"3"),
+    ]);
+    let failed = apply_group(&store, batches).await.unwrap_err();
+    assert_eq!(failed.committed, 4, "{failed}");
+    assert!(matches!(failed.error, StoreError::Conflict(_)), "{failed}");
+    let keys: Vec<&str> = big.iter().map(String::as_str).collect();
+    let zxids = written_by(&client, &keys).await;
+    assert_eq!(zxids[0], zxids[1], "{zxids:?}");
+    assert_eq!(zxids[2], zxids[3], "{zxids:?}");
+    assert_ne!(zxids[1], zxids[2], "{zxids:?}");
+    // The failed write left nothing, not even its first record.
+    assert!(
+        client
+            .check_stat("/state/apps/%2Flast")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (stale, _) = client.get_data("/state/apps/%2Fstale").await.unwrap();
+    assert_eq!(stale, b"2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

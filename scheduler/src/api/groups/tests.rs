@@ -93,7 +93,7 @@ fn a_group_is_its_apps_arranged_by_id() {
         id("/proj"),
         &apps,
         &embed,
-        Timestamp::from_millis(100),
+        &Now::new(Timestamp::from_millis(100)),
     ))
     .unwrap();
     assert_eq!(info["id"], "/proj");
@@ -116,7 +116,7 @@ fn a_group_is_its_apps_arranged_by_id() {
         id("/proj"),
         &apps,
         &only_groups,
-        Timestamp::from_millis(100),
+        &Now::new(Timestamp::from_millis(100)),
     ))
     .unwrap();
     assert_eq!(info["apps"], json!([]));

@@ -271,10 +271,19 @@ async fn an_https_target_turns_unhealthy_when_its_server_answers_500() {
     assert_eq!((up.task_id.as_str(), up.check_index), ("tls", 0));
     assert!(up.alive, "{up:?}");
     assert_eq!(up.cause, None);
-    let down = next_where(&mut rx, deadline, "a failure", |r| !r.alive).await;
+    let mut results = 1;
+    let down = next_where(&mut rx, deadline, "a failure", |r| {
+        results += 1;
+        !r.alive
+    })
+    .await;
     assert_eq!(down.cause.as_deref(), Some("500 Internal Server Error"));
     assert!(down.at >= up.at);
-    assert_eq!(hits.load(Ordering::SeqCst), 3, "one request per probe");
+    assert_eq!(results, 3, "two passes, then the 500");
+    // One request per probe; the next probe (every 50 ms) may already be
+    // under way on a busy machine.
+    let hits = hits.load(Ordering::SeqCst);
+    assert!((3..=4).contains(&hits), "{hits} requests for 3 probes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tracing::{Instrument, debug, info, info_span, warn};
 use uuid::Uuid;
 
-use super::Driver;
 use super::commands::kill_call;
+use super::{Driver, MAX_GROUP_BYTES};
 use crate::deploy::{self, Advance};
 use crate::mesos::calls;
 use crate::reconcile::decide::{self, Action, KillStep};
@@ -18,18 +18,78 @@ use crate::reconcile::view::{Deployment, DeploymentAction, DeploymentFailure, Of
 use crate::state::app::{PathId, Timestamp};
 use crate::state::instance::{Goal, Instance};
 
+/// What undoing a pass's decisions takes ([`Driver::undo_pass`]): the
+/// apps it looked at, and whether each could launch before (that is not
+/// in the view; a look changes it for its own app only).
+#[derive(Default)]
+pub(super) struct Pass {
+    apps: Vec<(PathId, bool)>,
+}
+
 impl Driver {
+    /// One pass over the dirty apps, committed as one group: what it
+    /// decides for all of them — instances scheduled, killed, expunged,
+    /// deployments moved on — is one store write rather than one per app
+    /// (after a group of app writes, every app of it is dirty at once).
     pub(super) async fn reconcile_dirty(&mut self) {
         // Nothing acts until Mesos has said SUBSCRIBED.
         if !self.view.subscribed {
             return;
         }
-        let dirty = std::mem::take(&mut self.dirty);
-        for id in dirty {
-            let span = info_span!("app_reconcile", app = %id);
-            self.reconcile_app(&id).instrument(span).await;
+        self.begin_group();
+        let pass = self.decide_dirty().await;
+        if self.commit_group().await.is_err() {
+            self.undo_pass(pass);
         }
         self.update_offer_interest();
+    }
+
+    /// The pass's decisions, applied inside the open group (not yet
+    /// durable); returns what undoing them takes should the group's commit
+    /// fail. Once the group holds [`MAX_GROUP_BYTES`], the apps not looked
+    /// at yet stay dirty for a pass of their own, at once.
+    pub(super) async fn decide_dirty(&mut self) -> Pass {
+        let mut pass = Pass::default();
+        if !self.view.subscribed {
+            return pass;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let span = info_span!("reconcile_pass", apps = dirty.len());
+        async {
+            let now = self.instant();
+            let mut apps = dirty.into_iter();
+            for id in apps.by_ref() {
+                let launchable = self.launchable.contains(&id);
+                let span = info_span!("app_reconcile", app = %id);
+                self.reconcile_app(&id).instrument(span).await;
+                pass.apps.push((id, launchable));
+                if self.group_size().1 >= MAX_GROUP_BYTES {
+                    break;
+                }
+            }
+            for id in apps {
+                self.wakeups.insert(id.clone(), now);
+                self.dirty.insert(id);
+            }
+        }
+        .instrument(span)
+        .await;
+        pass
+    }
+
+    /// After the store refused a pass's decisions (and the group went back
+    /// to before them): as for any refused decision, its apps are looked
+    /// at again shortly, from the state as it was.
+    pub(super) fn undo_pass(&mut self, pass: Pass) {
+        let retry = self.instant() + decide::REQUEUE_AFTER;
+        for (id, launchable) in pass.apps {
+            if launchable {
+                self.launchable.insert(id.clone());
+            } else {
+                self.launchable.remove(&id);
+            }
+            self.wakeups.insert(id, retry);
+        }
     }
 
     async fn reconcile_app(&mut self, id: &PathId) {

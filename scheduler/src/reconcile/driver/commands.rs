@@ -1,38 +1,90 @@
 //! What users ask for: app writes (as deployments), kills, launch delay
 //! resets and deployment cancels. Every reply goes out after the change is
 //! published: a client that reads right after its write sees it.
+//!
+//! App writes are group-committed: the writes already waiting when one
+//! arrives are applied with it, one after another against the state the
+//! earlier ones leave, and made durable — with what the pass over their
+//! apps decides — by one store write; then the snapshot holding all of it
+//! is published, the events go out, and each write is answered with its
+//! own outcome: its deployment and version, or its error, which leaves no
+//! trace. See [`Driver::write_group`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span};
 use uuid::Uuid;
 
-use super::Driver;
+use super::{Driver, MAX_GROUP_BYTES, MAX_GROUP_WRITES};
 use crate::deploy::plan;
 use crate::mesos::calls;
 use crate::reconcile::effects::{Effects, StateChange};
 use crate::reconcile::events::Event;
 use crate::reconcile::requests::{
-    AppEdit, Command, EditContext, KillOptions, KillOutcome, SchedulerError, WriteOutcome,
+    AppEdit, Command, EditContext, KillOptions, KillOutcome, Reply, SchedulerError, WriteOutcome,
 };
 use crate::reconcile::view::{Deployment, DeploymentAction};
 use crate::state::app::{AppDefinition, AppError, PathId, Timestamp};
 use crate::state::instance::{Goal, Instance, InstanceTask};
 
+/// An app write waiting for its group.
+struct Write {
+    edits: Vec<(PathId, AppEdit)>,
+    force: bool,
+    reply: Reply<WriteOutcome>,
+}
+
+/// A write of a group, to be answered once the group is committed: where
+/// the answer goes, and its outcome with the index of its batch in the
+/// group — or why it was refused.
+type Answer = (
+    Reply<WriteOutcome>,
+    Result<(WriteOutcome, usize), SchedulerError>,
+);
+
+/// Whether a write taken from the queue may join a group whose writes
+/// touch `touched`: not when it touches one of those apps too. Such a
+/// write waits for the next group, so that it sees the earlier write as
+/// sent on its own it would — published, and its deployment moved on by
+/// the pass that follows (a create then an update of one app is never
+/// refused as locked by the create's own deployment just for arriving
+/// together).
+fn may_join(touched: &BTreeSet<PathId>, edits: &[(PathId, AppEdit)]) -> bool {
+    edits.iter().all(|(id, _)| !touched.contains(id))
+}
+
+/// Whether a group may take another write: under both bounds.
+fn group_has_room(writes: usize, bytes: usize) -> bool {
+    writes < MAX_GROUP_WRITES && bytes < MAX_GROUP_BYTES
+}
+
 impl Driver {
-    pub(super) async fn on_command(&mut self, command: Command) {
+    /// Handles a command; an app write takes every write waiting behind it
+    /// into its group. Returns a command taken from `queue` that could not
+    /// join, to be handled next.
+    pub(super) async fn on_command(
+        &mut self,
+        command: Command,
+        queue: &mut mpsc::Receiver<Command>,
+    ) -> Option<Command> {
         match command {
             Command::Edit {
                 edits,
                 force,
                 reply,
             } => {
-                let apps: Vec<&str> = edits.iter().map(|(id, _)| id.as_str()).collect();
-                let span = info_span!("app_write", apps = ?apps);
-                let result = self.edit_apps(edits, force).instrument(span).await;
-                self.flush().await;
-                let _ = reply.send(result);
+                return self
+                    .write_group(
+                        Write {
+                            edits,
+                            force,
+                            reply,
+                        },
+                        queue,
+                    )
+                    .await;
             }
             Command::Kill {
                 task_ids,
@@ -54,6 +106,103 @@ impl Driver {
                 let _ = reply.send(result);
             }
         }
+        None
+    }
+
+    /// Group commit of app writes: `first`, then every write already
+    /// waiting in `queue` (up to [`MAX_GROUP_WRITES`] and
+    /// [`MAX_GROUP_BYTES`]), each applied in order against the state the
+    /// ones before leave — each with its own checks, deployment and
+    /// version, a failing one changing nothing — then, with the pass over
+    /// the apps they touched, made durable by one store write, published
+    /// once, announced, and only then answered, each with its own outcome.
+    /// When the store refuses, every write it did not commit is undone and
+    /// answered with its error. Returns the command that stopped the
+    /// gathering, if it could not join.
+    async fn write_group(
+        &mut self,
+        first: Write,
+        queue: &mut mpsc::Receiver<Command>,
+    ) -> Option<Command> {
+        let span = info_span!("write_group", writes = tracing::field::Empty);
+        let group_span = span.clone();
+        async move {
+            let mut answers: Vec<Answer> = Vec::new();
+            let mut touched: BTreeSet<PathId> = BTreeSet::new();
+            let mut next = Some(first);
+            let mut held = None;
+            self.begin_group();
+            while let Some(Write {
+                edits,
+                force,
+                reply,
+            }) = next.take()
+            {
+                touched.extend(edits.iter().map(|(id, _)| id.clone()));
+                let apps: Vec<&str> = edits.iter().map(|(id, _)| id.as_str()).collect();
+                let span = info_span!("app_write", apps = ?apps);
+                let result = self.edit_apps(edits, force).instrument(span).await;
+                let (writes, bytes) = self.group_size();
+                // A write that succeeded applied exactly one batch: the last.
+                answers.push((reply, result.map(|outcome| (outcome, writes - 1))));
+                if !group_has_room(answers.len(), bytes) {
+                    break;
+                }
+                let waiting = match queue.try_recv() {
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Requests already being handled (runnable on this
+                        // runtime) get to reach the queue and join this
+                        // commit rather than wait for the next; costs next
+                        // to nothing when there are none.
+                        tokio::task::yield_now().await;
+                        queue.try_recv()
+                    }
+                    taken => taken,
+                };
+                match waiting {
+                    Ok(Command::Edit {
+                        edits,
+                        force,
+                        reply,
+                    }) if may_join(&touched, &edits) => {
+                        next = Some(Write {
+                            edits,
+                            force,
+                            reply,
+                        });
+                    }
+                    Ok(other) => held = Some(other),
+                    Err(_) => {}
+                }
+            }
+            group_span.record("writes", answers.len());
+            // The pass over the apps just written joins their commit (it
+            // would follow at once anyway): one durable write, not two,
+            // before anyone is answered.
+            let pass = self.decide_dirty().await;
+            let committed = match self.commit_group().await {
+                Ok(()) => None,
+                Err(failed) => {
+                    self.undo_pass(pass);
+                    Some(failed)
+                }
+            };
+            self.update_offer_interest();
+            self.flush().await;
+            for (reply, result) in answers {
+                let answer = match (result, &committed) {
+                    (Ok((_, batch)), Some(failed)) if batch >= failed.committed => {
+                        Err(SchedulerError::Store(failed.error.again()))
+                    }
+                    (Ok((outcome, _)), _) => Ok(outcome),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = reply.send(answer);
+            }
+            held
+        }
+        .instrument(span)
+        .await
     }
 
     fn check_lock(&self, id: &PathId, force: bool) -> Result<Vec<String>, SchedulerError> {
@@ -317,7 +466,7 @@ impl Driver {
 pub(super) fn kill_call(task: &InstanceTask) -> mesos_proto::scheduler::Call {
     calls::kill(
         mesos_proto::util::task_id(&task.task_id),
-        Some(mesos_proto::util::agent_id(&task.agent_id)),
+        Some(mesos_proto::util::agent_id(task.agent_id.as_str())),
         None,
     )
 }

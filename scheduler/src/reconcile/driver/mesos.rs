@@ -100,7 +100,7 @@ impl Driver {
             .all_instances()
             .filter_map(|i| i.task.as_ref())
             .filter(|t| !t.condition.is_terminal())
-            .map(|t| (t.task_id.clone(), t.agent_id.clone()))
+            .map(|t| (t.task_id.clone(), t.agent_id.to_string()))
             .collect();
         info!(tasks = pending.len(), "explicit reconciliation");
         self.reconciling = Some(Reconciling {
@@ -150,12 +150,12 @@ impl Driver {
             if let Some(task) = next.task.as_mut() {
                 task.condition = Condition::Gone;
                 task.last_status = Some(StatusRecord {
-                    state: TaskState::TaskGone.as_str_name().to_string(),
+                    state: TaskState::TaskGone.as_str_name().into(),
                     message: Some(format!("framework removed by master: {message}")),
                     reason: Some(
                         v1::task_status::Reason::FrameworkRemoved
                             .as_str_name()
-                            .to_string(),
+                            .into(),
                     ),
                     source: None,
                     healthy: None,
@@ -256,7 +256,7 @@ impl Driver {
                     self.view
                         .instance_by_task(&task_id)
                         .and_then(|i| i.task.as_ref())
-                        .map(|t| t.agent_id.clone())
+                        .map(|t| t.agent_id.to_string())
                 });
             if let Some(agent) = agent
                 && self.known_agents.lost(&agent)

@@ -9,6 +9,15 @@
 //! end of each pass, after the view is published, so that a client that
 //! reads the API after an event sees its change.
 //!
+//! Group commit: writes decided together — the app writes that are
+//! waiting when one arrives ([`commands`]), the decisions of one pass over
+//! the dirty apps ([`apps`]) — are held in a [`Group`] and made durable by
+//! one store write ([`Store::apply_group`]: one redb transaction, one
+//! fsync) instead of one each. Held writes change only the loop's working
+//! copy and outbox, which nothing outside sees before [`Driver::flush`],
+//! so the order above holds for each of them; a group the store refuses is
+//! undone from its first write not committed ([`Checkpoint`]).
+//!
 //! - [`commands`]: app writes, kills, launch delays, deployment cancels;
 //! - [`apps`]: the per-app reconcile, deployments, offer interest;
 //! - [`mesos`]: subscriptions, reconciliation, status updates, messages;
@@ -42,13 +51,22 @@ use crate::health::{CheckState, HealthChecker, ReadinessResult, ReadinessTarget,
 use crate::mesos::session::SessionEvent;
 use crate::offers::known::KnownAgents;
 use crate::state::app::{PathId, Timestamp};
-use crate::state::{Change, Store, StoreError};
+use crate::state::{Change, GroupError, Store, StoreError};
 
 /// Calls waiting to be sent; beyond this the loop waits (backpressure).
 const CALL_QUEUE: usize = 4096;
 
 /// The longest wait between retries of an explicit reconciliation.
 const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
+
+/// The most app writes committed together: every client waiting at once
+/// fits (the command queue holds 256), and a group's latency stays bounded.
+const MAX_GROUP_WRITES: usize = 256;
+
+/// A group stops taking writes once their records pass this many bytes:
+/// a bound on what is held in memory and on one transaction's size (the
+/// ZooKeeper store cuts its multi-ops far below it anyway).
+const MAX_GROUP_BYTES: usize = 4 << 20;
 
 /// Starts the loop over `view` (loaded from `store`).
 #[allow(clippy::too_many_arguments)]
@@ -95,6 +113,7 @@ pub(super) fn spawn(
         readiness_targets: BTreeMap::new(),
         readiness: BTreeMap::new(),
         executor_fetch_streaks: BTreeMap::new(),
+        group: None,
     };
     tokio::spawn(
         driver
@@ -152,6 +171,38 @@ struct Outbox {
     calls: Vec<Call>,
 }
 
+/// Writes held for one group commit, each already applied to the working
+/// copy and the outbox (neither leaves the loop before it is committed).
+#[derive(Default)]
+struct Group {
+    /// One batch per [`Driver::apply`], in order; each atomic on its own.
+    batches: Vec<Vec<Change>>,
+    /// The loop's state before each batch: what to go back to when the
+    /// store did not commit that batch (and so none after it).
+    before: Vec<Checkpoint>,
+    /// The size of the batches' records.
+    bytes: usize,
+}
+
+/// What a held write changes, before it: the working copy (its maps are
+/// persistent, so this costs a few pointer copies) and the outbox's length.
+struct Checkpoint {
+    view: View,
+    events: usize,
+    calls: usize,
+}
+
+/// The size of a batch's records, for [`MAX_GROUP_BYTES`].
+fn record_bytes(records: &[Change]) -> usize {
+    records
+        .iter()
+        .map(|r| match r {
+            Change::Put { key, value, .. } => key.len() + value.len(),
+            Change::Delete { key, .. } => key.len(),
+        })
+        .sum()
+}
+
 struct Driver {
     config: SchedulerConfig,
     store: Arc<dyn Store>,
@@ -200,6 +251,9 @@ struct Driver {
     /// Failed fetches of baton-executor in a row, by app (until one of its
     /// tasks runs).
     executor_fetch_streaks: BTreeMap<PathId, u32>,
+    /// While writes are being gathered for one commit: those held so far
+    /// (see [`Driver::begin_group`]).
+    group: Option<Group>,
 }
 
 impl Driver {
@@ -211,7 +265,15 @@ impl Driver {
         mut readiness_results: mpsc::Receiver<ReadinessResult>,
         shutdown: CancellationToken,
     ) {
+        // A command taken from the queue while gathering a group that
+        // could not join it: handled next, ahead of the queue.
+        let mut held: Option<Command> = None;
         loop {
+            if let Some(command) = held.take() {
+                held = self.on_command(command, &mut commands).await;
+                self.end_pass().await;
+                continue;
+            }
             let deadline = self.next_deadline();
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -220,7 +282,7 @@ impl Driver {
                     None => break,
                 },
                 command = commands.recv() => match command {
-                    Some(command) => self.on_command(command).await,
+                    Some(command) => held = self.on_command(command, &mut commands).await,
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline) => self.on_timer().await,
@@ -233,11 +295,17 @@ impl Driver {
                     self.on_readiness_result(result).instrument(span).await;
                 }
             }
-            self.reconcile_dirty().await;
-            self.refresh_health_targets();
-            self.flush().await;
+            self.end_pass().await;
         }
         info!("reconcile loop stopped");
+    }
+
+    /// What follows every event or command: the dirty apps are looked at,
+    /// health targets follow, and what was decided is released.
+    async fn end_pass(&mut self) {
+        self.reconcile_dirty().await;
+        self.refresh_health_targets();
+        self.flush().await;
     }
 
     /// The time, from the scheduler's clock.
@@ -301,23 +369,104 @@ impl Driver {
             .map_err(|e| StoreError::Backend(format!("store task panicked: {e}")))?
     }
 
+    /// Commits the batches of a group with one store write.
+    async fn persist_group(&self, batches: Vec<Vec<Change>>) -> Result<(), GroupError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.apply_group(&batches))
+            .await
+            .unwrap_or_else(|e| {
+                Err(GroupError {
+                    committed: 0,
+                    error: StoreError::Backend(format!("store task panicked: {e}")),
+                })
+            })
+    }
+
+    /// From now until [`Driver::commit_group`], [`Driver::apply`] holds
+    /// the records of what it applies instead of writing them, to be
+    /// committed together.
+    fn begin_group(&mut self) {
+        debug_assert!(self.group.is_none(), "groups do not nest");
+        self.group = Some(Group::default());
+    }
+
+    /// How many writes the open group holds, and their records' size.
+    fn group_size(&self) -> (usize, usize) {
+        self.group
+            .as_ref()
+            .map_or((0, 0), |g| (g.batches.len(), g.bytes))
+    }
+
+    /// Makes the open group durable with one store write. When the store
+    /// refuses (all of it, or the batches from `committed` on), the loop
+    /// goes back to its state before the first batch not written: the
+    /// working copy and the outbox lose those writes, so nothing of them
+    /// is published, announced or sent. The caller says what that means
+    /// for whoever asked (an error answer, a look again shortly).
+    async fn commit_group(&mut self) -> Result<(), GroupError> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        if group.batches.iter().all(Vec::is_empty) {
+            return Ok(());
+        }
+        let writes = group.batches.len();
+        let span = info_span!("group_commit", writes, bytes = group.bytes);
+        let result = self.persist_group(group.batches).instrument(span).await;
+        if let Err(failed) = &result {
+            error!(
+                error = %failed.error, writes, committed = failed.committed,
+                "cannot persist a group of writes; undoing the ones not written"
+            );
+            if let Some(back) = group.before.into_iter().nth(failed.committed) {
+                self.view = back.view;
+                self.outbox.events.truncate(back.events);
+                self.outbox.calls.truncate(back.calls);
+            }
+        }
+        result
+    }
+
     /// Carries out what a decision means, in the one order: persist the
     /// state changes (all or nothing), then change the view, then queue
     /// the events, the Mesos calls and the acknowledgement. When the store
     /// refuses, nothing of it happens: no event, no call, no ack (Mesos
     /// resends an unacknowledged update).
+    ///
+    /// Inside a group ([`Driver::begin_group`]) the records are held
+    /// instead, and written with the group's others by
+    /// [`Driver::commit_group`] before anything is released: the events,
+    /// calls and answers wait in the outbox, the view in the working copy.
     async fn apply(&mut self, effects: Effects) -> Result<(), StoreError> {
+        let records = effects.records()?;
+        if self.group.is_some() {
+            let before = Checkpoint {
+                view: self.view.clone(),
+                events: self.outbox.events.len(),
+                calls: self.outbox.calls.len(),
+            };
+            if let Some(group) = self.group.as_mut() {
+                group.bytes += record_bytes(&records);
+                group.batches.push(records);
+                group.before.push(before);
+            }
+        } else {
+            self.persist(records).await?;
+        }
+        self.applied(effects);
+        Ok(())
+    }
+
+    /// What follows once (or as good as once: see [`Driver::apply`]) the
+    /// effects' changes are durable: the working copy changes, and the
+    /// events, calls and acknowledgement are queued, in that order.
+    fn applied(&mut self, effects: Effects) {
         let Effects {
             changes,
             events,
             calls,
             ack,
         } = effects;
-        let mut records = Vec::new();
-        for change in &changes {
-            records.extend(change.records()?);
-        }
-        self.persist(records).await?;
         for change in changes {
             let instances_moved = matches!(
                 change,
@@ -340,7 +489,6 @@ impl Driver {
             self.view.stats.acks_sent += 1;
             self.send(ack);
         }
-        Ok(())
     }
 
     /// Queues an event for the bus, stamped now; it goes out with the next
@@ -365,6 +513,10 @@ impl Driver {
     /// client that reads the API after an event therefore sees its change,
     /// as Marathon guarantees and marathon-lb relies on.
     async fn flush(&mut self) {
+        debug_assert!(
+            self.group.is_none(),
+            "a group's writes are committed before anything is released"
+        );
         self.publish();
         for event in std::mem::take(&mut self.outbox.events) {
             // Nobody listening is fine.

@@ -52,7 +52,7 @@ impl Driver {
                 .instances_of(&id)
                 .filter(|i| i.goal == Goal::Running && i.is_active())
                 .filter(|i| i.condition() != Some(Condition::Unreachable))
-                .filter_map(|i| i.task.as_ref().map(|t| t.fields.clone()))
+                .filter_map(|i| i.task.as_ref().map(|t| t.fields.as_ref().clone()))
                 .collect();
             let mut demand = match Demand::for_app(&app, instances.len() as u32, placed) {
                 Ok(d) => d,
@@ -111,7 +111,7 @@ impl Driver {
                 unused.push(offer.id.clone());
                 continue;
             }
-            let fields = offer_fields(offer);
+            let fields = crate::state::instance::shared_fields(offer_fields(offer));
             let mut launches = Vec::new();
             let mut launched = Vec::new();
             for placement in placements {

@@ -9,8 +9,8 @@
 //! a store write runs on the blocking pool, so the tests bound times from
 //! below (nothing early) and from above by a margin, never exactly.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -26,7 +26,7 @@ use crate::mesos::{MasterEndpoint, MesosError, MesosHandle};
 use crate::reconcile::events::{BusEvent, Event};
 use crate::reconcile::{ExecutorChoice, MesosPort, Scheduler, SchedulerConfig, SchedulerHandle};
 use crate::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
-use crate::state::{Change, MemoryStore, Snapshot, Store, StoreError};
+use crate::state::{Category, Change, GroupError, MemoryStore, Snapshot, Store, StoreError};
 
 const START_MS: i64 = 1_700_000_000_000;
 /// Longest a test waits for anything, in (paused) time.
@@ -44,11 +44,40 @@ impl MesosPort for Recorder {
     fn reconnect(&self) {}
 }
 
-/// A memory store whose writes can be made to fail.
+/// A memory store whose writes can be made to fail, and which remembers
+/// every write it took (as its batches: one for `apply`, several for a
+/// group commit).
 #[derive(Default)]
 struct FlakyStore {
     inner: MemoryStore,
     refuse: AtomicBool,
+    writes: Mutex<Vec<Vec<Vec<Change>>>>,
+}
+
+impl FlakyStore {
+    /// The writes so far that stored an app definition, as their batches.
+    fn app_writes(&self) -> Vec<Vec<Vec<Change>>> {
+        let stores_app = |c: &Change| {
+            matches!(
+                c,
+                Change::Put {
+                    category: Category::App,
+                    ..
+                }
+            )
+        };
+        self.writes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| w.iter().flatten().any(stores_app))
+            .cloned()
+            .collect()
+    }
+
+    fn write_count(&self) -> usize {
+        self.writes.lock().unwrap().len()
+    }
 }
 
 impl Store for FlakyStore {
@@ -60,7 +89,24 @@ impl Store for FlakyStore {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("disk full".into()));
         }
+        self.writes.lock().unwrap().push(vec![changes.to_vec()]);
         self.inner.apply(changes)
+    }
+
+    fn apply_group(&self, batches: &[Vec<Change>]) -> Result<(), GroupError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(GroupError {
+                committed: 0,
+                error: StoreError::Backend("disk full".into()),
+            });
+        }
+        self.writes.lock().unwrap().push(batches.to_vec());
+        self.inner
+            .apply(&batches.concat())
+            .map_err(|error| GroupError {
+                committed: 0,
+                error,
+            })
     }
 }
 
@@ -220,15 +266,18 @@ impl Harness {
 
     /// Stores `app` (as the API would) and returns once it is written.
     async fn put(&self, json: serde_json::Value) {
-        let app = AppDefinition::from_value(&json, &PathId::root(), &AppDefaults::default())
-            .expect("a valid app");
-        self.scheduler.put_app(app).await.expect("stored");
+        self.scheduler.put_app(app(json)).await.expect("stored");
     }
 
     async fn stop(self) {
         self.shutdown.cancel();
         self.stopped.await.unwrap();
     }
+}
+
+/// An app definition from its JSON.
+fn app(json: serde_json::Value) -> AppDefinition {
+    AppDefinition::from_value(&json, &PathId::root(), &AppDefaults::default()).expect("a valid app")
 }
 
 /// The task ids an ACCEPT launches.
@@ -558,5 +607,256 @@ async fn a_mesos_health_failure_the_store_refused_counts_once_when_resent() {
     })
     .await;
     assert_eq!(failures(&h), Some(2));
+    h.stop().await;
+}
+
+/// Waits until the loop is subscribed and no deployment runs (passes run,
+/// and apps without instances are done with their deployments).
+async fn settled(h: &Harness) {
+    h.scheduler
+        .wait_for(PATIENCE, |v| v.subscribed && v.deployments.is_empty())
+        .await
+        .expect("subscribed, no deployment left");
+}
+
+/// A create as `POST /v2/apps` makes it: refused when the app exists.
+fn create_only(definition: AppDefinition) -> (PathId, crate::reconcile::AppEdit) {
+    let id = definition.id.clone();
+    (
+        id,
+        Box::new(move |ctx| match ctx.current {
+            Some(existing) => Err(crate::reconcile::SchedulerError::AlreadyExists(
+                existing.id.clone(),
+            )),
+            None => Ok(Some(definition.with_version(ctx.now, false))),
+        }),
+    )
+}
+
+/// The keys of the records of `category` in `batches`.
+fn keys(batches: &[Vec<Change>], category: Category) -> Vec<String> {
+    batches
+        .iter()
+        .flatten()
+        .filter_map(|c| match c {
+            Change::Put {
+                category: c, key, ..
+            } if *c == category => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_app_writes_are_one_store_write_and_each_gets_its_own_answer() {
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store.clone(), |_| {}).await;
+    settled(&h).await;
+    // Sent at once: all are waiting when the loop takes the first.
+    let ids: Vec<String> = (0..8).map(|i| format!("/group/app-{i}")).collect();
+    let outcomes = futures::future::join_all(ids.iter().map(|id| {
+        h.scheduler.put_app(app(serde_json::json!({
+            "id": id, "cmd": "serve", "cpus": 0.1, "mem": 16, "instances": 1,
+        })))
+    }))
+    .await;
+    let outcomes: Vec<_> = outcomes
+        .into_iter()
+        .map(|o| o.expect("every write succeeds"))
+        .collect();
+    // One store write for the eight, each its own atomic batch, first;
+    // then, in the same write, what the pass over their apps decided
+    // (their instances).
+    let writes = store.app_writes();
+    assert_eq!(writes.len(), 1, "{} store writes", writes.len());
+    let group = &writes[0];
+    assert!(group.len() >= 8, "{} batches", group.len());
+    for (batch, id) in group.iter().zip(&ids) {
+        assert_eq!(
+            keys(std::slice::from_ref(batch), Category::App),
+            std::slice::from_ref(id)
+        );
+        assert_eq!(
+            keys(std::slice::from_ref(batch), Category::Deployment).len(),
+            1
+        );
+    }
+    assert!(keys(&group[8..], Category::App).is_empty());
+    assert_eq!(keys(&group[8..], Category::Instance).len(), 8);
+    // Each its own deployment and version, as if sent one by one.
+    let deployments: std::collections::BTreeSet<&str> =
+        outcomes.iter().map(|o| o.deployment_id.as_str()).collect();
+    assert_eq!(deployments.len(), 8);
+    for (outcome, id) in outcomes.iter().zip(&ids) {
+        let stored = outcome.app.as_ref().expect("the app as stored");
+        assert_eq!(stored.id.as_str(), id);
+        assert_eq!(stored.version, Some(outcome.version));
+        assert!(outcome.created);
+    }
+    // Answered only once published, and announced: every deployment.
+    let view = h.scheduler.view();
+    for id in &ids {
+        assert!(view.apps.keys().any(|a| a.as_str() == id), "{id} published");
+    }
+    let mut announced = std::collections::BTreeSet::new();
+    while announced.len() < 8 {
+        if let Event::DeploymentInfo { deployment, .. } = h
+            .next_event("deployment_info", |e| {
+                matches!(e, Event::DeploymentInfo { .. })
+            })
+            .await
+        {
+            announced.insert(deployment.id.clone());
+        }
+    }
+    assert_eq!(
+        announced,
+        deployments.iter().map(|d| d.to_string()).collect()
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_write_in_a_group_leaves_no_trace_and_the_others_are_applied() {
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store.clone(), |c| c.max_instances_per_app = 10).await;
+    h.put(
+        serde_json::json!({"id": "/exists", "cmd": "old", "cpus": 0.1, "mem": 16, "instances": 0}),
+    )
+    .await;
+    settled(&h).await;
+    let old_version = h.scheduler.view().apps.values().next().unwrap().version;
+    while h.bus.try_recv().is_ok() {}
+    let definition = |id: &str, instances: u32| {
+        app(serde_json::json!({
+            "id": id, "cmd": "new", "cpus": 0.1, "mem": 16, "instances": instances,
+        }))
+    };
+    let s = &h.scheduler;
+    let (a, exists, too_big, b) = tokio::join!(
+        s.put_app(definition("/a", 1)),
+        async {
+            let (id, edit) = create_only(definition("/exists", 1));
+            s.edit_app(id, false, edit).await
+        },
+        s.put_app(definition("/too-big", 11)),
+        s.put_app(definition("/b", 1)),
+    );
+    let (a, b) = (a.expect("/a written"), b.expect("/b written"));
+    assert!(
+        matches!(
+            exists,
+            Err(crate::reconcile::SchedulerError::AlreadyExists(_))
+        ),
+        "{exists:?}"
+    );
+    assert!(
+        matches!(too_big, Err(crate::reconcile::SchedulerError::App(_))),
+        "{too_big:?}"
+    );
+    // One store write holding exactly the two writes that succeeded (and
+    // their instances, scheduled by the pass that joined it).
+    let writes = store.app_writes();
+    let group = writes.last().expect("the group's write");
+    assert_eq!(keys(&group[..2], Category::App), ["/a", "/b"]);
+    assert_eq!(keys(group, Category::App), ["/a", "/b"]);
+    let mut stored_deployments = keys(group, Category::Deployment);
+    stored_deployments.sort();
+    let mut answered = vec![a.deployment_id.clone(), b.deployment_id.clone()];
+    answered.sort();
+    assert_eq!(stored_deployments, answered);
+    // No trace of the failures: neither stored, nor shown, nor announced.
+    let stored = store.inner.load().unwrap();
+    let stored_apps: Vec<&String> = stored.records[&Category::App].keys().collect();
+    assert_eq!(stored_apps, ["/a", "/b", "/exists"]);
+    let view = h.scheduler.view();
+    assert!(view.apps.keys().all(|id| id.as_str() != "/too-big"));
+    let exists_now = view.apps.values().find(|a| a.id.as_str() == "/exists");
+    assert_eq!(exists_now.and_then(|a| a.version), old_version);
+    assert_eq!(exists_now.map(|a| a.cmd.clone()), Some(Some("old".into())));
+    let mut announced = Vec::new();
+    while let Ok(e) = h.bus.try_recv() {
+        if let Event::DeploymentInfo { deployment, .. } = &e.event {
+            announced.push(deployment.id.clone());
+        }
+    }
+    announced.sort();
+    assert_eq!(announced, answered);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_to_the_same_app_wait_for_the_next_group() {
+    let store = Arc::new(FlakyStore::default());
+    let h = Harness::start(store.clone(), |_| {}).await;
+    settled(&h).await;
+    let s = &h.scheduler;
+    let zero = |cmd: &str| {
+        app(serde_json::json!({"id": "/same", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": 0}))
+    };
+    // A create, then an update without force, sent together: the update
+    // sees the create published and its deployment over, as it would have
+    // one at a time — not refused as locked by the create's deployment.
+    let (created, updated) = tokio::join!(
+        async {
+            let (id, edit) = create_only(zero("first"));
+            s.edit_app(id, false, edit).await
+        },
+        async {
+            let next = zero("second");
+            s.edit_app(
+                PathId::parse("/same", &PathId::root()).unwrap(),
+                false,
+                Box::new(move |ctx| Ok(Some(next.next_version_of(ctx.current, ctx.now)))),
+            )
+            .await
+        },
+    );
+    let (created, updated) = (created.expect("created"), updated.expect("updated"));
+    assert!(created.created && !updated.created);
+    assert!(updated.version > created.version);
+    assert_eq!(store.app_writes().len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_the_store_refuses_fails_every_write_in_it_and_changes_nothing() {
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store.clone(), |_| {}).await;
+    h.put(serde_json::json!({"id": "/before", "cmd": "x", "cpus": 0.1, "mem": 16, "instances": 0}))
+        .await;
+    settled(&h).await;
+    while h.bus.try_recv().is_ok() {}
+    let writes_before = store.write_count();
+    store.refuse.store(true, Ordering::SeqCst);
+    let results = futures::future::join_all((0..4).map(|i| {
+        h.scheduler.put_app(app(serde_json::json!({
+            "id": format!("/refused-{i}"), "cmd": "x", "cpus": 0.1, "mem": 16, "instances": 1,
+        })))
+    }))
+    .await;
+    for result in &results {
+        assert!(
+            matches!(result, Err(crate::reconcile::SchedulerError::Store(_))),
+            "{result:?}"
+        );
+    }
+    let view = h.scheduler.view();
+    assert_eq!(
+        view.apps.keys().map(PathId::as_str).collect::<Vec<_>>(),
+        ["/before"]
+    );
+    assert!(view.deployments.is_empty());
+    while let Ok(e) = h.bus.try_recv() {
+        assert!(
+            !matches!(e.event, Event::DeploymentInfo { .. }),
+            "nothing announced"
+        );
+    }
+    assert_eq!(store.write_count(), writes_before);
+    // The store back, the next write goes through.
+    store.refuse.store(false, Ordering::SeqCst);
+    h.put(serde_json::json!({"id": "/after", "cmd": "x", "cpus": 0.1, "mem": 16, "instances": 0}))
+        .await;
     h.stop().await;
 }

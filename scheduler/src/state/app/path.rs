@@ -38,8 +38,10 @@ pub enum PathIdError {
 /// group members together.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PathId {
-    /// `/a/b`; `/` for root. Always canonical.
-    path: String,
+    /// `/a/b`; `/` for root. Always canonical. Shared: every instance of an
+    /// app holds its app's id, and a clone costs a reference count, not a
+    /// string.
+    path: std::sync::Arc<str>,
 }
 
 impl PathId {
@@ -89,7 +91,7 @@ impl PathId {
 
     fn from_valid_segments(segments: &[&str]) -> PathId {
         PathId {
-            path: format!("/{}", segments.join("/")),
+            path: format!("/{}", segments.join("/")).into(),
         }
     }
 
@@ -100,7 +102,7 @@ impl PathId {
 
     /// Whether this is `/`.
     pub fn is_root(&self) -> bool {
-        self.path == "/"
+        &*self.path == "/"
     }
 
     /// The segments, outermost first (none for root).
