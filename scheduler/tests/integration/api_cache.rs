@@ -858,10 +858,7 @@ async fn a_body_that_shows_the_time_is_rendered_for_each_request() {
 
 // ---- over HTTP ------------------------------------------------------------
 
-use baton::config::{MasterSpec, Settings};
-use baton::mesos::MasterEndpoint;
-use mesos_proto::Encoding;
-use support::fake_master::{Answer, FakeMaster};
+use support::fake_master::FakeMaster;
 
 async fn start() -> (
     baton::config::Running,
@@ -869,32 +866,8 @@ async fn start() -> (
     tempfile::TempDir,
     String,
 ) {
-    let master = FakeMaster::start(
-        Encoding::Protobuf,
-        vec![Answer::Subscribed {
-            framework_id: "fw-cache".into(),
-            stream_id: "s".into(),
-            heartbeat: Duration::from_secs(1),
-            beat: true,
-        }],
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new(
-        MasterSpec::Masters(vec![MasterEndpoint::parse(&master.url()).unwrap()]),
-        dir.path().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-    );
-    settings.mesos_user = "nobody".into();
-    let running = baton::config::run(settings, |_| {}).await.unwrap();
-    let base = format!("http://{}", running.http_addr);
-    running
-        .scheduler()
-        .expect("leading alone")
-        .wait_for(Duration::from_secs(10), |v| v.subscribed)
-        .await
-        .expect("subscribed");
-    (running, master, dir, base)
+    let b = support::BatonOnFakeMaster::start("fw-cache", |_| {}).await;
+    (b.running, b.master, b.dir, b.base)
 }
 
 /// 1,000 apps in 10 groups, no instances, with labels: one group write.

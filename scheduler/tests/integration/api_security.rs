@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use baton::auth::{Acl, HttpSecurity, Users};
-use baton::config::{MasterSpec, Settings};
-use baton::mesos::MasterEndpoint;
-use mesos_proto::Encoding;
+use baton::config::Settings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::fake_master::{Answer, FakeMaster};
+use support::fake_master::FakeMaster;
 
 const ACL: &str = r#"{
     "groups": {"team-a": ["alice"]},
@@ -37,43 +35,21 @@ struct Api {
 }
 
 async fn start(tune: impl FnOnce(&mut Settings)) -> Api {
-    let master = FakeMaster::start(
-        Encoding::Protobuf,
-        vec![Answer::Subscribed {
-            framework_id: "fw-sec".into(),
-            stream_id: "s".into(),
-            heartbeat: Duration::from_secs(1),
-            beat: true,
-        }],
-    )
+    let b = support::BatonOnFakeMaster::start("fw-sec", |settings| {
+        settings.http_security = HttpSecurity {
+            users: Some(Users::parse("alice:alice-pw,root:root-pw,bot:bot-pw").unwrap()),
+            acl: Some(Acl::parse(ACL).unwrap()),
+            realm: "baton-test".into(),
+            ..HttpSecurity::default()
+        };
+        tune(settings);
+    })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new(
-        MasterSpec::Masters(vec![MasterEndpoint::parse(&master.url()).unwrap()]),
-        dir.path().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-    );
-    settings.mesos_user = "nobody".into();
-    settings.failover_timeout = Duration::from_secs(60);
-    settings.http_security = HttpSecurity {
-        users: Some(Users::parse("alice:alice-pw,root:root-pw,bot:bot-pw").unwrap()),
-        acl: Some(Acl::parse(ACL).unwrap()),
-        realm: "baton-test".into(),
-        ..HttpSecurity::default()
-    };
-    tune(&mut settings);
-    let running = baton::config::run(settings, |_| {}).await.unwrap();
-    running
-        .scheduler()
-        .expect("leading alone")
-        .wait_for(Duration::from_secs(10), |v| v.subscribed)
-        .await
-        .expect("subscribed");
     Api {
-        base: format!("http://{}", running.http_addr),
-        running,
-        _master: master,
-        _dir: dir,
+        base: b.base,
+        running: b.running,
+        _master: b.master,
+        _dir: b.dir,
         http: reqwest::Client::new(),
     }
 }

@@ -4,12 +4,7 @@
 
 use super::support;
 
-use std::time::Duration;
-
-use baton::config::{MasterSpec, Settings};
-use baton::mesos::MasterEndpoint;
-use mesos_proto::Encoding;
-use support::fake_master::{Answer, FakeMaster};
+use support::fake_master::FakeMaster;
 
 async fn start() -> (
     baton::config::Running,
@@ -17,33 +12,8 @@ async fn start() -> (
     tempfile::TempDir,
     String,
 ) {
-    let master = FakeMaster::start(
-        Encoding::Protobuf,
-        vec![Answer::Subscribed {
-            framework_id: "fw-api".into(),
-            stream_id: "s".into(),
-            heartbeat: Duration::from_secs(1),
-            beat: true,
-        }],
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new(
-        MasterSpec::Masters(vec![MasterEndpoint::parse(&master.url()).unwrap()]),
-        dir.path().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-    );
-    settings.mesos_user = "nobody".into();
-    settings.failover_timeout = Duration::from_secs(60);
-    let running = baton::config::run(settings, |_| {}).await.unwrap();
-    let base = format!("http://{}", running.http_addr);
-    running
-        .scheduler()
-        .expect("leading alone")
-        .wait_for(Duration::from_secs(10), |v| v.subscribed)
-        .await
-        .expect("subscribed");
-    (running, master, dir, base)
+    let b = support::BatonOnFakeMaster::start("fw-api", |_| {}).await;
+    (b.running, b.master, b.dir, b.base)
 }
 
 #[tokio::test]

@@ -14,10 +14,9 @@ use baton::auth::{Acl, HttpSecurity, Users};
 use baton::config::{MasterSpec, Settings};
 use baton::mesos::MasterEndpoint;
 use baton::ui::assets::ASSETS;
-use mesos_proto::Encoding;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::fake_master::{Answer, FakeMaster};
+use support::fake_master::FakeMaster;
 
 const ACL: &str = r#"{"rules": [
     {"principals": ["alice"], "actions": ["*"], "paths": ["/team-a/"]},
@@ -74,44 +73,22 @@ struct Running {
 }
 
 async fn start(router_urls: Vec<String>) -> Running {
-    let master = FakeMaster::start(
-        Encoding::Protobuf,
-        vec![Answer::Subscribed {
-            framework_id: "fw-ui".into(),
-            stream_id: "s".into(),
-            heartbeat: Duration::from_secs(1),
-            beat: true,
-        }],
-    )
+    let b = support::BatonOnFakeMaster::start("fw-ui", |settings| {
+        settings.http_security = HttpSecurity {
+            users: Some(Users::parse("alice:alice-pw,root:root-pw").unwrap()),
+            acl: Some(Acl::parse(ACL).unwrap()),
+            ..HttpSecurity::default()
+        };
+        settings.router_urls = router_urls;
+    })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new(
-        MasterSpec::Masters(vec![MasterEndpoint::parse(&master.url()).unwrap()]),
-        dir.path().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-    );
-    settings.mesos_user = "nobody".into();
-    settings.failover_timeout = Duration::from_secs(60);
-    settings.http_security = HttpSecurity {
-        users: Some(Users::parse("alice:alice-pw,root:root-pw").unwrap()),
-        acl: Some(Acl::parse(ACL).unwrap()),
-        ..HttpSecurity::default()
-    };
-    settings.router_urls = router_urls;
-    let running = baton::config::run(settings.clone(), |_| {}).await.unwrap();
-    running
-        .scheduler()
-        .expect("leading alone")
-        .wait_for(Duration::from_secs(10), |v| v.subscribed)
-        .await
-        .expect("subscribed");
     Running {
-        base: format!("http://{}", running.http_addr),
-        running,
-        _master: master,
-        _dir: dir,
+        base: b.base,
+        running: b.running,
+        _master: b.master,
+        _dir: b.dir,
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        settings,
+        settings: b.settings,
     }
 }
 
