@@ -10,7 +10,10 @@
 //! - rendering `GET /v2/apps` (counts, deployments) and
 //!   `GET /v2/apps?embed=apps.tasks` to JSON bytes, as the handler does;
 //! - publishing a snapshot after a status update (update one instance in the
-//!   persistent maps, clone the view), which the loop does after every event.
+//!   persistent maps, clone the view), which the loop does after every event;
+//! - the peak RSS of all of it, including while a reader streams
+//!   `embed=apps.tasks` (as the server does: in chunks) from snapshots that a
+//!   storm of status updates keeps replacing.
 //!
 //! A plain `main`, no harness; the fastest of a few runs is reported.
 // A benchmark measures wall time.
@@ -20,10 +23,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use baton::api::shapes::{AppInfo, Embed};
+use baton::api::lists::{self, ListKey};
+use baton::api::render::Now;
 use baton::reconcile::View;
 use baton::state::StatusRecord;
 use baton::state::app::{AppDefaults, AppDefinition, PathId, Timestamp};
@@ -104,21 +109,34 @@ fn running_status(task_id: &str) -> mesos_proto::v1::TaskStatus {
     status
 }
 
-fn render(view: &View, embed: &Embed) -> usize {
-    let now = Timestamp::now();
-    let apps: Vec<AppInfo> = view
-        .apps
-        .values()
-        .map(|a| AppInfo::new(view, a, embed, now))
-        .collect();
-    // As the handler writes it: straight from the borrowing structs.
-    #[derive(serde::Serialize)]
-    struct Apps<'a> {
-        apps: Vec<AppInfo<'a>>,
+/// Renders `GET {path}?{query}` as the server sends a large body: written
+/// in chunks that leave (here: are counted and dropped) as they fill, so
+/// the body is never held whole.
+fn render(view: &View, path: &str, query: &str) -> usize {
+    struct Sink {
+        chunk: Vec<u8>,
+        sent: usize,
     }
-    serde_json::to_vec(&Apps { apps })
-        .expect("serializable")
-        .len()
+    impl std::io::Write for Sink {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.chunk.extend_from_slice(data);
+            if self.chunk.len() >= 64 * 1024 {
+                self.sent += self.chunk.len();
+                self.chunk.clear();
+            }
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let key = ListKey::parse(path, Some(query)).expect("a valid query");
+    let mut sink = Sink {
+        chunk: Vec::with_capacity(64 * 1024),
+        sent: 0,
+    };
+    lists::render(view, &key, &Now::new(Timestamp::now()), &mut sink).expect("rendered");
+    sink.sent + sink.chunk.len()
 }
 
 fn best_of(mut f: impl FnMut() -> usize) -> (Duration, usize) {
@@ -145,47 +163,88 @@ fn main() {
         mib(after.zip(before).map(|(a, b)| a - b)),
     );
 
-    let counts = Embed {
-        counts: true,
-        deployments: true,
-        ..Embed::default()
-    };
-    let (t, bytes) = best_of(|| render(&view, &counts));
+    let (t, bytes) = best_of(|| {
+        render(
+            &view,
+            "/v2/apps",
+            "embed=apps.counts&embed=apps.deployments",
+        )
+    });
     println!("GET /v2/apps:                  {t:?} ({bytes} bytes)");
-    let with_tasks = Embed {
-        tasks: true,
-        ..counts
-    };
-    let (t, bytes) = best_of(|| render(&view, &with_tasks));
-    println!("GET /v2/apps?embed=apps.tasks: {t:?} ({bytes} bytes)");
+    println!("peak RSS so far: {}", mib(proc_status_mib("VmHWM:")));
+    let (t, bytes) = best_of(|| {
+        render(
+            &view,
+            "/v2/apps",
+            "embed=apps.counts&embed=apps.deployments&embed=apps.tasks",
+        )
+    });
+    println!("GET /v2/apps?embed=apps.tasks: {t:?} ({bytes} bytes, streamed)");
+    println!("peak RSS so far: {}", mib(proc_status_mib("VmHWM:")));
 
-    // A status update: one instance replaced, then a snapshot published.
+    // Status updates, each replacing one instance and publishing a
+    // snapshot, as the loop does after every event; first alone, then
+    // while a reader streams `embed=apps.tasks` from the latest snapshot
+    // (holding it, and what it shares, while it renders).
     let ids: Vec<PathId> = view.apps.keys().cloned().collect();
-    let mut working = view.clone();
+    let latest = Arc::new(Mutex::new(Arc::new(view)));
     let updates = 100_000;
+    let alone = apply_updates(&latest, &ids, 0..updates);
+    println!(
+        "status update + publish:       {:?} each ({updates} updates)",
+        alone / updates as u32
+    );
+    let serving = AtomicBool::new(true);
+    let (during, renders) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut renders = 0;
+            while serving.load(Ordering::Relaxed) {
+                let snapshot = latest.lock().expect("unpoisoned").clone();
+                black_box(render(&snapshot, "/v2/apps", "embed=apps.tasks"));
+                renders += 1;
+            }
+            renders
+        });
+        let mut during = Duration::ZERO;
+        // At least a few whole renders against a state that keeps changing.
+        for round in 0..4 {
+            let from = updates * (round + 1);
+            during += apply_updates(&latest, &ids, from..from + updates);
+        }
+        serving.store(false, Ordering::Relaxed);
+        (during, reader.join().expect("reader"))
+    });
+    println!(
+        "status update + publish while serving embed=apps.tasks: {:?} each ({} updates, {renders} renders)",
+        during / (4 * updates) as u32,
+        4 * updates
+    );
+    println!("peak RSS: {}", mib(proc_status_mib("VmHWM:")));
+}
+
+/// Applies status updates `numbers` (each bumps the first instance of one
+/// app in turn) to the latest state, publishing after each; gives the time.
+fn apply_updates(
+    latest: &Mutex<Arc<View>>,
+    ids: &[PathId],
+    numbers: std::ops::Range<usize>,
+) -> Duration {
+    let mut working = (**latest.lock().expect("unpoisoned")).clone();
     let start = Instant::now();
-    let mut published = Vec::with_capacity(16);
-    for n in 0..updates {
+    for n in numbers {
         let id = &ids[n % ids.len()];
         if let Some(instances) = working.instances.get_mut(id) {
             let first = instances.iter().next().map(|(u, i)| (*u, i.clone()));
             if let Some((uuid, instance)) = first {
                 let mut next = (*instance).clone();
                 if let Some(task) = next.task.as_mut() {
-                    task.recent_update_uuids
-                        .push(baton::state::instance::UpdateUuid(n as u128));
+                    task.recent_update_uuids.push(UpdateUuid(n as u128));
                     task.recent_update_uuids.remove(0);
                 }
                 instances.insert(uuid, Arc::new(next));
             }
         }
-        // Keep a few snapshots alive, as readers would.
-        if published.len() == 16 {
-            published.clear();
-        }
-        published.push(Arc::new(working.clone()));
+        *latest.lock().expect("unpoisoned") = Arc::new(working.clone());
     }
-    let per_update = start.elapsed() / updates as u32;
-    println!("status update + publish:       {per_update:?} each ({updates} updates)");
-    println!("peak RSS: {}", mib(proc_status_mib("VmHWM:")));
+    start.elapsed()
 }

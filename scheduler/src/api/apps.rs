@@ -26,7 +26,7 @@ use crate::auth::Action;
 use crate::reconcile::events::Event;
 use crate::reconcile::{AppEdit, SchedulerError, View};
 use crate::state::app::{
-    AppDefaults, AppDefinition, AppError, PathId, Timestamp, rollback_version,
+    AppDefaults, AppDefinition, AppError, Labels, PathId, Timestamp, rollback_version,
 };
 use crate::state::instance::Instance;
 
@@ -718,13 +718,14 @@ impl LabelSelector {
         Ok(LabelSelector(parsed))
     }
 
-    fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    fn matches(&self, labels: &Labels) -> bool {
+        let is_in = |set: &[String], x: &str| set.iter().any(|s| s == x);
         self.0.iter().all(|term| match term {
             LabelTerm::Exists(k) => labels.contains_key(k),
-            LabelTerm::Equals(k, v) => labels.get(k) == Some(v),
+            LabelTerm::Equals(k, v) => labels.get(k) == Some(v.as_str()),
             LabelTerm::NotEquals(k, v) => labels.get(k).is_some_and(|x| x != v),
-            LabelTerm::In(k, set) => labels.get(k).is_some_and(|x| set.contains(x)),
-            LabelTerm::NotIn(k, set) => labels.get(k).is_some_and(|x| !set.contains(x)),
+            LabelTerm::In(k, set) => labels.get(k).is_some_and(|x| is_in(set, x)),
+            LabelTerm::NotIn(k, set) => labels.get(k).is_some_and(|x| !is_in(set, x)),
         })
     }
 }
@@ -770,11 +771,7 @@ mod tests {
 
     #[test]
     fn label_selectors_follow_marathon() {
-        let labels: std::collections::BTreeMap<String, String> = [
-            ("env".to_string(), "prod".to_string()),
-            ("tier".into(), "web".into()),
-        ]
-        .into();
+        let labels: Labels = [("env", "prod"), ("tier", "web")].into_iter().collect();
         let m = |s: &str| LabelSelector::parse(s).unwrap().matches(&labels);
         assert!(m("env"));
         assert!(m("env==prod"));

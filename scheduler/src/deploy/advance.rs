@@ -188,11 +188,9 @@ mod tests {
     fn the_timeout_label_overrides_the_default() {
         let mut app = AppDefinition::new(id("/a"), &crate::state::app::AppDefaults::default());
         assert_eq!(timeout_of(Some(&app)), DEFAULT_DEPLOYMENT_TIMEOUT);
-        app.labels
-            .insert(DEPLOYMENT_TIMEOUT_LABEL.into(), "30".into());
+        app.labels.insert(DEPLOYMENT_TIMEOUT_LABEL, "30");
         assert_eq!(timeout_of(Some(&app)), Duration::from_secs(30));
-        app.labels
-            .insert(DEPLOYMENT_TIMEOUT_LABEL.into(), "soon".into());
+        app.labels.insert(DEPLOYMENT_TIMEOUT_LABEL, "soon");
         assert_eq!(timeout_of(Some(&app)), DEFAULT_DEPLOYMENT_TIMEOUT);
         assert_eq!(timeout_of(None), DEFAULT_DEPLOYMENT_TIMEOUT);
     }

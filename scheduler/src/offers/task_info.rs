@@ -75,8 +75,8 @@ pub fn build_app_task_info(
             .labels
             .iter()
             .map(|(k, v)| v1::Label {
-                key: k.clone(),
-                value: Some(v.clone()),
+                key: k.to_string(),
+                value: Some(v.to_string()),
             })
             .collect(),
     });

@@ -151,7 +151,7 @@ impl Driver {
                 task.condition = Condition::Gone;
                 task.last_status = Some(StatusRecord {
                     state: TaskState::TaskGone.as_str_name().into(),
-                    message: Some(format!("framework removed by master: {message}")),
+                    message: Some(format!("framework removed by master: {message}").into()),
                     reason: Some(
                         v1::task_status::Reason::FrameworkRemoved
                             .as_str_name()

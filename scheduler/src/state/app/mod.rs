@@ -44,6 +44,7 @@
 
 pub mod constraint;
 mod json;
+pub mod labels;
 mod parse;
 pub mod path;
 pub mod ports;
@@ -61,6 +62,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+pub use labels::Labels;
 pub use path::{PathId, PathIdError};
 pub use task::{TaskIdError, TaskIdParts, instance_id, marathon_task_id, parse_task_id, task_env};
 pub use timestamp::{Timestamp, TimestampError};
@@ -221,8 +223,9 @@ pub struct AppDefinition {
     pub accepted_resource_roles: Option<Vec<String>>,
     /// The Mesos role (default `--mesos_role`).
     pub role: String,
-    /// The container, if any.
-    pub container: Option<Container>,
+    /// The container, if any (boxed: most apps have none, and apps are
+    /// kept by the ten thousand).
+    pub container: Option<Box<Container>>,
     /// Networks (default `[{"mode":"host"}]`).
     pub networks: Vec<Network>,
     /// Host-networking ports (default one, `default`, in host mode).
@@ -230,7 +233,7 @@ pub struct AppDefinition {
     /// Use the port definitions' numbers as literal host ports.
     pub require_ports: bool,
     /// Labels, passed through exactly.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// What to download before start.
     pub fetch: Vec<FetchUri>,
     /// Health checks.
@@ -296,7 +299,7 @@ impl AppDefinition {
             networks: vec![Network::host()],
             port_definitions: vec![PortDefinition::default_definition()],
             require_ports: false,
-            labels: BTreeMap::new(),
+            labels: Labels::new(),
             fetch: Vec::new(),
             health_checks: Vec::new(),
             readiness_checks: Vec::new(),

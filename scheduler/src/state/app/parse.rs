@@ -12,7 +12,7 @@ use super::validate;
 use super::{
     AppDefaults, AppDefinition, AppError, CommandCheck, Container, ContainerType, Docker,
     DockerParameter, EnvValue, ExecutorResources, FetchUri, HealthCheck, HealthCheckProtocol,
-    IpProtocol, KillSelection, Network, NetworkMode, PathId, PortDefinition, PortMapping,
+    IpProtocol, KillSelection, Labels, Network, NetworkMode, PathId, PortDefinition, PortMapping,
     ReadinessCheck, ReadinessProtocol, ResourceLimit, ResourceLimits, Secret, UnreachableStrategy,
     UpgradeStrategy, VersionInfo, Volume, VolumeMode,
 };
@@ -123,7 +123,7 @@ pub(super) fn read_app(
     if let Some(b) = o.bool("requirePorts", p) {
         app.require_ports = b;
     }
-    app.labels = o.string_map("labels", p).unwrap_or_default();
+    app.labels = o.string_map("labels", p).unwrap_or_default().into();
     app.dependencies = o
         .list("dependencies", p, |v, path, p| {
             let s = as_string(v, path, p)?;
@@ -217,7 +217,7 @@ pub(super) fn read_app(
                     port,
                     protocol: "tcp".into(),
                     name: None,
-                    labels: BTreeMap::new(),
+                    labels: Labels::new(),
                 })
                 .collect(),
         ),
@@ -303,7 +303,7 @@ pub(super) fn read_app(
                 m.host_port.get_or_insert(0);
             }
         }
-        c
+        Box::new(c)
     });
 
     // Port definitions: host networking only; one `default` port unless
@@ -444,8 +444,8 @@ fn read_resource_limits(o: &Obj<'_>, p: &mut Problems) -> Option<ResourceLimits>
     })
 }
 
-fn read_labels_at(o: &Obj<'_>, p: &mut Problems) -> BTreeMap<String, String> {
-    o.string_map("labels", p).unwrap_or_default()
+fn read_labels_at(o: &Obj<'_>, p: &mut Problems) -> Labels {
+    o.string_map("labels", p).unwrap_or_default().into()
 }
 
 fn read_protocol(o: &Obj<'_>, p: &mut Problems) -> String {
@@ -665,7 +665,7 @@ fn read_volume(v: &Value, path: &str, p: &mut Problems) -> Option<Volume> {
 /// The deprecated `ipAddress`.
 struct IpAddress {
     network_name: Option<String>,
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     /// `discovery.ports` as port mappings (no host ports).
     discovery_ports: Vec<PortMapping>,
 }
@@ -704,11 +704,7 @@ fn translate_networks(
     defaults: &AppDefaults,
     p: &mut Problems,
 ) -> Option<Vec<Network>> {
-    let network = |mode, name: Option<String>, labels: BTreeMap<String, String>| Network {
-        mode,
-        name,
-        labels,
-    };
+    let network = |mode, name: Option<String>, labels: Labels| Network { mode, name, labels };
     let from_docker = |kind: &str, ip: Option<&IpAddress>, p: &mut Problems| {
         let labels = ip.map(|ip| ip.labels.clone()).unwrap_or_default();
         match kind {

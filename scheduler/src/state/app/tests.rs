@@ -177,7 +177,7 @@ fn typical_app_parses_and_round_trips() {
     );
     assert_eq!(a.secrets["dbpass"].source, "/prod/db/password");
     assert_eq!(a.constraints[1], vec!["rack_id", "GROUP_BY", "3"]);
-    assert_eq!(a.labels["HAPROXY_GROUP"], "external");
+    assert_eq!(a.labels.get("HAPROXY_GROUP"), Some("external"));
     assert_eq!(a.port_names(), vec!["http"]);
     assert!(a.fetch[0].extract);
     let hc = &a.health_checks[0];
@@ -734,7 +734,10 @@ fn legacy_marathon_output_sent_back_parses() {
             a.accepted_resource_roles,
             Some(vec!["*".into(), "public".into()])
         );
-        assert_eq!(a.labels["HAPROXY_0_VHOST"], "shop.example.invalid");
+        assert_eq!(
+            a.labels.get("HAPROXY_0_VHOST"),
+            Some("shop.example.invalid")
+        );
         assert!(a.version.is_some());
         assert_round_trips(&a);
     }
@@ -1314,7 +1317,7 @@ fn deprecated_ip_address_becomes_networks() {
     assert_eq!(a.networks.len(), 1);
     assert_eq!(a.networks[0].mode, NetworkMode::Container);
     assert_eq!(a.networks[0].name.as_deref(), Some("dcos"));
-    assert_eq!(a.networks[0].labels["l"], "v");
+    assert_eq!(a.networks[0].labels.get("l"), Some("v"));
     let c = a.container.as_ref().expect("implicit MESOS container");
     assert_eq!(c.kind, ContainerType::Mesos);
     assert_eq!(c.port_mappings[0].container_port, 8080);

@@ -5,6 +5,7 @@
 //! `days_from_civil`) to keep the build free of a date crate.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,10 +20,14 @@ pub struct TimestampError(pub String);
 /// as ISO-8601 UTC (`2015-09-25T15:13:48.343Z`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
-    millis: i64,
+    /// The milliseconds with the sign bit flipped: ordered as the signed
+    /// value is, and never zero (`i64::MIN` is clamped away), so that an
+    /// `Option<Timestamp>` takes 8 bytes, not 16. Tasks keep five of them.
+    biased: NonZeroU64,
 }
 
 const MS_PER_DAY: i64 = 86_400_000;
+const SIGN_BIT: u64 = 1 << 63;
 
 impl Timestamp {
     /// The current wall-clock time, truncated to milliseconds. Only the
@@ -35,24 +40,26 @@ impl Timestamp {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         };
-        Timestamp { millis }
+        Timestamp::from_millis(millis)
     }
 
-    /// The timestamp this many milliseconds after the Unix epoch.
+    /// The timestamp this many milliseconds after the Unix epoch
+    /// (`i64::MIN` is taken as one millisecond later).
     pub fn from_millis(millis: i64) -> Timestamp {
-        Timestamp { millis }
+        let biased = (millis.max(i64::MIN + 1) as u64) ^ SIGN_BIT;
+        Timestamp {
+            biased: NonZeroU64::new(biased).unwrap_or(NonZeroU64::MIN),
+        }
     }
 
     /// Milliseconds since the Unix epoch.
     pub fn as_millis(self) -> i64 {
-        self.millis
+        (self.biased.get() ^ SIGN_BIT) as i64
     }
 
     /// The timestamp `ms` milliseconds later (saturating).
     pub fn plus_millis(self, ms: i64) -> Timestamp {
-        Timestamp {
-            millis: self.millis.saturating_add(ms),
-        }
+        Timestamp::from_millis(self.as_millis().saturating_add(ms))
     }
 }
 
@@ -92,8 +99,8 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.millis.div_euclid(MS_PER_DAY);
-        let ms_of_day = self.millis.rem_euclid(MS_PER_DAY);
+        let days = self.as_millis().div_euclid(MS_PER_DAY);
+        let ms_of_day = self.as_millis().rem_euclid(MS_PER_DAY);
         let (y, m, d) = civil_from_days(days);
         let secs = ms_of_day / 1000;
         write!(
@@ -225,9 +232,7 @@ fn parse(s: &str) -> Option<Timestamp> {
     }
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec.min(59) - offset_minutes * 60;
-    Some(Timestamp {
-        millis: secs * 1000 + ms,
-    })
+    Some(Timestamp::from_millis(secs * 1000 + ms))
 }
 
 impl Serialize for Timestamp {
@@ -320,6 +325,31 @@ mod tests {
         let json = serde_json::to_string(&a).expect("serializes");
         assert_eq!(json, "\"1970-01-01T00:00:01.000Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).expect("parses"), a);
+    }
+
+    #[test]
+    fn compact_encoding_keeps_order_and_option_size() {
+        let ms = [
+            i64::MIN,
+            i64::MIN + 1,
+            -86_400_001,
+            -1,
+            0,
+            1,
+            1_443_194_028_343,
+            i64::MAX,
+        ];
+        let ts: Vec<Timestamp> = ms.iter().map(|&m| Timestamp::from_millis(m)).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+        for (&m, t) in ms.iter().zip(&ts).skip(1) {
+            assert_eq!(t.as_millis(), m);
+        }
+        assert_eq!(ts[0].as_millis(), i64::MIN + 1, "the one value clamped");
+        assert_eq!(
+            Timestamp::from_millis(-5).plus_millis(i64::MIN).as_millis(),
+            i64::MIN + 1
+        );
+        assert_eq!(std::mem::size_of::<Option<Timestamp>>(), 8);
     }
 
     #[test]

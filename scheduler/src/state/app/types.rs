@@ -2,13 +2,11 @@
 //! volumes, ports and networks, fetch URIs, health and readiness checks,
 //! upgrade and unreachable strategies, resource limits, versions.
 
-use std::collections::BTreeMap;
-
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::Timestamp;
+use super::{Labels, Timestamp};
 
 /// An environment variable's value: a literal, or a reference to one of the
 /// app's `secrets`.
@@ -141,7 +139,7 @@ pub struct PortMapping {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Free-form metadata, e.g. VIP labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// The container networks it applies to (all when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub network_names: Vec<String>,
@@ -157,7 +155,7 @@ impl PortMapping {
             service_port: 0,
             protocol: "tcp".into(),
             name: Some("default".into()),
-            labels: BTreeMap::new(),
+            labels: Labels::new(),
             network_names: Vec::new(),
         }
     }
@@ -186,8 +184,8 @@ pub struct Network {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Labels passed to the network.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 impl Network {
@@ -196,7 +194,7 @@ impl Network {
         Network {
             mode: NetworkMode::Host,
             name: None,
-            labels: BTreeMap::new(),
+            labels: Labels::new(),
         }
     }
 }
@@ -213,8 +211,8 @@ pub struct PortDefinition {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Free-form metadata.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 impl PortDefinition {
@@ -224,7 +222,7 @@ impl PortDefinition {
             port: 0,
             protocol: "tcp".into(),
             name: Some("default".into()),
-            labels: BTreeMap::new(),
+            labels: Labels::new(),
         }
     }
 }
