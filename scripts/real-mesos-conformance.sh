@@ -14,8 +14,8 @@
 #   --keep            keep the whole temporary directory (default: only the logs
 #                     are kept, and only when a scenario failed)
 #   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
-#                     executor-fetch-failure | framework-auth | role-acl
-#                     (default: all six)
+#                     executor-fetch-failure | framework-auth | role-acl |
+#                     memory-limit (default: all seven)
 #
 # framework-auth and role-acl run a master with HTTP framework authentication
 # (--authenticate_http_frameworks, --credentials) and, for role-acl, a
@@ -24,6 +24,10 @@
 # mesos-local answers. There is no scenario of a master over TLS: this Mesos
 # build has no SSL support (libprocess on libev, without --enable-ssl), so
 # LIBPROCESS_SSL_ENABLED=true is ignored and the master speaks plain HTTP.
+#
+# memory-limit runs an agent with the cgroups isolators (--launcher=linux
+# --isolation=cgroups/cpu,cgroups/mem, cgroups under a root of its own, removed
+# afterwards): it needs root and cgroup v1 controllers, as this machine has.
 #
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
 # fresh agents and a fresh Baton (role-acl: one for each --mesos_role it
@@ -51,7 +55,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -320,6 +324,7 @@ start_master() {
 # runtime_dir and fetcher cache (the defaults, /tmp/mesos and /var/run/mesos,
 # would be shared by the agents: each would take the other's containers for
 # orphans of its own).
+AGENT_ISOLATION=(--launcher=posix --isolation=posix/cpu,posix/mem)
 start_agent() {
   local name=$1 master=$2 rack=$3 ports=$4
   PORT[$name]=$(free_port)
@@ -327,7 +332,7 @@ start_agent() {
   spawn "$dir" "$SDIR/$name.log" "$M/sbin/mesos-agent" \
     --master="$master" --ip=127.0.0.1 --hostname=127.0.0.1 --port="${PORT[$name]}" \
     --work_dir="$dir/work" --runtime_dir="$dir/run" --fetcher_cache_dir="$dir/fetch" \
-    --launcher=posix --isolation=posix/cpu,posix/mem --systemd_enable_support=false --no-switch_user \
+    "${AGENT_ISOLATION[@]}" --systemd_enable_support=false --no-switch_user \
     --launcher_dir="$M/libexec/mesos" --attributes="rack_id:$rack" \
     --resources="cpus:4;mem:4096;disk:4096;ports:[$ports]"
   PID[$name]=$SPAWNED
@@ -1206,6 +1211,58 @@ EOF
 # ---------------------------------------------------------------------------
 
 RESULTS=()
+# ---------------------------------------------------------------------------
+# Scenario 7: a task over its memory under the cgroups isolators
+# ---------------------------------------------------------------------------
+
+# The cgroups the scenario's agent made (under a root named for this run).
+CGROUPS_ROOT="baton-conformance-$$"
+
+# Kills what is left in the scenario's cgroups and removes them.
+remove_cgroups() {
+  local c f pid
+  for c in /sys/fs/cgroup/*/; do
+    [[ -d $c$CGROUPS_ROOT ]] || continue
+    while read -r f; do
+      while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$f"
+    done < <(find "$c$CGROUPS_ROOT" -name cgroup.procs)
+    find "$c$CGROUPS_ROOT" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+}
+
+# The task status lines Baton logged for the app's tasks.
+status_lines() { plain "$SDIR/baton.log" | grep 'task status' | grep "task_id=$1\." || true; }
+memory_failure_logged() { status_lines hog | grep -q 'state="TASK_FAILED"'; }
+
+scenario_memory_limit() {
+  AGENT_ISOLATION=(--launcher=linux --isolation=cgroups/cpu,cgroups/mem
+    --cgroups_hierarchy=/sys/fs/cgroup --cgroups_root="$CGROUPS_ROOT")
+  trap 'stop_scenario; remove_cgroups' EXIT
+  start_master master --registry=in_memory
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agentA]}"
+  start_baton "127.0.0.1:${PORT[master]}"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  # 32 MB for the task and 32 for baton-executor: a 64 MB container in
+  # which the task touches 96.
+  post_json "$BATON/v2/apps" '{"id":"/hog","cpus":0.1,"mem":32,"backoffSeconds":1,"backoffFactor":1.0,
+    "cmd":"python3 -c '"'"'import time; x = b\"\\x01\" * (96 << 20); time.sleep(600)'"'"'"}' >/dev/null
+  wait_for 60 "a task of /hog to fail" memory_failure_logged
+  local line message
+  line=$(status_lines hog | grep 'state="TASK_FAILED"' | head -n 1)
+  message=$(get "$BATON/v2/apps/hog" | jq -r '.app.lastTaskFailure.message // empty' | head -n 1)
+  log "Baton logged: ${line#*task status }"
+  log "lastTaskFailure.message (first line): $message"
+  if [[ $line == *'reason="REASON_CONTAINER_LIMITATION_MEMORY"'* && $line == *'source="SOURCE_AGENT"'* &&
+    $message == "Memory limit exceeded: Requested: 64MB Maximum Used: "* ]]; then
+    echo "PASS memory-limit: TASK_FAILED REASON_CONTAINER_LIMITATION_MEMORY from SOURCE_AGENT, \"$message\" (mesos-local's cgroups isolation answers the same: e2e faults::a_task_over_its_memory_limit_...)"
+  else
+    echo "FAIL memory-limit: wanted TASK_FAILED REASON_CONTAINER_LIMITATION_MEMORY from SOURCE_AGENT with \"Memory limit exceeded: Requested: 64MB ...\"; got: ${line#*task status } / $message"
+    show_log "$SDIR/agentA.log" 30 'imit|OOM|oom'
+    return 1
+  fi
+}
+
 for scenario in "${SCENARIOS[@]}"; do
   log "=== $scenario ==="
   out=$ROOT/$scenario.out

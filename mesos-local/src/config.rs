@@ -1,8 +1,10 @@
 //! The shape of a local cluster: how many agents, what each offers, and the
 //! timers a real Mesos has as flags.
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::security::SecurityConfig;
@@ -55,6 +57,9 @@ pub struct ClusterConfig {
     /// Authentication, ACLs and TLS of the master; `None` (the default) is
     /// an open master on plain HTTP, as Mesos without those flags.
     pub security: Option<SecurityConfig>,
+    /// How agents hold containers to their `cpus` and `mem` (Mesos's
+    /// `--isolation`, `--cgroups_root`, `--cgroups_enable_cfs`).
+    pub isolation: IsolationConfig,
 }
 
 impl Default for ClusterConfig {
@@ -79,6 +84,80 @@ impl Default for ClusterConfig {
             executor_shutdown_grace_period: Duration::from_secs(5),
             executor_environment: Vec::new(),
             security: None,
+            isolation: IsolationConfig::default(),
+        }
+    }
+}
+
+/// What `--isolation` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// `cgroups/cpu,cgroups/mem` (falls back to the watchdog where cgroups
+    /// cannot be written).
+    Cgroups,
+    /// `posix/cpu,posix/mem`: the watchdog.
+    Posix,
+}
+
+impl FromStr for Isolation {
+    type Err = ConfigError;
+
+    /// Mesos-style: a comma list of `cgroups/cpu`, `cgroups/mem` (or
+    /// `posix/…`); one family at a time.
+    fn from_str(s: &str) -> Result<Isolation, ConfigError> {
+        let parts: Vec<&str> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let all = |prefix: &str| {
+            !parts.is_empty()
+                && parts.iter().all(|p| {
+                    p.strip_prefix(prefix)
+                        .is_some_and(|r| r == "cpu" || r == "mem")
+                })
+        };
+        if all("cgroups/") {
+            Ok(Isolation::Cgroups)
+        } else if all("posix/") {
+            Ok(Isolation::Posix)
+        } else {
+            Err(ConfigError::Isolation(s.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isolation::Cgroups => "cgroups/cpu,cgroups/mem",
+            Isolation::Posix => "posix/cpu,posix/mem",
+        })
+    }
+}
+
+/// How the cluster isolates containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsolationConfig {
+    /// What is asked for.
+    pub isolation: Isolation,
+    /// Where the cgroup hierarchies are mounted (`/sys/fs/cgroup`).
+    pub hierarchy: PathBuf,
+    /// The cgroup (under each hierarchy) containers' cgroups go in
+    /// (Mesos's `--cgroups_root`).
+    pub root: String,
+    /// Hard CPU caps (CFS quota) besides shares (Mesos's
+    /// `--cgroups_enable_cfs`).
+    pub enable_cfs: bool,
+}
+
+impl Default for IsolationConfig {
+    fn default() -> IsolationConfig {
+        IsolationConfig {
+            isolation: Isolation::Cgroups,
+            hierarchy: PathBuf::from("/sys/fs/cgroup"),
+            root: "mesos-local".into(),
+            enable_cfs: false,
         }
     }
 }
@@ -117,6 +196,9 @@ pub enum ConfigError {
     /// to start too).
     #[error("HTTP authentication is enabled but no credentials are given (--credentials)")]
     NoCredentials,
+    /// `--isolation` names something else.
+    #[error("unknown isolation '{0}': use 'cgroups/cpu,cgroups/mem' or 'posix/cpu,posix/mem'")]
+    Isolation(String),
 }
 
 /// The longest interval or timeout a cluster accepts.
@@ -230,6 +312,35 @@ pub fn default_executor_path() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isolation_flags_are_read_mesos_style() {
+        assert_eq!(
+            "cgroups/cpu,cgroups/mem".parse::<Isolation>().unwrap(),
+            Isolation::Cgroups
+        );
+        assert_eq!(
+            "cgroups/mem".parse::<Isolation>().unwrap(),
+            Isolation::Cgroups
+        );
+        assert_eq!(
+            " posix/cpu, posix/mem ".parse::<Isolation>().unwrap(),
+            Isolation::Posix
+        );
+        for bad in [
+            "",
+            "cgroups/cpu,posix/mem",
+            "filesystem/linux",
+            "cgroups/net",
+        ] {
+            let e = bad.parse::<Isolation>().unwrap_err().to_string();
+            assert!(e.contains("cgroups/cpu,cgroups/mem"), "{e}");
+        }
+        assert_eq!(
+            Isolation::Cgroups.to_string().parse::<Isolation>().unwrap(),
+            Isolation::Cgroups
+        );
+    }
 
     #[test]
     fn agents_get_disjoint_port_ranges_and_racks() {

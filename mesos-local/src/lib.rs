@@ -13,11 +13,15 @@
 //!   `accept.rs` (ACCEPT validation) and `reconcile.rs` (RECONCILE answers)
 //!   are pure functions over values.
 //! - `agent/`: one agent per `127.0.0.<i>`. `mod.rs` runs executors and
-//!   their tasks; `http.rs` is the `/api/v1/executor` and `/state`
-//!   endpoints; `sandboxes.rs` keeps every executor run's sandbox (ended
-//!   ones too), which `files.rs` serves as Mesos's `/files/read`,
+//!   their tasks; `http.rs` is the `/api/v1/executor`, `/state` and
+//!   `/monitor/statistics` endpoints; `sandboxes.rs` keeps every executor
+//!   run's sandbox (ended ones too), which `files.rs` serves as Mesos's `/files/read`,
 //!   `/files/browse` and `/files/debug` do and `state_json.rs` lists
 //!   (`directory`) in the agent's `/state`;
+//!   `isolation.rs` holds containers to their `cpus` and `mem` (a cgroup
+//!   per container, v1 or v2, or a `/proc` watchdog where cgroups cannot
+//!   be written), tells a memory limitation, and measures usage for
+//!   `/monitor/statistics`;
 //!   `containers.rs` starts executors as sessions (`setsid`), fetches
 //!   sandboxes and kills whole sessions; `checkpoint.rs` notes each
 //!   running session so that a cluster started on the same work directory
@@ -138,9 +142,22 @@ impl LocalCluster {
         config.validate()?;
         // Before anything new runs: what a killed predecessor on this work
         // directory left behind could never reconnect.
+        let isolator = Arc::new(agent::isolation::Isolator::new(&config.isolation));
+        match &isolator.fallback {
+            Some(why) => warn!(
+                isolation = %isolator.describe(),
+                "cgroups cannot be used ({why}); containers are held to their memory by a watchdog"
+            ),
+            None => info!(isolation = %isolator.describe(), "containers isolated"),
+        }
         let work_dir = config.work_dir.clone();
-        let _ = tokio::task::spawn_blocking(move || agent::checkpoint::destroy_orphans(&work_dir))
-            .await;
+        let orphans = isolator.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            agent::checkpoint::destroy_orphans(&work_dir, |container_id| {
+                orphans.destroy(container_id)
+            })
+        })
+        .await;
         let config = Arc::new(config);
         let scope = Scope::new();
         let master_listener = bind(config.master_addr).await?;
@@ -191,7 +208,8 @@ impl LocalCluster {
         }
 
         let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let state = MasterState::new(config.clone(), master_addr, entries, master_id, paused);
+        let mut state = MasterState::new(config.clone(), master_addr, entries, master_id, paused);
+        state.isolation = isolator.active().to_string();
         let master = Master::new(config.clone(), scope.clone(), state);
         scope.spawn(master.clone().run_inbox(from_agents));
         scope.spawn(master.clone().run_allocator());
@@ -223,9 +241,12 @@ impl LocalCluster {
                 id,
                 endpoint,
                 info,
-                config.clone(),
-                scope.clone(),
-                to_master.clone(),
+                agent::ClusterParts {
+                    config: config.clone(),
+                    scope: scope.clone(),
+                    to_master: to_master.clone(),
+                    isolator: isolator.clone(),
+                },
             );
             scope.spawn(agent.clone().run_inbox(rx));
             scope.spawn(agent.clone().run_retries());

@@ -134,6 +134,27 @@ struct Flags {
     /// key; `false` refuses them (no silent plain HTTP).
     #[arg(long = "ssl_enabled", env = "LIBPROCESS_SSL_ENABLED", hide = true)]
     ssl_enabled: Option<String>,
+    /// How agents hold containers to their cpus and mem, as Mesos's
+    /// `--isolation`: `cgroups/cpu,cgroups/mem` (a cgroup per container;
+    /// where cgroups cannot be written, a watchdog that kills containers
+    /// over their memory) or `posix/cpu,posix/mem` (the watchdog).
+    #[arg(
+        long,
+        env = "MESOS_LOCAL_ISOLATION",
+        default_value = "cgroups/cpu,cgroups/mem"
+    )]
+    isolation: mesos_local::config::Isolation,
+    /// The cgroup containers' cgroups go in, in each hierarchy.
+    #[arg(
+        long = "cgroups_root",
+        env = "MESOS_LOCAL_CGROUPS_ROOT",
+        default_value = "mesos-local"
+    )]
+    cgroups_root: String,
+    /// Caps each container's CPU at its `cpus` with a CFS quota (else CPU
+    /// shares only, which divide the CPU only under contention).
+    #[arg(long = "cgroups_enable_cfs", env = "MESOS_LOCAL_CGROUPS_ENABLE_CFS")]
+    cgroups_enable_cfs: bool,
 }
 
 impl Flags {
@@ -159,6 +180,12 @@ impl Flags {
                 .unwrap_or(defaults.executor_path.clone()),
             work_dir: self.work_dir.clone().unwrap_or(defaults.work_dir.clone()),
             security: self.security()?,
+            isolation: mesos_local::config::IsolationConfig {
+                isolation: self.isolation,
+                root: self.cgroups_root.clone(),
+                enable_cfs: self.cgroups_enable_cfs,
+                ..defaults.isolation.clone()
+            },
             ..defaults
         })
     }

@@ -317,6 +317,7 @@ fn render_view(st: &MasterState, viewer: Viewer<'_>) -> Value {
         ("max_agent_ping_timeouts", "5".to_string()),
         ("authenticate_frameworks", "false".to_string()),
         ("roles", String::new()),
+        ("isolation", st.isolation.clone()),
     ] {
         flags.insert(k.into(), json!(v));
     }

@@ -208,6 +208,23 @@ struct Flags {
         default_value_t = 1000
     )]
     local_ports_per_agent: u16,
+    /// Local mode: how agents hold containers to their cpus and mem, as
+    /// Mesos's `--isolation`: `cgroups/cpu,cgroups/mem` (a cgroup per
+    /// container; a watchdog where cgroups cannot be written) or
+    /// `posix/cpu,posix/mem` (the watchdog).
+    #[arg(
+        long = "local_isolation",
+        env = "BATON_LOCAL_ISOLATION",
+        default_value = "cgroups/cpu,cgroups/mem"
+    )]
+    local_isolation: mesos_local::config::Isolation,
+    /// Local mode: cap each container's CPU at its `cpus` with a CFS quota
+    /// (Mesos's `--cgroups_enable_cfs`; else CPU shares only).
+    #[arg(
+        long = "local_cgroups_enable_cfs",
+        env = "BATON_LOCAL_CGROUPS_ENABLE_CFS"
+    )]
+    local_cgroups_enable_cfs: bool,
     /// Executor for app tasks: `baton` (fetched from this server) or `command` (Mesos's).
     #[arg(long, env = "BATON_EXECUTOR", default_value = "baton")]
     executor: config::ExecutorKind,
@@ -302,6 +319,8 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         cluster.work_dir = flags.data_dir.join("mesos-local");
         cluster.port_range_start = flags.local_port_range_start;
         cluster.ports_per_agent = flags.local_ports_per_agent;
+        cluster.isolation.isolation = flags.local_isolation;
+        cluster.isolation.enable_cfs = flags.local_cgroups_enable_cfs;
     }
     let hostname = match flags.hostname {
         Some(h) => h,

@@ -115,9 +115,10 @@ fn verdict(entry: &Entry, owner_now: Option<u64>, leader_now: Option<u64>) -> Ve
 }
 
 /// Destroys every container that a cluster which no longer runs left on
-/// `work_dir`, and forgets it. Returns how many sessions it destroyed.
+/// `work_dir`, and forgets it; `also` is called with each one's container
+/// id (its cgroups go too). Returns how many sessions it destroyed.
 /// Blocks (it scans `/proc`): call it off the async workers.
-pub fn destroy_orphans(work_dir: &Path) -> usize {
+pub fn destroy_orphans(work_dir: &Path, also: impl Fn(&str)) -> usize {
     let Ok(entries) = std::fs::read_dir(dir(work_dir)) else {
         return 0;
     };
@@ -144,6 +145,9 @@ pub fn destroy_orphans(work_dir: &Path) -> usize {
                 destroyed += 1;
             }
             Verdict::Gone => {}
+        }
+        if let Some(container_id) = path.file_name().and_then(|n| n.to_str()) {
+            also(container_id);
         }
         let _ = std::fs::remove_file(&path);
     }
@@ -207,7 +211,7 @@ mod tests {
         // Our own pid as the "session": the owner (us) lives, so nothing
         // may be killed and the file stays.
         record(dir.path(), "c1", std::process::id());
-        assert_eq!(destroy_orphans(dir.path()), 0);
+        assert_eq!(destroy_orphans(dir.path(), |_| {}), 0);
         assert!(super::dir(dir.path()).join("c1").exists());
         forget(dir.path(), "c1");
         assert!(!super::dir(dir.path()).join("c1").exists());
@@ -256,7 +260,7 @@ mod tests {
         eventually("the session has its task", || {
             session_members(sid).len() == 2
         });
-        assert_eq!(destroy_orphans(work_dir.path()), 1);
+        assert_eq!(destroy_orphans(work_dir.path(), |_| {}), 1);
         eventually("the leader is killed", || {
             leader.try_wait().unwrap().is_some()
         });
@@ -278,7 +282,7 @@ mod tests {
             .filter(|&p| !works_below(p, work_dir.path()))
             .collect();
         assert_eq!(elsewhere.len(), 1, "one member works in /");
-        assert_eq!(destroy_orphans(work_dir.path()), 1);
+        assert_eq!(destroy_orphans(work_dir.path(), |_| {}), 1);
         eventually("the sandbox's member is killed", || {
             session_members(sid) == elsewhere
         });

@@ -56,6 +56,9 @@ pub enum ContainerError {
     /// The executor's command has nothing to run.
     #[error("the executor's CommandInfo has no value")]
     NoCommand,
+    /// The container's cgroups could not be set up.
+    #[error("{0}")]
+    Isolation(String),
 }
 
 impl ContainerError {
@@ -288,10 +291,15 @@ async fn fetch(
 /// and `stdout`/`stderr` files there, opened for appending: the executor's
 /// tasks append to the same files, and a shared write offset would let
 /// the executor's own lines overwrite theirs.
+///
+/// With `join` (cgroups' `cgroup.procs` files), the process first writes
+/// its own pid into each, through `/bin/sh`, and only then becomes the
+/// program: nothing it starts runs outside the container's cgroups.
 pub fn spawn(
     program: &Program,
     dir: &Path,
     env: &[(String, String)],
+    join: &[PathBuf],
 ) -> Result<Child, ContainerError> {
     let open = |name: &str| {
         std::fs::OpenOptions::new()
@@ -305,7 +313,18 @@ pub fn spawn(
     };
     let stdout = open("stdout")?;
     let stderr = open("stderr")?;
-    let mut cmd = Command::new("setsid");
+    let mut cmd = if join.is_empty() {
+        Command::new("setsid")
+    } else {
+        let mut sh = Command::new("/bin/sh");
+        sh.arg("-c")
+            .arg(JOIN_CGROUPS_SCRIPT)
+            .arg("mesos-local-isolate")
+            .args(join)
+            .arg("--")
+            .arg("setsid");
+        sh
+    };
     let shown = match program {
         Program::Argv(bin, args) => {
             cmd.arg(bin).args(args);
@@ -331,6 +350,11 @@ pub fn spawn(
     })
 }
 
+/// Writes the shell's pid into each file before `--`, then execs what
+/// follows (same pid: no fork). Exit 126 if a cgroup refuses it.
+const JOIN_CGROUPS_SCRIPT: &str =
+    r#"while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@""#;
+
 /// What `/proc/<pid>/stat` says of a process that we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
@@ -341,6 +365,8 @@ pub struct ProcStat {
     /// Field 22: when it started, in clock ticks since boot (with the pid,
     /// it names one process: pids are reused, start times are not).
     pub start_time: u64,
+    /// Fields 14 and 15: CPU time in user and kernel mode, clock ticks.
+    pub cpu_ticks: (u64, u64),
 }
 
 /// Reads `/proc/<pid>/stat`, if the process exists.
@@ -355,7 +381,25 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
         state: field(3)?.chars().next()?,
         session: field(6)?.parse().ok()?,
         start_time: field(22)?.parse().ok()?,
+        cpu_ticks: (field(14)?.parse().ok()?, field(15)?.parse().ok()?),
     })
+}
+
+/// User and kernel CPU time of a process, clock ticks.
+pub fn proc_cpu_ticks(pid: i32) -> Option<(u64, u64)> {
+    proc_stat(pid).map(|s| s.cpu_ticks)
+}
+
+/// Resident memory of a process, bytes (`/proc/<pid>/statm`).
+pub fn proc_rss_bytes(pid: i32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    Some(pages * page)
 }
 
 /// Every live (non-zombie) process with its session id.
@@ -393,6 +437,13 @@ pub fn live_sessions(sids: &[u32]) -> BTreeSet<u32> {
 /// `kill(2)` would read as a process group).
 fn signallable(pid: u32) -> Option<i32> {
     i32::try_from(pid).ok().filter(|&p| p > 1)
+}
+
+/// SIGKILLs one process (one left in a destroyed container's cgroup).
+pub fn kill_process(pid: u32) {
+    if let Some(pid) = signallable(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }
 
 /// SIGTERMs the executor (the session leader) only; it stops its tasks
@@ -610,6 +661,7 @@ mod tests {
             ),
             dir.path(),
             &[],
+            &[],
         )
         .unwrap();
         let sid = child.id().unwrap();
@@ -650,6 +702,7 @@ mod tests {
         let mut child = spawn(
             &Program::Shell("sleep 300 & sleep 300".into()),
             dir.path(),
+            &[],
             &[],
         )
         .unwrap();

@@ -25,6 +25,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/state", get(state))
         .route("/slave(1)/state", get(state))
+        .route("/monitor/statistics", get(statistics))
+        .route("/monitor/statistics.json", get(statistics))
         .merge(super::files::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
@@ -33,6 +35,60 @@ pub fn router(agent: Arc<Agent>) -> Router {
 /// `GET /state`.
 async fn state(State(agent): State<Arc<Agent>>) -> Response {
     axum::Json(super::state_json::render(&agent.lock())).into_response()
+}
+
+/// `GET /monitor/statistics`: each running container's limits and usage,
+/// in Mesos's shape (what the Mesos UI and `mesos-ps` read).
+async fn statistics(State(agent): State<Arc<Agent>>) -> Response {
+    let containers = agent.lock().running_containers();
+    let isolator = agent.isolator.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        containers
+            .into_iter()
+            .map(|c| {
+                let usage = isolator.usage(&c.container_id, c.pid);
+                // The fields a Mesos 1.12 agent shows: `cpus_soft_limit`
+                // (shares) always; `cpus_limit` and the CFS counters only
+                // with a quota.
+                let mem_limit = c.limits.mem_bytes();
+                let mut statistics = serde_json::json!({
+                    "timestamp": now,
+                    "cpus_soft_limit": c.limits.cpus,
+                    "cpus_user_time_secs": usage.cpus_user_time_secs,
+                    "cpus_system_time_secs": usage.cpus_system_time_secs,
+                    "mem_limit_bytes": mem_limit,
+                    "mem_soft_limit_bytes": mem_limit,
+                    "mem_rss_bytes": usage.mem_rss_bytes,
+                    "mem_anon_bytes": usage.mem_rss_bytes,
+                    "mem_total_bytes": usage.mem_total_bytes,
+                    "mem_cache_bytes": usage.mem_cache_bytes,
+                    "mem_file_bytes": usage.mem_cache_bytes,
+                    "mem_mapped_file_bytes": usage.mem_mapped_file_bytes,
+                    "mem_swap_bytes": usage.mem_swap_bytes,
+                    "mem_unevictable_bytes": usage.mem_unevictable_bytes,
+                });
+                if let Some((periods, throttled, secs)) = usage.throttling {
+                    statistics["cpus_limit"] = c.limits.cpus.max(super::isolation::MIN_CPUS).into();
+                    statistics["cpus_nr_periods"] = periods.into();
+                    statistics["cpus_nr_throttled"] = throttled.into();
+                    statistics["cpus_throttled_time_secs"] = secs.into();
+                }
+                serde_json::json!({
+                    "framework_id": c.framework_id,
+                    "executor_id": c.executor_id,
+                    "executor_name": c.executor_name,
+                    "source": c.source,
+                    "statistics": statistics,
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    axum::Json(rendered).into_response()
 }
 
 /// `validateExecutorCall`; the text follows "Failed to validate

@@ -20,6 +20,7 @@ pub(crate) mod checkpoint;
 pub(crate) mod containers;
 pub(crate) mod files;
 pub(crate) mod http;
+pub mod isolation;
 pub(crate) mod sandboxes;
 pub(crate) mod state_json;
 pub(crate) mod status_updates;
@@ -48,6 +49,7 @@ use crate::master::validation::has_capability;
 use crate::messages::{AgentReport, FromAgent, ReportedTask, Scope, ToAgent};
 use crate::wire::{self, Inbox, Outbox, Rejection};
 use containers::{ExecutorEnv, Program};
+use isolation::{Isolator, Limits};
 use status_updates::{Acked, Pushed, UpdateStream};
 
 /// Mesos's `DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL`.
@@ -81,6 +83,16 @@ pub struct Termination {
     pub message: String,
 }
 
+/// What a container over its memory limit ends its tasks with.
+fn memory_limitation(message: String) -> Termination {
+    Termination {
+        state_pa: TaskState::TaskFailed,
+        state: TaskState::TaskFailed,
+        reason: Reason::ContainerLimitationMemory,
+        message,
+    }
+}
+
 impl Termination {
     fn executor_terminated() -> Termination {
         Termination {
@@ -91,6 +103,27 @@ impl Termination {
         }
     }
 }
+
+/// The `cpus` and `mem` of an executor's resources and its tasks'.
+fn limits_of(executor: &[v1::Resource], tasks: &[v1::TaskInfo]) -> Limits {
+    let all = executor
+        .iter()
+        .chain(tasks.iter().flat_map(|t| &t.resources));
+    let sum = |name: &str| {
+        all.clone()
+            .filter(|r| r.name == name)
+            .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
+            .sum::<f64>()
+    };
+    Limits {
+        cpus: sum("cpus"),
+        mem_mb: sum("mem"),
+    }
+}
+
+/// How often a container's memory is checked against its limit (the
+/// cgroup's OOM count, or the watchdog's reading of `/proc`).
+const LIMIT_POLL: Duration = Duration::from_millis(200);
 
 /// Work queued for an executor until it subscribes.
 #[derive(Debug, Clone)]
@@ -145,6 +178,27 @@ pub struct Executor {
     pub termination: Option<Termination>,
     /// For stale timers.
     pub generation: u64,
+    /// What its container may use: its own and its tasks' resources.
+    pub limits: Limits,
+}
+
+/// A container with a process, as `/monitor/statistics` lists it.
+#[derive(Debug, Clone)]
+pub struct RunningContainer {
+    /// Owner.
+    pub framework_id: String,
+    /// Its executor.
+    pub executor_id: String,
+    /// The executor's name.
+    pub executor_name: String,
+    /// The executor's `source`.
+    pub source: String,
+    /// Which.
+    pub container_id: String,
+    /// The executor's pid, the session id.
+    pub pid: u32,
+    /// What it may use.
+    pub limits: Limits,
 }
 
 /// A task on this agent.
@@ -205,6 +259,7 @@ pub enum Deferred {
         /// What to fetch.
         uris: Vec<v1::command_info::Uri>,
     },
+
     /// Destroy the executor if it has not subscribed by then.
     RegistrationTimeout {
         /// Owner.
@@ -283,6 +338,8 @@ pub struct AgentState {
     closing: bool,
     /// Every executor run's sandbox, served by `/files` and listed in `/state`.
     pub sandboxes: sandboxes::Sandboxes,
+    /// The cluster's isolator.
+    pub isolator: Arc<Isolator>,
 }
 
 fn exec_event(ty: event::Type) -> executor::Event {
@@ -715,6 +772,17 @@ impl AgentState {
             }
             return;
         }
+        if let Some(ex) = f.executors.get_mut(&eid) {
+            // Its container grows by the new tasks, as Mesos updates it.
+            let added = limits_of(&[], &tasks);
+            ex.limits.cpus += added.cpus;
+            ex.limits.mem_mb += added.mem_mb;
+            if ex.pid.is_some()
+                && let Err(e) = self.isolator.update(&ex.container_id, ex.limits)
+            {
+                warn!(error = %e, container_id = %ex.container_id, "container limits not updated");
+            }
+        }
         match f.executors.get_mut(&eid) {
             Some(ex) if ex.phase == Phase::Running && ex.conn.is_some() => {
                 deliver_or_queue(ex, &mut f.tasks, item);
@@ -808,6 +876,7 @@ impl AgentState {
         .vars();
         self.next_generation += 1;
         let generation = self.next_generation;
+        let limits = limits_of(&info.resources, tasks);
         let executor = Executor {
             info,
             command,
@@ -820,6 +889,7 @@ impl AgentState {
             subscribed: false,
             termination: None,
             generation,
+            limits,
         };
         let Some(f) = self.frameworks.get_mut(fid) else {
             return;
@@ -1114,6 +1184,60 @@ impl AgentState {
             reason: Reason::ExecutorRegistrationTimeout,
             message: "Executor did not register in time".into(),
         });
+        if let Some(pid) = ex.pid {
+            self.deferred.push(Deferred::Destroy { pid });
+        }
+    }
+
+    /// Every container with a process, for `/monitor/statistics`.
+    pub fn running_containers(&self) -> Vec<RunningContainer> {
+        let mut out = Vec::new();
+        for (fid, f) in &self.frameworks {
+            for (eid, ex) in &f.executors {
+                let Some(pid) = ex.pid else { continue };
+                #[allow(deprecated)] // `source`: Mesos still reports it
+                out.push(RunningContainer {
+                    framework_id: fid.clone(),
+                    executor_id: eid.clone(),
+                    executor_name: ex.info.name.clone().unwrap_or_default(),
+                    source: ex.info.source.clone().unwrap_or_default(),
+                    container_id: ex.container_id.clone(),
+                    pid,
+                    limits: ex.limits,
+                });
+            }
+        }
+        out
+    }
+
+    /// The limits of a container that still runs, if it is this executor's.
+    pub fn container_limits(&self, fid: &str, eid: &str, container_id: &str) -> Option<Limits> {
+        self.frameworks
+            .get(fid)?
+            .executors
+            .get(eid)
+            .filter(|ex| ex.container_id == container_id && ex.phase != Phase::Terminating)
+            .map(|ex| ex.limits)
+    }
+
+    /// The container went over its memory limit: its tasks fail with
+    /// `REASON_CONTAINER_LIMITATION_MEMORY` and it is destroyed, as Mesos's
+    /// memory isolator has it.
+    pub fn container_limited(&mut self, fid: &str, eid: &str, container_id: &str, message: String) {
+        let Some(ex) = self
+            .frameworks
+            .get_mut(fid)
+            .and_then(|f| f.executors.get_mut(eid))
+            .filter(|ex| ex.container_id == container_id)
+        else {
+            return;
+        };
+        if ex.phase == Phase::Terminating {
+            return;
+        }
+        warn!(framework_id = fid, executor_id = eid, container_id, %message, "container over its memory limit");
+        ex.phase = Phase::Terminating;
+        ex.termination = Some(memory_limitation(message));
         if let Some(pid) = ex.pid {
             self.deferred.push(Deferred::Destroy { pid });
         }
@@ -1433,7 +1557,10 @@ impl AgentState {
         let fid = call.framework_id.value;
         let eid = call.executor_id.value;
         let status = call.update.map(|u| u.status).unwrap_or_default();
-        let status = self.normalize(self.subscribed_executor(&fid, &eid)?, status);
+        let mut status = self.normalize(self.subscribed_executor(&fid, &eid)?, status);
+        if is_terminal(status.state()) {
+            self.blame_memory_limit(&fid, &eid, &mut status);
+        }
         let backlog = self
             .frameworks
             .get(&fid)
@@ -1449,6 +1576,32 @@ impl AgentState {
         self.push_update(&fid, status.clone());
         self.ack_to_executor(&fid, &eid, &status);
         Ok(())
+    }
+
+    /// A task of a container that went over its memory limit ends as the
+    /// container does (`TASK_FAILED`, `REASON_CONTAINER_LIMITATION_MEMORY`,
+    /// from the agent), whatever its executor saw (its process killed): the
+    /// kernel's OOM kill usually reaches the executor before the watcher.
+    fn blame_memory_limit(&mut self, fid: &str, eid: &str, status: &mut v1::TaskStatus) {
+        let Some(ex) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else {
+            return;
+        };
+        let message = match &ex.termination {
+            Some(t) if t.reason == Reason::ContainerLimitationMemory => Some(t.message.clone()),
+            _ => ex.pid.and_then(|pid| {
+                self.isolator
+                    .memory_limitation(&ex.container_id, pid, ex.limits)
+            }),
+        };
+        let Some(message) = message else {
+            return;
+        };
+        let container_id = ex.container_id.clone();
+        status.state = TaskState::TaskFailed as i32;
+        status.reason = Some(Reason::ContainerLimitationMemory as i32);
+        status.source = Some(v1::task_status::Source::Agent as i32);
+        status.message = Some(message.clone());
+        self.container_limited(fid, eid, &container_id, message);
     }
 
     /// MESSAGE from an executor.
@@ -1612,6 +1765,8 @@ pub struct Agent {
     /// `127.0.0.<i>:<port>`.
     pub endpoint: SocketAddr,
     config: Arc<ClusterConfig>,
+    /// The cluster's isolator.
+    pub isolator: Arc<Isolator>,
     scope: Scope,
     state: Mutex<AgentState>,
     running: watch::Sender<bool>,
@@ -1629,6 +1784,19 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// What every agent of a cluster shares.
+#[derive(Debug, Clone)]
+pub struct ClusterParts {
+    /// The cluster's configuration.
+    pub config: Arc<ClusterConfig>,
+    /// Where background work is spawned.
+    pub scope: Scope,
+    /// To the master.
+    pub to_master: mpsc::UnboundedSender<FromAgent>,
+    /// How containers are isolated.
+    pub isolator: Arc<Isolator>,
+}
+
 impl Agent {
     /// A stopped agent.
     pub fn new(
@@ -1636,10 +1804,14 @@ impl Agent {
         id: String,
         endpoint: SocketAddr,
         agent_info: v1::AgentInfo,
-        config: Arc<ClusterConfig>,
-        scope: Scope,
-        to_master: mpsc::UnboundedSender<FromAgent>,
+        parts: ClusterParts,
     ) -> Arc<Agent> {
+        let ClusterParts {
+            config,
+            scope,
+            to_master,
+            isolator,
+        } = parts;
         let state = AgentState {
             index,
             agent_id: id.clone(),
@@ -1657,11 +1829,13 @@ impl Agent {
             wake: false,
             closing: false,
             sandboxes: sandboxes::Sandboxes::default(),
+            isolator: isolator.clone(),
         };
         Arc::new(Agent {
             index,
             id,
             endpoint,
+            isolator,
             config,
             scope,
             state: Mutex::new(state),
@@ -1700,6 +1874,59 @@ impl Agent {
         tracing::info_span!("agent", i = self.index)
     }
 
+    /// Creates the container's cgroups with its current limits; gives the
+    /// `cgroup.procs` files its executor joins before it runs.
+    fn isolate(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        container_id: &str,
+    ) -> Result<Vec<PathBuf>, containers::ContainerError> {
+        let limits = self
+            .lock()
+            .container_limits(framework_id, executor_id, container_id);
+        let Some(limits) = limits else {
+            return Ok(Vec::new());
+        };
+        self.isolator
+            .prepare(container_id, limits)
+            .map_err(|e| containers::ContainerError::Isolation(e.to_string()))
+    }
+
+    /// Until the container ends: checks its memory every
+    /// [`LIMIT_POLL`]; over its limit, its tasks fail with
+    /// `REASON_CONTAINER_LIMITATION_MEMORY` and it is destroyed.
+    async fn watch_limits(
+        self: Arc<Self>,
+        framework_id: String,
+        executor_id: String,
+        container_id: String,
+        pid: u32,
+    ) {
+        loop {
+            tokio::time::sleep(LIMIT_POLL).await;
+            let limits = self
+                .lock()
+                .container_limits(&framework_id, &executor_id, &container_id);
+            let Some(limits) = limits else {
+                return;
+            };
+            let isolator = self.isolator.clone();
+            let id = container_id.clone();
+            let verdict =
+                tokio::task::spawn_blocking(move || isolator.memory_limitation(&id, pid, limits))
+                    .await
+                    .ok()
+                    .flatten();
+            if let Some(message) = verdict {
+                self.with_state(|st| {
+                    st.container_limited(&framework_id, &executor_id, &container_id, message)
+                });
+                return;
+            }
+        }
+    }
+
     /// Where this agent's fetcher cache lives (Mesos's
     /// `--fetcher_cache_dir`); it survives the agent's restarts.
     fn fetcher_cache_dir(&self) -> PathBuf {
@@ -1726,7 +1953,9 @@ impl Agent {
                     let cache = agent.fetcher_cache_dir();
                     let started = match containers::prepare_sandbox(&directory, &uris, &cache).await
                     {
-                        Ok(()) => containers::spawn(&program, &directory, &env),
+                        Ok(()) => agent
+                            .isolate(&framework_id, &executor_id, &container_id)
+                            .and_then(|join| containers::spawn(&program, &directory, &env, &join)),
                         Err(e) => Err(e),
                     };
                     let mut child = match started {
@@ -1749,6 +1978,14 @@ impl Agent {
                     let keep = agent.with_state(|st| {
                         st.executor_started(&framework_id, &executor_id, &container_id, pid)
                     });
+                    if keep {
+                        agent.scope.spawn(agent.clone().watch_limits(
+                            framework_id.clone(),
+                            executor_id.clone(),
+                            container_id.clone(),
+                            pid,
+                        ));
+                    }
                     // From here on the task owns a process: it runs to the
                     // end even when the cluster shuts down (which waits for
                     // it), so that no executor outlives the cluster.
@@ -1773,8 +2010,10 @@ impl Agent {
                             // its tasks are reported gone, as Mesos reports them only
                             // once the container is destroyed.
                             let forgotten = container_id.clone();
+                            let isolator = agent.isolator.clone();
                             let _ = tokio::task::spawn_blocking(move || {
                                 containers::kill_session(pid);
+                                isolator.destroy(&forgotten);
                                 checkpoint::forget(&work_dir, &forgotten);
                             })
                             .await;
@@ -1985,6 +2224,10 @@ mod tests {
             wake: false,
             closing: false,
             sandboxes: sandboxes::Sandboxes::default(),
+            isolator: Arc::new(Isolator::new(&crate::config::IsolationConfig {
+                isolation: crate::config::Isolation::Posix,
+                ..Default::default()
+            })),
         };
         let task = v1::TaskInfo {
             name: "t".into(),
@@ -2006,6 +2249,7 @@ mod tests {
             subscribed: false,
             termination: None,
             generation: 0,
+            limits: limits_of(&[], &[]),
         };
         st.frameworks.insert(
             FID.into(),

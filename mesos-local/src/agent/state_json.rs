@@ -113,6 +113,8 @@ pub fn render(st: &AgentState) -> Value {
         "flags": {
             "work_dir": st.config.work_dir.display().to_string(),
             "port": st.endpoint.port().to_string(),
+            "isolation": st.isolator.active().to_string(),
+            "cgroups_enable_cfs": st.config.isolation.enable_cfs.to_string(),
         },
         "frameworks": frameworks,
         "completed_frameworks": completed,

@@ -363,6 +363,10 @@ pub struct MasterState {
     next_framework: u64,
     next_offer: u64,
     next_conn: u64,
+    /// The agents' isolation in effect (`cgroups/cpu,cgroups/mem`, or
+    /// `posix/cpu,posix/mem` also when cgroups could not be used), shown in
+    /// the flags of `/master/state`.
+    pub isolation: String,
     /// Frameworks by id.
     pub frameworks: BTreeMap<String, Framework>,
     /// Removed frameworks, newest last.
@@ -476,6 +480,7 @@ impl MasterState {
             next_conn: 0,
             frameworks: BTreeMap::new(),
             completed_frameworks: VecDeque::new(),
+            isolation: config.isolation.isolation.to_string(),
             removed_ids: HashSet::new(),
             agents,
             offers: BTreeMap::new(),

@@ -263,3 +263,88 @@ async fn a_failed_fetch_is_reported_as_a_mesos_agent_reports_it() {
     assert!(stderr.contains(missing), "{stderr}");
     stop(cluster, dir.path()).await;
 }
+
+/// With `posix/cpu,posix/mem` (and wherever cgroups cannot be written), a
+/// watchdog holds containers to their memory: a task whose processes grow
+/// past the container's limit fails as Mesos's memory isolator fails it,
+/// and `/monitor/statistics` shows the container's limits and use.
+#[tokio::test]
+async fn the_posix_watchdog_fails_a_container_over_its_memory_and_reports_usage() {
+    ensure_baton_executor();
+    let (cluster, dir) = start_with(23900, |c| {
+        c.isolation.isolation = mesos_local::config::Isolation::Posix;
+    })
+    .await;
+    assert_eq!(cluster.state()["flags"]["isolation"], "posix/cpu,posix/mem");
+    let mut s = Sched::subscribe(
+        &cluster.master_url(),
+        Encoding::Json,
+        framework_info("watchdog", true, 60.0),
+    )
+    .await;
+    let offers = s.offers_from(2).await;
+    let calm = command_task("calm", &offers[0], "sleep 60");
+    // 32 MB for the task and 32 for the command executor; it holds 128.
+    let hog = command_task(
+        "hog",
+        &offers[1],
+        r#"python3 -c 'import time; x = b"\x01" * (128 << 20); time.sleep(60)'"#,
+    );
+    s.accept(vec![offers[0].id.clone()], vec![launch(vec![calm])], None)
+        .await;
+    s.accept(vec![offers[1].id.clone()], vec![launch(vec![hog])], None)
+        .await;
+    until_state(&mut s, "calm", TaskState::TaskRunning).await;
+
+    // Its updates acknowledged in order until the terminal one.
+    let failed = loop {
+        let u = s.update("hog").await;
+        s.ack(&u).await;
+        if mesos_proto::util::is_terminal(u.state()) {
+            break u;
+        }
+    };
+    assert_eq!(
+        failed.state(),
+        TaskState::TaskFailed,
+        "{}",
+        failed.message()
+    );
+    assert_eq!(failed.reason(), Reason::ContainerLimitationMemory);
+    assert_eq!(failed.source(), v1::task_status::Source::Agent);
+    assert!(
+        failed
+            .message()
+            .starts_with("Memory limit exceeded: Requested: 64MB Maximum Used: ")
+            && !failed.message().contains("MEMORY STATISTICS"),
+        "{}",
+        failed.message()
+    );
+
+    let agent = cluster.agent_endpoint(agent_index(&offers[0]));
+    let stats: serde_json::Value = http()
+        .get(format!("http://{agent}/monitor/statistics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calm_stats = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["executor_id"] == "calm")
+        .unwrap_or_else(|| panic!("no container of calm in {stats}"));
+    assert_eq!(calm_stats["source"], "calm");
+    let st = &calm_stats["statistics"];
+    assert!(
+        (st["cpus_soft_limit"].as_f64().unwrap() - 0.2).abs() < 1e-9,
+        "{st}"
+    );
+    assert!(st.get("cpus_limit").is_none(), "no quota: {st}");
+    assert_eq!(st["mem_limit_bytes"], 64u64 << 20, "{st}");
+    assert!(st["mem_rss_bytes"].as_u64().unwrap() > 0, "{st}");
+    assert!(st["timestamp"].as_f64().unwrap() > 1.6e9, "{st}");
+    stop(cluster, dir.path()).await;
+}

@@ -506,3 +506,146 @@ async fn operator_teardown_removes_the_framework_and_its_tasks() {
     );
     s.teardown().await;
 }
+
+/// The agent (1-based index) whose address is `hostname`.
+fn agent_index(hostname: &str) -> usize {
+    let last = hostname
+        .rsplit('.')
+        .next()
+        .and_then(|n| n.parse::<usize>().ok());
+    last.unwrap_or_else(|| panic!("an agent address, not {hostname}"))
+}
+
+/// The isolation the agents report in `/master/state`, for the test's log
+/// and to prove it ran with cgroups.
+fn isolation_mode(cluster: &LocalCluster) -> String {
+    let state = cluster.state();
+    let mode = state["flags"]["isolation"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("isolation in effect: {mode}");
+    mode
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_over_its_memory_limit_fails_with_the_containers_limitation_and_is_replaced() {
+    let s = setup("memory-limit", Encoding::Protobuf, |_| {}).await;
+    // This machine has writable cgroup v1 controllers: the kernel enforces.
+    assert_eq!(isolation_mode(&s.cluster), "cgroups/cpu,cgroups/mem");
+    // 32 MB for the task and 32 for Baton's executor: a 64 MB container,
+    // in which the task touches 96.
+    let app = s.app(
+        "hog",
+        r#"python3 -c 'import time; x = b"\x01" * (96 << 20); time.sleep(600)'"#,
+        json!({"mem": 32, "backoffSeconds": 1, "backoffFactor": 1.0}),
+    );
+    let posted = std::time::Instant::now();
+    s.scheduler.put_app(app).await.expect("put the app");
+    let limited = |t: &InstanceTask| {
+        t.condition == Condition::Failed
+            && t.last_status.as_ref().and_then(|s| s.reason.as_deref())
+                == Some("REASON_CONTAINER_LIMITATION_MEMORY")
+    };
+    let view = wait_view(&s.scheduler, "the task to fail over its memory", |v| {
+        apps::tasks_of(v, &apps::path("/hog")).iter().any(limited)
+    })
+    .await;
+    let failed = apps::tasks_of(&view, &apps::path("/hog"))
+        .into_iter()
+        .find(limited)
+        .unwrap();
+    eprintln!(
+        "failed over its memory {:?} after posting",
+        posted.elapsed()
+    );
+    let status = failed.last_status.clone().unwrap();
+    assert_eq!(status.state, "TASK_FAILED");
+    assert_eq!(status.source.as_deref(), Some("SOURCE_AGENT"));
+    // Worded as a Mesos 1.12 agent words it (checked on one).
+    let message = status.message.as_deref().unwrap_or_default();
+    assert!(
+        message.starts_with("Memory limit exceeded: Requested: 64MB Maximum Used: ")
+            && message.contains("\n\nMEMORY STATISTICS: \n")
+            && message.contains("\nhierarchical_memory_limit 67108864\n"),
+        "{message}"
+    );
+    // Replaced per its backoff: the instance's next task is launched, and
+    // not before a second after the failure.
+    let failed_at_ms = (status.timestamp.unwrap() * 1000.0) as i64;
+    let next = next_incarnation(&failed.task_id);
+    let view = wait_view(&s.scheduler, "the replacement's launch", |v| {
+        apps::task(v, &next).is_some()
+    })
+    .await;
+    let replacement = apps::task(&view, &next).unwrap();
+    let waited_ms = replacement.launched_at.as_millis() - failed_at_ms;
+    assert!(
+        waited_ms >= 900,
+        "relaunched {waited_ms} ms after the failure"
+    );
+    s.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_bound_task_is_held_to_its_cpus_by_the_cfs_quota() {
+    let s = setup("cpu-limit", Encoding::Protobuf, |c| {
+        c.isolation.enable_cfs = true;
+    })
+    .await;
+    assert_eq!(isolation_mode(&s.cluster), "cgroups/cpu,cgroups/mem");
+    let app = s.app(
+        "spin",
+        "while :; do :; done",
+        json!({"cpus": 0.2, "mem": 64}),
+    );
+    let task = apps::run(&s.scheduler, app).await;
+    let agent = s.cluster.agent_endpoint(agent_index(&task.hostname));
+    let client = reqwest::Client::new();
+    let sample = || async {
+        let stats: serde_json::Value = client
+            .get(format!("http://{agent}/monitor/statistics"))
+            .send()
+            .await
+            .expect("statistics")
+            .json()
+            .await
+            .expect("json");
+        // The test's own cluster runs this one container.
+        let all = stats.as_array().expect("an array");
+        assert_eq!(all.len(), 1, "{stats}");
+        all[0]["statistics"].clone()
+    };
+    let first = sample().await;
+    // The container holds the task's 0.2 CPU and 64 MB and Baton's
+    // executor's 0.1 and 32, as on Mesos.
+    assert!(
+        (first["cpus_limit"].as_f64().unwrap() - 0.3).abs() < 1e-9,
+        "{first}"
+    );
+    assert_eq!(first["mem_limit_bytes"], 96u64 << 20, "{first}");
+    let busy = |s: &serde_json::Value| {
+        s["cpus_user_time_secs"].as_f64().unwrap() + s["cpus_system_time_secs"].as_f64().unwrap()
+    };
+    // Measured over at least three seconds of the agent's own clock.
+    let at = |s: &serde_json::Value| s["timestamp"].as_f64().unwrap();
+    let last = wait::until(
+        Duration::from_secs(30),
+        "three seconds of statistics",
+        || async {
+            let later = sample().await;
+            (at(&later) - at(&first) >= 3.0).then_some(later)
+        },
+    )
+    .await;
+    let cpu = (busy(&last) - busy(&first)) / (at(&last) - at(&first));
+    eprintln!(
+        "a busy loop given cpus 0.2 used {cpu:.3} CPU; throttled {} of {} periods",
+        last["cpus_nr_throttled"], last["cpus_nr_periods"]
+    );
+    assert!(cpu <= 0.3, "{cpu} CPU used: {last}");
+    // It ran (an idle executor alone uses next to nothing); how much it got
+    // under the CFS cap depends on what else this machine runs.
+    assert!(cpu > 0.02, "{cpu} CPU used: the loop did not run? {last}");
+    s.teardown().await;
+}

@@ -377,7 +377,14 @@ impl Driver {
             self.view.loads.remove(&task_id);
         }
         self.keep_executor_fetch(&instance.app_id, executor_fetch, &status);
-        info!(%task_id, state = state.as_str_name(), message = ?status.message, "task status");
+        info!(
+            %task_id,
+            state = state.as_str_name(),
+            reason = status.reason.map(|_| status.reason().as_str_name()),
+            source = status.source.map(|_| status.source().as_str_name()),
+            message = ?status.message,
+            "task status"
+        );
         self.view.stats.updates_applied += 1;
         if let Some(ms) = outcome.launch_latency_ms {
             self.view.stats.observe_launch_latency(ms);
