@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::access;
+use crate::access_log;
 use crate::balance;
 
 /// What the router needs to run.
@@ -46,6 +47,8 @@ pub struct Config {
     /// How often apps' credentials files are checked for changes (zero:
     /// only when their apps change).
     pub auth_reload_interval: Duration,
+    /// Where and how requests are logged (none: not at all).
+    pub access_log: Option<access_log::Settings>,
 }
 
 impl Config {
@@ -69,6 +72,7 @@ impl Config {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             https_port: 443,
             auth_reload_interval: Duration::from_secs(2),
+            access_log: None,
         }
     }
 

@@ -33,6 +33,18 @@
 //!    - [`stats`]: pure counters, per app and router-wide (lock-free
 //!      atomics: requests, status classes, bytes, latency histogram,
 //!      request rates), each showing itself as JSON.
+//!    - [`visitors`]: pure. Page views and unique visitors per UTC
+//!      minute, hour and day (tumbling: the current window and the last
+//!      complete one's totals), counted with a HyperLogLog (precision 14,
+//!      sparse while small); who a request's visitor is (the app's cookie,
+//!      `BATON_UV_COOKIE`, the router's `baton_uv`, or the address).
+//!    - [`top_paths`]: pure. An app's busiest paths, space-saving over 32
+//!      counters.
+//!    - [`access_log`]: per-app access logs (`--access-log`): lines in
+//!      the combined format or JSON (pure), a bounded queue the request
+//!      path offers lines to without waiting (dropped and counted when
+//!      full), and the writer task that batches them to files rotated by
+//!      size, or to standard output.
 //!    - [`marathon`]: the HTTP client for Marathon's (and Baton's) API:
 //!      app list, single apps, load reports, `PUT /v2/apps/{id}`, the
 //!      event stream; its errors.
@@ -51,8 +63,9 @@
 //!      the rules and verdicts, the controller's per-app state, and the
 //!      decision log behind `/_router/autoscale`.
 //!    - [`runtime`]: what the router keeps per app across table
-//!      generations ([`runtime::AppRuntime`]: counters, balancer turn,
-//!      last request, scaling state).
+//!      generations ([`runtime::AppRuntime`]: counters, audience (page
+//!      views, visitors, top paths, behind one lock), balancer turn, last
+//!      request, scaling state).
 //!    - [`config`]: [`Config`], what the router needs to run.
 //! 3. [`table`]: pure. Apps JSON → the routing table (which instances are
 //!    routable and why not, vhosts, path prefixes, labels) and the lookup
@@ -60,11 +73,12 @@
 //!    immutable; each change publishes the next generation, carrying over
 //!    each app's runtime and each instance's state.
 //! 4. Over the table:
-//!    - [`report`]: the counters over a whole table, rendered as JSON
-//!      (`/_router/stats`) and Prometheus text (`/_router/metrics`).
+//!    - [`report`]: the counters over a whole table (and the access
+//!      log's), rendered as JSON (`/_router/stats`) and Prometheus text
+//!      (`/_router/metrics`).
 //!    - [`shared`]: [`Shared`], what every task shares: the current table,
 //!      router-wide counters, clock, configuration, Marathon client,
-//!      decision log.
+//!      decision log, the access log's queue.
 //! 5. Background work, each a task on [`Shared`]:
 //!    - [`sync`]: follows Marathon. `GET /v2/apps?embed=apps.tasks` on
 //!      every (re)connect and periodically, and the `/v2/events` stream
@@ -83,14 +97,19 @@
 //!    endpoints under `/_router/`, deny lists, redirects to HTTPS, basic
 //!    authentication, forwarding, bodies that can be replayed,
 //!    one retry on another instance, passive health, counted responses,
-//!    requests held while a sleeping app wakes, and WebSocket tunnels.
+//!    page views and visitors (issuing the visitor cookie), access-log
+//!    lines, requests held while a sleeping app wakes, and WebSocket
+//!    tunnels.
 //!
 //! The binary (`src/main.rs`) only parses flags, binds the listeners,
 //! loads the certificates, reloads them on SIGHUP and calls [`serve_on`].
 //! Background work (following Marathon, reading loads, scaling, watching
-//! certificate files) runs as tasks that stop with the server.
+//! certificate files, writing the access log) runs as tasks that stop
+//! with the server; the access log's writer last, once the serving
+//! threads are done, writing what is still queued.
 
 pub mod access;
+pub mod access_log;
 pub mod auth;
 pub mod balance;
 pub mod clock;
@@ -109,6 +128,8 @@ pub mod stats;
 pub mod sync;
 pub mod table;
 pub mod tls;
+pub mod top_paths;
+pub mod visitors;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -181,13 +202,19 @@ pub async fn serve_on(
         config.connect_timeout,
         config.marathon_timeout,
     )?;
-    let shared = Arc::new(Shared::new(config, marathon.clone()));
+    let (access_log, log_writer) = access_log::open(config.access_log.clone());
+    let shared = Arc::new(Shared::new(config, marathon.clone(), access_log));
     let stop = CancellationToken::new();
     let mut background = vec![
         tokio::spawn(sync::run(shared.clone(), marathon.clone(), stop.clone())),
         tokio::spawn(load::run(shared.clone(), marathon.clone(), stop.clone())),
         tokio::spawn(scaler::run(shared.clone(), marathon, stop.clone())),
     ];
+    // Stopped only once the serving threads are done, so that it writes
+    // the last requests' lines too.
+    if let Some(writer) = log_writer {
+        background.push(tokio::spawn(access_log::run(writer, stop.clone())));
+    }
     let https = https.map(|(listener, acceptor, certificates)| {
         background.push(tokio::spawn(tls::watch(certificates, stop.clone())));
         (listener, acceptor)

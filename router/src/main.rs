@@ -3,9 +3,9 @@
 //! until SIGINT or SIGTERM; SIGHUP reloads the certificates. All logic
 //! lives in the library.
 //!
-//! Flags are kebab-case (`--tls-listen`); the TLS and redirect flags also
-//! answer to the underscore spelling of Baton's other binaries
-//! (`--tls_listen`).
+//! Flags are kebab-case (`--tls-listen`); the TLS, redirect, auth and
+//! access-log flags also answer to the underscore spelling of Baton's
+//! other binaries (`--tls_listen`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use baton_router::access_log::{self, Destination};
 use baton_router::{Config, Listeners, tls};
 use clap::Parser;
+
+/// Rotated access-log files kept per app at most.
+const MAX_ACCESS_LOG_KEEP: usize = 1000;
 
 /// HTTP gateway for apps run by Baton or Marathon: routes by Host and path
 /// to live instances, balances, keeps sessions sticky, counts.
@@ -122,6 +126,34 @@ struct Flags {
     /// for changes (`0s`: only when their apps change).
     #[arg(long, visible_alias = "auth_reload_interval", env = "BATON_ROUTER_AUTH_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     auth_reload_interval: Duration,
+    /// Access log: a directory (one `<app id, / as _>.log` per app,
+    /// created if missing) or `-` for standard output. Default (or
+    /// empty): none.
+    /// Apps opt out with the label `BATON_ACCESS_LOG=off`.
+    #[arg(long, visible_alias = "access_log", env = "BATON_ROUTER_ACCESS_LOG")]
+    access_log: Option<String>,
+    /// The access log's lines: `combined` (Apache's and nginx's) or
+    /// `json` (one object per line).
+    #[arg(
+        long,
+        visible_alias = "access_log_format",
+        env = "BATON_ROUTER_ACCESS_LOG_FORMAT",
+        default_value = "combined"
+    )]
+    access_log_format: access_log::Format,
+    /// An app's log file is rotated before it would pass this many bytes
+    /// (`0`: never).
+    #[arg(long, visible_alias = "access_log_max_bytes", env = "BATON_ROUTER_ACCESS_LOG_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    access_log_max_bytes: u64,
+    /// Rotated files kept per app (`<name>.log.1` newest; up to 1000);
+    /// `0` keeps none.
+    #[arg(
+        long,
+        visible_alias = "access_log_keep",
+        env = "BATON_ROUTER_ACCESS_LOG_KEEP",
+        default_value_t = 5
+    )]
+    access_log_keep: usize,
 }
 
 impl Flags {
@@ -153,6 +185,29 @@ impl Flags {
             .or(self.tls_listen.map(|a| a.port()))
             .unwrap_or(443);
         config.auth_reload_interval = self.auth_reload_interval;
+        // Empty (as an unset variable often is): no access log.
+        let log_to = self.access_log.as_deref().map(str::trim);
+        config.access_log = log_to.filter(|to| !to.is_empty()).map(|to| {
+            let mut settings = access_log::Settings::new(Destination::parse(to));
+            settings.format = self.access_log_format;
+            settings.max_bytes = self.access_log_max_bytes;
+            settings.keep = self.access_log_keep;
+            settings
+        });
+        // Each rotation renames every kept file.
+        anyhow::ensure!(
+            self.access_log_keep <= MAX_ACCESS_LOG_KEEP,
+            "--access-log-keep: at most {MAX_ACCESS_LOG_KEEP}"
+        );
+        if let Some(access_log::Settings {
+            destination: Destination::Directory(dir),
+            ..
+        }) = &config.access_log
+        {
+            // A directory that cannot be made fails now, not at the first line.
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--access-log: creating {}", dir.display()))?;
+        }
         Ok(config)
     }
 

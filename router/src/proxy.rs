@@ -33,12 +33,23 @@
 //!    stays outstanding at the instance (for `least_conn`) until that body
 //!    ends. A sticky app's response sets the cookie unless the client's
 //!    cookie already chose this instance.
+//!
+//!    Every request that gets this far counts as a page view of its app,
+//!    by its visitor ([`crate::visitors`]: the app's cookie, the router's,
+//!    or the address), and for its path ([`crate::top_paths`]); a visitor
+//!    new to an app that names no cookie of its own gets the router's
+//!    visitor cookie with the response, whatever its status.
 //! 7. A request that asks to switch protocols (`Connection: upgrade` with
 //!    `Upgrade`, as WebSocket does) is sent with those headers on a new
 //!    connection; when the instance answers `101`, the client gets that
 //!    answer and the two connections are joined, bytes copied both ways
 //!    until either side closes. The tunnel counts as outstanding at the
 //!    instance while it lasts.
+//!
+//! Every request routed to an app (from step 2's deny list on) is offered
+//! to the access log ([`crate::access_log`]) unless the app opts out:
+//! answered by the router, at once; proxied, when its body has gone to
+//! the client (or the client left), with the bytes sent.
 //!
 //! Connections on the TLS listener are handshaken in their own task
 //! (bounded by [`TLS_HANDSHAKE_TIMEOUT`]) and then served exactly like
@@ -56,7 +67,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -73,6 +84,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
+use crate::access_log;
 use crate::auth::{self, BasicAuth};
 use crate::balance::{self, InFlight};
 use crate::pool::{self, Pool};
@@ -83,6 +95,7 @@ use crate::scale;
 use crate::scaler;
 use crate::shared::Shared;
 use crate::table::{Route, Table, normalize_host};
+use crate::visitors;
 use baton_probe::error_chain;
 
 /// Paths under this prefix are the router's own, on every host.
@@ -588,21 +601,40 @@ async fn handle(
             ));
         }
     };
+    let log = RequestLog::start(&worker, &route, &req, &peer);
+    let head = req.method() == Method::HEAD;
+    let response = routed(&worker, route, req, peer, &host).await;
+    Ok(match log {
+        Some(log) => log.attach(response, head),
+        None => response,
+    })
+}
+
+/// A request to `route`'s app: refused by its deny list, redirected to
+/// HTTPS, refused by its basic authentication, or forwarded.
+async fn routed(
+    worker: &Worker,
+    route: Arc<Route>,
+    req: Request<Incoming>,
+    peer: Peer,
+    host: &str,
+) -> Response<ClientBody> {
+    let shared = &worker.shared;
     if route.deny.denies(peer.addr.ip()) {
         route.runtime.stats.denied.fetch_add(1, Relaxed);
         route.runtime.stats.status(StatusCode::FORBIDDEN.as_u16());
-        return Ok(denied());
+        return denied();
     }
     if route.redirect_to_https && peer.scheme == Scheme::Http {
-        let response = to_https(&req, &host, shared.config.https_port);
+        let response = to_https(&req, host, shared.config.https_port);
         route.runtime.stats.status(response.status().as_u16());
-        return Ok(response);
+        return response;
     }
     if let Some(gate) = &route.auth
         && let Some(refused) = authenticate(gate, &req, &route.app_id)
     {
         route.runtime.stats.status(refused.status().as_u16());
-        return Ok(refused);
+        return refused;
     }
     // A span per request; at debug level, so that building it costs
     // nothing unless asked for.
@@ -610,12 +642,116 @@ async fn handle(
         "request",
         method = %req.method(),
         host = %host,
-        path = %path,
+        path = %req.uri().path(),
         app = %route.app_id,
     );
-    Ok(forward(shared, &worker.pool, route, req, peer)
+    forward(shared, &worker.pool, route, req, peer)
         .instrument(span)
-        .await)
+        .await
+}
+
+/// A routed request's access-log line in the making: what is known at
+/// arrival, completed with the status and the bytes sent. Dropped before
+/// that (the client left, or shutdown cut the request short), it is
+/// logged with nginx's 499.
+struct RequestLog {
+    worker: Arc<Worker>,
+    /// Taken when the line is queued.
+    entry: Option<access_log::Entry>,
+    start: Instant,
+}
+
+/// The status logged for a request whose client went away before its
+/// answer (nginx's "client closed request").
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl RequestLog {
+    /// The line for `req` to `route`'s app; `None` when nothing is logged
+    /// (no access log, or the app opted out).
+    fn start(
+        worker: &Arc<Worker>,
+        route: &Route,
+        req: &Request<Incoming>,
+        peer: &Peer,
+    ) -> Option<Box<RequestLog>> {
+        if !route.access_log || !worker.shared.access_log.enabled() {
+            return None;
+        }
+        let headers = req.headers();
+        let entry = access_log::Entry {
+            app: route.app_id.clone(),
+            time: SystemTime::now(),
+            client: peer.addr.ip(),
+            user: basic_user(headers),
+            method: req.method().clone(),
+            target: req.uri().clone(),
+            version: req.version(),
+            host: headers.get(header::HOST).cloned(),
+            referer: headers.get(header::REFERER).cloned(),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            status: CLIENT_CLOSED_REQUEST,
+            bytes: 0,
+            duration: Duration::ZERO,
+            upstream: None,
+        };
+        Some(Box::new(RequestLog {
+            worker: worker.clone(),
+            entry: Some(entry),
+            start: Instant::now(),
+        }))
+    }
+
+    /// Takes `response`'s status; logs the router's own answers at once,
+    /// and hands an instance's to the body's [`Finish`].
+    fn attach(
+        mut self: Box<Self>,
+        mut response: Response<ClientBody>,
+        head: bool,
+    ) -> Response<ClientBody> {
+        if let Some(entry) = &mut self.entry {
+            entry.status = response.status().as_u16();
+        }
+        match response.body_mut() {
+            ClientBody::Proxied {
+                finish: Some(finish),
+                ..
+            } => finish.log = Some(self),
+            ClientBody::Proxied { finish: None, .. } => self.finish(0, None),
+            ClientBody::Local(body) => {
+                // No body goes out for HEAD.
+                let bytes = match (head, body) {
+                    (false, Some(body)) => body.len() as u64,
+                    _ => 0,
+                };
+                self.finish(bytes, None);
+            }
+        }
+        response
+    }
+
+    /// Queues the line, with `bytes` sent by `upstream`.
+    fn finish(&mut self, bytes: u64, upstream: Option<Arc<str>>) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.bytes = bytes;
+            entry.duration = self.start.elapsed();
+            entry.upstream = upstream;
+            self.worker.shared.access_log.log(entry);
+        }
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        self.finish(0, None);
+    }
+}
+
+/// The user name of the `Authorization: Basic` a request carries (as
+/// nginx's `$remote_user`: whether or not it is valid); never the password.
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let (user, _) = auth::basic_credentials(value.as_bytes()).ok()?;
+    Some(String::from_utf8_lossy(&user).into_owned())
 }
 
 /// The redirect of a plain-HTTP request to HTTPS (400 when its host
@@ -674,9 +810,54 @@ fn authenticate(
     }
 }
 
+/// Counts the request in its app's audience and proxies it, adding the
+/// router's visitor cookie to the answer when one was issued.
+async fn forward(
+    shared: &Arc<Shared>,
+    pool: &UpstreamPool,
+    route: Arc<Route>,
+    req: Request<Incoming>,
+    peer: Peer,
+) -> Response<ClientBody> {
+    let cookie = count_visit(shared, &route, &req, &peer);
+    let mut response = deliver(shared, pool, route, req, peer).await;
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Counts a page view of `route`'s app for the request's visitor and
+/// path; the router's visitor cookie to set when it issued one.
+fn count_visit(
+    shared: &Shared,
+    route: &Route,
+    req: &Request<Incoming>,
+    peer: &Peer,
+) -> Option<HeaderValue> {
+    let cookies = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let visitor = visitors::identify(
+        cookies,
+        route.uv_cookie.as_deref(),
+        peer.addr.ip(),
+        visitors::new_visitor_id,
+    );
+    let now = shared.clock.unix_secs();
+    route
+        .runtime
+        .audience()
+        .record(now, visitor.hash, req.uri().path());
+    let id = visitor.issue?;
+    HeaderValue::from_str(&visitors::set_cookie(&id, peer.scheme == Scheme::Https)).ok()
+}
+
 /// Proxies one request to an instance of `route`, holding it while a
 /// sleeping app wakes.
-async fn forward(
+async fn deliver(
     shared: &Arc<Shared>,
     pool: &UpstreamPool,
     mut route: Arc<Route>,
@@ -837,6 +1018,7 @@ async fn attempts(
     let app_stats = &runtime.stats;
     let sticky: &[&str] = if route.sticky { &request.sticky } else { &[] };
     let ejection = shared.config.ejection();
+    let logged = route.access_log && shared.access_log.enabled();
     let mut tried: Vec<usize> = Vec::new();
     let mut failure: Option<Error> = None;
     while let Some(pick) = balance::pick(
@@ -895,6 +1077,8 @@ async fn attempts(
                         start,
                         bytes: 0,
                         _in_flight: in_flight,
+                        upstream: logged.then(|| upstream.authority.clone()),
+                        log: None,
                     };
                     return Ok(respond(response, finish, cookie));
                 }
@@ -1361,6 +1545,11 @@ pub(crate) struct Finish {
     start: Instant,
     bytes: u64,
     _in_flight: InFlight,
+    /// The instance's address, when the request is logged.
+    upstream: Option<Arc<str>>,
+    /// The access-log line, written when the body ends (boxed: most
+    /// bodies carry none).
+    log: Option<Box<RequestLog>>,
 }
 
 impl Drop for Finish {
@@ -1368,6 +1557,9 @@ impl Drop for Finish {
         let stats = &self.runtime.stats;
         stats.bytes_out.fetch_add(self.bytes, Relaxed);
         stats.latency.observe(self.start.elapsed());
+        if let Some(mut log) = self.log.take() {
+            log.finish(self.bytes, self.upstream.take());
+        }
     }
 }
 
@@ -1494,7 +1686,13 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
         "/_router/ping" => text(StatusCode::OK, "pong\n"),
         "/_router/table" => json(&shared.table().to_json(now)),
         "/_router/stats" => {
-            let mut stats = report::stats_json(&shared.stats, &shared.table(), now);
+            let mut stats = report::stats_json(
+                &shared.stats,
+                &shared.access_log,
+                &shared.table(),
+                now,
+                shared.clock.unix_secs(),
+            );
             stats["workers"] = worker.workers.to_json();
             json(&stats)
         }
@@ -1502,7 +1700,13 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
         "/_router/metrics" => local(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            report::prometheus(&shared.stats, &shared.table(), now),
+            report::prometheus(
+                &shared.stats,
+                &shared.access_log,
+                &shared.table(),
+                now,
+                shared.clock.unix_secs(),
+            ),
         ),
         _ => text(
             StatusCode::NOT_FOUND,

@@ -1,26 +1,60 @@
 //! The reports on the router's counters over the current routing table:
 //! JSON for `/_router/stats` (what an autoscaler reads) and Prometheus text
 //! for `/_router/metrics`. Both are functions of the router-wide counters,
-//! a [`Table`] (each app's counters live in its runtime, each instance's
-//! in its state) and the time; they read, never count.
+//! the access log's, a [`Table`] (each app's counters and audience live in
+//! its runtime, each instance's counters in its state) and the time (the
+//! router's clock, and the wall clock for the UTC windows of page views
+//! and visitors); they read, never count.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{Value, json};
 
+use crate::access_log::AccessLog;
 use crate::balance::UpstreamState;
 use crate::stats::{GlobalStats, LATENCY_BUCKETS, RATE_WINDOW_SECS};
 use crate::table::{Route, Table};
+use crate::visitors::{SpanReport, Totals};
 
-/// `/_router/stats`: router-wide counters, then per app its counters and
-/// its upstreams'.
-pub fn stats_json(global: &GlobalStats, table: &Table, now_ms: u64) -> Value {
+/// An app's page views and visitors per window as of `unix_secs`: its
+/// sketches copied under the lock, estimated outside it.
+fn audience(route: &Route, unix_secs: u64) -> [SpanReport; 3] {
+    let traffic = route.runtime.audience().traffic.clone();
+    traffic.report(unix_secs)
+}
+
+/// One figure of each window as `{"minute": n, "hour": n, "day": n}`.
+fn per_window(report: &[SpanReport; 3], figure: impl Fn(&SpanReport) -> u64) -> Value {
+    report
+        .iter()
+        .map(|r| (r.span.name().to_string(), json!(figure(r))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// `/_router/stats`: router-wide counters and the access log's, then per
+/// app its counters, page views (`pv`) and unique visitors (`uv`) in the
+/// current UTC minute, hour and day (`pvPrevious`, `uvPrevious`: the last
+/// complete ones), its busiest paths, and its upstreams'.
+pub fn stats_json(
+    global: &GlobalStats,
+    access_log: &AccessLog,
+    table: &Table,
+    now_ms: u64,
+    unix_secs: u64,
+) -> Value {
     let now_secs = now_ms / 1000;
     let apps: serde_json::Map<String, Value> = table
         .routes()
         .map(|route| {
             let mut app = route.runtime.stats.to_json(now_secs);
+            let windows = audience(route, unix_secs);
+            app["pv"] = per_window(&windows, |r| r.current.views);
+            app["uv"] = per_window(&windows, |r| r.current.visitors);
+            app["pvPrevious"] = per_window(&windows, |r| r.previous.views);
+            app["uvPrevious"] = per_window(&windows, |r| r.previous.visitors);
+            app["topPaths"] = route.runtime.audience().paths.to_json();
             app["upstreams"] = route
                 .upstreams
                 .iter()
@@ -35,6 +69,7 @@ pub fn stats_json(global: &GlobalStats, table: &Table, now_ms: u64) -> Value {
         })
         .collect();
     let mut out = global.to_json();
+    out["accessLog"] = access_log.to_json();
     out["tableGeneration"] = json!(table.generation);
     out["apps"] = Value::Object(apps);
     out
@@ -48,8 +83,15 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `/_router/metrics`: the same counters in Prometheus' text format.
-pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
+/// `/_router/metrics`: the same counters in Prometheus' text format (top
+/// paths left out: labels without bound).
+pub fn prometheus(
+    global: &GlobalStats,
+    access_log: &AccessLog,
+    table: &Table,
+    now_ms: u64,
+    unix_secs: u64,
+) -> String {
     let now_secs = now_ms / 1000;
     let mut out = String::new();
     // Families are written one after another, each with all its samples.
@@ -111,6 +153,20 @@ pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
         "Routing-table changes applied so far.",
     );
     let _ = writeln!(out, "{n} {}", table.generation);
+    let n = family(
+        &mut out,
+        "baton_router_access_log_lines_total",
+        "counter",
+        "Access log lines written, dropped (queue full) or failed (I/O).",
+    );
+    let counters = access_log.counters();
+    for (outcome, count) in [
+        ("written", &counters.written),
+        ("dropped", &counters.dropped),
+        ("failed", &counters.failed),
+    ] {
+        let _ = writeln!(out, "{n}{{outcome=\"{outcome}\"}} {}", count.load(Relaxed));
+    }
 
     type PerApp = fn(&Route, u64) -> Vec<(String, String)>;
     let per_app: [(&str, &str, &str, PerApp); 12] = [
@@ -283,6 +339,39 @@ pub fn prometheus(global: &GlobalStats, table: &Table, now_ms: u64) -> String {
         }
         let _ = writeln!(out, "{n}_sum{{app=\"{app}\"}} {}", h.sum_secs());
         let _ = writeln!(out, "{n}_count{{app=\"{app}\"}} {}", h.count());
+    }
+
+    let windows: Vec<(String, [SpanReport; 3])> = table
+        .routes()
+        .map(|route| (label(&route.app_id), audience(route, unix_secs)))
+        .collect();
+    type Figure = fn(&Totals) -> u64;
+    let audience_families: [(&str, &str, Figure); 2] = [
+        (
+            "baton_router_page_views",
+            "Requests in the current (so far) or previous UTC minute, hour or day.",
+            |t| t.views,
+        ),
+        (
+            "baton_router_unique_visitors",
+            "Distinct visitors (HyperLogLog estimate) in the current (so far) or previous UTC minute, hour or day.",
+            |t| t.visitors,
+        ),
+    ];
+    for (name, help, figure) in audience_families {
+        let n = family(&mut out, name, "gauge", help);
+        for (app, report) in &windows {
+            for r in report {
+                for (period, totals) in [("current", &r.current), ("previous", &r.previous)] {
+                    let _ = writeln!(
+                        out,
+                        "{n}{{app=\"{app}\",window=\"{}\",period=\"{period}\"}} {}",
+                        r.span.name(),
+                        figure(totals)
+                    );
+                }
+            }
+        }
     }
 
     type PerUpstream = fn(&UpstreamState, u64) -> u64;

@@ -1,7 +1,8 @@
 //! What every part of the router shares, behind one `Arc`: the current
 //! routing table (published whole by the refresher, read per request), the
 //! router-wide counters, the clock, the configuration, the Marathon client,
-//! the scaling decisions, and the runtime that background work runs on.
+//! the scaling decisions, the access log's queue, and the runtime that
+//! background work runs on.
 //! Built once by `serve`; the follower, load poller, scaler and proxy all
 //! sit above it.
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::access_log::AccessLog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::marathon::Marathon;
@@ -32,6 +34,8 @@ pub struct Shared {
     pub marathon: Marathon,
     /// Scaling decisions, for `/_router/autoscale`.
     pub decisions: DecisionLog,
+    /// The access log's queue (disabled without `--access-log`).
+    pub access_log: AccessLog,
     /// The runtime of background work (following Marathon, scaling), which
     /// outlives the serving threads' runtimes.
     pub(crate) background: tokio::runtime::Handle,
@@ -40,7 +44,7 @@ pub struct Shared {
 impl Shared {
     /// Everything starts empty: an empty table (not loaded), zero counters,
     /// the clock at zero; background work runs on the current runtime.
-    pub(crate) fn new(config: Config, marathon: Marathon) -> Shared {
+    pub(crate) fn new(config: Config, marathon: Marathon, access_log: AccessLog) -> Shared {
         Shared {
             table: watch::Sender::new(Arc::new(Table::default())),
             stats: GlobalStats::default(),
@@ -48,6 +52,7 @@ impl Shared {
             config,
             marathon,
             decisions: DecisionLog::default(),
+            access_log,
             background: tokio::runtime::Handle::current(),
         }
     }

@@ -25,6 +25,9 @@
 //!   puts the app behind basic authentication ([`crate::auth`]). The
 //!   label's presence turns authentication on: an empty path names no
 //!   readable file and so denies everyone.
+//! - `BATON_UV_COOKIE` names the app's own cookie that tells its visitors
+//!   apart ([`crate::visitors`]); `BATON_ACCESS_LOG=off` keeps the app out
+//!   of the access log ([`crate::access_log`]).
 //! - A table is immutable; a change builds the next one
 //!   ([`Table::from_apps`], [`Table::with_app`], [`Table::without_app`]),
 //!   carrying over by app id the app's [`AppRuntime`] (counters, balancer
@@ -64,6 +67,11 @@ pub const LABEL_HAPROXY_REDIRECT_TO_HTTPS: &str = "HAPROXY_0_REDIRECT_TO_HTTPS";
 pub const LABEL_AUTH_FILE: &str = "BATON_AUTH_FILE";
 /// Label: the basic-auth realm.
 pub const LABEL_AUTH_REALM: &str = "BATON_AUTH_REALM";
+/// Label: the app's own cookie that tells its visitors apart (then the
+/// router issues none).
+pub const LABEL_UV_COOKIE: &str = "BATON_UV_COOKIE";
+/// Label: `off` (or `false`) to keep the app out of the access log.
+pub const LABEL_ACCESS_LOG: &str = "BATON_ACCESS_LOG";
 
 /// A task that is not routed to, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +103,10 @@ pub struct Route {
     pub redirect_to_https: bool,
     /// Basic authentication, when `BATON_AUTH_FILE` is set.
     pub auth: Option<BasicAuth>,
+    /// The app's own visitor cookie (`BATON_UV_COOKIE`).
+    pub uv_cookie: Option<String>,
+    /// Whether its requests go to the access log (`BATON_ACCESS_LOG`).
+    pub access_log: bool,
     /// Whether the app has health checks (then only healthy tasks route).
     pub health_checked: bool,
     /// Desired instances (`instances`), for the autoscaler and sleep/wake.
@@ -141,6 +153,8 @@ impl Route {
             "denyErrors": self.deny_errors,
             "redirectToHttps": self.redirect_to_https,
             "auth": self.auth.as_ref().map(BasicAuth::to_json),
+            "uvCookie": self.uv_cookie,
+            "accessLog": self.access_log,
             "healthChecks": self.health_checked,
             "instances": self.instances,
             "upstreams": self.upstreams.iter().map(|u| {
@@ -324,6 +338,9 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
         deny_errors: deny_errors.iter().map(ToString::to_string).collect(),
         redirect_to_https,
         auth,
+        uv_cookie: label(&labels, &[LABEL_UV_COOKIE]).map(str::to_string),
+        access_log: label(&labels, &[LABEL_ACCESS_LOG])
+            .is_none_or(|v| !v.eq_ignore_ascii_case("off") && !v.eq_ignore_ascii_case("false")),
         health_checked,
         instances: app["instances"].as_u64().unwrap_or(0),
         labels,
@@ -789,6 +806,30 @@ mod tests {
         assert_eq!(web["upstreams"][0]["address"], "127.0.0.2:1");
         assert_eq!(web["upstreams"][0]["ejected"], false);
         assert_eq!(web["balance"], "round_robin");
+    }
+
+    #[test]
+    fn visitor_cookie_and_access_log_come_from_labels() {
+        let plain = parse_app(&app("/a", json!({}), vec![]), None).unwrap();
+        assert_eq!((plain.uv_cookie.as_deref(), plain.access_log), (None, true));
+        let labelled = app(
+            "/b",
+            json!({"BATON_UV_COOKIE": " sid ", "BATON_ACCESS_LOG": "OFF"}),
+            vec![],
+        );
+        let route = parse_app(&labelled, None).unwrap();
+        assert_eq!(
+            (route.uv_cookie.as_deref(), route.access_log),
+            (Some("sid"), false)
+        );
+        assert_eq!(route.to_json(0)["uvCookie"], "sid");
+        assert_eq!(route.to_json(0)["accessLog"], false);
+        for (value, logged) in [("false", false), ("on", true), ("", true)] {
+            let a = app("/c", json!({ "BATON_ACCESS_LOG": value }), vec![]);
+            assert_eq!(parse_app(&a, None).unwrap().access_log, logged, "{value:?}");
+        }
+        let empty = app("/d", json!({"BATON_UV_COOKIE": ""}), vec![]);
+        assert_eq!(parse_app(&empty, None).unwrap().uv_cookie, None);
     }
 
     #[test]
