@@ -57,6 +57,9 @@ pub struct ClusterConfig {
     /// Authentication, ACLs and TLS of the master; `None` (the default) is
     /// an open master on plain HTTP, as Mesos without those flags.
     pub security: Option<SecurityConfig>,
+    /// Trust roots (PEM) the fetcher adds to the system's for `https://`
+    /// URIs.
+    pub fetcher_ca_file: Option<PathBuf>,
     /// How agents hold containers to their `cpus` and `mem` (Mesos's
     /// `--isolation`, `--cgroups_root`, `--cgroups_enable_cfs`).
     pub isolation: IsolationConfig,
@@ -84,6 +87,7 @@ impl Default for ClusterConfig {
             executor_shutdown_grace_period: Duration::from_secs(5),
             executor_environment: Vec::new(),
             security: None,
+            fetcher_ca_file: None,
             isolation: IsolationConfig::default(),
         }
     }

@@ -82,6 +82,9 @@ pub enum Error {
     /// The configuration is impossible.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The fetcher's trust roots could not be read.
+    #[error("fetcher trust roots")]
+    FetcherCa(#[source] baton_probe::https::RootsError),
     /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -142,6 +145,9 @@ impl LocalCluster {
         config.validate()?;
         // Before anything new runs: what a killed predecessor on this work
         // directory left behind could never reconnect.
+        let roots = baton_probe::https::trust_roots(config.fetcher_ca_file.as_deref())
+            .map_err(Error::FetcherCa)?;
+        let https = baton_probe::https::HttpsClient::verifying(roots);
         let isolator = Arc::new(agent::isolation::Isolator::new(&config.isolation));
         match &isolator.fallback {
             Some(why) => warn!(
@@ -246,6 +252,7 @@ impl LocalCluster {
                     scope: scope.clone(),
                     to_master: to_master.clone(),
                     isolator: isolator.clone(),
+                    https: https.clone(),
                 },
             );
             scope.spawn(agent.clone().run_inbox(rx));

@@ -155,6 +155,10 @@ struct Flags {
     /// shares only, which divide the CPU only under contention).
     #[arg(long = "cgroups_enable_cfs", env = "MESOS_LOCAL_CGROUPS_ENABLE_CFS")]
     cgroups_enable_cfs: bool,
+    /// PEM certificates the fetcher trusts besides the system's, for
+    /// `https://` URIs.
+    #[arg(long = "fetcher_ca_file", env = "MESOS_LOCAL_FETCHER_CA_FILE")]
+    fetcher_ca_file: Option<PathBuf>,
 }
 
 impl Flags {
@@ -180,6 +184,7 @@ impl Flags {
                 .unwrap_or(defaults.executor_path.clone()),
             work_dir: self.work_dir.clone().unwrap_or(defaults.work_dir.clone()),
             security: self.security()?,
+            fetcher_ca_file: self.fetcher_ca_file.clone(),
             isolation: mesos_local::config::IsolationConfig {
                 isolation: self.isolation,
                 root: self.cgroups_root.clone(),

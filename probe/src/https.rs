@@ -7,10 +7,11 @@
 //! whose configuration names its provider (ring) itself: one connection per
 //! request, closed after it.
 //!
-//! As in Marathon and Mesos (whose executors run `curl -k`), the server's
-//! certificate is not verified: any chain and any name pass. The
+//! As in Marathon and Mesos (whose executors run `curl -k`), a probe does
+//! not verify the server's certificate: any chain and any name pass. The
 //! handshake's signatures must still be valid for the certificate the
-//! server presents.
+//! server presents. A [`HttpsClient::verifying`] client (the fetcher's)
+//! verifies chain and name against [`trust_roots`].
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -24,14 +25,18 @@ use hyper_util::rt::TokioIo;
 use reqwest::Url;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 /// Why an HTTPS request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
+    /// The answer's body could not be written where it was asked to go.
+    #[error("cannot write the body")]
+    Write(#[source] std::io::Error),
     /// Not an `https` URL with a host.
     #[error("not an https URL with a host")]
     Url,
@@ -46,7 +51,46 @@ pub enum HttpsError {
     Http(#[source] hyper::Error),
 }
 
-/// Sends HTTPS requests, accepting any server certificate. Cheap to clone.
+/// Why trust roots could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("CA file {path}: {reason}")]
+pub struct RootsError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The system's trust roots plus those in `ca_file` (PEM), which must hold
+/// at least one usable certificate.
+pub fn trust_roots(ca_file: Option<&std::path::Path>) -> Result<RootCertStore, RootsError> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let error = |reason: String| RootsError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| error(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| error(format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(error("holds no PEM certificate".into()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| error(format!("unusable certificate: {e}")))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// Sends HTTPS requests; [`HttpsClient::new`] accepts any server
+/// certificate, [`HttpsClient::verifying`] only trusted ones. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct HttpsClient {
     tls: TlsConnector,
@@ -81,10 +125,62 @@ impl HttpsClient {
         }
     }
 
+    /// Verifies the server's chain against `roots` and its name, as curl
+    /// does by default (the Mesos fetcher's downloads).
+    pub fn verifying(roots: RootCertStore) -> HttpsClient {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        HttpsClient {
+            tls: TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    /// `GET url` on a connection of its own: the answer's head, its body
+    /// written to `out` as it arrives when the status is a success (else
+    /// not read). Not bounded in time: callers apply their timeout.
+    pub async fn get_into<W>(&self, url: &Url, out: &mut W) -> Result<Response<()>, HttpsError>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt;
+        self.exchange(url, async |response| {
+            let (parts, mut body) = response.into_parts();
+            if parts.status.is_success() {
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame.map_err(HttpsError::Http)?.into_data() {
+                        out.write_all(&data).await.map_err(HttpsError::Write)?;
+                    }
+                }
+            }
+            Ok(Response::from_parts(parts, ()))
+        })
+        .await
+    }
+
     /// `GET url` on a connection of its own: the answer, with its body read
     /// until it ends or `max_body` bytes are in (the rest is not read). Not
     /// bounded in time: callers apply their timeout.
     pub async fn get(&self, url: &Url, max_body: usize) -> Result<Response<Vec<u8>>, HttpsError> {
+        self.exchange(url, async |response| {
+            read_body(response, max_body)
+                .await
+                .map_err(HttpsError::Http)
+        })
+        .await
+    }
+
+    /// Connects to `url`'s server, sends `GET`, and gives the answer to
+    /// `read`, driving the connection meanwhile.
+    async fn exchange<T>(
+        &self,
+        url: &Url,
+        read: impl AsyncFnOnce(Response<Incoming>) -> Result<T, HttpsError>,
+    ) -> Result<T, HttpsError> {
         if url.scheme() != "https" {
             return Err(HttpsError::Url);
         }
@@ -123,18 +219,20 @@ impl HttpsClient {
             .await
             .map_err(HttpsError::Http)?;
         let exchange = async move {
-            let response = sender.send_request(request).await?;
-            read_body(response, max_body).await
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(HttpsError::Http)?;
+            read(response).await
         };
         // The connection must be driven while the exchange runs; dropping it
         // closes the socket.
-        let answer = match future::select(pin!(exchange), pin!(connection)).await {
+        match future::select(pin!(exchange), pin!(connection)).await {
             Either::Left((answer, _connection)) => answer,
             // It closed cleanly: what it received is in the exchange's reach.
             Either::Right((Ok(()), exchange)) => exchange.await,
-            Either::Right((Err(e), _exchange)) => Err(e),
-        };
-        answer.map_err(HttpsError::Http)
+            Either::Right((Err(e), _exchange)) => Err(HttpsError::Http(e)),
+        }
     }
 }
 

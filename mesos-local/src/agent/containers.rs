@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use baton_probe::https::HttpsClient;
 use mesos_proto::v1;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -112,6 +113,7 @@ pub async fn prepare_sandbox(
     dir: &Path,
     uris: &[v1::command_info::Uri],
     cache_dir: &Path,
+    https: &HttpsClient,
 ) -> Result<(), ContainerError> {
     for path in [dir, cache_dir] {
         tokio::fs::create_dir_all(path)
@@ -122,7 +124,7 @@ pub async fn prepare_sandbox(
             })?;
     }
     for uri in uris {
-        if let Err(e) = fetch(dir, uri, cache_dir).await {
+        if let Err(e) = fetch(dir, uri, cache_dir, https).await {
             // Where the Mesos fetcher's own output goes.
             let _ = tokio::fs::write(dir.join("stderr"), format!("{e}\n")).await;
             warn!(sandbox = %dir.display(), error = %e, "fetch failed");
@@ -187,6 +189,7 @@ async fn fetch(
     dir: &Path,
     uri: &v1::command_info::Uri,
     cache_dir: &Path,
+    https: &HttpsClient,
 ) -> Result<(), ContainerError> {
     let value = uri.value.as_str();
     let name = uri
@@ -224,28 +227,7 @@ async fn fetch(
     if from_cache {
         debug!(uri = value, "fetched from the cache");
     } else if value.starts_with("http://") || value.starts_with("https://") {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = client
-            .get(value)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| fail(e.to_string()))?;
-        // Streamed to disk: a fetch costs a chunk of memory, not the file
-        // (agents run in Baton's process in local mode).
-        let mut resp = resp;
-        let mut file = tokio::fs::File::create(&dest)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        file.flush().await.map_err(|e| fail(e.to_string()))?;
+        download(value, &dest, https).await.map_err(fail)?;
     } else {
         let src = value.strip_prefix("file://").unwrap_or(value);
         if !src.starts_with('/') {
@@ -266,25 +248,114 @@ async fn fetch(
             .await
             .map_err(|e| fail(e.to_string()))?;
     } else if uri.extract.unwrap_or(true) && is_archive(&name) {
-        if name.ends_with(".zip") {
-            warn!(uri = value, "zip archives are not extracted by mesos-local");
+        // As the Mesos fetcher extracts: `unzip` for zip files, `tar`
+        // (which tells gzip, bzip2 and xz apart) for the rest.
+        let mut extract = if name.ends_with(".zip") {
+            let mut unzip = Command::new("unzip");
+            unzip.arg("-o").arg("-q").arg(&dest).arg("-d").arg(dir);
+            unzip
         } else {
-            let status = Command::new("tar")
-                .arg("-xf")
-                .arg(&dest)
-                .arg("-C")
-                .arg(dir)
-                .stdin(Stdio::null())
-                .status()
-                .await
-                .map_err(|e| fail(format!("tar: {e}")))?;
-            if !status.success() {
-                return Err(fail(format!("tar exited with {status}")));
-            }
+            let mut tar = Command::new("tar");
+            tar.arg("-xf").arg(&dest).arg("-C").arg(dir);
+            tar
+        };
+        let tool = if name.ends_with(".zip") {
+            "unzip"
+        } else {
+            "tar"
+        };
+        let output = extract
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| fail(format!("cannot run {tool}: {e}")))?;
+        if !output.status.success() {
+            return Err(fail(format!(
+                "{tool} exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
         }
     }
     debug!(uri = value, dest = %dest.display(), "fetched");
     Ok(())
+}
+
+/// How many redirects a download follows, as `curl -L` would (bounded).
+const MAX_REDIRECTS: usize = 10;
+
+/// Downloads `uri` (http or https, following redirects, https verified
+/// against the cluster's trust roots) into `dest`, streamed to disk: a
+/// fetch costs a chunk of memory, not the file (agents run in Baton's
+/// process in local mode).
+async fn download(uri: &str, dest: &Path, https: &HttpsClient) -> Result<(), String> {
+    let mut url = reqwest::Url::parse(uri).map_err(|e| format!("invalid URI: {e}"))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    for _ in 0..=MAX_REDIRECTS {
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (status, location) = match url.scheme() {
+            "https" => {
+                let head =
+                    tokio::time::timeout(Duration::from_secs(300), https.get_into(&url, &mut file))
+                        .await
+                        .map_err(|_| "timed out after 300 s".to_string())?
+                        .map_err(|e| error_chain(&e))?;
+                (
+                    head.status(),
+                    head.headers().get(reqwest::header::LOCATION).cloned(),
+                )
+            }
+            "http" => {
+                let mut resp = http
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                let status = resp.status();
+                if status.is_success() {
+                    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+                        file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+                    }
+                }
+                (
+                    status,
+                    resp.headers().get(reqwest::header::LOCATION).cloned(),
+                )
+            }
+            other => return Err(format!("unsupported scheme '{other}'")),
+        };
+        file.flush().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            return Ok(());
+        }
+        let next = location
+            .filter(|_| status.is_redirection())
+            .and_then(|l| l.to_str().ok().and_then(|l| url.join(l).ok()));
+        match next {
+            Some(next) => url = next,
+            None => return Err(format!("HTTP {status} from {url}")),
+        }
+    }
+    Err(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
+/// An error with its causes, as one line (`TLS handshake failed: invalid
+/// peer certificate: UnknownIssuer`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Starts `program` in a new session with the sandbox as working directory
@@ -734,7 +805,7 @@ mod tests {
             ..Default::default()
         }];
         let cache = tempfile::tempdir().unwrap();
-        prepare_sandbox(sandbox.path(), &uris, cache.path())
+        prepare_sandbox(sandbox.path(), &uris, cache.path(), &HttpsClient::new())
             .await
             .unwrap();
         let meta = std::fs::metadata(sandbox.path().join("run.sh")).unwrap();
@@ -744,7 +815,7 @@ mod tests {
             ..Default::default()
         }];
         assert!(
-            prepare_sandbox(sandbox.path(), &bad, cache.path())
+            prepare_sandbox(sandbox.path(), &bad, cache.path(), &HttpsClient::new())
                 .await
                 .is_err()
         );
@@ -761,9 +832,14 @@ mod tests {
             ..Default::default()
         };
         let first = tempfile::tempdir().unwrap();
-        prepare_sandbox(first.path(), &[uri(true)], cache.path())
-            .await
-            .unwrap();
+        prepare_sandbox(
+            first.path(),
+            &[uri(true)],
+            cache.path(),
+            &HttpsClient::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             std::fs::read(first.path().join("tool")).unwrap(),
             b"build one"
@@ -772,18 +848,28 @@ mod tests {
         // still fills the next sandbox; an uncached fetch fails.
         std::fs::remove_file(served.path().join("tool")).unwrap();
         let second = tempfile::tempdir().unwrap();
-        prepare_sandbox(second.path(), &[uri(true)], cache.path())
-            .await
-            .unwrap();
+        prepare_sandbox(
+            second.path(),
+            &[uri(true)],
+            cache.path(),
+            &HttpsClient::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             std::fs::read(second.path().join("tool")).unwrap(),
             b"build one"
         );
         let third = tempfile::tempdir().unwrap();
         assert!(
-            prepare_sandbox(third.path(), &[uri(false)], cache.path())
-                .await
-                .is_err()
+            prepare_sandbox(
+                third.path(),
+                &[uri(false)],
+                cache.path(),
+                &HttpsClient::new()
+            )
+            .await
+            .is_err()
         );
         assert_ne!(cache_key("http://a/x/tool"), cache_key("http://a/y/tool"));
     }
@@ -802,7 +888,7 @@ mod tests {
             cache: Some(true),
             ..Default::default()
         };
-        prepare_sandbox(sandbox.path(), &[uri], cache.path())
+        prepare_sandbox(sandbox.path(), &[uri], cache.path(), &HttpsClient::new())
             .await
             .unwrap();
         assert_eq!(

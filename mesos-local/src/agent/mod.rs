@@ -48,6 +48,7 @@ use crate::config::ClusterConfig;
 use crate::master::validation::has_capability;
 use crate::messages::{AgentReport, FromAgent, ReportedTask, Scope, ToAgent};
 use crate::wire::{self, Inbox, Outbox, Rejection};
+use baton_probe::https::HttpsClient;
 use containers::{ExecutorEnv, Program};
 use isolation::{Isolator, Limits};
 use status_updates::{Acked, Pushed, UpdateStream};
@@ -1767,6 +1768,8 @@ pub struct Agent {
     config: Arc<ClusterConfig>,
     /// The cluster's isolator.
     pub isolator: Arc<Isolator>,
+    /// The fetcher's HTTPS client.
+    https: HttpsClient,
     scope: Scope,
     state: Mutex<AgentState>,
     running: watch::Sender<bool>,
@@ -1795,6 +1798,9 @@ pub struct ClusterParts {
     pub to_master: mpsc::UnboundedSender<FromAgent>,
     /// How containers are isolated.
     pub isolator: Arc<Isolator>,
+    /// The fetcher's HTTPS client (the system's roots and
+    /// `fetcher_ca_file`).
+    pub https: HttpsClient,
 }
 
 impl Agent {
@@ -1811,6 +1817,7 @@ impl Agent {
             scope,
             to_master,
             isolator,
+            https,
         } = parts;
         let state = AgentState {
             index,
@@ -1836,6 +1843,7 @@ impl Agent {
             id,
             endpoint,
             isolator,
+            https,
             config,
             scope,
             state: Mutex::new(state),
@@ -1951,13 +1959,17 @@ impl Agent {
             } => self.scope.spawn(
                 async move {
                     let cache = agent.fetcher_cache_dir();
-                    let started = match containers::prepare_sandbox(&directory, &uris, &cache).await
-                    {
-                        Ok(()) => agent
-                            .isolate(&framework_id, &executor_id, &container_id)
-                            .and_then(|join| containers::spawn(&program, &directory, &env, &join)),
-                        Err(e) => Err(e),
-                    };
+                    let started =
+                        match containers::prepare_sandbox(&directory, &uris, &cache, &agent.https)
+                            .await
+                        {
+                            Ok(()) => agent
+                                .isolate(&framework_id, &executor_id, &container_id)
+                                .and_then(|join| {
+                                    containers::spawn(&program, &directory, &env, &join)
+                                }),
+                            Err(e) => Err(e),
+                        };
                     let mut child = match started {
                         Ok(child) => child,
                         Err(e) => {

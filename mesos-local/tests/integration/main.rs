@@ -3,6 +3,7 @@
 
 mod common;
 mod executor_api;
+mod fetcher;
 mod files;
 mod launch;
 mod scheduler_api;

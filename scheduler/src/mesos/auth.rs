@@ -12,10 +12,6 @@ use std::sync::Arc;
 
 use base64::Engine;
 use reqwest::header::HeaderValue;
-use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-use tracing::debug;
 
 /// Why credentials or trust roots could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,33 +88,10 @@ fn read_secret(path: &Path) -> Result<String, AuthError> {
 /// The TLS client settings for `https://` masters: the system's roots plus
 /// those in `ca_file` (PEM), verified with rustls on ring.
 pub fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, AuthError> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    let (added, ignored) = roots.add_parsable_certificates(native.certs);
-    debug!(
-        added,
-        ignored,
-        errors = native.errors.len(),
-        "system trust roots loaded"
-    );
-    if let Some(path) = ca_file {
-        let ca_error = |reason: String| AuthError::CaFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ca_error(e.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| ca_error(format!("not PEM certificates: {e}")))?;
-        if certs.is_empty() {
-            return Err(ca_error("holds no PEM certificate".into()));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
-        }
-    }
+    let roots = baton_probe::https::trust_roots(ca_file).map_err(|e| AuthError::CaFile {
+        path: e.path,
+        reason: e.reason,
+    })?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

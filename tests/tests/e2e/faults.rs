@@ -627,23 +627,29 @@ async fn a_cpu_bound_task_is_held_to_its_cpus_by_the_cfs_quota() {
     let busy = |s: &serde_json::Value| {
         s["cpus_user_time_secs"].as_f64().unwrap() + s["cpus_system_time_secs"].as_f64().unwrap()
     };
-    // Measured over at least three seconds of the agent's own clock.
+    // Measured over ten seconds of the agent's own clock. The quota is
+    // granted per 100 ms period, so a window can hold one burst more than
+    // it has whole periods, and `cpuacct.stat` counts in 10 ms ticks:
+    // the cap shows as 0.3 CPU within that sampling error (0.305 at 10 s).
     let at = |s: &serde_json::Value| s["timestamp"].as_f64().unwrap();
     let last = wait::until(
-        Duration::from_secs(30),
-        "three seconds of statistics",
+        Duration::from_secs(40),
+        "ten seconds of statistics",
         || async {
             let later = sample().await;
-            (at(&later) - at(&first) >= 3.0).then_some(later)
+            (at(&later) - at(&first) >= 10.0).then_some(later)
         },
     )
     .await;
-    let cpu = (busy(&last) - busy(&first)) / (at(&last) - at(&first));
+    let window = at(&last) - at(&first);
+    let cpu = (busy(&last) - busy(&first)) / window;
+    let bound = (0.3 * (window + 0.1) + 0.02) / window;
     eprintln!(
-        "a busy loop given cpus 0.2 used {cpu:.3} CPU; throttled {} of {} periods",
+        "a busy loop given cpus 0.2 (0.3 with its executor) used {cpu:.3} CPU over {window:.1} s \
+         (bound with sampling error {bound:.3}); throttled {} of {} periods",
         last["cpus_nr_throttled"], last["cpus_nr_periods"]
     );
-    assert!(cpu <= 0.3, "{cpu} CPU used: {last}");
+    assert!(cpu <= bound, "{cpu} CPU used: {last}");
     // It ran (an idle executor alone uses next to nothing); how much it got
     // under the CFS cap depends on what else this machine runs.
     assert!(cpu > 0.02, "{cpu} CPU used: the loop did not run? {last}");
