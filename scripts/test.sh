@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # test tasks run `python3 -m http.server`
 command -v setsid >/dev/null 2>&1 || need+=(util-linux) # mesos-local starts executors in their own session
+command -v unzip >/dev/null 2>&1 || need+=(unzip)       # mesos-local's fetcher extracts .zip URIs as Mesos's does
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)       # ...and tar extracts .tar.xz with it
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip) # installs the Python `marathon` client below
 # The HA tests run a real ZooKeeper (Debian's package, run directly with java; a missing one fails them).
 { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || need+=(zookeeper)
