@@ -42,6 +42,7 @@ pub const MAX_READ: u64 = 16 * 4096;
 pub fn routes() -> Router<Arc<Agent>> {
     Router::new()
         .route("/files/read", get(read))
+        .route("/files/download", get(download))
         .route("/files/browse", get(browse))
         .route("/files/debug", get(debug))
 }
@@ -404,6 +405,65 @@ async fn browse(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> R
         Ok(v) => ok_json(&v, q.get("jsonp")),
         Err(r) => r.into_response(),
     }
+}
+
+/// `GET /files/download?path=`: the file itself, streamed, as an
+/// attachment named after it (what the Mesos UI's download links fetch);
+/// a directory is refused as Mesos refuses it.
+async fn download(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> Response {
+    let q = query_map(query.as_deref());
+    let path = match path_param(&q) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let roots = attachments(&agent);
+    let found = blocking(move || {
+        let real = resolve(&roots, &path)?.ok_or(Refusal::NotFound)?;
+        if real.is_dir() {
+            return Err(Refusal::BadRequest("Cannot download a directory.\n".into()));
+        }
+        Ok(real)
+    })
+    .await;
+    let real = match found {
+        Ok(real) => real,
+        Err(r) => return r.into_response(),
+    };
+    let file = match tokio::fs::File::open(&real).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Refusal::NotFound.into_response();
+        }
+        Err(e) => return Refusal::Internal(format!("{e}\n")).into_response(),
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().replace(['"', '\\'], "_"))
+        .unwrap_or_default();
+    // 64 KiB at a time: a large log costs a chunk of memory, not the file.
+    let chunks = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 /// The virtual paths and the sandboxes they stand for.

@@ -168,6 +168,41 @@ async fn a_running_tasks_sandbox_is_read_and_browsed_as_a_mesos_agent_serves_it(
     let (status, ct, body) = get(&read_url(&agent, &stdout, "&offset=0&length=4&jsonp=cb")).await;
     assert_eq!((status, ct.as_str()), (200, "text/javascript"));
     assert_eq!(body, r#"cb({"data":"line","offset":0})"#);
+    // /files/download: the file itself, as an attachment; not a directory.
+    let download = http()
+        .get(format!(
+            "{agent}/files/download?path={}",
+            url_escape(&stdout)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(
+        download.headers()["content-disposition"],
+        "attachment; filename=\"stdout\""
+    );
+    assert_eq!(
+        download.headers()["content-type"],
+        "application/octet-stream"
+    );
+    let bytes = download.text().await.unwrap();
+    assert!(bytes.starts_with("line 0\nline 1\n"), "{bytes}");
+    let (status, _, body) = get(&format!(
+        "{agent}/files/download?path={}",
+        url_escape(&sandbox)
+    ))
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Cannot download a directory.\n")
+    );
+    let (status, _, _) = get(&format!(
+        "{agent}/files/download?path={}",
+        url_escape(&format!("{sandbox}/nope"))
+    ))
+    .await;
+    assert_eq!(status, 404);
 
     // Refusals, with Mesos's statuses and texts.
     let refused = [
