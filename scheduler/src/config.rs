@@ -563,6 +563,7 @@ pub async fn run(
                     abdicate,
                     guard,
                     cache: Arc::new(crate::api::cache::ResponseCache::new(api_cache)),
+                    router_loads: Arc::new(crate::api::routers::RouterLoads::new(scheduler.now())),
                 })
                 // The UI's settings, for its handlers behind the guard.
                 .layer(axum::Extension(ui));

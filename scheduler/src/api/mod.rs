@@ -9,6 +9,8 @@
 //! - [`apps`] serves `/v2/apps` and everything under it.
 //! - [`tasks`] serves `/v2/tasks`, `/v2/tasks/delete`, `/v2/tasks/load`.
 //! - [`services`] serves `/v2/services`, the service registry.
+//! - [`routers`] serves `/v2/routers`: the request rates `baton-router`s
+//!   share, so that one of them scales from all of an app's traffic.
 //! - [`queue`] serves `/v2/queue`, `/v2/queue/{id}/delay`.
 //! - [`deployments`] serves `/v2/deployments`.
 //! - [`groups`] serves `/v2/groups`: groups are implicit in app ids, and a
@@ -51,6 +53,7 @@ pub mod lists;
 pub mod params;
 pub mod queue;
 pub mod render;
+pub mod routers;
 pub mod services;
 pub mod shapes;
 pub mod standby;
@@ -120,6 +123,8 @@ pub struct ApiState {
     pub guard: Arc<guard::Guard>,
     /// Rendered list bodies, kept while the snapshot shows the same.
     pub cache: Arc<lists::ResponseCache>,
+    /// What the routers reported of their traffic this term.
+    pub router_loads: Arc<routers::RouterLoads>,
 }
 
 /// What a handler works with: the shared state and who is asking.
@@ -306,6 +311,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(system::routes())
         .merge(apps::routes())
         .merge(tasks::routes())
+        .merge(routers::routes())
         .merge(services::routes())
         .merge(queue::routes())
         .merge(deployments::routes())

@@ -18,7 +18,7 @@ pub struct EnumName(&'static str);
 /// How many distinct unknown names are kept; later ones read as
 /// [`UNKNOWN_NAME`]. Only a store written by a newer Baton holds any.
 const UNKNOWN_NAMES_KEPT: usize = 1024;
-/// What an unknown name beyond [`UNKNOWN_NAMES_KEPT`] reads as.
+/// What an unknown name reads as once 1,024 distinct ones are kept.
 pub const UNKNOWN_NAME: &str = "UNKNOWN";
 
 static UNKNOWN_NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());

@@ -1054,6 +1054,7 @@ async fn over_http_kept_bodies_equal_those_of_an_api_that_keeps_none() {
             baton::api::guard::HttpPolicy::default(),
         )),
         cache: Arc::new(ResponseCache::new(CacheLimits::disabled())),
+        router_loads: Arc::new(baton::api::routers::RouterLoads::new(scheduler.now())),
     };
     let (_serving, current) = tokio::sync::watch::channel(baton::api::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
