@@ -34,6 +34,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Client networks refused on every route.
     pub deny: access::DenyList,
+    /// This router's name among the routers sharing their rates through
+    /// Baton (the least fresh one decides scaling).
+    pub router_id: String,
+    /// Client networks allowed to act through the admin endpoints
+    /// (`POST /_router/switch`); reading them stays open.
+    pub admin_allow: access::DenyList,
     /// How often load reports are read (zero: never).
     pub load_interval: Duration,
     /// Load reports older than this are ignored.
@@ -49,7 +55,16 @@ pub struct Config {
     pub auth_reload_interval: Duration,
     /// Where and how requests are logged (none: not at all).
     pub access_log: Option<access_log::Settings>,
+    /// Bytes the response cache holds at most, all apps together (apps
+    /// opt in with `BATON_CACHE`).
+    pub cache_max_bytes: u64,
+    /// The largest response body the cache stores; larger ones stream
+    /// through unstored.
+    pub cache_max_entry_bytes: u64,
 }
+
+/// Who may act through the admin endpoints by default: this host.
+pub const DEFAULT_ADMIN_ALLOW: &str = "127.0.0.0/8,::1/128";
 
 impl Config {
     /// Defaults for everything but Marathon's URL.
@@ -66,6 +81,8 @@ impl Config {
             max_buffered_body: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
             deny: access::DenyList::default(),
+            admin_allow: access::DenyList::parse(DEFAULT_ADMIN_ALLOW).0,
+            router_id: format!("router-{:016x}", rand::random::<u64>()),
             load_interval: Duration::from_secs(2),
             load_max_age: Duration::from_secs(30),
             autoscale: true,
@@ -73,6 +90,8 @@ impl Config {
             https_port: 443,
             auth_reload_interval: Duration::from_secs(2),
             access_log: None,
+            cache_max_bytes: 64 << 20,
+            cache_max_entry_bytes: 1 << 20,
         }
     }
 

@@ -4,8 +4,9 @@
 //! path to instances that are running, healthy and not being killed,
 //! balances, keeps sessions sticky, retries and ejects failing instances,
 //! and counts. It terminates TLS (certificates chosen by SNI, reloaded
-//! live), redirects apps' plain-HTTP clients to HTTPS, and guards apps
-//! with basic authentication, each as the app's labels ask.
+//! live), redirects apps' plain-HTTP clients to HTTPS, guards apps with
+//! basic authentication, and caches apps' responses, each as the app's
+//! labels ask.
 //!
 //! # Layout
 //!
@@ -53,7 +54,14 @@
 //!      `httparse`, body read as the client takes it), over keep-alive
 //!      connections pooled per serving thread; tells a request that never
 //!      went out from one that failed.
+//!    - [`cache_rules`]: pure. The response cache's rules (RFC 9111, a
+//!      shared cache's practical subset): the `BATON_CACHE*` labels, which
+//!      requests use the cache, which responses are stored and for how
+//!      long, `Vary` variants, ages, and 304s to conditional requests.
 //! 2. Pure rules, state and settings:
+//!    - [`split`]: how apps sharing a vhost and path share its requests:
+//!      a switch record's live app (blue/green) or weights (canary), by
+//!      smooth weighted round-robin.
 //!    - [`balance`]: per-instance state (in flight, failure streak,
 //!      ejection, load weight) kept across table generations, the policies
 //!      (round-robin, least outstanding requests, load-weighted), sticky
@@ -66,6 +74,11 @@
 //!      generations ([`runtime::AppRuntime`]: counters, audience (page
 //!      views, visitors, top paths, behind one lock), balancer turn, last
 //!      request, scaling state).
+//!    - [`cache_store`]: pure. The response cache's memory: stored
+//!      responses in one LRU bounded in bytes router-wide and per app,
+//!      behind one mutex shared by the serving threads; bodies collected
+//!      as they stream; entries dropped when their app's version changes;
+//!      per-app counters.
 //!    - [`config`]: [`Config`], what the router needs to run.
 //! 3. [`table`]: pure. Apps JSON → the routing table (which instances are
 //!    routable and why not, vhosts, path prefixes, labels) and the lookup
@@ -73,12 +86,17 @@
 //!    immutable; each change publishes the next generation, carrying over
 //!    each app's runtime and each instance's state.
 //! 4. Over the table:
+//!    - [`cache`]: the response cache in a request's path: a request to
+//!      a cached app answered from a stored response (with `Age`,
+//!      `X-Cache: HIT`, or a 304), or forwarded with what to do with the
+//!      response (store it as its body streams, or drop its URL's entries
+//!      after an unsafe request).
 //!    - [`report`]: the counters over a whole table (and the access
-//!      log's), rendered as JSON (`/_router/stats`) and Prometheus text
-//!      (`/_router/metrics`).
+//!      log's and the response cache's), rendered as JSON
+//!      (`/_router/stats`) and Prometheus text (`/_router/metrics`).
 //!    - [`shared`]: [`Shared`], what every task shares: the current table,
 //!      router-wide counters, clock, configuration, Marathon client,
-//!      decision log, the access log's queue.
+//!      decision log, the access log's queue, the response cache.
 //! 5. Background work, each a task on [`Shared`]:
 //!    - [`sync`]: follows Marathon. `GET /v2/apps?embed=apps.tasks` on
 //!      every (re)connect and periodically, and the `/v2/events` stream
@@ -91,11 +109,16 @@
 //!    - [`scaler`]: the one-second controller applying [`scale`]'s rules
 //!      through `PUT /v2/apps/{id}`, waking sleeping apps on request, and
 //!      `/_router/autoscale`.
+//!    - [`switch`]: blue/green switches driven to the end: the new app
+//!      ready, the switch record written and routed by, the old apps
+//!      drained, then scaled to 0; `/_router/switch`.
 //! 6. [`proxy`]: the hyper server, one single-threaded runtime per CPU
 //!    (new connections handed to the least busy), on the plain listener
 //!    and the TLS one (handshakes in the connection's task): admin
 //!    endpoints under `/_router/`, deny lists, redirects to HTTPS, basic
-//!    authentication, forwarding, bodies that can be replayed,
+//!    authentication, answers from the response cache, forwarding
+//!    (bodies of cached apps' responses collected for the cache as they
+//!    stream), bodies that can be replayed,
 //!    one retry on another instance, passive health, counted responses,
 //!    page views and visitors (issuing the visitor cookie), access-log
 //!    lines, requests held while a sleeping app wakes, and WebSocket
@@ -112,6 +135,9 @@ pub mod access;
 pub mod access_log;
 pub mod auth;
 pub mod balance;
+pub mod cache;
+pub mod cache_rules;
+pub mod cache_store;
 pub mod clock;
 pub mod config;
 pub mod load;
@@ -124,7 +150,9 @@ pub mod runtime;
 pub mod scale;
 pub mod scaler;
 pub mod shared;
+pub mod split;
 pub mod stats;
+pub mod switch;
 pub mod sync;
 pub mod table;
 pub mod tls;

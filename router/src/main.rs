@@ -3,8 +3,8 @@
 //! until SIGINT or SIGTERM; SIGHUP reloads the certificates. All logic
 //! lives in the library.
 //!
-//! Flags are kebab-case (`--tls-listen`); the TLS, redirect, auth and
-//! access-log flags also answer to the underscore spelling of Baton's
+//! Flags are kebab-case (`--tls-listen`); the TLS, redirect, auth,
+//! access-log and cache flags also answer to the underscore spelling of Baton's
 //! other binaries (`--tls_listen`).
 
 use std::net::SocketAddr;
@@ -67,6 +67,16 @@ struct Flags {
     /// (e.g. `10.0.0.0/8,192.0.2.7`). Apps add their own with `BATON_DENY`.
     #[arg(long, env = "BATON_ROUTER_DENY", default_value = "")]
     deny: String,
+    /// Client networks allowed to act through the admin endpoints
+    /// (`POST /_router/switch`), comma-separated CIDR blocks; reading
+    /// `/_router/*` stays open to all.
+    #[arg(long, visible_alias = "admin_allow", env = "BATON_ROUTER_ADMIN_ALLOW", default_value = baton_router::config::DEFAULT_ADMIN_ALLOW)]
+    admin_allow: String,
+    /// This router's name among the routers that share their request
+    /// rates through Baton (`/v2/routers`): the least one decides
+    /// autoscaling and sleep from all of them (default: random at start).
+    #[arg(long, visible_alias = "router_id", env = "BATON_ROUTER_ID")]
+    router_id: Option<String>,
     /// How often to read Baton's load reports for apps balanced by `load`
     /// (`0s`: never).
     #[arg(long, env = "BATON_ROUTER_LOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -154,6 +164,20 @@ struct Flags {
         default_value_t = 5
     )]
     access_log_keep: usize,
+    /// Bytes the response cache holds at most, all apps together (e.g.
+    /// `64MiB`, `512KiB`, `10MB`, or bytes); least recently used responses
+    /// go first. Apps opt in with the label `BATON_CACHE`.
+    #[arg(long, visible_alias = "cache_max_bytes", env = "BATON_ROUTER_CACHE_MAX_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    cache_max_bytes: u64,
+    /// The largest response body the cache stores; larger ones stream
+    /// through unstored.
+    #[arg(long, visible_alias = "cache_max_entry_bytes", env = "BATON_ROUTER_CACHE_MAX_ENTRY_BYTES", default_value = "1MiB", value_parser = parse_size)]
+    cache_max_entry_bytes: u64,
+}
+
+/// A size flag: bytes, or a number with kB, KiB, MB, MiB, GB or GiB.
+fn parse_size(text: &str) -> Result<u64, baton_router::cache_rules::Error> {
+    baton_router::cache_rules::parse_size(text)
 }
 
 impl Flags {
@@ -162,7 +186,22 @@ impl Flags {
         if let Some(e) = errors.first() {
             anyhow::bail!("--deny: {e}");
         }
+        let (admin_allow, errors) = baton_router::access::DenyList::parse(&self.admin_allow);
+        if let Some(e) = errors.first() {
+            anyhow::bail!("--admin-allow: {e}");
+        }
         let mut config = Config::new(self.marathon);
+        config.admin_allow = admin_allow;
+        if let Some(id) = self.router_id.clone() {
+            anyhow::ensure!(
+                !id.is_empty()
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "--router-id: letters, digits, '-', '_' and '.' only"
+            );
+            config.router_id = id;
+        }
         config.connect_timeout = self.connect_timeout;
         config.upstream_timeout = self.upstream_timeout;
         config.eject_after_failures = self.eject_after;
@@ -185,6 +224,8 @@ impl Flags {
             .or(self.tls_listen.map(|a| a.port()))
             .unwrap_or(443);
         config.auth_reload_interval = self.auth_reload_interval;
+        config.cache_max_bytes = self.cache_max_bytes;
+        config.cache_max_entry_bytes = self.cache_max_entry_bytes;
         // Empty (as an unset variable often is): no access log.
         let log_to = self.access_log.as_deref().map(str::trim);
         config.access_log = log_to.filter(|to| !to.is_empty()).map(|to| {

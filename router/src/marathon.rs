@@ -165,7 +165,24 @@ impl Marathon {
     /// given change). Without `force`, so a running deployment of the app
     /// is answered 409 ([`Error::Status`]) rather than cancelled.
     pub async fn put_app(&self, id: &str, body: &Value) -> Result<(), Error> {
-        let path = format!("/v2/apps/{}", id.trim_start_matches('/'));
+        self.put_json(&format!("/v2/apps/{}", id.trim_start_matches('/')), body)
+            .await
+    }
+
+    /// Baton's `PUT /v2/routers/{id}/load`: this router's request rates,
+    /// shared with the other routers.
+    pub async fn put_router_load(&self, router_id: &str, body: &Value) -> Result<(), Error> {
+        self.put_json(&format!("/v2/routers/{router_id}/load"), body)
+            .await
+    }
+
+    /// Baton's `GET /v2/routers/load`: every router's rates summed; `None`
+    /// when Marathon has no such endpoint.
+    pub async fn router_loads(&self) -> Result<Option<Value>, Error> {
+        self.get_json("/v2/routers/load").await
+    }
+
+    async fn put_json(&self, path: &str, body: &Value) -> Result<(), Error> {
         let what = format!("PUT {path}");
         let response = self
             .http

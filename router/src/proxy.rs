@@ -51,6 +51,13 @@
 //! answered by the router, at once; proxied, when its body has gone to
 //! the client (or the client left), with the bytes sent.
 //!
+//! An app labelled `BATON_CACHE` has its response cache ([`crate::cache`])
+//! after step 2's refusals: a GET or HEAD that a fresh stored response
+//! can answer is answered from it (no instance needed, a sleeping app not
+//! woken); any other request goes on as above, its response marked
+//! `X-Cache: MISS`, and a storable response's body is collected as it
+//! streams (step 6) and stored once it has ended whole.
+//!
 //! Connections on the TLS listener are handshaken in their own task
 //! (bounded by [`TLS_HANDSHAKE_TIMEOUT`]) and then served exactly like
 //! plain ones.
@@ -87,6 +94,8 @@ use tracing::{Instrument, debug, debug_span, info, warn};
 use crate::access_log;
 use crate::auth::{self, BasicAuth};
 use crate::balance::{self, InFlight};
+use crate::cache;
+use crate::cache_store::Fill;
 use crate::pool::{self, Pool};
 use crate::redirect;
 use crate::report;
@@ -571,6 +580,9 @@ async fn handle(
         shared.stats.denied.fetch_add(1, Relaxed);
         return Ok(denied());
     }
+    if path == SWITCH_PATH || path.starts_with(SWITCH_PREFIX) {
+        return Ok(switch_endpoint(&worker, req, &peer).await);
+    }
     if path == "/_router" || path.starts_with(ADMIN_PREFIX) {
         return Ok(admin(&worker, &req));
     }
@@ -810,8 +822,9 @@ fn authenticate(
     }
 }
 
-/// Counts the request in its app's audience and proxies it, adding the
-/// router's visitor cookie to the answer when one was issued.
+/// Counts the request in its app's audience and proxies it (through its
+/// response cache, for an app with one), adding the router's visitor
+/// cookie to the answer when one was issued.
 async fn forward(
     shared: &Arc<Shared>,
     pool: &UpstreamPool,
@@ -820,11 +833,90 @@ async fn forward(
     peer: Peer,
 ) -> Response<ClientBody> {
     let cookie = count_visit(shared, &route, &req, &peer);
-    let mut response = deliver(shared, pool, route, req, peer).await;
+    let mut response = if route.cache.is_none() {
+        deliver(shared, pool, route, req, peer).await
+    } else {
+        cached(shared, pool, route, req, peer).await
+    };
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// A request to an app with a response cache ([`crate::cache`]):
+/// answered from it, or proxied with the response marked a miss and,
+/// when it is to be stored, its body collected as it streams.
+async fn cached(
+    shared: &Arc<Shared>,
+    pool: &UpstreamPool,
+    route: Arc<Route>,
+    req: Request<Incoming>,
+    peer: Peer,
+) -> Response<ClientBody> {
+    let start = Instant::now();
+    let clock = &shared.clock;
+    let begun = cache::begin(
+        &shared.cache,
+        &route,
+        &req,
+        peer.scheme == Scheme::Https,
+        clock.now_ms(),
+        clock.unix_secs(),
+    );
+    let pending = match begun {
+        cache::Begin::Answer(answer) => return from_cache(&route.runtime, answer, start, clock),
+        cache::Begin::Forward(pending) => pending,
+    };
+    let (mut parts, mut body) = deliver(shared, pool, route, req, peer).await.into_parts();
+    let length = match &body {
+        ClientBody::Proxied { inner, .. } => inner.size_hint().exact(),
+        ClientBody::Local(_) => None,
+    };
+    let fill = pending.response(
+        parts.status,
+        &mut parts.headers,
+        length,
+        clock.now_ms(),
+        clock.unix_secs(),
+    );
+    // Only an instance's answer is stored, never the router's own.
+    if let (
+        Some(mut fill),
+        ClientBody::Proxied {
+            inner,
+            finish: Some(finish),
+        },
+    ) = (fill, &mut body)
+    {
+        if inner.is_end_stream() {
+            // No body to come: hyper will not poll it.
+            fill.end();
+        } else {
+            finish.fill = Some(Box::new(fill));
+        }
+    }
+    Response::from_parts(parts, body)
+}
+
+/// An answer from the cache, counted as the app's request, response and
+/// bytes (and keeping it awake), but not in its request rate: that is
+/// what its instances carry, for autoscaling.
+fn from_cache(
+    runtime: &AppRuntime,
+    answer: Response<Bytes>,
+    start: Instant,
+    clock: &crate::Clock,
+) -> Response<ClientBody> {
+    let stats = &runtime.stats;
+    stats.requests.fetch_add(1, Relaxed);
+    runtime.last_request_ms.store(clock.now_ms(), Relaxed);
+    stats.status(answer.status().as_u16());
+    let (parts, body) = answer.into_parts();
+    stats.bytes_out.fetch_add(body.len() as u64, Relaxed);
+    stats.latency.observe(start.elapsed());
+    let body = (!body.is_empty()).then_some(body);
+    Response::from_parts(parts, ClientBody::Local(body))
 }
 
 /// Counts a page view of `route`'s app for the request's visitor and
@@ -1079,6 +1171,7 @@ async fn attempts(
                         _in_flight: in_flight,
                         upstream: logged.then(|| upstream.authority.clone()),
                         log: None,
+                        fill: None,
                     };
                     return Ok(respond(response, finish, cookie));
                 }
@@ -1550,6 +1643,9 @@ pub(crate) struct Finish {
     /// The access-log line, written when the body ends (boxed: most
     /// bodies carry none).
     log: Option<Box<RequestLog>>,
+    /// The body collected for the response cache, stored when it ends
+    /// whole (boxed: most bodies are not cached).
+    fill: Option<Box<Fill>>,
 }
 
 impl Drop for Finish {
@@ -1585,12 +1681,25 @@ impl Body for ClientBody {
         match self.get_mut() {
             ClientBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ClientBody::Proxied { inner, finish } => {
-                let polled = Pin::new(inner).poll_frame(cx);
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(data), Some(f)) = (frame.data_ref(), finish.as_mut()) {
                             f.bytes += data.len() as u64;
+                            if let Some(fill) = &mut f.fill {
+                                fill.data(data);
+                                // hyper stops at a body that says it ended.
+                                if inner.is_end_stream() {
+                                    fill.end();
+                                }
+                            }
                         }
+                    }
+                    Poll::Ready(None) => {
+                        if let Some(fill) = finish.as_mut().and_then(|f| f.fill.as_mut()) {
+                            fill.end();
+                        }
+                        drop(finish.take());
                     }
                     Poll::Ready(_) => drop(finish.take()),
                     Poll::Pending => {}
@@ -1658,7 +1767,11 @@ fn text(status: StatusCode, body: &str) -> Response<ClientBody> {
 }
 
 fn json(value: &serde_json::Value) -> Response<ClientBody> {
-    local(StatusCode::OK, "application/json", value.to_string())
+    json_status(StatusCode::OK, value)
+}
+
+fn json_status(status: StatusCode, value: &serde_json::Value) -> Response<ClientBody> {
+    local(status, "application/json", value.to_string())
 }
 
 /// 403 for a client on a denied network.
@@ -1676,6 +1789,81 @@ fn retry_later(body: &str) -> Response<ClientBody> {
 }
 
 /// The router's own endpoints.
+/// `/_router/switch`: the switches' progress.
+const SWITCH_PATH: &str = "/_router/switch";
+/// `/_router/switch/{id}`: one switch's.
+const SWITCH_PREFIX: &str = "/_router/switch/";
+/// The largest switch request read.
+const MAX_SWITCH_BODY: usize = 16 * 1024;
+
+/// `POST /_router/switch` starts a blue/green switch ([`crate::switch`]), from `--admin-allow` networks only: 202 with its
+/// progress; `GET` shows every switch, `GET /_router/switch/{id}` one.
+async fn switch_endpoint(
+    worker: &Worker,
+    req: Request<Incoming>,
+    peer: &Peer,
+) -> Response<ClientBody> {
+    let shared = &worker.shared;
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET | Method::HEAD, SWITCH_PATH) => json(&shared.switches.to_json()),
+        (Method::GET | Method::HEAD, path) => {
+            let id = path[SWITCH_PREFIX.len()..].parse::<u64>().ok();
+            match id.and_then(|id| shared.switches.one_json(id)) {
+                Some(one) => json(&one),
+                None => text(StatusCode::NOT_FOUND, "no such switch\n"),
+            }
+        }
+        (Method::POST, SWITCH_PATH) => {
+            if !shared.config.admin_allow.denies(peer.addr.ip()) {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "switches are started from --admin-allow networks only\n",
+                );
+            }
+            let body = match http_body_util::Limited::new(req.into_body(), MAX_SWITCH_BODY)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "the body could not be read (at most 16 KiB)\n",
+                    );
+                }
+            };
+            let request = serde_json::from_slice::<serde_json::Value>(&body)
+                .map_err(|e| format!("the body is not JSON: {e}"))
+                .and_then(|v| {
+                    crate::split::SwitchRequest::from_json(&v).map_err(|e| e.to_string())
+                });
+            let request = match request {
+                Ok(request) => request,
+                Err(message) => {
+                    return json_status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &serde_json::json!({"message": message}),
+                    );
+                }
+            };
+            match crate::switch::start(&worker.shared, request) {
+                Ok(id) => json_status(
+                    StatusCode::ACCEPTED,
+                    &shared.switches.one_json(id).unwrap_or_default(),
+                ),
+                Err(running) => json_status(
+                    StatusCode::CONFLICT,
+                    &serde_json::json!({
+                        "message": format!("switch {running} for this vhost is still running"),
+                        "id": running,
+                    }),
+                ),
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET or POST here\n"),
+    }
+}
+
 fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
     let shared = &worker.shared;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -1689,6 +1877,7 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
             let mut stats = report::stats_json(
                 &shared.stats,
                 &shared.access_log,
+                &shared.cache.snapshot(),
                 &shared.table(),
                 now,
                 shared.clock.unix_secs(),
@@ -1703,6 +1892,7 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
             report::prometheus(
                 &shared.stats,
                 &shared.access_log,
+                &shared.cache.snapshot(),
                 &shared.table(),
                 now,
                 shared.clock.unix_secs(),
@@ -1710,7 +1900,7 @@ fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
         ),
         _ => text(
             StatusCode::NOT_FOUND,
-            "the router serves /_router/ping, /_router/table, /_router/stats, /_router/metrics and /_router/autoscale\n",
+            "the router serves /_router/ping, /_router/table, /_router/stats, /_router/metrics, /_router/autoscale and /_router/switch\n",
         ),
     }
 }

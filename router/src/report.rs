@@ -1,10 +1,11 @@
 //! The reports on the router's counters over the current routing table:
 //! JSON for `/_router/stats` (what an autoscaler reads) and Prometheus text
 //! for `/_router/metrics`. Both are functions of the router-wide counters,
-//! the access log's, a [`Table`] (each app's counters and audience live in
-//! its runtime, each instance's counters in its state) and the time (the
-//! router's clock, and the wall clock for the UTC windows of page views
-//! and visitors); they read, never count.
+//! the access log's, a snapshot of the response cache's, a [`Table`]
+//! (each app's counters and audience live in its runtime, each
+//! instance's counters in its state) and the time (the router's clock,
+//! and the wall clock for the UTC windows of page views and visitors);
+//! they read, never count.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::access_log::AccessLog;
 use crate::balance::UpstreamState;
+use crate::cache_store::{AppSnapshot, Snapshot};
 use crate::stats::{GlobalStats, LATENCY_BUCKETS, RATE_WINDOW_SECS};
 use crate::table::{Route, Table};
 use crate::visitors::{SpanReport, Totals};
@@ -33,13 +35,30 @@ fn per_window(report: &[SpanReport; 3], figure: impl Fn(&SpanReport) -> u64) -> 
         .into()
 }
 
-/// `/_router/stats`: router-wide counters and the access log's, then per
-/// app its counters, page views (`pv`) and unique visitors (`uv`) in the
-/// current UTC minute, hour and day (`pvPrevious`, `uvPrevious`: the last
-/// complete ones), its busiest paths, and its upstreams'.
+/// An app's cache figures in `cache` (zero before its first request);
+/// `None` for an app without a cache.
+fn app_cache(route: &Route, cache: &Snapshot) -> Option<AppSnapshot> {
+    let settings = route.cache.as_ref()?.settings;
+    Some(match cache.apps.get(&route.app_id) {
+        Some(figures) => *figures,
+        None => AppSnapshot {
+            max_bytes: settings
+                .max_bytes
+                .map_or(cache.max_bytes, |m| m.min(cache.max_bytes)),
+            ..AppSnapshot::default()
+        },
+    })
+}
+
+/// `/_router/stats`: router-wide counters, the access log's and the
+/// response cache's, then per app its counters, page views (`pv`) and
+/// unique visitors (`uv`) in the current UTC minute, hour and day
+/// (`pvPrevious`, `uvPrevious`: the last complete ones), its busiest
+/// paths, its upstreams', and its cache's (apps with one).
 pub fn stats_json(
     global: &GlobalStats,
     access_log: &AccessLog,
+    cache: &Snapshot,
     table: &Table,
     now_ms: u64,
     unix_secs: u64,
@@ -55,6 +74,9 @@ pub fn stats_json(
             app["pvPrevious"] = per_window(&windows, |r| r.previous.views);
             app["uvPrevious"] = per_window(&windows, |r| r.previous.visitors);
             app["topPaths"] = route.runtime.audience().paths.to_json();
+            if let Some(figures) = app_cache(route, cache) {
+                app["cache"] = figures.to_json();
+            }
             app["upstreams"] = route
                 .upstreams
                 .iter()
@@ -70,6 +92,7 @@ pub fn stats_json(
         .collect();
     let mut out = global.to_json();
     out["accessLog"] = access_log.to_json();
+    out["cache"] = cache.to_json();
     out["tableGeneration"] = json!(table.generation);
     out["apps"] = Value::Object(apps);
     out
@@ -88,6 +111,7 @@ fn label(value: &str) -> String {
 pub fn prometheus(
     global: &GlobalStats,
     access_log: &AccessLog,
+    cache: &Snapshot,
     table: &Table,
     now_ms: u64,
     unix_secs: u64,
@@ -371,6 +395,75 @@ pub fn prometheus(
                     );
                 }
             }
+        }
+    }
+
+    let n = family(
+        &mut out,
+        "baton_router_cache_max_bytes",
+        "gauge",
+        "Bytes the response cache holds at most, all apps together.",
+    );
+    let _ = writeln!(out, "{n} {}", cache.max_bytes);
+    let cached: Vec<(String, AppSnapshot)> = table
+        .routes()
+        .filter_map(|r| Some((label(&r.app_id), app_cache(r, cache)?)))
+        .collect();
+    let n = family(
+        &mut out,
+        "baton_router_cache_requests_total",
+        "counter",
+        "Requests to a cached app: answered from the cache (hit), not (miss), or not for the cache (bypass).",
+    );
+    for (app, figures) in &cached {
+        let c = &figures.counters;
+        for (result, count) in [("hit", c.hits), ("miss", c.misses), ("bypass", c.bypasses)] {
+            let _ = writeln!(out, "{n}{{app=\"{app}\",result=\"{result}\"}} {count}");
+        }
+    }
+    type PerCache = fn(&AppSnapshot) -> u64;
+    let per_cache: [(&str, &str, &str, PerCache); 6] = [
+        (
+            "baton_router_cache_stores_total",
+            "counter",
+            "Responses stored in the cache.",
+            |s| s.counters.stores,
+        ),
+        (
+            "baton_router_cache_evictions_total",
+            "counter",
+            "Cached responses evicted to stay within a bound.",
+            |s| s.counters.evictions,
+        ),
+        (
+            "baton_router_cache_invalidations_total",
+            "counter",
+            "Cached responses dropped: a new app version, or an unsafe request to their URL.",
+            |s| s.counters.invalidations,
+        ),
+        (
+            "baton_router_cache_too_large_total",
+            "counter",
+            "Responses not cached because their body is larger than an entry may be.",
+            |s| s.counters.too_large,
+        ),
+        (
+            "baton_router_cache_bytes",
+            "gauge",
+            "Bytes the app's cached responses take.",
+            |s| s.bytes,
+        ),
+        (
+            "baton_router_cache_entries",
+            "gauge",
+            "Cached responses of the app.",
+            |s| s.entries as u64,
+        ),
+    ];
+    for (name, kind, help, value) in per_cache {
+        let n = family(&mut out, name, kind, help);
+        for (app, figures) in &cached {
+            let _ = writeln!(out, "{n}{{app=\"{app}\"}} {}", value(figures));
         }
     }
 

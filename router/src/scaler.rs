@@ -11,6 +11,7 @@
 //! rule's cooldown, for a few seconds after a refusal, and while it sleeps
 //! or wakes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -119,9 +120,120 @@ pub(crate) fn wake(shared: &Arc<Shared>, marathon: &Marathon, route: &Arc<Route>
 }
 
 /// One evaluation of every app's rules at `now_ms`.
+/// What the routers share through Baton's `/v2/routers` (see
+/// `scheduler/src/api/routers.rs`): the router elected to decide, whether
+/// the sums are complete, and each app's summed rates by window and most
+/// recent request.
+#[derive(Debug, Default)]
+struct Sharing {
+    elected: Option<String>,
+    complete: bool,
+    apps: HashMap<String, (HashMap<u64, f64>, Option<u64>)>,
+}
+
+impl Sharing {
+    fn read(summed: &Value, fresh_after: Duration) -> Sharing {
+        let apps = summed["apps"]
+            .as_object()
+            .map(|apps| {
+                apps.iter()
+                    .map(|(id, app)| {
+                        let rates = app["rps"]
+                            .as_object()
+                            .map(|r| {
+                                r.iter()
+                                    .filter_map(|(w, v)| Some((w.parse().ok()?, v.as_f64()?)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (id.clone(), (rates, app["lastRequestAgeMs"].as_u64()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Sharing {
+            elected: summed["elected"].as_str().map(str::to_string),
+            // A new Baton leader starts empty: decide on its sums only once
+            // every router had time to report to it again.
+            complete: summed["collectingForMs"]
+                .as_u64()
+                .is_some_and(|ms| ms >= fresh_after.as_millis() as u64),
+            apps,
+        }
+    }
+}
+
+/// How long a new Baton leader collects before its sums are used.
+const COLLECT_BEFORE_DECIDING: Duration = Duration::from_secs(3);
+
+/// Reports this router's rates to Baton and reads everyone's; `None` when
+/// there is nothing to share (no rule) or nowhere to share it (a real
+/// Marathon, or Baton unreachable): then this router decides alone.
+async fn share(shared: &Shared, marathon: &Marathon, now_ms: u64) -> Option<Sharing> {
+    let table = shared.table();
+    let mut apps = serde_json::Map::new();
+    for route in table.routes() {
+        let autoscaling = autoscale_rule(&route.labels).and_then(Result::ok);
+        let sleep = sleep_rule(&route.labels).and_then(Result::ok);
+        if autoscaling.is_none() && sleep.is_none() {
+            continue;
+        }
+        let window = autoscaling.map_or(60, |r| r.window.as_secs().max(1));
+        let last = route.runtime.last_request_ms.load(Relaxed);
+        apps.insert(
+            route.app_id.clone(),
+            json!({
+                "rps": route.runtime.stats.rate.rate(now_ms / 1000, window),
+                "windowSeconds": window,
+                "lastRequestAgeMs": (last > 0).then(|| now_ms.saturating_sub(last)),
+            }),
+        );
+    }
+    if apps.is_empty() {
+        return None;
+    }
+    let id = &shared.config.router_id;
+    match marathon.put_router_load(id, &json!({ "apps": apps })).await {
+        Ok(()) => {}
+        Err(crate::marathon::Error::Status { status: 404, .. }) => return None,
+        Err(e) => {
+            warn!(error = %error_chain(&e), "cannot share this router's rates; deciding alone");
+            return None;
+        }
+    }
+    match marathon.router_loads().await {
+        Ok(Some(summed)) => {
+            let sharing = Sharing::read(&summed, COLLECT_BEFORE_DECIDING);
+            shared.set_sharing(json!({
+                "routerId": id,
+                "elected": sharing.elected,
+                "deciding": sharing.elected.as_deref() == Some(id.as_str()) && sharing.complete,
+                "complete": sharing.complete,
+                "routers": summed["routers"],
+            }));
+            Some(sharing)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warn!(error = %error_chain(&e), "cannot read the routers' rates; deciding alone");
+            None
+        }
+    }
+}
+
 async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
+    let sharing = share(shared, marathon, now_ms).await;
+    if let Some(sharing) = &sharing
+        && (sharing.elected.as_deref() != Some(shared.config.router_id.as_str())
+            || !sharing.complete)
+    {
+        // Another router decides (from everyone's traffic), or the sums
+        // are not complete yet: nothing to do here this second.
+        return;
+    }
     let table = shared.table();
     for route in table.routes() {
+        let everyone = sharing.as_ref().and_then(|s| s.apps.get(&route.app_id));
         let labels = &route.labels;
         let autoscaling = autoscale_rule(labels);
         let sleep = sleep_rule(labels);
@@ -173,6 +285,12 @@ async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
             ]
             .into_iter()
             .flatten()
+            // The most recent request any router saw.
+            .chain(
+                everyone
+                    .and_then(|(_, age)| *age)
+                    .map(|age| now_ms.saturating_sub(age)),
+            )
             .max()
             .unwrap_or(now_ms);
             (Duration::from_millis(now_ms - first_seen), idle_from)
@@ -195,11 +313,11 @@ async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
                 ))
             }
             (_, Some(Ok(rule))) => {
-                let rps = route
-                    .runtime
-                    .stats
-                    .rate
-                    .rate(now_ms / 1000, rule.window.as_secs());
+                let window = rule.window.as_secs();
+                let rps = match everyone.and_then(|(rates, _)| rates.get(&window.max(1))) {
+                    Some(all) => *all,
+                    None => route.runtime.stats.rate.rate(now_ms / 1000, window),
+                };
                 autoscale(rule, route.instances, rps, observed).map(|(to, reason)| {
                     let kind = if to > route.instances {
                         "scale_up"
@@ -269,7 +387,7 @@ pub fn status_json(shared: &Shared) -> Value {
             ))
         })
         .collect();
-    json!({ "apps": apps, "decisions": shared.decisions.to_json() })
+    json!({ "apps": apps, "decisions": shared.decisions.to_json(), "sharing": shared.sharing() })
 }
 
 /// Evaluates the rules every second until `shutdown`.
@@ -287,5 +405,31 @@ pub(crate) async fn run(shared: Arc<Shared>, marathon: Marathon, shutdown: Cance
         if shared.table().loaded {
             tick(&shared, &marathon, shared.clock.now_ms()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_sums_are_used_only_once_a_new_baton_leader_collected_long_enough() {
+        let summed = |collecting: u64| {
+            json!({
+                "collectingForMs": collecting,
+                "elected": "router-a",
+                "apps": {"/web": {"rps": {"3": 20.5, "60": 1.0}, "lastRequestAgeMs": 120}},
+            })
+        };
+        let young = Sharing::read(&summed(1_000), COLLECT_BEFORE_DECIDING);
+        assert!(!young.complete, "a leader of a second may miss routers");
+        let sharing = Sharing::read(&summed(3_000), COLLECT_BEFORE_DECIDING);
+        assert!(sharing.complete);
+        assert_eq!(sharing.elected.as_deref(), Some("router-a"));
+        let (rates, last) = &sharing.apps["/web"];
+        assert_eq!((rates[&3], rates[&60], *last), (20.5, 1.0, Some(120)));
+        // Whatever Baton answers that is not its shape shares nothing.
+        let nothing = Sharing::read(&json!({"message": "?"}), COLLECT_BEFORE_DECIDING);
+        assert!(!nothing.complete && nothing.elected.is_none() && nothing.apps.is_empty());
     }
 }

@@ -28,6 +28,11 @@
 //! - `BATON_UV_COOKIE` names the app's own cookie that tells its visitors
 //!   apart ([`crate::visitors`]); `BATON_ACCESS_LOG=off` keeps the app out
 //!   of the access log ([`crate::access_log`]).
+//! - `BATON_CACHE` (with `BATON_CACHE_MAX_TTL`, `BATON_CACHE_PRIVATE`)
+//!   caches the app's responses ([`crate::cache_rules`]); the route
+//!   carries the settings and the app's version (its last configuration
+//!   change), whose change drops its cached responses. Wrong labels
+//!   leave the app uncached, the error shown in `/_router/table`.
 //! - A table is immutable; a change builds the next one
 //!   ([`Table::from_apps`], [`Table::with_app`], [`Table::without_app`]),
 //!   carrying over by app id the app's [`AppRuntime`] (counters, balancer
@@ -43,7 +48,10 @@ use serde_json::{Value, json};
 use crate::access::DenyList;
 use crate::auth::{self, BasicAuth, CredentialFile};
 use crate::balance::{Policy, Upstream, UpstreamState};
+use crate::cache_rules;
+use crate::cache_store::AppCache;
 use crate::runtime::AppRuntime;
+use crate::split::{self, Split, SplitError, SplitSource, SwitchRecord};
 
 /// Label: host names (comma-separated).
 pub const LABEL_VHOST: &str = "BATON_VHOST";
@@ -103,10 +111,19 @@ pub struct Route {
     pub redirect_to_https: bool,
     /// Basic authentication, when `BATON_AUTH_FILE` is set.
     pub auth: Option<BasicAuth>,
+    /// Its response cache, when `BATON_CACHE` asks for one.
+    pub cache: Option<AppCache>,
     /// The app's own visitor cookie (`BATON_UV_COOKIE`).
     pub uv_cookie: Option<String>,
     /// Whether its requests go to the access log (`BATON_ACCESS_LOG`).
     pub access_log: bool,
+    /// Its weight in its group (`BATON_WEIGHT`, [`crate::split`]).
+    pub weight: Option<u32>,
+    /// Its colour (`BATON_COLOR`), shown only.
+    pub color: Option<String>,
+    /// What it says as a switch record (`BATON_SWITCH`): the vhosts it
+    /// governs and how, or why its labels are wrong.
+    pub switch: Option<(Vec<String>, Result<SwitchRecord, SplitError>)>,
     /// Whether the app has health checks (then only healthy tasks route).
     pub health_checked: bool,
     /// Desired instances (`instances`), for the autoscaler and sleep/wake.
@@ -153,8 +170,15 @@ impl Route {
             "denyErrors": self.deny_errors,
             "redirectToHttps": self.redirect_to_https,
             "auth": self.auth.as_ref().map(BasicAuth::to_json),
+            "cache": cache_json(self.cache.as_ref(), &self.labels),
             "uvCookie": self.uv_cookie,
             "accessLog": self.access_log,
+            "weight": self.weight,
+            "color": self.color,
+            "switch": self.switch.as_ref().map(|(vhosts, record)| match record {
+                Ok(r) => json!({"vhosts": vhosts, "live": r.live, "weights": r.weights}),
+                Err(e) => json!({"vhosts": vhosts, "error": e.to_string()}),
+            }),
             "healthChecks": self.health_checked,
             "instances": self.instances,
             "upstreams": self.upstreams.iter().map(|u| {
@@ -232,6 +256,56 @@ fn exclusion(task: &Value, health_checked: bool) -> Option<String> {
         }
     }
     None
+}
+
+/// What an app's labels say as a switch record, if it is one.
+fn switch_record(
+    app_id: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<(Vec<String>, Result<SwitchRecord, SplitError>)> {
+    let vhosts: Vec<String> = labels
+        .get(split::LABEL_SWITCH)?
+        .split(',')
+        .map(normalize_host)
+        .filter(|h| !h.is_empty())
+        .collect();
+    let record = label(labels, &[split::LABEL_WEIGHTS])
+        .map_or_else(|| Ok(BTreeMap::new()), split::parse_weights)
+        .map(|weights| SwitchRecord {
+            record_id: app_id.to_string(),
+            live: label(labels, &[split::LABEL_LIVE]).map(split::normalize_id),
+            weights,
+        });
+    Some((vhosts, record))
+}
+
+/// An app's cache from its labels, for its version: its last
+/// configuration change (`versionInfo.lastConfigChangeAt`; a scale
+/// changes only `version`), else its `version`.
+fn app_cache(app: &Value, labels: &BTreeMap<String, String>) -> Option<AppCache> {
+    let settings = cache_rules::settings(labels).ok()??;
+    let version = app["versionInfo"]["lastConfigChangeAt"]
+        .as_str()
+        .or_else(|| app["version"].as_str())
+        .unwrap_or("");
+    Some(AppCache {
+        settings,
+        version: version.into(),
+    })
+}
+
+/// The cache as `/_router/table` shows it: its settings and version, the
+/// labels' error, or null.
+fn cache_json(cache: Option<&AppCache>, labels: &BTreeMap<String, String>) -> Value {
+    match (cache, cache_rules::settings(labels)) {
+        (Some(cache), _) => {
+            let mut shown = cache.settings.to_json();
+            shown["version"] = json!(&*cache.version);
+            shown
+        }
+        (None, Err(e)) => json!({ "error": e.to_string() }),
+        (None, Ok(_)) => Value::Null,
+    }
 }
 
 /// One app's route from its JSON, carrying state over from `prev` (the
@@ -326,6 +400,7 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
         }
     });
 
+    let switch = switch_record(&app_id, &labels);
     Some(Route {
         app_id,
         vhosts,
@@ -338,9 +413,13 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
         deny_errors: deny_errors.iter().map(ToString::to_string).collect(),
         redirect_to_https,
         auth,
+        cache: app_cache(app, &labels),
         uv_cookie: label(&labels, &[LABEL_UV_COOKIE]).map(str::to_string),
         access_log: label(&labels, &[LABEL_ACCESS_LOG])
             .is_none_or(|v| !v.eq_ignore_ascii_case("off") && !v.eq_ignore_ascii_case("false")),
+        weight: label(&labels, &[split::LABEL_WEIGHT]).and_then(split::parse_weight),
+        color: label(&labels, &[split::LABEL_COLOR]).map(str::to_string),
+        switch,
         health_checked,
         instances: app["instances"].as_u64().unwrap_or(0),
         labels,
@@ -350,15 +429,73 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
     })
 }
 
+/// The apps that share a vhost (or none) and a path prefix, and how they
+/// share its requests ([`crate::split`]).
+#[derive(Debug)]
+pub struct Group {
+    /// Sorted by id.
+    pub members: Vec<Arc<Route>>,
+    /// How the next request picks one.
+    pub split: Split,
+    /// Where the split comes from.
+    pub source: SplitSource,
+    /// The switch record governing the vhost, if any.
+    pub record: Option<String>,
+}
+
+impl Group {
+    fn new(members: Vec<Arc<Route>>, record: Option<&SwitchRecord>) -> Group {
+        let ids: Vec<&str> = members.iter().map(|r| r.app_id.as_str()).collect();
+        let weights: Vec<Option<u32>> = members.iter().map(|r| r.weight).collect();
+        let (split, source) = split::decide(&ids, &weights, record);
+        Group {
+            split,
+            source,
+            record: record.map(|r| r.record_id.clone()),
+            members,
+        }
+    }
+
+    fn matches_path(&self, path: &str) -> bool {
+        self.members[0].matches_path(path)
+    }
+
+    fn path_len(&self) -> usize {
+        self.members[0].path_len()
+    }
+
+    /// The app for the next request.
+    pub fn pick(&self) -> &Arc<Route> {
+        let i = self.split.pick(|i| !self.members[i].upstreams.is_empty());
+        &self.members[i]
+    }
+
+    /// The group as `/_router/table` shows it.
+    fn to_json(&self, host: Option<&str>) -> Value {
+        json!({
+            "vhost": host,
+            "path": self.members[0].path,
+            "apps": self.members.iter().map(|r| r.app_id.as_str()).collect::<Vec<_>>(),
+            "split": self.source.name(),
+            "weights": self.split.weights(),
+            "live": match self.split {
+                Split::Fixed(i) if self.source == SplitSource::Live => Some(self.members[i].app_id.as_str()),
+                _ => None,
+            },
+            "record": self.record,
+        })
+    }
+}
+
 /// Every app and the indexes to find one for a request.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// By app id.
     apps: BTreeMap<String, Arc<Route>>,
-    /// Exposed apps by vhost; longest path first, then by id.
-    by_host: HashMap<String, Vec<Arc<Route>>>,
-    /// Exposed apps without vhosts; longest path first, then by id.
-    any_host: Vec<Arc<Route>>,
+    /// Exposed apps by vhost, grouped by path; longest path first.
+    by_host: HashMap<String, Vec<Arc<Group>>>,
+    /// Exposed apps without vhosts, grouped by path; longest path first.
+    any_host: Vec<Arc<Group>>,
     /// Changes applied so far (0: never loaded).
     pub generation: u64,
     /// Whether a full list from Marathon has been loaded.
@@ -367,25 +504,57 @@ pub struct Table {
 
 impl Table {
     fn indexed(apps: BTreeMap<String, Arc<Route>>, generation: u64, loaded: bool) -> Table {
-        let mut by_host: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
-        let mut any_host = Vec::new();
+        // The switch records by the vhosts they govern; of two for one
+        // vhost, the first by id (the other is shown, unused).
+        let mut records: HashMap<&str, &SwitchRecord> = HashMap::new();
+        for route in apps.values() {
+            if let Some((vhosts, Ok(record))) = &route.switch {
+                for host in vhosts {
+                    records.entry(host.as_str()).or_insert(record);
+                }
+            }
+        }
+        let mut by_host: HashMap<&str, BTreeMap<Option<&str>, Vec<Arc<Route>>>> = HashMap::new();
+        let mut any_host: BTreeMap<Option<&str>, Vec<Arc<Route>>> = BTreeMap::new();
+        // By id (the map's order), so members are sorted by id.
         for route in apps.values().filter(|r| r.exposed()) {
             if route.vhosts.is_empty() {
-                any_host.push(route.clone());
+                any_host
+                    .entry(route.path.as_deref())
+                    .or_default()
+                    .push(route.clone());
             }
             for host in &route.vhosts {
-                by_host.entry(host.clone()).or_default().push(route.clone());
+                by_host
+                    .entry(host.as_str())
+                    .or_default()
+                    .entry(route.path.as_deref())
+                    .or_default()
+                    .push(route.clone());
             }
         }
-        let order = |a: &Arc<Route>, b: &Arc<Route>| {
-            b.path_len()
-                .cmp(&a.path_len())
-                .then_with(|| a.app_id.cmp(&b.app_id))
+        let groups = |paths: BTreeMap<Option<&str>, Vec<Arc<Route>>>,
+                      record: Option<&SwitchRecord>| {
+            let mut groups: Vec<Arc<Group>> = paths
+                .into_values()
+                .map(|members| Arc::new(Group::new(members, record)))
+                .collect();
+            // Longest path first; then by the first member's id.
+            groups.sort_by(|a, b| {
+                b.path_len()
+                    .cmp(&a.path_len())
+                    .then_with(|| a.members[0].app_id.cmp(&b.members[0].app_id))
+            });
+            groups
         };
-        any_host.sort_by(order);
-        for routes in by_host.values_mut() {
-            routes.sort_by(order);
-        }
+        let by_host = by_host
+            .into_iter()
+            .map(|(host, paths)| {
+                let record = records.get(host).copied();
+                (host.to_string(), groups(paths, record))
+            })
+            .collect();
+        let any_host = groups(any_host, None);
         Table {
             apps,
             by_host,
@@ -429,11 +598,17 @@ impl Table {
 
     /// The app serving a request for `host` (normalized, see
     /// [`normalize_host`]) and `path`.
+    /// Among apps sharing the vhost and prefix, the group's split picks.
     pub fn route(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
+        self.group(host, path).map(|g| g.pick())
+    }
+
+    /// The group serving a request for `host` and `path`.
+    pub fn group(&self, host: &str, path: &str) -> Option<&Arc<Group>> {
         self.by_host
             .get(host)
-            .and_then(|routes| routes.iter().find(|r| r.matches_path(path)))
-            .or_else(|| self.any_host.iter().find(|r| r.matches_path(path)))
+            .and_then(|groups| groups.iter().find(|g| g.matches_path(path)))
+            .or_else(|| self.any_host.iter().find(|g| g.matches_path(path)))
     }
 
     /// The credentials files of every app behind basic authentication.
@@ -460,7 +635,25 @@ impl Table {
             "generation": self.generation,
             "loaded": self.loaded,
             "apps": self.apps.values().map(|r| r.to_json(now_ms)).collect::<Vec<_>>(),
+            "groups": self.groups_json(),
         })
+    }
+
+    /// The groups of more than one app, by vhost then path.
+    fn groups_json(&self) -> Vec<Value> {
+        let mut hosts: Vec<&String> = self.by_host.keys().collect();
+        hosts.sort();
+        let shared = |g: &&Arc<Group>| g.members.len() > 1 || g.record.is_some();
+        hosts
+            .into_iter()
+            .flat_map(|h| {
+                self.by_host[h]
+                    .iter()
+                    .filter(shared)
+                    .map(move |g| g.to_json(Some(h)))
+            })
+            .chain(self.any_host.iter().filter(shared).map(|g| g.to_json(None)))
+            .collect()
     }
 }
 
@@ -717,6 +910,70 @@ mod tests {
             "unexposed apps never match"
         );
         assert!(t.app("/hidden").is_some(), "but are listed");
+    }
+
+    #[test]
+    fn apps_sharing_a_vhost_and_path_form_a_group_a_switch_record_governs() {
+        let blue = app(
+            "/shop/blue",
+            json!({"BATON_VHOST": "shop.test", "BATON_COLOR": "blue"}),
+            vec![task("b1", "TASK_RUNNING", 1, None)],
+        );
+        let green = app(
+            "/shop/green",
+            json!({"BATON_VHOST": "shop.test"}),
+            vec![task("g1", "TASK_RUNNING", 2, None)],
+        );
+        let api = app(
+            "/shop/api",
+            json!({"BATON_VHOST": "shop.test", "BATON_PATH": "/api"}),
+            vec![task("a1", "TASK_RUNNING", 3, None)],
+        );
+        let table = Table::from_apps(
+            &[blue.clone(), green.clone(), api.clone()],
+            &Table::default(),
+        );
+        // The first by id, as before groups; another path is its own group.
+        assert_eq!(table.route("shop.test", "/").unwrap().app_id, "/shop/blue");
+        assert_eq!(
+            table.route("shop.test", "/api/x").unwrap().app_id,
+            "/shop/api"
+        );
+        let shown = table.to_json(0);
+        assert_eq!(shown["groups"].as_array().unwrap().len(), 1, "{shown}");
+        assert_eq!(shown["groups"][0]["split"], "first");
+        // A record naming green moves the group, and only it.
+        let record = app(
+            "/baton-switch/shop.test",
+            json!({"BATON_SWITCH": "shop.test", "BATON_LIVE": "shop/green"}),
+            vec![],
+        );
+        let table = Table::from_apps(&[blue, green, api, record], &table);
+        assert_eq!(table.route("shop.test", "/").unwrap().app_id, "/shop/green");
+        assert_eq!(
+            table.route("shop.test", "/api").unwrap().app_id,
+            "/shop/api"
+        );
+        let group = table.group("shop.test", "/").unwrap();
+        assert_eq!(group.source, SplitSource::Live);
+        assert_eq!(group.record.as_deref(), Some("/baton-switch/shop.test"));
+        let record = table.app("/baton-switch/shop.test").unwrap();
+        assert!(!record.exposed(), "a record routes nothing itself");
+        // A record with bad weights is shown with its error and ignored.
+        let bad = app(
+            "/baton-switch/bad",
+            json!({"BATON_SWITCH": "shop.test", "BATON_WEIGHTS": "/shop/blue:lots"}),
+            vec![],
+        );
+        let table = Table::from_apps(&[bad], &Table::default());
+        let shown = table.to_json(0);
+        assert!(
+            shown["apps"][0]["switch"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("BATON_WEIGHTS entry '/shop/blue:lots'"),
+            "{shown}"
+        );
     }
 
     #[test]

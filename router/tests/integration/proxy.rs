@@ -68,12 +68,13 @@ where
 
 /// A fake Marathon: the apps it lists, an event stream fed by `emit`,
 /// Baton's load list when set, and the `PUT /v2/apps/{id}` bodies it got
-/// (answered 200, applied by the test).
+/// (answered 200, applied by the test). Like a real Marathon it has no
+/// `/v2/routers` (404): each router decides alone.
 pub(crate) struct FakeMarathon {
     pub(crate) url: String,
     apps: Arc<Mutex<Vec<Value>>>,
     loads: Arc<Mutex<Option<Vec<Value>>>>,
-    puts: Arc<Mutex<Vec<(String, Value)>>>,
+    pub(crate) puts: Arc<Mutex<Vec<(String, Value)>>>,
     events: broadcast::Sender<Bytes>,
     /// Reads of one app (`GET /v2/apps/{id}`) so far.
     app_reads: Arc<AtomicUsize>,
@@ -99,6 +100,13 @@ impl FakeMarathon {
             let (reads, mut open) = (reads.clone(), open.clone());
             async move {
                 let path = req.uri().path().to_string();
+                if path.starts_with("/v2/routers/") {
+                    // A Marathon, not a Baton: no shared router rates.
+                    return Response::builder()
+                        .status(404)
+                        .body(full(r#"{"message":"not found"}"#))
+                        .unwrap();
+                }
                 if req.method() == hyper::Method::PUT {
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     let body: Value = serde_json::from_slice(&body).unwrap();

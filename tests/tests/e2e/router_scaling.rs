@@ -351,3 +351,103 @@ async fn an_idle_app_sleeps_and_the_next_request_wakes_it_and_succeeds() {
     assert_eq!(stats["apps"][id]["wakes"], 1);
     stop_all(router, baton, &marker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_routers_share_their_rates_and_one_of_them_scales_to_the_right_count() {
+    let (dir, marker, baton, first) = start("router-shared", &["--router-id", "router-a"]).await;
+    let second = RouterProcess::start(
+        &baton.url,
+        &dir.path().join("router-b"),
+        &["--router-id", "router-b"],
+    )
+    .await;
+    let id = "/scaling/shared";
+    let labels = json!({
+        "BATON_VHOST": "shared.test",
+        "BATON_AUTOSCALE_MIN": "1",
+        "BATON_AUTOSCALE_MAX": "6",
+        "BATON_AUTOSCALE_TARGET_RPS_PER_INSTANCE": "5",
+        "BATON_AUTOSCALE_WINDOW": "3s",
+        "BATON_AUTOSCALE_COOLDOWN": "2s",
+    });
+    let (status, body) = baton
+        .request(Method::POST, "/v2/apps", Some(&app(id, &marker, 1, labels)))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    routed(&first, id, 1).await;
+    routed(&second, id, 1).await;
+
+    // About 10 requests per second through each router: 20 in all, four
+    // instances' worth; each router alone sees two instances' worth.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a, a_ok, a_failed) = load(
+        &first,
+        "shared.test",
+        Duration::from_millis(100),
+        stop.clone(),
+    );
+    let (b, b_ok, b_failed) = load(
+        &second,
+        "shared.test",
+        Duration::from_millis(100),
+        stop.clone(),
+    );
+    let most = Cell::new(1);
+    wait::until(DEADLINE, "the app to scale to 4 instances", || async {
+        let instances = app_json(&baton, id).await["instances"].as_u64()?;
+        most.set(most.get().max(instances));
+        (instances >= 4).then_some(())
+    })
+    .await;
+    // Under the same load for a while more: it stays at the right count
+    // (a router deciding from its own half would pull it to 2; both
+    // deciding from the sum could not push it past 4).
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(4) {
+        let instances = app_json(&baton, id).await["instances"]
+            .as_u64()
+            .unwrap_or(0);
+        most.set(most.get().max(instances));
+        assert!(
+            instances >= 4,
+            "scaled back to {instances} under the same load"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    a.await.unwrap();
+    b.await.unwrap();
+    assert_eq!(most.get(), 4, "the right count, not more");
+    assert_eq!(
+        a_failed.load(Ordering::Relaxed) + b_failed.load(Ordering::Relaxed),
+        0
+    );
+    println!(
+        "two routers: {} + {} requests, app scaled to {}",
+        a_ok.load(Ordering::Relaxed),
+        b_ok.load(Ordering::Relaxed),
+        most.get()
+    );
+
+    // One router decided, the elected one; both saw the same election.
+    let (a_status, b_status) = (
+        first.try_admin("/_router/autoscale").await.unwrap(),
+        second.try_admin("/_router/autoscale").await.unwrap(),
+    );
+    let applied = |status: &Value| {
+        status["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["app"] == id && d["outcome"] == "applied")
+            .count()
+    };
+    println!("router-a: {a_status:#}\nrouter-b: {b_status:#}");
+    assert_eq!(a_status["sharing"]["elected"], "router-a");
+    assert_eq!(b_status["sharing"]["elected"], "router-a");
+    assert_eq!(a_status["sharing"]["routers"].as_array().unwrap().len(), 2);
+    assert!(applied(&a_status) >= 1);
+    assert_eq!(applied(&b_status), 0, "the other router decided nothing");
+    second.stop().await;
+    stop_all(first, baton, &marker).await;
+}
