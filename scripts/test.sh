@@ -10,6 +10,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)   # test tasks run `python
 command -v setsid >/dev/null 2>&1 || need+=(util-linux) # mesos-local starts executors in their own session
 command -v unzip >/dev/null 2>&1 || need+=(unzip)       # mesos-local's fetcher extracts .zip URIs as Mesos's does
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)       # ...and tar extracts .tar.xz with it
+command -v curl >/dev/null 2>&1 || need+=(curl)         # the router's HTTP/2 tests run curl --http2-prior-knowledge
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip) # installs the Python `marathon` client below
 # The HA tests run a real ZooKeeper (Debian's package, run directly with java; a missing one fails them).
 { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || need+=(zookeeper)

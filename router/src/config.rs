@@ -34,6 +34,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Client networks refused on every route.
     pub deny: access::DenyList,
+    /// Whether clients may speak HTTP/2 (prior knowledge in clear, ALPN
+    /// `h2` over TLS) besides HTTP/1.1.
+    pub http2: bool,
     /// This router's name among the routers sharing their rates through
     /// Baton (the least fresh one decides scaling).
     pub router_id: String,
@@ -83,6 +86,7 @@ impl Config {
             deny: access::DenyList::default(),
             admin_allow: access::DenyList::parse(DEFAULT_ADMIN_ALLOW).0,
             router_id: format!("router-{:016x}", rand::random::<u64>()),
+            http2: true,
             load_interval: Duration::from_secs(2),
             load_max_age: Duration::from_secs(30),
             autoscale: true,

@@ -54,6 +54,8 @@
 //!      `httparse`, body read as the client takes it), over keep-alive
 //!      connections pooled per serving thread; tells a request that never
 //!      went out from one that failed.
+//!    - [`pool_h2`]: HTTP/2 towards the instances of apps that speak it
+//!      (gRPC): one multiplexed cleartext connection per instance.
 //!    - [`cache_rules`]: pure. The response cache's rules (RFC 9111, a
 //!      shared cache's practical subset): the `BATON_CACHE*` labels, which
 //!      requests use the cache, which responses are stored and for how
@@ -143,6 +145,7 @@ pub mod config;
 pub mod load;
 pub mod marathon;
 pub mod pool;
+pub mod pool_h2;
 pub mod proxy;
 pub mod redirect;
 pub mod report;
@@ -220,7 +223,8 @@ pub async fn serve_on(
 ) -> Result<(), Error> {
     let https = match listeners.https {
         Some((listener, certificates)) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(certificates.server_config()?);
+            let acceptor =
+                tokio_rustls::TlsAcceptor::from(certificates.server_config(config.http2)?);
             Some((listener, acceptor, certificates))
         }
         None => None,

@@ -84,6 +84,10 @@ struct Flags {
     /// Load reports older than this are ignored.
     #[arg(long, env = "BATON_ROUTER_LOAD_MAX_AGE", default_value = "30s", value_parser = humantime::parse_duration)]
     load_max_age: Duration,
+    /// Let clients speak HTTP/2: prior knowledge (h2c) on the plain
+    /// listener, ALPN `h2` on the TLS one (`false`: HTTP/1.1 only).
+    #[arg(long, env = "BATON_ROUTER_HTTP2", default_value_t = true, action = clap::ArgAction::Set)]
+    http2: bool,
     /// Act on apps' autoscaling and sleep labels (`false`: only report).
     #[arg(long, env = "BATON_ROUTER_AUTOSCALE", default_value_t = true, action = clap::ArgAction::Set)]
     autoscale: bool,
@@ -215,6 +219,7 @@ impl Flags {
         config.load_interval = self.load_interval;
         config.load_max_age = self.load_max_age;
         config.autoscale = self.autoscale;
+        config.http2 = self.http2;
         if let Some(workers) = self.workers {
             anyhow::ensure!(workers > 0, "--workers: at least 1");
             config.workers = workers;

@@ -83,7 +83,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -97,6 +97,7 @@ use crate::balance::{self, InFlight};
 use crate::cache;
 use crate::cache_store::Fill;
 use crate::pool::{self, Pool};
+use crate::pool_h2;
 use crate::redirect;
 use crate::report;
 use crate::runtime::AppRuntime;
@@ -399,25 +400,88 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
     }
 }
 
-/// Serves one client connection until it ends or, once `draining`, until
-/// its current request is answered.
-async fn drive<I, S>(
-    connection: hyper::server::conn::http1::UpgradeableConnection<I, S>,
-    draining: &CancellationToken,
-) -> hyper::Result<()>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = ClientBody>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    tokio::pin!(connection);
-    tokio::select! {
-        ended = connection.as_mut() => ended,
-        () = draining.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+/// A client connection's error.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How client connections are served: HTTP/1.1 and HTTP/2 told apart by
+/// their first bytes, or HTTP/1.1 only (`--http2 false`).
+#[derive(Clone)]
+enum ServerBuilder {
+    Both(hyper_util::server::conn::auto::Builder<TokioExecutor>),
+    Http1(hyper::server::conn::http1::Builder),
+}
+
+impl ServerBuilder {
+    fn new(http2: bool) -> ServerBuilder {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true)
+            // Instances' responses keep their own `Date`; see `date_now`.
+            .auto_date_header(false);
+        if !http2 {
+            return ServerBuilder::Http1(http1);
+        }
+        let mut both = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        both.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true)
+            .auto_date_header(false);
+        both.http2()
+            .timer(TokioTimer::new())
+            .auto_date_header(false);
+        ServerBuilder::Both(both)
+    }
+
+    /// Serves `io` until it ends or, once `draining`, until its current
+    /// requests are answered.
+    async fn serve<I, S>(
+        &self,
+        io: I,
+        service: S,
+        draining: &CancellationToken,
+    ) -> Result<(), BoxError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<ClientBody>> + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+    {
+        match self {
+            ServerBuilder::Both(both) => {
+                let connection = both.serve_connection_with_upgrades(io, service);
+                drive(connection, draining, |c| c.graceful_shutdown()).await
+            }
+            ServerBuilder::Http1(http1) => {
+                let connection = http1.serve_connection(io, service).with_upgrades();
+                drive(connection, draining, |c| c.graceful_shutdown()).await
+            }
         }
     }
+}
+
+/// Drives `connection` until it ends or, once `draining`, asks it to end
+/// (with `shutdown`) and waits for that.
+async fn drive<C, E>(
+    connection: C,
+    draining: &CancellationToken,
+    shutdown: impl FnOnce(Pin<&mut C>),
+) -> Result<(), BoxError>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = draining.cancelled() => {
+            shutdown(connection.as_mut());
+            connection.await
+        }
+    };
+    ended.map_err(Into::into)
 }
 
 /// One worker: accepts from `listener` and the TLS listener, if any
@@ -439,12 +503,9 @@ async fn serve_connections(
     // current request and close.
     let connections = tokio_util::task::TaskTracker::new();
     let draining = CancellationToken::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true)
-        // Instances' responses keep their own `Date`; see `date_now`.
-        .auto_date_header(false);
+    // HTTP/1.1, and HTTP/2 (prior knowledge in clear, ALPN `h2` over
+    // TLS) unless turned off.
+    let http = ServerBuilder::new(shared.config.http2);
     let (tls_listener, acceptor) = tls.unzip();
     // Serves a connection already counted at this worker.
     let serve = |stream: TcpStream, peer: SocketAddr, scheme: Scheme| {
@@ -478,16 +539,14 @@ async fn serve_connections(
                             return;
                         }
                     };
-                    let connection = http.serve_connection(TokioIo::new(stream), service);
-                    drive(connection.with_upgrades(), &draining).await
+                    http.serve(TokioIo::new(stream), service, &draining).await
                 }
                 _ => {
-                    let connection = http.serve_connection(TokioIo::new(stream), service);
-                    drive(connection.with_upgrades(), &draining).await
+                    http.serve(TokioIo::new(stream), service, &draining).await
                 }
             };
             if let Err(e) = ended {
-                debug!(%peer, error = %error_chain(&e), "client connection ended with an error");
+                debug!(%peer, error = %error_chain(&*e), "client connection ended with an error");
             }
         });
     };
@@ -969,6 +1028,13 @@ async fn deliver(
         response
     };
 
+    if route.backend_h2 {
+        return finish_h2(
+            deliver_h2(shared, &route, req, &peer, start).await,
+            app_stats,
+            start,
+        );
+    }
     let (mut parts, body) = req.into_parts();
     // Fulfilled by hyper once a `101` has gone to the client.
     let on_upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -1026,6 +1092,175 @@ async fn deliver(
                 route.app_id
             )))
         }
+    }
+}
+
+/// A router's own answer to a request for an HTTP/2 app, counted as
+/// `deliver` counts its own.
+fn finish_h2(
+    outcome: Result<Response<ClientBody>, Response<ClientBody>>,
+    app_stats: &crate::stats::AppStats,
+    start: Instant,
+) -> Response<ClientBody> {
+    match outcome {
+        Ok(proxied) => proxied,
+        Err(local) => {
+            app_stats.status(local.status().as_u16());
+            app_stats.latency.observe(start.elapsed());
+            local
+        }
+    }
+}
+
+/// A request for an app whose instances speak HTTP/2 (gRPC): streamed
+/// both ways as it comes, trailers included, to an instance the balancer
+/// picks (another one if the first cannot be reached); the router's own
+/// answer as `Err`.
+async fn deliver_h2(
+    shared: &Arc<Shared>,
+    route: &Arc<Route>,
+    req: Request<Incoming>,
+    peer: &Peer,
+    start: Instant,
+) -> Result<Response<ClientBody>, Response<ClientBody>> {
+    let runtime = &route.runtime;
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop_keeping_te(&mut parts.headers);
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)?
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        });
+    parts.headers.remove(header::HOST);
+    let forwarded_for = match parts.headers.get(&X_FORWARDED_FOR) {
+        Some(before) => {
+            let mut joined = before.as_bytes().to_vec();
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer.forwarded_for.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.forwarded_for.clone())
+        }
+        None => peer.forwarded_for.clone(),
+    };
+    parts.headers.insert(X_FORWARDED_FOR, forwarded_for);
+    let proto = if peer.scheme == Scheme::Https {
+        "https"
+    } else {
+        "http"
+    };
+    parts
+        .headers
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut body = Some(body);
+    let mut tried: Vec<usize> = Vec::new();
+    let logged = route.access_log && shared.access_log.enabled();
+    while let Some(pick) = balance::pick(
+        &route.upstreams,
+        route.policy,
+        &runtime.rotor,
+        &[],
+        &tried,
+        shared.clock.now_ms(),
+    ) {
+        let upstream = &route.upstreams[pick.index];
+        let Some(this_body) = body.take() else { break };
+        let host = authority.as_deref().unwrap_or(&upstream.authority);
+        let uri = match format!("http://{host}{path}").parse::<hyper::Uri>() {
+            Ok(uri) => uri,
+            Err(_) => {
+                return Err(text(
+                    StatusCode::BAD_REQUEST,
+                    "the request's authority is not valid\n",
+                ));
+            }
+        };
+        let sender = match shared
+            .h2
+            .ready(&upstream.authority, shared.config.connect_timeout)
+            .await
+        {
+            Ok(sender) => sender,
+            Err(error) => {
+                // Nothing left: the next instance gets the request.
+                body = Some(this_body);
+                runtime.stats.upstream_failures.fetch_add(1, Relaxed);
+                let ejected = upstream
+                    .state
+                    .record_failure(shared.clock.now_ms(), &shared.config.ejection());
+                warn!(task = %upstream.task_id, error = %error_chain(&error), ejected, "HTTP/2 connect failed");
+                tried.push(pick.index);
+                continue;
+            }
+        };
+        let mut request = Request::new(this_body.boxed());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = parts.headers.clone();
+        let in_flight = upstream.state.begin();
+        match pool_h2::send(sender, &upstream.authority, request).await {
+            Ok(response) => {
+                upstream.state.record_success();
+                let (mut head, answer) = response.into_parts();
+                client_head(&mut head, runtime, None);
+                let finish = Finish {
+                    runtime: runtime.clone(),
+                    start,
+                    bytes: 0,
+                    _in_flight: in_flight,
+                    upstream: logged.then(|| upstream.authority.clone()),
+                    log: None,
+                    fill: None,
+                };
+                return Ok(Response::from_parts(
+                    head,
+                    ClientBody::Proxied {
+                        inner: InstanceBody::Http2(answer),
+                        finish: Some(finish),
+                    },
+                ));
+            }
+            Err(error) => {
+                drop(in_flight);
+                runtime.stats.upstream_failures.fetch_add(1, Relaxed);
+                let ejected = upstream
+                    .state
+                    .record_failure(shared.clock.now_ms(), &shared.config.ejection());
+                warn!(task = %upstream.task_id, error = %error_chain(&error), ejected, "HTTP/2 exchange failed");
+                // The body may be partly sent: not tried again.
+                return Err(text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("no answer from an instance of {}\n", route.app_id),
+                ));
+            }
+        }
+    }
+    runtime.stats.unavailable.fetch_add(1, Relaxed);
+    Err(retry_later(&format!(
+        "no instance of {} is available\n",
+        route.app_id
+    )))
+}
+
+/// [`strip_hop_by_hop`], but `TE: trailers` stays: gRPC servers want it
+/// and HTTP/2 allows exactly that value.
+fn strip_hop_by_hop_keeping_te(headers: &mut HeaderMap) {
+    let trailers = headers
+        .get(header::TE)
+        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    strip_hop_by_hop(headers);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -1267,10 +1502,50 @@ fn respond(
     Response::from_parts(
         parts,
         ClientBody::Proxied {
-            inner: body,
+            inner: InstanceBody::Http1(body),
             finish: Some(finish),
         },
     )
+}
+
+/// An instance's response body: from the HTTP/1.1 pool, or an HTTP/2
+/// stream (whose trailers, gRPC's status, pass through).
+pub(crate) enum InstanceBody {
+    /// Over HTTP/1.1.
+    Http1(pool::ResponseBody),
+    /// Over HTTP/2.
+    Http2(Incoming),
+}
+
+impl Body for InstanceBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            InstanceBody::Http1(body) => Pin::new(body).poll_frame(cx),
+            InstanceBody::Http2(body) => {
+                Pin::new(body).poll_frame(cx).map_err(std::io::Error::other)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            InstanceBody::Http1(body) => body.is_end_stream(),
+            InstanceBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            InstanceBody::Http1(body) => body.size_hint(),
+            InstanceBody::Http2(body) => body.size_hint(),
+        }
+    }
 }
 
 /// The instance's response head as the client gets it: hop-by-hop
@@ -1665,7 +1940,7 @@ pub(crate) enum ClientBody {
     Local(Option<Bytes>),
     /// An instance's, streamed through and counted.
     Proxied {
-        inner: pool::ResponseBody,
+        inner: InstanceBody,
         finish: Option<Finish>,
     },
 }

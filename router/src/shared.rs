@@ -16,6 +16,7 @@ use crate::cache_store::{AppCache, ResponseCache};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::marathon::Marathon;
+use crate::pool_h2::H2Pool;
 use crate::scale::DecisionLog;
 use crate::split::SwitchLog;
 use crate::stats::GlobalStats;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub decisions: DecisionLog,
     /// Blue/green switches, for `/_router/switch`.
     pub switches: SwitchLog,
+    /// HTTP/2 connections to instances of apps that speak it.
+    pub h2: H2Pool,
     /// What sharing rates with the other routers last gave, for
     /// `/_router/autoscale`.
     sharing: std::sync::Mutex<serde_json::Value>,
@@ -67,6 +70,7 @@ impl Shared {
             marathon,
             decisions: DecisionLog::default(),
             switches: SwitchLog::default(),
+            h2: H2Pool::default(),
             sharing: std::sync::Mutex::new(serde_json::Value::Null),
             access_log,
             cache,

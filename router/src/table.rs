@@ -78,6 +78,8 @@ pub const LABEL_AUTH_REALM: &str = "BATON_AUTH_REALM";
 /// Label: the app's own cookie that tells its visitors apart (then the
 /// router issues none).
 pub const LABEL_UV_COOKIE: &str = "BATON_UV_COOKIE";
+/// Label: `h2` (or `grpc`) to speak HTTP/2 to the app's instances.
+pub const LABEL_BACKEND_PROTOCOL: &str = "BATON_BACKEND_PROTOCOL";
 /// Label: `off` (or `false`) to keep the app out of the access log.
 pub const LABEL_ACCESS_LOG: &str = "BATON_ACCESS_LOG";
 
@@ -117,6 +119,9 @@ pub struct Route {
     pub uv_cookie: Option<String>,
     /// Whether its requests go to the access log (`BATON_ACCESS_LOG`).
     pub access_log: bool,
+    /// Whether its instances are spoken to over HTTP/2
+    /// (`BATON_BACKEND_PROTOCOL=h2` or `grpc`, [`crate::pool_h2`]).
+    pub backend_h2: bool,
     /// Its weight in its group (`BATON_WEIGHT`, [`crate::split`]).
     pub weight: Option<u32>,
     /// Its colour (`BATON_COLOR`), shown only.
@@ -173,6 +178,7 @@ impl Route {
             "cache": cache_json(self.cache.as_ref(), &self.labels),
             "uvCookie": self.uv_cookie,
             "accessLog": self.access_log,
+            "backendProtocol": if self.backend_h2 { "h2" } else { "http/1.1" },
             "weight": self.weight,
             "color": self.color,
             "switch": self.switch.as_ref().map(|(vhosts, record)| match record {
@@ -417,6 +423,8 @@ pub fn parse_app(app: &Value, prev: Option<&Route>) -> Option<Route> {
         uv_cookie: label(&labels, &[LABEL_UV_COOKIE]).map(str::to_string),
         access_log: label(&labels, &[LABEL_ACCESS_LOG])
             .is_none_or(|v| !v.eq_ignore_ascii_case("off") && !v.eq_ignore_ascii_case("false")),
+        backend_h2: label(&labels, &[LABEL_BACKEND_PROTOCOL])
+            .is_some_and(|v| v.eq_ignore_ascii_case("h2") || v.eq_ignore_ascii_case("grpc")),
         weight: label(&labels, &[split::LABEL_WEIGHT]).and_then(split::parse_weight),
         color: label(&labels, &[split::LABEL_COLOR]).map(str::to_string),
         switch,

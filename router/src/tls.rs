@@ -390,14 +390,18 @@ impl Certificates {
         summary
     }
 
-    /// A rustls server configuration choosing among these certificates
-    /// (HTTP/1.1 only, by ALPN).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, Error> {
+    /// A rustls server configuration choosing among these certificates,
+    /// offering by ALPN `h2` (when `http2`) and `http/1.1`.
+    pub fn server_config(self: &Arc<Self>, http2: bool) -> Result<Arc<ServerConfig>, Error> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = if http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         Ok(Arc::new(config))
     }
 }

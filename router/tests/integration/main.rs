@@ -9,6 +9,7 @@ mod audience;
 mod basic_auth;
 mod blue_green;
 mod cache;
+mod http2;
 mod pool;
 mod proxy;
 mod tls;
