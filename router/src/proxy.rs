@@ -1213,15 +1213,12 @@ async fn deliver_h2(
                 upstream.state.record_success();
                 let (mut head, answer) = response.into_parts();
                 client_head(&mut head, runtime, None);
-                let finish = Finish {
-                    runtime: runtime.clone(),
+                let finish = Finish::new(
+                    runtime,
                     start,
-                    bytes: 0,
-                    _in_flight: in_flight,
-                    upstream: logged.then(|| upstream.authority.clone()),
-                    log: None,
-                    fill: None,
-                };
+                    in_flight,
+                    logged.then(|| upstream.authority.clone()),
+                );
                 return Ok(Response::from_parts(
                     head,
                     ClientBody::Proxied {
@@ -1399,15 +1396,12 @@ async fn attempts(
                         };
                         return Ok(switch_protocols(response, tunnel, start, cookie));
                     }
-                    let finish = Finish {
-                        runtime: runtime.clone(),
+                    let finish = Finish::new(
+                        runtime,
                         start,
-                        bytes: 0,
-                        _in_flight: in_flight,
-                        upstream: logged.then(|| upstream.authority.clone()),
-                        log: None,
-                        fill: None,
-                    };
+                        in_flight,
+                        logged.then(|| upstream.authority.clone()),
+                    );
                     return Ok(respond(response, finish, cookie));
                 }
                 Ok(Err(source)) => Error::Upstream(source),
@@ -1921,6 +1915,28 @@ pub(crate) struct Finish {
     /// The body collected for the response cache, stored when it ends
     /// whole (boxed: most bodies are not cached).
     fill: Option<Box<Fill>>,
+}
+
+impl Finish {
+    /// The bookkeeping of an instance's answer to `runtime`'s app begun at
+    /// `start`, holding its in-flight mark; `upstream` names the instance
+    /// when the request is logged.
+    fn new(
+        runtime: &Arc<AppRuntime>,
+        start: Instant,
+        in_flight: InFlight,
+        upstream: Option<Arc<str>>,
+    ) -> Finish {
+        Finish {
+            runtime: runtime.clone(),
+            start,
+            bytes: 0,
+            _in_flight: in_flight,
+            upstream,
+            log: None,
+            fill: None,
+        }
+    }
 }
 
 impl Drop for Finish {
