@@ -85,6 +85,47 @@ pub enum Command {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Move a vhost to another app at once through a baton-router
+    /// (blue/green), wait until the old apps drained, scale them to 0.
+    Switch {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(flatten)]
+        args: SwitchArgs,
+    },
+}
+
+/// `baton switch`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SwitchArgs {
+    /// The vhost whose apps share it (e.g. shop.example.com).
+    pub vhost: String,
+    /// The app that takes every new request of it.
+    #[arg(long)]
+    pub to: String,
+    /// The baton-router that drives the switch (any router following the
+    /// same Baton: every one moves at once).
+    #[arg(
+        long,
+        env = "BATON_ROUTER_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub router: String,
+    /// The switch record's app id (default: the one governing the vhost,
+    /// else `/baton-switch/<vhost>`).
+    #[arg(long)]
+    pub record: Option<String>,
+    /// Seconds the new app may take to have all its instances routable
+    /// (router's default 300).
+    #[arg(long = "ready-timeout")]
+    pub ready_timeout: Option<u64>,
+    /// Seconds the old apps' requests in flight may take to end (router's
+    /// default 60).
+    #[arg(long = "drain-timeout")]
+    pub drain_timeout: Option<u64>,
+    /// Leave the old apps running (not scaled to 0).
+    #[arg(long = "keep-old")]
+    pub keep_old: bool,
 }
 
 impl Command {
@@ -97,7 +138,8 @@ impl Command {
             | Command::Task { connection, .. }
             | Command::Queue { connection }
             | Command::Leader { connection }
-            | Command::Info { connection } => connection,
+            | Command::Info { connection }
+            | Command::Switch { connection, .. } => connection,
         }
     }
 }

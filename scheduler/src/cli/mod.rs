@@ -1,4 +1,4 @@
-//! The operator CLI: `baton app|group|deployment|task|queue|leader|info`.
+//! The operator CLI: `baton app|group|deployment|task|queue|leader|info|switch`.
 //! It speaks only the REST API (and, for `task logs`, the Mesos master's
 //! and agents' HTTP endpoints), so it works against a real Marathon too.
 //!
@@ -19,7 +19,8 @@
 //!   otherwise; and the common end of every write that starts one.
 //! - [`apps`] (apps and groups), [`deployments`], [`tasks`] (list,
 //!   kill), [`logs`] (a task's sandbox files through the Mesos agent's
-//!   `/files/read`), [`system`] (queue, leader, info): the commands.
+//!   `/files/read`), [`system`] (queue, leader, info), [`switch`] (a
+//!   blue/green switch through a `baton-router`): the commands.
 //!
 //! Output: tables and sentences for people; `--json` prints the API's
 //! JSON unchanged. Progress bars only when stdout is a terminal; otherwise
@@ -34,6 +35,7 @@ pub mod error;
 pub mod logs;
 pub mod progress;
 pub mod sse;
+pub mod switch;
 pub mod system;
 pub mod table;
 pub mod tasks;
@@ -150,6 +152,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
         Command::Queue { .. } => system::queue(&ctx).await,
         Command::Leader { .. } => system::leader(&ctx).await,
         Command::Info { .. } => system::info(&ctx).await,
+        Command::Switch { args, .. } => switch::run(&ctx, &args).await,
     }
 }
 

@@ -764,3 +764,112 @@ async fn credentials_and_acl_are_honoured_and_a_refusal_prints_batons_message() 
     baton.stop().await;
     procs::assert_all_gone(&marker).await;
 }
+
+/// The body `GET /` through `router` answers for `host` (the task's id:
+/// its app shows in it).
+async fn through(router: &baton_e2e::router::RouterProcess, host: &str) -> String {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    match http
+        .get(format!("{}/", router.url))
+        .header("Host", host)
+        .send()
+        .await
+    {
+        Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
+        Ok(r) => format!("status {}", r.status()),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_switch_moves_a_vhost_to_green_through_a_router_and_scales_blue_to_zero() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("cli-switch");
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, dir.path(), &[]).await;
+    let router =
+        baton_e2e::router::RouterProcess::start(&baton.url, &dir.path().join("router"), &[]).await;
+    for colour in ["blue", "green"] {
+        let app = baton_e2e::router::task_app(
+            &format!("/shop/{colour}"),
+            &marker,
+            1,
+            json!({"labels": {"BATON_VHOST": "shop.test", "BATON_COLOR": colour}}),
+        );
+        let (status, body) = baton
+            .request(reqwest::Method::POST, "/v2/apps", Some(&app))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Both routable; blue (first by id) serves the vhost.
+    wait::until(Duration::from_secs(90), "both colours routable", || async {
+        let table = router.try_admin("/_router/table").await.ok()?;
+        let routable = table["apps"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["upstreams"].as_array().is_some_and(|u| u.len() == 1))
+            .count();
+        (routable == 2).then_some(())
+    })
+    .await;
+    assert!(through(&router, "shop.test").await.contains("shop_blue."));
+
+    let out = run(
+        &baton,
+        &[
+            "switch",
+            "shop.test",
+            "--to",
+            "/shop/green",
+            "--router",
+            &router.url,
+            "--drain-timeout",
+            "10",
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        out.stdout
+            .contains("routing shop.test to /shop/green from table generation")
+            && out.stdout.contains("/shop/blue scaled to 0"),
+        "{out:?}"
+    );
+    assert!(through(&router, "shop.test").await.contains("shop_green."));
+    // Baton keeps the record (0 instances, nothing run) and blue at 0.
+    let (_, record) = baton.get("/v2/apps/baton-switch/shop.test").await;
+    assert_eq!(record["app"]["instances"], 0, "{record}");
+    assert_eq!(
+        record["app"]["labels"]["BATON_LIVE"], "/shop/green",
+        "{record}"
+    );
+    let (_, blue) = baton.get("/v2/apps/shop/blue").await;
+    assert_eq!(blue["app"]["instances"], 0, "{blue}");
+    // A switch to an app the router does not know fails, and says why.
+    let out = run(
+        &baton,
+        &[
+            "switch",
+            "shop.test",
+            "--to",
+            "/nope",
+            "--router",
+            &router.url,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("the router knows no app /nope"),
+        "{out:?}"
+    );
+
+    router.stop().await;
+    for app in ["/shop/blue", "/shop/green", "/baton-switch/shop.test"] {
+        baton
+            .request(reqwest::Method::DELETE, &format!("/v2/apps{app}"), None)
+            .await;
+    }
+    baton.stop().await;
+    procs::assert_all_gone(&marker).await;
+}
