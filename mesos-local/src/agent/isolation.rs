@@ -131,7 +131,16 @@ pub struct Isolator {
     enable_cfs: bool,
     /// Why cgroups were not used although asked for.
     pub fallback: Option<String>,
+    /// Cgroups of destroyed containers that could not be removed yet (a
+    /// process that just died may hold one a moment longer); tried again
+    /// at every later destroy, and when the isolator goes.
+    leftovers: std::sync::Mutex<Vec<PathBuf>>,
 }
+
+/// Empty cgroups under the root older than this are a crashed cluster's
+/// and removed at start; younger ones may be another running cluster's
+/// container that is about to be joined.
+const STALE_CGROUP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Isolator {
     /// Detects what `config` can have on this host: cgroups where they can
@@ -142,16 +151,22 @@ impl Isolator {
             backend: Backend::Watchdog,
             enable_cfs: false,
             fallback,
+            leftovers: std::sync::Mutex::default(),
         };
         if config.isolation == Isolation::Posix {
             return watchdog(None);
         }
         match detect(&config.hierarchy, &config.root) {
-            Ok(backend) => Isolator {
-                backend,
-                enable_cfs: config.enable_cfs,
-                fallback: None,
-            },
+            Ok(backend) => {
+                let isolator = Isolator {
+                    backend,
+                    enable_cfs: config.enable_cfs,
+                    fallback: None,
+                    leftovers: std::sync::Mutex::default(),
+                };
+                isolator.remove_stale();
+                isolator
+            }
             Err(why) => watchdog(Some(why)),
         }
     }
@@ -395,12 +410,52 @@ impl Isolator {
     /// (after its session was killed; best effort, the kernel may take a
     /// moment to empty a cgroup).
     pub fn destroy(&self, container_id: &str) {
+        let mut left = Vec::new();
         for dir in self.dirs(container_id) {
             let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
                 containers::kill_process(pid);
             }
-            remove_cgroup(&dir);
+            if !remove_cgroup(&dir) {
+                left.push(dir);
+            }
+        }
+        let mut leftovers = self.leftovers.lock().unwrap_or_else(|e| e.into_inner());
+        leftovers.retain(|dir| !remove_once(dir));
+        leftovers.extend(left);
+    }
+
+    /// Removes the empty container cgroups under the root that a cluster
+    /// killed long ago (a `kill -9`) left behind.
+    fn remove_stale(&self) {
+        let roots: Vec<PathBuf> = match &self.backend {
+            Backend::V1 {
+                memory,
+                cpu,
+                cpuacct,
+            } => [Some(memory), Some(cpu), cpuacct.as_ref()]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            Backend::V2 { root } => vec![root.clone()],
+            Backend::Watchdog => Vec::new(),
+        };
+        for root in roots {
+            let Ok(entries) = std::fs::read_dir(&root) else {
+                continue;
+            };
+            for dir in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+                let old = std::fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_CGROUP_AGE);
+                // rmdir refuses a cgroup with processes: only empty ones go.
+                if old {
+                    remove_once(&dir);
+                }
+            }
         }
     }
 }
@@ -479,14 +534,32 @@ fn probe(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn remove_cgroup(dir: &Path) {
-    // A cgroup whose last process just died may briefly refuse removal.
+/// Removes a cgroup, waiting up to ~200 ms for its last processes to be
+/// gone; whether it is gone.
+fn remove_cgroup(dir: &Path) -> bool {
     for _ in 0..20 {
-        match std::fs::remove_dir(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            _ => return,
+        if remove_once(dir) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// One `rmdir` of a cgroup; whether it is gone (or was).
+fn remove_once(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+impl Drop for Isolator {
+    /// The cluster is gone: its last cgroups, once more.
+    fn drop(&mut self) {
+        let leftovers = std::mem::take(self.leftovers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for dir in leftovers {
+            remove_cgroup(&dir);
         }
     }
 }
@@ -659,6 +732,6 @@ mod tests {
             isolation: Isolation::Posix,
             ..IsolationConfig::default()
         });
-        assert_eq!((posix.active(), posix.fallback), (Isolation::Posix, None));
+        assert_eq!((posix.active(), posix.fallback.as_deref()), (Isolation::Posix, None));
     }
 }

@@ -1973,6 +1973,10 @@ impl Agent {
                     let mut child = match started {
                         Ok(child) => child,
                         Err(e) => {
+                            // Its cgroups may exist already: nothing joined them.
+                            let (isolator, id) = (agent.isolator.clone(), container_id.clone());
+                            let _ =
+                                tokio::task::spawn_blocking(move || isolator.destroy(&id)).await;
                             agent.with_state(|st| {
                                 st.executor_launch_failed(
                                     &framework_id,
