@@ -276,7 +276,17 @@ mod tests {
             "sleep 60 & (cd / && exec sleep 61) & exit 0",
         );
         leader.wait().unwrap();
-        eventually("both members run", || session_members(sid).len() == 2);
+        // The subshell exists before it has changed directory: wait for
+        // the `cd`, not only for the process.
+        eventually("both members run, one of them in /", || {
+            let members = session_members(sid);
+            members.len() == 2
+                && members
+                    .iter()
+                    .filter(|&&p| !works_below(p, work_dir.path()))
+                    .count()
+                    == 1
+        });
         let elsewhere: Vec<i32> = session_members(sid)
             .into_iter()
             .filter(|&p| !works_below(p, work_dir.path()))

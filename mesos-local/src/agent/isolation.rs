@@ -732,6 +732,9 @@ mod tests {
             isolation: Isolation::Posix,
             ..IsolationConfig::default()
         });
-        assert_eq!((posix.active(), posix.fallback.as_deref()), (Isolation::Posix, None));
+        assert_eq!(
+            (posix.active(), posix.fallback.as_deref()),
+            (Isolation::Posix, None)
+        );
     }
 }
