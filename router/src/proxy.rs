@@ -1124,8 +1124,7 @@ async fn deliver_h2(
     start: Instant,
 ) -> Result<Response<ClientBody>, Response<ClientBody>> {
     let runtime = &route.runtime;
-    let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop_keeping_te(&mut parts.headers);
+    let (parts, body) = req.into_parts();
     let authority = parts
         .uri
         .authority()
@@ -1138,25 +1137,7 @@ async fn deliver_h2(
                 .ok()
                 .map(str::to_string)
         });
-    parts.headers.remove(header::HOST);
-    let forwarded_for = match parts.headers.get(&X_FORWARDED_FOR) {
-        Some(before) => {
-            let mut joined = before.as_bytes().to_vec();
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(peer.forwarded_for.as_bytes());
-            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.forwarded_for.clone())
-        }
-        None => peer.forwarded_for.clone(),
-    };
-    parts.headers.insert(X_FORWARDED_FOR, forwarded_for);
-    let proto = if peer.scheme == Scheme::Https {
-        "https"
-    } else {
-        "http"
-    };
-    parts
-        .headers
-        .insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    let headers = upstream_headers(&parts, peer, route.auth.is_some(), authority.as_deref());
     let path = parts
         .uri
         .path_and_query()
@@ -1206,7 +1187,7 @@ async fn deliver_h2(
         let mut request = Request::new(this_body.boxed());
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
-        *request.headers_mut() = parts.headers.clone();
+        *request.headers_mut() = headers.clone();
         let in_flight = upstream.state.begin();
         match pool_h2::send(sender, &upstream.authority, request).await {
             Ok(response) => {
@@ -1247,18 +1228,6 @@ async fn deliver_h2(
         "no instance of {} is available\n",
         route.app_id
     )))
-}
-
-/// [`strip_hop_by_hop`], but `TE: trailers` stays: gRPC servers want it
-/// and HTTP/2 allows exactly that value.
-fn strip_hop_by_hop_keeping_te(headers: &mut HeaderMap) {
-    let trailers = headers
-        .get(header::TE)
-        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    strip_hop_by_hop(headers);
-    if trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
 }
 
 /// What goes to an instance, prepared once for every attempt.
@@ -1699,15 +1668,8 @@ fn upstream_head(
     let named = connection_named(incoming);
     let mut host = None;
     for (name, value) in incoming {
-        if HOP_BY_HOP.contains(name)
-            || *name == header::EXPECT
-            // Framing is the pool's to write, for the body it sends.
-            || *name == header::CONTENT_LENGTH
-            || *name == X_FORWARDED_FOR
-            || (tls && *name == X_FORWARDED_PROTO)
-            || (strip_authorization && *name == header::AUTHORIZATION)
-            || named.contains(name)
-        {
+        // Framing is the pool's to write, for the body it sends.
+        if !passes(name, &named, tls, strip_authorization) || *name == header::CONTENT_LENGTH {
             continue;
         }
         if *name == header::HOST {
@@ -1725,28 +1687,103 @@ fn upstream_head(
         push_header(&mut head, &header::HOST, value);
         host = Some(value);
     }
-    // Every earlier hop's X-Forwarded-For, then this client.
     head.extend_from_slice(b"x-forwarded-for: ");
-    for earlier in incoming.get_all(X_FORWARDED_FOR) {
-        let earlier = earlier.as_bytes().trim_ascii();
-        if !earlier.is_empty() {
-            head.extend_from_slice(earlier);
-            head.extend_from_slice(b", ");
-        }
-    }
-    head.extend_from_slice(peer.forwarded_for.as_bytes());
+    head.extend_from_slice(&forwarded_for(incoming, peer));
     head.extend_from_slice(b"\r\n");
     if let Some(host) = host
         && !incoming.contains_key(X_FORWARDED_HOST)
     {
         push_header(&mut head, &X_FORWARDED_HOST, host);
     }
-    if tls {
-        head.extend_from_slice(b"x-forwarded-proto: https\r\n");
-    } else if !incoming.contains_key(X_FORWARDED_PROTO) {
-        head.extend_from_slice(b"x-forwarded-proto: http\r\n");
+    if let Some(proto) = forwarded_proto(incoming, tls) {
+        push_header(
+            &mut head,
+            &X_FORWARDED_PROTO,
+            &HeaderValue::from_static(proto),
+        );
     }
     head
+}
+
+/// The request's headers as an HTTP/2 instance gets them: by the rules of
+/// [`upstream_head`], but `TE: trailers` kept (gRPC servers want it, and
+/// HTTP/2 allows that value) and `Host` left to the URI's authority
+/// (`host`, also sent as `X-Forwarded-Host` unless present).
+fn upstream_headers(
+    parts: &hyper::http::request::Parts,
+    peer: &Peer,
+    strip_authorization: bool,
+    host: Option<&str>,
+) -> HeaderMap {
+    let tls = peer.scheme == Scheme::Https;
+    let incoming = &parts.headers;
+    let named = connection_named(incoming);
+    let mut headers = HeaderMap::with_capacity(incoming.len() + 3);
+    for (name, value) in incoming {
+        if passes(name, &named, tls, strip_authorization) && *name != header::HOST {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let trailers = incoming
+        .get(header::TE)
+        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    let forwarded = HeaderValue::from_bytes(&forwarded_for(incoming, peer))
+        .unwrap_or_else(|_| peer.forwarded_for.clone());
+    headers.insert(X_FORWARDED_FOR, forwarded);
+    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok())
+        && !incoming.contains_key(X_FORWARDED_HOST)
+    {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Some(proto) = forwarded_proto(incoming, tls) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    headers
+}
+
+/// Whether an incoming header goes to the instance as it came: not a
+/// hop-by-hop one (nor one `Connection` names), not `Expect`, not this
+/// hop's own `X-Forwarded-For` (rewritten) or, over TLS,
+/// `X-Forwarded-Proto` (the router knows), not an `Authorization` the
+/// router's basic-auth gate consumed.
+fn passes(name: &HeaderName, named: &[HeaderName], tls: bool, strip_authorization: bool) -> bool {
+    !(HOP_BY_HOP.contains(name)
+        || *name == header::EXPECT
+        || *name == X_FORWARDED_FOR
+        || (tls && *name == X_FORWARDED_PROTO)
+        || (strip_authorization && *name == header::AUTHORIZATION)
+        || named.contains(name))
+}
+
+/// `X-Forwarded-For` as this hop sends it: every earlier hop's, then
+/// this client.
+fn forwarded_for(incoming: &HeaderMap, peer: &Peer) -> Vec<u8> {
+    let mut value = Vec::with_capacity(32);
+    for earlier in incoming.get_all(X_FORWARDED_FOR) {
+        let earlier = earlier.as_bytes().trim_ascii();
+        if !earlier.is_empty() {
+            value.extend_from_slice(earlier);
+            value.extend_from_slice(b", ");
+        }
+    }
+    value.extend_from_slice(peer.forwarded_for.as_bytes());
+    value
+}
+
+/// The `X-Forwarded-Proto` to add: `https` over TLS (a client's claim was
+/// dropped), `http` on plain HTTP unless the client (a proxy before us)
+/// said.
+fn forwarded_proto(incoming: &HeaderMap, tls: bool) -> Option<&'static str> {
+    if tls {
+        Some("https")
+    } else if incoming.contains_key(X_FORWARDED_PROTO) {
+        None
+    } else {
+        Some("http")
+    }
 }
 
 fn push_header(head: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {

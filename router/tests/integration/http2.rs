@@ -156,6 +156,8 @@ async fn grpc_health_server() -> SocketAddr {
                         .map(|a| a.to_string())
                         .unwrap_or_default();
                     let te = req.headers().get("te").cloned();
+                    let forwarded = ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]
+                        .map(|h| req.headers().get(h).cloned());
                     let body = req
                         .into_body()
                         .collect()
@@ -185,6 +187,14 @@ async fn grpc_health_server() -> SocketAddr {
                         "x-seen-authority",
                         HeaderValue::from_str(&authority).unwrap(),
                     );
+                    for (name, value) in ["x-seen-for", "x-seen-host", "x-seen-proto"]
+                        .into_iter()
+                        .zip(forwarded)
+                    {
+                        if let Some(value) = value {
+                            response.headers_mut().insert(name, value);
+                        }
+                    }
                     if let Some(te) = te {
                         response.headers_mut().insert("x-seen-te", te);
                     }
@@ -239,6 +249,10 @@ async fn a_grpc_health_check_passes_through_the_router_with_its_trailers() {
             "the client's authority"
         );
         assert_eq!(response.headers()["x-seen-te"], "trailers");
+        // Forwarded as HTTP/1.1 instances see it.
+        assert_eq!(response.headers()["x-seen-for"], "127.0.0.1");
+        assert_eq!(response.headers()["x-seen-host"], "grpc.test");
+        assert_eq!(response.headers()["x-seen-proto"], "http");
         let collected = tokio::time::timeout(DEADLINE, response.into_body().collect())
             .await
             .expect("the body in time")
