@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use baton_probe::error_chain;
 use baton_probe::https::HttpsClient;
 use mesos_proto::v1;
 use nix::sys::signal::{Signal, kill};
@@ -343,19 +344,6 @@ async fn download(uri: &str, dest: &Path, https: &HttpsClient) -> Result<(), Str
         }
     }
     Err(format!("more than {MAX_REDIRECTS} redirects"))
-}
-
-/// An error with its causes, as one line (`TLS handshake failed: invalid
-/// peer certificate: UnknownIssuer`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Starts `program` in a new session with the sandbox as working directory

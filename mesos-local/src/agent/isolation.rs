@@ -406,6 +406,17 @@ impl Isolator {
         })
     }
 
+    /// Whether the kernel OOM-killed a process of the container (cgroups
+    /// only: a couple of small files read, no `/proc` scan, so it may run
+    /// under the agent's lock); the message is Mesos's.
+    pub fn oom_killed(&self, container_id: &str, limits: Limits) -> Option<String> {
+        match self.backend {
+            Backend::Watchdog => None,
+            // The session is only read by the watchdog.
+            _ => self.memory_limitation(container_id, 0, limits),
+        }
+    }
+
     /// Kills whatever is left in the container's cgroups and removes them
     /// (after its session was killed; best effort, the kernel may take a
     /// moment to empty a cgroup).

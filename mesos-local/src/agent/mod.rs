@@ -1589,10 +1589,8 @@ impl AgentState {
         };
         let message = match &ex.termination {
             Some(t) if t.reason == Reason::ContainerLimitationMemory => Some(t.message.clone()),
-            _ => ex.pid.and_then(|pid| {
-                self.isolator
-                    .memory_limitation(&ex.container_id, pid, ex.limits)
-            }),
+            // The watchdog's verdict comes from its own poll, off the lock.
+            _ => self.isolator.oom_killed(&ex.container_id, ex.limits),
         };
         let Some(message) = message else {
             return;
