@@ -280,20 +280,28 @@ impl Browser {
     }
 
     /// Replaces the value of the field `css` with `text`, typed.
+    /// Like [`Browser::click`], a field replaced by a re-render meanwhile
+    /// is found again and filled anew.
     pub async fn fill(&self, css: &str, text: &str) {
-        let element = self
-            .client()
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"));
-        element
-            .clear()
-            .await
-            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
-        element
-            .send_keys(text)
-            .await
-            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+        const ATTEMPTS: usize = 10;
+        for attempt in 1..=ATTEMPTS {
+            let element = self
+                .client()
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("find {css}: {e}"));
+            let typed = match element.clear().await {
+                Ok(()) => element.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(e) if attempt < ATTEMPTS && e.to_string().contains("stale element") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("type into {css}: {e}\npage: {}", self.page_state().await),
+            }
+        }
     }
 
     /// Picks the option `value` of the select `css`.

@@ -237,11 +237,16 @@ async fn next_event(events: &mut Option<Events>) -> Option<SseEvent> {
 /// [`CliError::Interrupted`], saying that the deployment goes on.
 pub async fn follow(ctx: &Ctx, id: &str) -> Result<(), CliError> {
     let note = format!("stopped waiting; deployment {id} goes on (baton deployment watch {id})");
+    // Listening before anything is shown: a Ctrl-C right after the first
+    // line must still say that the deployment goes on (`ctrl_c()` would
+    // only listen once first polled).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| CliError::Usage(format!("cannot listen for Ctrl-C: {e}")))?;
     let mut display = Display::new(ctx, id);
     let outcome = tokio::select! {
         biased;
         outcome = follow_until_end(ctx, id, &mut display) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted(Some(note))),
+        _ = interrupt.recv() => Err(CliError::Interrupted(Some(note))),
     };
     display.end();
     if outcome.is_ok() && !ctx.json {
