@@ -102,7 +102,15 @@ function stop() {
   page = null;
 }
 
+// The login form on display, if any: a second call (a late 401 from a
+// request still in flight) must not rebuild it under the user's typing.
+let login = null;
+
 function showLogin(reason) {
+  if (login && main.contains(login.form)) {
+    if (reason) patch(login.errors, errorBox({ message: reason }));
+    return;
+  }
   stop();
   api.logout();
   document.getElementById("user").textContent = "";
@@ -134,6 +142,7 @@ function showLogin(reason) {
   h("div", { class: "field" }, h("label", { for: "login-password" }, "Password"), password),
   h("div", { class: "buttons" }, submit));
   main.replaceChildren(form);
+  login = { form, errors };
   document.title = "Log in · Baton";
   name.focus();
 }
