@@ -96,6 +96,8 @@ pub struct Settings {
     pub reconciliation_interval: Duration,
     /// `--task_launch_timeout`.
     pub task_launch_timeout: Duration,
+    /// `--task_reservation_timeout`.
+    pub task_reservation_timeout: Duration,
     /// `--load_report_interval`: how often baton-executor reports load
     /// (zero: never).
     pub load_report_interval: Duration,
@@ -170,6 +172,7 @@ impl Settings {
             executor_path: None,
             reconciliation_interval: Duration::from_secs(600),
             task_launch_timeout: Duration::from_secs(300),
+            task_reservation_timeout: Duration::from_secs(20),
             load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
@@ -454,6 +457,7 @@ pub async fn run(
     let mut config = SchedulerConfig::new(session, settings.default_role().to_string(), executor);
     config.reconciliation_interval = settings.reconciliation_interval;
     config.limits.task_launch_timeout = settings.task_launch_timeout;
+    config.limits.reservation_timeout = settings.task_reservation_timeout;
     config.max_instances_per_app = settings.max_instances_per_app;
 
     // Who leads: ZooKeeper's election, or this process alone.

@@ -245,6 +245,14 @@ struct Flags {
         default_value_t = 300_000
     )]
     task_launch_timeout: u64,
+    /// Milliseconds a resident instance waits for Mesos to show the
+    /// resources it reserved before it reserves elsewhere.
+    #[arg(
+        long = "task_reservation_timeout",
+        env = "BATON_TASK_RESERVATION_TIMEOUT",
+        default_value_t = 20_000
+    )]
+    task_reservation_timeout: u64,
     /// Milliseconds between baton-executor's load reports (task CPU and
     /// memory, host load) for load-aware balancing; 0 turns them off.
     #[arg(
@@ -429,6 +437,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     settings.executor_path = flags.executor_path;
     settings.reconciliation_interval = Duration::from_millis(flags.reconciliation_interval);
     settings.task_launch_timeout = Duration::from_millis(flags.task_launch_timeout);
+    settings.task_reservation_timeout = Duration::from_millis(flags.task_reservation_timeout);
     settings.load_report_interval = Duration::from_millis(flags.load_report_interval);
     settings.zk = flags
         .zk

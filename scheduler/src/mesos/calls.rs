@@ -28,12 +28,28 @@ pub fn accept_launch(
     let operations = if tasks.is_empty() {
         Vec::new()
     } else {
-        vec![v1::offer::Operation {
-            r#type: Some(v1::offer::operation::Type::Launch as i32),
-            launch: Some(v1::offer::operation::Launch { task_infos: tasks }),
-            ..Default::default()
-        }]
+        vec![launch(tasks)]
     };
+    accept(offer_ids, operations, refuse_seconds)
+}
+
+/// The LAUNCH operation of `tasks`.
+pub fn launch(tasks: Vec<TaskInfo>) -> v1::offer::Operation {
+    v1::offer::Operation {
+        r#type: Some(v1::offer::operation::Type::Launch as i32),
+        launch: Some(v1::offer::operation::Launch { task_infos: tasks }),
+        ..Default::default()
+    }
+}
+
+/// ACCEPT of `offer_ids` with `operations`, applied in order (a RESERVE
+/// before the LAUNCH that uses what it reserved); what they leave is
+/// refused for `refuse_seconds`.
+pub fn accept(
+    offer_ids: Vec<v1::OfferId>,
+    operations: Vec<v1::offer::Operation>,
+    refuse_seconds: f64,
+) -> Call {
     Call {
         r#type: Some(call::Type::Accept as i32),
         accept: Some(call::Accept {

@@ -6,12 +6,15 @@
 //! [`placement`] decides, for a whole batch of offers, which waiting
 //! instances go where and why the rest could not; [`task_info`] builds the
 //! `TaskInfo` Mesos launches, and [`executor`] wraps it for `baton-executor`;
-//! [`known`] remembers which agents may still offer, for GROUP_BY.
+//! [`known`] remembers which agents may still offer, for GROUP_BY;
+//! [`reservation`] reserves resources and persistent volumes for resident
+//! instances and finds them again in later offers.
 
 pub mod constraints;
 pub mod executor;
 pub mod known;
 pub mod placement;
+pub mod reservation;
 pub mod resources;
 pub mod task_info;
 

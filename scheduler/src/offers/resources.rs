@@ -189,7 +189,11 @@ impl Remaining {
 
     fn from_resources<'a>(resources: impl Iterator<Item = &'a Resource>) -> Remaining {
         let mut pools: Vec<Pool> = Vec::new();
-        for resource in resources {
+        // What is reserved for one resident instance is that instance's
+        // alone (see `reservation`): never pooled for other launches.
+        for resource in
+            resources.filter(|r| !crate::offers::reservation::is_instance_reservation(r))
+        {
             let index = match pools.iter().position(|p| same_pool(&p.template, resource)) {
                 Some(i) => i,
                 None => {

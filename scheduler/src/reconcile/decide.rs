@@ -17,6 +17,14 @@
 //! - a decommissioned instance is killed, and forgotten once its task ended;
 //! - an app that no longer exists: all of the above with zero instances.
 //!
+//! Resident apps (persistent volumes) keep their instances where their
+//! volumes are ([`resident`]): a scale-down stops the surplus but keeps its
+//! reservation (goal Stopped), a scale-up resumes stopped ones first, and
+//! an upgrade kills old-version tasks within `minimumHealthCapacity` so
+//! that they relaunch, at the new version, on their own reservation. A
+//! reservation Mesos never confirmed is given up after
+//! `--task_reservation_timeout`.
+//!
 //! Around that: how a kill is carried out ([`kill_step`]: healthy tasks
 //! are drained first), whether a sick instance may be replaced now
 //! ([`may_retire`], under the same capacity rule as upgrades), and when to
@@ -57,6 +65,9 @@ pub struct Limits {
     pub task_launch_timeout: Duration,
     /// How long to wait for a kill to land before asking again.
     pub kill_retry: Duration,
+    /// `--task_reservation_timeout`: how long a resident instance waits
+    /// for Mesos to show a new reservation before reserving elsewhere.
+    pub reservation_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -64,6 +75,7 @@ impl Default for Limits {
         Limits {
             task_launch_timeout: Duration::from_secs(300),
             kill_retry: Duration::from_secs(30),
+            reservation_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -79,6 +91,12 @@ pub enum Action {
     Kill(usize),
     /// Forget this instance for good.
     Expunge(usize),
+    /// Stop a resident instance: goal Stopped, its reservation kept.
+    Stop(usize),
+    /// Want a stopped resident instance running again.
+    Resume(usize),
+    /// Give up a reservation Mesos never showed.
+    ForgetReservation(usize),
 }
 
 /// Decides what to do about `app` (or its absence) given all its instances.
@@ -104,6 +122,12 @@ pub fn decide(
                 // Replaced: no longer counts. Forget it once past expunge.
                 if is_expunged(strategy, unreachable_for) {
                     actions.push(Action::Expunge(i));
+                }
+            }
+            Goal::Stopped if instance.reservation.is_some() && app.is_some() => {
+                // Kept, with its volumes, for a later scale-up.
+                if instance.is_active() && kill_due(instance, now, limits) {
+                    actions.push(Action::Kill(i));
                 }
             }
             Goal::Stopped | Goal::Decommissioned => {
@@ -134,6 +158,9 @@ pub fn decide(
         })
         .count();
     let kept = match app {
+        Some(app) if app.is_resident() => {
+            resident(app, instances, counted, now, limits, &mut actions)
+        }
         Some(app) => {
             let (new, old): (Vec<usize>, Vec<usize>) =
                 counted.iter().partition(|&&i| is_new(app, instances[i]));
@@ -174,6 +201,104 @@ pub fn decide(
         }
     }
     actions
+}
+
+/// Scaling and upgrading a resident app (see the module docs). Returns
+/// the counted instances kept.
+fn resident(
+    app: &AppDefinition,
+    instances: &[&Instance],
+    mut counted: Vec<usize>,
+    now: Timestamp,
+    limits: &Limits,
+    actions: &mut Vec<Action>,
+) -> Vec<usize> {
+    let n = app.instances as usize;
+    for &i in &counted {
+        let instance = instances[i];
+        if let Some(held) = &instance.reservation
+            && !held.confirmed
+            && instance.is_waiting()
+            && elapsed(held.reserved_at, now) >= limits.reservation_timeout
+        {
+            actions.push(Action::ForgetReservation(i));
+        }
+    }
+    if counted.len() > n {
+        counted.sort_by_key(|&i| scale_down_rank(instances[i], app.kill_selection));
+        for &i in &counted[..counted.len() - n] {
+            actions.push(Action::Stop(i));
+            if instances[i].is_active() {
+                actions.push(Action::Kill(i));
+            }
+        }
+        counted.drain(..counted.len() - n);
+    } else if counted.len() < n {
+        let mut stopped: Vec<usize> = (0..instances.len())
+            .filter(|&i| instances[i].goal == Goal::Stopped && instances[i].reservation.is_some())
+            .collect();
+        // Those stopped last go first: their volumes are the freshest.
+        stopped.sort_by_key(|&i| std::cmp::Reverse(instances[i].scheduled_at));
+        stopped.truncate(n - counted.len());
+        for &i in &stopped {
+            actions.push(Action::Resume(i));
+        }
+        counted.extend(stopped);
+        let waiting = counted
+            .iter()
+            .filter(|&&i| instances[i].is_waiting())
+            .count();
+        let count = to_schedule(n.saturating_sub(counted.len()), waiting);
+        if count > 0 {
+            actions.push(Action::Schedule(count));
+        }
+    }
+
+    // Upgrade in place: an old-version task is killed and relaunched on its
+    // own reservation at the new version (a waiting one simply launches at
+    // the new version). Ready instances not being killed stay at least
+    // `ceil(n × minimumHealthCapacity)`; when that leaves no room and
+    // nothing is down, one goes anyway, as Marathon does for resident apps.
+    let (min_healthy, _) = capacity(n, app);
+    let going = |i: &Instance| {
+        i.task
+            .as_ref()
+            .is_some_and(|t| t.kill_requested_at.is_some() || t.draining_since.is_some())
+    };
+    let ready = counted
+        .iter()
+        .filter(|&&i| is_ready(app, instances[i]) && !going(instances[i]))
+        .count();
+    let down = counted.len() - ready;
+    let mut budget = ready.saturating_sub(min_healthy);
+    if budget == 0 && down == 0 {
+        budget = 1;
+    }
+    let mut old: Vec<usize> = counted
+        .iter()
+        .copied()
+        .filter(|&i| !is_new(app, instances[i]) && instances[i].is_active())
+        .collect();
+    old.sort_by_key(|&i| {
+        (
+            is_ready(app, instances[i]),
+            scale_down_rank(instances[i], app.kill_selection),
+        )
+    });
+    for i in old {
+        let instance = instances[i];
+        if going(instance) {
+            if kill_due(instance, now, limits) {
+                actions.push(Action::Kill(i));
+            }
+        } else if !is_ready(app, instance) {
+            actions.push(Action::Kill(i));
+        } else if budget > 0 {
+            budget -= 1;
+            actions.push(Action::Kill(i));
+        }
+    }
+    counted
 }
 
 /// Whether an instance is up for its app: its task runs and, when the app
@@ -562,6 +687,9 @@ pub fn next_look(
             _ => {}
         }
         waiting |= instance.is_waiting();
+        // A new reservation is watched until Mesos shows it.
+        moving |=
+            instance.is_waiting() && instance.reservation.as_ref().is_some_and(|r| !r.confirmed);
     }
     let delay_left = app.map_or(0, |a| backoff::time_left_ms(delay, a, now));
     let mut requeue_after = moving.then_some(REQUEUE_AFTER);

@@ -115,6 +115,12 @@ pub fn apply_status(input: StatusInput<'_>) -> StatusOutcome {
             }
         }
     }
+    // A task going on a reservation shows the reservation exists.
+    if matches!(condition, Condition::Starting | Condition::Running)
+        && let Some(held) = next.reservation.as_mut()
+    {
+        held.confirmed = true;
+    }
     StatusOutcome {
         next,
         failure: outcome_failure,

@@ -452,6 +452,31 @@ pub struct Instance {
     pub scheduled_at: Timestamp,
     /// The current task, or the last one if it ended.
     pub task: Option<InstanceTask>,
+    /// Resident instances (apps with persistent volumes): the agent holding
+    /// its reserved resources and volumes, which every relaunch reuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<Box<Reservation>>,
+}
+
+/// Where a resident instance's resources are reserved and its persistent
+/// volumes live (Marathon's `Reservation`). The reserved resources
+/// themselves are found in offers by their labels
+/// ([`crate::offers::reservation`]), so only the agent is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The agent the resources are reserved on.
+    pub agent_id: SharedStr,
+    /// Its hostname.
+    pub hostname: SharedStr,
+    /// The agent's fields for constraints, as on [`InstanceTask::fields`].
+    #[serde(serialize_with = "ser_fields", deserialize_with = "de_fields")]
+    pub fields: Arc<BTreeMap<String, String>>,
+    /// When the RESERVE was sent.
+    pub reserved_at: Timestamp,
+    /// Whether Mesos has shown it exists: an offer carried it, or a task
+    /// launched on it got going. An unconfirmed one is given up after
+    /// `--task_reservation_timeout` (the RESERVE may have been refused).
+    pub confirmed: bool,
 }
 
 impl Instance {
@@ -465,6 +490,7 @@ impl Instance {
             app_version,
             scheduled_at: now,
             task: None,
+            reservation: None,
         }
     }
 

@@ -128,6 +128,9 @@ impl Sim {
                     }
                 }
                 Action::Expunge(i) => expunged.push(i),
+                Action::Stop(i) => self.instances[i].goal = Goal::Stopped,
+                Action::Resume(i) => self.instances[i].goal = Goal::Running,
+                Action::ForgetReservation(i) => self.instances[i].reservation = None,
             }
         }
         expunged.sort_unstable();

@@ -607,3 +607,115 @@ fn an_app_is_looked_at_again_while_it_moves_or_when_its_delay_ends() {
         Some(REQUEUE_AFTER)
     );
 }
+
+/// A resident app: a persistent volume, role `db`.
+fn resident_app(instances: u32) -> AppDefinition {
+    app(
+        instances,
+        serde_json::json!({"role": "db", "container": {"type": "MESOS", "volumes": [
+            {"containerPath": "data", "mode": "RW", "persistent": {"size": 10}}]}}),
+    )
+}
+
+/// [`instance`] holding a reservation (confirmed or not), reserved
+/// `reserved_ago_s` seconds ago.
+fn resident(condition: Option<Condition>, confirmed: bool, reserved_ago_s: i64) -> Instance {
+    let mut i = instance(condition, reserved_ago_s);
+    i.reservation = Some(Box::new(crate::state::instance::Reservation {
+        agent_id: crate::state::instance::SharedStr::new("a"),
+        hostname: crate::state::instance::SharedStr::new("h"),
+        fields: Default::default(),
+        reserved_at: Timestamp::from_millis(NOW - reserved_ago_s * 1000),
+        confirmed,
+    }));
+    i
+}
+
+#[test]
+fn a_resident_scale_down_stops_the_surplus_and_keeps_its_reservation() {
+    let a = resident_app(1);
+    let have = vec![
+        resident(Some(Condition::Running), true, 100),
+        resident(Some(Condition::Running), true, 50),
+    ];
+    // The youngest goes: stopped (not decommissioned), and killed.
+    assert_eq!(run(Some(&a), &have), vec![Action::Stop(1), Action::Kill(1)]);
+    // Once stopped and ended, it is kept, not expunged.
+    let mut stopped = have.clone();
+    stopped[1].goal = Goal::Stopped;
+    stopped[1].task.as_mut().unwrap().condition = Condition::Killed;
+    assert_eq!(run(Some(&a), &stopped), vec![]);
+    assert!(done(Some(&a), &stopped));
+    // Without its app it goes for good (its reservation is then freed).
+    assert!(run(None, &stopped).contains(&Action::Expunge(1)));
+}
+
+#[test]
+fn a_resident_scale_up_resumes_stopped_instances_before_scheduling_new_ones() {
+    let a = resident_app(3);
+    let mut stopped = resident(Some(Condition::Killed), true, 50);
+    stopped.goal = Goal::Stopped;
+    let have = vec![resident(Some(Condition::Running), true, 100), stopped];
+    assert_eq!(
+        run(Some(&a), &have),
+        vec![Action::Resume(1), Action::Schedule(1)]
+    );
+}
+
+#[test]
+fn a_resident_upgrade_kills_old_tasks_in_place_within_the_health_floor() {
+    // {0.5, 0}, the resident default: of 4, two may go down at once.
+    let a = resident_app(4).with_version(Timestamp::from_millis(2), false);
+    let have: Vec<Instance> = (0..4)
+        .map(|k| resident(Some(Condition::Running), true, 100 + k))
+        .collect();
+    let actions = run(Some(&a), &have);
+    let kills = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Kill(_)))
+        .count();
+    assert_eq!(kills, 2, "{actions:?}");
+    // Nothing new is scheduled and nothing decommissioned: the killed ones
+    // relaunch on their own reservations.
+    assert!(
+        actions.iter().all(|a| matches!(a, Action::Kill(_))),
+        "{actions:?}"
+    );
+    // Two being killed: no more kills until they are back.
+    let mut going = have.clone();
+    for i in &mut going[..2] {
+        i.task.as_mut().unwrap().kill_requested_at = Some(Timestamp::from_millis(NOW));
+    }
+    assert!(run(Some(&a), &going).is_empty());
+    // One at {1, 0} still moves: one at a time.
+    let strict = app(
+        2,
+        serde_json::json!({"role": "db", "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 0},
+            "container": {"type": "MESOS", "volumes": [
+            {"containerPath": "data", "mode": "RW", "persistent": {"size": 10}}]}}),
+    )
+    .with_version(Timestamp::from_millis(2), false);
+    assert_eq!(run(Some(&strict), &have[..2]).len(), 1);
+    // Relaunched at the new version and running: converged.
+    let mut upgraded = have.clone();
+    for i in &mut upgraded {
+        i.app_version = Timestamp::from_millis(2);
+    }
+    assert!(run(Some(&a), &upgraded).is_empty());
+    assert!(done(Some(&a), &upgraded));
+}
+
+#[test]
+fn a_reservation_mesos_never_showed_is_given_up_after_the_timeout() {
+    let a = resident_app(1);
+    let fresh = resident(Some(Condition::Dropped), false, 5);
+    assert!(run(Some(&a), std::slice::from_ref(&fresh)).is_empty());
+    let stale = resident(Some(Condition::Dropped), false, 30);
+    assert_eq!(
+        run(Some(&a), std::slice::from_ref(&stale)),
+        vec![Action::ForgetReservation(0)]
+    );
+    // A confirmed one is waited for, however long its agent takes.
+    let confirmed = resident(Some(Condition::Failed), true, 3600);
+    assert!(run(Some(&a), &[confirmed]).is_empty());
+}

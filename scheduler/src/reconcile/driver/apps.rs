@@ -8,7 +8,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use uuid::Uuid;
 
 use super::commands::kill_call;
-use super::{Driver, MAX_GROUP_BYTES};
+use super::{Driver, MAX_GROUP_BYTES, RESERVATION_FREE_PATIENCE};
 use crate::deploy::{self, Advance};
 use crate::mesos::calls;
 use crate::reconcile::decide::{self, Action, KillStep};
@@ -124,6 +124,23 @@ impl Driver {
                     let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
                     entry.goal = Goal::Decommissioned;
                 }
+                Action::Stop(i) => {
+                    let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
+                    entry.goal = Goal::Stopped;
+                }
+                Action::Resume(i) => {
+                    let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
+                    entry.goal = Goal::Running;
+                    entry.scheduled_at = now;
+                }
+                Action::ForgetReservation(i) => {
+                    let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
+                    warn!(instance = %entry.instance_id(), "its reservation never showed; reserving anew");
+                    entry.reservation = None;
+                    // Should it show after all, it is freed as an orphan.
+                    self.reservations_to_free
+                        .insert(entry.instance_id(), self.instant());
+                }
                 Action::Kill(i) => {
                     // (Decommissioned by this same pass, possibly.)
                     let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
@@ -144,7 +161,13 @@ impl Driver {
                         Some(KillStep::Draining) | None => {}
                     }
                 }
-                Action::Expunge(i) => expunged.push(refs[i].uuid),
+                Action::Expunge(i) => {
+                    if refs[i].reservation.is_some() {
+                        self.reservations_to_free
+                            .insert(refs[i].instance_id(), self.instant());
+                    }
+                    expunged.push(refs[i].uuid);
+                }
             }
         }
         for uuid in &expunged {
@@ -387,7 +410,10 @@ impl Driver {
         if !self.view.subscribed {
             return;
         }
-        let wants = !self.launchable.is_empty();
+        let now = self.instant();
+        self.reservations_to_free
+            .retain(|_, since| now.saturating_duration_since(*since) < RESERVATION_FREE_PATIENCE);
+        let wants = !self.launchable.is_empty() || !self.reservations_to_free.is_empty();
         if self.wants_offers == Some(wants) {
             return;
         }

@@ -56,6 +56,10 @@ use crate::state::{Change, GroupError, Store, StoreError};
 /// Calls waiting to be sent; beyond this the loop waits (backpressure).
 const CALL_QUEUE: usize = 4096;
 
+/// How long offers are wanted to free the reservation of a forgotten
+/// resident instance: its agent may be gone for good.
+const RESERVATION_FREE_PATIENCE: Duration = Duration::from_secs(600);
+
 /// The longest wait between retries of an explicit reconciliation.
 const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
 
@@ -104,6 +108,7 @@ pub(super) fn spawn(
         wants_offers: None,
         wakeups: BTreeMap::new(),
         launchable: BTreeSet::new(),
+        reservations_to_free: BTreeMap::new(),
         known_agents: KnownAgents::default(),
         reconciling: None,
         checker,
@@ -228,6 +233,10 @@ struct Driver {
     wakeups: BTreeMap<PathId, Instant>,
     /// Apps with instances that may launch now.
     launchable: BTreeSet<PathId>,
+    /// Instances forgotten while they held a reservation, and since when:
+    /// offers are wanted until it is seen and freed (else a SUPPRESS could
+    /// keep it reserved for ever), for [`RESERVATION_FREE_PATIENCE`] at most.
+    reservations_to_free: BTreeMap<String, Instant>,
     /// The agents that may still offer, and their fields (for GROUP_BY).
     known_agents: KnownAgents,
     /// The explicit reconciliation in progress, if any.

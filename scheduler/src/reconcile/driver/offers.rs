@@ -1,7 +1,11 @@
 //! An offer cycle: the demands of every app that may launch, placed on
 //! the offers (pure, [`crate::offers::place`]); the cycle's launches
 //! written ahead of its ACCEPTs, in one write; what was not used declined;
-//! the offer funnel per app for `/v2/queue`.
+//! the offer funnel per app for `/v2/queue`. Resident instances relaunch
+//! on the resources reserved for them, found by label, ahead of placement;
+//! a first launch of one reserves and creates its volumes in the same
+//! ACCEPT; reservations no instance holds are given back
+//! ([`crate::offers::reservation`]).
 
 use std::sync::Arc;
 
@@ -13,11 +17,13 @@ use crate::mesos::calls;
 use crate::offers::constraints::offer_fields;
 use crate::offers::executor::with_baton_executor;
 use crate::offers::placement::{Demand, place};
+use crate::offers::reservation::{self, Owner};
+use crate::offers::resources::Allocation;
 use crate::offers::task_info::build_app_task_info;
 use crate::reconcile::effects::{Effects, StateChange};
 use crate::reconcile::view::OfferStats;
 use crate::state::app::PathId;
-use crate::state::instance::{Condition, Goal, Instance, InstanceTask};
+use crate::state::instance::{Condition, Goal, Instance, InstanceTask, Reservation};
 
 impl Driver {
     pub(super) async fn on_offers(&mut self, offers: Vec<v1::Offer>) {
@@ -27,6 +33,12 @@ impl Driver {
             self.known_agents.offered(offer, now);
         }
         let known_values = self.known_agents.values(now);
+        let framework_id = self.view.framework_id.clone().unwrap_or_default();
+        // Per offer, the operations its ACCEPT carries before the LAUNCH.
+        let mut operations: Vec<Vec<v1::offer::Operation>> = vec![Vec::new(); offers.len()];
+        self.free_orphaned_reservations(&offers, &framework_id, &mut operations);
+        // Per offer, the resident relaunches on their own reservations.
+        let mut relaunches: Vec<Vec<(Arc<Instance>, Allocation)>> = vec![Vec::new(); offers.len()];
         // The demands: every app with instances that may launch now.
         let mut demands = Vec::new();
         let mut waiting: Vec<Vec<Arc<Instance>>> = Vec::new();
@@ -34,12 +46,30 @@ impl Driver {
             let Some(app) = self.view.apps.get(&id).cloned() else {
                 continue;
             };
-            let mut instances: Vec<Arc<Instance>> = self
-                .view
-                .instances_of(&id)
-                .filter(|i| i.is_waiting())
-                .cloned()
-                .collect();
+            let volumes = reservation::persistent_volumes(&app);
+            let mut instances: Vec<Arc<Instance>> = Vec::new();
+            for instance in self.view.instances_of(&id).filter(|i| i.is_waiting()) {
+                let Some(held) = &instance.reservation else {
+                    instances.push(instance.clone());
+                    continue;
+                };
+                // A resident instance relaunches where its volumes are, or
+                // waits for that agent to offer them.
+                let instance_id = instance.instance_id();
+                let found = offers.iter().enumerate().find_map(|(i, offer)| {
+                    (offer.agent_id.value == held.agent_id.as_str())
+                        .then(|| {
+                            reservation::reserved_for(offer, &framework_id, &instance_id, &volumes)
+                        })
+                        .flatten()
+                        .map(|resources| (i, resources))
+                });
+                if let Some((offer_index, resources)) = found {
+                    let ports = relaunch_ports(instance, &resources);
+                    relaunches[offer_index]
+                        .push((instance.clone(), Allocation { resources, ports }));
+                }
+            }
             // Relaunches first: an instance keeps its identity when it can.
             instances.sort_by_key(|i| (i.incarnation == 0, i.scheduled_at));
             if instances.is_empty() {
@@ -66,6 +96,9 @@ impl Driver {
                 demand.resources.mem += executor.mem;
                 demand.resources.disk += executor.disk;
             }
+            // A first launch of a resident instance also takes its volumes'
+            // disk, to reserve.
+            demand.resources.disk += reservation::volumes_disk(&volumes);
             demands.push(demand);
             waiting.push(instances);
         }
@@ -105,15 +138,35 @@ impl Driver {
         let mut launching = Effects::default();
         // Offer, agent and task count of each ACCEPT.
         let mut accepted: Vec<(v1::OfferId, String, usize)> = Vec::new();
+        let principal = self.config.session.framework_info.principal.clone();
         for (offer_index, placements) in plan.offers.iter().enumerate() {
             let offer = &offers[offer_index];
-            if placements.is_empty() {
+            let mut ops = std::mem::take(&mut operations[offer_index]);
+            let relaunching = std::mem::take(&mut relaunches[offer_index]);
+            if placements.is_empty() && relaunching.is_empty() && ops.is_empty() {
                 unused.push(offer.id.clone());
                 continue;
             }
             let fields = crate::state::instance::shared_fields(offer_fields(offer));
             let mut launches = Vec::new();
             let mut launched = Vec::new();
+            // Resident relaunches: on their reservations, as they are.
+            for (instance, allocation) in relaunching {
+                let Some(app) = self.view.apps.get(&instance.app_id).cloned() else {
+                    continue;
+                };
+                let mut next = (*instance).clone();
+                if let Some(held) = next.reservation.as_mut() {
+                    held.confirmed = true;
+                }
+                if let Some((info, task)) =
+                    self.task_for(&app, &mut next, offer, &allocation, &fields, now)
+                {
+                    next.task = Some(task);
+                    launches.push(info);
+                    launched.push(next);
+                }
+            }
             for placement in placements {
                 let d = placement.demand;
                 let Some(instance) = waiting[d].get(next_waiting[d]) else {
@@ -124,40 +177,45 @@ impl Driver {
                     continue;
                 };
                 let mut next = (**instance).clone();
-                let task_id = next.next_task_id();
-                next.incarnation += 1;
-                next.app_version = app.config_version();
-                let mut info = build_app_task_info(
-                    &app,
-                    next.app_version,
-                    &task_id,
-                    offer,
-                    &placement.allocation,
-                );
-                if let Some(executor) = self.config.executor.baton_for(&app) {
-                    let framework_id = self.view.framework_id.clone().unwrap_or_default();
-                    info = match with_baton_executor(info, &framework_id, executor) {
-                        Ok(info) => info,
+                let mut allocation = placement.allocation.clone();
+                let volumes = reservation::persistent_volumes(&app);
+                if app.is_resident() {
+                    // First launch of a resident instance: reserve what it
+                    // takes and create its volumes, in this same ACCEPT.
+                    let instance_id = next.instance_id();
+                    let owner = Owner {
+                        framework_id: &framework_id,
+                        role: &app.role,
+                        principal: principal.as_deref(),
+                        instance_id: &instance_id,
+                    };
+                    match reservation::reserve_and_create(&allocation, &volumes, &owner) {
+                        Ok(reserved) => {
+                            ops.extend(reserved.operations);
+                            allocation.resources = reserved.task_resources;
+                        }
                         Err(e) => {
-                            error!(%task_id, error = %e, "cannot carve executor resources");
+                            error!(instance = %instance_id, error = %e, "cannot reserve");
                             continue;
                         }
-                    };
+                    }
+                    next.reservation = Some(Box::new(Reservation {
+                        agent_id: crate::state::instance::SharedStr::new(&offer.agent_id.value),
+                        hostname: crate::state::instance::SharedStr::new(&offer.hostname),
+                        fields: fields.clone(),
+                        reserved_at: now,
+                        confirmed: false,
+                    }));
                 }
-                next.task = Some(InstanceTask {
-                    fields: fields.clone(),
-                    ..InstanceTask::launched(
-                        task_id.clone(),
-                        offer.agent_id.value.clone(),
-                        offer.hostname.clone(),
-                        placement.allocation.ports.clone(),
-                        now,
-                    )
-                });
-                launches.push(info);
-                launched.push(next);
+                if let Some((info, task)) =
+                    self.task_for(&app, &mut next, offer, &allocation, &fields, now)
+                {
+                    next.task = Some(task);
+                    launches.push(info);
+                    launched.push(next);
+                }
             }
-            if launches.is_empty() {
+            if launches.is_empty() && ops.is_empty() {
                 unused.push(offer.id.clone());
                 continue;
             }
@@ -165,9 +223,12 @@ impl Driver {
             for instance in launched {
                 launching.change(StateChange::Instance(Arc::new(instance)));
             }
-            launching.call(calls::accept_launch(
+            if !launches.is_empty() {
+                ops.push(calls::launch(launches));
+            }
+            launching.call(calls::accept(
                 vec![offer.id.clone()],
-                launches,
+                ops,
                 self.config.refuse_seconds_while_waiting,
             ));
         }
@@ -198,5 +259,102 @@ impl Driver {
             self.view.stats.offers_declined += unused.len() as u64;
             self.send(calls::decline(unused, refuse));
         }
+    }
+    /// The TaskInfo of `next`'s next incarnation on `allocation`, and the
+    /// task to remember; `next` gets its new incarnation and version.
+    /// `None` when the executor's share does not fit (logged).
+    fn task_for(
+        &self,
+        app: &crate::state::app::AppDefinition,
+        next: &mut Instance,
+        offer: &v1::Offer,
+        allocation: &Allocation,
+        fields: &Arc<std::collections::BTreeMap<String, String>>,
+        now: crate::state::app::Timestamp,
+    ) -> Option<(v1::TaskInfo, InstanceTask)> {
+        let task_id = next.next_task_id();
+        let mut info = build_app_task_info(app, app.config_version(), &task_id, offer, allocation);
+        if let Some(executor) = self.config.executor.baton_for(app) {
+            let framework_id = self.view.framework_id.clone().unwrap_or_default();
+            info = match with_baton_executor(info, &framework_id, executor) {
+                Ok(info) => info,
+                Err(e) => {
+                    error!(%task_id, error = %e, "cannot carve executor resources");
+                    return None;
+                }
+            };
+        }
+        next.incarnation += 1;
+        next.app_version = app.config_version();
+        let task = InstanceTask {
+            fields: fields.clone(),
+            ..InstanceTask::launched(
+                task_id,
+                offer.agent_id.value.clone(),
+                offer.hostname.clone(),
+                allocation.ports.clone(),
+                now,
+            )
+        };
+        Some((info, task))
+    }
+
+    /// Adds to `operations` the DESTROY and UNRESERVE of what each offer
+    /// holds reserved by this framework for an instance that no longer
+    /// holds it there, and forgets those it was waiting to free.
+    fn free_orphaned_reservations(
+        &mut self,
+        offers: &[v1::Offer],
+        framework_id: &str,
+        operations: &mut [Vec<v1::offer::Operation>],
+    ) {
+        if framework_id.is_empty() {
+            return;
+        }
+        let held: std::collections::BTreeMap<String, &str> = self
+            .view
+            .all_instances()
+            .filter_map(|i| {
+                let r = i.reservation.as_ref()?;
+                Some((i.instance_id(), r.agent_id.as_str()))
+            })
+            .collect();
+        for (offer, ops) in offers.iter().zip(operations.iter_mut()) {
+            let agent = offer.agent_id.value.as_str();
+            let freed = reservation::orphaned(offer, framework_id, |instance| {
+                held.get(instance) == Some(&agent)
+            });
+            if freed.is_empty() {
+                continue;
+            }
+            for resource in &offer.resources {
+                if let Some(instance) = reservation::reserved_instance(resource, framework_id)
+                    && held.get(instance) != Some(&agent)
+                {
+                    self.reservations_to_free.remove(instance);
+                }
+            }
+            info!(agent = %offer.hostname, "freeing reservations no instance holds");
+            ops.extend(freed);
+        }
+    }
+}
+
+/// The host ports of a relaunch: the previous task's, in declaration
+/// order, when they are exactly the reserved ones; else the reserved ones
+/// in ascending order.
+fn relaunch_ports(instance: &Instance, resources: &[v1::Resource]) -> Vec<u64> {
+    let reserved = reservation::reserved_ports(resources);
+    match instance.task.as_ref().map(|t| &t.host_ports) {
+        Some(previous) => {
+            let mut sorted = previous.clone();
+            sorted.sort_unstable();
+            if sorted == reserved {
+                previous.clone()
+            } else {
+                reserved
+            }
+        }
+        None => reserved,
     }
 }

@@ -894,7 +894,13 @@ fn scheduling_rules() {
         "/",
         "unreachableStrategy must be disabled for resident tasks",
     );
-    let resident = app(json!({"id": "/db", "cmd": "x",
+    assert_invalid(
+        json!({"id": "/db", "cmd": "x",
+               "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "persistent": {"size": 1}}]}}),
+        "/role",
+        "resident apps need a role other than '*': Mesos reserves their resources and volumes for a role",
+    );
+    let resident = app(json!({"id": "/db", "cmd": "x", "role": "db",
         "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "persistent": {"size": 1}}]}}));
     assert_eq!(resident.upgrade_strategy, UpgradeStrategy::RESIDENT);
     assert_eq!(resident.unreachable_strategy, UnreachableStrategy::Disabled);

@@ -165,6 +165,12 @@ fn scheduling(app: &AppDefinition, p: &mut Problems) {
         }
     }
     if app.is_resident() {
+        if app.role == "*" {
+            p.invalid(
+                "/role",
+                "resident apps need a role other than '*': Mesos reserves their resources and volumes for a role",
+            );
+        }
         if us.maximum_over_capacity != 0.0 {
             p.invalid(
                 "/upgradeStrategy/maximumOverCapacity",
