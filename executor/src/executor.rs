@@ -711,11 +711,17 @@ impl<L: Launcher> Executor<L> {
             return;
         }
 
-        let dir = task::task_dir(&self.sandbox, self.launched == 0, &id);
+        // A task group's tasks each get a directory, as under the default
+        // executor, and share the group's volumes through the sandbox.
+        let dir = task::task_dir(&self.sandbox, self.launched == 0 && group.is_none(), &id);
         self.launched += 1;
         self.emit(&task.info.task_id, TaskState::TaskStarting, None, None);
         let started = task::command_spec(&task.info, &dir)
             .map_err(task::LaunchError::from)
+            .and_then(|mut spec| {
+                spec.volumes = task::sandbox_volumes(&task.info, &self.sandbox, &dir)?;
+                Ok(spec)
+            })
             .and_then(|spec| Ok((self.launcher.launch(&id, &spec)?, spec)));
         match started {
             Ok((pgid, spec)) => {
@@ -1324,8 +1330,12 @@ mod tests {
         );
         ex.handle_event(launch(task_info("other", "sleep 100")), t0);
         sent(&mut ex);
-        // The first task of the executor gets the sandbox.
-        assert_eq!(ex.launcher().launched[0].1.dir, PathBuf::from("/sb"));
+        // Every task of a group gets a directory of its own, as under the
+        // default executor, even the executor's first.
+        assert_eq!(
+            ex.launcher().launched[0].1.dir,
+            PathBuf::from("/sb/tasks/a")
+        );
         assert_eq!(
             ex.launcher().launched[2].1.dir,
             PathBuf::from("/sb/tasks/c")

@@ -595,6 +595,7 @@ mod tests {
                 ("GREETING".into(), "hello".into()),
             ],
             dir: PathBuf::from("/sb"),
+            volumes: Vec::new(),
         }
     }
 

@@ -34,6 +34,20 @@ pub struct CommandSpec {
     pub env: Vec<(String, String)>,
     /// Working directory; `stdout` and `stderr` are written here too.
     pub dir: PathBuf,
+    /// Sandbox volumes to link into `dir` before the start.
+    pub volumes: Vec<VolumeLink>,
+}
+
+/// A sandbox volume of a task (a pod's volume, shared by its containers):
+/// `link`, in the task's directory, points at `target`, a directory in the
+/// executor's sandbox. Without a mount namespace a symlink is what Mesos's
+/// `filesystem/posix` isolator makes too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeLink {
+    /// `<task dir>/<container_path>`.
+    pub link: PathBuf,
+    /// `<sandbox>/<path>` (PARENT) or `<task dir>/<path>` (SELF).
+    pub target: PathBuf,
 }
 
 /// A task cannot be turned into a command.
@@ -50,6 +64,14 @@ pub enum LaunchError {
     /// The task description does not say what to run.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A volume this executor cannot provide.
+    #[error("volume {container_path:?}: {why}")]
+    Volume {
+        /// The volume's `container_path`.
+        container_path: String,
+        /// Why not.
+        why: &'static str,
+    },
     /// Creating the working directory or the output files failed.
     #[error("preparing {path}: {source}")]
     Sandbox {
@@ -122,7 +144,74 @@ pub fn command_spec(task: &v1::TaskInfo, dir: &Path) -> Result<CommandSpec, Spec
         args,
         env,
         dir: dir.to_path_buf(),
+        volumes: Vec::new(),
     })
+}
+
+/// A relative path that stays where it is put: no `..`, not absolute.
+fn contained(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && p.is_relative()
+        && p.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
+/// The sandbox volumes of `task` (`SANDBOX_PATH` sources in its
+/// `ContainerInfo`), to link into its directory `dir`: `PARENT` ones point
+/// into the executor's `sandbox` (where a task group shares them), `SELF`
+/// ones into `dir`. Other volume kinds are the agent's business and are
+/// left alone. Container paths must be relative: without a mount
+/// namespace there is nowhere else to put them.
+pub fn sandbox_volumes(
+    task: &v1::TaskInfo,
+    sandbox: &Path,
+    dir: &Path,
+) -> Result<Vec<VolumeLink>, LaunchError> {
+    use v1::volume::source::{Type, sandbox_path};
+    let Some(container) = &task.container else {
+        return Ok(Vec::new());
+    };
+    let mut links = Vec::new();
+    for volume in &container.volumes {
+        let Some(source) = &volume.source else {
+            continue;
+        };
+        if source.r#type() != Type::SandboxPath {
+            continue;
+        }
+        let fail = |why| LaunchError::Volume {
+            container_path: volume.container_path.clone(),
+            why,
+        };
+        let sandbox_path = source
+            .sandbox_path
+            .as_ref()
+            .ok_or_else(|| fail("SANDBOX_PATH without sandbox_path"))?;
+        if !contained(&volume.container_path) {
+            return Err(fail(
+                "the container path must be relative to the sandbox (no filesystem isolation here)",
+            ));
+        }
+        if !contained(&sandbox_path.path) {
+            return Err(fail(
+                "the sandbox path must be relative and stay inside the sandbox",
+            ));
+        }
+        let base = match sandbox_path.r#type() {
+            sandbox_path::Type::Parent => sandbox,
+            _ => dir,
+        };
+        links.push(VolumeLink {
+            link: dir.join(&volume.container_path),
+            target: base.join(&sandbox_path.path),
+        });
+    }
+    Ok(links)
 }
 
 /// What to run for a COMMAND health check of the task that runs `task`: the
@@ -142,6 +231,7 @@ pub fn check_command_spec(
         args,
         env,
         dir: task.dir.clone(),
+        volumes: Vec::new(),
     })
 }
 
@@ -303,6 +393,17 @@ fn spawn(spec: &CommandSpec) -> Result<tokio::process::Child, LaunchError> {
         move |source| LaunchError::Sandbox { path, source }
     };
     fs::create_dir_all(&spec.dir).map_err(sandbox_err(&spec.dir))?;
+    for volume in &spec.volumes {
+        fs::create_dir_all(&volume.target).map_err(sandbox_err(&volume.target))?;
+        if let Some(parent) = volume.link.parent() {
+            fs::create_dir_all(parent).map_err(sandbox_err(parent))?;
+        }
+        // A relaunch in the same sandbox finds its link already there.
+        if fs::read_link(&volume.link).ok().as_deref() != Some(volume.target.as_path()) {
+            std::os::unix::fs::symlink(&volume.target, &volume.link)
+                .map_err(sandbox_err(&volume.link))?;
+        }
+    }
     // Append: under Mesos the executor's own output may share these files.
     let output = |name: &str| {
         let path = spec.dir.join(name);
@@ -551,5 +652,127 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "group survived");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// A task with these `(container_path, source)` volumes.
+    fn with_volumes(
+        command: &str,
+        id: &str,
+        volumes: &[(&str, Option<v1::volume::Source>)],
+    ) -> v1::TaskInfo {
+        let mut t = task(v1::CommandInfo {
+            value: Some(command.into()),
+            ..Default::default()
+        });
+        t.task_id = util::task_id(id);
+        t.container = Some(v1::ContainerInfo {
+            r#type: v1::container_info::Type::Mesos as i32,
+            volumes: volumes
+                .iter()
+                .map(|(path, source)| v1::Volume {
+                    mode: v1::volume::Mode::Rw as i32,
+                    container_path: path.to_string(),
+                    source: source.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        t
+    }
+
+    fn sandbox_source(
+        kind: v1::volume::source::sandbox_path::Type,
+        path: &str,
+    ) -> Option<v1::volume::Source> {
+        Some(v1::volume::Source {
+            r#type: Some(v1::volume::source::Type::SandboxPath as i32),
+            sandbox_path: Some(v1::volume::source::SandboxPath {
+                r#type: Some(kind as i32),
+                path: path.into(),
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn sandbox_volumes_link_into_the_parent_or_the_task_itself() {
+        use v1::volume::source::sandbox_path::Type;
+        let t = with_volumes(
+            "true",
+            "t1",
+            &[
+                ("shared", sandbox_source(Type::Parent, "volumes/shared")),
+                ("cache", sandbox_source(Type::Self_, "scratch")),
+                ("host", None),
+            ],
+        );
+        let links = sandbox_volumes(&t, Path::new("/sb"), Path::new("/sb/tasks/t1")).unwrap();
+        assert_eq!(
+            links,
+            vec![
+                VolumeLink {
+                    link: PathBuf::from("/sb/tasks/t1/shared"),
+                    target: PathBuf::from("/sb/volumes/shared"),
+                },
+                VolumeLink {
+                    link: PathBuf::from("/sb/tasks/t1/cache"),
+                    target: PathBuf::from("/sb/tasks/t1/scratch"),
+                },
+            ]
+        );
+        for (path, source, named) in [
+            ("/abs", sandbox_source(Type::Parent, "v"), "container path"),
+            (
+                "ok",
+                sandbox_source(Type::Parent, "../../etc"),
+                "sandbox path",
+            ),
+            ("../up", sandbox_source(Type::Parent, "v"), "container path"),
+        ] {
+            let t = with_volumes("true", "t1", &[(path, source)]);
+            let err = sandbox_volumes(&t, Path::new("/sb"), Path::new("/sb/tasks/t1"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{path}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn two_tasks_of_a_group_share_a_parent_sandbox_volume() {
+        use v1::volume::source::sandbox_path::Type;
+        let sandbox = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut launcher = ProcessLauncher::new(tx);
+        let shared = sandbox_source(Type::Parent, "volumes/shared");
+        let mut pids = Vec::new();
+        for (id, command, mount) in [
+            ("writer", "echo hello > out/greeting", "out"),
+            (
+                "reader",
+                "until [ -s in/greeting ]; do sleep 0.05; done; cat in/greeting",
+                "in",
+            ),
+        ] {
+            let t = with_volumes(command, id, &[(mount, shared.clone())]);
+            let dir = task_dir(sandbox.path(), false, id);
+            let mut spec = command_spec(&t, &dir).unwrap();
+            spec.volumes = sandbox_volumes(&t, sandbox.path(), &dir).unwrap();
+            pids.push(launcher.launch(id, &spec).unwrap());
+        }
+        for _ in 0..2 {
+            let (_, termination) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+                    .await
+                    .expect("both end")
+                    .unwrap();
+            assert_eq!(termination, Termination::Exited(0));
+        }
+        let read = fs::read_to_string(sandbox.path().join("tasks/reader/stdout")).unwrap();
+        assert_eq!(read, "hello\n");
+        assert_eq!(
+            fs::read_to_string(sandbox.path().join("volumes/shared/greeting")).unwrap(),
+            "hello\n"
+        );
     }
 }

@@ -406,6 +406,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: vec![("CHECK_VAR".into(), "yes".into())],
             dir: dir.to_path_buf(),
+            volumes: Vec::new(),
         })
     }
 

@@ -75,7 +75,7 @@ impl Embed {
 pub fn app_tasks<'a>(view: &'a View, app: &PathId) -> Vec<TaskJson<'a>> {
     view.instances_of(app)
         .filter(|i| i.is_active())
-        .filter_map(|i| TaskJson::of(i).map(|t| t.with_health(view)))
+        .filter_map(|i| TaskJson::in_view(i, view))
         .collect()
 }
 
@@ -192,7 +192,7 @@ pub struct TaskJson<'a> {
     ports: &'a [u64],
     ip_addresses: Vec<IpAddress>,
     health_check_results: Vec<HealthCheckJson<'a>>,
-    local_volumes: [(); 0],
+    local_volumes: Vec<LocalVolumeJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     staged_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,7 +219,7 @@ impl<'a> TaskJson<'a> {
             ports: if active { &task.host_ports } else { &[] },
             ip_addresses: ip_addresses(&task.hostname),
             health_check_results: Vec::new(),
-            local_volumes: [],
+            local_volumes: Vec::new(),
             staged_at: active.then_some(task.launched_at),
             started_at: task.started_at.filter(|_| active),
             version: active.then_some(instance.app_version),
@@ -228,7 +228,41 @@ impl<'a> TaskJson<'a> {
     }
 }
 
+/// A resident task's `localVolumes` entry, as Marathon writes it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalVolumeJson {
+    run_spec_id: String,
+    container_path: String,
+    uuid: String,
+    persistence_id: String,
+}
+
 impl<'a> TaskJson<'a> {
+    /// The task of `instance` with what `view` adds: its health check
+    /// results and, for a resident instance, its persistent volumes.
+    pub fn in_view(instance: &'a Instance, view: &'a View) -> Option<TaskJson<'a>> {
+        let mut task = TaskJson::of(instance)?.with_health(view);
+        if instance.reservation.is_some()
+            && let Some(app) = view.apps.get(&instance.app_id)
+        {
+            let instance_id = instance.instance_id();
+            task.local_volumes = crate::offers::reservation::persistent_volumes(app)
+                .into_iter()
+                .map(|v| LocalVolumeJson {
+                    run_spec_id: instance.app_id.to_string(),
+                    persistence_id: crate::offers::reservation::persistence_id(
+                        &instance_id,
+                        &v.container_path,
+                    ),
+                    container_path: v.container_path,
+                    uuid: instance.uuid.to_string(),
+                })
+                .collect();
+        }
+        Some(task)
+    }
+
     /// Adds the task's `healthCheckResults` from `view`.
     pub fn with_health(mut self, view: &'a View) -> TaskJson<'a> {
         if let Some(results) = view.health.get(self.id) {

@@ -99,7 +99,7 @@ impl TasksQuery {
                 if !self.wanted.is_empty() && !self.wanted.contains(&status) {
                     return None;
                 }
-                let mut task = TaskJson::of(instance).map(|t| t.with_health(view))?;
+                let mut task = TaskJson::in_view(instance, view)?;
                 // The only listing that carries service ports.
                 let service_ports: Vec<u16> = view
                     .apps

@@ -223,6 +223,7 @@ fn container_info(
                 _ => v1::volume::Mode::Rw as i32,
             },
             image: None,
+            source: None,
         })
         .collect();
     let image = container.docker.as_ref().map(|d| d.image.clone());

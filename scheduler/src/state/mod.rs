@@ -1,4 +1,5 @@
-//! What Baton knows and remembers: the model ([`model`], [`instance`], and
+//! What Baton knows and remembers: the model ([`model`], [`instance`],
+//! [`pod`] for Marathon's pod definitions, and
 //! [`instance_map`], one app's instances as snapshots hold them) and its durable
 //! store behind the [`Store`] trait — the embedded redb store
 //! ([`redb_store`]) by default, an in-memory one ([`memory`]) for tests, and
@@ -14,6 +15,7 @@ pub mod instance;
 pub mod instance_map;
 pub mod memory;
 pub mod model;
+pub mod pod;
 pub mod redb_store;
 pub mod zk_store;
 

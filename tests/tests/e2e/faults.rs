@@ -30,7 +30,7 @@ struct Setup {
 }
 
 async fn setup(test: &str, encoding: Encoding, tune: impl FnOnce(&mut ClusterConfig)) -> Setup {
-    setup_via(test, encoding, tune, |cluster| cluster.master_url()).await
+    setup_via(test, encoding, tune, |cluster| cluster.master_url(), |_| {}).await
 }
 
 /// Like [`setup`], but Baton is pointed at the master `master_for` names
@@ -40,6 +40,7 @@ async fn setup_via(
     encoding: Encoding,
     tune: impl FnOnce(&mut ClusterConfig),
     master_for: impl FnOnce(&LocalCluster) -> String,
+    tune_baton: impl FnOnce(&mut baton::config::Settings),
 ) -> Setup {
     baton_e2e::init_tracing();
     let dir = tempfile::tempdir().unwrap();
@@ -58,12 +59,11 @@ async fn setup_via(
     tune(&mut config);
     let cluster = LocalCluster::start(config).await.unwrap();
     let master = master_for(&cluster);
-    let running = baton::config::run(
-        settings(&master, &dir.path().join("baton"), encoding),
-        fast_session,
-    )
-    .await
-    .unwrap();
+    let mut baton_settings = settings(&master, &dir.path().join("baton"), encoding);
+    tune_baton(&mut baton_settings);
+    let running = baton::config::run(baton_settings, fast_session)
+        .await
+        .unwrap();
     let scheduler = running.scheduler().expect("leading alone");
     wait_view(&scheduler, "the first subscription", |v| v.subscribed).await;
     Setup {
@@ -371,6 +371,7 @@ async fn redirect_from_a_standby_master(encoding: Encoding) {
             ));
             standby_url.clone()
         },
+        |_| {},
     )
     .await;
     // Subscribed through the 307; calls go to the leader with its stream id.
@@ -654,4 +655,214 @@ async fn a_cpu_bound_task_is_held_to_its_cpus_by_the_cfs_quota() {
     // under the CFS cap depends on what else this machine runs.
     assert!(cpu > 0.02, "{cpu} CPU used: the loop did not run? {last}");
     s.teardown().await;
+}
+
+/// The directory named `name` under `root`, searched at most 12 deep.
+fn find_dir(root: &std::path::Path, name: &str, depth: usize) -> Option<std::path::PathBuf> {
+    let entries = std::fs::read_dir(root).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == name {
+            return Some(path);
+        }
+        if depth < 12
+            && let Some(found) = find_dir(&path, name, depth + 1)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// The resident instance of `/db` and its task, once that task runs.
+fn running_db(
+    view: &baton::reconcile::View,
+) -> Option<(baton::state::instance::Instance, InstanceTask)> {
+    let instance = view
+        .instances_of(&apps::path("/db"))
+        .find(|i| i.goal == baton::state::instance::Goal::Running)?;
+    let task = instance.task.clone()?;
+    (task.condition == Condition::Running).then(|| ((**instance).clone(), task))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agent() {
+    let s = setup_via(
+        "resident",
+        Encoding::Protobuf,
+        |_| {},
+        |cluster| cluster.master_url(),
+        |settings| settings.mesos_roles = vec!["*".into(), "db".into()],
+    )
+    .await;
+    // Each incarnation appends its task id to a file on its volume and
+    // copies what it found there into its sandbox.
+    let app = s.app(
+        "db",
+        r#"cat data/history > seen 2>/dev/null; echo "$MESOS_TASK_ID" >> data/history && sleep 600"#,
+        json!({"role": "db", "mem": 32, "backoffSeconds": 1, "backoffFactor": 1.0,
+               "container": {"type": "MESOS", "volumes": [
+                   {"containerPath": "data", "mode": "RW", "persistent": {"size": 16}}]}}),
+    );
+    s.scheduler.put_app(app.clone()).await.expect("put the app");
+    let view = wait_view(&s.scheduler, "the resident task to run", |v| {
+        running_db(v).is_some()
+    })
+    .await;
+    let (instance, first) = running_db(&view).unwrap();
+    let held = instance.reservation.clone().expect("a reservation");
+    assert_eq!(held.agent_id.as_str(), first.agent_id.as_str());
+    let persistence_id =
+        baton::offers::reservation::persistence_id(&instance.instance_id(), "data");
+    let work_dir = s._dir.path().join("mesos");
+    let history = || -> Vec<String> {
+        find_dir(&work_dir, &persistence_id, 0)
+            .and_then(|d| std::fs::read_to_string(d.join("history")).ok())
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let wait_history = |want: Vec<String>, what: &'static str| {
+        let history = &history;
+        async move {
+            wait::until(DEADLINE, what, || {
+                let got = history();
+                let want = want.clone();
+                async move { (got == want).then_some(()) }
+            })
+            .await;
+        }
+    };
+    wait_history(vec![first.task_id.clone()], "the first incarnation's line").await;
+    let master_state = || async {
+        reqwest::get(format!("{}/master/state", s.cluster.master_url()))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let reserved_for_db = |state: &serde_json::Value| -> f64 {
+        state["slaves"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["reserved_resources"]["db"]["disk"].as_f64())
+            .sum()
+    };
+    assert!(
+        reserved_for_db(&master_state().await) >= 16.0,
+        "{}",
+        master_state().await
+    );
+
+    // 1. The app is restarted (a new config version): the instance is
+    // relaunched in place, on its reservation, and finds its data.
+    let mut changed = app.clone();
+    changed.env.insert(
+        "ROUND".into(),
+        baton::state::app::EnvValue::Value("2".into()),
+    );
+    s.scheduler.put_app(changed).await.expect("change the app");
+    let second_id = next_incarnation(&first.task_id);
+    let view = wait_view(&s.scheduler, "the restarted incarnation to run", |v| {
+        running_db(v).is_some_and(|(_, t)| t.task_id == second_id)
+    })
+    .await;
+    let (again, second) = running_db(&view).unwrap();
+    assert_eq!(again.uuid, instance.uuid, "the same instance");
+    assert_eq!(
+        second.agent_id.as_str(),
+        held.agent_id.as_str(),
+        "the same agent"
+    );
+    wait_history(
+        vec![first.task_id.clone(), second.task_id.clone()],
+        "the second incarnation's line",
+    )
+    .await;
+
+    // 2. Its agent restarts, and the task is killed (not wiped) meanwhile:
+    // the next incarnation comes on the same agent, with the same volume.
+    let agent: usize = held
+        .hostname
+        .as_str()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    s.cluster.faults().stop_agent(agent).await;
+    s.cluster.faults().start_agent(agent).await;
+    s.scheduler
+        .kill_tasks(vec![second.task_id.clone()], KillOptions::default())
+        .await
+        .expect("kill the task");
+    let third_id = next_incarnation(&second.task_id);
+    let view = wait_view(
+        &s.scheduler,
+        "the incarnation after the agent restart",
+        |v| running_db(v).is_some_and(|(_, t)| t.task_id == third_id),
+    )
+    .await;
+    let (_, third) = running_db(&view).unwrap();
+    assert_eq!(third.agent_id.as_str(), held.agent_id.as_str());
+    wait_history(
+        vec![
+            first.task_id.clone(),
+            second.task_id.clone(),
+            third.task_id.clone(),
+        ],
+        "the third incarnation's line",
+    )
+    .await;
+
+    // 3. Scaled to 0 the instance stops but keeps its volume; scaled back
+    // to 1 it resumes on it.
+    let mut none = app.clone();
+    none.instances = 0;
+    s.scheduler.put_app(none).await.expect("scale to 0");
+    wait_view(&s.scheduler, "the instance to stop", |v| {
+        v.instances_of(&apps::path("/db")).all(|i| {
+            i.goal == baton::state::instance::Goal::Stopped
+                && i.condition().is_some_and(Condition::is_terminal)
+        }) && v.instances_of(&apps::path("/db")).count() == 1
+    })
+    .await;
+    assert!(
+        reserved_for_db(&master_state().await) >= 16.0,
+        "kept while stopped"
+    );
+    s.scheduler.put_app(app.clone()).await.expect("scale to 1");
+    let fourth_id = next_incarnation(&third.task_id);
+    wait_view(&s.scheduler, "the resumed incarnation", |v| {
+        running_db(v).is_some_and(|(_, t)| t.task_id == fourth_id)
+    })
+    .await;
+    wait_history(
+        vec![
+            first.task_id.clone(),
+            second.task_id.clone(),
+            third.task_id.clone(),
+            fourth_id.clone(),
+        ],
+        "the resumed incarnation's line",
+    )
+    .await;
+
+    // 4. Deleted: its volume is destroyed and its resources unreserved.
+    apps::delete_all(&s.scheduler).await;
+    wait::until(DEADLINE, "the reservation to be freed", || {
+        let state = master_state();
+        async move { (reserved_for_db(&state.await) == 0.0).then_some(()) }
+    })
+    .await;
+    wait::until(DEADLINE, "the volume to be destroyed", || {
+        let gone = find_dir(&work_dir, &persistence_id, 0).is_none();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    s.shutdown().await;
 }
