@@ -10,7 +10,9 @@ use super::backoff::{self, LaunchDelay};
 use super::view::TaskFailure;
 use crate::state::StatusRecord;
 use crate::state::app::{AppDefinition, Timestamp};
-use crate::state::instance::{Condition, Goal, Instance, InstanceTask, UpdateUuid};
+use crate::state::instance::{
+    Condition, Goal, Instance, InstanceTask, UpdateUuid, pod_condition, pod_health,
+};
 use crate::state::model::RECENT_UUIDS;
 
 /// What a status update is applied to.
@@ -67,13 +69,29 @@ pub fn apply_status(input: StatusInput<'_>) -> StatusOutcome {
         now,
         not_the_apps_fault,
     } = input;
-    let condition = Condition::of(status);
+    let mut condition = Condition::of(status);
     let mut next = instance.clone();
     let mut outcome_failure = None;
     let mut outcome_delay = None;
     let mut launch_latency_ms = None;
     if let Some(task) = next.task.as_mut() {
         let was_terminal = task.condition.is_terminal();
+        // A pod instance: the update is one container's; the instance's
+        // condition and health are what its containers add up to.
+        if let Some(containers) = task.containers.as_mut() {
+            if let Some(container) = containers
+                .iter_mut()
+                .find(|c| c.task_id == status.task_id.value)
+            {
+                container.condition = condition;
+                if status.healthy.is_some() {
+                    container.healthy = status.healthy;
+                }
+                container.message = status.message.clone();
+            }
+            task.healthy = pod_health(containers);
+            condition = pod_condition(containers);
+        }
         task.condition = condition;
         task.last_status = Some(StatusRecord::from_status(status));
         if condition == Condition::Running && task.started_at.is_none() {

@@ -217,7 +217,7 @@ impl View {
         instance
             .task
             .as_ref()
-            .is_some_and(|t| t.task_id == task_id)
+            .is_some_and(|t| t.has_task_id(task_id))
             .then_some(instance)
     }
 

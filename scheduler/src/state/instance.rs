@@ -393,6 +393,87 @@ pub struct InstanceTask {
     /// until they spoke, or without readiness checks).
     #[serde(default)]
     pub ready: Option<bool>,
+    /// A pod instance's tasks, one per container, launched as one task
+    /// group; `task_id` above is the first's, and `condition` and
+    /// `healthy` sum them up ([`pod_condition`], [`pod_health`]). Boxed:
+    /// apps have none, and tasks are kept by the hundred thousand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Box<Vec<ContainerTask>>>,
+}
+
+/// One container's task of a pod instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerTask {
+    /// The container's name in the pod.
+    pub name: String,
+    /// Its Mesos TaskID: `<pod>.instance-<uuid>.<name>.<incarnation>`.
+    pub task_id: String,
+    /// What Mesos last said of it.
+    pub condition: Condition,
+    /// Whether it has a health check.
+    pub checked: bool,
+    /// What its health check last said (`None` until it spoke).
+    pub healthy: Option<bool>,
+    /// The message of its last status, if any.
+    pub message: Option<String>,
+}
+
+/// What a pod instance's containers add up to. All ended: the worst end
+/// (a failure over a kill over a clean finish). Some ended other than
+/// cleanly while others still run: the group is being torn down (the
+/// executor kills the rest), so Killing. Otherwise the least advanced of
+/// those still going (a container that finished cleanly is no longer
+/// waited for), with Unreachable and Killing first.
+pub fn pod_condition(containers: &[ContainerTask]) -> Condition {
+    let conditions = || containers.iter().map(|c| c.condition);
+    if containers.is_empty() {
+        return Condition::Provisioned;
+    }
+    if conditions().all(Condition::is_terminal) {
+        for worst in [
+            Condition::Failed,
+            Condition::Error,
+            Condition::Killed,
+            Condition::Dropped,
+            Condition::Gone,
+            Condition::Unknown,
+        ] {
+            if conditions().any(|c| c == worst) {
+                return worst;
+            }
+        }
+        return Condition::Finished;
+    }
+    if conditions().any(|c| c.is_terminal() && c != Condition::Finished) {
+        return Condition::Killing;
+    }
+    for first in [Condition::Unreachable, Condition::Killing] {
+        if conditions().any(|c| c == first) {
+            return first;
+        }
+    }
+    conditions()
+        .filter(|c| !c.is_terminal())
+        .min()
+        .unwrap_or(Condition::Finished)
+}
+
+/// What a pod instance's health checks add up to: unhealthy if any checked
+/// container says so, healthy once every checked container said healthy,
+/// else unknown (`None`, also when no container is checked).
+pub fn pod_health(containers: &[ContainerTask]) -> Option<bool> {
+    let checked: Vec<Option<bool>> = containers
+        .iter()
+        .filter(|c| c.checked)
+        .map(|c| c.healthy)
+        .collect();
+    if checked.contains(&Some(false)) {
+        Some(false)
+    } else if !checked.is_empty() && checked.iter().all(|h| *h == Some(true)) {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 impl InstanceTask {
@@ -431,6 +512,25 @@ impl InstanceTask {
             retire_for_health: None,
             draining_since: None,
             ready: None,
+            containers: None,
+        }
+    }
+
+    /// Whether `task_id` is this task or one of its pod containers' tasks.
+    pub fn has_task_id(&self, task_id: &str) -> bool {
+        self.task_id == task_id
+            || self
+                .containers
+                .as_ref()
+                .is_some_and(|cs| cs.iter().any(|c| c.task_id == task_id))
+    }
+
+    /// Every Mesos TaskID of it: its containers' for a pod instance, else
+    /// its own.
+    pub fn task_ids(&self) -> Vec<&str> {
+        match &self.containers {
+            Some(cs) => cs.iter().map(|c| c.task_id.as_str()).collect(),
+            None => vec![self.task_id.as_str()],
         }
     }
 }

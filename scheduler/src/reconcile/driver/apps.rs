@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tracing::{Instrument, debug, info, info_span, warn};
 use uuid::Uuid;
 
-use super::commands::kill_call;
+use super::commands::kill_calls;
 use super::{Driver, MAX_GROUP_BYTES, RESERVATION_FREE_PATIENCE};
 use crate::deploy::{self, Advance};
 use crate::mesos::calls;
@@ -156,7 +156,9 @@ impl Driver {
                         Some(KillStep::Kill) => {
                             task.kill_requested_at = Some(now);
                             info!(task_id = %task.task_id, "killing task");
-                            effects.call(kill_call(task));
+                            for call in kill_calls(task) {
+                                effects.call(call);
+                            }
                         }
                         Some(KillStep::Draining) | None => {}
                     }

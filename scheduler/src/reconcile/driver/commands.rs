@@ -429,7 +429,9 @@ impl Driver {
             {
                 task.kill_requested_at = Some(now);
                 info!(task_id = %task.task_id, "killing task on request");
-                effects.call(kill_call(task));
+                for call in kill_calls(task) {
+                    effects.call(call);
+                }
             }
             effects.change(StateChange::Instance(Arc::new(next)));
         }
@@ -462,11 +464,18 @@ impl Driver {
     }
 }
 
-/// Mesos's KILL of a task Baton manages.
-pub(super) fn kill_call(task: &InstanceTask) -> mesos_proto::scheduler::Call {
-    calls::kill(
-        mesos_proto::util::task_id(&task.task_id),
-        Some(mesos_proto::util::agent_id(task.agent_id.as_str())),
-        None,
-    )
+/// Mesos's KILLs of a task Baton manages: one, or one per container of a
+/// pod instance (the executor would take the group down after any one,
+/// but every container is asked, so none is left should it not).
+pub(super) fn kill_calls(task: &InstanceTask) -> Vec<mesos_proto::scheduler::Call> {
+    task.task_ids()
+        .into_iter()
+        .map(|id| {
+            calls::kill(
+                mesos_proto::util::task_id(id),
+                Some(mesos_proto::util::agent_id(task.agent_id.as_str())),
+                None,
+            )
+        })
+        .collect()
 }

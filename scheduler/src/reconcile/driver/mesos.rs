@@ -86,7 +86,9 @@ impl Driver {
             info!(tasks = outstanding.len(), "resending outstanding kills");
         }
         for task in &outstanding {
-            self.send(super::commands::kill_call(task));
+            for call in super::commands::kill_calls(task) {
+                self.send(call);
+            }
         }
         self.start_reconciliation();
         self.next_periodic_reconcile = self.instant() + self.config.reconciliation_interval;
@@ -100,7 +102,11 @@ impl Driver {
             .all_instances()
             .filter_map(|i| i.task.as_ref())
             .filter(|t| !t.condition.is_terminal())
-            .map(|t| (t.task_id.clone(), t.agent_id.to_string()))
+            .flat_map(|t| {
+                t.task_ids()
+                    .into_iter()
+                    .map(|id| (id.to_string(), t.agent_id.to_string()))
+            })
             .collect();
         info!(tasks = pending.len(), "explicit reconciliation");
         self.reconciling = Some(Reconciling {

@@ -270,6 +270,12 @@ pub struct AppDefinition {
     pub version: Option<Timestamp>,
     /// Scaling and config-change versions (set by the server).
     pub version_info: Option<VersionInfo>,
+    /// A pod (`/v2/pods`) rather than an app: its definition, from which
+    /// every field above that the scheduler reads is derived
+    /// ([`AppDefinition::for_pod`]), so that pods share the apps' store,
+    /// versions, deployments, placement and reconciliation. The REST API
+    /// shows them only under `/v2/pods`.
+    pub pod: Option<Box<crate::state::pod::PodDefinition>>,
 }
 
 /// The label that marks an app as single-instance.
@@ -318,7 +324,72 @@ impl AppDefinition {
             executor_resources: None,
             version: None,
             version_info: None,
+            pod: None,
         }
+    }
+
+    /// The app-shaped form of a pod: what one instance needs (its
+    /// containers' resources; the executor's share stays in
+    /// `executor_resources`), its scaling, placement, strategies, backoff,
+    /// role, labels and versions. Ports come from the pod's endpoints
+    /// ([`crate::offers::ResourceRequest::for_app`]), not from port
+    /// definitions.
+    pub fn for_pod(pod: crate::state::pod::PodDefinition) -> AppDefinition {
+        let mut resources = (0.0, 0.0, 0.0, 0u32);
+        for c in &pod.containers {
+            resources.0 += c.resources.cpus;
+            resources.1 += c.resources.mem;
+            resources.2 += c.resources.disk;
+            resources.3 += c.resources.gpus;
+        }
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        AppDefinition {
+            id: pod.id.clone(),
+            user: pod.user.clone(),
+            instances: pod.instances,
+            cpus: round(resources.0),
+            mem: round(resources.1),
+            disk: round(resources.2),
+            gpus: resources.3,
+            constraints: pod.constraint_parts(),
+            accepted_resource_roles: (!pod.accepted_resource_roles.is_empty())
+                .then(|| pod.accepted_resource_roles.clone()),
+            role: pod.role.clone(),
+            networks: if pod.networks.is_empty() {
+                vec![Network::host()]
+            } else {
+                pod.networks.clone()
+            },
+            port_definitions: Vec::new(),
+            labels: pod.labels.clone(),
+            upgrade_strategy: pod.upgrade_strategy,
+            backoff_seconds: (pod.backoff.backoff.ceil() as u32).max(1),
+            backoff_factor: pod.backoff.backoff_factor,
+            max_launch_delay_seconds: pod.backoff.max_launch_delay.ceil() as u32,
+            kill_selection: pod.kill_selection,
+            unreachable_strategy: pod.unreachable_strategy,
+            secrets: pod.secrets.clone(),
+            executor_resources: Some(pod.executor_resources),
+            version: pod.version,
+            version_info: pod.version_info,
+            pod: Some(Box::new(pod)),
+            ..AppDefinition::new(PathId::root(), &AppDefaults::default())
+        }
+    }
+
+    /// Whether this is a pod.
+    pub fn is_pod(&self) -> bool {
+        self.pod.is_some()
+    }
+
+    /// The pod as it stands: its definition with this app's instances and
+    /// versions, which scaling and writes change on the app side.
+    pub fn pod_definition(&self) -> Option<crate::state::pod::PodDefinition> {
+        let mut pod = (**self.pod.as_ref()?).clone();
+        pod.instances = self.instances;
+        pod.version = self.version;
+        pod.version_info = self.version_info;
+        Some(pod)
     }
 
     /// Reads an app from a request body (`POST /v2/apps`, `PUT` with
@@ -472,6 +543,11 @@ impl AppDefinition {
 
         let m = &mut *m;
         m.serialize_entry("id", &self.id)?;
+        // A pod is kept as its own definition; the rest derives from it.
+        if let Some(pod) = self.pod_definition() {
+            m.serialize_entry("pod", &pod.stored())?;
+            return Ok(());
+        }
         some(m, "cmd", &self.cmd)?;
         non_empty(m, "args", &self.args, self.args.is_empty())?;
         some(m, "user", &self.user)?;
@@ -546,6 +622,11 @@ impl AppDefinition {
 impl<'de> Deserialize<'de> for AppDefinition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
+        if let Some(pod) = value.get("pod") {
+            let pod = crate::state::pod::PodDefinition::deserialize(pod)
+                .map_err(serde::de::Error::custom)?;
+            return Ok(AppDefinition::for_pod(pod));
+        }
         parse::read_app(
             &value,
             &PathId::root(),
