@@ -15,7 +15,7 @@
 #                     are kept, and only when a scenario failed)
 #   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
 #                     executor-fetch-failure | framework-auth | role-acl |
-#                     memory-limit (default: all seven)
+#                     memory-limit | persistent-volume (default: all eight)
 #
 # framework-auth and role-acl run a master with HTTP framework authentication
 # (--authenticate_http_frameworks, --credentials) and, for role-acl, a
@@ -28,6 +28,14 @@
 # memory-limit runs an agent with the cgroups isolators (--launcher=linux
 # --isolation=cgroups/cpu,cgroups/mem, cgroups under a root of its own, removed
 # afterwards): it needs root and cgroup v1 controllers, as this machine has.
+#
+# persistent-volume needs no Baton: a small v1 scheduler (Python 3, written
+# out by the script) reserves resources and creates a volume, writes into
+# it from one task and reads it back from another, tries five invalid
+# operations, then destroys and unreserves; it does this once without and
+# once with RESERVATION_REFINEMENT, against a real master + agent and then
+# against `mesos-local` (from --baton DIR, `cargo build -p mesos-local`),
+# and the scenario passes when both give the same FACT lines.
 #
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
 # fresh agents and a fresh Baton (role-acl: one for each --mesos_role it
@@ -55,7 +63,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -92,7 +100,13 @@ TARBALL=$(realpath -e "$TARBALL") || { echo "no Mesos tarball at $TARBALL (--tar
 BATON_DIR=$(realpath -e "$BATON_DIR") || { echo "no directory $BATON_DIR (--baton)" >&2; exit 2; }
 BATON_BIN=$BATON_DIR/baton
 EXECUTOR_BIN=$BATON_DIR/baton-executor
-for bin in "$BATON_BIN" "$EXECUTOR_BIN"; do
+MESOS_LOCAL_BIN=$BATON_DIR/mesos-local
+NEEDED=()
+for scenario in "${SCENARIOS[@]}"; do
+  # persistent-volume runs mesos-local and its executor, not Baton.
+  if [[ $scenario == persistent-volume ]]; then NEEDED+=("$MESOS_LOCAL_BIN" "$EXECUTOR_BIN"); else NEEDED+=("$BATON_BIN" "$EXECUTOR_BIN"); fi
+done
+for bin in $(printf '%s\n' "${NEEDED[@]}" | sort -u); do
   [[ -x $bin ]] || { echo "missing $bin: run \`cargo build --bins\` first (or pass --baton DIR)" >&2; exit 2; }
 done
 
@@ -1259,6 +1273,309 @@ scenario_memory_limit() {
   else
     echo "FAIL memory-limit: wanted TASK_FAILED REASON_CONTAINER_LIMITATION_MEMORY from SOURCE_AGENT with \"Memory limit exceeded: Requested: 64MB ...\"; got: ${line#*task status } / $message"
     show_log "$SDIR/agentA.log" 30 'imit|OOM|oom'
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 8: dynamic reservations and persistent volumes, real master vs mesos-local
+# ---------------------------------------------------------------------------
+
+write_pv_driver() {
+  cat >"$ROOT/pv-driver.py" <<'PYEOF'
+#!/usr/bin/env python3
+"""A v1 scheduler for real-mesos-conformance.sh's persistent-volume scenario.
+
+    persistent-volume-driver.py HOST:PORT AGENT_URL ROLE pre|post VOLUME_DIR
+
+Subscribes as a framework of ROLE (with RESERVATION_REFINEMENT for `post`),
+then through ACCEPT calls: RESERVE + CREATE a volume, LAUNCH a task writing
+into it, LAUNCH one reading it back, tries five invalid operations, DESTROY
++ UNRESERVE, and reads /master/state, /master/slaves and the agent's /state
+on the way. It prints one `FACT name: value` line per observation (offers'
+resource formats, task states, what each operation did, endpoint fields),
+so that the script can compare a real Mesos master with mesos-local line by
+line. VOLUME_DIR is where the agent keeps the volume (checked to exist, and
+to be gone after DESTROY). Every wait has a deadline. Python 3 stdlib only.
+"""
+import http.client
+import json
+import os
+import queue
+import sys
+import threading
+import time
+
+MASTER, AGENT_URL, ROLE, MODE, VOLUME_DIR = sys.argv[1:6]
+HOST, PORT = MASTER.rsplit(":", 1)
+PRINCIPAL = "pv-principal"
+DEADLINE = 60
+events = queue.Queue()
+state = {}
+
+
+def fact(name, value):
+    print(f"FACT {name}: {json.dumps(value, sort_keys=True)}", flush=True)
+
+
+def reader(body):
+    conn = http.client.HTTPConnection(HOST, int(PORT), timeout=300)
+    conn.request("POST", "/api/v1/scheduler", json.dumps(body),
+                 {"Content-Type": "application/json", "Accept": "application/json"})
+    resp = conn.getresponse()
+    state["stream"] = resp.getheader("Mesos-Stream-Id")
+    while True:
+        line = b""
+        while not line.endswith(b"\n"):
+            ch = resp.read(1)
+            if not ch:
+                return
+            line += ch
+        events.put(json.loads(resp.read(int(line))))
+
+
+def call(body):
+    body["framework_id"] = {"value": state["fid"]}
+    conn = http.client.HTTPConnection(HOST, int(PORT), timeout=10)
+    conn.request("POST", "/api/v1/scheduler", json.dumps(body),
+                 {"Content-Type": "application/json", "Mesos-Stream-Id": state["stream"]})
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    if resp.status != 202:
+        raise SystemExit(f"{body['type']} answered {resp.status}: {text}")
+
+
+def get(url):
+    host, rest = url.split("//", 1)[1].split("/", 1)
+    h, p = host.rsplit(":", 1)
+    conn = http.client.HTTPConnection(h, int(p), timeout=10)
+    conn.request("GET", "/" + rest)
+    return json.loads(conn.getresponse().read())
+
+
+def next_event(pred, what):
+    end = time.time() + DEADLINE
+    while time.time() < end:
+        try:
+            ev = events.get(timeout=max(0.1, end - time.time()))
+        except queue.Empty:
+            break
+        if ev.get("type") == "UPDATE":
+            st = ev["update"]["status"]
+            if "uuid" in st:
+                call({"type": "ACKNOWLEDGE", "acknowledge": {
+                    "agent_id": st["agent_id"], "task_id": st["task_id"], "uuid": st["uuid"]}})
+        if pred(ev):
+            return ev
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def offer(pred=lambda o: True, what="an offer"):
+    """The next offer passing pred; other offers are declined at once."""
+    while True:
+        ev = next_event(lambda e: e.get("type") == "OFFERS", what)
+        for o in ev["offers"]["offers"]:
+            if pred(o):
+                return o
+            call({"type": "DECLINE", "decline": {"offer_ids": [o["id"]],
+                                                 "filters": {"refuse_seconds": 0}}})
+
+
+def reserved(r):
+    return bool(r.get("reservations")) or r.get("role", "*") != "*"
+
+
+def volume(r):
+    return "persistence" in r.get("disk", {})
+
+
+def scalar(o, name, pred):
+    return round(sum(r["scalar"]["value"] for r in o["resources"]
+                     if r["name"] == name and pred(r)), 3)
+
+
+def strip(r):
+    r = dict(r)
+    r.pop("allocation_info", None)
+    return r
+
+
+def accept(o, ops):
+    call({"type": "ACCEPT", "accept": {"offer_ids": [o["id"]], "operations": ops,
+                                         "filters": {"refuse_seconds": 0}}})
+
+
+def reservation(r):
+    """Resource r reserved for ROLE by PRINCIPAL, in this mode's format."""
+    r = strip(r)
+    r.pop("role", None)
+    if MODE == "post":
+        r["reservations"] = [{"type": "DYNAMIC", "role": ROLE, "principal": PRINCIPAL}]
+    else:
+        r["role"] = ROLE
+        r["reservation"] = {"principal": PRINCIPAL}
+    return r
+
+
+def scalar_res(name, value):
+    return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
+
+
+def vol(disk, pid):
+    v = dict(disk)
+    v["disk"] = {"persistence": {"id": pid, "principal": PRINCIPAL},
+                 "volume": {"container_path": "data", "mode": "RW"}}
+    return v
+
+
+def summary(o):
+    """What an offer holds, by kind."""
+    return {
+        "reserved_cpus": scalar(o, "cpus", reserved),
+        "reserved_mem": scalar(o, "mem", reserved),
+        "reserved_plain_disk": scalar(o, "disk", lambda r: reserved(r) and not volume(r)),
+        "volumes": sorted(r["disk"]["persistence"]["id"] for r in o["resources"] if volume(r)),
+        "other_roles": sorted({(r.get("reservations") or [{}])[-1].get("role", r.get("role"))
+                               for r in o["resources"] if reserved(r)} - {ROLE}),
+    }
+
+
+def run_task(o, tid, cmd, resources):
+    accept(o, [{"type": "LAUNCH", "launch": {"task_infos": [{
+        "name": tid, "task_id": {"value": tid}, "agent_id": o["agent_id"],
+        "resources": resources, "command": {"value": cmd}}]}}])
+    ev = next_event(lambda e: e.get("type") == "UPDATE"
+                    and e["update"]["status"]["task_id"]["value"] == tid
+                    and e["update"]["status"]["state"] in
+                    ("TASK_FINISHED", "TASK_FAILED", "TASK_ERROR", "TASK_LOST",
+                     "TASK_DROPPED", "TASK_KILLED"), f"{tid} to end")
+    return ev["update"]["status"]["state"]
+
+
+def main():
+    info = {"user": os.environ.get("USER", "root"), "name": f"pv-{MODE}",
+            "principal": PRINCIPAL, "roles": [ROLE],
+            "capabilities": [{"type": "MULTI_ROLE"}]}
+    if MODE == "post":
+        info["capabilities"].append({"type": "RESERVATION_REFINEMENT"})
+    threading.Thread(target=reader, args=({"type": "SUBSCRIBE", "subscribe": {
+        "framework_info": info}},), daemon=True).start()
+    ev = next_event(lambda e: e.get("type") == "SUBSCRIBED", "SUBSCRIBED")
+    state["fid"] = ev["subscribed"]["framework_id"]["value"]
+
+    o = offer(lambda o: scalar(o, "disk", lambda r: True) >= 128)
+    cpus = [r for r in o["resources"] if r["name"] == "cpus"][0]
+    fact("unreserved resource fields", sorted(k for k in strip(cpus) if k not in ("scalar",)))
+    fact("unreserved role", cpus.get("role"))
+    res = [reservation(scalar_res("cpus", 0.5)), reservation(scalar_res("mem", 64)),
+           reservation(scalar_res("disk", 96))]
+    accept(o, [{"type": "RESERVE", "reserve": {"resources": res}},
+               {"type": "CREATE", "create": {"volumes": [vol(reservation(scalar_res("disk", 32)), "vol1")]}}])
+
+    o = offer(lambda o: any(volume(r) for r in o["resources"]), "an offer with the volume")
+    fact("after RESERVE+CREATE", summary(o))
+    v = [strip(r) for r in o["resources"] if volume(r)][0]
+    fact("offered volume", v)
+    rcpu = [strip(r) for r in o["resources"] if r["name"] == "cpus" and reserved(r)][0]
+    fact("offered reserved cpus", rcpu)
+    fact("volume dir exists after CREATE", os.path.isdir(VOLUME_DIR))
+    task_res = [reservation(scalar_res("cpus", 0.5)), reservation(scalar_res("mem", 64)), v]
+    fact("writer", run_task(o, "writer", "echo hello > data/f", task_res))
+
+    o = offer(lambda o: any(volume(r) for r in o["resources"]), "the volume re-offered")
+    fact("after writer", summary(o))
+    m = get(f"http://{MASTER}/master/state")["slaves"][0]
+    fact("/master/state slave fields", sorted(k for k in m if "resources" in k))
+    fact("/master/state reserved_resources", m.get("reserved_resources"))
+    try:
+        s = get(f"http://{MASTER}/master/slaves")["slaves"][0]
+        fact("/master/slaves slave fields", sorted(k for k in s if "resources" in k))
+        full = s.get("reserved_resources_full", {}).get(ROLE, [])
+        fact("/master/slaves volume", sorted([strip(r) for r in full if volume(r)], key=json.dumps))
+    except Exception as e:  # noqa: BLE001 - reported as a fact
+        fact("/master/slaves", f"unreadable: {e}")
+    a = get(f"{AGENT_URL}/state")
+    fact("agent /state fields", sorted(k for k in a if "resources" in k and "allocated" not in k))
+    fact("agent /state reserved_resources", a.get("reserved_resources"))
+    fact("reader", run_task(o, "reader", 'test "$(cat data/f)" = hello', task_res))
+
+    # Invalid operations: each dropped or not, as the next offer shows.
+    plain_disk = reservation(scalar_res("disk", 64))
+    unres_disk = scalar_res("disk", 16)
+    cases = [
+        ("CREATE with a taken persistence id",
+         {"type": "CREATE", "create": {"volumes": [vol(plain_disk, "vol1")]}}),
+        ("CREATE on unreserved disk",
+         {"type": "CREATE", "create": {"volumes": [vol(unres_disk, "vol2")]}}),
+        ("RESERVE for another role",
+         {"type": "RESERVE", "reserve": {"resources": [dict(reservation(scalar_res("cpus", 0.1)),
+                                                            **({"reservations": [{"type": "DYNAMIC", "role": "other", "principal": PRINCIPAL}]} if MODE == "post" else {"role": "other"}))]}}),
+        ("RESERVE by another principal",
+         {"type": "RESERVE", "reserve": {"resources": [dict(reservation(scalar_res("cpus", 0.1)),
+                                                            **({"reservations": [{"type": "DYNAMIC", "role": ROLE, "principal": "someone"}]} if MODE == "post" else {"reservation": {"principal": "someone"}}))]}}),
+        ("UNRESERVE of the volume",
+         {"type": "UNRESERVE", "unreserve": {"resources": [v]}}),
+    ]
+    for name, op in cases:
+        o = offer(lambda o: any(volume(r) for r in o["resources"]), "the volume re-offered")
+        accept(o, [op])
+        o = offer(lambda o: any(volume(r) for r in o["resources"]), "the volume re-offered")
+        fact(f"after {name}", summary(o))
+        call({"type": "DECLINE", "decline": {"offer_ids": [o["id"]], "filters": {"refuse_seconds": 0}}})
+
+    o = offer(lambda o: any(volume(r) for r in o["resources"]), "the volume re-offered")
+    accept(o, [{"type": "DESTROY", "destroy": {"volumes": [v]}},
+               {"type": "UNRESERVE", "unreserve": {"resources": res}}])
+    o = offer(lambda o: scalar(o, "disk", lambda r: True) >= 128)
+    fact("after DESTROY+UNRESERVE", summary(o))
+    fact("volume dir exists after DESTROY", os.path.isdir(VOLUME_DIR))
+    call({"type": "TEARDOWN"})
+
+
+main()
+PYEOF
+}
+
+# run_pv_driver MASTER AGENT_URL VOLUME_ROOT OUT: both modes, one role each.
+run_pv_driver() {
+  local master=$1 agent=$2 vroot=$3 out=$4 mode
+  : >"$out"
+  for mode in pre post; do
+    echo "MODE $mode" >>"$out"
+    timeout 300 python3 "$ROOT/pv-driver.py" "$master" "$agent" "pv-$mode" "$mode" "$vroot/pv-$mode/vol1" >>"$out" 2>&1 || return 1
+  done
+}
+
+scenario_persistent_volume() {
+  command -v python3 >/dev/null || { echo "FAIL persistent-volume: needs python3"; return 1; }
+  write_pv_driver
+  start_master master --registry=in_memory
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agentA]}"
+  local real=$SDIR/real.facts local_=$SDIR/local.facts ok=1
+  run_pv_driver "127.0.0.1:${PORT[master]}" "http://127.0.0.1:${PORT[agentA]}" \
+    "$SDIR/agentA/work/volumes/roles" "$real" || { ok=0; log "the driver failed against the real master"; }
+  kill_pid "${PID[agentA]}"; kill_pid "${PID[master]}"; unset 'PID[agentA]' 'PID[master]'
+
+  PORT[local]=$(free_port)
+  spawn "$SDIR/local" "$SDIR/local.log" "$MESOS_LOCAL_BIN" --port "${PORT[local]}" --agents 1 --racks 1 \
+    --disk 4096 --work_dir "$SDIR/local/work" --executor_path "$EXECUTOR_BIN"
+  PID[local]=$SPAWNED
+  wait_for 60 "mesos-local up" get "http://127.0.0.1:${PORT[local]}/master/state"
+  local agent_url
+  agent_url=http://$(get "http://127.0.0.1:${PORT[local]}/master/state" | jq -r '.slaves[0].pid | sub("^slave\\(1\\)@"; "")')
+  run_pv_driver "127.0.0.1:${PORT[local]}" "$agent_url" "$SDIR/local/work/volumes/agent-1/roles" "$local_" ||
+    { ok=0; log "the driver failed against mesos-local"; }
+
+  local differs
+  differs=$(diff <(grep -E '^(MODE|FACT)' "$real") <(grep -E '^(MODE|FACT)' "$local_") || true)
+  log "real Mesos:"; grep -E '^(MODE|FACT)' "$real" | sed 's/^/  /'
+  if ((ok)) && [[ -z $differs ]]; then
+    echo "PASS persistent-volume: reserve+create, write, read back, 5 invalid operations dropped, destroy+unreserve; pre- and post-refinement formats; mesos-local gives the same $(grep -c '^FACT' "$real") facts as the real master"
+  else
+    echo "FAIL persistent-volume: mesos-local differs from the real master (< real, > mesos-local):"
+    echo "$differs"
+    tail -n 5 "$real" "$local_"
     return 1
   fi
 }

@@ -9,9 +9,13 @@
 //!   bookkeeping, status-update forwarding, failover and agent-loss
 //!   handling; `http.rs` the `/api/v1/scheduler`, `/master/state`,
 //!   `/master/redirect` and `/health` endpoints; `validation.rs` the call
-//!   checks behind each 4xx; `allocator.rs` (offers, refusal filters),
-//!   `accept.rs` (ACCEPT validation) and `reconcile.rs` (RECONCILE answers)
-//!   are pure functions over values.
+//!   checks behind each 4xx; `allocator.rs` (offers, refusal filters,
+//!   reserved resources only to their role), `accept.rs` (ACCEPT
+//!   validation, operations applied in order), `operations.rs` (RESERVE,
+//!   UNRESERVE, CREATE and DESTROY checked and turned into conversions of
+//!   the offered resources) and `reconcile.rs` (RECONCILE answers) are pure
+//!   functions over values; `/master/slaves` lists agents with their
+//!   `*_full` resources.
 //! - `agent/`: one agent per `127.0.0.<i>`. `mod.rs` runs executors and
 //!   their tasks; `http.rs` is the `/api/v1/executor`, `/state` and
 //!   `/monitor/statistics` endpoints; `sandboxes.rs` keeps every executor
@@ -25,14 +29,18 @@
 //!   `containers.rs` starts executors as sessions (`setsid`), fetches
 //!   sandboxes and kills whole sessions; `checkpoint.rs` notes each
 //!   running session so that a cluster started on the same work directory
-//!   destroys what a `kill -9` left behind; `status_updates.rs` is the
-//!   per-task reliable update stream.
+//!   destroys what a `kill -9` left behind; `volumes.rs` checkpoints the
+//!   agent's dynamic reservations and persistent volumes, keeps the
+//!   volumes' directories and links them into sandboxes; `status_updates.rs`
+//!   is the per-task reliable update stream.
 //! - `messages`: the in-process master↔agent messages and the task scope
 //!   every background task is spawned in.
 //! - `wire`: what both APIs share: exact Content-Type / Accept handling,
 //!   4xx answers, RecordIO event streams whose backlog is bounded in bytes
 //!   (a slow reader is dropped, never waited for), ID rules.
-//! - `resources`: resource arithmetic (scalars, port ranges).
+//! - `resources`: resource arithmetic (scalars, port ranges), keyed by
+//!   reservation stack and persistent volume, written in the pre- or
+//!   post-refinement format.
 //! - `state_json`: the legacy `/master/state` document.
 //! - [`faults`]: [`Faults`], fault injection for tests.
 //! - [`redirector`]: [`serve_redirector`], a non-leading master.
@@ -191,7 +199,7 @@ impl LocalCluster {
             let info = mesos_proto::v1::AgentInfo {
                 hostname: ip.to_string(),
                 port: Some(i32::from(endpoint.port())),
-                resources: total.to_protos(None),
+                resources: total.to_protos(None, resources::Format::Pre),
                 attributes: attributes.clone(),
                 id: Some(util::agent_id(&id)),
                 ..Default::default()

@@ -81,6 +81,14 @@ pub enum ToAgent {
     },
     /// A new master was elected: reregister now.
     Reregister,
+    /// RESERVE, UNRESERVE, CREATE or DESTROY changed the agent's
+    /// reservations and volumes: all of them now (Mesos's
+    /// `CheckpointResourcesMessage`), in the post-refinement format. The
+    /// agent checkpoints them and creates or removes volume directories.
+    CheckpointResources {
+        /// Every dynamic reservation and persistent volume of the agent.
+        resources: Vec<v1::Resource>,
+    },
 }
 
 /// A task as an agent reports it when (re)registering.
@@ -109,6 +117,8 @@ pub struct AgentReport {
     pub executors: Vec<(String, v1::ExecutorInfo)>,
     /// Tasks known there.
     pub tasks: Vec<ReportedTask>,
+    /// Its checkpointed reservations and volumes.
+    pub checkpointed: crate::resources::Resources,
 }
 
 /// Agent → master, tagged with the agent's 1-based index.

@@ -277,33 +277,7 @@ fn render_view(st: &MasterState, viewer: Viewer<'_>) -> Value {
             }
             _ => deactivated += 1,
         }
-        let mut attributes = Map::new();
-        for attr in &a.attributes {
-            let v = match (&attr.text, &attr.scalar) {
-                (Some(t), _) => json!(t.value),
-                (None, Some(s)) => json!(s.value),
-                _ => Value::Null,
-            };
-            attributes.insert(attr.name.clone(), v);
-        }
-        slaves.push(json!({
-            "id": a.id,
-            "pid": format!("slave(1)@{}", a.endpoint),
-            "hostname": a.hostname,
-            "port": a.endpoint.port(),
-            "registered_time": a.registered_time.unwrap_or(0.0),
-            "reregistered_time": a.reregistered_time,
-            "resources": a.total.to_state_json(),
-            "used_resources": st.used_on(a.index).to_state_json(),
-            "offered_resources": st.offered_on(a.index).to_state_json(),
-            "reserved_resources": {},
-            "unreserved_resources": a.total.to_state_json(),
-            "attributes": attributes,
-            "active": a.status == AgentStatus::Active,
-            "deactivated": false,
-            "version": MESOS_VERSION,
-            "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
-        }));
+        slaves.push(slave_json(st, a, false));
     }
     let mut flags = Map::new();
     for (k, v) in [
@@ -347,4 +321,94 @@ fn render_view(st: &MasterState, viewer: Viewer<'_>) -> Value {
         "orphan_tasks": [],
         "unregistered_frameworks": [],
     })
+}
+
+/// Reservations as the endpoints write them: `reserved_resources` (role →
+/// the map form), `unreserved_resources` and, with `full`, the same as
+/// `Resource` arrays (`reserved_resources_full`,
+/// `unreserved_resources_full`), volumes with their `disk.persistence`.
+pub(crate) fn reservation_fields(total: &Resources, full: bool) -> Map<String, Value> {
+    let by_role = total.reserved_by_role();
+    let mut m = Map::new();
+    m.insert(
+        "reserved_resources".into(),
+        Value::Object(
+            by_role
+                .iter()
+                .map(|(role, r)| (role.clone(), r.to_state_json()))
+                .collect(),
+        ),
+    );
+    m.insert(
+        "unreserved_resources".into(),
+        total.unreserved().to_state_json(),
+    );
+    if full {
+        m.insert(
+            "reserved_resources_full".into(),
+            Value::Object(
+                by_role
+                    .iter()
+                    .map(|(role, r)| (role.clone(), r.to_full_json()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "unreserved_resources_full".into(),
+            total.unreserved().to_full_json(),
+        );
+    }
+    m
+}
+
+/// One agent of `slaves`; `full` (as `/master/slaves` writes it) adds the
+/// `*_full` arrays.
+fn slave_json(st: &MasterState, a: &crate::master::AgentEntry, full: bool) -> Value {
+    let mut attributes = Map::new();
+    for attr in &a.attributes {
+        let v = match (&attr.text, &attr.scalar) {
+            (Some(t), _) => json!(t.value),
+            (None, Some(s)) => json!(s.value),
+            _ => Value::Null,
+        };
+        attributes.insert(attr.name.clone(), v);
+    }
+    let used = st.used_on(a.index);
+    let offered = st.offered_on(a.index);
+    let mut m = json!({
+        "id": a.id,
+        "pid": format!("slave(1)@{}", a.endpoint),
+        "hostname": a.hostname,
+        "port": a.endpoint.port(),
+        "registered_time": a.registered_time.unwrap_or(0.0),
+        "reregistered_time": a.reregistered_time,
+        "resources": a.total.to_state_json(),
+        "used_resources": used.to_state_json(),
+        "offered_resources": offered.to_state_json(),
+        "attributes": attributes,
+        "active": a.status == AgentStatus::Active,
+        "deactivated": false,
+        "version": MESOS_VERSION,
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
+    });
+    if let Value::Object(m) = &mut m {
+        m.extend(reservation_fields(&a.total, full));
+        if full {
+            m.insert("used_resources_full".into(), used.to_full_json());
+            m.insert("offered_resources_full".into(), offered.to_full_json());
+        }
+    }
+    m
+}
+
+/// `GET /master/slaves`: every registered agent, with the `*_full`
+/// resource arrays.
+pub fn render_slaves(st: &MasterState) -> Value {
+    let slaves: Vec<Value> = st
+        .agents
+        .iter()
+        .filter(|a| !matches!(a.status, AgentStatus::Refused | AgentStatus::Unreachable(_)))
+        .map(|a| slave_json(st, a, true))
+        .collect();
+    json!({ "slaves": slaves, "recovered_slaves": [] })
 }

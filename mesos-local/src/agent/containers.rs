@@ -61,6 +61,9 @@ pub enum ContainerError {
     /// The container's cgroups could not be set up.
     #[error("{0}")]
     Isolation(String),
+    /// A persistent volume could not be linked into the sandbox.
+    #[error("{0}")]
+    Volume(String),
 }
 
 impl ContainerError {

@@ -24,6 +24,7 @@ pub mod isolation;
 pub(crate) mod sandboxes;
 pub(crate) mod state_json;
 pub(crate) mod status_updates;
+pub(crate) mod volumes;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::config::ClusterConfig;
 use crate::master::validation::has_capability;
 use crate::messages::{AgentReport, FromAgent, ReportedTask, Scope, ToAgent};
+use crate::resources::Resources;
 use crate::wire::{self, Inbox, Outbox, Rejection};
 use baton_probe::https::HttpsClient;
 use containers::{ExecutorEnv, Program};
@@ -259,6 +261,8 @@ pub enum Deferred {
         env: Vec<(String, String)>,
         /// What to fetch.
         uris: Vec<v1::command_info::Uri>,
+        /// Persistent volumes to link into the sandbox: directory, where.
+        volumes: Vec<(PathBuf, String)>,
     },
 
     /// Destroy the executor if it has not subscribed by then.
@@ -341,6 +345,8 @@ pub struct AgentState {
     pub sandboxes: sandboxes::Sandboxes,
     /// The cluster's isolator.
     pub isolator: Arc<Isolator>,
+    /// Its dynamic reservations and persistent volumes, as checkpointed.
+    pub checkpointed: Resources,
 }
 
 fn exec_event(ty: event::Type) -> executor::Event {
@@ -636,7 +642,65 @@ impl AgentState {
                     self.resend_heads(None);
                 }
             }
+            ToAgent::CheckpointResources { resources } => self.checkpoint_resources(&resources),
         }
+    }
+
+    /// The master changed the reservations and volumes: volume directories
+    /// first (a launch of the same ACCEPT follows), then the checkpoint.
+    fn checkpoint_resources(&mut self, resources: &[v1::Resource]) {
+        let new = match Resources::from_protos(resources) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "checkpointed resources refused");
+                return;
+            }
+        };
+        let work_dir = &self.config.work_dir;
+        if let Err(e) = volumes::sync(work_dir, self.index, &self.checkpointed, &new) {
+            warn!(error = %e, "persistent volumes not synced");
+        }
+        if let Err(e) = volumes::save(work_dir, self.index, &new) {
+            warn!(error = %e, "resources not checkpointed");
+        }
+        info!(
+            volumes = new.volumes().len(),
+            "checkpointed reservations and volumes"
+        );
+        self.checkpointed = new;
+    }
+
+    /// A running container gets its new tasks' volumes, as Mesos's posix
+    /// filesystem isolator's `update` links them.
+    fn link_into_running(&self, fid: &str, eid: &str, tasks: &[v1::TaskInfo]) {
+        let Some(ex) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else {
+            return;
+        };
+        let links = self.volume_links(&[], tasks);
+        let sandbox = self
+            .sandboxes
+            .runs()
+            .iter()
+            .find(|r| r.container_id == ex.container_id)
+            .map(|r| r.directory.clone());
+        if let (Some(sandbox), false) = (sandbox, links.is_empty())
+            && let Err(e) = volumes::link(&sandbox, &links)
+        {
+            warn!(error = %e, "persistent volume not linked");
+        }
+    }
+
+    /// The volume links of a container running `executor` and `tasks`.
+    fn volume_links(
+        &self,
+        executor: &[v1::Resource],
+        tasks: &[v1::TaskInfo],
+    ) -> Vec<(PathBuf, String)> {
+        let mut used = Resources::from_protos(executor).unwrap_or_default();
+        for t in tasks {
+            used.add(&Resources::from_protos(&t.resources).unwrap_or_default());
+        }
+        volumes::links(&self.config.work_dir, self.index, &used)
     }
 
     #[allow(deprecated)] // `source` is deprecated upstream; Mesos still sets it
@@ -702,6 +766,7 @@ impl AgentState {
             return;
         };
         let eid = exec_info.executor_id.value.clone();
+        self.link_into_running(&fid, &eid, &tasks);
         let f = self
             .frameworks
             .entry(fid.clone())
@@ -878,6 +943,7 @@ impl AgentState {
         self.next_generation += 1;
         let generation = self.next_generation;
         let limits = limits_of(&info.resources, tasks);
+        let volumes = self.volume_links(&info.resources, tasks);
         let executor = Executor {
             info,
             command,
@@ -905,6 +971,7 @@ impl AgentState {
                 program,
                 env,
                 uris,
+                volumes,
             }),
             Err(e) => self.executor_launch_failed(fid, &eid, &container_id, &e.to_string()),
         }
@@ -1638,7 +1705,10 @@ impl AgentState {
     // ----- life cycle -----------------------------------------------------
 
     fn report(&self) -> AgentReport {
-        let mut report = AgentReport::default();
+        let mut report = AgentReport {
+            checkpointed: self.checkpointed.clone(),
+            ..Default::default()
+        };
         for (fid, f) in &self.frameworks {
             report.frameworks.push(f.info.clone());
             for ex in f.executors.values().filter(|e| !e.command) {
@@ -1674,6 +1744,11 @@ impl AgentState {
         let restarted = self.started_once;
         self.started_once = true;
         if restarted {
+            // Recovered from disk, as a restarted Mesos agent does.
+            match volumes::load(&self.config.work_dir, self.index) {
+                Ok(r) => self.checkpointed = r,
+                Err(e) => warn!(error = %e, "checkpointed resources not recovered"),
+            }
             for f in self.frameworks.values_mut() {
                 for ex in f.executors.values_mut() {
                     if ex.pid.is_some() && matches!(ex.phase, Phase::Running | Phase::Registering) {
@@ -1835,6 +1910,10 @@ impl Agent {
             closing: false,
             sandboxes: sandboxes::Sandboxes::default(),
             isolator: isolator.clone(),
+            checkpointed: volumes::load(&config.work_dir, index).unwrap_or_else(|e| {
+                warn!(agent = index, error = %e, "checkpointed resources not recovered");
+                Resources::default()
+            }),
         };
         Arc::new(Agent {
             index,
@@ -1954,13 +2033,17 @@ impl Agent {
                 program,
                 env,
                 uris,
+                volumes,
             } => self.scope.spawn(
                 async move {
                     let cache = agent.fetcher_cache_dir();
                     let started =
                         match containers::prepare_sandbox(&directory, &uris, &cache, &agent.https)
                             .await
-                        {
+                            .and_then(|()| {
+                                volumes::link(&directory, &volumes)
+                                    .map_err(|e| containers::ContainerError::Volume(e.to_string()))
+                            }) {
                             Ok(()) => agent
                                 .isolate(&framework_id, &executor_id, &container_id)
                                 .and_then(|join| {
@@ -2242,6 +2325,7 @@ mod tests {
                 isolation: crate::config::Isolation::Posix,
                 ..Default::default()
             })),
+            checkpointed: Resources::default(),
         };
         let task = v1::TaskInfo {
             name: "t".into(),

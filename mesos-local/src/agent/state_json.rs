@@ -2,7 +2,9 @@
 //! agent's document that tools read to find a task's sandbox — frameworks
 //! (and completed ones), their executors (and completed ones) with `id`,
 //! `name`, `source`, `container`, `directory` and their tasks — plus the
-//! agent's `id`, `pid`, `hostname` and `flags.work_dir`. The master's
+//! agent's `id`, `pid`, `hostname` and `flags.work_dir`, and its
+//! resources with their reservations and persistent volumes
+//! (`reserved_resources`, `reserved_resources_full`, ...). The master's
 //! `/master/state` has no `directory`; the Mesos CLIs read it here, as do
 //! `baton task logs`.
 
@@ -105,8 +107,12 @@ pub fn render(st: &AgentState) -> Value {
             completed.push(shown);
         }
     }
-    json!({
+    let base =
+        crate::resources::Resources::from_protos(&st.agent_info.resources).unwrap_or_default();
+    let total = crate::resources::Resources::with_checkpointed(&base, &st.checkpointed);
+    let mut doc = json!({
         "version": MESOS_VERSION,
+        "resources": total.to_state_json(),
         "id": st.agent_id,
         "pid": format!("slave(1)@{}", st.endpoint),
         "hostname": st.agent_info.hostname,
@@ -118,5 +124,9 @@ pub fn render(st: &AgentState) -> Value {
         },
         "frameworks": frameworks,
         "completed_frameworks": completed,
-    })
+    });
+    if let Value::Object(m) = &mut doc {
+        m.extend(crate::state_json::reservation_fields(&total, true));
+    }
+    doc
 }

@@ -1,13 +1,17 @@
 //! ACCEPT validation, as `src/master/validation.cpp` does it: first the
-//! offers, then each LAUNCH / LAUNCH_GROUP against what is left of them,
-//! each task authorized (`run_tasks`) before it is validated, as
-//! `Master::_accept` does. Pure functions; the master applies the outcome.
+//! offers, then each operation in order against what is left of them:
+//! RESERVE, UNRESERVE, CREATE and DESTROY convert the offered resources
+//! (see [`super::operations`]), so a later LAUNCH in the same ACCEPT can use
+//! what they made; each task is authorized (`run_tasks`) before it is
+//! validated, as `Master::_accept` does. Pure functions; the master applies
+//! the outcome.
 
 use std::collections::{BTreeMap, HashSet};
 
 use mesos_proto::util;
 use mesos_proto::v1::{self, TaskState, executor_info, offer::operation, task_status::Reason};
 
+use super::operations::{self, Conversion, OperationContext};
 use crate::resources::Resources;
 use crate::security::acl::{self, Acls};
 use crate::wire::validate_id;
@@ -98,6 +102,9 @@ pub struct AcceptInput<'a> {
     /// `--acls` and the framework (principal, user, id) to authorize each
     /// task with (`run_tasks`); `None` (no `--acls`) authorizes all.
     pub run_tasks: Option<(&'a Acls, &'a v1::FrameworkInfo)>,
+    /// What RESERVE, UNRESERVE, CREATE and DESTROY are checked against
+    /// (its `checkpointed` as before the ACCEPT).
+    pub operations: OperationContext<'a>,
 }
 
 /// What an ACCEPT comes to.
@@ -109,7 +116,12 @@ pub struct AcceptOutcome {
     pub errors: Vec<v1::TaskStatus>,
     /// Offered resources left unused: declined with the call's filters.
     pub leftover: Resources,
-    /// Operation types ignored (RESERVE, CREATE, ...).
+    /// RESERVE, UNRESERVE, CREATE and DESTROY applied, in order.
+    pub conversions: Vec<Conversion>,
+    /// Those dropped as invalid, with why (their resources stay in
+    /// `leftover`).
+    pub dropped: Vec<(i32, String)>,
+    /// Operation types ignored (GROW_VOLUME, CREATE_DISK, ...).
     pub ignored: Vec<i32>,
 }
 
@@ -178,6 +190,8 @@ pub fn plan_accept(input: &AcceptInput<'_>, operations: &[v1::offer::Operation])
     let mut seen: HashSet<String> = HashSet::new();
     // Executors on the agent, including those this ACCEPT starts.
     let mut executors = input.executors.clone();
+    // The agent's reservations and volumes as the operations change them.
+    let mut checkpointed = input.operations.checkpointed.clone();
 
     for op in operations {
         let ty = op.r#type.and_then(|t| operation::Type::try_from(t).ok());
@@ -294,7 +308,25 @@ pub fn plan_accept(input: &AcceptInput<'_>, operations: &[v1::offer::Operation])
                     }
                 }
             }
-            _ => out.ignored.push(op.r#type.unwrap_or(0)),
+            _ => {
+                let ctx = OperationContext {
+                    checkpointed: &checkpointed,
+                    ..input.operations.clone()
+                };
+                let checked = operations::check(&ctx, op).map(|c| {
+                    c.and_then(|c| operations::apply(&remaining, &c).map(|left| (c, left)))
+                });
+                match checked {
+                    Some(Ok((c, left))) => {
+                        remaining = left;
+                        checkpointed.subtract(&c.consumed.checkpointed());
+                        checkpointed.add(&c.converted.checkpointed());
+                        out.conversions.push(c);
+                    }
+                    Some(Err(why)) => out.dropped.push((op.r#type.unwrap_or(0), why)),
+                    None => out.ignored.push(op.r#type.unwrap_or(0)),
+                }
+            }
         }
     }
     out.leftover = remaining;
@@ -535,6 +567,28 @@ mod tests {
         }
     }
 
+    static ROLES: [String; 0] = [];
+    static NOTHING: Resources = Resources {
+        scalars: BTreeMap::new(),
+        ranges: BTreeMap::new(),
+        sets: BTreeMap::new(),
+    };
+
+    fn ops_context<'a>(
+        roles: &'a [String],
+        checkpointed: &'a Resources,
+        used: &'a Resources,
+    ) -> OperationContext<'a> {
+        OperationContext {
+            principal: None,
+            roles,
+            allocation_role: "*",
+            refinement: false,
+            checkpointed,
+            used,
+        }
+    }
+
     fn launch(tasks: Vec<v1::TaskInfo>) -> v1::offer::Operation {
         v1::offer::Operation {
             r#type: Some(operation::Type::Launch as i32),
@@ -564,6 +618,7 @@ mod tests {
             active_task_ids: &active,
             executors: &executors,
             run_tasks: None,
+            operations: ops_context(&ROLES, &NOTHING, &NOTHING),
         };
         plan_accept(&input, ops)
     }
@@ -645,7 +700,7 @@ mod tests {
         assert!(out.errors.is_empty());
         assert_eq!(out.launches.len(), 2);
         assert_eq!(out.leftover.scalar("cpus"), 0.5);
-        assert_eq!(out.leftover.ranges["ports"], vec![(31001, 31999)]);
+        assert_eq!(out.leftover.ranges_of("ports"), vec![(31001, 31999)]);
     }
 
     #[test]
@@ -854,14 +909,91 @@ mod tests {
     }
 
     #[test]
-    fn other_operations_are_ignored() {
-        let op = v1::offer::Operation {
-            r#type: Some(operation::Type::Reserve as i32),
-            ..Default::default()
+    fn reserve_and_create_convert_the_offer_for_a_later_launch() {
+        use v1::resource::{DiskInfo, ReservationInfo, disk_info::Persistence};
+        let reserved = |mut r: v1::Resource| {
+            #[allow(deprecated)]
+            {
+                r.role = Some("web".into());
+            }
+            r.reservation = Some(ReservationInfo::default());
+            r
         };
-        let out = run(&[op], &[], &[]);
-        assert_eq!(out.ignored, vec![operation::Type::Reserve as i32]);
-        assert_eq!(out.leftover, offer());
+        let mut volume = reserved(scalar_resource("disk", 100.0));
+        volume.disk = Some(DiskInfo {
+            persistence: Some(Persistence {
+                id: "v1".into(),
+                principal: None,
+            }),
+            volume: Some(v1::Volume {
+                container_path: "data".into(),
+                mode: v1::volume::Mode::Rw as i32,
+                ..Default::default()
+            }),
+        });
+        let op = |ty: operation::Type, resources: Vec<v1::Resource>| {
+            let mut o = v1::offer::Operation {
+                r#type: Some(ty as i32),
+                ..Default::default()
+            };
+            match ty {
+                operation::Type::Reserve => o.reserve = Some(operation::Reserve { resources }),
+                operation::Type::Create => {
+                    o.create = Some(operation::Create { volumes: resources })
+                }
+                _ => {}
+            }
+            o
+        };
+        let mut t = task("resident", 0.0);
+        t.resources = vec![reserved(scalar_resource("cpus", 1.0)), volume.clone()];
+        let mut other_role = reserved(scalar_resource("cpus", 1.0));
+        #[allow(deprecated)]
+        {
+            other_role.role = Some("db".into());
+        }
+        let roles = vec!["web".to_string()];
+        let active = HashSet::new();
+        let executors = BTreeMap::new();
+        let input = AcceptInput {
+            framework_id: "m-0000",
+            agent_id: "m-S1",
+            offered: offer(),
+            active_task_ids: &active,
+            executors: &executors,
+            run_tasks: None,
+            operations: OperationContext {
+                allocation_role: "web",
+                ..ops_context(&roles, &NOTHING, &NOTHING)
+            },
+        };
+        let out = plan_accept(
+            &input,
+            &[
+                op(
+                    operation::Type::Reserve,
+                    vec![
+                        reserved(scalar_resource("cpus", 1.0)),
+                        reserved(scalar_resource("disk", 100.0)),
+                    ],
+                ),
+                op(operation::Type::Reserve, vec![other_role]),
+                op(operation::Type::Create, vec![volume]),
+                launch(vec![t]),
+                op(operation::Type::GrowVolume, vec![]),
+            ],
+        );
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.launches.len(), 1);
+        assert_eq!(out.conversions.len(), 2);
+        assert_eq!(out.dropped.len(), 1);
+        assert!(out.dropped[0].1.contains("role 'db'"), "{:?}", out.dropped);
+        assert_eq!(out.ignored, vec![operation::Type::GrowVolume as i32]);
+        // The launch used the reserved cpus and the volume; the rest is
+        // unreserved and goes back.
+        assert_eq!(out.leftover.scalar("cpus"), 3.0);
+        assert_eq!(out.leftover.total_scalar("cpus"), 3.0);
+        assert_eq!(out.leftover.total_scalar("disk"), 10140.0);
     }
 
     #[test]
@@ -887,6 +1019,7 @@ mod tests {
             active_task_ids: &active,
             executors: &executors,
             run_tasks: Some((&acls, &framework)),
+            operations: ops_context(&ROLES, &NOTHING, &NOTHING),
         };
         let mut as_app = task("ok", 1.0);
         as_app.command.as_mut().unwrap().user = Some("app".into());

@@ -3,8 +3,10 @@
 //! interval.
 //!
 //! The policy is a small version of Mesos's hierarchical allocator: each
-//! agent's whole free remainder goes, as one offer, to the active framework
-//! with the smallest dominant share that has not refused it. A refusal
+//! agent's free remainder goes, as one offer, to the active framework with
+//! the smallest dominant share that has not refused it; of it, only the
+//! unreserved resources and those reserved to the framework's role. What a
+//! role's reservation leaves is offered the same way to the next framework. A refusal
 //! (DECLINE, or resources left unused by an ACCEPT) installs a filter for
 //! that framework and agent which only holds back offers that are a subset
 //! of what was refused, and expires after `max(refuse_seconds,
@@ -17,7 +19,7 @@ use std::time::Duration;
 use mesos_proto::v1;
 use tokio::time::Instant;
 
-use crate::resources::Resources;
+use crate::resources::{Format, Resources};
 
 /// Mesos caps `refuse_seconds` at a year.
 const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -62,7 +64,7 @@ pub fn is_filtered(filter: Option<&RefuseFilter>, available: &Resources, now: In
 /// Mesos's default `--min_allocatable_resources=cpus:0.01|mem:32`: an offer
 /// is worth making if it has either.
 pub fn is_allocatable(r: &Resources) -> bool {
-    r.scalar("cpus") >= 0.01 || r.scalar("mem") >= 32.0
+    r.total_scalar("cpus") >= 0.01 || r.total_scalar("mem") >= 32.0
 }
 
 /// One agent's free resources.
@@ -85,6 +87,8 @@ pub struct Candidate<'a> {
     pub share: f64,
     /// Its refusal filters by agent index.
     pub filters: &'a HashMap<usize, RefuseFilter>,
+    /// It has RESERVATION_REFINEMENT (may be offered refined reservations).
+    pub refinement: bool,
 }
 
 /// An offer to make.
@@ -100,8 +104,9 @@ pub struct Allocation {
     pub resources: Resources,
 }
 
-/// Decides this round's offers: each allocatable agent goes to the
-/// unfiltered candidate with the smallest share (ties by id).
+/// Decides this round's offers: each agent's free resources go to the
+/// unfiltered candidate with the smallest share (ties by id), as far as
+/// its role may have them; what is left to the next one.
 pub fn allocate(
     agents: &[AgentSlot],
     candidates: &mut [Candidate<'_>],
@@ -110,24 +115,40 @@ pub fn allocate(
 ) -> Vec<Allocation> {
     let mut out = Vec::new();
     for slot in agents {
-        if !is_allocatable(&slot.available) {
-            continue;
-        }
-        let best = candidates
-            .iter_mut()
-            .filter(|c| !is_filtered(c.filters.get(&slot.index), &slot.available, now))
-            .min_by(|a, b| {
-                a.share
-                    .total_cmp(&b.share)
-                    .then_with(|| a.framework_id.cmp(b.framework_id))
-            });
-        if let Some(c) = best {
-            c.share += slot.available.dominant_share(cluster_total);
+        let mut available = slot.available.clone();
+        let mut served: Vec<usize> = Vec::new();
+        loop {
+            if !is_allocatable(&available) {
+                break;
+            }
+            let best = candidates
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| !served.contains(i))
+                .map(|(i, c)| {
+                    let offerable = available.offerable_to(c.role, c.refinement);
+                    (i, c, offerable)
+                })
+                .filter(|(_, c, offerable)| {
+                    is_allocatable(offerable)
+                        && !is_filtered(c.filters.get(&slot.index), offerable, now)
+                })
+                .min_by(|(_, a, _), (_, b, _)| {
+                    a.share
+                        .total_cmp(&b.share)
+                        .then_with(|| a.framework_id.cmp(b.framework_id))
+                });
+            let Some((i, c, offerable)) = best else {
+                break;
+            };
+            served.push(i);
+            c.share += offerable.dominant_share(cluster_total);
+            available.subtract(&offerable);
             out.push(Allocation {
                 framework_id: c.framework_id.to_string(),
                 role: c.role.to_string(),
                 agent: slot.index,
-                resources: slot.available.clone(),
+                resources: offerable,
             });
         }
     }
@@ -155,6 +176,7 @@ pub fn build_offer(
     agent: &AgentView<'_>,
     resources: &Resources,
     multi_role: Option<&str>,
+    format: Format,
     executor_ids: Vec<String>,
 ) -> v1::Offer {
     v1::Offer {
@@ -172,7 +194,7 @@ pub fn build_offer(
             path: Some("/slave(1)".into()),
             ..Default::default()
         }),
-        resources: resources.to_protos(multi_role),
+        resources: resources.to_protos(multi_role, format),
         attributes: agent.attributes.to_vec(),
         executor_ids: executor_ids
             .into_iter()
@@ -263,12 +285,14 @@ mod tests {
                 role: "*",
                 share: 0.5,
                 filters: &no_filters,
+                refinement: false,
             },
             Candidate {
                 framework_id: "b",
                 role: "*",
                 share: 0.0,
                 filters: &b_filters,
+                refinement: false,
             },
         ];
         let out = allocate(&slots, &mut cands, &total, now);
@@ -299,6 +323,7 @@ mod tests {
             &view,
             &agent_res(1.0, 64.0),
             None,
+            Format::Pre,
             vec!["e1".into()],
         );
         assert_eq!(o.hostname, "127.0.0.2");
@@ -313,6 +338,7 @@ mod tests {
             &view,
             &agent_res(1.0, 64.0),
             Some("web"),
+            Format::Pre,
             vec![],
         );
         assert_eq!(o.allocation_info.unwrap().role.as_deref(), Some("web"));

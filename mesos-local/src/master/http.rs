@@ -35,6 +35,8 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/master/state.json", get(state))
         .route("/state", get(state))
         .route("/state.json", get(state))
+        .route("/master/slaves", get(slaves))
+        .route("/slaves", get(slaves))
         .route("/master/teardown", any(teardown))
         .route("/teardown", any(teardown))
         .route("/master/redirect", get(redirect))
@@ -68,6 +70,18 @@ fn authenticate(
 /// `/master/state`, as the request's principal may see it (`--acls`
 /// `view_*`); without `--authenticate_http_readonly` there is none, and
 /// the reader is Mesos's `ANY` subject.
+/// `/master/slaves`: the agents with their `*_full` resource arrays.
+async fn slaves(State(master): State<Arc<Master>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&master, Realm::ReadOnly, &headers) {
+        return r.into_response();
+    }
+    let json = {
+        let st = master.lock();
+        crate::state_json::render_slaves(&st)
+    };
+    axum::Json(json).into_response()
+}
+
 async fn state(State(master): State<Arc<Master>>, headers: HeaderMap) -> Response {
     let principal = match authenticate(&master, Realm::ReadOnly, &headers) {
         Ok(p) => p,

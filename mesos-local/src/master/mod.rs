@@ -17,6 +17,7 @@
 pub(crate) mod accept;
 pub(crate) mod allocator;
 pub(crate) mod http;
+pub(crate) mod operations;
 pub(crate) mod reconcile;
 pub(crate) mod validation;
 
@@ -32,7 +33,9 @@ use bytes::Bytes;
 use mesos_proto::Encoding;
 use mesos_proto::scheduler::{Call, Event, call, event};
 use mesos_proto::util::{self, is_terminal};
-use mesos_proto::v1::{self, TaskState, framework_info::capability, task_status::Reason};
+use mesos_proto::v1::{
+    self, TaskState, framework_info::capability, offer::operation, task_status::Reason,
+};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +43,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ClusterConfig;
 use crate::messages::{AgentReport, FromAgent, Scope, ToAgent};
-use crate::resources::Resources;
+use crate::resources::{Format, Resources};
 use crate::security::acl;
 use crate::wire::{self, Inbox, Outbox, Rejection};
 use allocator::RefuseFilter;
@@ -252,6 +255,21 @@ impl Framework {
         has_capability(&self.info, capability::Type::MultiRole)
     }
 
+    /// Whether it has RESERVATION_REFINEMENT: it reads reservations as the
+    /// `reservations` stack; the others get `role` + `reservation`.
+    pub fn refinement(&self) -> bool {
+        has_capability(&self.info, capability::Type::ReservationRefinement)
+    }
+
+    /// The format its offers are written in.
+    pub fn format(&self) -> Format {
+        if self.refinement() {
+            Format::Post
+        } else {
+            Format::Pre
+        }
+    }
+
     /// The role it gets offers for (the first of its roles).
     pub fn offer_role(&self) -> Option<String> {
         framework_roles(&self.info).into_iter().next()
@@ -443,17 +461,20 @@ fn time_now() -> v1::TimeInfo {
 pub(crate) fn mesos_resources_text(r: &Resources) -> String {
     const FIRST: [&str; 4] = ["cpus", "gpus", "mem", "disk"];
     let rank = |name: &str| FIRST.iter().position(|f| *f == name).unwrap_or(FIRST.len());
-    let mut scalars: Vec<(&String, &f64)> = r.scalars.iter().collect();
+    let r = r.flatten();
+    let mut scalars: Vec<(&String, &f64)> = r.scalars.iter().map(|(k, v)| (&k.name, v)).collect();
     scalars.sort_by_key(|(name, _)| rank(name));
     let mut out: Vec<String> = scalars
         .into_iter()
         .map(|(name, v)| format!("{name}:{v}"))
         .collect();
-    for (name, ranges) in &r.ranges {
+    for (key, ranges) in &r.ranges {
+        let name = &key.name;
         let ranges: Vec<String> = ranges.iter().map(|(b, e)| format!("{b}-{e}")).collect();
         out.push(format!("{name}:[{}]", ranges.join(", ")));
     }
-    for (name, items) in &r.sets {
+    for (key, items) in &r.sets {
+        let name = &key.name;
         let items: Vec<&str> = items.iter().map(String::as_str).collect();
         out.push(format!("{name}:{{{}}}", items.join(", ")));
     }
@@ -1172,10 +1193,23 @@ impl MasterState {
             }
         }
         let agent_id = self.agent_id_of(agent);
+        let role = role
+            .or_else(|| {
+                self.frameworks
+                    .get(framework_id)
+                    .and_then(Framework::offer_role)
+            })
+            .unwrap_or_else(|| "*".into());
+        let checkpointed = self
+            .agent(agent)
+            .map(|a| a.total.checkpointed())
+            .unwrap_or_default();
+        let used = self.used_on(agent);
         let (outcome, info) = {
             let Some(fw) = self.frameworks.get(framework_id) else {
                 return;
             };
+            let roles = framework_roles(&fw.info);
             let active: HashSet<String> = fw
                 .tasks
                 .keys()
@@ -1196,6 +1230,14 @@ impl MasterState {
                 active_task_ids: &active,
                 executors: &executors,
                 run_tasks: acls.map(|a| (a, &fw.info)),
+                operations: operations::OperationContext {
+                    principal: fw.info.principal.as_deref(),
+                    roles: &roles,
+                    allocation_role: &role,
+                    refinement: fw.refinement(),
+                    checkpointed: &checkpointed,
+                    used: &used,
+                },
             };
             (
                 accept::plan_accept(&input, &accept.operations),
@@ -1209,13 +1251,11 @@ impl MasterState {
                 "ignoring unsupported offer operation"
             );
         }
-        let role = role
-            .or_else(|| {
-                self.frameworks
-                    .get(framework_id)
-                    .and_then(Framework::offer_role)
-            })
-            .unwrap_or_else(|| "*".into());
+        for (ty, why) in &outcome.dropped {
+            let name = operation::Type::try_from(*ty).map_or("UNKNOWN", |t| t.as_str_name());
+            warn!(framework_id, agent, "Dropping {name} operation: {why}");
+        }
+        self.apply_conversions(agent, &outcome.conversions);
         for launch in outcome.launches {
             self.launch(framework_id, agent, &info, launch, &role);
         }
@@ -1229,6 +1269,29 @@ impl MasterState {
             outcome.leftover,
             accept.filters.as_ref(),
         );
+    }
+
+    /// Applies RESERVE, UNRESERVE, CREATE and DESTROY to the agent's total
+    /// and sends it its new reservations and volumes to checkpoint (before
+    /// any launch of the same ACCEPT, which may use them).
+    fn apply_conversions(&mut self, agent: usize, conversions: &[operations::Conversion]) {
+        if conversions.is_empty() {
+            return;
+        }
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
+        for c in conversions {
+            info!(
+                agent,
+                operation = c.kind.as_str_name(),
+                "applying offer operation"
+            );
+            a.total.subtract(&c.consumed);
+            a.total.add(&c.converted);
+        }
+        let resources = a.total.checkpointed().to_protos(None, Format::Post);
+        self.to_agent(agent, ToAgent::CheckpointResources { resources });
     }
 
     fn launch(
@@ -1524,6 +1587,7 @@ impl MasterState {
                     .map(|r| r.dominant_share(&total))
                     .unwrap_or(0.0),
                 filters: &fw.filters,
+                refinement: fw.refinement(),
             })
             .collect();
         let allocations = allocator::allocate(&slots, &mut candidates, &total, now);
@@ -1556,6 +1620,7 @@ impl MasterState {
                 &view,
                 &alloc.resources,
                 multi,
+                fw.format(),
                 executor_ids,
             );
             self.offers.insert(
@@ -1816,6 +1881,9 @@ impl MasterState {
         }
         a.status = AgentStatus::Active;
         a.generation += 1;
+        // Its checkpointed reservations and volumes, as a Mesos agent sends
+        // them when it (re)registers.
+        a.total = Resources::with_checkpointed(&a.total, &report.checkpointed);
         let agent_id = a.id.clone();
         info!(agent = index, first, "agent registered");
 
@@ -2442,6 +2510,7 @@ mod tests {
                     latest: None,
                     pending: None,
                 }],
+                checkpointed: Resources::default(),
             },
         );
         let evs = drain(&mut rx);

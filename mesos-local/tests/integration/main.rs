@@ -1,5 +1,6 @@
-//! mesos-local's v1 scheduler and executor APIs, launches, shutdown and
-//! security (authentication, ACLs, TLS), in one binary.
+//! mesos-local's v1 scheduler and executor APIs, launches, shutdown,
+//! security (authentication, ACLs, TLS), reservations and persistent
+//! volumes, in one binary.
 
 mod common;
 mod executor_api;
@@ -9,3 +10,4 @@ mod launch;
 mod scheduler_api;
 mod security;
 mod shutdown;
+mod volumes;
