@@ -98,6 +98,8 @@ pub struct Settings {
     pub task_launch_timeout: Duration,
     /// `--task_reservation_timeout`.
     pub task_reservation_timeout: Duration,
+    /// `--kill_retry_timeout`.
+    pub kill_retry_timeout: Duration,
     /// `--load_report_interval`: how often baton-executor reports load
     /// (zero: never).
     pub load_report_interval: Duration,
@@ -173,6 +175,7 @@ impl Settings {
             reconciliation_interval: Duration::from_secs(600),
             task_launch_timeout: Duration::from_secs(300),
             task_reservation_timeout: Duration::from_secs(20),
+            kill_retry_timeout: Duration::from_secs(10),
             load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
@@ -458,6 +461,7 @@ pub async fn run(
     config.reconciliation_interval = settings.reconciliation_interval;
     config.limits.task_launch_timeout = settings.task_launch_timeout;
     config.limits.reservation_timeout = settings.task_reservation_timeout;
+    config.limits.kill_retry = settings.kill_retry_timeout;
     config.max_instances_per_app = settings.max_instances_per_app;
 
     // Who leads: ZooKeeper's election, or this process alone.

@@ -253,6 +253,13 @@ struct Flags {
         default_value_t = 20_000
     )]
     task_reservation_timeout: u64,
+    /// Milliseconds after which a kill that has not landed is sent again.
+    #[arg(
+        long = "kill_retry_timeout",
+        env = "BATON_KILL_RETRY_TIMEOUT",
+        default_value_t = 10_000
+    )]
+    kill_retry_timeout: u64,
     /// Milliseconds between baton-executor's load reports (task CPU and
     /// memory, host load) for load-aware balancing; 0 turns them off.
     #[arg(
@@ -438,6 +445,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     settings.reconciliation_interval = Duration::from_millis(flags.reconciliation_interval);
     settings.task_launch_timeout = Duration::from_millis(flags.task_launch_timeout);
     settings.task_reservation_timeout = Duration::from_millis(flags.task_reservation_timeout);
+    settings.kill_retry_timeout = Duration::from_millis(flags.kill_retry_timeout);
     settings.load_report_interval = Duration::from_millis(flags.load_report_interval);
     settings.zk = flags
         .zk

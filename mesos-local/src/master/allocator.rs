@@ -85,8 +85,8 @@ pub struct Candidate<'a> {
     pub role: &'a str,
     /// Dominant share of what it holds now (used + offered).
     pub share: f64,
-    /// Its refusal filters by agent index.
-    pub filters: &'a HashMap<usize, RefuseFilter>,
+    /// Its refusal filters by (role, agent index).
+    pub filters: &'a HashMap<(String, usize), RefuseFilter>,
     /// It has RESERVATION_REFINEMENT (may be offered refined reservations).
     pub refinement: bool,
 }
@@ -131,7 +131,11 @@ pub fn allocate(
                 })
                 .filter(|(_, c, offerable)| {
                     is_allocatable(offerable)
-                        && !is_filtered(c.filters.get(&slot.index), offerable, now)
+                        && !is_filtered(
+                            c.filters.get(&(c.role.to_string(), slot.index)),
+                            offerable,
+                            now,
+                        )
                 })
                 .min_by(|(_, a, _), (_, b, _)| {
                     a.share
@@ -273,7 +277,7 @@ mod tests {
         let no_filters = HashMap::new();
         let mut b_filters = HashMap::new();
         b_filters.insert(
-            1,
+            ("*".to_string(), 1),
             RefuseFilter {
                 resources: agent_res(4.0, 4096.0),
                 expires: now + Duration::from_secs(5),
@@ -343,5 +347,37 @@ mod tests {
         );
         assert_eq!(o.allocation_info.unwrap().role.as_deref(), Some("web"));
         assert!(o.resources.iter().all(|r| r.allocation_info.is_some()));
+    }
+
+    #[test]
+    fn a_refusal_holds_back_only_the_role_it_was_made_for() {
+        let now = Instant::now();
+        let total = agent_res(4.0, 4096.0);
+        let slots = vec![AgentSlot {
+            index: 1,
+            available: agent_res(4.0, 4096.0),
+        }];
+        let mut filters = HashMap::new();
+        filters.insert(
+            ("*".to_string(), 1),
+            RefuseFilter {
+                resources: agent_res(4.0, 4096.0),
+                expires: now + Duration::from_secs(5),
+            },
+        );
+        // One framework, two roles: "*" refused the agent, "db" did not.
+        let mut cands: Vec<Candidate<'_>> = ["*", "db"]
+            .into_iter()
+            .map(|role| Candidate {
+                framework_id: "a",
+                role,
+                share: 0.0,
+                filters: &filters,
+                refinement: false,
+            })
+            .collect();
+        let out = allocate(&slots, &mut cands, &total, now);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].role, "db");
     }
 }

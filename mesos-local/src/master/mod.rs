@@ -204,8 +204,9 @@ pub struct Framework {
     pub active: bool,
     /// Roles that get no offers.
     pub suppressed_roles: BTreeSet<String>,
-    /// Refusals by agent.
-    pub filters: HashMap<usize, RefuseFilter>,
+    /// Refusals by (role, agent): as in Mesos, a refusal of one role's
+    /// offer does not hold back the framework's other roles.
+    pub filters: HashMap<(String, usize), RefuseFilter>,
     /// Non-completed tasks by id.
     pub tasks: BTreeMap<String, Task>,
     /// Tasks on unreachable agents.
@@ -310,6 +311,8 @@ pub struct OfferEntry {
     pub agent: usize,
     /// What it offers.
     pub resources: Resources,
+    /// The role it is allocated to.
+    pub role: String,
     /// As sent.
     pub offer: v1::Offer,
 }
@@ -1088,6 +1091,7 @@ impl MasterState {
     fn install_filter(
         &mut self,
         framework_id: &str,
+        role: &str,
         agent: usize,
         refused: Resources,
         filters: Option<&v1::Filters>,
@@ -1103,7 +1107,7 @@ impl MasterState {
         }
         if let Some(fw) = self.frameworks.get_mut(framework_id) {
             fw.filters.insert(
-                agent,
+                (role.to_string(), agent),
                 RefuseFilter {
                     resources: refused,
                     expires: Instant::now() + d.min(MAX_TIMER),
@@ -1122,7 +1126,8 @@ impl MasterState {
                 continue;
             }
             if let Some(o) = self.offers.remove(id) {
-                self.install_filter(framework_id, o.agent, o.resources, filters);
+                let role = o.role.clone();
+                self.install_filter(framework_id, &role, o.agent, o.resources, filters);
             }
         }
     }
@@ -1265,6 +1270,7 @@ impl MasterState {
         }
         self.install_filter(
             framework_id,
+            &role,
             agent,
             outcome.leftover,
             accept.filters.as_ref(),
@@ -1574,7 +1580,9 @@ impl MasterState {
             .frameworks
             .values()
             .filter(|fw| fw.active && fw.conn.is_some())
-            .filter_map(|fw| fw.offer_role().map(|r| (fw, r)))
+            // A multi-role framework is a candidate once per role, as
+            // Mesos's allocator offers to each of its roles.
+            .flat_map(|fw| framework_roles(&fw.info).into_iter().map(move |r| (fw, r)))
             .filter(|(fw, r)| !fw.suppressed_roles.contains(r))
             .collect();
         let mut candidates: Vec<allocator::Candidate<'_>> = roles
@@ -1629,6 +1637,7 @@ impl MasterState {
                     framework_id: alloc.framework_id.clone(),
                     agent: alloc.agent,
                     resources: alloc.resources,
+                    role: alloc.role.clone(),
                     offer: offer.clone(),
                 },
             );

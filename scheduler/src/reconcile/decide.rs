@@ -74,7 +74,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             task_launch_timeout: Duration::from_secs(300),
-            kill_retry: Duration::from_secs(30),
+            kill_retry: Duration::from_secs(10),
             reservation_timeout: Duration::from_secs(20),
         }
     }
@@ -190,12 +190,17 @@ pub fn decide(
     };
 
     // Launches that never got going are killed; their relaunch follows.
+    // A kill asked for earlier (a user's, or an upgrade's) that has not
+    // landed is asked again: the agent may have dropped it (its executor
+    // was reconnecting), as Marathon's kill service retries.
     for &i in &kept {
         let instance = instances[i];
         if let Some(task) = &instance.task
-            && task.condition.is_launching()
-            && elapsed(task.launched_at, now) >= limits.task_launch_timeout
+            && (task.kill_requested_at.is_some()
+                || (task.condition.is_launching()
+                    && elapsed(task.launched_at, now) >= limits.task_launch_timeout))
             && kill_due(instance, now, limits)
+            && !actions.contains(&Action::Kill(i))
         {
             actions.push(Action::Kill(i));
         }
@@ -686,6 +691,11 @@ pub fn next_look(
             }
             _ => {}
         }
+        // A kill asked for is watched until it lands (to ask again).
+        moving |= instance
+            .task
+            .as_ref()
+            .is_some_and(|t| t.kill_requested_at.is_some() && !t.condition.is_terminal());
         waiting |= instance.is_waiting();
         // A new reservation is watched until Mesos shows it.
         moving |=

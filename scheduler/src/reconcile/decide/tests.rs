@@ -719,3 +719,15 @@ fn a_reservation_mesos_never_showed_is_given_up_after_the_timeout() {
     let confirmed = resident(Some(Condition::Failed), true, 3600);
     assert!(run(Some(&a), &[confirmed]).is_empty());
 }
+
+#[test]
+fn a_kill_that_did_not_land_is_asked_again_after_the_retry_timeout() {
+    let a = app(1, serde_json::json!({}));
+    let mut asked = instance(Some(Condition::Running), 100);
+    asked.task.as_mut().unwrap().kill_requested_at = Some(Timestamp::from_millis(NOW - 2_000));
+    // Just asked: left to land.
+    assert!(run(Some(&a), std::slice::from_ref(&asked)).is_empty());
+    // Asked past the retry timeout and still running: asked again.
+    asked.task.as_mut().unwrap().kill_requested_at = Some(Timestamp::from_millis(NOW - 11_000));
+    assert_eq!(run(Some(&a), &[asked]), vec![Action::Kill(0)]);
+}
