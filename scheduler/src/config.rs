@@ -100,6 +100,8 @@ pub struct Settings {
     pub task_reservation_timeout: Duration,
     /// `--kill_retry_timeout`.
     pub kill_retry_timeout: Duration,
+    /// `--pod_executor baton`.
+    pub pods_under_baton_executor: bool,
     /// `--load_report_interval`: how often baton-executor reports load
     /// (zero: never).
     pub load_report_interval: Duration,
@@ -176,6 +178,7 @@ impl Settings {
             task_launch_timeout: Duration::from_secs(300),
             task_reservation_timeout: Duration::from_secs(20),
             kill_retry_timeout: Duration::from_secs(10),
+            pods_under_baton_executor: false,
             load_report_interval: ExecutorSettings::DEFAULT_LOAD_REPORT_INTERVAL,
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
@@ -462,6 +465,7 @@ pub async fn run(
     config.limits.task_launch_timeout = settings.task_launch_timeout;
     config.limits.reservation_timeout = settings.task_reservation_timeout;
     config.limits.kill_retry = settings.kill_retry_timeout;
+    config.pods_under_baton_executor = settings.pods_under_baton_executor;
     config.max_instances_per_app = settings.max_instances_per_app;
 
     // Who leads: ZooKeeper's election, or this process alone.

@@ -260,6 +260,15 @@ struct Flags {
         default_value_t = 10_000
     )]
     kill_retry_timeout: u64,
+    /// What runs pods' task groups: `default` (Mesos's default executor,
+    /// as Marathon does) or `baton` (baton-executor as a custom executor).
+    #[arg(
+        long = "pod_executor",
+        env = "BATON_POD_EXECUTOR",
+        default_value = "default",
+        value_parser = ["default", "baton"]
+    )]
+    pod_executor: String,
     /// Milliseconds between baton-executor's load reports (task CPU and
     /// memory, host load) for load-aware balancing; 0 turns them off.
     #[arg(
@@ -446,6 +455,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     settings.task_launch_timeout = Duration::from_millis(flags.task_launch_timeout);
     settings.task_reservation_timeout = Duration::from_millis(flags.task_reservation_timeout);
     settings.kill_retry_timeout = Duration::from_millis(flags.kill_retry_timeout);
+    settings.pods_under_baton_executor = flags.pod_executor == "baton";
     settings.load_report_interval = Duration::from_millis(flags.load_report_interval);
     settings.zk = flags
         .zk

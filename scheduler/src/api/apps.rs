@@ -62,6 +62,21 @@ enum Target {
     Version(PathId, String),
 }
 
+impl Target {
+    /// The one app it names, if it names one.
+    fn app_id(&self) -> Option<&PathId> {
+        match self {
+            Target::App(id)
+            | Target::Restart(id)
+            | Target::Tasks(id)
+            | Target::Task(id, _)
+            | Target::Versions(id)
+            | Target::Version(id, _) => Some(id),
+            Target::AppsUnder(_) | Target::GroupTasks(_) => None,
+        }
+    }
+}
+
 fn app_id(segments: &[&str]) -> Result<PathId, ApiError> {
     let text = segments.join("/");
     PathId::parse_app(&text, &PathId::root())
@@ -114,6 +129,24 @@ async fn on_path(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let target = target(&path)?;
+    // A pod is no app here: absent to reads, a conflict to writes.
+    if let Some(id) = target.app_id()
+        && state
+            .scheduler
+            .view()
+            .apps
+            .get(id)
+            .is_some_and(|a| a.is_pod())
+    {
+        return Err(if method == Method::GET || method == Method::DELETE {
+            not_found(id)
+        } else {
+            ApiError::Body {
+                status: StatusCode::CONFLICT,
+                body: json!({"message": format!("{id} is a pod; write it through /v2/pods")}),
+            }
+        });
+    }
     match (method, target) {
         (Method::GET, Target::App(id)) => show(&state, &id, &params),
         (Method::GET, Target::AppsUnder(group)) => {
@@ -123,7 +156,7 @@ async fn on_path(
             let apps: Vec<AppInfo> = view
                 .apps
                 .values()
-                .filter(|a| a.id.is_descendant_of(&group))
+                .filter(|a| a.id.is_descendant_of(&group) && !a.is_pod())
                 .map(|a| AppInfo::new(&view, a, &embed, now))
                 .collect();
             Ok(axum::Json(json!({ "*": apps })).into_response())
@@ -155,9 +188,9 @@ async fn on_path(
             let view = state.view();
             let tasks: Vec<_> = view
                 .apps
-                .keys()
-                .filter(|id| id.is_descendant_of(&group))
-                .flat_map(|id| app_tasks(&view, id))
+                .values()
+                .filter(|a| a.id.is_descendant_of(&group) && !a.is_pod())
+                .flat_map(|a| app_tasks(&view, &a.id))
                 .collect();
             Ok(axum::Json(json!({ "tasks": tasks })).into_response())
         }
@@ -243,14 +276,17 @@ impl AppsQuery {
     }
 
     fn wants(&self, a: &AppDefinition) -> bool {
-        self.cmd.as_ref().is_none_or(|c| {
-            a.cmd
+        // Pods are listed under /v2/pods only.
+        !a.is_pod()
+            && self.cmd.as_ref().is_none_or(|c| {
+                a.cmd
+                    .as_ref()
+                    .is_some_and(|cmd| cmd.to_lowercase().contains(c.as_str()))
+            })
+            && self
+                .id
                 .as_ref()
-                .is_some_and(|cmd| cmd.to_lowercase().contains(c.as_str()))
-        }) && self
-            .id
-            .as_ref()
-            .is_none_or(|i| a.id.as_str().to_lowercase().contains(i.as_str()))
+                .is_none_or(|i| a.id.as_str().to_lowercase().contains(i.as_str()))
             && self
                 .label
                 .as_ref()
@@ -311,7 +347,7 @@ fn show(state: &Api, id: &PathId, params: &Params) -> Result<Response, ApiError>
 
 /// 422 when `id` clashes with the tree: an app cannot live under another
 /// app, nor hold apps under it.
-fn check_tree(view: &View, id: &PathId) -> Result<(), ApiError> {
+pub(super) fn check_tree(view: &View, id: &PathId) -> Result<(), ApiError> {
     let mut parent = id.parent();
     while !parent.is_root() {
         if view.apps.contains_key(&parent) {
@@ -432,6 +468,13 @@ fn update_edit(
     }
     Ok(Box::new(move |ctx| {
         let next = match ctx.current {
+            Some(current) if current.is_pod() => {
+                return Err(AppError::invalid(
+                    "/id",
+                    format!("{id} is a pod; write it through /v2/pods"),
+                )
+                .into());
+            }
             Some(current) if partial => current.merge_update(&body, &defaults)?,
             Some(_) => full_definition(&id, body, &defaults)?,
             None if create_missing => full_definition(&id, body, &defaults)?,

@@ -148,6 +148,7 @@ fn fields(event: &Event) -> Value {
             uri,
             client_ip,
         } => json!({"clientIp": client_ip, "uri": uri, "appDefinition": &**app}),
+        Event::PodWritten { uri, client_ip, .. } => json!({"clientIp": client_ip, "uri": uri}),
         Event::GroupChangeSuccess { group, version } => {
             json!({"groupId": group, "version": version})
         }

@@ -131,6 +131,7 @@ fn unknown_group(id: &PathId) -> ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct GroupEmbed {
     apps: bool,
+    pods: bool,
     groups: bool,
     app: Embed,
 }
@@ -141,6 +142,7 @@ impl GroupEmbed {
         if values.is_empty() {
             return GroupEmbed {
                 apps: true,
+                pods: true,
                 groups: true,
                 app: Embed::default(),
             };
@@ -155,6 +157,7 @@ impl GroupEmbed {
         }
         GroupEmbed {
             apps: group.contains(&"group.apps"),
+            pods: group.contains(&"group.pods"),
             groups: group.contains(&"group.groups"),
             app: Embed::parse(app),
         }
@@ -168,7 +171,7 @@ impl GroupEmbed {
 struct GroupInfo<'a> {
     id: PathId,
     apps: AppsShown<'a>,
-    pods: [(); 0],
+    pods: Vec<crate::state::pod::PodDefinition>,
     groups: Vec<GroupInfo<'a>>,
     dependencies: [(); 0],
     version: Timestamp,
@@ -219,6 +222,9 @@ fn group_info<'a>(
     } else {
         Vec::new()
     };
+    // Pods are kept as apps; a group shows them as its `pods`.
+    let (pods, direct): (Vec<&AppDefinition>, Vec<&AppDefinition>) =
+        direct.into_iter().partition(|a| a.is_pod());
     let shown = AppsShown {
         view,
         apps: if embed.apps { direct } else { Vec::new() },
@@ -234,7 +240,11 @@ fn group_info<'a>(
             .unwrap_or_else(|| now.read()),
         id,
         apps: shown,
-        pods: [],
+        pods: if embed.pods {
+            pods.iter().filter_map(|a| a.pod_definition()).collect()
+        } else {
+            Vec::new()
+        },
         groups,
         dependencies: [],
         enforce_role: false,
@@ -310,6 +320,7 @@ impl GroupsQuery {
                 let at = now.for_embed(&embed.app);
                 let apps = subtree(&view.apps, id)
                     .into_iter()
+                    .filter(|(_, a)| !a.is_pod())
                     .map(|(_, a)| AppInfo::new(view, a, &embed.app, at));
                 serde_json::to_writer(out, &Seq::new(apps))?;
             }

@@ -6,7 +6,8 @@
 //! - [`error`] holds [`ApiError`], Marathon's error bodies and status codes.
 //! - [`shapes`] writes task and app-status JSON as Marathon writes it.
 //! - [`system`] serves `/ping`, `/v2/info`, `/v2/leader`, `/metrics`.
-//! - [`apps`] serves `/v2/apps` and everything under it.
+//! - [`apps`] serves `/v2/apps` and everything under it; [`pods`]
+//!   serves `/v2/pods`.
 //! - [`tasks`] serves `/v2/tasks`, `/v2/tasks/delete`, `/v2/tasks/load`.
 //! - [`services`] serves `/v2/services`, the service registry.
 //! - [`routers`] serves `/v2/routers`: the request rates `baton-router`s
@@ -51,6 +52,7 @@ pub mod groups;
 pub mod guard;
 pub mod lists;
 pub mod params;
+pub mod pods;
 pub mod queue;
 pub mod render;
 pub mod routers;
@@ -310,6 +312,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(apps::routes())
+        .merge(pods::routes())
         .merge(tasks::routes())
         .merge(routers::routes())
         .merge(services::routes())

@@ -42,6 +42,18 @@ pub fn launch(tasks: Vec<TaskInfo>) -> v1::offer::Operation {
     }
 }
 
+/// The LAUNCH_GROUP operation of `tasks` under `executor`.
+pub fn launch_group(executor: v1::ExecutorInfo, tasks: Vec<TaskInfo>) -> v1::offer::Operation {
+    v1::offer::Operation {
+        r#type: Some(v1::offer::operation::Type::LaunchGroup as i32),
+        launch_group: Some(v1::offer::operation::LaunchGroup {
+            executor,
+            task_group: v1::TaskGroupInfo { tasks },
+        }),
+        ..Default::default()
+    }
+}
+
 /// ACCEPT of `offer_ids` with `operations`, applied in order (a RESERVE
 /// before the LAUNCH that uses what it reserved); what they leave is
 /// refused for `refuse_seconds`.
@@ -70,24 +82,11 @@ pub fn accept_launch_group(
     tasks: Vec<TaskInfo>,
     refuse_seconds: f64,
 ) -> Call {
-    Call {
-        r#type: Some(call::Type::Accept as i32),
-        accept: Some(call::Accept {
-            offer_ids,
-            operations: vec![v1::offer::Operation {
-                r#type: Some(v1::offer::operation::Type::LaunchGroup as i32),
-                launch_group: Some(v1::offer::operation::LaunchGroup {
-                    executor,
-                    task_group: v1::TaskGroupInfo { tasks },
-                }),
-                ..Default::default()
-            }],
-            filters: Some(Filters {
-                refuse_seconds: Some(refuse_seconds),
-            }),
-        }),
-        ..Default::default()
-    }
+    accept(
+        offer_ids,
+        vec![launch_group(executor, tasks)],
+        refuse_seconds,
+    )
 }
 
 /// DECLINE offers, refusing their resources for `refuse_seconds`.

@@ -116,30 +116,52 @@ pub fn with_baton_executor(
     // Mesos accepts a CommandInfo or an ExecutorInfo on a task, not both:
     // the command travels in `data` (baton-executor reads it there), and the
     // app's `fetch` URIs move to the executor, whose sandbox the agent fills.
-    let mut uris = vec![v1::command_info::Uri {
+    let mut uris = Vec::new();
+    if let Some(mut command) = task.command.take() {
+        uris.append(&mut command.uris);
+        task.data = Some(prost::Message::encode_to_vec(&command));
+    }
+    task.executor = Some(baton_executor_info(
+        executor_id(format!("{EXECUTOR_NAME}.{}", task.task_id.value)),
+        framework_id_value,
+        &task.name,
+        settings,
+        uris,
+        executor_resources,
+    ));
+    Ok(task)
+}
+
+/// `baton-executor` as a custom executor: fetched from Baton (with `uris`
+/// after it), run from the sandbox, told how often to report load.
+/// `source` names whose executor it is (deprecated in Mesos, but the agent
+/// still reports it with the executor's usage).
+pub fn baton_executor_info(
+    id: v1::ExecutorId,
+    framework_id_value: &str,
+    source: &str,
+    settings: &ExecutorSettings,
+    uris: Vec<v1::command_info::Uri>,
+    resources: Vec<Resource>,
+) -> ExecutorInfo {
+    let mut all_uris = vec![v1::command_info::Uri {
         value: settings.fetch_url.clone(),
         executable: Some(true),
         extract: Some(false),
         cache: Some(settings.cache),
         output_file: Some(EXECUTOR_NAME.to_string()),
     }];
-    if let Some(mut command) = task.command.take() {
-        uris.append(&mut command.uris);
-        task.data = Some(prost::Message::encode_to_vec(&command));
-    }
-
-    // `source` is deprecated in Mesos, but the agent still reports it with
-    // the executor's usage; the task's name says whose executor this is.
+    all_uris.extend(uris);
     #[allow(deprecated)]
-    let executor = ExecutorInfo {
+    ExecutorInfo {
         r#type: Some(executor_info::Type::Custom as i32),
-        executor_id: executor_id(format!("{EXECUTOR_NAME}.{}", task.task_id.value)),
+        executor_id: id,
         framework_id: Some(framework_id(framework_id_value)),
         name: Some(EXECUTOR_NAME.to_string()),
         command: Some(CommandInfo {
             value: Some(format!("./{EXECUTOR_NAME}")),
             shell: Some(true),
-            uris,
+            uris: all_uris,
             environment: Some(v1::Environment {
                 variables: vec![v1::environment::Variable {
                     name: "BATON_LOAD_REPORT_INTERVAL".into(),
@@ -149,18 +171,16 @@ pub fn with_baton_executor(
             }),
             ..Default::default()
         }),
-        source: Some(task.name.clone()),
-        resources: executor_resources,
+        source: Some(source.to_string()),
+        resources,
         ..Default::default()
-    };
-    task.executor = Some(executor);
-    Ok(task)
+    }
 }
 
 /// Takes `amount` of scalar `name` from `resources` in order, shrinking the
 /// entries it takes from, and returns the pieces taken, each a copy of its
 /// entry's metadata. Leaves `resources` untouched on error.
-fn carve(
+pub(crate) fn carve(
     resources: &mut [Resource],
     name: &'static str,
     amount: f64,

@@ -6,6 +6,7 @@
 //! [`placement`] decides, for a whole batch of offers, which waiting
 //! instances go where and why the rest could not; [`task_info`] builds the
 //! `TaskInfo` Mesos launches, and [`executor`] wraps it for `baton-executor`;
+//! [`task_group`] builds a pod instance's LAUNCH_GROUP;
 //! [`known`] remembers which agents may still offer, for GROUP_BY;
 //! [`reservation`] reserves resources and persistent volumes for resident
 //! instances and finds them again in later offers.
@@ -16,6 +17,7 @@ pub mod known;
 pub mod placement;
 pub mod reservation;
 pub mod resources;
+pub mod task_group;
 pub mod task_info;
 
 pub use executor::{ExecutorError, ExecutorSettings, with_baton_executor};

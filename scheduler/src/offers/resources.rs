@@ -55,6 +55,24 @@ impl ResourceRequest {
     /// a host port for every declared port that has one (`Any` for host
     /// port 0, `Fixed` for a literal one, as `requirePorts` gives).
     pub fn for_app(app: &AppDefinition) -> ResourceRequest {
+        // A pod: its containers' resources, and a port per endpoint with
+        // a host port, in the order they are assigned.
+        if let Some(pod) = &app.pod {
+            return ResourceRequest {
+                cpus: app.cpus,
+                mem: app.mem,
+                disk: app.disk,
+                gpus: app.gpus,
+                ports: pod
+                    .host_port_endpoints()
+                    .iter()
+                    .map(|e| match e.host_port {
+                        0 => PortRequest::Any,
+                        port => PortRequest::Fixed(port),
+                    })
+                    .collect(),
+            };
+        }
         ResourceRequest {
             cpus: app.cpus,
             mem: app.mem,

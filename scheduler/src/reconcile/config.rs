@@ -55,6 +55,9 @@ pub struct SchedulerConfig {
     pub clock: Clock,
     /// `--max_instances_per_app`: no write may ask for more.
     pub max_instances_per_app: u32,
+    /// `--pod_executor baton`: pods run under `baton-executor` as a custom
+    /// executor rather than Mesos's default executor.
+    pub pods_under_baton_executor: bool,
 }
 
 impl SchedulerConfig {
@@ -76,6 +79,20 @@ impl SchedulerConfig {
             health_check_second: Duration::from_secs(1),
             clock: Clock::wall(),
             max_instances_per_app: crate::state::app::DEFAULT_MAX_INSTANCES_PER_APP,
+            pods_under_baton_executor: false,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// The executor a pod's task groups run under.
+    pub fn pod_executor(&self) -> crate::offers::task_group::PodExecutor<'_> {
+        use crate::offers::task_group::PodExecutor;
+        match &self.executor {
+            ExecutorChoice::Baton(settings) if self.pods_under_baton_executor => {
+                PodExecutor::Baton(settings)
+            }
+            _ => PodExecutor::Default,
         }
     }
 }
@@ -87,7 +104,7 @@ impl ExecutorChoice {
     pub fn baton_for(&self, app: &crate::state::app::AppDefinition) -> Option<&ExecutorSettings> {
         match self {
             ExecutorChoice::Baton(settings)
-                if app.container.is_none() && app.executor.is_empty() =>
+                if app.container.is_none() && app.executor.is_empty() && !app.is_pod() =>
             {
                 Some(settings)
             }

@@ -314,8 +314,14 @@ pub fn is_ready(app: &AppDefinition, instance: &Instance) -> bool {
     let Some(task) = &instance.task else {
         return false;
     };
+    // A pod's containers' checks count as the app's checks do.
+    let checked = !app.health_checks.is_empty()
+        || app
+            .pod
+            .as_ref()
+            .is_some_and(|p| p.containers.iter().any(|c| c.health_check.is_some()));
     task.condition == Condition::Running
-        && (app.health_checks.is_empty() || task.healthy == Some(true))
+        && (!checked || task.healthy == Some(true))
         && (app.readiness_checks.is_empty() || task.ready == Some(true))
 }
 

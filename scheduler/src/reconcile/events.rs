@@ -83,6 +83,18 @@ pub enum Event {
         /// The client's address.
         client_ip: String,
     },
+    /// A pod was created, updated or deleted through `/v2/pods`
+    /// (`pod_created_event`, `pod_updated_event`, `pod_deleted_event`).
+    PodWritten {
+        /// Which of the three.
+        change: PodChange,
+        /// The pod.
+        pod: PathId,
+        /// The request's path.
+        uri: String,
+        /// The client's address.
+        client_ip: String,
+    },
     /// A group write was accepted (`group_change_success`).
     GroupChangeSuccess {
         /// The group.
@@ -114,6 +126,17 @@ pub enum Event {
     },
 }
 
+/// What a `/v2/pods` write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodChange {
+    /// POST, or a PUT of a new pod.
+    Created,
+    /// PUT of an existing pod.
+    Updated,
+    /// DELETE.
+    Deleted,
+}
+
 impl Event {
     /// Whether a caller who sees only the apps `visible` admits may see
     /// this event: events about apps need their app (a deployment, all of
@@ -131,6 +154,7 @@ impl Event {
             | Event::DeploymentFailed { deployment, .. } => deployment.affected_apps().all(visible),
             Event::AppTerminated(app) => visible(app),
             Event::ApiPost { app, .. } => visible(&app.id),
+            Event::PodWritten { pod, .. } => visible(pod),
             Event::GroupChangeSuccess { group, .. } => visible(group),
             Event::Registered { .. }
             | Event::Disconnected
@@ -153,6 +177,18 @@ impl Event {
             Event::DeploymentFailed { .. } => "deployment_failed",
             Event::AppTerminated(_) => "app_terminated_event",
             Event::ApiPost { .. } => "api_post_event",
+            Event::PodWritten {
+                change: PodChange::Created,
+                ..
+            } => "pod_created_event",
+            Event::PodWritten {
+                change: PodChange::Updated,
+                ..
+            } => "pod_updated_event",
+            Event::PodWritten {
+                change: PodChange::Deleted,
+                ..
+            } => "pod_deleted_event",
             Event::GroupChangeSuccess { .. } => "group_change_success",
             Event::Registered { first: true, .. } => "scheduler_registered_event",
             Event::Registered { first: false, .. } => "scheduler_reregistered_event",

@@ -23,6 +23,7 @@ mod launch_and_kill;
 mod layering;
 mod master_detection;
 mod mesos_security;
+mod pods;
 mod python_client;
 mod rolling_cap;
 mod router_basics;

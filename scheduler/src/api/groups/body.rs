@@ -138,8 +138,10 @@ impl Reader<'_> {
                 }
             }
             // The group's own apps that the list leaves out are removed.
-            for (existing, _) in subtree(self.current, id) {
-                if existing.parent() == *id && !here.contains(existing) {
+            // (Pods are written through /v2/pods; a group's apps leave
+            // them be.)
+            for (existing, app) in subtree(self.current, id) {
+                if existing.parent() == *id && !here.contains(existing) && !app.is_pod() {
                     self.desired.entry(existing.clone()).or_insert(None);
                 }
             }
@@ -154,8 +156,11 @@ impl Reader<'_> {
                 }
             }
             // Apps in subgroups that the list leaves out are removed.
-            for (existing, _) in subtree(self.current, id) {
-                if existing.parent() != *id && !kept.iter().any(|g| existing.is_descendant_of(g)) {
+            for (existing, app) in subtree(self.current, id) {
+                if existing.parent() != *id
+                    && !kept.iter().any(|g| existing.is_descendant_of(g))
+                    && !app.is_pod()
+                {
                     self.desired.entry(existing.clone()).or_insert(None);
                 }
             }

@@ -19,6 +19,7 @@ use crate::offers::executor::with_baton_executor;
 use crate::offers::placement::{Demand, place};
 use crate::offers::reservation::{self, Owner};
 use crate::offers::resources::Allocation;
+use crate::offers::task_group::build_pod_launch;
 use crate::offers::task_info::build_app_task_info;
 use crate::reconcile::effects::{Effects, StateChange};
 use crate::reconcile::view::OfferStats;
@@ -96,6 +97,12 @@ impl Driver {
                 demand.resources.mem += executor.mem;
                 demand.resources.disk += executor.disk;
             }
+            // A pod's executor share is the pod's own.
+            if let Some(pod) = &app.pod {
+                demand.resources.cpus += pod.executor_resources.cpus;
+                demand.resources.mem += pod.executor_resources.mem;
+                demand.resources.disk += pod.executor_resources.disk;
+            }
             // A first launch of a resident instance also takes its volumes'
             // disk, to reserve.
             demand.resources.disk += reservation::volumes_disk(&volumes);
@@ -159,11 +166,11 @@ impl Driver {
                 if let Some(held) = next.reservation.as_mut() {
                     held.confirmed = true;
                 }
-                if let Some((info, task)) =
+                if let Some((launch, task)) =
                     self.task_for(&app, &mut next, offer, &allocation, &fields, now)
                 {
                     next.task = Some(task);
-                    launches.push(info);
+                    launches.push(launch);
                     launched.push(next);
                 }
             }
@@ -207,11 +214,11 @@ impl Driver {
                         confirmed: false,
                     }));
                 }
-                if let Some((info, task)) =
+                if let Some((launch, task)) =
                     self.task_for(&app, &mut next, offer, &allocation, &fields, now)
                 {
                     next.task = Some(task);
-                    launches.push(info);
+                    launches.push(launch);
                     launched.push(next);
                 }
             }
@@ -223,8 +230,18 @@ impl Driver {
             for instance in launched {
                 launching.change(StateChange::Instance(Arc::new(instance)));
             }
-            if !launches.is_empty() {
-                ops.push(calls::launch(launches));
+            // Tasks in one LAUNCH; each pod instance in a LAUNCH_GROUP.
+            let mut tasks = Vec::new();
+            for launch in launches {
+                match launch {
+                    Launch::Task(info) => tasks.push(*info),
+                    Launch::Group(executor, group) => {
+                        ops.push(calls::launch_group(*executor, group))
+                    }
+                }
+            }
+            if !tasks.is_empty() {
+                ops.push(calls::launch(tasks));
             }
             launching.call(calls::accept(
                 vec![offer.id.clone()],
@@ -271,7 +288,41 @@ impl Driver {
         allocation: &Allocation,
         fields: &Arc<std::collections::BTreeMap<String, String>>,
         now: crate::state::app::Timestamp,
-    ) -> Option<(v1::TaskInfo, InstanceTask)> {
+    ) -> Option<(Launch, InstanceTask)> {
+        if let Some(pod) = &app.pod {
+            let framework_id = self.view.framework_id.clone().unwrap_or_default();
+            let instance_id = next.instance_id();
+            let launch = match build_pod_launch(
+                pod,
+                app.config_version(),
+                &instance_id,
+                next.incarnation + 1,
+                &framework_id,
+                offer,
+                allocation,
+                self.config.pod_executor(),
+            ) {
+                Ok(launch) => launch,
+                Err(e) => {
+                    error!(instance = %instance_id, error = %e, "cannot build the pod's task group");
+                    return None;
+                }
+            };
+            next.incarnation += 1;
+            next.app_version = app.config_version();
+            let task = InstanceTask {
+                fields: fields.clone(),
+                containers: Some(Box::new(launch.containers)),
+                ..InstanceTask::launched(
+                    launch.tasks.first()?.task_id.value.clone(),
+                    offer.agent_id.value.clone(),
+                    offer.hostname.clone(),
+                    allocation.ports.clone(),
+                    now,
+                )
+            };
+            return Some((Launch::Group(Box::new(launch.executor), launch.tasks), task));
+        }
         let task_id = next.next_task_id();
         let mut info = build_app_task_info(app, app.config_version(), &task_id, offer, allocation);
         if let Some(executor) = self.config.executor.baton_for(app) {
@@ -296,7 +347,7 @@ impl Driver {
                 now,
             )
         };
-        Some((info, task))
+        Some((Launch::Task(Box::new(info)), task))
     }
 
     /// Adds to `operations` the DESTROY and UNRESERVE of what each offer
@@ -338,6 +389,12 @@ impl Driver {
             ops.extend(freed);
         }
     }
+}
+
+/// What one instance's launch sends: a task, or a pod's task group.
+enum Launch {
+    Task(Box<v1::TaskInfo>),
+    Group(Box<v1::ExecutorInfo>, Vec<v1::TaskInfo>),
 }
 
 /// The host ports of a relaunch: the previous task's, in declaration
