@@ -286,4 +286,58 @@ mod tests {
         ));
         assert_eq!(back.next.task.unwrap().unreachable_since, None);
     }
+
+    #[test]
+    fn a_pod_containers_updates_add_up_to_its_instance() {
+        use crate::state::instance::ContainerTask;
+        let a = app();
+        let mut i = launched(&a);
+        let names = ["writer", "server"];
+        i.task.as_mut().unwrap().containers = Some(Box::new(
+            names
+                .iter()
+                .map(|n| ContainerTask {
+                    name: n.to_string(),
+                    task_id: format!("web.instance-u.{n}.1"),
+                    condition: Condition::Provisioned,
+                    checked: *n == "server",
+                    healthy: None,
+                    message: None,
+                })
+                .collect(),
+        ));
+        let of = |id: &str, state: TaskState, healthy: Option<bool>| {
+            let mut s = status(task_id(id), state, Source::Executor);
+            s.uuid = Some(vec![state as u8, healthy.map_or(2, u8::from)]);
+            s.healthy = healthy;
+            s
+        };
+        // One running: the instance is still starting.
+        let s = of("web.instance-u.writer.1", TaskState::TaskRunning, None);
+        let i = apply_status(input(&i, &s, &a, 1_100)).next;
+        assert_eq!(i.condition(), Some(Condition::Provisioned));
+        // Both running: running, not yet healthy; then healthy.
+        let s = of("web.instance-u.server.1", TaskState::TaskRunning, None);
+        let i = apply_status(input(&i, &s, &a, 1_200)).next;
+        assert_eq!(i.condition(), Some(Condition::Running));
+        assert_eq!(i.task.as_ref().unwrap().healthy, None);
+        assert!(i.task.as_ref().unwrap().started_at.is_some());
+        let s = of(
+            "web.instance-u.server.1",
+            TaskState::TaskRunning,
+            Some(true),
+        );
+        let i = apply_status(input(&i, &s, &a, 1_300)).next;
+        assert_eq!(i.task.as_ref().unwrap().healthy, Some(true));
+        // The server fails: the group goes down (the rest is being killed),
+        // and once all ended the instance has failed, counted as such.
+        let s = of("web.instance-u.server.1", TaskState::TaskFailed, None);
+        let out = apply_status(input(&i, &s, &a, 1_400));
+        assert_eq!(out.next.condition(), Some(Condition::Killing));
+        assert!(out.failure.is_none());
+        let s = of("web.instance-u.writer.1", TaskState::TaskKilled, None);
+        let out = apply_status(input(&out.next, &s, &a, 1_500));
+        assert_eq!(out.next.condition(), Some(Condition::Failed));
+        assert!(out.failure.is_some(), "a failed pod instance is a failure");
+    }
 }

@@ -723,4 +723,58 @@ mod tests {
         assert!(i.is_waiting());
         assert!(!i.is_active());
     }
+
+    fn container(
+        name: &str,
+        condition: Condition,
+        checked: bool,
+        healthy: Option<bool>,
+    ) -> ContainerTask {
+        ContainerTask {
+            name: name.into(),
+            task_id: format!("p.instance-u.{name}.1"),
+            condition,
+            checked,
+            healthy,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_pod_instance_is_as_far_as_its_slowest_container_and_ends_with_the_worst() {
+        use Condition::*;
+        let of = |cs: &[(Condition, bool)]| {
+            let cs: Vec<ContainerTask> = cs
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| container(&format!("c{i}"), *c, false, None))
+                .collect();
+            pod_condition(&cs)
+        };
+        assert_eq!(of(&[(Running, false), (Starting, false)]), Starting);
+        assert_eq!(of(&[(Running, false), (Running, false)]), Running);
+        // A container that finished cleanly is not waited for.
+        assert_eq!(of(&[(Finished, false), (Running, false)]), Running);
+        // One failed while the other runs: the group is being torn down.
+        assert_eq!(of(&[(Failed, false), (Running, false)]), Killing);
+        assert_eq!(of(&[(Unreachable, false), (Running, false)]), Unreachable);
+        // All ended: the worst end.
+        assert_eq!(of(&[(Killed, false), (Failed, false)]), Failed);
+        assert_eq!(of(&[(Killed, false), (Finished, false)]), Killed);
+        assert_eq!(of(&[(Finished, false), (Finished, false)]), Finished);
+        assert_eq!(pod_condition(&[]), Provisioned);
+    }
+
+    #[test]
+    fn a_pod_instance_is_healthy_once_every_checked_container_is() {
+        use Condition::Running;
+        let unchecked = container("a", Running, false, None);
+        let pending = container("b", Running, true, None);
+        let well = container("b", Running, true, Some(true));
+        let sick = container("c", Running, true, Some(false));
+        assert_eq!(pod_health(&[unchecked.clone()]), None);
+        assert_eq!(pod_health(&[unchecked.clone(), pending]), None);
+        assert_eq!(pod_health(&[unchecked.clone(), well.clone()]), Some(true));
+        assert_eq!(pod_health(&[unchecked, well, sick]), Some(false));
+    }
 }

@@ -2,14 +2,17 @@
 //! local cluster: two containers sharing a volume (one writes a page, the
 //! other serves it), running and healthy, scaled to 3 under `hostname
 //! UNIQUE`, rolled to a new version within its upgrade strategy, shown in
-//! groups and events, and deleted with nothing left running.
+//! groups and events, and deleted with nothing left running; and the same
+//! pod under `--pod_executor baton`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
+use baton_e2e::cluster::MesosLocalProcess;
 use baton_e2e::events::EventLog;
 use baton_e2e::{procs, wait};
+use mesos_proto::Encoding;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -244,4 +247,51 @@ async fn a_pod_shares_a_volume_scales_unique_rolls_and_is_deleted() {
     procs::assert_all_gone(&marker).await;
     drop(events);
     baton.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pod_executor_baton_a_pod_runs_under_baton_executor() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("pods-baton");
+    let dir = tempfile::tempdir().unwrap();
+    let mesos = MesosLocalProcess::start(&dir.path().join("mesos"), Encoding::Protobuf).await;
+    let baton = BatonProcess::start(
+        Master::Url(mesos.url.clone()),
+        &dir.path().join("baton"),
+        &["--pod_executor", "baton"],
+    )
+    .await;
+    let (status, body) = baton
+        .request(Method::POST, "/v2/pods", Some(&pod(&marker, "v1", 1)))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_serving(&baton, 1, "v1").await;
+    // The group's executor is baton-executor, fetched from Baton, not
+    // Mesos's default executor (which has no command).
+    let state = mesos.state().await;
+    let commands: Vec<String> = state["frameworks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f["executors"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            e["command"]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(commands, vec!["./baton-executor".to_string()], "{state}");
+    let (status, _) = baton
+        .request(Method::DELETE, "/v2/pods/shop/web", None)
+        .await;
+    assert_eq!(status, 202);
+    wait::until(DEADLINE, "the pod's tasks to be gone", || async {
+        let (_, all) = baton.get("/v2/pods/::status").await;
+        (all == json!([]) && mesos.live_task_ids().await.is_empty()).then_some(())
+    })
+    .await;
+    procs::assert_all_gone(&marker).await;
+    baton.stop().await;
+    mesos.stop().await;
 }

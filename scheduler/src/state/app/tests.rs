@@ -2129,3 +2129,40 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_pod_is_stored_as_its_own_definition_and_read_back() {
+    use crate::state::pod::PodDefinition;
+    let pod = PodDefinition::from_value(
+        &json!({"id": "/shop/web", "scaling": {"instances": 2},
+                "scheduling": {"placement": {"constraints": [
+                    {"fieldName": "hostname", "operator": "UNIQUE"}]}},
+                "containers": [
+                    {"name": "a", "resources": {"cpus": 0.1, "mem": 32},
+                     "exec": {"command": {"shell": "true"}}},
+                    {"name": "b", "resources": {"cpus": 0.2, "mem": 64},
+                     "exec": {"command": {"shell": "true"}}}]}),
+        &PathId::root(),
+        &AppDefaults::default(),
+    )
+    .unwrap();
+    let app = AppDefinition::for_pod(pod).with_version(Timestamp::from_millis(5), false);
+    // What the scheduler reads is derived from the pod.
+    assert!(app.is_pod());
+    assert_eq!(app.instances, 2);
+    assert_eq!((app.cpus, app.mem), (0.3, 96.0));
+    assert_eq!(
+        app.constraints,
+        vec![vec!["hostname".to_string(), "UNIQUE".into()]]
+    );
+    let stored = serde_json::to_value(&app).unwrap();
+    assert_eq!(stored["pod"]["id"], "/shop/web");
+    let back: AppDefinition = serde_json::from_value(stored).unwrap();
+    assert_eq!(back.pod_definition(), app.pod_definition());
+    assert_eq!(back.version_info, app.version_info);
+    assert_eq!((back.instances, back.cpus, back.mem), (2, 0.3, 96.0));
+    // A scale on the app side shows in the pod.
+    let mut scaled = back;
+    scaled.instances = 3;
+    assert_eq!(scaled.pod_definition().unwrap().instances, 3);
+}
