@@ -657,24 +657,30 @@ async fn a_cpu_bound_task_is_held_to_its_cpus_by_the_cfs_quota() {
     s.teardown().await;
 }
 
-/// The directory named `name` under `root`, searched at most 12 deep.
-fn find_dir(root: &std::path::Path, name: &str, depth: usize) -> Option<std::path::PathBuf> {
-    let entries = std::fs::read_dir(root).ok()?;
+/// Every file (or, with `dirs`, directory) named `name` under `root`,
+/// searched at most 12 deep, not through links: a volume is found once,
+/// where it lives.
+fn find_named(
+    root: &std::path::Path,
+    name: &str,
+    dirs: bool,
+    depth: usize,
+) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
     for entry in entries.flatten() {
-        let path = entry.path();
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let Ok(kind) = entry.file_type() else {
             continue;
-        }
-        if entry.file_name() == name {
-            return Some(path);
-        }
-        if depth < 12
-            && let Some(found) = find_dir(&path, name, depth + 1)
-        {
-            return Some(found);
+        };
+        if entry.file_name() == name && (if dirs { kind.is_dir() } else { kind.is_file() }) {
+            found.push(entry.path());
+        } else if kind.is_dir() && depth < 12 {
+            found.extend(find_named(&entry.path(), name, dirs, depth + 1));
         }
     }
-    None
+    found
 }
 
 /// The resident instance of `/db` and its task, once that task runs.
@@ -719,7 +725,9 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
         baton::offers::reservation::persistence_id(&instance.instance_id(), "data");
     let work_dir = s._dir.path().join("mesos");
     let history = || -> Vec<String> {
-        find_dir(&work_dir, &persistence_id, 0)
+        find_named(&work_dir, &persistence_id, true, 0)
+            .into_iter()
+            .next()
             .and_then(|d| std::fs::read_to_string(d.join("history")).ok())
             .map(|t| t.lines().map(str::to_string).collect())
             .unwrap_or_default()
@@ -818,6 +826,12 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
         "the third incarnation's line",
     )
     .await;
+    // And it read what the earlier ones wrote: its sandbox's copy.
+    let seen = find_named(&work_dir, "seen", false, 0)
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .any(|t| t == format!("{}\n{}\n", first.task_id, second.task_id));
+    assert!(seen, "the third incarnation read the first two's lines");
 
     // 3. Scaled to 0 the instance stops but keeps its volume; scaled back
     // to 1 it resumes on it.
@@ -860,7 +874,7 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
     })
     .await;
     wait::until(DEADLINE, "the volume to be destroyed", || {
-        let gone = find_dir(&work_dir, &persistence_id, 0).is_none();
+        let gone = find_named(&work_dir, &persistence_id, true, 0).is_empty();
         async move { gone.then_some(()) }
     })
     .await;
