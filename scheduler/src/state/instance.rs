@@ -772,7 +772,7 @@ mod tests {
         let pending = container("b", Running, true, None);
         let well = container("b", Running, true, Some(true));
         let sick = container("c", Running, true, Some(false));
-        assert_eq!(pod_health(&[unchecked.clone()]), None);
+        assert_eq!(pod_health(std::slice::from_ref(&unchecked)), None);
         assert_eq!(pod_health(&[unchecked.clone(), pending]), None);
         assert_eq!(pod_health(&[unchecked.clone(), well.clone()]), Some(true));
         assert_eq!(pod_health(&[unchecked, well, sick]), Some(false));
