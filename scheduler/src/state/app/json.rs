@@ -12,7 +12,7 @@ use super::{AppError, Timestamp, Violation};
 
 /// The problems found so far.
 #[derive(Debug, Default)]
-pub(super) struct Problems {
+pub(crate) struct Problems {
     wrong_type: Vec<(String, String)>,
     invalid: Vec<(String, String)>,
 }
@@ -44,7 +44,7 @@ impl Problems {
     }
 }
 
-pub(super) fn root_if_empty(path: &str) -> String {
+pub(crate) fn root_if_empty(path: &str) -> String {
     if path.is_empty() {
         "/".into()
     } else {
@@ -54,7 +54,7 @@ pub(super) fn root_if_empty(path: &str) -> String {
 
 /// Groups messages by path, keeping the order paths first appeared in and
 /// dropping repeated messages.
-pub(super) fn group(pairs: Vec<(String, String)>) -> Vec<Violation> {
+pub(crate) fn group(pairs: Vec<(String, String)>) -> Vec<Violation> {
     let mut out: Vec<Violation> = Vec::new();
     for (path, message) in pairs {
         match out.iter_mut().find(|v| v.path == path) {
@@ -73,16 +73,16 @@ pub(super) fn group(pairs: Vec<(String, String)>) -> Vec<Violation> {
 }
 
 /// "got -1, expected 0 or more": accord's message for a lower bound.
-pub(super) fn below_min(got: impl std::fmt::Debug, min: impl std::fmt::Debug) -> String {
+pub(crate) fn below_min(got: impl std::fmt::Debug, min: impl std::fmt::Debug) -> String {
     format!("got {got:?}, expected {min:?} or more")
 }
 
 /// "got 70000, expected 65535 or less".
-pub(super) fn above_max(got: impl std::fmt::Debug, max: impl std::fmt::Debug) -> String {
+pub(crate) fn above_max(got: impl std::fmt::Debug, max: impl std::fmt::Debug) -> String {
     format!("got {got:?}, expected {max:?} or less")
 }
 
-pub(super) fn as_string(v: &Value, path: &str, p: &mut Problems) -> Option<String> {
+pub(crate) fn as_string(v: &Value, path: &str, p: &mut Problems) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         _ => {
@@ -92,7 +92,7 @@ pub(super) fn as_string(v: &Value, path: &str, p: &mut Problems) -> Option<Strin
     }
 }
 
-pub(super) fn as_bool(v: &Value, path: &str, p: &mut Problems) -> Option<bool> {
+pub(crate) fn as_bool(v: &Value, path: &str, p: &mut Problems) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         _ => {
@@ -102,7 +102,7 @@ pub(super) fn as_bool(v: &Value, path: &str, p: &mut Problems) -> Option<bool> {
     }
 }
 
-pub(super) fn as_number(v: &Value, path: &str, p: &mut Problems) -> Option<f64> {
+pub(crate) fn as_number(v: &Value, path: &str, p: &mut Problems) -> Option<f64> {
     match v.as_f64() {
         Some(n) if v.is_number() => Some(n),
         _ => {
@@ -114,7 +114,7 @@ pub(super) fn as_number(v: &Value, path: &str, p: &mut Problems) -> Option<f64> 
 
 /// An integer within `[min, max]`. `2.0` counts as an integer (as in
 /// play-json); out-of-range values are rule violations.
-pub(super) fn as_int(v: &Value, path: &str, p: &mut Problems, min: i64, max: i64) -> Option<i64> {
+pub(crate) fn as_int(v: &Value, path: &str, p: &mut Problems, min: i64, max: i64) -> Option<i64> {
     let Value::Number(n) = v else {
         p.wrong_type(path, "error.expected.jsnumber");
         return None;
@@ -142,17 +142,17 @@ pub(super) fn as_int(v: &Value, path: &str, p: &mut Problems, min: i64, max: i64
     }
 }
 
-pub(super) const INT32_MAX: i64 = i32::MAX as i64;
+pub(crate) const INT32_MAX: i64 = i32::MAX as i64;
 
-pub(super) fn as_u32(v: &Value, path: &str, p: &mut Problems) -> Option<u32> {
+pub(crate) fn as_u32(v: &Value, path: &str, p: &mut Problems) -> Option<u32> {
     as_int(v, path, p, 0, INT32_MAX).and_then(|i| u32::try_from(i).ok())
 }
 
-pub(super) fn as_port(v: &Value, path: &str, p: &mut Problems) -> Option<u16> {
+pub(crate) fn as_port(v: &Value, path: &str, p: &mut Problems) -> Option<u16> {
     as_int(v, path, p, 0, 65_535).and_then(|i| u16::try_from(i).ok())
 }
 
-pub(super) fn as_timestamp(v: &Value, path: &str, p: &mut Problems) -> Option<Timestamp> {
+pub(crate) fn as_timestamp(v: &Value, path: &str, p: &mut Problems) -> Option<Timestamp> {
     let s = as_string(v, path, p)?;
     match s.parse() {
         Ok(t) => Some(t),
@@ -164,13 +164,13 @@ pub(super) fn as_timestamp(v: &Value, path: &str, p: &mut Problems) -> Option<Ti
 }
 
 /// A JSON object being read, with its path (`""` for the app itself).
-pub(super) struct Obj<'v> {
-    pub(super) map: &'v Map<String, Value>,
-    pub(super) path: String,
+pub(crate) struct Obj<'v> {
+    pub(crate) map: &'v Map<String, Value>,
+    pub(crate) path: String,
 }
 
 impl<'v> Obj<'v> {
-    pub(super) fn new(v: &'v Value, path: String, p: &mut Problems) -> Option<Obj<'v>> {
+    pub(crate) fn new(v: &'v Value, path: String, p: &mut Problems) -> Option<Obj<'v>> {
         match v {
             Value::Object(map) => Some(Obj { map, path }),
             _ => {
@@ -180,21 +180,41 @@ impl<'v> Obj<'v> {
         }
     }
 
-    pub(super) fn path(&self, key: &str) -> String {
+    pub(crate) fn path(&self, key: &str) -> String {
         format!("{}/{}", self.path, key)
     }
 
+    /// The object's own path.
+    pub(crate) fn own_path(&self) -> &str {
+        &self.path
+    }
+
+    /// A required string member.
+    pub(crate) fn required_string(&self, key: &str, p: &mut Problems) -> Option<String> {
+        as_string(self.require(key, p)?, &self.path(key), p)
+    }
+
+    /// The members of an object member, with their paths.
+    pub(crate) fn members(
+        &self,
+        key: &str,
+        p: &mut Problems,
+    ) -> Option<Vec<(&'v String, String, &'v Value)>> {
+        let o = self.obj(key, p)?;
+        Some(o.map.iter().map(|(k, v)| (k, o.path(k), v)).collect())
+    }
+
     /// The member, unless absent or `null` (which both mean "default").
-    pub(super) fn get(&self, key: &str) -> Option<&'v Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'v Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub(super) fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
     /// A required member: absent is `error.path.missing`.
-    pub(super) fn require(&self, key: &str, p: &mut Problems) -> Option<&'v Value> {
+    pub(crate) fn require(&self, key: &str, p: &mut Problems) -> Option<&'v Value> {
         let v = self.get(key);
         if v.is_none() {
             p.wrong_type(&self.path(key), "error.path.missing");
@@ -202,45 +222,45 @@ impl<'v> Obj<'v> {
         v
     }
 
-    pub(super) fn string(&self, key: &str, p: &mut Problems) -> Option<String> {
+    pub(crate) fn string(&self, key: &str, p: &mut Problems) -> Option<String> {
         as_string(self.get(key)?, &self.path(key), p)
     }
 
-    pub(super) fn bool(&self, key: &str, p: &mut Problems) -> Option<bool> {
+    pub(crate) fn bool(&self, key: &str, p: &mut Problems) -> Option<bool> {
         as_bool(self.get(key)?, &self.path(key), p)
     }
 
-    pub(super) fn number(&self, key: &str, p: &mut Problems) -> Option<f64> {
+    pub(crate) fn number(&self, key: &str, p: &mut Problems) -> Option<f64> {
         as_number(self.get(key)?, &self.path(key), p)
     }
 
-    pub(super) fn u32(&self, key: &str, p: &mut Problems) -> Option<u32> {
+    pub(crate) fn u32(&self, key: &str, p: &mut Problems) -> Option<u32> {
         as_u32(self.get(key)?, &self.path(key), p)
     }
 
-    pub(super) fn u64(&self, key: &str, p: &mut Problems) -> Option<u64> {
+    pub(crate) fn u64(&self, key: &str, p: &mut Problems) -> Option<u64> {
         as_int(self.get(key)?, &self.path(key), p, 0, i64::MAX).and_then(|i| u64::try_from(i).ok())
     }
 
-    pub(super) fn port(&self, key: &str, p: &mut Problems) -> Option<u16> {
+    pub(crate) fn port(&self, key: &str, p: &mut Problems) -> Option<u16> {
         as_port(self.get(key)?, &self.path(key), p)
     }
 
-    pub(super) fn timestamp(&self, key: &str, p: &mut Problems) -> Option<Timestamp> {
+    pub(crate) fn timestamp(&self, key: &str, p: &mut Problems) -> Option<Timestamp> {
         as_timestamp(self.get(key)?, &self.path(key), p)
     }
 
-    pub(super) fn obj(&self, key: &str, p: &mut Problems) -> Option<Obj<'v>> {
+    pub(crate) fn obj(&self, key: &str, p: &mut Problems) -> Option<Obj<'v>> {
         Obj::new(self.get(key)?, self.path(key), p)
     }
 
     /// A pass-through object member.
-    pub(super) fn raw_object(&self, key: &str, p: &mut Problems) -> Option<Value> {
+    pub(crate) fn raw_object(&self, key: &str, p: &mut Problems) -> Option<Value> {
         self.obj(key, p).map(|o| Value::Object(o.map.clone()))
     }
 
     /// An array member's items with their paths (`/key(i)`).
-    pub(super) fn items(&self, key: &str, p: &mut Problems) -> Option<Vec<(String, &'v Value)>> {
+    pub(crate) fn items(&self, key: &str, p: &mut Problems) -> Option<Vec<(String, &'v Value)>> {
         let path = self.path(key);
         match self.get(key)? {
             Value::Array(items) => Some(
@@ -259,7 +279,7 @@ impl<'v> Obj<'v> {
 
     /// An array member read item by item; items that fail are left out
     /// (their errors are recorded).
-    pub(super) fn list<T>(
+    pub(crate) fn list<T>(
         &self,
         key: &str,
         p: &mut Problems,
@@ -274,12 +294,12 @@ impl<'v> Obj<'v> {
         )
     }
 
-    pub(super) fn strings(&self, key: &str, p: &mut Problems) -> Option<Vec<String>> {
+    pub(crate) fn strings(&self, key: &str, p: &mut Problems) -> Option<Vec<String>> {
         self.list(key, p, as_string)
     }
 
     /// A string-to-string object (labels).
-    pub(super) fn string_map(
+    pub(crate) fn string_map(
         &self,
         key: &str,
         p: &mut Problems,
@@ -294,7 +314,7 @@ impl<'v> Obj<'v> {
     }
 
     /// A string naming one of an enumeration's values.
-    pub(super) fn enumeration<T>(
+    pub(crate) fn enumeration<T>(
         &self,
         key: &str,
         p: &mut Problems,
@@ -311,7 +331,7 @@ impl<'v> Obj<'v> {
 
 impl Obj<'_> {
     /// An array value (not a member) read item by item: `path(i)`.
-    pub(super) fn list_value<T>(
+    pub(crate) fn list_value<T>(
         v: &Value,
         path: &str,
         p: &mut Problems,

@@ -43,9 +43,9 @@
 //! ```
 
 pub mod constraint;
-mod json;
+pub(crate) mod json;
 pub mod labels;
-mod parse;
+pub(crate) mod parse;
 pub mod path;
 pub mod ports;
 pub mod task;
@@ -54,7 +54,7 @@ mod tests;
 pub mod timestamp;
 mod types;
 mod update;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 

@@ -403,7 +403,9 @@ fn read_secrets(o: &Obj<'_>, p: &mut Problems) -> BTreeMap<String, Secret> {
         .collect()
 }
 
-fn read_unreachable(o: &Obj<'_>, p: &mut Problems) -> Option<UnreachableStrategy> {
+/// `unreachableStrategy`: `"disabled"` or `{inactiveAfterSeconds,
+/// expungeAfterSeconds}` (pods read it the same way).
+pub(crate) fn read_unreachable(o: &Obj<'_>, p: &mut Problems) -> Option<UnreachableStrategy> {
     let path = o.path("unreachableStrategy");
     match o.get("unreachableStrategy")? {
         Value::String(s) if s == "disabled" => Some(UnreachableStrategy::Disabled),
@@ -421,7 +423,9 @@ fn read_unreachable(o: &Obj<'_>, p: &mut Problems) -> Option<UnreachableStrategy
     }
 }
 
-fn read_resource_limits(o: &Obj<'_>, p: &mut Problems) -> Option<ResourceLimits> {
+/// `resourceLimits`: `{cpus, mem}`, each a number or `"unlimited"` (pods
+/// read it the same way).
+pub(crate) fn read_resource_limits(o: &Obj<'_>, p: &mut Problems) -> Option<ResourceLimits> {
     let rl = o.obj("resourceLimits", p)?;
     let limit = |key: &str, p: &mut Problems| -> Option<ResourceLimit> {
         match rl.get(key)? {

@@ -269,8 +269,12 @@ fn ports(app: &AppDefinition, p: &mut Problems) {
     }
 }
 
-fn networks(app: &AppDefinition, p: &mut Problems) {
-    let nets = &app.networks;
+/// The rules every `networks` list follows, an app's or a pod's
+/// (Marathon's `NetworkValidation`): no names or labels on host networks, no
+/// names on bridge ones, no duplicates, one host or one bridge or 1-to-n
+/// container networks, and container networks named (Baton has no
+/// `--default_network_name`).
+pub(crate) fn network_rules(nets: &[crate::state::app::Network], p: &mut Problems) {
     let count = |mode| nets.iter().filter(|n| n.mode == mode).count();
     let (host, bridge, container) = (
         count(NetworkMode::Host),
@@ -313,6 +317,15 @@ fn networks(app: &AppDefinition, p: &mut Problems) {
             "Network name must be specified when container network is selected.",
         );
     }
+}
+
+fn networks(app: &AppDefinition, p: &mut Problems) {
+    network_rules(&app.networks, p);
+    let container = app
+        .networks
+        .iter()
+        .filter(|n| n.mode == NetworkMode::Container)
+        .count();
     let docker = app
         .container
         .as_ref()

@@ -39,7 +39,6 @@
 //! assert_eq!(err.body()["details"][0]["path"], "/containers");
 //! ```
 
-mod json;
 mod parse;
 #[cfg(test)]
 mod tests;

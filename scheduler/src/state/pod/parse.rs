@@ -8,17 +8,17 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::json::{Obj, Problems, as_number, as_string};
 use super::validate;
 use super::{
     DiskType, Endpoint, HttpScheme, ImageKind, Lifecycle, PersistentVolumeInfo, PodBackoff,
     PodCheck, PodCommand, PodConstraint, PodContainer, PodDefinition, PodExec, PodHealthCheck,
     PodImage, PodResources, PodVolume, PullConfig, VolumeMount,
 };
+use crate::state::app::json::{Obj, Problems, as_string};
+use crate::state::app::parse::{read_resource_limits, read_unreachable};
 use crate::state::app::{
     AppDefaults, AppError, EnvValue, ExecutorResources, FetchUri, KillSelection, Labels, Network,
-    NetworkMode, PathId, PathIdError, ResourceLimit, ResourceLimits, Secret, UnreachableStrategy,
-    UpgradeStrategy, VersionInfo,
+    NetworkMode, PathId, PathIdError, Secret, UnreachableStrategy, UpgradeStrategy, VersionInfo,
 };
 
 /// Reads and normalizes a pod; with `validate`, also checks Marathon's
@@ -47,7 +47,7 @@ pub(super) fn read_pod(
         });
     let mut pod = PodDefinition::new(id.unwrap_or_else(PathId::root), defaults);
 
-    pod.labels = Labels::from(o.string_map("labels", p));
+    pod.labels = Labels::from(o.string_map("labels", p).unwrap_or_default());
     pod.version = o.timestamp("version", p);
     // Bookkeeping of the server, not of the request: only stored pods
     // carry it.
@@ -236,24 +236,6 @@ fn read_secrets(o: &Obj<'_>, p: &mut Problems) -> BTreeMap<String, Secret> {
         .collect()
 }
 
-fn read_unreachable(o: &Obj<'_>, p: &mut Problems) -> Option<UnreachableStrategy> {
-    let path = o.path("unreachableStrategy");
-    match o.get("unreachableStrategy")? {
-        Value::String(s) if s == "disabled" => Some(UnreachableStrategy::Disabled),
-        Value::String(_) => {
-            p.wrong_type(&path, "error.unknown.enum.literal");
-            None
-        }
-        v => {
-            let us = Obj::new(v, path, p)?;
-            Some(UnreachableStrategy::Enabled {
-                inactive_after_seconds: us.u64("inactiveAfterSeconds", p).unwrap_or(0),
-                expunge_after_seconds: us.u64("expungeAfterSeconds", p).unwrap_or(0),
-            })
-        }
-    }
-}
-
 fn read_constraint(v: &Value, path: &str, p: &mut Problems) -> Option<PodConstraint> {
     let o = Obj::new(v, path.to_string(), p)?;
     let field_name = o.required_string("fieldName", p);
@@ -278,7 +260,7 @@ fn read_network(v: &Value, path: &str, p: &mut Problems) -> Option<Network> {
             })
             .unwrap_or(NetworkMode::Container),
         name: o.string("name", p),
-        labels: Labels::from(o.string_map("labels", p)),
+        labels: Labels::from(o.string_map("labels", p).unwrap_or_default()),
     })
 }
 
@@ -350,7 +332,7 @@ fn read_container(v: &Value, path: &str, p: &mut Problems) -> Option<PodContaine
             id: id?,
             pull_config,
             force_pull: i.bool("forcePull", p),
-            labels: Labels::from(i.string_map("labels", p)),
+            labels: Labels::from(i.string_map("labels", p).unwrap_or_default()),
         }))
     });
     c.environment = read_env(&o, "environment", p);
@@ -384,35 +366,12 @@ fn read_container(v: &Value, path: &str, p: &mut Problems) -> Option<PodContaine
             })
         })
         .unwrap_or_default();
-    c.labels = Labels::from(o.string_map("labels", p));
+    c.labels = Labels::from(o.string_map("labels", p).unwrap_or_default());
     c.lifecycle = o.obj("lifecycle", p).map(|l| Lifecycle {
         kill_grace_period_seconds: l.number("killGracePeriodSeconds", p),
     });
     c.tty = o.bool("tty", p);
     name.map(|_| c)
-}
-
-fn read_resource_limits(o: &Obj<'_>, p: &mut Problems) -> Option<ResourceLimits> {
-    let rl = o.obj("resourceLimits", p)?;
-    let limit = |key: &str, p: &mut Problems| -> Option<ResourceLimit> {
-        match rl.get(key)? {
-            Value::String(s) if s == "unlimited" => Some(ResourceLimit::Unlimited),
-            Value::String(s) => {
-                p.invalid(
-                    &rl.path(key),
-                    format!(
-                        "'{s}' is an invalid resource limit. It must be 'unlimited' or a number"
-                    ),
-                );
-                None
-            }
-            v => as_number(v, &rl.path(key), p).map(ResourceLimit::Value),
-        }
-    };
-    Some(ResourceLimits {
-        cpus: limit("cpus", p),
-        mem: limit("mem", p),
-    })
 }
 
 fn read_endpoint(v: &Value, path: &str, p: &mut Problems) -> Option<Endpoint> {
@@ -423,7 +382,7 @@ fn read_endpoint(v: &Value, path: &str, p: &mut Problems) -> Option<Endpoint> {
         container_port: o.port("containerPort", p),
         host_port: o.port("hostPort", p),
         protocol: o.strings("protocol", p).unwrap_or_default(),
-        labels: Labels::from(o.string_map("labels", p)),
+        labels: Labels::from(o.string_map("labels", p).unwrap_or_default()),
         network_names: o.strings("networkNames", p).unwrap_or_default(),
     })
 }

@@ -8,12 +8,12 @@ use std::collections::BTreeSet;
 
 use regex::Regex;
 
-use super::json::{Problems, above_max, below_min};
 use super::{
     CONSTRAINT_OPERATORS, PodCheck, PodCommand, PodConstraint, PodContainer, PodDefinition,
     PodVolume,
 };
 use crate::state::app::constraint::Constraint;
+use crate::state::app::json::{Problems, above_max, below_min};
 use crate::state::app::{
     AppDefaults, EnvValue, NetworkMode, ResourceLimit, Secret, UnreachableStrategy,
     too_many_instances,
@@ -442,50 +442,7 @@ fn endpoints_unique(pod: &PodDefinition, p: &mut Problems) {
 /// `NetworkValidation.ramlNetworksValidator` and the name rules.
 fn networks(pod: &PodDefinition, p: &mut Problems) {
     let nets = &pod.networks;
-    let count = |mode| nets.iter().filter(|n| n.mode == mode).count();
-    let (host, bridge, container) = (
-        count(NetworkMode::Host),
-        count(NetworkMode::ContainerBridge),
-        count(NetworkMode::Container),
-    );
-    let named = |n: &&crate::state::app::Network| n.name.as_deref().is_some_and(|s| !s.is_empty());
-    if nets
-        .iter()
-        .filter(|n| n.mode == NetworkMode::Host)
-        .any(|n| named(&n) || !n.labels.is_empty())
-    {
-        p.invalid("/networks", "Host networks may not have names or labels");
-    }
-    if nets
-        .iter()
-        .filter(|n| n.mode == NetworkMode::ContainerBridge)
-        .any(|n| named(&n))
-    {
-        p.invalid("/networks", "Bridge networks may not have names");
-    }
-    let unnamed = nets
-        .iter()
-        .filter(|n| n.mode == NetworkMode::Container && n.name.is_none())
-        .count();
-    if unnamed > 1 || has_duplicates(nets.iter().filter_map(|n| n.name.as_deref())) {
-        p.invalid("/networks", "Duplicate networks are not allowed");
-    }
-    if !((host <= 1 && bridge == 0 && container == 0)
-        || (host == 0 && bridge <= 1 && container == 0)
-        || (host == 0 && bridge == 0 && container > 0))
-    {
-        p.invalid(
-            "/networks",
-            "May specify a single host network, single bridge network, or else 1-to-n container networks",
-        );
-    }
-    // Marathon would fill in --default_network_name; Baton has none.
-    if unnamed > 0 {
-        p.invalid(
-            "/networks",
-            "Network name must be specified when container network is selected.",
-        );
-    }
+    crate::state::app::validate::network_rules(nets, p);
     for (i, n) in nets.iter().enumerate() {
         if n.mode == NetworkMode::Container
             && let Some(name) = &n.name
