@@ -171,7 +171,7 @@ impl GroupEmbed {
 struct GroupInfo<'a> {
     id: PathId,
     apps: AppsShown<'a>,
-    pods: Vec<crate::state::pod::PodDefinition>,
+    pods: Vec<crate::state::app::pod::PodDefinition>,
     groups: Vec<GroupInfo<'a>>,
     dependencies: [(); 0],
     version: Timestamp,

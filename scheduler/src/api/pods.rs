@@ -25,9 +25,9 @@ use super::{Api, ApiError};
 use crate::auth::Action;
 use crate::reconcile::events::{Event, PodChange};
 use crate::reconcile::{AppEdit, KillOptions, SchedulerError, View};
+use crate::state::app::pod::{PodDefinition, PodVolume};
 use crate::state::app::{AppDefinition, AppError, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
-use crate::state::pod::{PodDefinition, PodVolume};
 
 /// The `/v2/pods` routes.
 pub fn routes() -> Router<Arc<super::ApiState>> {

@@ -98,6 +98,13 @@ fn entry(view: &View, id: &PathId, app: &AppDefinition, now: &Now) -> Option<Val
         "since": since,
         "processedOffersSummary": summary,
     });
+    // A pod waits as a `pod`, as Marathon's queue shows it.
+    if let Some(pod) = app.pod_definition()
+        && let Some(o) = entry.as_object_mut()
+    {
+        o.remove("app");
+        o.insert("pod".into(), json!(pod));
+    }
     // Beyond Marathon: why the last launch failed (say, an agent that
     // cannot run the app's container), next to why offers were declined.
     if let Some(failure) = view.last_failures.get(id) {

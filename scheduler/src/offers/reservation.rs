@@ -23,13 +23,11 @@ use mesos_proto::v1::{
     resource::{DiskInfo, ReservationInfo, disk_info::Persistence},
 };
 
-use crate::offers::resources::Allocation;
+use super::resources::Allocation;
 use crate::state::app::AppDefinition;
 
-/// The reservation label naming the framework that made it.
-pub const LABEL_FRAMEWORK: &str = "baton_framework_id";
-/// The reservation label naming the instance it is for.
-pub const LABEL_INSTANCE: &str = "baton_instance_id";
+use super::resources::reservation_label;
+pub use super::resources::{LABEL_FRAMEWORK, LABEL_INSTANCE, is_instance_reservation};
 
 /// Scalar amounts are compared with Mesos's fixed-point precision.
 const EPSILON: f64 = 1e-3;
@@ -225,31 +223,11 @@ pub fn reserve_and_create(
     })
 }
 
-/// The value of reservation label `key` on `resource`, in either format.
-fn reservation_label<'a>(resource: &'a Resource, key: &str) -> Option<&'a str> {
-    let info = resource
-        .reservations
-        .last()
-        .or(resource.reservation.as_ref())?;
-    info.labels
-        .as_ref()?
-        .labels
-        .iter()
-        .find(|l| l.key == key)
-        .and_then(|l| l.value.as_deref())
-}
-
 /// The instance a resource is reserved for, when this framework reserved it.
 pub fn reserved_instance<'a>(resource: &'a Resource, framework_id: &str) -> Option<&'a str> {
     (reservation_label(resource, LABEL_FRAMEWORK) == Some(framework_id))
         .then(|| reservation_label(resource, LABEL_INSTANCE))
         .flatten()
-}
-
-/// Whether a resource carries an instance's reservation label: such
-/// resources are that instance's alone, never pooled for other launches.
-pub fn is_instance_reservation(resource: &Resource) -> bool {
-    reservation_label(resource, LABEL_INSTANCE).is_some()
 }
 
 /// The resources of `offer` reserved for `instance_id` by this framework,

@@ -91,6 +91,33 @@ impl ResourceRequest {
     }
 }
 
+/// The reservation label naming the framework that made it.
+pub const LABEL_FRAMEWORK: &str = "baton_framework_id";
+/// The reservation label naming the resident instance it is for.
+pub const LABEL_INSTANCE: &str = "baton_instance_id";
+
+/// The value of reservation label `key` on `resource`, in either format
+/// (the refined stack's last reservation, or the pre-refinement one).
+pub(crate) fn reservation_label<'a>(resource: &'a Resource, key: &str) -> Option<&'a str> {
+    let info = resource
+        .reservations
+        .last()
+        .or(resource.reservation.as_ref())?;
+    info.labels
+        .as_ref()?
+        .labels
+        .iter()
+        .find(|l| l.key == key)
+        .and_then(|l| l.value.as_deref())
+}
+
+/// Whether a resource carries a resident instance's reservation label:
+/// such resources are that instance's alone, never pooled for other
+/// launches.
+pub fn is_instance_reservation(resource: &Resource) -> bool {
+    reservation_label(resource, LABEL_INSTANCE).is_some()
+}
+
 /// The first resource no usable pool had enough of, in Marathon's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Shortfall {
@@ -209,9 +236,7 @@ impl Remaining {
         let mut pools: Vec<Pool> = Vec::new();
         // What is reserved for one resident instance is that instance's
         // alone (see `reservation`): never pooled for other launches.
-        for resource in
-            resources.filter(|r| !crate::offers::reservation::is_instance_reservation(r))
-        {
+        for resource in resources.filter(|r| !is_instance_reservation(r)) {
             let index = match pools.iter().position(|p| same_pool(&p.template, resource)) {
                 Some(i) => i,
                 None => {

@@ -25,9 +25,11 @@ use mesos_proto::v1::{
 
 use super::Allocation;
 use super::executor::{ExecutorSettings, baton_executor_info, carve};
+use crate::state::app::pod::{
+    HttpScheme, PodCheck, PodCommand, PodContainer, PodDefinition, PodVolume,
+};
 use crate::state::app::{EnvValue, Timestamp};
 use crate::state::instance::ContainerTask;
-use crate::state::pod::{HttpScheme, PodCheck, PodCommand, PodContainer, PodDefinition, PodVolume};
 
 /// Which executor runs a pod's task group.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,5 @@
-//! What Baton knows and remembers: the model ([`model`], [`instance`],
-//! [`pod`] for Marathon's pod definitions, and
+//! What Baton knows and remembers: the model ([`model`], [`app`] with its
+//! [`app::pod`] for Marathon's pod definitions, [`instance`], and
 //! [`instance_map`], one app's instances as snapshots hold them) and its durable
 //! store behind the [`Store`] trait — the embedded redb store
 //! ([`redb_store`]) by default, an in-memory one ([`memory`]) for tests, and
@@ -15,7 +15,6 @@ pub mod instance;
 pub mod instance_map;
 pub mod memory;
 pub mod model;
-pub mod pod;
 pub mod redb_store;
 pub mod zk_store;
 

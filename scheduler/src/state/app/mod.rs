@@ -47,6 +47,7 @@ pub(crate) mod json;
 pub mod labels;
 pub(crate) mod parse;
 pub mod path;
+pub mod pod;
 pub mod ports;
 pub mod task;
 #[cfg(test)]
@@ -275,7 +276,7 @@ pub struct AppDefinition {
     /// ([`AppDefinition::for_pod`]), so that pods share the apps' store,
     /// versions, deployments, placement and reconciliation. The REST API
     /// shows them only under `/v2/pods`.
-    pub pod: Option<Box<crate::state::pod::PodDefinition>>,
+    pub pod: Option<Box<crate::state::app::pod::PodDefinition>>,
 }
 
 /// The label that marks an app as single-instance.
@@ -334,7 +335,7 @@ impl AppDefinition {
     /// role, labels and versions. Ports come from the pod's endpoints
     /// ([`crate::offers::ResourceRequest::for_app`]), not from port
     /// definitions.
-    pub fn for_pod(pod: crate::state::pod::PodDefinition) -> AppDefinition {
+    pub fn for_pod(pod: crate::state::app::pod::PodDefinition) -> AppDefinition {
         let mut resources = (0.0, 0.0, 0.0, 0u32);
         for c in &pod.containers {
             resources.0 += c.resources.cpus;
@@ -384,7 +385,7 @@ impl AppDefinition {
 
     /// The pod as it stands: its definition with this app's instances and
     /// versions, which scaling and writes change on the app side.
-    pub fn pod_definition(&self) -> Option<crate::state::pod::PodDefinition> {
+    pub fn pod_definition(&self) -> Option<crate::state::app::pod::PodDefinition> {
         let mut pod = (**self.pod.as_ref()?).clone();
         pod.instances = self.instances;
         pod.version = self.version;
@@ -623,7 +624,7 @@ impl<'de> Deserialize<'de> for AppDefinition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         if let Some(pod) = value.get("pod") {
-            let pod = crate::state::pod::PodDefinition::deserialize(pod)
+            let pod = crate::state::app::pod::PodDefinition::deserialize(pod)
                 .map_err(serde::de::Error::custom)?;
             return Ok(AppDefinition::for_pod(pod));
         }

@@ -2132,7 +2132,7 @@ mod properties {
 
 #[test]
 fn a_pod_is_stored_as_its_own_definition_and_read_back() {
-    use crate::state::pod::PodDefinition;
+    use crate::state::app::pod::PodDefinition;
     let pod = PodDefinition::from_value(
         &json!({"id": "/shop/web", "scaling": {"instances": 2},
                 "scheduling": {"placement": {"constraints": [

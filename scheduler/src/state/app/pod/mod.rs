@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use baton::state::app::{AppDefaults, PathId};
-//! use baton::state::pod::PodDefinition;
+//! use baton::state::app::pod::PodDefinition;
 //!
 //! let body = br#"{"id":"/web","containers":[{"name":"nginx","resources":{"cpus":0.5,"mem":64},
 //!     "image":{"kind":"DOCKER","id":"nginx"},"endpoints":[{"name":"http"}]}]}"#;
