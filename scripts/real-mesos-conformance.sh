@@ -15,7 +15,7 @@
 #                     are kept, and only when a scenario failed)
 #   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
 #                     executor-fetch-failure | framework-auth | role-acl |
-#                     memory-limit | persistent-volume (default: all eight)
+#                     memory-limit | persistent-volume | resident-app (default: all nine)
 #
 # framework-auth and role-acl run a master with HTTP framework authentication
 # (--authenticate_http_frameworks, --credentials) and, for role-acl, a
@@ -36,6 +36,20 @@
 # once with RESERVATION_REFINEMENT, against a real master + agent and then
 # against `mesos-local` (from --baton DIR, `cargo build -p mesos-local`),
 # and the scenario passes when both give the same FACT lines.
+#
+# resident-app runs Baton (--mesos_role '*,db') with a resident app: role
+# db, one persistent volume at data, a command appending $MESOS_TASK_ID to
+# data/history. It waits for the task, kills it through Baton's API
+# (DELETE /v2/apps/db/tasks/<id>, no wipe), waits for the next incarnation,
+# reads data/history (both ids, through the sandbox's link to the volume:
+# the agent's /files/read refuses a link out of the sandbox, which is
+# recorded too), checks the reservation of role db in /master/state and
+# /master/slaves, deletes the app and waits for the reservation and the
+# volume to be gone. It does this twice per cluster, with a fresh Baton
+# each time (without, then with --mesos_authentication_principal), against
+# a real master + agent and then against `mesos-local`; it passes when Baton
+# did all that on the real master, the master logged no dropped operation,
+# and both give the same FACT lines.
 #
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
 # fresh agents and a fresh Baton (role-acl: one for each --mesos_role it
@@ -63,7 +77,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume resident-app)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -104,7 +118,11 @@ MESOS_LOCAL_BIN=$BATON_DIR/mesos-local
 NEEDED=()
 for scenario in "${SCENARIOS[@]}"; do
   # persistent-volume runs mesos-local and its executor, not Baton.
-  if [[ $scenario == persistent-volume ]]; then NEEDED+=("$MESOS_LOCAL_BIN" "$EXECUTOR_BIN"); else NEEDED+=("$BATON_BIN" "$EXECUTOR_BIN"); fi
+  case $scenario in
+    persistent-volume) NEEDED+=("$MESOS_LOCAL_BIN" "$EXECUTOR_BIN") ;;
+    resident-app) NEEDED+=("$MESOS_LOCAL_BIN" "$BATON_BIN" "$EXECUTOR_BIN") ;;
+    *) NEEDED+=("$BATON_BIN" "$EXECUTOR_BIN") ;;
+  esac
 done
 for bin in $(printf '%s\n' "${NEEDED[@]}" | sort -u); do
   [[ -x $bin ]] || { echo "missing $bin: run \`cargo build --bins\` first (or pass --baton DIR)" >&2; exit 2; }
@@ -1576,6 +1594,204 @@ scenario_persistent_volume() {
     echo "FAIL persistent-volume: mesos-local differs from the real master (< real, > mesos-local):"
     echo "$differs"
     tail -n 5 "$real" "$local_"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 9: a resident app of Baton's, real master vs mesos-local
+# ---------------------------------------------------------------------------
+
+# The resident app: role db, one 16 MB volume at data; each incarnation
+# appends its task id to data/history.
+# shellcheck disable=SC2016 # $MESOS_TASK_ID is the task's to expand
+RESIDENT_APP='{"id":"/db","cmd":"echo \"$MESOS_TASK_ID\" >> data/history && sleep 100000",
+  "cpus":0.1,"mem":32,"disk":0,"instances":1,"role":"db","backoffSeconds":1,"backoffFactor":1.0,
+  "container":{"type":"MESOS","volumes":[{"containerPath":"data","mode":"RW","persistent":{"size":16}}]}}'
+
+absent() { [[ ! -e $1 ]]; }
+rfact() { printf 'FACT %s: %s\n' "$1" "$2"; }
+
+# The one TASK_RUNNING task of /db as "<id> <agentId>" ('' if none or several).
+db_running() {
+  get "$BATON/v2/apps/db/tasks" | jq -r '[.tasks[] | select(.state == "TASK_RUNNING")]
+    | if length == 1 then "\(.[0].id) \(.[0].slaveId)" else "" end'
+}
+db_is_running() { [[ -n $(db_running) ]]; }
+db_running_other_than() { local t; t=$(db_running) && [[ -n $t && ${t%% *} != "$1" ]]; }
+db_has_no_task() { [[ $(get "$BATON/v2/apps/db/tasks" 2>/dev/null | jq '.tasks | length' 2>/dev/null || echo gone) =~ ^(0|gone)$ ]]; }
+
+# The first agent of the master at MASTER_URL in /master/state.
+master_agent() { get "$1/master/state" 5 | jq -c '.slaves[0]'; }
+
+# Reserved resources of role db on the master's first agent, ports as a count.
+reserved_db() {
+  master_agent "$1" | jq -S -c '(.reserved_resources.db // {}) | with_entries(
+    if .key == "ports" then .value = ([.value | scan("([0-9]+)-([0-9]+)") | (.[1] | tonumber) - (.[0] | tonumber) + 1] | add // 0)
+    else . end)'
+}
+db_unreserved() { [[ $(master_agent "$1" | jq -c '.reserved_resources.db // {} | [.[] | select(type != "number" or . > 0)] | length') == 0 ]]; }
+
+# What /master/slaves says of db's reservation: each resource with the
+# framework id, the instance id and port numbers replaced by names.
+reserved_db_full() { # MASTER_URL FW INSTANCE
+  get "$1/master/slaves" 5 | jq -S -c --arg fw "$2" --arg inst "$3" '[.slaves[0].reserved_resources_full.db // [] | .[]
+    | del(.allocation_info) | walk(if type == "string" then (gsub($fw; "<fw>") | gsub($inst; "<instance>")) else . end)
+    | if .name == "ports" then .ranges.range |= map({count: (.end - .begin + 1)}) else . end]
+    | sort_by(.name, (.disk != null))'
+}
+
+# The sandbox of the executor that runs TASK on the agent at AGENT_URL.
+sandbox_of() { # AGENT_URL TASK
+  get "$1/state" 5 | jq -r --arg t "$2" '[.frameworks[].executors[]
+    | select(any(((.tasks // []) + (.queued_tasks // []) + (.completed_tasks // []))[]; .id == $t) or .id == $t) | .directory][0] // empty'
+}
+
+# What the agent's /files/read answers for data/history in TASK's sandbox
+# (the volume is a symlink out of the sandbox there): "<status> <body>",
+# the sandbox's path written <sandbox>.
+history_via_files() { # AGENT_URL TASK
+  local dir answer
+  dir=$(sandbox_of "$1" "$2")
+  answer=$(curl -sS --max-time 5 -w ' %{http_code}' -G "$1/files/read" \
+    --data-urlencode "path=$dir/data/history" --data-urlencode offset=0 --data-urlencode length=100000)
+  printf '%s %s' "${answer##* }" "$(printf '%s' "${answer% *}" | tr '\n' ' ' | sed "s|$dir|<sandbox>|g; s/ *$//")"
+}
+
+# The lines of data/history, as TASK's sandbox shows it on disk (through
+# its link to the volume), on one line.
+history_on_disk() { # AGENT_URL TASK
+  local dir
+  dir=$(sandbox_of "$1" "$2") && [[ -n $dir ]] || return 1
+  paste -sd ' ' "$dir/data/history" 2>/dev/null
+}
+history_is() { [[ $(history_on_disk "$1" "$2") == "$3" ]]; }
+
+# resident_run MASTER_URL AGENT_URL VOLUME_ROOT MASTER_LOG: Baton (started by
+# the caller) against a master; prints FACT lines.
+resident_run() {
+  local murl=$1 aurl=$2 vroot=$3 fw first second agent1 agent2 inst pid dir
+  fw=$(framework_id)
+  rfact "framework roles" "$(get "$murl/master/state" 5 | jq -c --arg fw "$fw" '.frameworks[] | select(.id == $fw) | .roles')"
+  post_json "$BATON/v2/apps" "$RESIDENT_APP" >/dev/null
+  wait_for 90 "the resident task of /db TASK_RUNNING" db_is_running || return 1
+  read -r first agent1 <<<"$(db_running)"
+  log "first incarnation $first on $agent1"
+  inst=$(get "$murl/master/slaves" 5 | jq -r '[.slaves[0].reserved_resources_full.db // [] | .[]
+    | (.reservations[-1] // .reservation).labels.labels[]? | select(.key == "baton_instance_id") | .value][0] // empty')
+  pid=$(get "$murl/master/slaves" 5 | jq -r '[.slaves[0].reserved_resources_full.db // [] | .[]
+    | .disk.persistence.id? // empty][0] // empty')
+  rfact "persistence id" "${pid//$inst/<instance>}"
+  rfact "instance in the reservation label is the task's" "$([[ -n $inst && $first == "$inst"* ]] && echo yes || echo "no ($inst vs $first)")"
+  rfact "reserved for db after the first launch" "$(reserved_db "$murl")"
+  rfact "reservation in /master/slaves" "$(reserved_db_full "$murl" "$fw" "$inst")"
+  dir=$vroot/db/$pid
+  rfact "volume directory on the agent" "$([[ -d $dir ]] && echo "exists, mode $(stat -c %a "$dir")" || echo missing)"
+  local sandbox
+  sandbox=$(sandbox_of "$aurl" "$first")
+  rfact "data in the sandbox" "$(if [[ -L $sandbox/data ]]; then [[ $(readlink -f "$sandbox/data") == "$(readlink -f "$dir")" ]] && echo "symlink to the volume" || echo "symlink elsewhere"; elif [[ -d $sandbox/data ]]; then echo directory; else echo missing; fi)"
+  wait_for 30 "data/history to hold the first id" history_is "$aurl" "$first" "$first" || true
+  rfact "history after the first incarnation" "$(history_on_disk "$aurl" "$first" | sed "s/$first/<first>/g")"
+  rfact "/files/read of data/history in the sandbox" "$(history_via_files "$aurl" "$first" | sed "s/$first/<first>/g")"
+  rfact "Baton's localVolumes" "$(get "$BATON/v2/apps/db/tasks" | jq -S -c --arg inst "$inst" '[.tasks[0].localVolumes[]?
+    | walk(if type == "string" then gsub($inst; "<instance>") else . end)
+    | .uuid |= (if test("^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$") then "<uuid>" else . end)]')"
+
+  curl -fsS --max-time 10 -X DELETE "$BATON/v2/apps/db/tasks/$first" >/dev/null
+  local t0 took
+  t0=$(now_ms)
+  wait_for 90 "the next incarnation of /db TASK_RUNNING" db_running_other_than "$first" || return 1
+  read -r second agent2 <<<"$(db_running)"
+  log "second incarnation $second on $agent2, running $(($(now_ms) - t0)) ms after the kill"
+  rfact "next incarnation on the same agent" "$([[ $agent1 == "$agent2" ]] && echo yes || echo no)"
+  # The ended container's link to the volume: a real agent removes it when
+  # it destroys the container.
+  wait_for 15 "the first sandbox's link to the volume removed" absent "$sandbox/data" || true
+  rfact "data in the first sandbox after its task ended" "$(if [[ -L $sandbox/data ]]; then echo symlink; elif [[ -e $sandbox/data ]]; then echo exists; else echo gone; fi)"
+  rfact "the running task on the master" "$(get "$murl/master/state" 5 | jq -S -c --arg t "$second" '.frameworks[].tasks[]
+    | select(.id == $t) | {state, role, resources: (.resources | with_entries(if .key == "ports" then .value |= (. | type) else . end))}')"
+  wait_for 30 "data/history to hold both ids" history_is "$aurl" "$second" "$first $second" || true
+  rfact "history after the restart" "$(history_on_disk "$aurl" "$second" | sed "s/$first/<first>/g; s/$second/<second>/g")"
+  rfact "history in the volume's directory" "$(sed "s/$first/<first>/; s/$second/<second>/" "$dir/history" 2>/dev/null | paste -sd ' ')"
+  rfact "reserved for db after the restart" "$(reserved_db "$murl")"
+
+  curl -fsS --max-time 10 -X DELETE "$BATON/v2/apps/db" >/dev/null
+  wait_for 60 "/db gone from Baton" db_has_no_task || return 1
+  t0=$(now_ms)
+  wait_for 90 "the reservation of db freed on the master" db_unreserved "$murl" || true
+  took=$(($(now_ms) - t0))
+  log "reservation freed ${took} ms after /db was gone"
+  rfact "reserved for db after DELETE" "$(reserved_db "$murl")"
+  rfact "reserved_resources after DELETE" "$(master_agent "$murl" | jq -c '.reserved_resources')"
+  wait_for 30 "the volume directory removed" absent "$dir" || true
+  rfact "volume directory after DELETE" "$([[ -e $dir ]] && echo exists || echo gone)"
+}
+
+# resident_runs MASTER_ADDR AGENT_URL VOLUME_ROOT NAME OUT: resident_run
+# twice against one cluster, each time with a fresh Baton (its own data
+# dir, so a new framework): without a principal, then with
+# --mesos_authentication_principal baton (the master has no authentication:
+# the principal is only set in FrameworkInfo and so on the reservations and
+# volumes). Baton logs to $SDIR/NAME-<mode>.log.
+resident_runs() {
+  local master=$1 agent=$2 vroot=$3 name=$4 out=$5 mode rc=0
+  : >"$out"
+  for mode in no-principal principal; do
+    local flags=(--mesos_role '*,db')
+    [[ $mode == principal ]] && flags+=(--mesos_authentication_principal baton)
+    BATON_NAME=$name-$mode start_baton "$master" "" "${flags[@]}"
+    wait_for 60 "Baton ($mode) subscribed to $master" baton_connected || return 1
+    echo "MODE $mode" | tee -a "$out"
+    resident_run "http://$master" "$agent" "$vroot" | tee -a "$out" || rc=1
+    kill_pid "${PID[baton]}"
+    unset 'PID[baton]'
+  done
+  return "$rc"
+}
+
+scenario_resident_app() {
+  local real=$SDIR/real.facts local_=$SDIR/local.facts ok=1
+  start_master master --registry=in_memory
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agentA]}"
+  resident_runs "127.0.0.1:${PORT[master]}" "http://127.0.0.1:${PORT[agentA]}" \
+    "$SDIR/agentA/work/volumes/roles" baton "$real" || { ok=0; log "a run against the real master stopped early"; }
+  local dropped
+  dropped=$(plain "$SDIR/master.log" | grep -E 'Dropping|Failed to validate|[Ii]nvalid|TASK_ERROR|TASK_DROPPED' || true)
+  kill_pid "${PID[agentA]}"; kill_pid "${PID[master]}"
+  unset 'PID[agentA]' 'PID[master]'
+  kill_under "$SDIR/agentA" || true
+
+  PORT[local]=$(free_port)
+  spawn "$SDIR/local" "$SDIR/local.log" "$MESOS_LOCAL_BIN" --port "${PORT[local]}" --agents 1 --racks 1 \
+    --disk 4096 --work_dir "$SDIR/local/work" --executor_path "$EXECUTOR_BIN"
+  PID[local]=$SPAWNED
+  wait_for 60 "mesos-local up" get "http://127.0.0.1:${PORT[local]}/master/state"
+  local agent_url
+  agent_url=http://$(get "http://127.0.0.1:${PORT[local]}/master/state" | jq -r '.slaves[0].pid | sub("^slave\\(1\\)@"; "")')
+  resident_runs "127.0.0.1:${PORT[local]}" "$agent_url" "$SDIR/local/work/volumes/agent-1/roles" baton-local "$local_" ||
+    { ok=0; log "a run against mesos-local stopped early"; }
+
+  local differs
+  differs=$(diff <(grep -E '^(MODE|FACT)' "$real") <(grep -E '^(MODE|FACT)' "$local_") || true)
+  log "real Mesos:"; grep -E '^(MODE|FACT)' "$real" | sed 's/^/  /'
+  if [[ -n $dropped ]]; then
+    log "the master's log on Baton's operations:"
+    printf '  %s\n' "${dropped//$'\n'/$'\n'  }"
+  fi
+  # What Baton must achieve on the real master, in both modes.
+  local good=1 want
+  for want in 'history after the restart: <first> <second>' 'reserved for db after DELETE: {}' \
+    'volume directory after DELETE: gone' 'next incarnation on the same agent: yes'; do
+    [[ $(grep -cxF "FACT $want" "$real") == 2 ]] || { good=0; log "on the real master, not twice: $want"; }
+  done
+  if ((ok && good)) && [[ -z $differs && -z $dropped ]]; then
+    echo "PASS resident-app: reserve+create+launch in role db, a killed task relaunched on the same agent and volume (history holds both ids), reservation and volume freed after DELETE, without and with a principal; the master dropped nothing; mesos-local gives the same $(grep -c '^FACT' "$real") facts as the real master"
+  else
+    echo "FAIL resident-app:$( ((ok)) || echo " a run stopped early;")$( ((good)) || echo " Baton misbehaved on the real master;")${dropped:+ the master logged drops (above);}${differs:+ mesos-local differs from the real master (< real, > mesos-local):}"
+    [[ -n $differs ]] && echo "$differs"
+    local f
+    for f in "$SDIR"/baton*.log; do show_log "$f" 20 'WARN|ERROR|reserv|volume'; done
     return 1
   fi
 }

@@ -690,6 +690,44 @@ impl AgentState {
         }
     }
 
+    /// A task's end takes its volumes out of its container: the agent
+    /// shrinks the container to what its executor and other live tasks
+    /// use, and Mesos's posix filesystem isolator's `update` removes the
+    /// sandbox links of the volumes no longer in it, before the update is
+    /// forwarded (a real 1.12 agent logs "Removing symlink" right after
+    /// "Handling status update TASK_KILLED").
+    fn unlink_ended(&self, fid: &str, eid: &str, task_id: &str) {
+        let Some(f) = self.frameworks.get(fid) else {
+            return;
+        };
+        let (Some(ex), Some(ended)) = (f.executors.get(eid), f.tasks.get(task_id)) else {
+            return;
+        };
+        let live: Vec<v1::TaskInfo> = f
+            .tasks
+            .iter()
+            .filter(|(id, t)| *id != task_id && t.executor_id == eid && !is_terminal(t.state))
+            .map(|(_, t)| t.info.clone())
+            .collect();
+        let keep = self.volume_links(&ex.info.resources, &live);
+        let gone: Vec<(PathBuf, String)> = self
+            .volume_links(&[], std::slice::from_ref(&ended.info))
+            .into_iter()
+            .filter(|l| !keep.contains(l))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        if let Some(run) = self
+            .sandboxes
+            .runs()
+            .iter()
+            .find(|r| r.container_id == ex.container_id)
+        {
+            volumes::unlink(&run.directory, &gone);
+        }
+    }
+
     /// The volume links of a container running `executor` and `tasks`.
     fn volume_links(
         &self,
@@ -1641,6 +1679,9 @@ impl AgentState {
             )));
         }
         debug!(framework_id = %fid, task_id = %status.task_id.value, state = ?status.state(), "status update from executor");
+        if is_terminal(status.state()) {
+            self.unlink_ended(&fid, &eid, &status.task_id.value);
+        }
         self.push_update(&fid, status.clone());
         self.ack_to_executor(&fid, &eid, &status);
         Ok(())

@@ -189,6 +189,22 @@ pub fn link(sandbox: &Path, links: &[(PathBuf, String)]) -> Result<(), VolumeErr
     Ok(())
 }
 
+/// Removes the links of volumes a container no longer uses from `sandbox`
+/// (the volumes themselves stay): what Mesos's `filesystem/posix`
+/// isolator's `update` does when a container's resources shrink. Only a
+/// symlink is removed; anything else at the path is left alone.
+pub fn unlink(sandbox: &Path, links: &[(PathBuf, String)]) {
+    for (_, container_path) in links {
+        let at = sandbox.join(container_path.trim_start_matches('/'));
+        if !at.starts_with(sandbox) || container_path.split('/').any(|p| p == "..") {
+            continue;
+        }
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = std::fs::remove_file(&at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +260,24 @@ mod tests {
         assert!(!path.exists());
         std::fs::write(checkpoint_path(work, 2), "{").unwrap();
         assert!(matches!(load(work, 2), Err(VolumeError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn unlink_removes_only_the_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sandbox, target) = (dir.path().join("s"), dir.path().join("v"));
+        link(&sandbox, &[(target.clone(), "data".into())]).unwrap();
+        std::fs::create_dir_all(sandbox.join("plain")).unwrap();
+        unlink(
+            &sandbox,
+            &[
+                (target.clone(), "data".into()),
+                (target.clone(), "plain".into()),
+            ],
+        );
+        assert!(std::fs::symlink_metadata(sandbox.join("data")).is_err());
+        assert!(sandbox.join("plain").is_dir(), "not a link: kept");
+        assert!(target.is_dir(), "the volume stays");
     }
 
     #[test]

@@ -225,6 +225,13 @@ async fn a_volume_keeps_its_data_across_tasks_and_an_agent_restart() {
         until_terminal(&mut s, "writer").await.state(),
         TaskState::TaskKilled
     );
+    // Its end took the volume out of its container before the update was
+    // forwarded, as a real agent does: the link is gone, the volume stays.
+    assert!(
+        std::fs::symlink_metadata(sandbox_dir.join("data")).is_err(),
+        "the ended task's sandbox still links the volume"
+    );
+    assert!(written.is_file());
 
     // The agent restarts: reservations and the volume come back from its
     // checkpoint and are offered again.
