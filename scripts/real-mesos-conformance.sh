@@ -15,7 +15,8 @@
 #                     are kept, and only when a scenario failed)
 #   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
 #                     executor-fetch-failure | framework-auth | role-acl |
-#                     memory-limit | persistent-volume | resident-app (default: all nine)
+#                     memory-limit | persistent-volume | resident-app | pod
+#                     (default: all ten)
 #
 # framework-auth and role-acl run a master with HTTP framework authentication
 # (--authenticate_http_frameworks, --credentials) and, for role-acl, a
@@ -51,6 +52,20 @@
 # did all that on the real master, the master logged no dropped operation,
 # and both give the same FACT lines.
 #
+# pod runs Baton (--pod_executor default) against a real master + agent
+# whose agent has what the default executor's nested containers and a pod's
+# ephemeral volume need (--launcher=posix --isolation=filesystem/posix,
+# volume/sandbox_path,posix/cpu,posix/mem: the SANDBOX_PATH volume is a
+# symlink into the executor's sandbox; --launcher=linux with
+# filesystem/linux,volume/sandbox_path,cgroups/cpu,cgroups/mem bind-mounts
+# it and gives the same facts, but leaves its work_dir mounted, which this
+# script does not undo): a pod of two containers sharing the volume,
+# one writing a page, one serving it with python3 -m http.server under an
+# HTTP health check, STABLE, scaled to 2, deleted with no task, executor
+# or process left; then once more with --pod_executor baton (baton-executor
+# as a CUSTOM executor receiving the LAUNCH_GROUP). Then the same against
+# `mesos-local`; it passes when both give the same FACT lines.
+#
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
 # fresh agents and a fresh Baton (role-acl: one for each --mesos_role it
 # tries, one after the other), every one of them on 127.0.0.1 with free
@@ -77,7 +92,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume resident-app)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume resident-app pod)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -120,7 +135,8 @@ for scenario in "${SCENARIOS[@]}"; do
   # persistent-volume runs mesos-local and its executor, not Baton.
   case $scenario in
     persistent-volume) NEEDED+=("$MESOS_LOCAL_BIN" "$EXECUTOR_BIN") ;;
-    resident-app) NEEDED+=("$MESOS_LOCAL_BIN" "$BATON_BIN" "$EXECUTOR_BIN") ;;
+    # resident-app and pod run Baton against a real master, then against mesos-local.
+    resident-app | pod) NEEDED+=("$MESOS_LOCAL_BIN" "$BATON_BIN" "$EXECUTOR_BIN") ;;
     *) NEEDED+=("$BATON_BIN" "$EXECUTOR_BIN") ;;
   esac
 done
@@ -1792,6 +1808,215 @@ scenario_resident_app() {
     [[ -n $differs ]] && echo "$differs"
     local f
     for f in "$SDIR"/baton*.log; do show_log "$f" 20 'WARN|ERROR|reserv|volume'; done
+# Scenario 9: a pod (LAUNCH_GROUP) under the default executor, real master vs mesos-local
+# ---------------------------------------------------------------------------
+
+# The agent flags pods need: the default executor launches each container as
+# a nested container (the posix launcher and isolators can), and the
+# volume/sandbox_path isolator makes the pod's ephemeral volume (a
+# SANDBOX_PATH volume of type PARENT) a link from each container's sandbox to
+# the executor's (filesystem/posix; a bind mount needs --launcher=linux and
+# filesystem/linux).
+POD_AGENT_ISOLATION=(--launcher=posix --isolation=filesystem/posix,volume/sandbox_path,posix/cpu,posix/mem)
+
+# pod_json ID INSTANCES TEXT: `writer` writes "TEXT <its task id>" into the
+# shared volume, `server` serves the volume with python3 -m http.server on
+# its endpoint, health-checked over HTTP.
+pod_json() {
+  jq -n --arg id "$1" --argjson n "$2" --arg text "$3" '{
+    id: $id, volumes: [{name: "shared"}], scaling: {kind: "fixed", instances: $n},
+    containers: [
+      {name: "writer", resources: {cpus: 0.05, mem: 32},
+       exec: {command: {shell: ("echo \"" + $text + " $MESOS_TASK_ID\" > out/index.html; while :; do sleep 1; done")}},
+       volumeMounts: [{name: "shared", mountPath: "out"}]},
+      {name: "server", resources: {cpus: 0.05, mem: 32},
+       exec: {command: {shell: "cd www && exec python3 -m http.server \"$ENDPOINT_HTTP\" --bind 0.0.0.0"}},
+       endpoints: [{name: "http", hostPort: 0}],
+       healthCheck: {http: {endpoint: "http", path: "/index.html"}, gracePeriodSeconds: 30,
+                     intervalSeconds: 2, timeoutSeconds: 1, maxConsecutiveFailures: 3, delaySeconds: 0},
+       volumeMounts: [{name: "shared", mountPath: "www", readOnly: true}]}]}'
+}
+
+# HTTP status code of a request (000 when nothing answered).
+http_code() { # METHOD URL [BODY]
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$2" 2>/dev/null || true
+}
+
+# Whether pod ID has exactly N instances, each STABLE with both containers
+# TASK_RUNNING and the server healthy, each serving "TEXT <its writer's task id>".
+pod_serving() { # ID N TEXT
+  local st host port writer
+  st=$(get "$BATON/v2/pods/$1::status") || return 1
+  jq -e --argjson n "$2" '(.instances | length) == $n and all(.instances[]; .status == "STABLE"
+    and ([.containers[].status] == ["TASK_RUNNING", "TASK_RUNNING"])
+    and ([.containers[] | select(.name == "server") | .conditions[]? | select(.name == "healthy") | .value] == ["true"]))' \
+    <<<"$st" >/dev/null || return 1
+  while read -r host port writer; do
+    [[ $(get "http://$host:$port/index.html") == "$3 $writer" ]] || return 1
+  done < <(jq -r '.instances[] | "\(.agentHostname) \(.containers[] | select(.name == "server") | .endpoints[0].allocatedHostPort) \(.containers[] | select(.name == "writer") | .containerId)"' <<<"$st")
+}
+
+# The framework's tasks on the master as {name, state, the states it went
+# through (consecutive repeats dropped, "+healthy" when the update said so)}.
+master_pod_tasks() { # MASTER_URL FW
+  get "$1/master/state" 5 | jq -c --arg fw "$2" '[.frameworks[] | select(.id == $fw) | .tasks[]
+    | {name, state, through: ([.statuses[] | .state + (if .healthy == true then "+healthy" elif .healthy == false then "+unhealthy" else "" end)]
+        | reduce .[] as $s ([]; if (length > 0 and .[-1] == $s) then . else . + [$s] end))}] | sort_by(.name)'
+}
+master_pod_executors() { # MASTER_URL FW
+  get "$1/master/state" 5 | jq -c --arg fw "$2" '[.frameworks[] | select(.id == $fw) | .executors[]
+    | {type: (.type // null), command: (.command | keys? // null), container: (.container.type // null), resources: ([.resources | to_entries[] | select(.value != 0 and (.value | type) == "number") | .key] | sort)}]'
+}
+master_active_tasks() { # MASTER_URL FW
+  get "$1/master/state" 5 | jq --arg fw "$2" '[.frameworks[] | select(.id == $fw) | .tasks[]] | length'
+}
+master_executor_count() { # MASTER_URL FW
+  get "$1/master/state" 5 | jq --arg fw "$2" '[.frameworks[] | select(.id == $fw) | .executors[]] | length'
+}
+master_tasks_gone() { [[ $(master_active_tasks "$1" "$2") == 0 ]]; }
+master_executors_gone() { [[ $(master_executor_count "$1" "$2") == 0 ]]; }
+pod_status_gone() { [[ $(http_code GET "$BATON/v2/pods/$1::status") == 404 ]]; }
+
+# Pids of processes under DIR (see procs_under) running CMD_PATTERN.
+procs_running() { # DIR PATTERN
+  local pid
+  for pid in $(procs_under "$1"); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE -- "$2" && echo "$pid"
+  done
+  return 0
+}
+no_procs_running() { [[ -z $(procs_running "$1" "$2") ]]; }
+
+# The states Baton logged for each task of container NAME of pod ID (task
+# ids <pod>.instance-<uuid>.<container>.<n>), consecutive repeats dropped:
+# the distinct sequences, sorted, joined by " | " (two instances' updates
+# interleave in any order, each task's own do not).
+baton_container_states() { # BATON_LOG POD_ID_DOTTED CONTAINER
+  plain "$1" | grep 'task status' |
+    sed -nE "s/.*task_id=($2\.instance-[^ ]*\.$3\.[0-9]+) .*state=\"([A-Z_]+)\".*/\1 \2/p" |
+    awk '{ if (last[$1] != $2) { seq[$1] = seq[$1] (seq[$1] == "" ? "" : " ") $2; last[$1] = $2 } }
+      END { for (t in seq) print seq[t] }' | sort -u | paste -sd'|' | sed 's/|/ | /g' || true
+}
+
+# run_pod LABEL MASTER_URL AGENT_DIR FACTS: the pod's whole life through
+# Baton ($BATON), one `FACT name: value` line per observation into FACTS.
+run_pod() {
+  local label=$1 master=$2 agent_dir=$3 facts=$4 fw text code st
+  fact() { echo "FACT $1: $2" | tee -a "$facts"; }
+  fw=$(framework_id)
+  text="hello-from-$label"
+  log "[$label] framework $fw"
+
+  code=$(http_code POST "$BATON/v2/pods" "$(pod_json /web 1 "$text")")
+  fact "POST /v2/pods" "$code"
+  if ! wait_for 120 "[$label] /web: 1 instance STABLE, both containers running, server healthy, serving the writer's page" \
+    pod_serving web 1 "$text"; then
+    fact "1 instance stable and serving" "no: $(get "$BATON/v2/pods/web::status" | jq -c '[.instances[]? | {status, containers: [.containers[] | {name, status, conditions}]}]')"
+    return 1
+  fi
+  st=$(get "$BATON/v2/pods/web::status")
+  fact "1 instance stable and serving" "yes"
+  fact "pod status" "$(jq -c '{status, instances: [.instances[] | {status, containers: [.containers[] | {name, status, healthy: ([.conditions[]? | select(.name == "healthy") | .value] | first)}]}]}' <<<"$st")"
+  fact "page" "$(get "http://$(jq -r '.instances[0].agentHostname' <<<"$st"):$(jq -r '.instances[0].containers[] | select(.name == "server") | .endpoints[0].allocatedHostPort' <<<"$st")/index.html" | sed -E 's/instance-[0-9a-f-]+/instance-<uuid>/')"
+  fact "index.html files in the agent's sandboxes" "$(find "$agent_dir" -path '*/volumes/shared/index.html' 2>/dev/null | wc -l)"
+  fact "master tasks" "$(master_pod_tasks "$master" "$fw")"
+  fact "master executors" "$(master_pod_executors "$master" "$fw")"
+
+  code=$(http_code PUT "$BATON/v2/pods/web" "$(pod_json /web 2 "$text")")
+  fact "PUT /v2/pods/web (2 instances)" "$code"
+  if wait_for 120 "[$label] /web: 2 instances STABLE and serving" pod_serving web 2 "$text"; then
+    fact "2 instances stable and serving" "yes"
+  else
+    fact "2 instances stable and serving" "no"
+  fi
+  fact "master tasks after scaling" "$(master_active_tasks "$master" "$fw") tasks, $(master_executor_count "$master" "$fw") executors"
+
+  code=$(http_code DELETE "$BATON/v2/pods/web")
+  fact "DELETE /v2/pods/web" "$code"
+  wait_for 60 "[$label] /web::status 404" pod_status_gone web || true
+  fact "::status after DELETE" "$(http_code GET "$BATON/v2/pods/web::status")"
+  wait_for 60 "[$label] no active task on the master" master_tasks_gone "$master" "$fw" || true
+  fact "active tasks on the master after DELETE" "$(master_active_tasks "$master" "$fw")"
+  wait_for 60 "[$label] no executor on the master" master_executors_gone "$master" "$fw" || true
+  fact "executors on the master after DELETE" "$(master_executor_count "$master" "$fw")"
+  fact "completed tasks' states" "$(get "$master/master/state" 5 | jq -c --arg fw "$fw" '[.completed_frameworks[]?, .frameworks[] | select(.id == $fw) | .completed_tasks[] | .state] | group_by(.) | map({(.[0]): length}) | add')"
+  wait_for 30 "[$label] no http.server or writer process left" no_procs_running "$agent_dir" 'http\.server|out/index\.html' || true
+  fact "pod processes left" "$(procs_running "$agent_dir" 'http\.server|out/index\.html' | wc -l)"
+  fact "writer states (Baton)" "$(baton_container_states "$SDIR/$BATON_NAME.log" web writer)"
+  fact "server states (Baton)" "$(baton_container_states "$SDIR/$BATON_NAME.log" web server)"
+}
+
+# run_custom_pod LABEL MASTER_URL FACTS: with --pod_executor baton
+# (baton-executor as a custom executor receiving the LAUNCH_GROUP): whether
+# the pod comes up, what the master and Baton saw, then deleted.
+run_custom_pod() {
+  local label=$1 master=$2 facts=$3 fw text code
+  fact() { echo "FACT $1: $2" | tee -a "$facts"; }
+  fw=$(framework_id)
+  text="custom-from-$label"
+  code=$(http_code POST "$BATON/v2/pods" "$(pod_json /cweb 1 "$text")")
+  fact "custom: POST /v2/pods" "$code"
+  if wait_for 90 "[$label] --pod_executor baton: /cweb STABLE and serving" pod_serving cweb 1 "$text"; then
+    fact "custom: 1 instance stable and serving" "yes"
+  else
+    fact "custom: 1 instance stable and serving" "no"
+  fi
+  fact "custom: master tasks" "$(master_pod_tasks "$master" "$fw" | jq -c '[.[] | {name, state}]')"
+  fact "custom: master executors" "$(master_pod_executors "$master" "$fw")"
+  code=$(http_code DELETE "$BATON/v2/pods/cweb")
+  fact "custom: DELETE" "$code"
+  wait_for 60 "[$label] no active task on the master" master_tasks_gone "$master" "$fw" || true
+  fact "custom: active tasks on the master after DELETE" "$(master_active_tasks "$master" "$fw")"
+  fact "custom: writer states (Baton)" "$(baton_container_states "$SDIR/$BATON_NAME.log" cweb writer)"
+  fact "custom: server states (Baton)" "$(baton_container_states "$SDIR/$BATON_NAME.log" cweb server)"
+}
+
+scenario_pod() {
+  command -v python3 >/dev/null || { echo "FAIL pod: needs python3"; return 1; }
+  local real=$SDIR/real.facts local_=$SDIR/local.facts ok=1 murl
+  : >"$real"; : >"$local_"
+
+  AGENT_ISOLATION=("${POD_AGENT_ISOLATION[@]}")
+  start_master master --registry=in_memory
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agentA]}"
+  murl=http://127.0.0.1:${PORT[master]}
+  BATON_NAME=baton-real
+  start_baton "127.0.0.1:${PORT[master]}"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  run_pod real "$murl" "$SDIR/agentA" "$real" || ok=0
+  kill_pid "${PID[baton]}"; unset 'PID[baton]'
+  BATON_NAME=baton-real-custom
+  start_baton "127.0.0.1:${PORT[master]}" "" --pod_executor baton
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  run_custom_pod real "$murl" "$real" || true
+  log "real master and agent on the pods (LAUNCH_GROUP, task group, TASK_ERROR, Dropping, invalid):"
+  plain "$SDIR/master.log" "$SDIR/agentA.log" | grep -E 'LAUNCH_GROUP|task group|TASK_ERROR|Dropping|[Ii]nvalid|SANDBOX_PATH|Failed to launch' | sort -u | tail -n 40 | sed 's/^/  /' || true
+  stop_scenario
+
+  PORT[local]=$(free_port)
+  spawn "$SDIR/local" "$SDIR/local.log" "$MESOS_LOCAL_BIN" --port "${PORT[local]}" --agents 1 --racks 1 \
+    --work_dir "$SDIR/local/work" --executor_path "$EXECUTOR_BIN" --port_range_start 31000
+  PID[local]=$SPAWNED
+  murl=http://127.0.0.1:${PORT[local]}
+  wait_for 60 "mesos-local up" get "$murl/master/state"
+  BATON_NAME=baton-local
+  start_baton "127.0.0.1:${PORT[local]}"
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  run_pod local "$murl" "$SDIR/local" "$local_" || ok=0
+  kill_pid "${PID[baton]}"; unset 'PID[baton]'
+  BATON_NAME=baton-local-custom
+  start_baton "127.0.0.1:${PORT[local]}" "" --pod_executor baton
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  run_custom_pod local "$murl" "$local_" || true
+
+  local differs
+  differs=$(diff <(sed 's/from-real/from-<master>/' "$real") <(sed 's/from-local/from-<master>/' "$local_") || true)
+  if ((ok)) && [[ -z $differs ]]; then
+    echo "PASS pod: two containers sharing an ephemeral volume, running, healthy and serving the writer's page under the default executor, scaled to 2, deleted with nothing left; --pod_executor baton too; mesos-local gives the same $(grep -c '^FACT' "$real") facts as the real master"
+  else
+    echo "FAIL pod: $( ((ok)) || echo 'the pod did not come up; ')mesos-local differs from the real master (< real, > mesos-local):"
+    echo "$differs"
     return 1
   fi
 }

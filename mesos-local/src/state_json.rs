@@ -48,6 +48,35 @@ fn proto<M: prost::Message + prost::Name>(m: &M) -> Value {
     mesos_proto::json::to_value(m).unwrap_or(Value::Null)
 }
 
+/// A CommandInfo as the master's `/master/state` writes it
+/// (`src/common/http.cpp`'s `json(ObjectWriter*, const CommandInfo&)`):
+/// `shell` and `value` when set, `argv` and `uris` (value and executable
+/// only) always, `environment` when set — `{"argv":[],"uris":[]}` for the
+/// default executor, which has none.
+fn command_json(c: &v1::CommandInfo) -> Value {
+    let mut m = Map::new();
+    if let Some(shell) = c.shell {
+        m.insert("shell".into(), json!(shell));
+    }
+    if let Some(value) = &c.value {
+        m.insert("value".into(), json!(value));
+    }
+    m.insert("argv".into(), json!(c.arguments));
+    if let Some(env) = &c.environment {
+        m.insert("environment".into(), proto(env));
+    }
+    m.insert(
+        "uris".into(),
+        Value::Array(
+            c.uris
+                .iter()
+                .map(|u| json!({"value": u.value, "executable": u.executable.unwrap_or(false)}))
+                .collect(),
+        ),
+    );
+    Value::Object(m)
+}
+
 fn labels(l: &Option<v1::Labels>) -> Value {
     match l {
         Some(l) => Value::Array(l.labels.iter().map(proto).collect()),
@@ -167,15 +196,24 @@ fn framework_json(st: &MasterState, fw: &Framework, viewer: Viewer<'_>) -> Value
                 .get(agent.saturating_sub(1))
                 .map(|a| a.id.clone())
                 .unwrap_or_default();
-            json!({
+            let mut m = json!({
                 "executor_id": id,
                 "name": e.info.name.clone().unwrap_or_default(),
                 "framework_id": fw.id,
-                "command": e.info.command.as_ref().map(proto).unwrap_or(Value::Null),
+                "command": command_json(&e.info.command.clone().unwrap_or_default()),
                 "resources": e.resources.to_state_json(),
                 "labels": labels(&e.info.labels),
                 "slave_id": slave_id,
-            })
+            });
+            // Set for a DEFAULT or CUSTOM executor (a LAUNCH_GROUP's always is).
+            if let Some(t) = e.info.r#type {
+                m["type"] = json!(
+                    v1::executor_info::Type::try_from(t)
+                        .map(|t| t.as_str_name())
+                        .unwrap_or("UNKNOWN")
+                );
+            }
+            m
         })
         .collect();
     let mut m = Map::new();
@@ -411,4 +449,34 @@ pub fn render_slaves(st: &MasterState) -> Value {
         .map(|a| slave_json(st, a, true))
         .collect();
     json!({ "slaves": slaves, "recovered_slaves": [] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_written_as_the_master_writes_it() {
+        // The default executor's (none): what a real 1.12 master shows.
+        assert_eq!(
+            command_json(&v1::CommandInfo::default()),
+            json!({"argv": [], "uris": []})
+        );
+        let custom = v1::CommandInfo {
+            value: Some("./baton-executor".into()),
+            shell: Some(true),
+            uris: vec![v1::command_info::Uri {
+                value: "http://h/e".into(),
+                executable: Some(true),
+                extract: Some(false),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            command_json(&custom),
+            json!({"shell": true, "value": "./baton-executor", "argv": [],
+                   "uris": [{"value": "http://h/e", "executable": true}]})
+        );
+    }
 }

@@ -164,12 +164,15 @@ impl Task {
     fn record(&mut self, status: &v1::TaskStatus) {
         let mut s = status.clone();
         s.data = None;
+        // As the master's `updateTask`: an update of the state the last
+        // one had replaces it (a health change, a resent update), so the
+        // history holds each state change once, with its latest status.
         if self
             .statuses
             .last()
-            .is_some_and(|last| last.uuid.is_some() && last.uuid == s.uuid && last.state == s.state)
+            .is_some_and(|last| last.state == s.state)
         {
-            return;
+            self.statuses.pop();
         }
         if self.statuses.len() >= MAX_STATUSES {
             self.statuses.remove(0);
@@ -2726,6 +2729,51 @@ mod tests {
         assert_eq!(
             crate::state_json::render_for(&open, None),
             crate::state_json::render(&open)
+        );
+    }
+}
+
+#[cfg(test)]
+mod status_history_tests {
+    use super::*;
+
+    fn status(state: TaskState, healthy: Option<bool>) -> v1::TaskStatus {
+        v1::TaskStatus {
+            state: state as i32,
+            healthy,
+            ..Default::default()
+        }
+    }
+
+    /// A real master keeps one status per state change: a health update
+    /// of a running task replaces the running one (found by the `pod`
+    /// scenario of scripts/real-mesos-conformance.sh).
+    #[test]
+    fn an_update_of_the_same_state_replaces_the_last_status() {
+        let mut task = Task {
+            info: v1::TaskInfo::default(),
+            framework_id: "fw".into(),
+            executor_id: None,
+            agent: 1,
+            state: TaskState::TaskStaging,
+            status_update_state: None,
+            status_update_uuid: None,
+            statuses: Vec::new(),
+            latest: None,
+            resources: Resources::default(),
+            role: "*".into(),
+        };
+        task.record(&status(TaskState::TaskStarting, None));
+        task.record(&status(TaskState::TaskRunning, None));
+        task.record(&status(TaskState::TaskRunning, Some(true)));
+        let history: Vec<(i32, Option<bool>)> =
+            task.statuses.iter().map(|s| (s.state, s.healthy)).collect();
+        assert_eq!(
+            history,
+            [
+                (TaskState::TaskStarting as i32, None),
+                (TaskState::TaskRunning as i32, Some(true))
+            ]
         );
     }
 }
