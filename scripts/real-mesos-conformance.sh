@@ -1808,6 +1808,11 @@ scenario_resident_app() {
     [[ -n $differs ]] && echo "$differs"
     local f
     for f in "$SDIR"/baton*.log; do show_log "$f" 20 'WARN|ERROR|reserv|volume'; done
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
 # Scenario 9: a pod (LAUNCH_GROUP) under the default executor, real master vs mesos-local
 # ---------------------------------------------------------------------------
 
