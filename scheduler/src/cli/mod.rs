@@ -156,13 +156,29 @@ async fn execute(command: Command) -> Result<(), CliError> {
     }
 }
 
+/// What an interrupted command says besides "interrupted" while it
+/// applies (a deployment being watched goes on): whichever listener sees
+/// the Ctrl-C first, the user gets the same words.
+static INTERRUPT_NOTE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Sets (or, with `None`, clears) what an interruption says from now on.
+pub(crate) fn set_interrupt_note(note: Option<String>) {
+    if let Ok(mut slot) = INTERRUPT_NOTE.lock() {
+        *slot = note;
+    }
+}
+
+fn interrupt_note() -> Option<String> {
+    INTERRUPT_NOTE.lock().ok().and_then(|mut slot| slot.take())
+}
+
 /// Runs a CLI command to its end and returns the process's exit code
 /// ([`EXIT_CODES`]), having told the user what went wrong.
 pub async fn run(command: Command) -> i32 {
     let outcome = tokio::select! {
         biased;
         outcome = execute(command) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted(None)),
+        _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted(interrupt_note())),
     };
     match outcome {
         Ok(()) => 0,

@@ -242,12 +242,15 @@ pub async fn follow(ctx: &Ctx, id: &str) -> Result<(), CliError> {
     // only listen once first polled).
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| CliError::Usage(format!("cannot listen for Ctrl-C: {e}")))?;
+    // Also for the process's own Ctrl-C listener, which may see it first.
+    super::set_interrupt_note(Some(note.clone()));
     let mut display = Display::new(ctx, id);
     let outcome = tokio::select! {
         biased;
         outcome = follow_until_end(ctx, id, &mut display) => outcome,
         _ = interrupt.recv() => Err(CliError::Interrupted(Some(note))),
     };
+    super::set_interrupt_note(None);
     display.end();
     if outcome.is_ok() && !ctx.json {
         println!("deployment {id} finished");

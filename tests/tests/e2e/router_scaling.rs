@@ -199,6 +199,11 @@ fn load(
             .build()
             .unwrap();
         let mut ticks = tokio::time::interval(every);
+        // A slow request must not be made up for by a burst (the default):
+        // the load is at most one request per `every`, or a loaded machine
+        // shows the routers a higher rate than the test means (and the
+        // app scales past the count it asserts).
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bounded: at most ten minutes of ticks.
         for _ in 0..(600_000 / every.as_millis().max(1) as u64) {
             if stop.load(Ordering::Relaxed) {
