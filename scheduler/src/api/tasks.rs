@@ -90,6 +90,11 @@ impl TasksQuery {
             .all_instances()
             .filter(|i| i.is_active())
             .filter_map(|instance| {
+                let app = view.apps.get(&instance.app_id);
+                // Pods' tasks are shown under /v2/pods, as Marathon does.
+                if app.is_some_and(|a| a.is_pod()) {
+                    return None;
+                }
                 let condition = instance.condition()?;
                 let status = match condition {
                     Condition::Running => "running",
@@ -101,9 +106,7 @@ impl TasksQuery {
                 }
                 let mut task = TaskJson::in_view(instance, view)?;
                 // The only listing that carries service ports.
-                let service_ports: Vec<u16> = view
-                    .apps
-                    .get(&instance.app_id)
+                let service_ports: Vec<u16> = app
                     .map(|app| app.declared_ports().iter().map(|p| p.port).collect())
                     .unwrap_or_default();
                 task.service_ports = Some(service_ports);

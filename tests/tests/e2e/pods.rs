@@ -166,6 +166,8 @@ async fn a_pod_shares_a_volume_scales_unique_rolls_and_is_deleted() {
     assert_eq!(apps["apps"], json!([]), "{apps}");
     let (status, _) = baton.get("/v2/apps/shop/web").await;
     assert_eq!(status, 404);
+    let (_, tasks) = baton.get("/v2/tasks").await;
+    assert_eq!(tasks["tasks"], json!([]), "{tasks}");
     let (_, group) = baton.get("/v2/groups/shop").await;
     assert_eq!(group["pods"][0]["id"], "/shop/web", "{group}");
 
