@@ -386,7 +386,9 @@ async fn a_failing_group_member_kills_the_rest(encoding: Encoding) {
             "while [ ! -e ../../fail ]; do sleep 0.05; done; exit 7",
         ),
     ]);
-    let server = executor.task_pgid("pid").await;
+    // Every task of a group has a directory of its own, as under Mesos's
+    // default executor.
+    let server = executor.task_pgid("tasks/server/pid").await;
     agent.wait_update("sidecar", TaskState::TaskRunning).await;
     std::fs::write(executor.sandbox().join("fail"), "").unwrap();
 
