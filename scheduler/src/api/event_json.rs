@@ -75,14 +75,21 @@ fn condition_name(condition: Option<Condition>) -> &'static str {
     }
 }
 
-fn status_update(instance: &Instance, message: Option<&str>) -> Value {
+fn status_update(
+    instance: &Instance,
+    message: Option<&str>,
+    container_task: Option<&str>,
+) -> Value {
     let Some(task) = instance.task.as_ref() else {
         return json!({"appId": instance.app_id});
     };
+    // A pod's container: its own task id and state, not the instance's sum.
+    let container =
+        container_task.and_then(|id| task.containers.as_ref()?.iter().find(|c| c.task_id == id));
     json!({
         "slaveId": task.agent_id,
-        "taskId": task.task_id,
-        "taskStatus": task.shown_state(),
+        "taskId": container.map_or(task.task_id.as_str(), |c| c.task_id.as_str()),
+        "taskStatus": container.map_or(task.shown_state(), |c| c.condition.mesos_state()),
         "message": message.unwrap_or_default(),
         "appId": instance.app_id,
         "host": task.hostname,
@@ -121,7 +128,11 @@ fn unhealthy_kill(instance: &Instance, reason: &str) -> Value {
 /// The event's own fields.
 fn fields(event: &Event) -> Value {
     match event {
-        Event::StatusUpdate { instance, message } => status_update(instance, message.as_deref()),
+        Event::StatusUpdate {
+            instance,
+            message,
+            container_task,
+        } => status_update(instance, message.as_deref(), container_task.as_deref()),
         Event::InstanceChanged(instance) => instance_changed(instance),
         Event::HealthChanged {
             instance,
@@ -232,6 +243,7 @@ mod tests {
             Event::StatusUpdate {
                 instance: i.clone(),
                 message: Some("ok".into()),
+                container_task: None,
             },
             &[
                 "slaveId",
@@ -339,11 +351,43 @@ mod tests {
         assert_eq!(
             rendered(Event::StatusUpdate {
                 instance: i.clone(),
-                message: None
+                message: None,
+                container_task: None,
             })["taskStatus"],
             "TASK_RUNNING"
         );
-        assert_eq!(rendered(Event::InstanceChanged(i))["condition"], "Running");
+        assert_eq!(
+            rendered(Event::InstanceChanged(i.clone()))["condition"],
+            "Running"
+        );
+        // A pod's container update names the container's task and state.
+        let mut pod = (*i).clone();
+        let task = pod.task.as_mut().unwrap();
+        task.containers = Some(Box::new(vec![
+            crate::state::instance::ContainerTask {
+                name: "a".into(),
+                task_id: "p.instance-u.a.1".into(),
+                condition: Condition::Running,
+                checked: false,
+                healthy: None,
+                message: None,
+            },
+            crate::state::instance::ContainerTask {
+                name: "b".into(),
+                task_id: "p.instance-u.b.1".into(),
+                condition: Condition::Failed,
+                checked: false,
+                healthy: None,
+                message: None,
+            },
+        ]));
+        let event = rendered(Event::StatusUpdate {
+            instance: Arc::new(pod),
+            message: None,
+            container_task: Some("p.instance-u.b.1".into()),
+        });
+        assert_eq!(event["taskId"], "p.instance-u.b.1");
+        assert_eq!(event["taskStatus"], "TASK_FAILED");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum Event {
         instance: Arc<Instance>,
         /// Mesos's message, or why Baton changed what it shows.
         message: Option<String>,
+        /// For a pod instance, the container task the update was about
+        /// (the event names it and its own state).
+        container_task: Option<String>,
     },
     /// An instance's condition changed (`instance_changed_event`).
     InstanceChanged(Arc<Instance>),

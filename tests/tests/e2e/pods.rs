@@ -149,6 +149,19 @@ async fn a_pod_shares_a_volume_scales_unique_rolls_and_is_deleted() {
     assert_eq!(server["conditions"][0]["value"], "true");
     let (status, _) = stable(&baton).await;
     assert_eq!(status["status"], "STABLE", "{status}");
+    // Each container's updates are its own in the event stream.
+    for container in ["writer", "server"] {
+        events
+            .wait_for(&format!("{container}'s status_update_event"), |e| {
+                e["eventType"] == "status_update_event"
+                    && e["appId"] == "/shop/web"
+                    && e["taskStatus"] == "TASK_RUNNING"
+                    && e["taskId"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(&format!(".{container}.1")))
+            })
+            .await;
+    }
 
     // Round trip: what GET shows, PUT back, is what GET shows again, and
     // it restarts nothing.

@@ -190,6 +190,7 @@ impl Driver {
                 effects.emit(Event::StatusUpdate {
                     instance: instance.clone(),
                     message: Some("draining before kill".into()),
+                    container_task: None,
                 });
             }
         }

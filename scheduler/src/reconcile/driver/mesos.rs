@@ -346,9 +346,15 @@ impl Driver {
             effects.change(StateChange::Delay(next.app_id.clone(), delay));
         }
         if next.task.is_some() {
+            let container_task = next
+                .task
+                .as_ref()
+                .is_some_and(|t| t.containers.is_some())
+                .then(|| task_id.clone());
             effects.emit(Event::StatusUpdate {
                 instance: next.clone(),
                 message: status.message.clone(),
+                container_task,
             });
         }
         if instance.condition() != next.condition() {
