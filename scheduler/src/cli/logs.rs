@@ -344,10 +344,20 @@ pub async fn run(
             place.framework_id, place.executor_id
         )
     });
-    let path = format!("{directory}/{file}");
+    // A task of a group (a pod's container) has a directory of its own in
+    // its executor's sandbox, `tasks/<task id>`, as under Mesos's default
+    // executor; any other task writes in the sandbox itself.
+    let nested = format!("{directory}/tasks/{}/{file}", place.task_id);
+    let (path, size) = match read_at(&agent, &nested, -1, 0).await {
+        Ok((_, size)) => (nested, size),
+        Err(_) => {
+            let path = format!("{directory}/{file}");
+            let (_, size) = read_at(&agent, &path, -1, 0).await?;
+            (path, size)
+        }
+    };
     tracing::debug!(task = %place.task_id, agent = %agent.base(), %path, "reading the sandbox");
 
-    let (_, size) = read_at(&agent, &path, -1, 0).await?;
     let mut start = size;
     let mut tail: Vec<u8> = Vec::new();
     while start > 0 && tail_start(&tail, lines).is_none() {

@@ -640,6 +640,32 @@ async fn task_logs_read_the_sandbox_and_follow_what_the_task_prints_next() {
     assert_eq!(code, 130);
 
     // An unknown task: the master does not know it.
+    // A pod's container writes in its own directory of the group's
+    // sandbox: its logs are read there.
+    let pod = json!({"id": "/cli/pod", "containers": [{"name": "talker",
+        "resources": {"cpus": 0.05, "mem": 32},
+        "exec": {"command": {"shell": format!("echo said-by-talker; while :; do sleep 1; done # {marker}")}}}]});
+    let (status, body) = baton
+        .request(reqwest::Method::POST, "/v2/pods", Some(&pod))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let talker = wait::until(DEADLINE, "the pod's container to run", || async {
+        let (_, status) = baton.get("/v2/pods/cli/pod::status").await;
+        let c = &status["instances"][0]["containers"][0];
+        (c["status"] == "TASK_RUNNING").then(|| c["containerId"].as_str().map(str::to_string))?
+    })
+    .await;
+    let said = wait::until(DEADLINE, "the container's line", || async {
+        let out = run(&baton, &["task", "logs", &talker, "-n", "5"]).await;
+        (out.code == 0 && out.stdout.contains("said-by-talker")).then_some(out)
+    })
+    .await;
+    assert_eq!(said.stdout.trim(), "said-by-talker", "{said:?}");
+    let (status, _) = baton
+        .request(reqwest::Method::DELETE, "/v2/pods/cli/pod", None)
+        .await;
+    assert_eq!(status, 202);
+
     let out = run(&baton, &["task", "logs", "cli_nope.instance-x._app.1"]).await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
