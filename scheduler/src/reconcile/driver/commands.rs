@@ -282,6 +282,23 @@ impl Driver {
                 )
                 .into());
             }
+            // A resident app's volumes hold its instances' data where they
+            // are reserved: they cannot change under them (Marathon refuses
+            // it too); a new app id is the way to new volumes.
+            if let (Some(old), Some(app)) = (&current, &new)
+                && old.is_resident()
+                && crate::offers::reservation::persistent_volumes(old)
+                    != crate::offers::reservation::persistent_volumes(app)
+            {
+                return Err(AppError::invalid(
+                    "/container/volumes",
+                    format!(
+                        "{}: persistent volumes cannot be changed, added or removed once the app runs with them",
+                        app.id
+                    ),
+                )
+                .into());
+            }
             let action = match (&current, &new) {
                 (None, None) => return Err(SchedulerError::UnknownApp(id)),
                 (None, Some(_)) => DeploymentAction::StartApplication,

@@ -860,3 +860,35 @@ async fn a_group_the_store_refuses_fails_every_write_in_it_and_changes_nothing()
         .await;
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resident_apps_persistent_volumes_cannot_change() {
+    let store = Arc::new(FlakyStore::default());
+    let h = Harness::start(store, |_| {}).await;
+    let with_volume = |size: u32, instances: u32| {
+        serde_json::json!({"id": "/db", "cmd": "x", "cpus": 0.1, "mem": 16, "role": "db",
+            "instances": instances,
+            "container": {"type": "MESOS", "volumes": [
+                {"containerPath": "data", "mode": "RW", "persistent": {"size": size}}]}})
+    };
+    h.put(with_volume(10, 0)).await;
+    // Scaling, or any change leaving the volumes be, is fine.
+    h.put(with_volume(10, 1)).await;
+    // Resizing the volume is refused, naming the field; nothing changes.
+    let err = h
+        .scheduler
+        .put_app(app(with_volume(20, 1)))
+        .await
+        .expect_err("refused");
+    let crate::reconcile::SchedulerError::App(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.status(), 422);
+    assert_eq!(e.body()["details"][0]["path"], "/container/volumes");
+    let stored = h.scheduler.view().apps.values().next().unwrap().clone();
+    assert_eq!(
+        crate::offers::reservation::persistent_volumes(&stored)[0].size_mb,
+        10.0
+    );
+    h.stop().await;
+}
