@@ -336,22 +336,15 @@ impl AppDefinition {
     /// ([`crate::offers::ResourceRequest::for_app`]), not from port
     /// definitions.
     pub fn for_pod(pod: crate::state::app::pod::PodDefinition) -> AppDefinition {
-        let mut resources = (0.0, 0.0, 0.0, 0u32);
-        for c in &pod.containers {
-            resources.0 += c.resources.cpus;
-            resources.1 += c.resources.mem;
-            resources.2 += c.resources.disk;
-            resources.3 += c.resources.gpus;
-        }
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let resources = pod.container_resources();
         AppDefinition {
             id: pod.id.clone(),
             user: pod.user.clone(),
             instances: pod.instances,
-            cpus: round(resources.0),
-            mem: round(resources.1),
-            disk: round(resources.2),
-            gpus: resources.3,
+            cpus: resources.cpus,
+            mem: resources.mem,
+            disk: resources.disk,
+            gpus: resources.gpus,
             constraints: pod.constraint_parts(),
             accepted_resource_roles: (!pod.accepted_resource_roles.is_empty())
                 .then(|| pod.accepted_resource_roles.clone()),

@@ -30,7 +30,7 @@
 //! let body = br#"{"id":"/web","containers":[{"name":"nginx","resources":{"cpus":0.5,"mem":64},
 //!     "image":{"kind":"DOCKER","id":"nginx"},"endpoints":[{"name":"http"}]}]}"#;
 //! let pod = PodDefinition::from_json(body, &PathId::root(), &AppDefaults::default()).expect("valid");
-//! assert_eq!(pod.instance_resources().cpus, 0.6); // plus the executor's 0.1
+//! assert_eq!(pod.container_resources().cpus, 0.5);
 //! assert_eq!(pod.host_port_endpoints()[0].host_port, 0);
 //!
 //! let err = PodDefinition::from_json(br#"{"id":"/p","containers":[]}"#, &PathId::root(), &AppDefaults::default())
@@ -51,7 +51,6 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::state::app::constraint::Constraint;
 use crate::state::app::{
     AppDefaults, AppError, EnvValue, ExecutorResources, KillSelection, Labels, Network,
     NetworkMode, PathId, Secret, Timestamp, UnreachableStrategy, UpgradeStrategy, VersionInfo,
@@ -175,17 +174,15 @@ impl PodDefinition {
         self.containers.iter().find(|c| c.name == name)
     }
 
-    /// What one instance takes from an offer: every container plus the
-    /// executor. Summed in thousandths, Mesos' scalar precision, so that
-    /// `0.1 + 0.2` asks for `0.3` and not a hair more.
-    pub fn instance_resources(&self) -> PodResources {
+    /// What its containers take together (the executor's share is
+    /// `executor_resources`). Summed in thousandths, Mesos' scalar
+    /// precision, so that `0.1 + 0.2` asks for `0.3` and not a hair more.
+    pub fn container_resources(&self) -> PodResources {
         fn millis(v: f64) -> i64 {
             // `as` saturates; validation keeps values finite.
             (v * 1000.0).round() as i64
         }
-        let er = &self.executor_resources;
-        let (mut cpus, mut mem, mut disk) = (millis(er.cpus), millis(er.mem), millis(er.disk));
-        let mut gpus: u32 = 0;
+        let (mut cpus, mut mem, mut disk, mut gpus) = (0i64, 0i64, 0i64, 0u32);
         for r in self.containers.iter().map(|c| &c.resources) {
             cpus = cpus.saturating_add(millis(r.cpus));
             mem = mem.saturating_add(millis(r.mem));
@@ -198,27 +195,6 @@ impl PodDefinition {
             disk: disk as f64 / 1000.0,
             gpus,
         }
-    }
-
-    /// The disk its persistent volumes reserve, in MB.
-    pub fn persistent_volume_disk(&self) -> u64 {
-        self.volumes
-            .iter()
-            .filter_map(|v| match v {
-                PodVolume::Persistent { persistent, .. } => Some(persistent.size),
-                _ => None,
-            })
-            .fold(0, u64::saturating_add)
-    }
-
-    /// The placement constraints in the offer matcher's type. Constraints
-    /// that do not parse are left out (validation refuses them, so only a
-    /// pod stored under older rules has any).
-    pub fn placement_constraints(&self) -> Vec<Constraint> {
-        self.constraints
-            .iter()
-            .filter_map(|c| Constraint::parse(&c.to_parts()).ok())
-            .collect()
     }
 
     /// The constraints in the app form, `[field, OPERATOR(, value)]`.
@@ -246,43 +222,6 @@ impl PodDefinition {
                     endpoint: e,
                     host_port,
                 })
-            })
-            .collect()
-    }
-
-    /// Each volume with the containers that mount it and where, in volume
-    /// order.
-    pub fn volume_uses(&self) -> Vec<VolumeUse<'_>> {
-        self.volumes
-            .iter()
-            .map(|volume| VolumeUse {
-                volume,
-                mounts: self
-                    .containers
-                    .iter()
-                    .flat_map(|c| {
-                        c.volume_mounts
-                            .iter()
-                            .filter(|m| m.name == volume.name())
-                            .map(move |m| Mount {
-                                container: &c.name,
-                                mount_path: &m.mount_path,
-                                read_only: m.read_only,
-                            })
-                    })
-                    .collect(),
-            })
-            .collect()
-    }
-
-    /// The volumes mounted by more than one container: what the executor
-    /// must create once and share.
-    pub fn shared_volumes(&self) -> Vec<VolumeUse<'_>> {
-        self.volume_uses()
-            .into_iter()
-            .filter(|u| {
-                let first = u.mounts.first().map(|m| m.container);
-                u.mounts.iter().any(|m| Some(m.container) != first)
             })
             .collect()
     }
@@ -350,11 +289,6 @@ impl PodDefinition {
             ..p.clone()
         };
         self.id == to.id && neutral(self) != neutral(to)
-    }
-
-    /// Whether going from `self` to `to` only changes the instance count.
-    pub fn is_scale_only_change(&self, to: &PodDefinition) -> bool {
-        !self.is_upgrade(to) && self.instances != to.instances
     }
 
     /// The stored form: the Marathon shape plus `versionInfo`, read back

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::state::app::constraint::Constraint;
 use crate::state::app::{AppDefaults, AppError, PathId, Timestamp};
 
 fn parse(v: &Value) -> Result<PodDefinition, AppError> {
@@ -206,8 +207,8 @@ fn typical_pod_parses_writes_and_round_trips() {
     assert_eq!(p.max_instances, Some(5));
     assert_eq!(p.role, "web");
     assert_eq!(p.kill_selection, KillSelection::OldestFirst);
-    assert_eq!(p.backoff.backoff_ms(), 2000);
-    assert_eq!(p.backoff.max_launch_delay_ms(), 60_000);
+    assert_eq!(p.backoff.backoff, 2.0);
+    assert_eq!(p.backoff.max_launch_delay, 60.0);
     let web = p.container("web").expect("web");
     assert_eq!(web.kill_grace_period_seconds(), Some(20.5));
     assert!(web.artifacts[0].extract, "artifacts extract by default");
@@ -343,7 +344,9 @@ fn persistent_volumes_make_a_pod_resident_with_its_defaults() {
     assert!(p.has_persistent_volumes() && p.is_resident());
     assert_eq!(p.upgrade_strategy, UpgradeStrategy::RESIDENT);
     assert_eq!(p.unreachable_strategy, UnreachableStrategy::Disabled);
-    assert_eq!(p.persistent_volume_disk(), 100);
+    assert!(
+        matches!(&p.volumes[0], PodVolume::Persistent { persistent, .. } if persistent.size == 100)
+    );
     let json = to_json(&p);
     assert_eq!(
         json["volumes"][0],
@@ -1137,9 +1140,8 @@ fn constraint_rules_follow_marathon_and_the_offer_matcher() {
         p.constraint_parts(),
         [vec!["hostname".to_string(), "MAX_PER".into(), "2".into()]]
     );
-    let parsed = p.placement_constraints();
-    assert_eq!(parsed.len(), 1);
-    assert_eq!(parsed[0].to_string(), "hostname:MAX_PER:2");
+    let parsed = Constraint::parse(&p.constraint_parts()[0]).expect("parses");
+    assert_eq!(parsed.to_string(), "hostname:MAX_PER:2");
 }
 
 #[test]
@@ -1181,47 +1183,22 @@ fn resident_rules() {
 // ---------------------------------------------------------------- accessors
 
 #[test]
-fn instance_resources_sum_containers_and_executor_exactly() {
+fn container_resources_sum_exactly_without_the_executor() {
     let v = json!({"id": "/p", "containers": [
         {"name": "a", "resources": {"cpus": 0.1, "mem": 32.5, "disk": 1, "gpus": 1}},
         {"name": "b", "resources": {"cpus": 0.2, "mem": 64, "gpus": 2}}
     ]});
-    let r = pod(v).instance_resources();
+    let r = pod(v).container_resources();
     assert_eq!(
         r,
         PodResources {
-            cpus: 0.4,
-            mem: 128.5,
-            disk: 11.0,
+            cpus: 0.3,
+            mem: 96.5,
+            disk: 1.0,
             gpus: 3
         }
     );
-}
-
-#[test]
-fn volume_uses_and_shared_volumes() {
-    let p = pod(typical());
-    let uses = p.volume_uses();
-    assert_eq!(uses.len(), 2);
-    assert_eq!(
-        uses[0].mounts,
-        [
-            Mount {
-                container: "web",
-                mount_path: "/usr/share/nginx/html",
-                read_only: false
-            },
-            Mount {
-                container: "sidecar",
-                mount_path: "/data",
-                read_only: false
-            },
-        ]
-    );
-    let shared = p.shared_volumes();
-    assert_eq!(shared.len(), 1);
-    assert_eq!(shared[0].volume.name(), "shared");
-    assert!(!p.has_persistent_volumes());
+    assert!(!pod(typical()).has_persistent_volumes());
 }
 
 #[test]
@@ -1229,13 +1206,13 @@ fn upgrades_scaling_and_versions() {
     let p = pod(typical()).with_version(Timestamp::from_millis(1000), false);
     let mut scaled = p.clone();
     scaled.instances = 5;
-    assert!(p.is_scale_only_change(&scaled) && !p.is_upgrade(&scaled));
+    assert!(!p.is_upgrade(&scaled));
     let scaled = scaled.with_version(Timestamp::from_millis(2000), true);
     assert_eq!(scaled.config_version(), Timestamp::from_millis(1000));
     assert_eq!(scaled.version, Some(Timestamp::from_millis(2000)));
     let mut changed = scaled.clone();
     changed.containers[0].resources.mem = 512.0;
-    assert!(scaled.is_upgrade(&changed) && !scaled.is_scale_only_change(&changed));
+    assert!(scaled.is_upgrade(&changed));
     let changed = changed.with_version(Timestamp::from_millis(3000), false);
     assert_eq!(changed.config_version(), Timestamp::from_millis(3000));
     assert_round_trips(&changed);
@@ -1510,10 +1487,8 @@ mod properties {
         fn plausible_pods_round_trip(body in plausible_pod()) {
             if let Ok(pod) = PodDefinition::from_value(&body, &PathId::root(), &AppDefaults::default()) {
                 round_trips(&pod)?;
-                let r = pod.instance_resources();
-                prop_assert!(r.cpus >= pod.executor_resources.cpus);
-                let _ = pod.placement_constraints();
-                let _ = pod.shared_volumes();
+                let r = pod.container_resources();
+                prop_assert!(r.cpus >= 0.0);
                 let _ = pod.host_port_endpoints();
             }
         }

@@ -481,21 +481,6 @@ impl PodBackoff {
         backoff_factor: 1.15,
         max_launch_delay: 300.0,
     };
-
-    /// The first delay in milliseconds.
-    pub fn backoff_ms(&self) -> u64 {
-        seconds_to_ms(self.backoff)
-    }
-
-    /// The cap in milliseconds.
-    pub fn max_launch_delay_ms(&self) -> u64 {
-        seconds_to_ms(self.max_launch_delay)
-    }
-}
-
-fn seconds_to_ms(seconds: f64) -> u64 {
-    // `as` saturates; validation keeps the value finite and non-negative.
-    (seconds * 1000.0).round().max(0.0) as u64
 }
 
 /// An endpoint that needs a port from the offer, in the order host ports
@@ -508,24 +493,4 @@ pub struct HostPortEndpoint<'a> {
     pub endpoint: &'a Endpoint,
     /// 0 for any offered port, else exactly this one.
     pub host_port: u16,
-}
-
-/// One container's mount of a volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mount<'a> {
-    /// The container.
-    pub container: &'a str,
-    /// Where the volume appears in it.
-    pub mount_path: &'a str,
-    /// Whether it is mounted read-only.
-    pub read_only: bool,
-}
-
-/// A pod volume with every container mount of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeUse<'a> {
-    /// The volume.
-    pub volume: &'a PodVolume,
-    /// Who mounts it where, in container order.
-    pub mounts: Vec<Mount<'a>>,
 }
