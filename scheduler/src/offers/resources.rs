@@ -55,38 +55,29 @@ impl ResourceRequest {
     /// a host port for every declared port that has one (`Any` for host
     /// port 0, `Fixed` for a literal one, as `requirePorts` gives).
     pub fn for_app(app: &AppDefinition) -> ResourceRequest {
-        // A pod: its containers' resources, and a port per endpoint with
-        // a host port, in the order they are assigned.
-        if let Some(pod) = &app.pod {
-            return ResourceRequest {
-                cpus: app.cpus,
-                mem: app.mem,
-                disk: app.disk,
-                gpus: app.gpus,
-                ports: pod
-                    .host_port_endpoints()
-                    .iter()
-                    .map(|e| match e.host_port {
-                        0 => PortRequest::Any,
-                        port => PortRequest::Fixed(port),
-                    })
-                    .collect(),
-            };
-        }
+        let port = |host_port: u16| match host_port {
+            0 => PortRequest::Any,
+            port => PortRequest::Fixed(port),
+        };
+        // A pod's host ports are its endpoints', in the order assigned.
+        let ports = match &app.pod {
+            Some(pod) => pod
+                .host_port_endpoints()
+                .iter()
+                .map(|e| port(e.host_port))
+                .collect(),
+            None => app
+                .declared_ports()
+                .iter()
+                .filter_map(|p| p.host_port.map(port))
+                .collect(),
+        };
         ResourceRequest {
             cpus: app.cpus,
             mem: app.mem,
             disk: app.disk,
             gpus: app.gpus,
-            ports: app
-                .declared_ports()
-                .iter()
-                .filter_map(|p| match p.host_port {
-                    None => None,
-                    Some(0) => Some(PortRequest::Any),
-                    Some(port) => Some(PortRequest::Fixed(port)),
-                })
-                .collect(),
+            ports,
         }
     }
 }

@@ -566,11 +566,6 @@ pub struct Instance {
 pub struct Reservation {
     /// The agent the resources are reserved on.
     pub agent_id: SharedStr,
-    /// Its hostname.
-    pub hostname: SharedStr,
-    /// The agent's fields for constraints, as on [`InstanceTask::fields`].
-    #[serde(serialize_with = "ser_fields", deserialize_with = "de_fields")]
-    pub fields: Arc<BTreeMap<String, String>>,
     /// When the RESERVE was sent.
     pub reserved_at: Timestamp,
     /// Whether Mesos has shown it exists: an offer carried it, or a task

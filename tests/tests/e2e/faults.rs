@@ -794,7 +794,7 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
 
     // 2. Its agent restarts, and the task is killed (not wiped) meanwhile:
     // the next incarnation comes on the same agent, with the same volume.
-    let agent: usize = held
+    let agent: usize = first
         .hostname
         .as_str()
         .rsplit('.')

@@ -623,8 +623,6 @@ fn resident(condition: Option<Condition>, confirmed: bool, reserved_ago_s: i64) 
     let mut i = instance(condition, reserved_ago_s);
     i.reservation = Some(Box::new(crate::state::instance::Reservation {
         agent_id: crate::state::instance::SharedStr::new("a"),
-        hostname: crate::state::instance::SharedStr::new("h"),
-        fields: Default::default(),
         reserved_at: Timestamp::from_millis(NOW - reserved_ago_s * 1000),
         confirmed,
     }));

@@ -208,8 +208,6 @@ impl Driver {
                     }
                     next.reservation = Some(Box::new(Reservation {
                         agent_id: crate::state::instance::SharedStr::new(&offer.agent_id.value),
-                        hostname: crate::state::instance::SharedStr::new(&offer.hostname),
-                        fields: fields.clone(),
                         reserved_at: now,
                         confirmed: false,
                     }));
@@ -359,7 +357,15 @@ impl Driver {
         framework_id: &str,
         operations: &mut [Vec<v1::offer::Operation>],
     ) {
-        if framework_id.is_empty() {
+        // Most offer cycles carry no reservation of ours: no pass over
+        // every instance then.
+        let ours = |offer: &v1::Offer| {
+            offer
+                .resources
+                .iter()
+                .any(|r| reservation::reserved_instance(r, framework_id).is_some())
+        };
+        if framework_id.is_empty() || !offers.iter().any(ours) {
             return;
         }
         let held: std::collections::BTreeMap<String, &str> = self
