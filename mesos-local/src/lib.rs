@@ -151,8 +151,6 @@ impl LocalCluster {
     /// allocation loop.
     pub async fn start(config: ClusterConfig) -> Result<LocalCluster, Error> {
         config.validate()?;
-        // Before anything new runs: what a killed predecessor on this work
-        // directory left behind could never reconnect.
         let roots = baton_probe::https::trust_roots(config.fetcher_ca_file.as_deref())
             .map_err(Error::FetcherCa)?;
         let https = baton_probe::https::HttpsClient::verifying(roots);
@@ -164,6 +162,8 @@ impl LocalCluster {
             ),
             None => info!(isolation = %isolator.describe(), "containers isolated"),
         }
+        // Before anything new runs: what a killed predecessor on this work
+        // directory left behind could never reconnect.
         let work_dir = config.work_dir.clone();
         let orphans = isolator.clone();
         let _ = tokio::task::spawn_blocking(move || {

@@ -23,15 +23,18 @@ pub struct OfferRef {
     pub framework_id: String,
     /// 1-based agent index.
     pub agent: usize,
+    /// The role it is allocated to.
+    pub role: String,
 }
 
 /// Checks the offers of an ACCEPT or DECLINE: known, this framework's,
-/// one agent, no duplicates. Returns the agent.
+/// one agent, one allocation role (a MULTI_ROLE framework gets an offer
+/// per role), no duplicates. Returns the agent and the role.
 pub fn check_offers(
     offer_ids: &[String],
     framework_id: &str,
     lookup: impl Fn(&str) -> Option<OfferRef>,
-) -> Result<usize, String> {
+) -> Result<(usize, String), String> {
     if offer_ids.is_empty() {
         return Err("No offers specified".into());
     }
@@ -50,10 +53,13 @@ pub fn check_offers(
                 offer.framework_id
             ));
         }
-        match agent {
-            None => agent = Some(offer.agent),
-            Some(a) if a != offer.agent => {
+        match &agent {
+            None => agent = Some((offer.agent, offer.role)),
+            Some((a, _)) if *a != offer.agent => {
                 return Err("Aggregated offers must belong to one single agent".into());
+            }
+            Some((_, role)) if *role != offer.role => {
+                return Err("Aggregated offers must be allocated to the same role".into());
             }
             Some(_) => {}
         }
@@ -638,23 +644,41 @@ mod tests {
             "o1" => Some(OfferRef {
                 framework_id: "f".into(),
                 agent: 1,
+                role: "*".into(),
             }),
             "o2" => Some(OfferRef {
                 framework_id: "f".into(),
                 agent: 2,
+                role: "*".into(),
             }),
             "o3" => Some(OfferRef {
                 framework_id: "g".into(),
                 agent: 1,
+                role: "*".into(),
             }),
             "o4" => Some(OfferRef {
                 framework_id: "f".into(),
                 agent: 1,
+                role: "*".into(),
+            }),
+            "o5" => Some(OfferRef {
+                framework_id: "f".into(),
+                agent: 1,
+                role: "db".into(),
             }),
             _ => None,
         };
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(check_offers(&ids(&["o1", "o4"]), "f", lookup), Ok(1));
+        assert_eq!(
+            check_offers(&ids(&["o1", "o4"]), "f", lookup),
+            Ok((1, "*".to_string()))
+        );
+        // A MULTI_ROLE framework's offers of two roles are not one ACCEPT.
+        assert!(
+            check_offers(&ids(&["o1", "o5"]), "f", lookup)
+                .unwrap_err()
+                .contains("same role")
+        );
         assert!(
             check_offers(&ids(&["o1", "o1"]), "f", lookup)
                 .unwrap_err()

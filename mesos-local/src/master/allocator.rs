@@ -380,4 +380,46 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].role, "db");
     }
+
+    #[test]
+    fn a_roles_reservation_is_offered_to_that_role_only() {
+        let now = Instant::now();
+        // 2 cpus reserved for web, and unreserved memory.
+        let mut reserved = mesos_proto::util::scalar_resource("cpus", 2.0);
+        reserved.reservations = vec![v1::resource::ReservationInfo {
+            r#type: Some(v1::resource::reservation_info::Type::Dynamic as i32),
+            role: Some("web".into()),
+            ..Default::default()
+        }];
+        let available =
+            Resources::from_protos(&[reserved, mesos_proto::util::scalar_resource("mem", 1024.0)])
+                .unwrap();
+        let slots = vec![AgentSlot {
+            index: 1,
+            available: available.clone(),
+        }];
+        let none = HashMap::new();
+        // db comes first (ties go by id), yet gets no cpus: they are web's.
+        let mut cands: Vec<Candidate<'_>> = [("a", "db"), ("b", "web")]
+            .into_iter()
+            .map(|(framework_id, role)| Candidate {
+                framework_id,
+                role,
+                share: 0.0,
+                filters: &none,
+                refinement: true,
+            })
+            .collect();
+        let out = allocate(&slots, &mut cands, &available, now);
+        let by_role = |role: &str| {
+            out.iter()
+                .find(|a| a.role == role)
+                .map(|a| a.resources.clone())
+        };
+        let db = by_role("db").expect("db is offered the unreserved memory");
+        assert_eq!(db.total_scalar("cpus"), 0.0);
+        assert_eq!(db.total_scalar("mem"), 1024.0);
+        let web = by_role("web").expect("web is offered its reservation");
+        assert_eq!(web.total_scalar("cpus"), 2.0);
+    }
 }

@@ -67,9 +67,6 @@ fn authenticate(
     })
 }
 
-/// `/master/state`, as the request's principal may see it (`--acls`
-/// `view_*`); without `--authenticate_http_readonly` there is none, and
-/// the reader is Mesos's `ANY` subject.
 /// `/master/slaves`: the agents with their `*_full` resource arrays.
 async fn slaves(State(master): State<Arc<Master>>, headers: HeaderMap) -> Response {
     if let Err(r) = authenticate(&master, Realm::ReadOnly, &headers) {
@@ -82,6 +79,9 @@ async fn slaves(State(master): State<Arc<Master>>, headers: HeaderMap) -> Respon
     axum::Json(json).into_response()
 }
 
+/// `/master/state`, as the request's principal may see it (`--acls`
+/// `view_*`); without `--authenticate_http_readonly` there is none, and
+/// the reader is Mesos's `ANY` subject.
 async fn state(State(master): State<Arc<Master>>, headers: HeaderMap) -> Response {
     let principal = match authenticate(&master, Realm::ReadOnly, &headers) {
         Ok(p) => p,

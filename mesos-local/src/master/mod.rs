@@ -1169,10 +1169,11 @@ impl MasterState {
             self.offers.get(id).map(|o| accept::OfferRef {
                 framework_id: o.framework_id.clone(),
                 agent: o.agent,
+                role: o.role.clone(),
             })
         });
-        let agent = match checked {
-            Ok(agent) => agent,
+        let (agent, role) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 warn!(framework_id, error = %e, "ACCEPT with invalid offers");
                 // Still-valid offers of this framework named in the call are
@@ -1193,21 +1194,12 @@ impl MasterState {
             }
         };
         let mut offered = Resources::default();
-        let mut role = None;
         for id in &offer_ids {
             if let Some(o) = self.offers.remove(id) {
                 offered.add(&o.resources);
-                role = o.offer.allocation_info.and_then(|a| a.role).or(role);
             }
         }
         let agent_id = self.agent_id_of(agent);
-        let role = role
-            .or_else(|| {
-                self.frameworks
-                    .get(framework_id)
-                    .and_then(Framework::offer_role)
-            })
-            .unwrap_or_else(|| "*".into());
         let checkpointed = self
             .agent(agent)
             .map(|a| a.total.checkpointed())
