@@ -24,7 +24,7 @@
 //! (`blue`, `green`, any name) is shown, not used to route.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -104,8 +104,11 @@ pub enum Split {
     Weighted {
         /// Per member.
         weights: Vec<u32>,
-        /// The algorithm's running scores, per member.
-        scores: Mutex<Vec<i64>>,
+        /// The algorithm's running scores, per member; shared with the
+        /// same group of the next table while its members and weights stay
+        /// ([`Split::carry_over`]), so that a table change (any app event)
+        /// does not restart the rotation from zero.
+        scores: Arc<Mutex<Vec<i64>>>,
     },
 }
 
@@ -162,11 +165,27 @@ pub fn decide(
 }
 
 fn weighted(weights: Vec<u32>) -> Split {
-    let scores = Mutex::new(vec![0; weights.len()]);
+    let scores = Arc::new(Mutex::new(vec![0; weights.len()]));
     Split::Weighted { weights, scores }
 }
 
 impl Split {
+    /// Continues `previous`'s rotation when it split the same way (same
+    /// weights, for the same members: the caller checks those).
+    pub fn carry_over(&mut self, previous: &Split) {
+        if let (
+            Split::Weighted { weights, scores },
+            Split::Weighted {
+                weights: before,
+                scores: running,
+            },
+        ) = (self, previous)
+            && weights == before
+        {
+            *scores = running.clone();
+        }
+    }
+
     /// The member for the next request, among those `eligible` (routable
     /// instances) says; when none with weight is eligible, the heaviest
     /// (or first) member, which answers as it can (503 without instances).
@@ -261,7 +280,8 @@ impl SwitchRequest {
             _ => Some(normalize_id(text("record")?)),
         };
         Ok(SwitchRequest {
-            vhost: text("vhost")?.to_ascii_lowercase(),
+            // As the table keys hosts: no port, no trailing dot, lower case.
+            vhost: crate::table::normalize_host(&text("vhost")?),
             to: normalize_id(text("to")?),
             record,
             ready_timeout: seconds("readyTimeoutSeconds", 300)?,
@@ -510,8 +530,10 @@ mod tests {
 
     #[test]
     fn switch_requests_are_read_with_defaults_and_named_errors() {
-        let r = SwitchRequest::from_json(&json!({"vhost": "Shop.Example.com", "to": "shop/green"}))
-            .unwrap();
+        // The vhost as the table keys it: no port, no trailing dot.
+        let r =
+            SwitchRequest::from_json(&json!({"vhost": "Shop.Example.com.:80", "to": "shop/green"}))
+                .unwrap();
         assert_eq!(
             (r.vhost.as_str(), r.to.as_str()),
             ("shop.example.com", "/shop/green")

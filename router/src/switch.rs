@@ -172,14 +172,18 @@ async fn run(shared: &Arc<Shared>, id: u64, request: &SwitchRequest) -> Result<(
             "the switch record {record} was written but this router did not route by it within 30 s"
         )
     })?;
-    shared
-        .switches
-        .update(id, shared.clock.now_ms(), None, |s| {
+    // The generation and the phase change together: a reader never sees
+    // the one without the other.
+    shared.switches.update(
+        id,
+        shared.clock.now_ms(),
+        Some(format!(
+            "routing {vhost} to {to} from table generation {generation}"
+        )),
+        |s| {
             s.switched_at_generation = Some(generation);
-        });
-    note(
-        Some(Phase::Draining),
-        format!("routing {vhost} to {to} from table generation {generation}"),
+            s.phase = Phase::Draining;
+        },
     );
 
     // 3. The others' requests in flight end.

@@ -511,7 +511,14 @@ pub struct Table {
 }
 
 impl Table {
-    fn indexed(apps: BTreeMap<String, Arc<Route>>, generation: u64, loaded: bool) -> Table {
+    /// The table of `apps`; groups that `prev` had with the same members
+    /// and weights continue its weighted rotation.
+    fn indexed(
+        apps: BTreeMap<String, Arc<Route>>,
+        generation: u64,
+        loaded: bool,
+        prev: &Table,
+    ) -> Table {
         // The switch records by the vhosts they govern; of two for one
         // vhost, the first by id (the other is shown, unused).
         let mut records: HashMap<&str, &SwitchRecord> = HashMap::new();
@@ -542,10 +549,24 @@ impl Table {
             }
         }
         let groups = |paths: BTreeMap<Option<&str>, Vec<Arc<Route>>>,
-                      record: Option<&SwitchRecord>| {
+                      record: Option<&SwitchRecord>,
+                      before: &[Arc<Group>]| {
             let mut groups: Vec<Arc<Group>> = paths
                 .into_values()
-                .map(|members| Arc::new(Group::new(members, record)))
+                .map(|members| {
+                    let mut group = Group::new(members, record);
+                    let same_members = |g: &&Arc<Group>| {
+                        g.members.len() == group.members.len()
+                            && g.members
+                                .iter()
+                                .zip(&group.members)
+                                .all(|(a, b)| a.app_id == b.app_id)
+                    };
+                    if let Some(previous) = before.iter().find(same_members) {
+                        group.split.carry_over(&previous.split);
+                    }
+                    Arc::new(group)
+                })
                 .collect();
             // Longest path first; then by the first member's id.
             groups.sort_by(|a, b| {
@@ -559,10 +580,11 @@ impl Table {
             .into_iter()
             .map(|(host, paths)| {
                 let record = records.get(host).copied();
-                (host.to_string(), groups(paths, record))
+                let before = prev.by_host.get(host).map_or(&[][..], Vec::as_slice);
+                (host.to_string(), groups(paths, record, before))
             })
             .collect();
-        let any_host = groups(any_host, None);
+        let any_host = groups(any_host, None, &prev.any_host);
         Table {
             apps,
             by_host,
@@ -583,7 +605,7 @@ impl Table {
             })
             .map(|r| (r.app_id.clone(), Arc::new(r)))
             .collect();
-        Table::indexed(routes, prev.generation + 1, true)
+        Table::indexed(routes, prev.generation + 1, true, prev)
     }
 
     /// This table with one app added or replaced.
@@ -594,14 +616,14 @@ impl Table {
         };
         let mut apps = self.apps.clone();
         apps.insert(route.app_id.clone(), Arc::new(route));
-        Table::indexed(apps, self.generation + 1, self.loaded)
+        Table::indexed(apps, self.generation + 1, self.loaded, self)
     }
 
     /// This table without app `id`.
     pub fn without_app(&self, id: &str) -> Table {
         let mut apps = self.apps.clone();
         apps.remove(id);
-        Table::indexed(apps, self.generation + 1, self.loaded)
+        Table::indexed(apps, self.generation + 1, self.loaded, self)
     }
 
     /// The app serving a request for `host` (normalized, see
@@ -1102,5 +1124,35 @@ mod tests {
         let t = Table::from_apps(&[json!({"labels": {}})], &Table::default());
         assert_eq!(t.routes().count(), 0);
         assert_eq!(t.with_app(&json!({})).routes().count(), 0);
+    }
+
+    #[test]
+    fn a_table_change_continues_the_weighted_rotation() {
+        // 99:1 between two apps of one vhost: the canary's turn comes once
+        // every 100 requests, counted across tables.
+        let member = |id: &str, weight: &str, port: u64| {
+            app(
+                id,
+                json!({"BATON_VHOST": "shop.test", "BATON_WEIGHT": weight}),
+                vec![task(&format!("{id}.t"), "TASK_RUNNING", port, None)],
+            )
+        };
+        let mut table = Table::default()
+            .with_app(&member("/stable", "99", 1))
+            .with_app(&member("/canary", "1", 2));
+        let mut canary = 0;
+        for round in 0..20 {
+            // Any other app's event makes a new table every 50 requests.
+            table = table.with_app(&app(
+                "/other",
+                json!({"BATON_VHOST": "other.test", "ROUND": round.to_string()}),
+                vec![],
+            ));
+            for _ in 0..50 {
+                let picked = table.route("shop.test", "/").expect("routed");
+                canary += usize::from(picked.app_id == "/canary");
+            }
+        }
+        assert_eq!(canary, 10, "1 in 100 of 1000 requests");
     }
 }
