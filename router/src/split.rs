@@ -281,7 +281,7 @@ impl SwitchRequest {
         };
         Ok(SwitchRequest {
             // As the table keys hosts: no port, no trailing dot, lower case.
-            vhost: crate::table::normalize_host(&text("vhost")?),
+            vhost: crate::table::normalize_host(text("vhost")?),
             to: normalize_id(text("to")?),
             record,
             ready_timeout: seconds("readyTimeoutSeconds", 300)?,
