@@ -1029,11 +1029,17 @@ async fn deliver(
     };
 
     if route.backend_h2 {
-        return finish_h2(
-            deliver_h2(shared, &route, req, &peer, start).await,
-            app_stats,
-            start,
-        );
+        // A sleeping gRPC app is woken first too (nothing to stream to).
+        if route.upstreams.is_empty() && asleep(&route) {
+            match woken(shared, &route).await {
+                Some(ready) => route = ready,
+                None => return finish_local(still_starting(&route.app_id, req.headers())),
+            }
+        }
+        return match deliver_h2(shared, &route, req, &peer, start).await {
+            Ok(proxied) => proxied,
+            Err(local) => finish_local(local),
+        };
     }
     let (mut parts, body) = req.into_parts();
     // Fulfilled by hyper once a `101` has gone to the client.
@@ -1060,23 +1066,16 @@ async fn deliver(
     };
     // Nothing was tried: no routable instance. A sleeping (or waking) app
     // is woken and the request waits for its first instance.
-    if failure.is_none() && (scale::sleeping(&route.labels).is_some() || runtime.scale.waking()) {
-        let timeout = scale::wake_timeout(&route.labels);
-        app_stats.held.fetch_add(1, Relaxed);
-        scaler::wake(shared, &shared.marathon, &route);
-        match wait_for_instance(shared, &route.app_id, timeout).await {
-            Some(woken) => {
-                route = woken;
+    if failure.is_none() && asleep(&route) {
+        match woken(shared, &route).await {
+            Some(ready) => {
+                route = ready;
                 failure = match attempts(shared, pool, &route, &request, start).await {
                     Ok(response) => return response,
                     Err(failure) => failure,
                 };
             }
-            None => {
-                app_stats.unavailable.fetch_add(1, Relaxed);
-                info!(?timeout, "no instance woke in time");
-                return finish_local(still_starting(&route.app_id, &parts.headers));
-            }
+            None => return finish_local(still_starting(&route.app_id, &parts.headers)),
         }
     }
     match failure {
@@ -1095,21 +1094,25 @@ async fn deliver(
     }
 }
 
-/// A router's own answer to a request for an HTTP/2 app, counted as
-/// `deliver` counts its own.
-fn finish_h2(
-    outcome: Result<Response<ClientBody>, Response<ClientBody>>,
-    app_stats: &crate::stats::AppStats,
-    start: Instant,
-) -> Response<ClientBody> {
-    match outcome {
-        Ok(proxied) => proxied,
-        Err(local) => {
-            app_stats.status(local.status().as_u16());
-            app_stats.latency.observe(start.elapsed());
-            local
-        }
+/// Whether `route`'s app sleeps (or is waking): a request for it with no
+/// routable instance wakes it and waits.
+fn asleep(route: &Route) -> bool {
+    scale::sleeping(&route.labels).is_some() || route.runtime.scale.waking()
+}
+
+/// Wakes `route`'s app and waits for its first instance, for its
+/// `BATON_WAKE_TIMEOUT`; `None` (counted unavailable) when none came.
+async fn woken(shared: &Arc<Shared>, route: &Arc<Route>) -> Option<Arc<Route>> {
+    let timeout = scale::wake_timeout(&route.labels);
+    let app_stats = &route.runtime.stats;
+    app_stats.held.fetch_add(1, Relaxed);
+    scaler::wake(shared, &shared.marathon, route);
+    let ready = wait_for_instance(shared, &route.app_id, timeout).await;
+    if ready.is_none() {
+        app_stats.unavailable.fetch_add(1, Relaxed);
+        info!(?timeout, "no instance woke in time");
     }
+    ready
 }
 
 /// A request for an app whose instances speak HTTP/2 (gRPC): streamed

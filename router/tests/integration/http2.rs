@@ -273,3 +273,32 @@ async fn a_grpc_health_check_passes_through_the_router_with_its_trailers() {
     driver.abort();
     router.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_for_a_sleeping_grpc_app_wakes_it() {
+    let marathon = FakeMarathon::start(vec![app(
+        "/nap",
+        json!({"BATON_VHOST": "nap.test", "BATON_BACKEND_PROTOCOL": "grpc",
+               "BATON_SLEEP_AFTER": "1h", "BATON_WAKE_TIMEOUT": "300ms",
+               "BATON_SLEEPING": "1"}),
+        &[],
+    )])
+    .await;
+    let router = Router::start(config(&marathon)).await;
+    let response = router
+        .http
+        .get(format!("{}/", router.url))
+        .header("Host", "nap.test")
+        .send()
+        .await
+        .unwrap();
+    // Asked to wake (one PUT), held, and answered as still starting when
+    // no instance came in time.
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.text().await.unwrap().contains("starting"));
+    let puts = marathon.puts.lock().unwrap().clone();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0].0, "/v2/apps/nap");
+    assert_eq!(puts[0].1["instances"], 1);
+    router.stop().await;
+}
