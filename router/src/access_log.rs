@@ -248,66 +248,23 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// A UTC date and time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u64,
-    minute: u64,
-    second: u64,
-    millis: u32,
-}
-
-/// `time` as a UTC date and time (the epoch for earlier times).
-fn civil(time: SystemTime) -> Civil {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    // Howard Hinnant's days → civil date, for days since 1970-01-01.
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let of_day = secs % 86_400;
-    Civil {
-        year,
-        month,
-        day,
-        hour: of_day / 3600,
-        minute: of_day % 3600 / 60,
-        second: of_day % 60,
-        millis: since.subsec_millis(),
-    }
-}
-
-/// `time` as the combined format's `%t`: `[10/Oct/2000:13:55:36 +0000]`.
-pub fn clf_time(time: SystemTime) -> String {
-    let c = civil(time);
-    format!(
-        "[{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000]",
-        c.day,
-        MONTHS[c.month as usize - 1],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
-}
-
-/// `time` in RFC 3339, UTC, to the millisecond.
+/// `time` in RFC 3339, UTC, to the millisecond (the epoch for earlier
+/// times).
 pub fn rfc3339(time: SystemTime) -> String {
-    let c = civil(time);
+    humantime::format_rfc3339_millis(time.max(SystemTime::UNIX_EPOCH)).to_string()
+}
+
+/// `time` as the combined format's `%t`: `[10/Oct/2000:13:55:36 +0000]`,
+/// taken from its RFC 3339 form (`2000-10-10T13:55:36.000Z`, fixed width).
+pub fn clf_time(time: SystemTime) -> String {
+    let t = rfc3339(time);
+    let month: usize = t[5..7].parse().unwrap_or(1);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
+        "[{}/{}/{}:{} +0000]",
+        &t[8..10],
+        MONTHS[month.clamp(1, 12) - 1],
+        &t[0..4],
+        &t[11..19]
     )
 }
 

@@ -176,11 +176,10 @@ fn is_one_of(value: &str, words: &[&str]) -> bool {
     words.iter().any(|w| value.eq_ignore_ascii_case(w))
 }
 
-/// Whole seconds, or a humantime duration (`90s`, `5m`).
+/// Whole seconds, or a humantime duration (`90s`, `5m`), as the other
+/// duration labels are read.
 fn parse_secs(text: &str) -> Option<u64> {
-    text.parse::<u64>()
-        .ok()
-        .or_else(|| humantime::parse_duration(text).ok().map(|d| d.as_secs()))
+    crate::scale::parse_duration(text).ok().map(|d| d.as_secs())
 }
 
 /// The `Cache-Control` directives of `headers` (every field line, comma

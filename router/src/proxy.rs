@@ -2119,7 +2119,6 @@ fn retry_later(body: &str) -> Response<ClientBody> {
     response
 }
 
-/// The router's own endpoints.
 /// `/_router/switch`: the switches' progress.
 const SWITCH_PATH: &str = "/_router/switch";
 /// `/_router/switch/{id}`: one switch's.
@@ -2195,6 +2194,7 @@ async fn switch_endpoint(
     }
 }
 
+/// The router's own endpoints.
 fn admin(worker: &Worker, req: &Request<Incoming>) -> Response<ClientBody> {
     let shared = &worker.shared;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {

@@ -119,7 +119,6 @@ pub(crate) fn wake(shared: &Arc<Shared>, marathon: &Marathon, route: &Arc<Route>
     });
 }
 
-/// One evaluation of every app's rules at `now_ms`.
 /// What the routers share through Baton's `/v2/routers` (see
 /// `scheduler/src/api/routers.rs`): the router elected to decide, whether
 /// the sums are complete, and each app's summed rates by window and most
@@ -221,6 +220,7 @@ async fn share(shared: &Shared, marathon: &Marathon, now_ms: u64) -> Option<Shar
     }
 }
 
+/// One evaluation of every app's rules at `now_ms`.
 async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
     let sharing = share(shared, marathon, now_ms).await;
     if let Some(sharing) = &sharing
