@@ -33,7 +33,9 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Starts a switch on the background runtime; its number, or the number of
 /// the one already running for the vhost.
-pub fn start(shared: &Arc<Shared>, request: SwitchRequest) -> Result<u64, u64> {
+pub fn start(shared: &Arc<Shared>, mut request: SwitchRequest) -> Result<u64, u64> {
+    // The vhost as the table keys hosts: no port, no trailing dot.
+    request.vhost = crate::table::normalize_host(&request.vhost);
     let id = shared
         .switches
         .start(request.clone(), shared.clock.now_ms())?;
