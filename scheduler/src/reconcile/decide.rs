@@ -18,7 +18,7 @@
 //! - an app that no longer exists: all of the above with zero instances.
 //!
 //! Resident apps (persistent volumes) keep their instances where their
-//! volumes are ([`resident`]): a scale-down stops the surplus but keeps its
+//! volumes are (`resident`): a scale-down stops the surplus but keeps its
 //! reservation (goal Stopped), a scale-up resumes stopped ones first, and
 //! an upgrade kills old-version tasks within `minimumHealthCapacity` so
 //! that they relaunch, at the new version, on their own reservation. A

@@ -438,7 +438,7 @@ pub const CONSTRAINT_OPERATORS: [&str; 7] = [
 
 /// `scheduling.placement.constraints[]`: a constraint in the object form
 /// pods use (`{fieldName, operator, value}`), kept as given; see
-/// [`PodDefinition::placement_constraints`](super::PodDefinition::placement_constraints)
+/// [`PodDefinition::constraint_parts`](super::PodDefinition::constraint_parts)
 /// for the parsed form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
