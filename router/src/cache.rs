@@ -18,7 +18,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 
 use crate::balance::STICKY_COOKIE;
 use crate::cache_rules::{self, Lookup, RequestPlan, Variant};
-use crate::cache_store::{AppCache, Entry, Fill, Found, ResponseCache};
+use crate::cache_store::{AppCache, Entry, Epoch, Fill, Found, ResponseCache};
 use crate::table::Route;
 
 /// The header that tells a client whether the cache answered.
@@ -55,8 +55,13 @@ enum After {
     /// A success drops the URL's stored responses.
     Invalidate,
     /// A storable response is stored, told apart by the request's
-    /// headers (those its `Vary` names) and scheme.
-    Store { https: bool, request: HeaderMap },
+    /// headers (those its `Vary` names) and scheme, unless its URL is
+    /// invalidated after `since`, the epoch of the lookup.
+    Store {
+        https: bool,
+        request: HeaderMap,
+        since: Epoch,
+    },
 }
 
 /// The cache's key of a request: its Host (lower case, with the port)
@@ -108,11 +113,12 @@ pub fn begin<B>(
                 Found::Fresh(entry, age) => {
                     return Begin::Answer(answer(&entry, age, headers, *method == Method::HEAD));
                 }
-                Found::Miss if lookup.only_if_cached => return Begin::Answer(not_cached()),
-                Found::Miss => match lookup {
+                Found::Miss(_) if lookup.only_if_cached => return Begin::Answer(not_cached()),
+                Found::Miss(since) => match lookup {
                     Lookup { store: true, .. } => After::Store {
                         https,
                         request: headers.clone(),
+                        since,
                     },
                     _ => After::Nothing,
                 },
@@ -151,7 +157,11 @@ impl Pending {
                 }
                 None
             }
-            After::Store { https, request } => cache_rules::storable(
+            After::Store {
+                https,
+                request,
+                since,
+            } => cache_rules::storable(
                 status,
                 headers,
                 &self.app_cache.settings,
@@ -177,6 +187,7 @@ impl Pending {
                     self.key.clone(),
                     entry,
                     length,
+                    *since,
                 )
             }),
         };
@@ -394,6 +405,54 @@ mod tests {
         exchange(&cache, &route, Method::POST, &[], &[], 0);
         assert_eq!(cache.snapshot().entries, 0);
         assert_eq!(cache.snapshot().apps["/web"].counters.invalidations, 1);
+    }
+
+    #[test]
+    fn a_get_under_way_while_a_post_changes_its_url_is_not_stored() {
+        let cache = Arc::new(ResponseCache::new(1 << 20, 1 << 10));
+        let route = route(json!({"BATON_CACHE": "on"}));
+        let request = |method: Method| {
+            let mut request = Request::builder()
+                .method(method)
+                .uri("/page?x=1")
+                .body(())
+                .unwrap();
+            request
+                .headers_mut()
+                .insert(header::HOST, HeaderValue::from_static("web.test:8000"));
+            request
+        };
+        let Begin::Forward(get) = begin(&cache, &route, &request(Method::GET), false, 0, 1000)
+        else {
+            panic!("a miss is forwarded");
+        };
+        // The POST is answered first; the GET's answer, read before the
+        // POST's change, arrives after it.
+        let Begin::Forward(post) = begin(&cache, &route, &request(Method::POST), false, 0, 1000)
+        else {
+            panic!("a POST is forwarded");
+        };
+        assert!(
+            post.response(StatusCode::OK, &mut HeaderMap::new(), None, 0, 1000)
+                .is_none()
+        );
+        let mut fresh = headers(&[("cache-control", "max-age=60")]);
+        let mut fill = get
+            .response(StatusCode::OK, &mut fresh, None, 0, 1000)
+            .expect("storable");
+        fill.data(b"old");
+        fill.end();
+        assert_eq!(cache.snapshot().entries, 0);
+        // The next GET is sent after the change, and is stored.
+        exchange(
+            &cache,
+            &route,
+            Method::GET,
+            &[],
+            &[("cache-control", "max-age=60")],
+            0,
+        );
+        assert_eq!(cache.snapshot().entries, 1);
     }
 
     #[test]

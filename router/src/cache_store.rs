@@ -15,7 +15,11 @@
 //! - [`Fill`]: a response's body collected as it streams to its client,
 //!   up to the per-entry limit (`--cache-max-entry-bytes`), stored when
 //!   it ends whole; past the limit it is dropped and the rest streams
-//!   on untouched.
+//!   on untouched. A fill whose URL an unsafe request changed while it
+//!   was under way is not stored: its response may predate the change
+//!   (each invalidation takes the next [`Epoch`]; a miss hands out the
+//!   current one, and the fill is stored only if no invalidation of its
+//!   URL came after it).
 //! - An app's entries are dropped when its version (its last
 //!   configuration change, from Marathon) differs from theirs: at once
 //!   when a table with the new version is published
@@ -40,6 +44,15 @@ pub const ENTRY_OVERHEAD: u64 = 256;
 /// Stored variants of one URL at most (say, `Vary: Accept-Language` and
 /// a client cycling through values): the least recently used goes.
 pub const MAX_VARIANTS: usize = 16;
+
+/// Invalidations so far, router-wide: the order in which a fill and an
+/// unsafe request's invalidation of its URL happened.
+pub type Epoch = u64;
+
+/// Buckets of an app's latest invalidation epochs, by a hash of the URL:
+/// bounded memory for any number of URLs, at the cost of now and then
+/// not storing a fill whose URL shares a bucket with one just changed.
+const INVALIDATION_BUCKETS: usize = 64;
 
 /// What a route carries for its app's cache: the settings from its
 /// labels, and the version its stored responses belong to.
@@ -160,6 +173,16 @@ struct Partition {
     order: List,
     by_key: HashMap<Arc<str>, Vec<usize>>,
     counters: Counters,
+    /// The epoch of the latest invalidation of the URLs in each bucket.
+    invalidated: [Epoch; INVALIDATION_BUCKETS],
+}
+
+/// The bucket of `key` in [`Partition::invalidated`] (FNV-1a).
+fn invalidation_bucket(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % INVALIDATION_BUCKETS as u64) as usize
 }
 
 /// Stored responses of every app, bounded in bytes, least recently used
@@ -176,6 +199,8 @@ pub struct Store {
     uses: u64,
     /// Entries evicted so far, all apps (those gone included).
     evictions: u64,
+    /// Invalidations so far.
+    epoch: Epoch,
 }
 
 fn links(slots: &mut [Option<Node>], i: usize, order: Order) -> &mut Links {
@@ -227,6 +252,7 @@ impl Store {
             apps: HashMap::new(),
             uses: 0,
             evictions: 0,
+            epoch: 0,
         }
     }
 
@@ -274,6 +300,7 @@ impl Store {
                         order: EMPTY,
                         by_key: HashMap::new(),
                         counters: Counters::default(),
+                        invalidated: [0; INVALIDATION_BUCKETS],
                     },
                 );
                 false
@@ -443,9 +470,38 @@ impl Store {
         true
     }
 
-    /// Drops every stored variant of `key`; how many.
-    pub fn invalidate(&mut self, app: &str, cache: &AppCache, key: &str) -> u64 {
+    /// The current epoch: a fill that starts now is stored only if no
+    /// invalidation of its URL comes after it ([`Store::insert_since`]).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Stores `entry` as [`Store::insert`] does, unless an invalidation
+    /// of `key` came after epoch `since` (when its request was sent):
+    /// its response may then be older than the change. `false` if not
+    /// stored.
+    pub fn insert_since(
+        &mut self,
+        app: &str,
+        cache: &AppCache,
+        key: &str,
+        entry: Entry,
+        since: Epoch,
+    ) -> bool {
         let p = self.partition(app, cache);
+        if p.invalidated[invalidation_bucket(key)] > since {
+            return false;
+        }
+        self.insert(app, cache, key, entry)
+    }
+
+    /// Drops every stored variant of `key`; how many. Fills under way
+    /// for it are not stored ([`Store::insert_since`]).
+    pub fn invalidate(&mut self, app: &str, cache: &AppCache, key: &str) -> u64 {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let p = self.partition(app, cache);
+        p.invalidated[invalidation_bucket(key)] = epoch;
         let ids = p.by_key.get(key).cloned().unwrap_or_default();
         let dropped = ids.len() as u64;
         for i in ids {
@@ -571,8 +627,9 @@ impl AppSnapshot {
 pub enum Found {
     /// A stored response fit to answer, and its current age in seconds.
     Fresh(Arc<Entry>, u64),
-    /// Nothing usable.
-    Miss,
+    /// Nothing usable; a response to be stored instead is stored at
+    /// this epoch ([`Fill::new`]).
+    Miss(Epoch),
 }
 
 /// The store shared by every serving thread, and the per-entry limit.
@@ -634,15 +691,15 @@ impl ResponseCache {
                         // Stale, and never served stale: free it now.
                         store.remove(i);
                     }
-                    Found::Miss
+                    Found::Miss(store.epoch())
                 }
             }
-            None => Found::Miss,
+            None => Found::Miss(store.epoch()),
         };
         let counters = store.counters(app, cache);
         match answer {
             Found::Fresh(..) => counters.hits += 1,
-            Found::Miss => counters.misses += 1,
+            Found::Miss(_) => counters.misses += 1,
         }
         answer
     }
@@ -658,9 +715,17 @@ impl ResponseCache {
         self.store().invalidate(app, cache, key);
     }
 
-    /// Stores `entry`; `false` when it is too large.
-    pub fn insert(&self, app: &str, cache: &AppCache, key: &str, entry: Entry) -> bool {
-        self.store().insert(app, cache, key, entry)
+    /// Stores `entry`, a response to a request sent at epoch `since`;
+    /// `false` when it is too large or its URL was invalidated since.
+    pub fn insert(
+        &self,
+        app: &str,
+        cache: &AppCache,
+        key: &str,
+        entry: Entry,
+        since: Epoch,
+    ) -> bool {
+        self.store().insert_since(app, cache, key, entry, since)
     }
 
     /// Counts a response not stored because its body is too large.
@@ -696,12 +761,15 @@ pub struct Fill {
     entry: Option<Entry>,
     body: Vec<u8>,
     limit: u64,
+    /// The epoch its request was looked up at.
+    since: Epoch,
 }
 
 impl Fill {
     /// Collects the body of `entry` (status, headers, freshness, variant
-    /// set, body empty) for `app` under `key`; `None` (counted) when
-    /// `length`, the body's announced length, is already too large.
+    /// set, body empty) for `app` under `key`, whose lookup missed at
+    /// epoch `since`; `None` (counted) when `length`, the body's
+    /// announced length, is already too large.
     pub fn new(
         cache: Arc<ResponseCache>,
         app: &str,
@@ -709,6 +777,7 @@ impl Fill {
         key: String,
         entry: Entry,
         length: Option<u64>,
+        since: Epoch,
     ) -> Option<Fill> {
         let limit = cache.entry_limit(app_cache);
         if length.is_some_and(|n| n > limit) {
@@ -723,6 +792,7 @@ impl Fill {
             key,
             entry: Some(entry),
             limit,
+            since,
         })
     }
 
@@ -746,7 +816,7 @@ impl Fill {
         if let Some(mut entry) = self.entry.take() {
             entry.body = Bytes::from(std::mem::take(&mut self.body));
             self.cache
-                .insert(&self.app, &self.app_cache, &self.key, entry);
+                .insert(&self.app, &self.app_cache, &self.key, entry, self.since);
         }
     }
 }
@@ -991,22 +1061,42 @@ mod tests {
         };
         let get =
             |now_ms: u64, lookup: &Lookup| shared.lookup("/web", &c, "/", |_| true, lookup, now_ms);
-        assert!(matches!(get(0, &lookup), Found::Miss));
-        shared.insert("/web", &c, "/", entry(5, plain()));
+        assert!(matches!(get(0, &lookup), Found::Miss(0)));
+        shared.insert("/web", &c, "/", entry(5, plain()), 0);
         assert!(matches!(get(30_500, &lookup), Found::Fresh(_, 30)));
         let no_cache = Lookup {
             serve: false,
             ..lookup
         };
-        assert!(matches!(get(1_000, &no_cache), Found::Miss));
+        assert!(matches!(get(1_000, &no_cache), Found::Miss(_)));
         // Stale at 60 s: a miss, and gone.
-        assert!(matches!(get(60_000, &lookup), Found::Miss));
+        assert!(matches!(get(60_000, &lookup), Found::Miss(_)));
         let s = shared.snapshot();
         assert_eq!(
             (s.apps["/web"].counters.hits, s.apps["/web"].counters.misses),
             (1, 3)
         );
         assert_eq!(s.entries, 0);
+    }
+
+    #[test]
+    fn a_fill_is_not_stored_when_its_url_was_invalidated_while_it_was_under_way() {
+        let mut store = Store::new(100_000);
+        let c = cache("v", None);
+        let before = store.epoch();
+        store.invalidate("/web", &c, "/changed");
+        // Sent before the change: its response may be the old one.
+        assert!(!store.insert_since("/web", &c, "/changed", entry(5, plain()), before));
+        // Another URL's fill is not held back by it (different buckets).
+        assert_ne!(
+            invalidation_bucket("/changed"),
+            invalidation_bucket("/other")
+        );
+        assert!(store.insert_since("/web", &c, "/other", entry(5, plain()), before));
+        // Sent after the change: stored.
+        let after = store.epoch();
+        assert!(store.insert_since("/web", &c, "/changed", entry(5, plain()), after));
+        assert_eq!(store.len(), 2);
     }
 
     #[test]
@@ -1021,6 +1111,7 @@ mod tests {
                 key.into(),
                 entry(0, plain()),
                 length,
+                0,
             )
         };
         let mut small = fill("/small", None).unwrap();
