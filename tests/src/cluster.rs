@@ -153,3 +153,35 @@ impl Drop for MesosLocalProcess {
         crate::procs::stop_child(&mut self.child, Duration::from_secs(20));
     }
 }
+
+/// Every file (or, with `dirs`, directory) named `name` under `root` (a
+/// cluster's work dir), searched at most 12 deep, not through links: a
+/// persistent volume is found once, where it lives, not again through a
+/// sandbox's link to it.
+pub fn find_named(root: &Path, name: &str, dirs: bool) -> Vec<std::path::PathBuf> {
+    fn walk(
+        root: &Path,
+        name: &str,
+        dirs: bool,
+        depth: usize,
+        found: &mut Vec<std::path::PathBuf>,
+    ) {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let wanted = if dirs { kind.is_dir() } else { kind.is_file() };
+            if entry.file_name() == name && wanted {
+                found.push(entry.path());
+            } else if kind.is_dir() && depth < 12 {
+                walk(&entry.path(), name, dirs, depth + 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(root, name, dirs, 0, &mut found);
+    found
+}

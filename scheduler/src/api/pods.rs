@@ -101,7 +101,6 @@ fn pod_in(view: &View, id: &PathId) -> Result<PodDefinition, ApiError> {
 fn refuse_unsupported(pod: &PodDefinition) -> Result<(), ApiError> {
     for (i, volume) in pod.volumes.iter().enumerate() {
         let why = match volume {
-            PodVolume::Persistent { .. } => "persistent volumes in pods are not supported yet",
             PodVolume::Secret { .. } => "secret volumes in pods are not supported yet",
             _ => continue,
         };
@@ -453,6 +452,7 @@ fn instance_status(app: &AppDefinition, instance: &Instance, now: Timestamp) -> 
         "networks": [],
         "containers": containers,
         "specReference": format!("/v2/pods{}::versions/{}", app.id, instance.app_version),
+        "localVolumes": super::shapes::local_volumes(app, instance),
         "lastUpdated": now,
         "lastChanged": instance.scheduled_at,
     })

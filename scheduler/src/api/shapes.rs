@@ -238,27 +238,34 @@ pub struct LocalVolumeJson {
     persistence_id: String,
 }
 
+/// The `localVolumes` of `instance` of `app` (task or pod instance): its
+/// persistent volumes, while it holds a reservation.
+pub fn local_volumes(app: &AppDefinition, instance: &Instance) -> Vec<LocalVolumeJson> {
+    if instance.reservation.is_none() {
+        return Vec::new();
+    }
+    let instance_id = instance.instance_id();
+    crate::offers::reservation::persistent_volumes(app)
+        .into_iter()
+        .map(|v| LocalVolumeJson {
+            run_spec_id: instance.app_id.to_string(),
+            persistence_id: crate::offers::reservation::persistence_id(
+                &instance_id,
+                &v.container_path,
+            ),
+            container_path: v.container_path,
+            uuid: instance.uuid.to_string(),
+        })
+        .collect()
+}
+
 impl<'a> TaskJson<'a> {
     /// The task of `instance` with what `view` adds: its health check
     /// results and, for a resident instance, its persistent volumes.
     pub fn in_view(instance: &'a Instance, view: &'a View) -> Option<TaskJson<'a>> {
         let mut task = TaskJson::of(instance)?.with_health(view);
-        if instance.reservation.is_some()
-            && let Some(app) = view.apps.get(&instance.app_id)
-        {
-            let instance_id = instance.instance_id();
-            task.local_volumes = crate::offers::reservation::persistent_volumes(app)
-                .into_iter()
-                .map(|v| LocalVolumeJson {
-                    run_spec_id: instance.app_id.to_string(),
-                    persistence_id: crate::offers::reservation::persistence_id(
-                        &instance_id,
-                        &v.container_path,
-                    ),
-                    container_path: v.container_path,
-                    uuid: instance.uuid.to_string(),
-                })
-                .collect();
+        if let Some(app) = view.apps.get(&instance.app_id) {
+            task.local_volumes = local_volumes(app, instance);
         }
         Some(task)
     }

@@ -1,5 +1,5 @@
-//! Resident instances: apps with persistent volumes (Marathon's resident
-//! tasks), as pure functions over offers.
+//! Resident instances: apps and pods with persistent volumes (Marathon's
+//! resident tasks), as pure functions over offers.
 //!
 //! An instance's first launch reserves what it takes from an offer
 //! (RESERVE, dynamic, for the app's role), creates its volumes out of the
@@ -25,6 +25,7 @@ use mesos_proto::v1::{
 
 use super::resources::Allocation;
 use crate::state::app::AppDefinition;
+use crate::state::app::pod::PodVolume;
 
 use super::resources::reservation_label;
 pub use super::resources::{LABEL_FRAMEWORK, LABEL_INSTANCE, is_instance_reservation};
@@ -42,8 +43,24 @@ pub struct VolumeRequest {
 }
 
 /// The persistent volumes of `app`, in declaration order: each
-/// `container.volumes[]` entry with `persistent: {size}`.
+/// `container.volumes[]` entry with `persistent: {size}`; for a pod, each
+/// of its `volumes[]` with `persistent`, which lives in the executor's
+/// sandbox under its name (its containers mount it from there:
+/// [`crate::offers::task_group`]).
 pub fn persistent_volumes(app: &AppDefinition) -> Vec<VolumeRequest> {
+    if let Some(pod) = &app.pod {
+        return pod
+            .volumes
+            .iter()
+            .filter_map(|v| match v {
+                PodVolume::Persistent { name, persistent } => Some(VolumeRequest {
+                    container_path: name.clone(),
+                    size_mb: persistent.size as f64,
+                }),
+                _ => None,
+            })
+            .collect();
+    }
     let Some(container) = &app.container else {
         return Vec::new();
     };

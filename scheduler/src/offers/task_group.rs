@@ -9,7 +9,10 @@
 //! are shared through the executor's sandbox: an ephemeral volume `v`
 //! mounted at `p` is a `SANDBOX_PATH` volume of type PARENT, path
 //! `volumes/v`, at `p` in each container that mounts it (what Mesos's
-//! `volume/sandbox_path` isolator and `baton-executor` both provide).
+//! `volume/sandbox_path` isolator and `baton-executor` both provide). A
+//! persistent volume is among the executor's resources, so Mesos mounts it
+//! in the executor's sandbox at its name; containers mount it from there
+//! the same way.
 //!
 //! The executor is Mesos's default executor (`DEFAULT`, no command; what
 //! Marathon uses, and what `mesos-local` runs `baton-executor` for) or,
@@ -82,12 +85,14 @@ pub fn build_pod_launch(
     allocation: &Allocation,
     choice: PodExecutor<'_>,
 ) -> Result<PodLaunch, TaskGroupError> {
-    let mut pool: Vec<Resource> = allocation
+    // Persistent volumes are the executor's: Mesos mounts them in its
+    // sandbox, and the containers mount them from there.
+    let (volumes, mut pool): (Vec<Resource>, Vec<Resource>) = allocation
         .resources
         .iter()
         .filter(|r| r.name != "ports")
         .cloned()
-        .collect();
+        .partition(is_persistent_volume);
     let ports_template = allocation.resources.iter().find(|r| r.name == "ports");
     let endpoints = pod.host_port_endpoints();
     // Each endpoint's port: the one allocated for it, else (container
@@ -198,7 +203,7 @@ pub fn build_pod_launch(
 
     // What is left is the executor's.
     let share = pod.executor_resources;
-    let mut executor_resources = Vec::new();
+    let mut executor_resources = volumes;
     for (name, amount) in [
         ("cpus", share.cpus),
         ("mem", share.mem),
@@ -235,6 +240,13 @@ pub fn build_pod_launch(
         tasks,
         containers,
     })
+}
+
+fn is_persistent_volume(resource: &Resource) -> bool {
+    resource
+        .disk
+        .as_ref()
+        .is_some_and(|d| d.persistence.is_some())
 }
 
 /// `ENDPOINT_<NAME>`: upper case, non-alphanumerics as `_`.
@@ -303,20 +315,26 @@ fn container_info(pod: &PodDefinition, container: &PodContainer) -> v1::Containe
         .filter_map(|mount| {
             let volume = pod.volumes.iter().find(|v| v.name() == mount.name)?;
             let mode = if mount.read_only { Mode::Ro } else { Mode::Rw } as i32;
-            match volume {
-                PodVolume::Ephemeral { name } => Some(v1::Volume {
-                    mode,
-                    container_path: mount.mount_path.clone(),
-                    source: Some(Source {
-                        r#type: Some(source::Type::SandboxPath as i32),
-                        sandbox_path: Some(source::SandboxPath {
-                            r#type: Some(source::sandbox_path::Type::Parent as i32),
-                            path: format!("volumes/{name}"),
-                        }),
-                        ..Default::default()
+            let in_executor_sandbox = |path: String| v1::Volume {
+                mode,
+                container_path: mount.mount_path.clone(),
+                source: Some(Source {
+                    r#type: Some(source::Type::SandboxPath as i32),
+                    sandbox_path: Some(source::SandboxPath {
+                        r#type: Some(source::sandbox_path::Type::Parent as i32),
+                        path,
                     }),
                     ..Default::default()
                 }),
+                ..Default::default()
+            };
+            match volume {
+                PodVolume::Ephemeral { name } => {
+                    Some(in_executor_sandbox(format!("volumes/{name}")))
+                }
+                // Mounted in the executor's sandbox under its name
+                // (`reservation::persistent_volumes`).
+                PodVolume::Persistent { name, .. } => Some(in_executor_sandbox(name.clone())),
                 PodVolume::Host { host, .. } => Some(v1::Volume {
                     mode,
                     container_path: mount.mount_path.clone(),
@@ -324,7 +342,7 @@ fn container_info(pod: &PodDefinition, container: &PodContainer) -> v1::Containe
                     ..Default::default()
                 }),
                 // Refused when the pod is written (not supported yet).
-                PodVolume::Secret { .. } | PodVolume::Persistent { .. } => None,
+                PodVolume::Secret { .. } => None,
             }
         })
         .collect();
@@ -486,6 +504,84 @@ mod tests {
             .filter_map(|r| r.scalar.as_ref())
             .map(|s| s.value)
             .sum()
+    }
+
+    #[test]
+    fn a_resident_pods_volume_is_the_executors_and_mounted_from_its_sandbox() {
+        let pod = PodDefinition::from_value(
+            &serde_json::json!({
+                "id": "/db",
+                "role": "db",
+                "volumes": [{"name": "data", "persistent": {"size": 20}}],
+                "containers": [
+                    {"name": "store", "resources": {"cpus": 0.1, "mem": 32, "disk": 5},
+                     "exec": {"command": {"shell": "sleep 600"}},
+                     "volumeMounts": [{"name": "data", "mountPath": "var/data"}]}
+                ]
+            }),
+            &PathId::root(),
+            &AppDefaults::default(),
+        )
+        .expect("a valid resident pod");
+        let app = crate::state::app::AppDefinition::for_pod(pod.clone());
+        assert!(app.is_resident());
+        let volumes = super::super::reservation::persistent_volumes(&app);
+        assert_eq!(volumes.len(), 1);
+        assert_eq!(volumes[0].container_path, "data");
+        // Containers, executor, and the volume's 20 MB: what placement asks.
+        let allocation = Allocation {
+            resources: vec![
+                scalar_resource("cpus", 0.2),
+                scalar_resource("mem", 64.0),
+                scalar_resource("disk", 35.0),
+            ],
+            ports: Vec::new(),
+        };
+        let owner = super::super::reservation::Owner {
+            framework_id: "fw",
+            role: "db",
+            principal: None,
+            instance_id: "db.instance-u",
+        };
+        let reserved =
+            super::super::reservation::reserve_and_create(&allocation, &volumes, &owner).unwrap();
+        let launch = build_pod_launch(
+            &pod,
+            Timestamp::from_millis(1),
+            "db.instance-u",
+            1,
+            "fw",
+            &offer(),
+            &Allocation {
+                resources: reserved.task_resources,
+                ports: Vec::new(),
+            },
+            PodExecutor::Default,
+        )
+        .unwrap();
+        // The volume is among the executor's resources, whole, and no
+        // container's disk was cut from it.
+        let volume = launch
+            .executor
+            .resources
+            .iter()
+            .find(|r| is_persistent_volume(r))
+            .expect("the executor holds the volume");
+        assert_eq!(volume.scalar.as_ref().unwrap().value, 20.0);
+        let disk = volume.disk.as_ref().unwrap();
+        assert_eq!(disk.persistence.as_ref().unwrap().id, "db.instance-u#data");
+        assert_eq!(disk.volume.as_ref().unwrap().container_path, "data");
+        assert!(!launch.tasks[0].resources.iter().any(is_persistent_volume));
+        assert_eq!(scalar(&launch.tasks[0].resources, "disk"), 5.0);
+        // The container mounts it from the executor's sandbox.
+        let mount = &launch.tasks[0].container.as_ref().unwrap().volumes[0];
+        assert_eq!(mount.container_path, "var/data");
+        let source = mount.source.as_ref().unwrap();
+        assert_eq!(
+            source.r#type,
+            Some(v1::volume::source::Type::SandboxPath as i32)
+        );
+        assert_eq!(source.sandbox_path.as_ref().unwrap().path, "data");
     }
 
     #[test]

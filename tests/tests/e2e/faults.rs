@@ -14,7 +14,7 @@ use baton::state::app::AppDefinition;
 use baton::state::instance::{Condition, InstanceTask};
 use baton_e2e::apps::{self, DEADLINE, condition_of, next_incarnation, wait_view};
 use baton_e2e::binaries::binary;
-use baton_e2e::cluster::{fast_session, settings};
+use baton_e2e::cluster::{fast_session, find_named, settings};
 use baton_e2e::ports::{PORTS_PER_AGENT, port_range_start};
 use baton_e2e::{procs, wait};
 use mesos_local::{ClusterConfig, LocalCluster};
@@ -657,32 +657,6 @@ async fn a_cpu_bound_task_is_held_to_its_cpus_by_the_cfs_quota() {
     s.teardown().await;
 }
 
-/// Every file (or, with `dirs`, directory) named `name` under `root`,
-/// searched at most 12 deep, not through links: a volume is found once,
-/// where it lives.
-fn find_named(
-    root: &std::path::Path,
-    name: &str,
-    dirs: bool,
-    depth: usize,
-) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if entry.file_name() == name && (if dirs { kind.is_dir() } else { kind.is_file() }) {
-            found.push(entry.path());
-        } else if kind.is_dir() && depth < 12 {
-            found.extend(find_named(&entry.path(), name, dirs, depth + 1));
-        }
-    }
-    found
-}
-
 /// The resident instance of `/db` and its task, once that task runs.
 fn running_db(
     view: &baton::reconcile::View,
@@ -725,7 +699,7 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
         baton::offers::reservation::persistence_id(&instance.instance_id(), "data");
     let work_dir = s._dir.path().join("mesos");
     let history = || -> Vec<String> {
-        find_named(&work_dir, &persistence_id, true, 0)
+        find_named(&work_dir, &persistence_id, true)
             .into_iter()
             .next()
             .and_then(|d| std::fs::read_to_string(d.join("history")).ok())
@@ -827,7 +801,7 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
     )
     .await;
     // And it read what the earlier ones wrote: its sandbox's copy.
-    let seen = find_named(&work_dir, "seen", false, 0)
+    let seen = find_named(&work_dir, "seen", false)
         .into_iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .any(|t| t == format!("{}\n{}\n", first.task_id, second.task_id));
@@ -874,7 +848,7 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
     })
     .await;
     wait::until(DEADLINE, "the volume to be destroyed", || {
-        let gone = find_named(&work_dir, &persistence_id, true, 0).is_empty();
+        let gone = find_named(&work_dir, &persistence_id, true).is_empty();
         async move { gone.then_some(()) }
     })
     .await;

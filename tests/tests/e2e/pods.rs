@@ -2,14 +2,15 @@
 //! local cluster: two containers sharing a volume (one writes a page, the
 //! other serves it), running and healthy, scaled to 3 under `hostname
 //! UNIQUE`, rolled to a new version within its upgrade strategy, shown in
-//! groups and events, and deleted with nothing left running; and the same
-//! pod under `--pod_executor baton`.
+//! groups and events, and deleted with nothing left running; the same
+//! pod under `--pod_executor baton`; and a resident pod, whose persistent
+//! volume outlives its incarnations on their agent.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
-use baton_e2e::cluster::MesosLocalProcess;
+use baton_e2e::cluster::{MesosLocalProcess, find_named};
 use baton_e2e::events::EventLog;
 use baton_e2e::{procs, wait};
 use mesos_proto::Encoding;
@@ -305,6 +306,200 @@ async fn with_pod_executor_baton_a_pod_runs_under_baton_executor() {
         let (_, all) = baton.get("/v2/pods/::status").await;
         (all == json!([]) && mesos.live_task_ids().await.is_empty()).then_some(())
     })
+    .await;
+    procs::assert_all_gone(&marker).await;
+    baton.stop().await;
+    mesos.stop().await;
+}
+
+/// A resident pod: `store` appends its task id to `data/history` on the
+/// pod's persistent volume, after copying what it found there to `seen` in
+/// its own directory.
+fn resident_pod(marker: &str, round: u32, size: u32) -> Value {
+    json!({
+        "id": "/db/store",
+        "role": "db",
+        "environment": {"ROUND": round.to_string()},
+        "volumes": [{"name": "data", "persistent": {"size": size}}],
+        "scaling": {"kind": "fixed", "instances": 1},
+        "backoff": {"backoff": 1, "backoffFactor": 1.0},
+        "containers": [
+            {"name": "store", "resources": {"cpus": 0.05, "mem": 32},
+             "exec": {"command": {"shell": format!(
+                 "cat data/history > seen 2>/dev/null; echo \"$MESOS_TASK_ID\" >> data/history; while :; do sleep 1; done # {marker}")}},
+             "volumeMounts": [{"name": "data", "mountPath": "data"}]}
+        ]
+    })
+}
+
+/// The pod's one running instance in `::status`: its id, agent and
+/// `store` container task id.
+async fn running_store(baton: &BatonProcess) -> Option<(Value, String, String, String)> {
+    let (_, status) = baton.get("/v2/pods/db/store::status").await;
+    let instance = status["instances"]
+        .as_array()?
+        .iter()
+        .find(|i| i["status"] == "STABLE")?
+        .clone();
+    let container = instance["containers"][0]["containerId"]
+        .as_str()?
+        .to_string();
+    let id = instance["id"].as_str()?.to_string();
+    let agent = instance["agentId"].as_str()?.to_string();
+    Some((instance, id, agent, container))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_pod_keeps_its_volume_on_its_agent_across_incarnations() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("pods-resident");
+    let dir = tempfile::tempdir().unwrap();
+    let work_dir = dir.path().join("mesos");
+    let mesos = MesosLocalProcess::start(&work_dir, Encoding::Protobuf).await;
+    let baton = BatonProcess::start(
+        Master::Url(mesos.url.clone()),
+        &dir.path().join("baton"),
+        &["--mesos_role", "*,db"],
+    )
+    .await;
+    let (status, body) = baton
+        .request(
+            Method::POST,
+            "/v2/pods",
+            Some(&resident_pod(&marker, 1, 16)),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Marathon's defaults for resident pods.
+    assert_eq!(body["scheduling"]["upgrade"]["maximumOverCapacity"], 0.0);
+    assert_eq!(body["scheduling"]["unreachableStrategy"], "disabled");
+    let (instance, instance_id, agent, first) =
+        wait::until(DEADLINE, "the resident pod to run", || {
+            running_store(&baton)
+        })
+        .await;
+    let persistence_id = format!("{instance_id}#data");
+    assert_eq!(
+        instance["localVolumes"][0]["persistenceId"], persistence_id,
+        "{instance}"
+    );
+    assert_eq!(instance["localVolumes"][0]["containerPath"], "data");
+    let history = || -> Vec<String> {
+        find_named(&work_dir, &persistence_id, true)
+            .into_iter()
+            .next()
+            .and_then(|d| std::fs::read_to_string(d.join("history")).ok())
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let wait_history = |want: Vec<String>, what: &'static str| {
+        let history = &history;
+        async move {
+            wait::until(DEADLINE, what, || {
+                let got = history();
+                let want = want.clone();
+                async move { (got == want).then_some(()) }
+            })
+            .await;
+        }
+    };
+    wait_history(vec![first.clone()], "the first incarnation's line").await;
+    let reserved_for_db = |state: Value| -> f64 {
+        state["slaves"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["reserved_resources"]["db"]["disk"].as_f64())
+            .sum()
+    };
+    assert!(reserved_for_db(mesos.state().await) >= 16.0);
+
+    // A new version relaunches the instance in place: same instance, same
+    // agent, and the new incarnation reads what the first wrote.
+    let (status, body) = baton
+        .request(
+            Method::PUT,
+            "/v2/pods/db/store",
+            Some(&resident_pod(&marker, 2, 16)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, again, again_agent, second) =
+        wait::until(DEADLINE, "the second incarnation to run", || async {
+            running_store(&baton)
+                .await
+                .filter(|(_, _, _, c)| *c != first)
+        })
+        .await;
+    assert_eq!(
+        (again.as_str(), again_agent.as_str()),
+        (instance_id.as_str(), agent.as_str())
+    );
+    wait_history(vec![first.clone(), second.clone()], "the second line").await;
+    let seen = |want: String| {
+        find_named(&work_dir, "seen", false)
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .any(|t| t == want)
+    };
+    assert!(
+        seen(format!("{first}\n")),
+        "the second incarnation read the first's line"
+    );
+
+    // Its volume cannot change under it.
+    let (status, body) = baton
+        .request(
+            Method::PUT,
+            "/v2/pods/db/store",
+            Some(&resident_pod(&marker, 2, 32)),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["details"][0]["path"], "/volumes", "{body}");
+
+    // Its instance killed (not wiped), it comes back on its volume.
+    let (status, body) = baton
+        .request(
+            Method::DELETE,
+            &format!("/v2/pods/db/store::instances/{instance_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, third_instance, third_agent, third) =
+        wait::until(DEADLINE, "the third incarnation to run", || async {
+            running_store(&baton)
+                .await
+                .filter(|(_, _, _, c)| *c != first && *c != second)
+        })
+        .await;
+    assert_eq!(
+        (third_instance.as_str(), third_agent.as_str()),
+        (instance_id.as_str(), agent.as_str())
+    );
+    wait_history(
+        vec![first.clone(), second.clone(), third.clone()],
+        "the third line",
+    )
+    .await;
+    assert!(seen(format!("{first}\n{second}\n")), "the third read both");
+
+    // Deleted: nothing left running, the volume destroyed, the
+    // reservation given back.
+    let (status, _) = baton
+        .request(Method::DELETE, "/v2/pods/db/store", None)
+        .await;
+    assert_eq!(status, 202);
+    wait::until(
+        DEADLINE,
+        "the reservation and the volume to be gone",
+        || async {
+            let freed = reserved_for_db(mesos.state().await) == 0.0;
+            let destroyed = find_named(&work_dir, &persistence_id, true).is_empty();
+            (freed && destroyed && mesos.live_task_ids().await.is_empty()).then_some(())
+        },
+    )
     .await;
     procs::assert_all_gone(&marker).await;
     baton.stop().await;

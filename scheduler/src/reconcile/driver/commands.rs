@@ -290,14 +290,25 @@ impl Driver {
                 && crate::offers::reservation::persistent_volumes(old)
                     != crate::offers::reservation::persistent_volumes(app)
             {
+                let (path, what) = match app.is_pod() {
+                    true => ("/volumes", "pod"),
+                    false => ("/container/volumes", "app"),
+                };
                 return Err(AppError::invalid(
-                    "/container/volumes",
+                    path,
                     format!(
-                        "{}: persistent volumes cannot be changed, added or removed once the app runs with them",
+                        "{}: persistent volumes cannot be changed, added or removed once the {what} runs with them",
                         app.id
                     ),
                 )
                 .into());
+            }
+            if let (Some(old), Some(next)) = (
+                current.as_ref().and_then(|a| a.pod.as_deref()),
+                new.as_ref().and_then(|a| a.pod.as_deref()),
+            ) && let Some((path, message)) = old.resident_change_problem(next)
+            {
+                return Err(AppError::invalid(path, format!("{}: {message}", next.id)).into());
             }
             let action = match (&current, &new) {
                 (None, None) => return Err(SchedulerError::UnknownApp(id)),

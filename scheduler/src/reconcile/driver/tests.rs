@@ -892,3 +892,49 @@ async fn a_resident_apps_persistent_volumes_cannot_change() {
     );
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resident_pods_volumes_resources_and_host_ports_cannot_change() {
+    let store = Arc::new(FlakyStore::default());
+    let h = Harness::start(store, |_| {}).await;
+    let pod = |size: u32, mem: u32, host_port: u32, instances: u32| {
+        let pod = crate::state::app::pod::PodDefinition::from_value(
+            &serde_json::json!({"id": "/db", "role": "db", "scaling": {"instances": instances},
+                "volumes": [{"name": "data", "persistent": {"size": size}}],
+                "containers": [{"name": "store", "resources": {"cpus": 0.1, "mem": mem},
+                    "exec": {"command": {"shell": "sleep 600"}},
+                    "endpoints": [{"name": "peer", "hostPort": host_port}],
+                    "volumeMounts": [{"name": "data", "mountPath": "data"}]}]}),
+            &PathId::root(),
+            &AppDefaults::default(),
+        )
+        .expect("a valid resident pod");
+        AppDefinition::for_pod(pod)
+    };
+    h.scheduler
+        .put_app(pod(10, 32, 31000, 0))
+        .await
+        .expect("created");
+    // Scaling leaves what the instances reserved be.
+    h.scheduler
+        .put_app(pod(10, 32, 31000, 1))
+        .await
+        .expect("scaled");
+    for (changed, path) in [
+        (pod(20, 32, 31000, 1), "/volumes"),
+        (pod(10, 64, 31000, 1), "/containers"),
+        (pod(10, 32, 31001, 1), "/containers"),
+    ] {
+        let err = h.scheduler.put_app(changed).await.expect_err("refused");
+        let crate::reconcile::SchedulerError::App(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.body()["details"][0]["path"], path, "{}", e.body());
+    }
+    let stored = h.scheduler.view().apps.values().next().unwrap().clone();
+    let stored = stored.pod_definition().unwrap();
+    assert_eq!(stored.containers[0].resources.mem, 32.0);
+    assert_eq!(stored.instances, 1);
+    h.stop().await;
+}

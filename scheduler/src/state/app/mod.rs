@@ -455,11 +455,14 @@ impl AppDefinition {
             .collect()
     }
 
-    /// Whether it has persistent volumes (Marathon's "resident" apps).
+    /// Whether it has persistent volumes (Marathon's "resident" apps and
+    /// pods).
     pub fn is_resident(&self) -> bool {
-        self.container
-            .as_ref()
-            .is_some_and(|c| c.volumes.iter().any(|v| v.persistent.is_some()))
+        self.pod.as_ref().is_some_and(|p| p.is_resident())
+            || self
+                .container
+                .as_ref()
+                .is_some_and(|c| c.volumes.iter().any(|v| v.persistent.is_some()))
     }
 
     /// Whether it carries `MARATHON_SINGLE_INSTANCE_APP=true`.

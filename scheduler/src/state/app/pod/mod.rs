@@ -226,6 +226,64 @@ impl PodDefinition {
             .collect()
     }
 
+    /// Why `next` cannot replace this resident pod (Marathon's
+    /// `residentUpdateIsValid`): its instances relaunch on what they
+    /// reserved, so the resources they take together, and their host
+    /// ports, stay as they were. The path and message of the first
+    /// problem; `None` when it may (the volumes are checked where every
+    /// write passes, for apps and pods alike).
+    pub fn resident_change_problem(&self, next: &PodDefinition) -> Option<(&'static str, String)> {
+        if !self.is_resident() {
+            return None;
+        }
+        let (old, new) = (self.container_resources(), next.container_resources());
+        for (what, before, after) in [
+            ("cpus", old.cpus, new.cpus),
+            ("mem", old.mem, new.mem),
+            ("disk", old.disk, new.disk),
+            ("gpus", f64::from(old.gpus), f64::from(new.gpus)),
+            (
+                "executor cpus",
+                self.executor_resources.cpus,
+                next.executor_resources.cpus,
+            ),
+            (
+                "executor mem",
+                self.executor_resources.mem,
+                next.executor_resources.mem,
+            ),
+            (
+                "executor disk",
+                self.executor_resources.disk,
+                next.executor_resources.disk,
+            ),
+        ] {
+            if (before - after).abs() > 1e-3 {
+                return Some((
+                    "/containers",
+                    format!(
+                        "{what} cannot be changed from {before} to {after} once the pod runs with persistent volumes: its instances relaunch on the resources they reserved"
+                    ),
+                ));
+            }
+        }
+        let host_ports = |pod: &PodDefinition| {
+            let mut ports: Vec<u32> = pod
+                .host_port_endpoints()
+                .iter()
+                .map(|e| u32::from(e.host_port))
+                .collect();
+            ports.sort_unstable();
+            ports
+        };
+        (host_ports(self) != host_ports(next)).then(|| {
+            (
+                "/containers",
+                "host ports cannot be added, removed or changed once the pod runs with persistent volumes: its instances relaunch on the ports they reserved".to_string(),
+            )
+        })
+    }
+
     /// Whether it has persistent volumes.
     pub fn has_persistent_volumes(&self) -> bool {
         self.volumes.iter().any(PodVolume::is_persistent)
