@@ -713,13 +713,20 @@ impl<L: Launcher> Executor<L> {
 
         // A task group's tasks each get a directory, as under the default
         // executor, and share the group's volumes through the sandbox.
-        let dir = task::task_dir(&self.sandbox, self.launched == 0 && group.is_none(), &id);
+        let container = uuid::Uuid::new_v4().to_string();
+        let (dir, task_link) = task::task_dir(
+            &self.sandbox,
+            self.launched == 0 && group.is_none(),
+            &id,
+            &container,
+        );
         self.launched += 1;
         self.emit(&task.info.task_id, TaskState::TaskStarting, None, None);
         let started = task::command_spec(&task.info, &dir)
             .map_err(task::LaunchError::from)
             .and_then(|mut spec| {
                 spec.volumes = task::sandbox_volumes(&task.info, &self.sandbox, &dir)?;
+                spec.volumes.extend(task_link);
                 Ok(spec)
             })
             .and_then(|spec| Ok((self.launcher.launch(&id, &spec)?, spec)));
@@ -938,6 +945,16 @@ impl<L: Launcher> Executor<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// The `tasks/<id>` link of a task run as a nested container: its
+    /// directory is `/sb/containers/<uuid>`, linked from there.
+    fn nested_task_link(spec: &task::CommandSpec) -> PathBuf {
+        assert!(spec.dir.starts_with("/sb/containers"), "{spec:?}");
+        spec.volumes
+            .iter()
+            .find(|v| v.target == spec.dir)
+            .map(|v| v.link.clone())
+            .expect("a link to the task's directory")
+    }
     use crate::task::{CommandSpec, LaunchError};
     use mesos_proto::v1::framework_info::Capability as FrameworkCapability;
 
@@ -1293,7 +1310,7 @@ mod tests {
         assert_eq!(ex.next_deadline(), Some(t0 + DEFAULT_KILL_GRACE));
         // The second task runs in its own directory.
         assert_eq!(
-            ex.launcher().launched[1].1.dir,
+            nested_task_link(&ex.launcher().launched[1].1),
             PathBuf::from("/sb/tasks/b")
         );
     }
@@ -1333,11 +1350,11 @@ mod tests {
         // Every task of a group gets a directory of its own, as under the
         // default executor, even the executor's first.
         assert_eq!(
-            ex.launcher().launched[0].1.dir,
+            nested_task_link(&ex.launcher().launched[0].1),
             PathBuf::from("/sb/tasks/a")
         );
         assert_eq!(
-            ex.launcher().launched[2].1.dir,
+            nested_task_link(&ex.launcher().launched[2].1),
             PathBuf::from("/sb/tasks/c")
         );
 

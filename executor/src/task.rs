@@ -34,7 +34,8 @@ pub struct CommandSpec {
     pub env: Vec<(String, String)>,
     /// Working directory; `stdout` and `stderr` are written here too.
     pub dir: PathBuf,
-    /// Sandbox volumes to link into `dir` before the start.
+    /// Links to make before the start: the sandbox volumes to link into
+    /// `dir`, and a nested container's `tasks/<task_id>` link to `dir`.
     pub volumes: Vec<VolumeLink>,
 }
 
@@ -92,24 +93,39 @@ pub enum LaunchError {
     },
 }
 
-/// The working directory of a task. The first task an executor runs gets
-/// the sandbox itself, as under the Mesos command executor; later ones (a
-/// task group, or more tasks sent to the same executor) get
-/// `<sandbox>/tasks/<task_id>/`, as under the default executor, so their
-/// `stdout` and `stderr` do not mix.
-pub fn task_dir(sandbox: &Path, first: bool, task_id: &str) -> PathBuf {
+/// The working directory of a task, and the link to make to it. The first
+/// task an executor runs gets the sandbox itself, as under the Mesos
+/// command executor; later ones (a task group, or more tasks sent to the
+/// same executor) get a nested container's sandbox,
+/// `<sandbox>/containers/<container>/`, reached by the link
+/// `<sandbox>/tasks/<task_id>`, as Mesos's default executor lays them out
+/// (so their `stdout` and `stderr` do not mix, and tools find them by task
+/// id).
+pub fn task_dir(
+    sandbox: &Path,
+    first: bool,
+    task_id: &str,
+    container: &str,
+) -> (PathBuf, Option<VolumeLink>) {
     if first {
-        return sandbox.to_path_buf();
+        return (sandbox.to_path_buf(), None);
     }
     // Mesos rejects such ids, but a path must never escape the sandbox.
-    let name: String = match task_id {
-        "" | "." | ".." => "_".to_string(),
-        id => id
-            .chars()
-            .map(|c| if c == '/' || c == '\0' { '_' } else { c })
-            .collect(),
+    let safe = |id: &str| -> String {
+        match id {
+            "" | "." | ".." => "_".to_string(),
+            id => id
+                .chars()
+                .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+                .collect(),
+        }
     };
-    sandbox.join("tasks").join(name)
+    let dir = sandbox.join("containers").join(safe(container));
+    let link = VolumeLink {
+        link: sandbox.join("tasks").join(safe(task_id)),
+        target: dir.clone(),
+    };
+    (dir, Some(link))
 }
 
 /// The command of `task`: its `CommandInfo`, or — for a task sent to this
@@ -591,13 +607,21 @@ mod tests {
     #[test]
     fn task_dirs_stay_inside_the_sandbox() {
         let sb = Path::new("/sb");
-        assert_eq!(task_dir(sb, true, "a"), PathBuf::from("/sb"));
-        assert_eq!(task_dir(sb, false, "a"), PathBuf::from("/sb/tasks/a"));
+        assert_eq!(task_dir(sb, true, "a", "c"), (PathBuf::from("/sb"), None));
+        let (dir, link) = task_dir(sb, false, "a", "c");
+        assert_eq!(dir, PathBuf::from("/sb/containers/c"));
+        let link = link.unwrap();
         assert_eq!(
-            task_dir(sb, false, "../../etc"),
-            PathBuf::from("/sb/tasks/.._.._etc")
+            (link.link, link.target),
+            (PathBuf::from("/sb/tasks/a"), dir)
         );
-        assert_eq!(task_dir(sb, false, ".."), PathBuf::from("/sb/tasks/_"));
+        let escaping = |id: &str| task_dir(sb, false, id, "..").1.unwrap().link;
+        assert_eq!(escaping("../../etc"), PathBuf::from("/sb/tasks/.._.._etc"));
+        assert_eq!(escaping(".."), PathBuf::from("/sb/tasks/_"));
+        assert_eq!(
+            task_dir(sb, false, "a", "..").0,
+            PathBuf::from("/sb/containers/_")
+        );
     }
 
     #[test]
@@ -755,9 +779,10 @@ mod tests {
             ),
         ] {
             let t = with_volumes(command, id, &[(mount, shared.clone())]);
-            let dir = task_dir(sandbox.path(), false, id);
+            let (dir, task_link) = task_dir(sandbox.path(), false, id, &format!("c-{id}"));
             let mut spec = command_spec(&t, &dir).unwrap();
             spec.volumes = sandbox_volumes(&t, sandbox.path(), &dir).unwrap();
+            spec.volumes.extend(task_link);
             pids.push(launcher.launch(id, &spec).unwrap());
         }
         for _ in 0..2 {
@@ -768,8 +793,13 @@ mod tests {
                     .unwrap();
             assert_eq!(termination, Termination::Exited(0));
         }
+        // Each ran in its own container sandbox, found by task id too.
         let read = fs::read_to_string(sandbox.path().join("tasks/reader/stdout")).unwrap();
         assert_eq!(read, "hello\n");
+        assert_eq!(
+            fs::read_link(sandbox.path().join("tasks/reader")).unwrap(),
+            sandbox.path().join("containers/c-reader")
+        );
         assert_eq!(
             fs::read_to_string(sandbox.path().join("volumes/shared/greeting")).unwrap(),
             "hello\n"

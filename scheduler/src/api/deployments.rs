@@ -20,16 +20,17 @@ pub fn routes() -> Router<std::sync::Arc<ApiState>> {
         .route("/v2/deployments/{id}", delete(cancel))
 }
 
-/// Actions as Marathon lists them; with a view, each carries its app's
-/// `readinessCheckResults` (current actions).
+/// Actions of `d` as Marathon lists them; with a view, each carries its
+/// app's `readinessCheckResults` (current actions).
 fn actions_json(
+    d: &Deployment,
     actions: &[(crate::state::app::PathId, DeploymentAction)],
     readiness: Option<&View>,
 ) -> Vec<Value> {
     actions
         .iter()
         .map(|(app, action)| {
-            let mut a = json!({"action": action, "app": app});
+            let mut a = d.action_json(app, *action);
             if let Some(view) = readiness {
                 a["readinessCheckResults"] = view.readiness.get(app).map_or_else(
                     || json!([]),
@@ -44,13 +45,14 @@ fn actions_json(
 /// A deployment as Marathon shows it, plus — better than Marathon — why it
 /// is stuck (`failure`) once it passed its deadline.
 pub fn deployment_json(d: &Deployment, view: &View) -> Value {
+    let (apps, pods) = d.affected_apps_and_pods();
     let mut out = json!({
         "id": d.id,
         "version": d.version,
-        "affectedApps": d.affected_apps().collect::<Vec<_>>(),
-        "affectedPods": [],
-        "steps": d.steps.iter().map(|s| json!({"actions": actions_json(s, None)})).collect::<Vec<_>>(),
-        "currentActions": actions_json(d.current_actions(), Some(view)),
+        "affectedApps": apps,
+        "affectedPods": pods,
+        "steps": d.steps.iter().map(|s| json!({"actions": actions_json(d, s, None)})).collect::<Vec<_>>(),
+        "currentActions": actions_json(d, d.current_actions(), Some(view)),
         "currentStep": (d.current_step + 1).min(d.steps.len()),
         "totalSteps": d.steps.len(),
     });

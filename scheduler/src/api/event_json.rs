@@ -27,11 +27,11 @@ pub fn render(event: &BusEvent) -> &str {
     })
 }
 
-fn step_json(step: &[(PathId, DeploymentAction)]) -> Value {
+fn step_json(d: &Deployment, step: &[(PathId, DeploymentAction)]) -> Value {
     json!({
         "actions": step
             .iter()
-            .map(|(app, action)| json!({"action": action, "app": app}))
+            .map(|(id, action)| d.action_json(id, *action))
             .collect::<Vec<_>>()
     })
 }
@@ -43,7 +43,7 @@ fn plan_json(d: &Deployment) -> Value {
     let empty_group = json!({"id": "/", "apps": [], "groups": [], "pods": [], "dependencies": []});
     json!({
         "id": d.id,
-        "steps": d.steps.iter().map(|s| step_json(s)).collect::<Vec<_>>(),
+        "steps": d.steps.iter().map(|s| step_json(d, s)).collect::<Vec<_>>(),
         "version": d.version,
         "original": empty_group,
         "target": empty_group,
@@ -53,7 +53,7 @@ fn plan_json(d: &Deployment) -> Value {
 /// `deployment_info`, `deployment_step_success`, `deployment_step_failure`.
 fn step_event(d: &Deployment, step: usize) -> Value {
     let current = d.steps.get(step).map_or(&[][..], Vec::as_slice);
-    json!({"plan": plan_json(d), "currentStep": step_json(current)})
+    json!({"plan": plan_json(d), "currentStep": step_json(d, current)})
 }
 
 /// Marathon's name for a condition in `instance_changed_event`.
@@ -230,6 +230,7 @@ mod tests {
             started_at: Timestamp::from_millis(0),
             step_started_at: None,
             failure: None,
+            pods: Default::default(),
         })
     }
 

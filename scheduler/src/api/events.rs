@@ -391,6 +391,7 @@ mod tests {
             started_at: Timestamp::from_millis(1),
             step_started_at: None,
             failure: None,
+            pods: Default::default(),
         });
         bus.send(BusEvent::new(
             Event::DeploymentInfo {

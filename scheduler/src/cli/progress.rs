@@ -116,7 +116,11 @@ pub fn steps_of(deployment: &Value) -> Vec<Vec<(String, String)>> {
                                     let action = Some(text(x, "action"))
                                         .filter(|a| !a.is_empty())
                                         .unwrap_or_else(|| text(x, "type"));
-                                    (action, text(x, "app"))
+                                    // A pod's action names it as `pod`.
+                                    let id = Some(text(x, "app"))
+                                        .filter(|a| !a.is_empty())
+                                        .unwrap_or_else(|| text(x, "pod"));
+                                    (action, id)
                                 })
                                 .collect()
                         })

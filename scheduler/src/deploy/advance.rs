@@ -122,6 +122,7 @@ mod tests {
             started_at: Timestamp::from_millis(1_000),
             step_started_at: None,
             failure: None,
+            pods: Default::default(),
         }
     }
 

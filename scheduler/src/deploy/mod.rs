@@ -55,6 +55,10 @@ pub struct Deployment {
     /// Why it is stuck, once it is past its deadline without converging.
     #[serde(default)]
     pub failure: Option<DeploymentFailure>,
+    /// Which of the ids it changes are pods (Marathon lists them apart:
+    /// `affectedPods`, actions naming a `pod`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub pods: std::collections::BTreeSet<PathId>,
 }
 
 /// Why a deployment did not finish in time.
@@ -70,9 +74,27 @@ pub struct DeploymentFailure {
 }
 
 impl Deployment {
-    /// The apps it changes.
+    /// The apps and pods it changes.
     pub fn affected_apps(&self) -> impl Iterator<Item = &PathId> {
         self.steps.iter().flatten().map(|(app, _)| app)
+    }
+
+    /// Whether `id`, one of the ids it changes, is a pod.
+    pub fn is_pod(&self, id: &PathId) -> bool {
+        self.pods.contains(id)
+    }
+
+    /// Its actions' ids as Marathon lists them: `(affectedApps,
+    /// affectedPods)`.
+    pub fn affected_apps_and_pods(&self) -> (Vec<&PathId>, Vec<&PathId>) {
+        self.affected_apps().partition(|id| !self.is_pod(id))
+    }
+
+    /// `{"action", "app"}`, or `"pod"` for a pod: an action as Marathon
+    /// writes it.
+    pub fn action_json(&self, id: &PathId, action: DeploymentAction) -> serde_json::Value {
+        let key = if self.is_pod(id) { "pod" } else { "app" };
+        serde_json::json!({"action": action, key: id})
     }
 
     /// Every action, in step order.

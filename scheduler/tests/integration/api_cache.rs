@@ -243,6 +243,7 @@ fn varied_view() -> View {
         current_step: 0,
         started_at: web.version.unwrap(),
         step_started_at: web.version,
+        pods: Default::default(),
         failure: Some(baton::reconcile::DeploymentFailure {
             app_id: web.id.clone(),
             reason: "1 of 3 instances not healthy after 600 s".into(),

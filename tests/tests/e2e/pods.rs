@@ -218,6 +218,19 @@ async fn a_pod_shares_a_volume_scales_unique_rolls_and_is_deleted() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // Its deployment names it as a pod, as Marathon's does.
+    let (_, deployments) = baton.get("/v2/deployments").await;
+    assert_eq!(
+        deployments.as_array().map(Vec::len),
+        Some(1),
+        "{deployments}"
+    );
+    assert_eq!(deployments[0]["affectedPods"], json!(["/shop/web"]));
+    assert_eq!(deployments[0]["affectedApps"], json!([]));
+    assert_eq!(
+        deployments[0]["steps"][0]["actions"][0],
+        json!({"action": "RestartApplication", "pod": "/shop/web"})
+    );
     let mut samples = 0;
     wait::until(DEADLINE, "the roll to v2", || {
         samples += 1;

@@ -138,8 +138,10 @@ impl Driver {
                     warn!(instance = %entry.instance_id(), "its reservation never showed; reserving anew");
                     entry.reservation = None;
                     // Should it show after all, it is freed as an orphan.
-                    self.reservations_to_free
-                        .insert(entry.instance_id(), self.instant());
+                    self.reservations_to_free.insert(
+                        entry.instance_id(),
+                        self.instant() + RESERVATION_FREE_PATIENCE,
+                    );
                 }
                 Action::Kill(i) => {
                     // (Decommissioned by this same pass, possibly.)
@@ -165,8 +167,10 @@ impl Driver {
                 }
                 Action::Expunge(i) => {
                     if refs[i].reservation.is_some() {
-                        self.reservations_to_free
-                            .insert(refs[i].instance_id(), self.instant());
+                        self.reservations_to_free.insert(
+                            refs[i].instance_id(),
+                            self.instant() + RESERVATION_FREE_PATIENCE,
+                        );
                     }
                     expunged.push(refs[i].uuid);
                 }
@@ -414,8 +418,9 @@ impl Driver {
             return;
         }
         let now = self.instant();
-        self.reservations_to_free
-            .retain(|_, since| now.saturating_duration_since(*since) < RESERVATION_FREE_PATIENCE);
+        self.reservations_to_free.retain(|_, until| *until > now);
+        self.reservations_freed
+            .retain(|_, at| now.saturating_duration_since(*at) < RESERVATION_FREE_PATIENCE);
         let wants = !self.launchable.is_empty() || !self.reservations_to_free.is_empty();
         if self.wants_offers == Some(wants) {
             return;

@@ -342,6 +342,14 @@ impl Driver {
         if steps.is_empty() {
             return Err(AppError::invalid("/", "the change names no app").into());
         }
+        let pods = planned
+            .iter()
+            .filter(|p| {
+                p.new.as_ref().is_some_and(AppDefinition::is_pod)
+                    || self.view.apps.get(&p.id).is_some_and(|a| a.is_pod())
+            })
+            .map(|p| p.id.clone())
+            .collect();
         let deployment = Arc::new(Deployment {
             id: Uuid::new_v4().to_string(),
             version: now,
@@ -350,6 +358,7 @@ impl Driver {
             started_at: self.now(),
             step_started_at: None,
             failure: None,
+            pods,
         });
         let mut effects = Effects::default();
         for old in &superseded {

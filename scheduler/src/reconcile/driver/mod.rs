@@ -60,6 +60,11 @@ const CALL_QUEUE: usize = 4096;
 /// resident instance: its agent may be gone for good.
 const RESERVATION_FREE_PATIENCE: Duration = Duration::from_secs(600);
 
+/// How long offers are wanted again once the executor of an instance whose
+/// volumes were freed exits: what it held of the reservation (its own
+/// share) comes back then, apart from the rest.
+const EXECUTOR_SHARE_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The longest wait between retries of an explicit reconciliation.
 const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
 
@@ -109,6 +114,7 @@ pub(super) fn spawn(
         wakeups: BTreeMap::new(),
         launchable: BTreeSet::new(),
         reservations_to_free: BTreeMap::new(),
+        reservations_freed: BTreeMap::new(),
         known_agents: KnownAgents::default(),
         reconciling: None,
         checker,
@@ -233,10 +239,18 @@ struct Driver {
     wakeups: BTreeMap<PathId, Instant>,
     /// Apps with instances that may launch now.
     launchable: BTreeSet<PathId>,
-    /// Instances forgotten while they held a reservation, and since when:
-    /// offers are wanted until it is seen and freed (else a SUPPRESS could
-    /// keep it reserved for ever), for [`RESERVATION_FREE_PATIENCE`] at most.
+    /// Instances forgotten while they held a reservation, and until when
+    /// offers are wanted to free it (else a SUPPRESS could keep it reserved
+    /// for ever): until its volumes are destroyed, for
+    /// [`RESERVATION_FREE_PATIENCE`] at most. A reservation may come back
+    /// in parts (a task's share when it ends, its executor's with the
+    /// volumes when that exits), so a part without volumes does not end
+    /// the wait.
     reservations_to_free: BTreeMap<String, Instant>,
+    /// Instances whose volumes were destroyed, and when: should one's
+    /// executor exit later, its share comes back then, and offers are
+    /// wanted again for [`EXECUTOR_SHARE_PATIENCE`].
+    reservations_freed: BTreeMap<String, Instant>,
     /// The agents that may still offer, and their fields (for GROUP_BY).
     known_agents: KnownAgents,
     /// The explicit reconciliation in progress, if any.
@@ -340,6 +354,10 @@ impl Driver {
         if let Some(&at) = self.wakeups.values().min() {
             deadline = deadline.min(at);
         }
+        // When offers stop being wanted for a reservation (SUPPRESS).
+        if let Some(&until) = self.reservations_to_free.values().min() {
+            deadline = deadline.min(until);
+        }
         deadline
     }
 
@@ -355,6 +373,9 @@ impl Driver {
             self.wakeups.remove(&id);
             self.dirty.insert(id);
         }
+        // Past their patience even while unsubscribed (or the deadline
+        // would stay in the past).
+        self.reservations_to_free.retain(|_, until| *until > now);
         if self.view.subscribed {
             if self.reconciling.as_ref().is_some_and(|r| r.retry_at <= now) {
                 self.retry_reconciliation();

@@ -384,11 +384,19 @@ impl Driver {
             if freed.is_empty() {
                 continue;
             }
+            // Its volumes destroyed, an instance's wait is over; any part
+            // still held (its executor's share) comes back when that exits.
+            let now = self.instant();
             for resource in &offer.resources {
                 if let Some(instance) = reservation::reserved_instance(resource, framework_id)
                     && held.get(instance) != Some(&agent)
+                    && resource
+                        .disk
+                        .as_ref()
+                        .is_some_and(|d| d.persistence.is_some())
                 {
                     self.reservations_to_free.remove(instance);
+                    self.reservations_freed.insert(instance.to_string(), now);
                 }
             }
             info!(agent = %offer.hostname, "freeing reservations no instance holds");

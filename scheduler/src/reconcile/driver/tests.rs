@@ -938,3 +938,118 @@ async fn a_resident_pods_volumes_resources_and_host_ports_cannot_change() {
     assert_eq!(stored.instances, 1);
     h.stop().await;
 }
+
+/// An offer on agent-1 of exactly `resources`.
+async fn offer_of(h: &Harness, n: u32, resources: Vec<v1::Resource>) {
+    h.mesos(MesosEvent {
+        r#type: Some(event::Type::Offers as i32),
+        offers: Some(event::Offers {
+            offers: vec![v1::Offer {
+                id: offer_id(format!("offer-{n}")),
+                framework_id: framework_id("fw"),
+                agent_id: agent_id("agent-1"),
+                hostname: "10.0.0.1".into(),
+                resources,
+                ..Default::default()
+            }],
+        }),
+        ..Default::default()
+    })
+    .await;
+}
+
+/// The types of an ACCEPT's operations.
+fn operation_types(call: &Call) -> Vec<v1::offer::operation::Type> {
+    call.accept
+        .iter()
+        .flat_map(|a| &a.operations)
+        .map(|o| o.r#type())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
+    use v1::offer::operation::Type as Op;
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store, |_| {}).await;
+    let pod = crate::state::app::pod::PodDefinition::from_value(
+        &serde_json::json!({"id": "/db", "role": "db",
+            "volumes": [{"name": "data", "persistent": {"size": 16}}],
+            "containers": [{"name": "store", "resources": {"cpus": 0.1, "mem": 32},
+                "exec": {"command": {"shell": "sleep 600"}},
+                "volumeMounts": [{"name": "data", "mountPath": "data"}]}]}),
+        &PathId::root(),
+        &AppDefaults::default(),
+    )
+    .expect("a valid resident pod");
+    h.scheduler
+        .put_app(AppDefinition::for_pod(pod))
+        .await
+        .expect("created");
+    h.offer(1).await;
+    let (accept, _) = h.next_call(call::Type::Accept).await;
+    assert_eq!(
+        operation_types(&accept),
+        [Op::Reserve, Op::Create, Op::LaunchGroup]
+    );
+    let group = accept.accept.as_ref().unwrap().operations[2]
+        .launch_group
+        .clone()
+        .unwrap();
+    let executor = group.executor.clone();
+    let task = group.task_group.tasks[0].clone();
+    h.update(&task.task_id.value, TaskState::TaskRunning, 1)
+        .await;
+    // Deleted: its task is killed, and once it ended, offers are wanted to
+    // free what the instance reserved.
+    h.scheduler
+        .delete_app(PathId::parse("/db", &PathId::root()).unwrap(), false)
+        .await
+        .expect("deleted");
+    h.next_call(call::Type::Kill).await;
+    h.update(&task.task_id.value, TaskState::TaskKilled, 2)
+        .await;
+    h.next_call(call::Type::Revive).await;
+    // The task's share comes back alone (the executor still holds its
+    // own and the volume, as Mesos's default executor does for a moment):
+    // it is unreserved, and offers are still wanted.
+    offer_of(&h, 2, task.resources.clone()).await;
+    let (accept, _) = h.next_call(call::Type::Accept).await;
+    assert_eq!(operation_types(&accept), [Op::Unreserve]);
+    // The executor's share with the volume: destroyed and unreserved, and
+    // nothing was suppressed before it.
+    offer_of(&h, 3, executor.resources.clone()).await;
+    let mut before = Vec::new();
+    let accept = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let call = h.calls.recv().await.expect("the loop runs");
+            if call.r#type == Some(call::Type::Accept as i32) {
+                return call;
+            }
+            before.push(call.r#type());
+        }
+    })
+    .await
+    .expect("an ACCEPT");
+    assert!(!before.contains(&call::Type::Suppress), "{before:?}");
+    assert_eq!(operation_types(&accept), [Op::Destroy, Op::Unreserve]);
+    h.next_call(call::Type::Suppress).await;
+    // Had the executor held a part back (as baton-executor's carved share
+    // of an app's task does), its exit brings it back: offers are wanted
+    // again for a while.
+    h.mesos(MesosEvent {
+        r#type: Some(event::Type::Failure as i32),
+        failure: Some(event::Failure {
+            agent_id: Some(agent_id("agent-1")),
+            executor_id: Some(executor.executor_id.clone()),
+            status: Some(0),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (_, revived) = h.next_call(call::Type::Revive).await;
+    let (_, suppressed) = h.next_call(call::Type::Suppress).await;
+    let wanted_for = suppressed.as_millis() - revived.as_millis();
+    assert!((30_000..40_000).contains(&wanted_for), "{wanted_for} ms");
+    h.stop().await;
+}

@@ -73,7 +73,7 @@ function deploymentSection(deployments, errors) {
       h("ol", { class: "steps" }, (d.steps || []).map((step, i) => h("li", {
         "aria-current": i + 1 === current ? "step" : undefined,
         class: i + 1 < current ? "done" : i + 1 === current ? "current" : "",
-      }, (step.actions || []).map((a) => `${a.action} ${a.app}`).join(", ")))),
+      }, (step.actions || []).map((a) => `${a.action} ${a.app || a.pod}`).join(", ")))),
       (d.currentActions || []).some((a) => (a.readinessCheckResults || []).length)
         ? h("ul", {}, d.currentActions.flatMap((a) => (a.readinessCheckResults || []).map((r) =>
           h("li", {}, `readiness ${r.name} of ${r.taskId}: ${r.ready ? "ready" : "not ready"}`))))

@@ -21,7 +21,8 @@ export function mount(root, { store }) {
         h("h2", { id: `dep-${d.id}` }, h("code", {}, d.id)),
         h("p", {}, `Step ${current} of ${d.totalSteps} · started ${time(d.version)} · apps: `,
           (d.affectedApps || []).slice(0, 20).flatMap((id, i) => [i ? ", " : "", h("a", { href: appHref(id) }, id)]),
-          (d.affectedApps || []).length > 20 ? ` and ${d.affectedApps.length - 20} more` : ""),
+          (d.affectedApps || []).length > 20 ? ` and ${d.affectedApps.length - 20} more` : "",
+          (d.affectedPods || []).length ? ` · pods: ${d.affectedPods.join(", ")}` : ""),
         h("progress", { max: String(d.totalSteps || 1), value: String(current), "aria-label": `Step ${current} of ${d.totalSteps}` }),
         h("ol", { class: "steps" }, (d.steps || []).map((step, i) => h("li", {
           "aria-current": i + 1 === current ? "step" : undefined,
@@ -49,7 +50,7 @@ export function mount(root, { store }) {
 /** "start /a, /b, … (12 apps)". */
 function summarize(actions) {
   const byAction = new Map();
-  for (const a of actions) byAction.set(a.action, [...(byAction.get(a.action) || []), a.app]);
+  for (const a of actions) byAction.set(a.action, [...(byAction.get(a.action) || []), a.app || a.pod]);
   return [...byAction].map(([action, apps]) =>
     `${action} ${apps.slice(0, 5).join(", ")}${apps.length > 5 ? `, … (${apps.length} apps)` : ""}`).join("; ");
 }
