@@ -15,8 +15,9 @@
 #                     are kept, and only when a scenario failed)
 #   scenario          max-over-zero | group-by-rack-outage | zk-master-failover |
 #                     executor-fetch-failure | framework-auth | role-acl |
-#                     memory-limit | persistent-volume | resident-app | pod
-#                     (default: all ten)
+#                     memory-limit | persistent-volume | resident-app | pod |
+#                     resident-pod
+#                     (default: all eleven)
 #
 # framework-auth and role-acl run a master with HTTP framework authentication
 # (--authenticate_http_frameworks, --credentials) and, for role-acl, a
@@ -66,6 +67,21 @@
 # as a CUSTOM executor receiving the LAUNCH_GROUP). Then the same against
 # `mesos-local`; it passes when both give the same FACT lines.
 #
+# resident-pod runs Baton (--mesos_role '*,db', the default executor)
+# against a real master + agent with the pod scenario's agent flags and
+# disk: a resident pod /db/store (role db, a 16 MB persistent volume data
+# mounted by its one container, which appends $MESOS_TASK_ID to
+# data/history after copying it to `seen`). It records the reservation and
+# volume the first LAUNCH_GROUP made, where `data` is in the executor's
+# sandbox and in the container's (found by the working directory of the
+# container's process), then relaunches the instance in place twice (a new
+# version by PUT, then DELETE ::instances/<id>), checks that the same
+# agent and volume served all three incarnations, deletes the pod and waits
+# for the reservation and the volume to be gone. Then the same against
+# `mesos-local`; it passes when Baton did all that on the real master, the
+# real master and agent logged no drop, invalid operation or failed
+# launch, and both give the same FACT lines.
+#
 # Each scenario runs against a fresh Mesos master (two for the ZooKeeper one),
 # fresh agents and a fresh Baton (role-acl: one for each --mesos_role it
 # tries, one after the other), every one of them on 127.0.0.1 with free
@@ -92,7 +108,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume resident-app pod)
+ALL_SCENARIOS=(max-over-zero group-by-rack-outage zk-master-failover executor-fetch-failure framework-auth role-acl memory-limit persistent-volume resident-app pod resident-pod)
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -135,8 +151,8 @@ for scenario in "${SCENARIOS[@]}"; do
   # persistent-volume runs mesos-local and its executor, not Baton.
   case $scenario in
     persistent-volume) NEEDED+=("$MESOS_LOCAL_BIN" "$EXECUTOR_BIN") ;;
-    # resident-app and pod run Baton against a real master, then against mesos-local.
-    resident-app | pod) NEEDED+=("$MESOS_LOCAL_BIN" "$BATON_BIN" "$EXECUTOR_BIN") ;;
+    # resident-app, pod and resident-pod run Baton against a real master, then against mesos-local.
+    resident-app | pod | resident-pod) NEEDED+=("$MESOS_LOCAL_BIN" "$BATON_BIN" "$EXECUTOR_BIN") ;;
     *) NEEDED+=("$BATON_BIN" "$EXECUTOR_BIN") ;;
   esac
 done
@@ -1813,7 +1829,7 @@ scenario_resident_app() {
 }
 
 # ---------------------------------------------------------------------------
-# Scenario 9: a pod (LAUNCH_GROUP) under the default executor, real master vs mesos-local
+# Scenario 10: a pod (LAUNCH_GROUP) under the default executor, real master vs mesos-local
 # ---------------------------------------------------------------------------
 
 # The agent flags pods need: the default executor launches each container as
@@ -1886,7 +1902,7 @@ pod_status_gone() { [[ $(http_code GET "$BATON/v2/pods/$1::status") == 404 ]]; }
 procs_running() { # DIR PATTERN
   local pid
   for pid in $(procs_under "$1"); do
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE -- "$2" && echo "$pid"
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qE -- "$2" && echo "$pid"
   done
   return 0
 }
@@ -2022,6 +2038,270 @@ scenario_pod() {
   else
     echo "FAIL pod: $( ((ok)) || echo 'the pod did not come up; ')mesos-local differs from the real master (< real, > mesos-local):"
     echo "$differs"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 11: a resident pod (persistent volume) under the default executor, real master vs mesos-local
+# ---------------------------------------------------------------------------
+
+# The resident pod /db/store: role db, one 16 MB persistent volume `data`,
+# one container `store` mounting it at data, which copies what it finds in
+# data/history to `seen` in its own sandbox, then appends its task id.
+# ROUND is its `environment`: changing it makes a new version.
+resident_pod_json() { # ROUND
+  # shellcheck disable=SC2016 # $MESOS_TASK_ID is the task's to expand
+  jq -n --arg round "$1" '{
+    id: "/db/store", role: "db", environment: {ROUND: $round},
+    volumes: [{name: "data", persistent: {size: 16}}], scaling: {kind: "fixed", instances: 1},
+    backoff: {backoff: 1, backoffFactor: 1.0},
+    containers: [
+      {name: "store", resources: {cpus: 0.05, mem: 32},
+       exec: {command: {shell: "cat data/history > seen 2>/dev/null; echo \"$MESOS_TASK_ID\" >> data/history; while :; do sleep 1; done"}},
+       volumeMounts: [{name: "data", mountPath: "data"}]}]}'
+}
+
+# The one instance of /db/store that is STABLE with `store` TASK_RUNNING, as
+# "<instance id> <agent id> <task id>" ('' if none or several).
+store_running() {
+  get "$BATON/v2/pods/db/store::status" | jq -r '[.instances[]?
+    | select(.status == "STABLE" and ([.containers[].status] == ["TASK_RUNNING"]))]
+    | if length == 1 then "\(.[0].id) \(.[0].agentId) \(.[0].containers[0].containerId)" else "" end'
+}
+# Whether it runs with a task other than the TASKs given.
+store_running_new() { # TASK...
+  local i a t
+  read -r i a t <<<"$(store_running)"
+  [[ -n $t ]] || return 1
+  for i in "$@"; do [[ $t != "$i" ]] || return 1; done
+}
+
+# The working directory of TASK's shell (the container's sandbox, as its
+# process sees it), found among the processes under DIR by its
+# MESOS_TASK_ID; '' if it does not run.
+container_sandbox() { # DIR TASK
+  local pid
+  for pid in $(procs_running "$1" 'data/history'); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MESOS_TASK_ID=$2"; then
+      readlink "/proc/$pid/cwd" 2>/dev/null && return 0
+    fi
+  done
+  return 1
+}
+# The value of VAR in the environment of TASK's shell ('' if it does not run).
+task_env() { # DIR TASK VAR
+  local pid
+  for pid in $(procs_running "$1" 'data/history'); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MESOS_TASK_ID=$2"; then
+      tr '\0' '\n' <"/proc/$pid/environ" | sed -n "s/^$3=//p"
+      return 0
+    fi
+  done
+}
+has_container_sandbox() { [[ -n $(container_sandbox "$1" "$2") ]]; }
+
+# What PATH is: "symlink to the volume", "symlink to the executor's data"
+# (EXECUTOR_SANDBOX/data; '' if none), another link, a directory or missing;
+# a link says whether it resolves to the volume VOLUME.
+describe_path() { # PATH VOLUME [EXECUTOR_SANDBOX]
+  local p=$1 volume=$2 es=${3:-} target resolves
+  if [[ -L $p ]]; then
+    target=$(readlink "$p")
+    [[ $target == /* ]] || target=$(dirname "$p")/$target
+    resolves=$([[ $(readlink -f "$p") == "$(readlink -f "$volume")" ]] && echo "resolves to the volume" || echo "resolves elsewhere")
+    if [[ -n $es && $(realpath -sm "$target") == "$(realpath -sm "$es/data")" ]]; then
+      echo "symlink to the executor's data, $resolves"
+    elif [[ $(realpath -sm "$target") == "$(realpath -sm "$volume")" ]]; then
+      echo "symlink to the volume"
+    else
+      echo "symlink to ${target//$es/<executor sandbox>}, $resolves"
+    fi
+  elif [[ -d $p ]]; then
+    echo directory
+  elif [[ -e $p ]]; then
+    echo "a file"
+  else
+    echo missing
+  fi
+}
+
+# JSON on stdin with its numbers rounded to 3 decimals, Mesos's precision
+# of scalar resources (a real master shows the sum of its reserved cpus
+# 0.05 + 0.1 in /master/state as 0.15000000000000002, mesos-local as 0.15).
+milli() { jq -S -c 'walk(if type == "number" then (. * 1000 | round) / 1000 else . end)'; }
+
+# The lines of FILE on one line ('' if it is missing).
+lines_of() { paste -sd ' ' "$1" 2>/dev/null || true; }
+lines_are() { [[ $(lines_of "$1") == "$2" ]]; }
+
+# resident_pod_run MASTER_URL AGENT_URL AGENT_DIR VOLUME_ROOT: the resident
+# pod's life through Baton ($BATON, started by the caller); prints FACT
+# lines, and TIME lines (not compared).
+resident_pod_run() {
+  local murl=$1 aurl=$2 adir=$3 vroot=$4 fw inst agent1 first second third i a t
+  local vdir es1 es2 es3 cs1 cs2 cs3 t0 code
+  fw=$(framework_id)
+  # Task ids first (they hold the instance id), then the instance id.
+  norm() {
+    sed -E "${third:+s/$third/<third>/g; }${second:+s/$second/<second>/g; }${first:+s/$first/<first>/g; }${inst:+s/$inst/<instance>/g; }s/$fw/<fw>/g
+      s/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/<uuid>/g"
+  }
+  rfact "framework roles" "$(get "$murl/master/state" 5 | jq -c --arg fw "$fw" '.frameworks[] | select(.id == $fw) | .roles')"
+  t0=$(now_ms)
+  code=$(http_code POST "$BATON/v2/pods" "$(resident_pod_json 1)")
+  rfact "POST /v2/pods" "$code"
+  wait_for 120 "/db/store: one instance STABLE, store TASK_RUNNING" store_running_new || return 1
+  read -r inst agent1 first <<<"$(store_running)"
+  echo "TIME first incarnation running: $(($(now_ms) - t0)) ms after POST"
+  log "first incarnation $first (instance $inst) on $agent1"
+
+  local label pid
+  label=$(get "$murl/master/slaves" 5 | jq -r '[.slaves[0].reserved_resources_full.db // [] | .[]
+    | (.reservations[-1] // .reservation).labels.labels[]? | select(.key == "baton_instance_id") | .value][0] // empty')
+  pid=$(get "$murl/master/slaves" 5 | jq -r '[.slaves[0].reserved_resources_full.db // [] | .[]
+    | .disk.persistence.id? // empty][0] // empty')
+  rfact "persistence id" "$(norm <<<"$pid")"
+  rfact "instance in the reservation label is the pod instance" "$([[ -n $label && $label == "$inst" ]] && echo yes || echo "no ($label vs $inst)")"
+  rfact "reserved for db after the first launch" "$(reserved_db "$murl" | milli)"
+  rfact "reservation in /master/slaves" "$(reserved_db_full "$murl" "$fw" "$inst" | milli)"
+  rfact "the instance's executor on the master" "$(get "$murl/master/state" 5 | jq -S -c --arg fw "$fw" '[.frameworks[] | select(.id == $fw) | .executors[]
+    | {type: (.type // null), command: (.command.value // null),
+       resources: (.resources | with_entries(select((.value | type) == "number" and .value != 0)))}]')"
+  vdir=$vroot/db/$pid
+  rfact "volume directory on the agent" "$([[ -n $pid && -d $vdir ]] && echo "exists, mode $(stat -c %a "$vdir")" || echo missing)"
+
+  es1=$(sandbox_of "$aurl" "$first")
+  es1=${es1:+$(realpath -m "$es1")}
+  wait_for 30 "the first container's process" has_container_sandbox "$adir" "$first" || true
+  cs1=$(container_sandbox "$adir" "$first") || true
+  rfact "data in the executor's sandbox" "$(describe_path "$es1/data" "$vdir")"
+  rfact "the container's sandbox in the executor's" "$(if [[ -z $cs1 ]]; then echo "not found"; elif [[ $cs1 == "$es1" ]]; then echo "the executor's sandbox itself"; elif [[ $cs1 == "$es1"/* ]]; then norm <<<"${cs1#"$es1"/}"; else echo "outside it"; fi)"
+  rfact "tasks/<first> in the executor's sandbox" "$(if [[ -L $es1/tasks/$first ]]; then echo "symlink to $(readlink "$es1/tasks/$first" | sed "s|^$es1/|<executor sandbox>/|" | norm)"; elif [[ -d $es1/tasks/$first ]]; then echo directory; else echo missing; fi)"
+  rfact "data in the container's sandbox" "$(describe_path "$cs1/data" "$vdir" "$es1")"
+  rfact "the container's MESOS_SANDBOX" "$(task_env "$adir" "$first" MESOS_SANDBOX | sed "s|^$cs1\$|the container's sandbox|; s|^$es1\$|the executor's sandbox|" | norm)"
+  wait_for 30 "data/history to hold the first id" lines_are "$vdir/history" "$first" || true
+  rfact "history after the first incarnation" "$(lines_of "$vdir/history" | norm)"
+  rfact "history through the container's data" "$(lines_of "$cs1/data/history" | norm)"
+  rfact "seen by the first incarnation" "$(lines_of "$cs1/seen" | norm)"
+  rfact "::status localVolumes" "$(get "$BATON/v2/pods/db/store::status" | jq -S -c '[.instances[0].localVolumes[]?]' | norm)"
+
+  # A new version: the same instance relaunched in place.
+  t0=$(now_ms)
+  code=$(http_code PUT "$BATON/v2/pods/db/store" "$(resident_pod_json 2)")
+  rfact "PUT /v2/pods/db/store (new environment)" "$code"
+  wait_for 120 "the second incarnation of /db/store running" store_running_new "$first" || return 1
+  read -r i a second <<<"$(store_running)"
+  echo "TIME second incarnation running: $(($(now_ms) - t0)) ms after PUT"
+  log "second incarnation $second (instance $i) on $a"
+  rfact "second incarnation: same instance, same agent" "$([[ $i == "$inst" ]] && echo yes || echo no), $([[ $a == "$agent1" ]] && echo yes || echo no)"
+  es2=$(sandbox_of "$aurl" "$second")
+  es2=${es2:+$(realpath -m "$es2")}
+  rfact "second executor's sandbox is new" "$([[ -n $es2 && $es2 != "$es1" ]] && echo yes || echo "no ($es2)")"
+  wait_for 30 "the second container's process" has_container_sandbox "$adir" "$second" || true
+  cs2=$(container_sandbox "$adir" "$second") || true
+  rfact "data in the second container's sandbox" "$(describe_path "$cs2/data" "$vdir" "$es2")"
+  wait_for 30 "data/history to hold both ids" lines_are "$vdir/history" "$first $second" || true
+  rfact "history after the new version" "$(lines_of "$vdir/history" | norm)"
+  rfact "seen by the second incarnation" "$(lines_of "$cs2/seen" | norm)"
+  rfact "data in the first executor's sandbox after it ended" "$(describe_path "$es1/data" "$vdir")"
+  rfact "data in the first container's sandbox after it ended" "$(describe_path "$cs1/data" "$vdir" "$es1")"
+  rfact "reserved for db after the new version" "$(reserved_db "$murl" | milli)"
+
+  # The instance killed (no wipe): relaunched on its volume.
+  t0=$(now_ms)
+  code=$(http_code DELETE "$BATON/v2/pods/db/store::instances/$inst")
+  rfact "DELETE /v2/pods/db/store::instances/<instance>" "$code"
+  wait_for 120 "the third incarnation of /db/store running" store_running_new "$first" "$second" || return 1
+  read -r i a third <<<"$(store_running)"
+  echo "TIME third incarnation running: $(($(now_ms) - t0)) ms after DELETE of the instance"
+  log "third incarnation $third (instance $i) on $a"
+  rfact "third incarnation: same instance, same agent" "$([[ $i == "$inst" ]] && echo yes || echo no), $([[ $a == "$agent1" ]] && echo yes || echo no)"
+  es3=$(sandbox_of "$aurl" "$third")
+  es3=${es3:+$(realpath -m "$es3")}
+  wait_for 30 "the third container's process" has_container_sandbox "$adir" "$third" || true
+  cs3=$(container_sandbox "$adir" "$third") || true
+  rfact "data in the third container's sandbox" "$(describe_path "$cs3/data" "$vdir" "$es3")"
+  wait_for 30 "data/history to hold three ids" lines_are "$vdir/history" "$first $second $third" || true
+  rfact "history after the instance was killed" "$(lines_of "$vdir/history" | norm)"
+  rfact "seen by the third incarnation" "$(lines_of "$cs3/seen" | norm)"
+  rfact "::status localVolumes after the relaunches" "$(get "$BATON/v2/pods/db/store::status" | jq -S -c '[.instances[0].localVolumes[]?]' | norm)"
+  rfact "reserved for db after the relaunches" "$(reserved_db "$murl" | milli)"
+
+  # Deleted: the volume destroyed, the reservation given back.
+  t0=$(now_ms)
+  code=$(http_code DELETE "$BATON/v2/pods/db/store")
+  rfact "DELETE /v2/pods/db/store" "$code"
+  wait_for 60 "/db/store::status 404" pod_status_gone db/store || true
+  wait_for 90 "the reservation of db freed on the master" db_unreserved "$murl" || true
+  echo "TIME reservation freed: $(($(now_ms) - t0)) ms after DELETE of the pod"
+  rfact "reserved for db after DELETE" "$(reserved_db "$murl" | milli)"
+  rfact "reserved_resources after DELETE" "$(master_agent "$murl" | jq -c '.reserved_resources' | milli)"
+  rfact "the volume on the master after DELETE" "$(get "$murl/master/slaves" 5 | jq -r '[.slaves[0].reserved_resources_full.db // [] | .[]
+    | .disk.persistence.id? // empty] | if length == 0 then "destroyed" else "still there" end')"
+  wait_for 30 "the volume directory removed" absent "$vdir" || true
+  rfact "volume directory after DELETE" "$([[ -n $pid && -e $vdir ]] && echo exists || echo gone)"
+  wait_for 60 "no active task on the master" master_tasks_gone "$murl" "$fw" || true
+  rfact "active tasks on the master after DELETE" "$(master_active_tasks "$murl" "$fw")"
+  wait_for 30 "no store process left" no_procs_running "$adir" 'data/history' || true
+  rfact "store processes left" "$(procs_running "$adir" 'data/history' | wc -l)"
+  rfact "store states (Baton)" "$(baton_container_states "$SDIR/$BATON_NAME.log" db_store store)"
+}
+
+scenario_resident_pod() {
+  local real=$SDIR/real.facts local_=$SDIR/local.facts ok=1 dropped
+  AGENT_ISOLATION=("${POD_AGENT_ISOLATION[@]}")
+  start_master master --registry=in_memory
+  start_agent agentA "127.0.0.1:${PORT[master]}" r1 31000-31099
+  wait_for 60 "the agent registered" agent_registered "${PORT[master]}" "${PORT[agentA]}"
+  BATON_NAME=baton-real
+  start_baton "127.0.0.1:${PORT[master]}" "" --mesos_role '*,db'
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  resident_pod_run "http://127.0.0.1:${PORT[master]}" "http://127.0.0.1:${PORT[agentA]}" "$SDIR/agentA" \
+    "$SDIR/agentA/work/volumes/roles" | tee "$real" || { ok=0; log "the run against the real master stopped early"; }
+  dropped=$(plain "$SDIR/master.log" "$SDIR/agentA.log" |
+    grep -E 'Dropping|Failed to validate|[Ii]nvalid|TASK_ERROR|TASK_DROPPED|Failed to launch' || true)
+  log "the real agent on the volume and the pod's containers:"
+  plain "$SDIR/agentA.log" | grep -E 'persistent volume|SANDBOX_PATH|symlink|[Ll]inking|LAUNCH_GROUP|task group' |
+    sed -E "s/^[IWEF][0-9]{4} [0-9:.]+ +[0-9]+ //; s|$SDIR/agentA/work|<work_dir>|g" | tail -n 30 | sed 's/^/  /' || true
+  stop_scenario
+
+  PORT[local]=$(free_port)
+  spawn "$SDIR/local" "$SDIR/local.log" "$MESOS_LOCAL_BIN" --port "${PORT[local]}" --agents 1 --racks 1 \
+    --disk 4096 --work_dir "$SDIR/local/work" --executor_path "$EXECUTOR_BIN" --port_range_start 31000
+  PID[local]=$SPAWNED
+  wait_for 60 "mesos-local up" get "http://127.0.0.1:${PORT[local]}/master/state"
+  local agent_url
+  agent_url=http://$(get "http://127.0.0.1:${PORT[local]}/master/state" | jq -r '.slaves[0].pid | sub("^slave\\(1\\)@"; "")')
+  BATON_NAME=baton-local
+  start_baton "127.0.0.1:${PORT[local]}" "" --mesos_role '*,db'
+  wait_for 60 "Baton subscribed (marathon_mesos_connected 1)" baton_connected
+  resident_pod_run "http://127.0.0.1:${PORT[local]}" "$agent_url" "$SDIR/local" \
+    "$SDIR/local/work/volumes/agent-1/roles" | tee "$local_" || { ok=0; log "the run against mesos-local stopped early"; }
+
+  local differs times
+  differs=$(diff <(grep '^FACT' "$real") <(grep '^FACT' "$local_") || true)
+  times=$(paste -d' ' <(grep '^TIME' "$real" | sed -E 's/^TIME ([^:]*): ([0-9]+) ms.*/\1 \2 ms/') \
+    <(grep '^TIME' "$local_" | sed -E 's/.*: ([0-9]+) ms.*/(mesos-local \1 ms)/') | paste -sd ';' | sed 's/;/; /g')
+  log "real Mesos:"; grep -E '^(FACT|TIME)' "$real" | sed 's/^/  /'
+  if [[ -n $dropped ]]; then
+    log "the real master's and agent's logs on Baton's operations and the pod's launches:"
+    printf '  %s\n' "${dropped//$'\n'/$'\n'  }"
+  fi
+  # What Baton must achieve on the real master.
+  local good=1 want
+  for want in 'history after the instance was killed: <first> <second> <third>' \
+    'second incarnation: same instance, same agent: yes, yes' 'third incarnation: same instance, same agent: yes, yes' \
+    'seen by the third incarnation: <first> <second>' 'reserved for db after DELETE: {}' 'volume directory after DELETE: gone'; do
+    grep -qxF "FACT $want" "$real" || { good=0; log "on the real master, not: $want"; }
+  done
+  if ((ok && good)) && [[ -z $differs && -z $dropped ]]; then
+    echo "PASS resident-pod: reserve+create+launch_group in role db under the default executor, the volume in the executor's sandbox and linked into the container's, a new version and a killed instance relaunched on the same agent and volume (history holds all three ids), reservation and volume freed after DELETE; the master and agent logged no drop, invalid operation or failed launch; mesos-local gives the same $(grep -c '^FACT' "$real") facts as the real master; $times"
+  else
+    echo "FAIL resident-pod:$( ((ok)) || echo " a run stopped early;")$( ((good)) || echo " Baton misbehaved on the real master;")${dropped:+ the real master or agent logged drops, invalid operations or failed launches (above);}${differs:+ mesos-local differs from the real master (< real, > mesos-local):}"
+    [[ -n $differs ]] && echo "$differs"
+    local f
+    for f in "$SDIR"/baton*.log; do show_log "$f" 20 'WARN|ERROR|reserv|volume'; done
     return 1
   fi
 }
