@@ -49,6 +49,13 @@ pub enum Command {
         #[command(subcommand)]
         action: AppAction,
     },
+    /// Pods: list, show, add, update, scale, remove, kill an instance.
+    Pod {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        action: PodAction,
+    },
     /// Groups of apps: list, show, add, update, remove, scale.
     Group {
         #[command(flatten)]
@@ -133,6 +140,7 @@ impl Command {
     pub fn connection(&self) -> &Connection {
         match self {
             Command::App { connection, .. }
+            | Command::Pod { connection, .. }
             | Command::Group { connection, .. }
             | Command::Deployment { connection, .. }
             | Command::Task { connection, .. }
@@ -206,6 +214,61 @@ pub enum AppAction {
     Remove {
         /// The app id.
         id: String,
+    },
+}
+
+/// `baton pod ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PodAction {
+    /// Every pod with its status, instances and containers.
+    List,
+    /// One pod, with each instance and its containers.
+    Show {
+        /// The pod id, e.g. /shop/web.
+        id: String,
+    },
+    /// Create a pod from a JSON definition (`-` reads stdin).
+    Add {
+        /// The pod definition.
+        file: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Replace a pod's definition (created if missing).
+    Update {
+        /// The pod id.
+        id: String,
+        /// The whole pod definition, JSON (`-` reads stdin).
+        file: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Set a pod's number of instances.
+    Scale {
+        /// The pod id.
+        id: String,
+        /// Instances wanted.
+        instances: u32,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Delete a pod and stop its instances.
+    Remove {
+        /// The pod id.
+        id: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Kill instances of a pod; they are relaunched unless --wipe.
+    Kill {
+        /// The pod id.
+        id: String,
+        /// Instance ids (`<pod>.instance-<uuid>`).
+        #[arg(required = true)]
+        instances: Vec<String>,
+        /// Also forget the instances (a resident one gives up its volumes).
+        #[arg(long)]
+        wipe: bool,
     },
 }
 

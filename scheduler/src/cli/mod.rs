@@ -1,4 +1,4 @@
-//! The operator CLI: `baton app|group|deployment|task|queue|leader|info|switch`.
+//! The operator CLI: `baton app|pod|group|deployment|task|queue|leader|info|switch`.
 //! It speaks only the REST API (and, for `task logs`, the Mesos master's
 //! and agents' HTTP endpoints), so it works against a real Marathon too.
 //!
@@ -17,7 +17,7 @@
 //!   re-reading `/v2/deployments` and the apps on relevant events, with a
 //!   slow poll as a fallback — as progress bars on a TTY, plain lines
 //!   otherwise; and the common end of every write that starts one.
-//! - [`apps`] (apps and groups), [`deployments`], [`tasks`] (list,
+//! - [`apps`] (apps and groups), [`pods`], [`deployments`], [`tasks`] (list,
 //!   kill), [`logs`] (a task's sandbox files through the Mesos agent's
 //!   `/files/read`), [`system`] (queue, leader, info), [`switch`] (a
 //!   blue/green switch through a `baton-router`): the commands.
@@ -33,6 +33,7 @@ pub mod client;
 pub mod deployments;
 pub mod error;
 pub mod logs;
+pub mod pods;
 pub mod progress;
 pub mod sse;
 pub mod switch;
@@ -146,6 +147,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
     let ctx = context(command.connection())?;
     match command {
         Command::App { action, .. } => apps::app(&ctx, action).await,
+        Command::Pod { action, .. } => pods::run(&ctx, action).await,
         Command::Group { action, .. } => apps::group(&ctx, action).await,
         Command::Deployment { action, .. } => deployments::run(&ctx, action).await,
         Command::Task { action, .. } => tasks::run(&ctx, action).await,

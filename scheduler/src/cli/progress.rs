@@ -195,8 +195,40 @@ fn task_counts(app: &Value, task: &Value, not_ready: &[String]) -> bool {
         && !not_ready.iter().any(|t| t == id)
 }
 
+/// A pod's `/v2/pods/{id}::status` as [`app_progress`] reads an app: its
+/// wanted instances and version, and a running task per STABLE instance
+/// (every container running, every checked one healthy) at the version
+/// its `specReference` names.
+pub fn pod_as_app(status: &Value) -> Value {
+    let version = status
+        .pointer("/spec/version")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let tasks: Vec<Value> = status
+        .get("instances")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| i.get("status").and_then(Value::as_str) == Some("STABLE"))
+        .map(|i| {
+            let version = i
+                .get("specReference")
+                .and_then(Value::as_str)
+                .and_then(|r| r.rsplit_once("::versions/"))
+                .map(|(_, v)| v);
+            serde_json::json!({"id": i.get("id"), "state": "TASK_RUNNING", "version": version})
+        })
+        .collect();
+    serde_json::json!({
+        "instances": status.pointer("/spec/scaling/instances").cloned().unwrap_or(Value::Null),
+        "version": version,
+        "tasks": tasks,
+    })
+}
+
 /// One app's progress for `action`; `app` is its `/v2/apps/{id}` `app`
-/// object, `None` when it does not exist (or is not readable).
+/// object (a pod's: [`pod_as_app`]), `None` when it does not exist (or is
+/// not readable).
 pub fn app_progress(
     id: &str,
     action: &str,
@@ -486,5 +518,17 @@ mod tests {
             vec![vec![("ScaleApplication".to_string(), "/a".to_string())]]
         );
         assert_eq!(affected_apps(&deployment(1)), vec!["/db", "/web", "/old"]);
+    }
+
+    #[test]
+    fn a_pod_counts_its_stable_instances_at_its_version() {
+        let status = serde_json::json!({"spec": {"version": "v2", "scaling": {"instances": 3}},
+            "instances": [
+                {"id": "p.instance-1", "status": "STABLE", "specReference": "/v2/pods/p::versions/v2"},
+                {"id": "p.instance-2", "status": "STABLE", "specReference": "/v2/pods/p::versions/v1"},
+                {"id": "p.instance-3", "status": "STAGING", "specReference": "/v2/pods/p::versions/v2"}]});
+        let app = pod_as_app(&status);
+        let p = app_progress("/p", "RestartApplication", Some(&app), &[]);
+        assert_eq!((p.done, p.wanted), (1, 3));
     }
 }

@@ -187,7 +187,16 @@ async fn fetch_app(client: &Client, id: &str) -> Result<Option<Value>, CliError>
     let reply = client.send(Method::GET, &path, None).await?;
     match reply.status {
         200 => Ok(reply.json()?.get("app").cloned()),
-        403 | 404 => Ok(None),
+        // Not an app: perhaps a pod, read as one.
+        404 => {
+            let path = format!("/v2/pods{}::status", super::id_path(id));
+            let reply = client.send(Method::GET, &path, None).await?;
+            match reply.status {
+                200 => Ok(Some(progress::pod_as_app(&reply.json()?))),
+                _ => Ok(None),
+            }
+        }
+        403 => Ok(None),
         status => Err(CliError::Api {
             status,
             body: reply.text(),

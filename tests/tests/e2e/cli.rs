@@ -899,3 +899,93 @@ async fn baton_switch_moves_a_vhost_to_green_through_a_router_and_scales_blue_to
     baton.stop().await;
     procs::assert_all_gone(&marker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_through_the_cli_are_added_listed_scaled_killed_and_removed() {
+    baton_e2e::init_tracing();
+    let marker = procs::marker("cli-pods");
+    let dir = tempfile::tempdir().unwrap();
+    let baton = BatonProcess::start(Master::Local, &dir.path().join("baton"), &[]).await;
+    let pod = json!({"id": "/cli/pod", "scaling": {"kind": "fixed", "instances": 1},
+        "containers": [{"name": "main", "resources": {"cpus": 0.05, "mem": 16},
+                        "exec": {"command": {"shell": sleeper(&marker)}}}]});
+    let file = write_file(dir.path(), "pod.json", &pod);
+
+    // add: waited for, its progress read from the pod's status.
+    let added = run(&baton, &["pod", "add", &file]).await.ok();
+    let id = deployment_in(&added);
+    let lines: Vec<&str> = added.stdout.lines().collect();
+    assert_eq!(lines[0], format!("pod /cli/pod created (deployment {id})"));
+    assert!(
+        lines.contains(&"step 1/1 StartApplication /cli/pod 1/1 running"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap(), &format!("deployment {id} finished"));
+
+    // list and show.
+    let table = run(&baton, &["pod", "list"]).await.ok().stdout;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("/cli/pod") && l.contains(" 1/1 ") && l.ends_with("main")),
+        "{table}"
+    );
+    let shown = run(&baton, &["pod", "show", "cli/pod"]).await.ok().stdout;
+    assert!(
+        shown.contains("main") && shown.contains("TASK_RUNNING"),
+        "{shown}"
+    );
+
+    // scale: the definition read back and written with 2 instances.
+    let scaled = run(&baton, &["pod", "scale", "cli/pod", "2"]).await.ok();
+    assert!(
+        scaled
+            .stdout
+            .starts_with("pod /cli/pod scaled to 2 (deployment "),
+        "{scaled:?}"
+    );
+    let status = run(&baton, &["pod", "show", "/cli/pod", "--json"])
+        .await
+        .ok()
+        .json();
+    let stable: Vec<String> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "STABLE")
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stable.len(), 2, "{status}");
+
+    // kill one instance: it is relaunched (same instance, a new task).
+    let killed = run(&baton, &["pod", "kill", "cli/pod", &stable[0]])
+        .await
+        .ok();
+    assert_eq!(killed.stdout.trim(), format!("killed {}", stable[0]));
+    wait::until(DEADLINE, "the killed instance back as STABLE", || async {
+        let (_, status) = baton.get("/v2/pods/cli/pod::status").await;
+        let instances = status["instances"].as_array()?.clone();
+        let again = instances.iter().find(|i| i["id"] == stable[0].as_str())?;
+        (again["status"] == "STABLE"
+            && again["containers"][0]["containerId"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(".2")))
+        .then_some(())
+    })
+    .await;
+
+    // remove: waited for, nothing left.
+    let removed = run(&baton, &["pod", "remove", "cli/pod"]).await.ok();
+    assert!(
+        removed
+            .stdout
+            .starts_with("pod /cli/pod removed (deployment "),
+        "{removed:?}"
+    );
+    assert_eq!(
+        run(&baton, &["pod", "list", "--json"]).await.ok().json(),
+        json!([])
+    );
+    procs::assert_all_gone(&marker).await;
+    baton.stop().await;
+}
