@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::events::ClientAddr;
 use super::params::{self, Params};
 use super::{Api, ApiError};
-use crate::auth::Action;
+use crate::auth::{Action, Caller};
 use crate::reconcile::events::{Event, PodChange};
 use crate::reconcile::{AppEdit, KillOptions, SchedulerError, View};
 use crate::state::app::pod::{PodDefinition, PodVolume};
@@ -89,10 +89,12 @@ fn not_found(id: &PathId) -> ApiError {
     ApiError::NotFound(format!("Pod '{id}' does not exist"))
 }
 
-/// The pod `id` in `view`, as it stands.
-fn pod_in(view: &View, id: &PathId) -> Result<PodDefinition, ApiError> {
+/// The pod `id` in `view`, as it stands, if `caller` may see it (one it
+/// may not is not there for it, as with apps).
+fn pod_in(caller: &Caller, view: &View, id: &PathId) -> Result<PodDefinition, ApiError> {
     view.apps
         .get(id)
+        .filter(|_| caller.may(Action::View, id))
         .and_then(|a| a.pod_definition())
         .ok_or_else(|| not_found(id))
 }
@@ -127,6 +129,7 @@ async fn list(state: Api) -> Response {
     let pods: Vec<PodDefinition> = view
         .apps
         .values()
+        .filter(|a| state.caller.may(Action::View, &a.id))
         .filter_map(|a| a.pod_definition())
         .collect();
     axum::Json(pods).into_response()
@@ -229,7 +232,7 @@ async fn on_path(
     let params = Params::parse(query.as_deref())?;
     let now = state.scheduler.now();
     match (method, target(&path)?) {
-        (Method::GET, Target::Pod(id)) => Ok(pod_json(&pod_in(&state.view(), &id)?)),
+        (Method::GET, Target::Pod(id)) => Ok(pod_json(&pod_in(&state.caller, &state.view(), &id)?)),
         (Method::PUT, Target::Pod(id)) => {
             let force = params.flag("force", false)?;
             let bytes = params::body(body)?;
@@ -253,7 +256,7 @@ async fn on_path(
             let force = params.flag("force", false)?;
             state.authorize(Action::Delete, &id)?;
             state.authorize_superseding(std::slice::from_ref(&id), force)?;
-            pod_in(&state.view(), &id)?;
+            pod_in(&state.caller, &state.view(), &id)?;
             let outcome = state.scheduler.delete_app(id.clone(), force).await?;
             pod_event(&state, PodChange::Deleted, &id, &uri, &client);
             let mut response = StatusCode::ACCEPTED.into_response();
@@ -265,20 +268,20 @@ async fn on_path(
             let all: Vec<Value> = view
                 .apps
                 .values()
-                .filter(|a| a.is_pod())
+                .filter(|a| a.is_pod() && state.caller.may(Action::View, &a.id))
                 .map(|a| pod_status(&view, a, now))
                 .collect();
             Ok(axum::Json(all).into_response())
         }
         (Method::GET, Target::Status(id)) => {
             let view = state.view();
-            pod_in(&view, &id)?;
+            pod_in(&state.caller, &view, &id)?;
             let app = view.apps.get(&id).ok_or_else(|| not_found(&id))?;
             Ok(axum::Json(pod_status(&view, app, now)).into_response())
         }
         (Method::GET, Target::Versions(id)) => {
             let view = state.view();
-            pod_in(&view, &id)?;
+            pod_in(&state.caller, &view, &id)?;
             let versions: Vec<Timestamp> = view
                 .versions
                 .get(&id)
@@ -288,7 +291,7 @@ async fn on_path(
         }
         (Method::GET, Target::Version(id, version)) => {
             let view = state.view();
-            pod_in(&view, &id)?;
+            pod_in(&state.caller, &view, &id)?;
             let missing =
                 || ApiError::NotFound(format!("Pod '{id}' does not exist in version {version}"));
             let v: Timestamp = version.parse().map_err(|_| missing())?;

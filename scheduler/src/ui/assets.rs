@@ -53,6 +53,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("/ui/store.js", "store.js", JS),
     asset!("/ui/dom.js", "dom.js", JS),
     asset!("/ui/apps.js", "apps.js", JS),
+    asset!("/ui/pods.js", "pods.js", JS),
     asset!("/ui/app.js", "app.js", JS),
     asset!("/ui/create.js", "create.js", JS),
     asset!("/ui/deployments.js", "deployments.js", JS),

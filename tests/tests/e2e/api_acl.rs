@@ -129,3 +129,72 @@ async fn a_task_id_sent_under_another_app_is_not_killed() {
     baton.stop().await;
     procs::assert_all_gone(&marker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sees_and_changes_only_the_pods_the_acl_gives_them() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl.json");
+    std::fs::write(&acl, ACL).unwrap();
+    let baton = BatonProcess::start(
+        Master::Local,
+        &dir.path().join("baton"),
+        &[
+            "--http_credentials",
+            "alice:alice-pw,root:root-pw",
+            "--acl_file",
+            acl.to_str().unwrap(),
+            "--http_open_metrics",
+        ],
+    )
+    .await;
+    for id in ["/team-a/cache", "/team-b/cache"] {
+        let pod = json!({"id": id, "scaling": {"kind": "fixed", "instances": 0},
+            "containers": [{"name": "main", "resources": {"cpus": 0.05, "mem": 16},
+                "exec": {"command": {"shell": "sleep 600"}}}]});
+        let (status, body) = send(&baton, Method::POST, "/v2/pods", "root", Some(pod)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    // Lists hold only alice's pods; another team's is not there for her.
+    let (_, pods) = send(&baton, Method::GET, "/v2/pods", "alice", None).await;
+    assert_eq!(ids(&pods), ["/team-a/cache"]);
+    let (_, statuses) = send(&baton, Method::GET, "/v2/pods/::status", "alice", None).await;
+    assert_eq!(ids(&statuses), ["/team-a/cache"]);
+    for path in [
+        "/v2/pods/team-b/cache",
+        "/v2/pods/team-b/cache::status",
+        "/v2/pods/team-b/cache::versions",
+    ] {
+        let (status, body) = send(&baton, Method::GET, path, "alice", None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, _) = send(
+        &baton,
+        Method::GET,
+        "/v2/pods/team-a/cache::status",
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Nor may she change or delete it.
+    let (status, body) = send(
+        &baton,
+        Method::DELETE,
+        "/v2/pods/team-b/cache",
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, pods) = send(&baton, Method::GET, "/v2/pods", "root", None).await;
+    assert_eq!(ids(&pods), ["/team-a/cache", "/team-b/cache"]);
+    baton.stop().await;
+}

@@ -6,7 +6,8 @@
 //! a version diff and rollback, the launch queue's reasons, destroying with
 //! a confirmation, and an ACL's 403 shown to a restricted user; a thousand
 //! apps rendered and filtered (timed in the page, printed); the Traffic
-//! page drawing a real `baton-router`'s numbers.
+//! page drawing a real `baton-router`'s numbers; a pod followed, scaled,
+//! one of its instances killed and the pod deleted from the Pods page.
 //!
 //! Screenshots of the main pages go to `target/ui-screenshots/`.
 
@@ -602,4 +603,120 @@ async fn the_traffic_page_charts_a_routers_numbers() {
     router.stop().await;
     running.stop().await;
     mesos.stop().await;
+}
+
+/// The pod `/shop/cache`'s `::status` once `done` holds for it.
+async fn wait_pod(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    wait::until(TASKS, what, || async {
+        let (status, body) = send(
+            url,
+            Method::GET,
+            "/v2/pods/shop/cache::status",
+            "root",
+            None,
+        )
+        .await;
+        (status == 200 && done(&body)).then_some(body)
+    })
+    .await
+}
+
+fn stable_ids(status: &Value) -> Vec<String> {
+    status["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["status"] == "STABLE")
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_is_followed_scaled_killed_and_deleted_in_the_browser() {
+    baton_e2e::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let baton = start_baton(dir.path()).await;
+    let url = baton.url.clone();
+    let shots = screenshot_dir();
+    let marker = procs::marker("ui-pod");
+    let browser = Browser::start(&dir.path().join("browser"), 1280, 900).await;
+    browser.goto(&format!("{url}/")).await;
+    log_in(&browser, "root").await;
+    browser.click("a[data-nav=pods]").await;
+    browser.wait_text("#pods-list", "No pods.", PAGE).await;
+
+    // A pod created through the API appears, and turns stable, from the
+    // event stream.
+    let (status, body) = send(
+        &url,
+        Method::POST,
+        "/v2/pods",
+        "root",
+        Some(
+            json!({"id": "/shop/cache", "scaling": {"kind": "fixed", "instances": 1},
+            "volumes": [{"name": "scratch"}],
+            "containers": [{"name": "main", "resources": {"cpus": 0.05, "mem": 16},
+                "exec": {"command": {"shell": format!("while :; do sleep 1; done # {marker}")}},
+                "volumeMounts": [{"name": "scratch", "mountPath": "scratch"}]}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let card = "#pod-_shop_cache";
+    browser
+        .wait_text(&format!("{card} .pod-stable"), "1/1", TASKS)
+        .await;
+    let text = browser.text(card).await;
+    assert!(
+        text.contains("stable")
+            && text.contains("scratch (ephemeral)")
+            && text.contains("TASK_RUNNING"),
+        "{text}"
+    );
+    browser.screenshot(&shots, "pods").await;
+
+    // Scaled to 2 from the page.
+    browser.fill("#pod-scale-_shop_cache", "2").await;
+    browser.click("#pod-scale-button-_shop_cache").await;
+    let scaled = wait_pod(&url, "2 stable instances", |s| stable_ids(s).len() == 2).await;
+    browser
+        .wait_text(&format!("{card} .pod-stable"), "2/2", PAGE)
+        .await;
+
+    // One instance killed from the page: relaunched as the same instance.
+    let victim = stable_ids(&scaled)[0].clone();
+    let first_task = scaled["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == victim.as_str())
+        .unwrap()["containers"][0]["containerId"]
+        .clone();
+    let button = format!(
+        "#pod-kill-{}",
+        victim.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-',
+            "_"
+        )
+    );
+    browser.click(&button).await;
+    wait_pod(&url, "the killed instance relaunched", |s| {
+        s["instances"].as_array().into_iter().flatten().any(|i| {
+            i["id"] == victim.as_str()
+                && i["status"] == "STABLE"
+                && i["containers"][0]["containerId"] != first_task
+        })
+    })
+    .await;
+
+    // Deleted after a confirmation: the page says so, nothing runs.
+    browser.click("#pod-delete-_shop_cache").await;
+    browser.wait_for("#confirm-ok", PAGE).await;
+    browser.click("#confirm-ok").await;
+    browser.wait_text("#pods-list", "No pods.", TASKS).await;
+    procs::assert_all_gone(&marker).await;
+    let errors = browser.js("return window.batonErrors", vec![]).await;
+    assert_eq!(errors, json!([]), "script errors");
+    browser.stop().await;
+    baton.stop().await;
 }

@@ -10,10 +10,11 @@ import * as apps from "./apps.js";
 import * as app from "./app.js";
 import * as create from "./create.js";
 import * as deployments from "./deployments.js";
+import * as pods from "./pods.js";
 import * as eventlog from "./eventlog.js";
 import * as traffic from "./traffic.js";
 
-const PAGES = { apps, create, deployments, events: eventlog, traffic };
+const PAGES = { apps, pods, create, deployments, events: eventlog, traffic };
 
 // Script errors, kept where a test (or a curious operator) can read them.
 window.batonErrors = [];

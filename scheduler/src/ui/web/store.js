@@ -1,5 +1,6 @@
 // What the pages show, kept current from /v2/events: the apps (with their
-// counts and deployments), the launch queue and the deployments.
+// counts and deployments), the pods (their status, once a page asked for
+// them), the launch queue and the deployments.
 //
 // An event marks what it names as stale (an app, the queue, the
 // deployments); stale things are re-read together a moment later
@@ -29,7 +30,7 @@ export function appStatus(app, queued) {
   return "running";
 }
 
-/** App ids named by an event. */
+/** App (or pod) ids named by an event. */
 function appsOf(type, e) {
   const ids = [];
   for (const key of ["appId", "runSpecId"]) if (typeof e[key] === "string") ids.push(e[key]);
@@ -40,16 +41,25 @@ function appsOf(type, e) {
   return ids;
 }
 
+/** Whether an event is about a pod: a pod event, or a deployment step naming one. */
+function aboutPods(type, e) {
+  if (type.startsWith("pod_")) return true;
+  const steps = (e.plan && Array.isArray(e.plan.steps)) ? e.plan.steps : [];
+  return steps.some((step) => (step.actions || []).some((a) => a.pod));
+}
+
 export class Store {
   constructor() {
     this.apps = new Map();
+    this.pods = [];
+    this.podsWanted = false; // read only once a page shows pods
     this.queue = new Map();
     this.deployments = [];
     this.events = [];
     this.loaded = false;
     this.listeners = new Set();
     this.watched = new Map(); // app id → how many pages want its tasks
-    this.stale = { apps: new Set(), all: false, queue: false, deployments: false };
+    this.stale = { apps: new Set(), all: false, queue: false, deployments: false, pods: false };
     this.timer = 0;
     this.flushing = null;
     this.error = null;
@@ -70,6 +80,7 @@ export class Store {
   /** Reads everything (at start and after every event-stream reconnection). */
   async refreshAll() {
     this.stale.all = true;
+    this.stale.pods = this.podsWanted;
     this.stale.queue = true;
     this.stale.deployments = true;
     await this.flush();
@@ -91,6 +102,13 @@ export class Store {
     this.schedule();
   }
 
+  /** Re-reads the pods, and keeps them current from now on. */
+  markPods() {
+    this.podsWanted = true;
+    this.stale.pods = true;
+    this.schedule();
+  }
+
   markApp(id) {
     this.stale.apps.add(id);
     this.schedule();
@@ -101,11 +119,18 @@ export class Store {
     e.eventType = e.eventType || type;
     this.events.push(e);
     if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT);
+    const podIds = new Set(this.pods.map((p) => p.id));
     const ids = appsOf(type, e);
-    for (const id of ids) this.stale.apps.add(id);
+    for (const id of ids) if (!podIds.has(id)) this.stale.apps.add(id);
+    if (this.podsWanted && (aboutPods(type, e) || ids.some((id) => podIds.has(id)) || type.startsWith("deployment_"))) {
+      this.stale.pods = true;
+    }
     if (type.startsWith("deployment_")) this.stale.deployments = true;
     if (ids.length || type.startsWith("deployment_")) this.stale.queue = true;
-    if (type === "group_change_success") this.stale.all = true;
+    if (type === "group_change_success") {
+      this.stale.all = true;
+      this.stale.pods = this.podsWanted;
+    }
     this.notify({ events: true });
     this.schedule();
   }
@@ -125,14 +150,14 @@ export class Store {
       return this.flush();
     }
     const stale = this.stale;
-    this.stale = { apps: new Set(), all: false, queue: false, deployments: false };
-    if (!stale.all && !stale.apps.size && !stale.queue && !stale.deployments) return;
+    this.stale = { apps: new Set(), all: false, queue: false, deployments: false, pods: false };
+    if (!stale.all && !stale.apps.size && !stale.queue && !stale.deployments && !stale.pods) return;
     this.flushing = this.read(stale).finally(() => { this.flushing = null; });
     return this.flushing;
   }
 
   async read(stale) {
-    const change = { apps: new Set(), queue: stale.queue, deployments: stale.deployments };
+    const change = { apps: new Set(), queue: stale.queue, deployments: stale.deployments, pods: stale.pods };
     const work = [];
     let singles = [...stale.apps];
     if (stale.all || singles.length > SINGLE_READS_MAX) {
@@ -165,6 +190,9 @@ export class Store {
     }
     if (stale.deployments) {
       work.push(api.get("/v2/deployments").then((body) => { this.deployments = body || []; }));
+    }
+    if (stale.pods) {
+      work.push(api.get("/v2/pods/::status").then((body) => { this.pods = body || []; }));
     }
     const results = await Promise.allSettled(work);
     const failed = results.find((r) => r.status === "rejected");
