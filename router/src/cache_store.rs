@@ -488,6 +488,17 @@ impl Store {
         entry: Entry,
         since: Epoch,
     ) -> bool {
+        // A fill begun under an older version of the app (its table
+        // changed meanwhile) is not stored, nor does it take the app's
+        // entries back to that version. Versions are ISO 8601 times, in
+        // one format: text order is time order.
+        if self
+            .apps
+            .get(app)
+            .is_some_and(|p| *cache.version < *p.version)
+        {
+            return false;
+        }
         let p = self.partition(app, cache);
         if p.invalidated[invalidation_bucket(key)] > since {
             return false;
@@ -1097,6 +1108,18 @@ mod tests {
         let after = store.epoch();
         assert!(store.insert_since("/web", &c, "/changed", entry(5, plain()), after));
         assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn a_fill_begun_under_an_older_version_leaves_the_newer_entries_be() {
+        let mut store = Store::new(100_000);
+        let old = cache("2026-01-01T00:00:00.000Z", None);
+        let new = cache("2026-01-02T00:00:00.000Z", None);
+        assert!(store.insert_since("/web", &new, "/a", entry(5, plain()), 0));
+        assert!(!store.insert_since("/web", &old, "/b", entry(5, plain()), 0));
+        assert_eq!(store.len(), 1);
+        let found = store.find("/web", &new, "/a", |_| true);
+        assert!(found.is_some(), "the newer version's entry is kept");
     }
 
     #[test]

@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 use super::events::ClientAddr;
 use super::params::{self, Params};
 use super::{Api, ApiError};
-use crate::auth::{Action, Caller};
+use crate::auth::Action;
 use crate::reconcile::events::{Event, PodChange};
 use crate::reconcile::{AppEdit, KillOptions, SchedulerError, View};
-use crate::state::app::pod::{PodDefinition, PodVolume};
+use crate::state::app::pod::{DiskType, PodDefinition, PodVolume};
 use crate::state::app::{AppDefinition, AppError, PathId, Timestamp};
 use crate::state::instance::{Condition, Instance};
 
@@ -89,21 +89,42 @@ fn not_found(id: &PathId) -> ApiError {
     ApiError::NotFound(format!("Pod '{id}' does not exist"))
 }
 
-/// The pod `id` in `view`, as it stands, if `caller` may see it (one it
-/// may not is not there for it, as with apps).
-fn pod_in(caller: &Caller, view: &View, id: &PathId) -> Result<PodDefinition, ApiError> {
+/// The pod `id` in `view`, as it stands. (`view` is the caller's: pods
+/// it may not view are not in it, as apps are not.)
+fn pod_in(view: &View, id: &PathId) -> Result<PodDefinition, ApiError> {
     view.apps
         .get(id)
-        .filter(|_| caller.may(Action::View, id))
         .and_then(|a| a.pod_definition())
         .ok_or_else(|| not_found(id))
 }
 
-/// What this server cannot run yet, refused before anything is written.
+/// Names a persistent volume may not have: it is mounted in the
+/// executor's sandbox under its name, next to what the executor keeps
+/// there (its output, the containers' sandboxes and links, the ephemeral
+/// volumes).
+const SANDBOX_NAMES: [&str; 5] = ["containers", "tasks", "volumes", "stdout", "stderr"];
+
+/// What this server cannot run yet, refused before anything is written
+/// (rather than run otherwise than asked).
 fn refuse_unsupported(pod: &PodDefinition) -> Result<(), ApiError> {
     for (i, volume) in pod.volumes.iter().enumerate() {
         let why = match volume {
-            PodVolume::Secret { .. } => "secret volumes in pods are not supported yet",
+            PodVolume::Secret { .. } => "secret volumes in pods are not supported yet".to_string(),
+            PodVolume::Persistent { name, persistent } => {
+                if SANDBOX_NAMES.contains(&name.as_str()) {
+                    format!(
+                        "a persistent volume is mounted in the executor's sandbox under its name, which may not be one of {SANDBOX_NAMES:?}"
+                    )
+                } else if persistent.disk_type != DiskType::Root
+                    || persistent.profile_name.is_some()
+                    || persistent.max_size.is_some()
+                    || !persistent.constraints.is_empty()
+                {
+                    "only root-disk persistent volumes are supported yet (no type path or mount, profileName, maxSize or constraints)".to_string()
+                } else {
+                    continue;
+                }
+            }
             _ => continue,
         };
         return Err(AppError::invalid(format!("/volumes({i})"), why).into());
@@ -129,7 +150,6 @@ async fn list(state: Api) -> Response {
     let pods: Vec<PodDefinition> = view
         .apps
         .values()
-        .filter(|a| state.caller.may(Action::View, &a.id))
         .filter_map(|a| a.pod_definition())
         .collect();
     axum::Json(pods).into_response()
@@ -232,7 +252,7 @@ async fn on_path(
     let params = Params::parse(query.as_deref())?;
     let now = state.scheduler.now();
     match (method, target(&path)?) {
-        (Method::GET, Target::Pod(id)) => Ok(pod_json(&pod_in(&state.caller, &state.view(), &id)?)),
+        (Method::GET, Target::Pod(id)) => Ok(pod_json(&pod_in(&state.view(), &id)?)),
         (Method::PUT, Target::Pod(id)) => {
             let force = params.flag("force", false)?;
             let bytes = params::body(body)?;
@@ -256,7 +276,7 @@ async fn on_path(
             let force = params.flag("force", false)?;
             state.authorize(Action::Delete, &id)?;
             state.authorize_superseding(std::slice::from_ref(&id), force)?;
-            pod_in(&state.caller, &state.view(), &id)?;
+            pod_in(&state.view(), &id)?;
             let outcome = state.scheduler.delete_app(id.clone(), force).await?;
             pod_event(&state, PodChange::Deleted, &id, &uri, &client);
             let mut response = StatusCode::ACCEPTED.into_response();
@@ -268,20 +288,20 @@ async fn on_path(
             let all: Vec<Value> = view
                 .apps
                 .values()
-                .filter(|a| a.is_pod() && state.caller.may(Action::View, &a.id))
+                .filter(|a| a.is_pod())
                 .map(|a| pod_status(&view, a, now))
                 .collect();
             Ok(axum::Json(all).into_response())
         }
         (Method::GET, Target::Status(id)) => {
             let view = state.view();
-            pod_in(&state.caller, &view, &id)?;
+            pod_in(&view, &id)?;
             let app = view.apps.get(&id).ok_or_else(|| not_found(&id))?;
             Ok(axum::Json(pod_status(&view, app, now)).into_response())
         }
         (Method::GET, Target::Versions(id)) => {
             let view = state.view();
-            pod_in(&state.caller, &view, &id)?;
+            pod_in(&view, &id)?;
             let versions: Vec<Timestamp> = view
                 .versions
                 .get(&id)
@@ -291,7 +311,7 @@ async fn on_path(
         }
         (Method::GET, Target::Version(id, version)) => {
             let view = state.view();
-            pod_in(&state.caller, &view, &id)?;
+            pod_in(&view, &id)?;
             let missing =
                 || ApiError::NotFound(format!("Pod '{id}' does not exist in version {version}"));
             let v: Timestamp = version.parse().map_err(|_| missing())?;
@@ -467,6 +487,52 @@ mod tests {
 
     fn id(s: &str) -> PathId {
         PathId::parse(s, &PathId::root()).unwrap()
+    }
+
+    #[test]
+    fn persistent_volumes_are_refused_where_they_would_not_run_as_asked() {
+        let pod = |volume: Value| {
+            PodDefinition::from_value(
+                &json!({"id": "/db", "role": "db", "volumes": [volume],
+                    "containers": [{"name": "c", "exec": {"command": {"shell": "x"}},
+                        "volumeMounts": [{"name": volume["name"], "mountPath": "d"}]}]}),
+                &PathId::root(),
+                &crate::state::app::AppDefaults::default(),
+            )
+            .expect("a valid pod")
+        };
+        assert!(
+            refuse_unsupported(&pod(json!({"name": "data", "persistent": {"size": 8}}))).is_ok()
+        );
+        for (volume, why) in [
+            (
+                json!({"name": "tasks", "persistent": {"size": 8}}),
+                "executor's sandbox",
+            ),
+            (
+                json!({"name": "stdout", "persistent": {"size": 8}}),
+                "executor's sandbox",
+            ),
+            (
+                json!({"name": "d", "persistent": {"size": 8, "type": "mount"}}),
+                "root-disk",
+            ),
+            (
+                json!({"name": "d", "persistent": {"size": 8, "profileName": "ssd"}}),
+                "root-disk",
+            ),
+        ] {
+            let Err(ApiError::Body { status, body }) = refuse_unsupported(&pod(volume.clone()))
+            else {
+                panic!("{volume} accepted");
+            };
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            let body = body.to_string();
+            assert!(
+                body.contains("/volumes(0)") && body.contains(why),
+                "{volume}: {body}"
+            );
+        }
     }
 
     #[test]

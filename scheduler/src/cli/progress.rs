@@ -195,15 +195,21 @@ fn task_counts(app: &Value, task: &Value, not_ready: &[String]) -> bool {
         && !not_ready.iter().any(|t| t == id)
 }
 
-/// A pod's `/v2/pods/{id}::status` as [`app_progress`] reads an app: its
-/// wanted instances and version, and a running task per STABLE instance
+/// A pod's `/v2/pods/{id}::status` as [`app_progress`] reads an app for
+/// `action`: its wanted instances, and a running task per STABLE instance
 /// (every container running, every checked one healthy) at the version
-/// its `specReference` names.
-pub fn pod_as_app(status: &Value) -> Value {
-    let version = status
-        .pointer("/spec/version")
-        .cloned()
-        .unwrap_or(Value::Null);
+/// its `specReference` names. The pod's version is the one instances must
+/// have reached, except for a scale: that moves the pod's version, not its
+/// configuration's, which the instances keep (a pod shows no
+/// `lastConfigChangeAt`).
+pub fn pod_as_app(status: &Value, action: &str) -> Value {
+    let version = match action.starts_with("Scale") {
+        true => Value::Null,
+        false => status
+            .pointer("/spec/version")
+            .cloned()
+            .unwrap_or(Value::Null),
+    };
     let tasks: Vec<Value> = status
         .get("instances")
         .and_then(Value::as_array)
@@ -527,8 +533,15 @@ mod tests {
                 {"id": "p.instance-1", "status": "STABLE", "specReference": "/v2/pods/p::versions/v2"},
                 {"id": "p.instance-2", "status": "STABLE", "specReference": "/v2/pods/p::versions/v1"},
                 {"id": "p.instance-3", "status": "STAGING", "specReference": "/v2/pods/p::versions/v2"}]});
-        let app = pod_as_app(&status);
-        let p = app_progress("/p", "RestartApplication", Some(&app), &[]);
+        let app = pod_as_app(&status, "RestartPod");
+        let p = app_progress("/p", "RestartPod", Some(&app), &[]);
         assert_eq!((p.done, p.wanted), (1, 3));
+        // A scale moves the pod's version past its instances' (whose
+        // configuration it leaves): every stable one counts.
+        let mut scaled = status.clone();
+        scaled["spec"]["version"] = "v3".into();
+        let app = pod_as_app(&scaled, "ScalePod");
+        let p = app_progress("/p", "ScalePod", Some(&app), &[]);
+        assert_eq!((p.done, p.wanted), (2, 3));
     }
 }

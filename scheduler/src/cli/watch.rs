@@ -177,9 +177,10 @@ enum Look {
     },
 }
 
-/// The app as `/v2/apps/{id}` shows it with its tasks; `None` when it does
-/// not exist (or the caller may not see it).
-async fn fetch_app(client: &Client, id: &str) -> Result<Option<Value>, CliError> {
+/// The app as `/v2/apps/{id}` shows it with its tasks (a pod: its status,
+/// read as an app for `action`); `None` when it does not exist (or the
+/// caller may not see it).
+async fn fetch_app(client: &Client, id: &str, action: &str) -> Result<Option<Value>, CliError> {
     let path = format!(
         "/v2/apps{}?embed=app.tasks&embed=app.counts&embed=app.readiness",
         super::id_path(id)
@@ -192,7 +193,7 @@ async fn fetch_app(client: &Client, id: &str) -> Result<Option<Value>, CliError>
             let path = format!("/v2/pods{}::status", super::id_path(id));
             let reply = client.send(Method::GET, &path, None).await?;
             match reply.status {
-                200 => Ok(Some(progress::pod_as_app(&reply.json()?))),
+                200 => Ok(Some(progress::pod_as_app(&reply.json()?, action))),
                 _ => Ok(None),
             }
         }
@@ -220,9 +221,9 @@ async fn look(
     };
     let current = progress::current_step(deployment);
     for (i, step) in progress::steps_of(deployment).iter().enumerate() {
-        for (_, app) in step {
+        for (action, app) in step {
             if i + 1 == current || !apps.contains_key(app) {
-                let shown = fetch_app(client, app).await?;
+                let shown = fetch_app(client, app, action).await?;
                 apps.insert(app.clone(), shown);
             }
         }

@@ -34,6 +34,18 @@ pub enum DeploymentAction {
     StopApplication,
 }
 
+impl DeploymentAction {
+    /// Marathon's name of the action on a pod.
+    pub fn pod_name(self) -> &'static str {
+        match self {
+            DeploymentAction::StartApplication => "StartPod",
+            DeploymentAction::ScaleApplication => "ScalePod",
+            DeploymentAction::RestartApplication => "RestartPod",
+            DeploymentAction::StopApplication => "StopPod",
+        }
+    }
+}
+
 /// A running deployment: a change Baton is carrying out, in steps. A step
 /// is done when every app in it has converged on its target; then the next
 /// starts. The deployment ends with its last step.
@@ -90,11 +102,15 @@ impl Deployment {
         self.affected_apps().partition(|id| !self.is_pod(id))
     }
 
-    /// `{"action", "app"}`, or `"pod"` for a pod: an action as Marathon
-    /// writes it.
+    /// `{"action", "app"}`, or for a pod `{"action", "pod"}` with the
+    /// action named for pods (`StartPod`, `ScalePod`, `RestartPod`,
+    /// `StopPod`): an action as Marathon writes it.
     pub fn action_json(&self, id: &PathId, action: DeploymentAction) -> serde_json::Value {
-        let key = if self.is_pod(id) { "pod" } else { "app" };
-        serde_json::json!({"action": action, key: id})
+        if self.is_pod(id) {
+            serde_json::json!({"action": action.pod_name(), "pod": id})
+        } else {
+            serde_json::json!({"action": action, "app": id})
+        }
     }
 
     /// Every action, in step order.

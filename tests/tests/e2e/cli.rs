@@ -917,7 +917,7 @@ async fn pods_through_the_cli_are_added_listed_scaled_killed_and_removed() {
     let lines: Vec<&str> = added.stdout.lines().collect();
     assert_eq!(lines[0], format!("pod /cli/pod created (deployment {id})"));
     assert!(
-        lines.contains(&"step 1/1 StartApplication /cli/pod 1/1 running"),
+        lines.contains(&"step 1/1 StartPod /cli/pod 1/1 running"),
         "{lines:?}"
     );
     assert_eq!(lines.last().unwrap(), &format!("deployment {id} finished"));
@@ -942,6 +942,14 @@ async fn pods_through_the_cli_are_added_listed_scaled_killed_and_removed() {
         scaled
             .stdout
             .starts_with("pod /cli/pod scaled to 2 (deployment "),
+        "{scaled:?}"
+    );
+    // Both instances count, the one the scale kept too.
+    assert!(
+        scaled
+            .stdout
+            .lines()
+            .any(|l| l == "step 1/1 ScalePod /cli/pod 2/2 running"),
         "{scaled:?}"
     );
     let status = run(&baton, &["pod", "show", "/cli/pod", "--json"])

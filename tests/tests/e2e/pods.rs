@@ -229,7 +229,7 @@ async fn a_pod_shares_a_volume_scales_unique_rolls_and_is_deleted() {
     assert_eq!(deployments[0]["affectedApps"], json!([]));
     assert_eq!(
         deployments[0]["steps"][0]["actions"][0],
-        json!({"action": "RestartApplication", "pod": "/shop/web"})
+        json!({"action": "RestartPod", "pod": "/shop/web"})
     );
     let mut samples = 0;
     wait::until(DEADLINE, "the roll to v2", || {

@@ -605,6 +605,16 @@ async fn the_traffic_page_charts_a_routers_numbers() {
     mesos.stop().await;
 }
 
+/// An id as the Pods page puts it in element ids (`slug` in pods.js).
+fn slug(text: &str) -> String {
+    text.encode_utf16()
+        .map(|u| match char::from_u32(u32::from(u)) {
+            Some(c) if c.is_ascii_alphanumeric() => c.to_string(),
+            _ => format!("_{u:04x}"),
+        })
+        .collect()
+}
+
 /// The pod `/shop/cache`'s `::status` once `done` holds for it.
 async fn wait_pod(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     wait::until(TASKS, what, || async {
@@ -662,11 +672,11 @@ async fn a_pod_is_followed_scaled_killed_and_deleted_in_the_browser() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let card = "#pod-_shop_cache";
+    let card = format!("#pod-{}", slug("/shop/cache"));
     browser
         .wait_text(&format!("{card} .pod-stable"), "1/1", TASKS)
         .await;
-    let text = browser.text(card).await;
+    let text = browser.text(&card).await;
     assert!(
         text.contains("stable")
             && text.contains("scratch (ephemeral)")
@@ -676,8 +686,9 @@ async fn a_pod_is_followed_scaled_killed_and_deleted_in_the_browser() {
     browser.screenshot(&shots, "pods").await;
 
     // Scaled to 2 from the page.
-    browser.fill("#pod-scale-_shop_cache", "2").await;
-    browser.click("#pod-scale-button-_shop_cache").await;
+    let pod = slug("/shop/cache");
+    browser.fill(&format!("#pod-scale-{pod}"), "2").await;
+    browser.click(&format!("#pod-scale-button-{pod}")).await;
     let scaled = wait_pod(&url, "2 stable instances", |s| stable_ids(s).len() == 2).await;
     browser
         .wait_text(&format!("{card} .pod-stable"), "2/2", PAGE)
@@ -692,14 +703,7 @@ async fn a_pod_is_followed_scaled_killed_and_deleted_in_the_browser() {
         .find(|i| i["id"] == victim.as_str())
         .unwrap()["containers"][0]["containerId"]
         .clone();
-    let button = format!(
-        "#pod-kill-{}",
-        victim.replace(
-            |c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-',
-            "_"
-        )
-    );
-    browser.click(&button).await;
+    browser.click(&format!("#pod-kill-{}", slug(&victim))).await;
     wait_pod(&url, "the killed instance relaunched", |s| {
         s["instances"].as_array().into_iter().flatten().any(|i| {
             i["id"] == victim.as_str()
@@ -710,7 +714,7 @@ async fn a_pod_is_followed_scaled_killed_and_deleted_in_the_browser() {
     .await;
 
     // Deleted after a confirmation: the page says so, nothing runs.
-    browser.click("#pod-delete-_shop_cache").await;
+    browser.click(&format!("#pod-delete-{pod}")).await;
     browser.wait_for("#confirm-ok", PAGE).await;
     browser.click("#confirm-ok").await;
     browser.wait_text("#pods-list", "No pods.", TASKS).await;

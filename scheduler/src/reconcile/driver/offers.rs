@@ -386,17 +386,26 @@ impl Driver {
             }
             // Its volumes destroyed, an instance's wait is over; any part
             // still held (its executor's share) comes back when that exits.
+            // A part without volumes shortens the wait: the rest comes
+            // within moments (its executor ending), if there is a rest (a
+            // reservation whose volume was never created has none).
             let now = self.instant();
+            let soon = now + super::EXECUTOR_SHARE_PATIENCE;
             for resource in &offer.resources {
-                if let Some(instance) = reservation::reserved_instance(resource, framework_id)
-                    && held.get(instance) != Some(&agent)
-                    && resource
-                        .disk
-                        .as_ref()
-                        .is_some_and(|d| d.persistence.is_some())
+                let Some(instance) = reservation::reserved_instance(resource, framework_id)
+                    .filter(|i| held.get(*i) != Some(&agent))
+                else {
+                    continue;
+                };
+                if resource
+                    .disk
+                    .as_ref()
+                    .is_some_and(|d| d.persistence.is_some())
                 {
                     self.reservations_to_free.remove(instance);
                     self.reservations_freed.insert(instance.to_string(), now);
+                } else if let Some(until) = self.reservations_to_free.get_mut(instance) {
+                    *until = (*until).min(soon);
                 }
             }
             info!(agent = %offer.hostname, "freeing reservations no instance holds");

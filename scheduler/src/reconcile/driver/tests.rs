@@ -967,11 +967,11 @@ fn operation_types(call: &Call) -> Vec<v1::offer::operation::Type> {
         .collect()
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
+/// A resident pod launched on offer 1 (RESERVE, CREATE, LAUNCH_GROUP),
+/// running, then deleted and its task ended: offers are wanted again. Its
+/// executor and task as launched.
+async fn deleted_resident_pod(h: &mut Harness) -> (v1::ExecutorInfo, v1::TaskInfo) {
     use v1::offer::operation::Type as Op;
-    let store = Arc::new(FlakyStore::default());
-    let mut h = Harness::start(store, |_| {}).await;
     let pod = crate::state::app::pod::PodDefinition::from_value(
         &serde_json::json!({"id": "/db", "role": "db",
             "volumes": [{"name": "data", "persistent": {"size": 16}}],
@@ -996,12 +996,9 @@ async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
         .launch_group
         .clone()
         .unwrap();
-    let executor = group.executor.clone();
     let task = group.task_group.tasks[0].clone();
     h.update(&task.task_id.value, TaskState::TaskRunning, 1)
         .await;
-    // Deleted: its task is killed, and once it ended, offers are wanted to
-    // free what the instance reserved.
     h.scheduler
         .delete_app(PathId::parse("/db", &PathId::root()).unwrap(), false)
         .await
@@ -1010,6 +1007,32 @@ async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
     h.update(&task.task_id.value, TaskState::TaskKilled, 2)
         .await;
     h.next_call(call::Type::Revive).await;
+    (group.executor, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reservation_part_without_volumes_shortens_the_wait_for_the_rest() {
+    use v1::offer::operation::Type as Op;
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store, |_| {}).await;
+    let (_, task) = deleted_resident_pod(&mut h).await;
+    // Only the task's share ever comes back (say the volume was never
+    // created): offers stop being wanted 30 s later, not 10 minutes.
+    offer_of(&h, 2, task.resources.clone()).await;
+    let (accept, at) = h.next_call(call::Type::Accept).await;
+    assert_eq!(operation_types(&accept), [Op::Unreserve]);
+    let (_, suppressed) = h.next_call(call::Type::Suppress).await;
+    let waited = suppressed.as_millis() - at.as_millis();
+    assert!((30_000..40_000).contains(&waited), "{waited} ms");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
+    use v1::offer::operation::Type as Op;
+    let store = Arc::new(FlakyStore::default());
+    let mut h = Harness::start(store, |_| {}).await;
+    let (executor, task) = deleted_resident_pod(&mut h).await;
     // The task's share comes back alone (the executor still holds its
     // own and the volume, as Mesos's default executor does for a moment):
     // it is unreserved, and offers are still wanted.

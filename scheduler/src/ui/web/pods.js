@@ -13,9 +13,13 @@ export function podUrl(id, suffix = "") {
   return "/v2/pods/" + id.split("/").filter(Boolean).map(encodeURIComponent).join("/") + suffix;
 }
 
-/** A string usable in an element id. */
-function slug(text) {
-  return String(text).replace(/[^A-Za-z0-9_-]/g, "_");
+/**
+ * A string usable in an element id, one per string: every character other
+ * than a letter or digit becomes "_" and its four hex digits (UTF-16), so
+ * "/a.b" and "/a/b" stay apart.
+ */
+export function slug(text) {
+  return String(text).replace(/[^A-Za-z0-9]/g, (c) => "_" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
 /** The badge of a pod status ("STABLE" → running, "DEPLOYING" → deploying, …). */
@@ -123,5 +127,9 @@ export function mount(root, { store }) {
   };
   store.markPods();
   render();
-  return { update(change) { if (change.pods) render(); } };
+  return {
+    update(change) { if (change.pods) render(); },
+    // Other pages do not show pods: the store stops re-reading them.
+    unmount() { store.podsWanted = false; },
+  };
 }
