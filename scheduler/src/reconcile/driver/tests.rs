@@ -999,8 +999,10 @@ async fn deleted_resident_pod(h: &mut Harness) -> (v1::ExecutorInfo, v1::TaskInf
     let task = group.task_group.tasks[0].clone();
     h.update(&task.task_id.value, TaskState::TaskRunning, 1)
         .await;
+    // Forced: the update above may not have ended the start's deployment
+    // yet.
     h.scheduler
-        .delete_app(PathId::parse("/db", &PathId::root()).unwrap(), false)
+        .delete_app(PathId::parse("/db", &PathId::root()).unwrap(), true)
         .await
         .expect("deleted");
     h.next_call(call::Type::Kill).await;

@@ -1108,6 +1108,43 @@ fn container_rules() {
 }
 
 #[test]
+fn persistent_volumes_need_a_size_a_sandbox_name_and_the_root_disk() {
+    let resident = |volume: Value| {
+        json!({"id": "/db", "cmd": "a", "role": "db",
+            "container": {"type": "MESOS", "volumes": [volume]}})
+    };
+    assert_invalid(
+        resident(json!({"containerPath": "data", "mode": "RW", "persistent": {}})),
+        "/container/volumes(0)/persistent/size",
+        "must be a whole number of MB greater than 0",
+    );
+    assert_invalid(
+        resident(json!({"containerPath": "data", "mode": "RW", "persistent": {"size": 0}})),
+        "/container/volumes(0)/persistent/size",
+        "must be a whole number of MB greater than 0",
+    );
+    assert_invalid(
+        resident(json!({"containerPath": "var/data", "mode": "RW", "persistent": {"size": 8}})),
+        "/container/volumes(0)/containerPath",
+        "a persistent volume's containerPath must be a name directly in the sandbox (no '/')",
+    );
+    for persistent in [
+        json!({"size": 8, "type": "mount"}),
+        json!({"size": 8, "profileName": "ssd"}),
+        json!({"size": 8, "type": "path", "constraints": [["path", "LIKE", "ssd"]]}),
+    ] {
+        assert_invalid(
+            resident(json!({"containerPath": "data", "mode": "RW", "persistent": persistent})),
+            "/container/volumes(0)/persistent",
+            "only root-disk persistent volumes are supported yet (no type path or mount, profileName, maxSize or constraints)",
+        );
+    }
+    let ok = resident(json!({"containerPath": "data", "mode": "RW",
+        "persistent": {"size": 8, "type": "root", "constraints": []}}));
+    assert!(AppDefinition::from_value(&ok, &PathId::root(), &AppDefaults::default()).is_ok());
+}
+
+#[test]
 fn health_check_rules() {
     let hc = |checks: Value| with(sleeper(), json!({"healthChecks": checks}));
     let msg = "Health check port indices must address an element of the ports array or container port mappings.";

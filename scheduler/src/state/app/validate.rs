@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::constraint::Constraint;
+use serde_json::Value;
 
+use super::constraint::Constraint;
 use super::json::{Problems, above_max, below_min};
 use super::{
     AppDefinition, ContainerType, HealthCheckProtocol, IpProtocol, NetworkMode, ResourceLimit,
@@ -405,6 +406,50 @@ fn container(app: &AppDefinition, p: &mut Problems) {
                 "volume.secret must refer to an existing secret",
             );
         }
+        if let Some(persistent) = &v.persistent {
+            persistent_volume(&path, &v.container_path, persistent, p);
+        }
+    }
+}
+
+/// A persistent volume's `persistent: {size, …}` (Marathon's
+/// `PersistentVolumeInfo`), as far as Baton runs it: a size in MB on the
+/// agent's root disk, at a path directly in the sandbox (Mesos mounts a
+/// persistent volume there only: it skips a `container_path` with a `/`).
+/// Other disks are refused rather than ignored.
+fn persistent_volume(path: &str, container_path: &str, persistent: &Value, p: &mut Problems) {
+    let Some(fields) = persistent.as_object() else {
+        p.invalid(&format!("{path}/persistent"), "must be an object");
+        return;
+    };
+    match fields.get("size").and_then(Value::as_u64) {
+        Some(size) if size > 0 => {}
+        _ => p.invalid(
+            &format!("{path}/persistent/size"),
+            "must be a whole number of MB greater than 0",
+        ),
+    }
+    if container_path.contains('/') {
+        p.invalid(
+            &format!("{path}/containerPath"),
+            "a persistent volume's containerPath must be a name directly in the sandbox (no '/')",
+        );
+    }
+    let unsupported = fields
+        .get("type")
+        .is_some_and(|t| t.as_str() != Some("root"))
+        || ["profileName", "maxSize"]
+            .iter()
+            .any(|k| fields.get(*k).is_some_and(|v| !v.is_null()))
+        || fields
+            .get("constraints")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+    if unsupported {
+        p.invalid(
+            &format!("{path}/persistent"),
+            "only root-disk persistent volumes are supported yet (no type path or mount, profileName, maxSize or constraints)",
+        );
     }
 }
 
