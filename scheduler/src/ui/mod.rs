@@ -1,6 +1,7 @@
 //! The web UI: apps and groups with their status, one app's tasks,
 //! configuration, versions, launch queue and deployment, the actions on
-//! them, deployments, the event stream and the gateway's traffic. Served by
+//! them, pods with their instances' containers, deployments, the event
+//! stream and the gateway's traffic. Served by
 //! `baton` itself at `/`, on the leader and on a standby alike.
 //!
 //! # Why it is built this way
@@ -31,7 +32,8 @@
 //!   name. The HTML carries a strict Content-Security-Policy (scripts from
 //!   this origin only) and the scripts never put API data into `innerHTML`.
 //! - **Live, without polling.** The page re-reads what an event names
-//!   (one app, the queue, the deployments), debounced. Two things have no
+//!   (one app, the queue, the deployments; the pods while the Pods page
+//!   shows them), debounced. Two things have no
 //!   events and are sampled every few seconds, only while shown: the
 //!   routers' traffic (the Traffic page), and why an app's instances wait
 //!   (declined offers, the launch delay; the App page of a waiting app).
