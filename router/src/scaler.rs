@@ -165,10 +165,52 @@ impl Sharing {
 /// How long a new Baton leader collects before its sums are used.
 const COLLECT_BEFORE_DECIDING: Duration = Duration::from_secs(3);
 
+/// How long a router following a server without `/v2/routers` (a real
+/// Marathon) decides alone before it asks again: not a 404 every second.
+const ASK_AGAIN_AFTER_NO_SHARING: Duration = Duration::from_secs(60);
+
+/// Whether the server shares rates: after a 404 this router decides alone
+/// for [`ASK_AGAIN_AFTER_NO_SHARING`] (the server may be upgraded to Baton,
+/// or a Baton may lead again), and says so once, not every second.
+#[derive(Debug, Default)]
+struct SharingProbe {
+    /// Router ms until which sharing is not tried.
+    absent_until_ms: u64,
+    /// Whether the absence was logged (since sharing last worked).
+    told: bool,
+}
+
+impl SharingProbe {
+    /// Whether to try sharing at `now_ms`.
+    fn wanted(&self, now_ms: u64) -> bool {
+        now_ms >= self.absent_until_ms
+    }
+
+    /// The server answered 404 at `now_ms`: whether to say so (the first
+    /// time only).
+    fn absent(&mut self, now_ms: u64) -> bool {
+        self.absent_until_ms = now_ms + ASK_AGAIN_AFTER_NO_SHARING.as_millis() as u64;
+        !std::mem::replace(&mut self.told, true)
+    }
+
+    /// Sharing worked.
+    fn present(&mut self) {
+        self.told = false;
+    }
+}
+
 /// Reports this router's rates to Baton and reads everyone's; `None` when
 /// there is nothing to share (no rule) or nowhere to share it (a real
 /// Marathon, or Baton unreachable): then this router decides alone.
-async fn share(shared: &Shared, marathon: &Marathon, now_ms: u64) -> Option<Sharing> {
+async fn share(
+    shared: &Shared,
+    marathon: &Marathon,
+    now_ms: u64,
+    probe: &mut SharingProbe,
+) -> Option<Sharing> {
+    if !probe.wanted(now_ms) {
+        return None;
+    }
     let table = shared.table();
     let mut apps = serde_json::Map::new();
     for route in table.routes() {
@@ -193,8 +235,16 @@ async fn share(shared: &Shared, marathon: &Marathon, now_ms: u64) -> Option<Shar
     }
     let id = &shared.config.router_id;
     match marathon.put_router_load(id, &json!({ "apps": apps })).await {
-        Ok(()) => {}
-        Err(crate::marathon::Error::Status { status: 404, .. }) => return None,
+        Ok(()) => probe.present(),
+        Err(crate::marathon::Error::Status { status: 404, .. }) => {
+            if probe.absent(now_ms) {
+                info!(
+                    again_in_s = ASK_AGAIN_AFTER_NO_SHARING.as_secs(),
+                    "the server has no /v2/routers (a Marathon): this router decides alone"
+                );
+            }
+            return None;
+        }
         Err(e) => {
             warn!(error = %error_chain(&e), "cannot share this router's rates; deciding alone");
             return None;
@@ -221,8 +271,8 @@ async fn share(shared: &Shared, marathon: &Marathon, now_ms: u64) -> Option<Shar
 }
 
 /// One evaluation of every app's rules at `now_ms`.
-async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64) {
-    let sharing = share(shared, marathon, now_ms).await;
+async fn tick(shared: &Shared, marathon: &Marathon, now_ms: u64, probe: &mut SharingProbe) {
+    let sharing = share(shared, marathon, now_ms, probe).await;
     if let Some(sharing) = &sharing
         && (sharing.elected.as_deref() != Some(shared.config.router_id.as_str())
             || !sharing.complete)
@@ -397,13 +447,14 @@ pub(crate) async fn run(shared: Arc<Shared>, marathon: Marathon, shutdown: Cance
     }
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probe = SharingProbe::default();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = shutdown.cancelled() => return,
         }
         if shared.table().loaded {
-            tick(&shared, &marathon, shared.clock.now_ms()).await;
+            tick(&shared, &marathon, shared.clock.now_ms(), &mut probe).await;
         }
     }
 }
@@ -411,6 +462,20 @@ pub(crate) async fn run(shared: Arc<Shared>, marathon: Marathon, shutdown: Cance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_without_router_sharing_is_asked_again_a_minute_later_and_told_once() {
+        let mut probe = SharingProbe::default();
+        assert!(probe.wanted(0));
+        assert!(probe.absent(1_000), "said the first time");
+        assert!(!probe.wanted(1_001));
+        assert!(!probe.wanted(60_999));
+        assert!(probe.wanted(61_000));
+        assert!(!probe.absent(61_000), "not said again");
+        // Once sharing worked, a later absence is news again.
+        probe.present();
+        assert!(probe.absent(200_000));
+    }
 
     #[test]
     fn shared_sums_are_used_only_once_a_new_baton_leader_collected_long_enough() {
