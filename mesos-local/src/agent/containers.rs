@@ -231,7 +231,11 @@ async fn fetch(
     if from_cache {
         debug!(uri = value, "fetched from the cache");
     } else if value.starts_with("http://") || value.starts_with("https://") {
-        download(value, &dest, https).await.map_err(fail)?;
+        if let Err(e) = download(value, &dest, https).await {
+            // Nothing half-downloaded is left in the sandbox.
+            let _ = tokio::fs::remove_file(&dest).await;
+            return Err(fail(e));
+        }
     } else {
         let src = value.strip_prefix("file://").unwrap_or(value);
         if !src.starts_with('/') {

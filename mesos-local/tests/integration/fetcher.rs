@@ -214,7 +214,13 @@ async fn https_archives_redirects_and_executables_are_fetched_as_mesos_fetches_t
         "{}",
         failed.message()
     );
-    let stderr = file_content(&sandbox(dir.path(), "refused").await.join("stderr")).await;
+    let refused_sandbox = sandbox(dir.path(), "refused").await;
+    let stderr = file_content(&refused_sandbox.join("stderr")).await;
     assert!(stderr.contains("certificate"), "{stderr}");
+    // Nothing of the failed download is left behind.
+    assert!(
+        !refused_sandbox.join("tool").exists(),
+        "a failed download left its file in the sandbox"
+    );
     stop(cluster, dir.path()).await;
 }
