@@ -419,8 +419,6 @@ impl Driver {
         }
         let now = self.instant();
         self.reservations_to_free.retain(|_, until| *until > now);
-        self.reservations_freed
-            .retain(|_, at| now.saturating_duration_since(*at) < RESERVATION_FREE_PATIENCE);
         let wants = !self.launchable.is_empty() || !self.reservations_to_free.is_empty();
         if self.wants_offers == Some(wants) {
             return;

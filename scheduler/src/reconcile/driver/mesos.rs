@@ -210,9 +210,6 @@ impl Driver {
                     } else {
                         warn!(?agent, ?executor, status = ?f.status, "FAILURE from master");
                     }
-                    if let Some(executor) = &executor {
-                        self.executor_exited(executor);
-                    }
                 }
             }
             event::Type::Message => {
@@ -222,26 +219,6 @@ impl Driver {
             }
             other => debug!(event = ?other, "event ignored"),
         }
-    }
-
-    /// An executor exited: if it ran an instance whose volumes were freed
-    /// already, what it held of that instance's reservation comes back
-    /// now, apart from the rest, and offers are wanted to free it (its id
-    /// names the instance: `instance-<instance>.<n>` for a pod's,
-    /// `baton-executor.<task>` for an app's).
-    fn executor_exited(&mut self, executor: &str) {
-        let Some(instance) = self
-            .reservations_freed
-            .keys()
-            .find(|instance| executor.contains(instance.as_str()))
-            .cloned()
-        else {
-            return;
-        };
-        info!(%executor, %instance, "executor of a freed reservation exited: freeing its share");
-        let until = self.instant() + super::EXECUTOR_SHARE_PATIENCE;
-        self.reservations_to_free.insert(instance, until);
-        self.update_offer_interest();
     }
 
     /// An executor's MESSAGE: a load report is kept for the tasks it names

@@ -60,10 +60,11 @@ const CALL_QUEUE: usize = 4096;
 /// resident instance: its agent may be gone for good.
 const RESERVATION_FREE_PATIENCE: Duration = Duration::from_secs(600);
 
-/// How long offers are wanted again once the executor of an instance whose
-/// volumes were freed exits: what it held of the reservation (its own
-/// share) comes back then, apart from the rest.
-const EXECUTOR_SHARE_PATIENCE: Duration = Duration::from_secs(30);
+/// How long offers are still wanted for the rest of a reservation once a
+/// part of it without its volumes was freed: a pod's executor holds the
+/// volumes and its own share, which come back when it exits, moments
+/// after its tasks' (on a real Mesos 100-250 ms later).
+const RESERVATION_REST_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The longest wait between retries of an explicit reconciliation.
 const RECONCILE_RETRY_CAP: Duration = Duration::from_secs(60);
@@ -114,7 +115,6 @@ pub(super) fn spawn(
         wakeups: BTreeMap::new(),
         launchable: BTreeSet::new(),
         reservations_to_free: BTreeMap::new(),
-        reservations_freed: BTreeMap::new(),
         known_agents: KnownAgents::default(),
         reconciling: None,
         checker,
@@ -243,14 +243,10 @@ struct Driver {
     /// offers are wanted to free it (else a SUPPRESS could keep it reserved
     /// for ever): until its volumes are destroyed, for
     /// [`RESERVATION_FREE_PATIENCE`] at most. A reservation may come back
-    /// in parts (a task's share when it ends, its executor's with the
-    /// volumes when that exits), so a part without volumes does not end
-    /// the wait.
+    /// in parts (a pod's tasks' share when they end, its executor's with
+    /// the volumes when that exits), so a part without volumes does not
+    /// end the wait, only shortens it ([`RESERVATION_REST_PATIENCE`]).
     reservations_to_free: BTreeMap<String, Instant>,
-    /// Instances whose volumes were destroyed, and when: should one's
-    /// executor exit later, its share comes back then, and offers are
-    /// wanted again for [`EXECUTOR_SHARE_PATIENCE`].
-    reservations_freed: BTreeMap<String, Instant>,
     /// The agents that may still offer, and their fields (for GROUP_BY).
     known_agents: KnownAgents,
     /// The explicit reconciliation in progress, if any.

@@ -384,13 +384,12 @@ impl Driver {
             if freed.is_empty() {
                 continue;
             }
-            // Its volumes destroyed, an instance's wait is over; any part
-            // still held (its executor's share) comes back when that exits.
-            // A part without volumes shortens the wait: the rest comes
-            // within moments (its executor ending), if there is a rest (a
-            // reservation whose volume was never created has none).
-            let now = self.instant();
-            let soon = now + super::EXECUTOR_SHARE_PATIENCE;
+            // Its volumes destroyed, an instance's wait is over: they come
+            // back last (with the executor's share, for a pod). A part
+            // without them shortens the wait: the rest comes within
+            // moments, if there is a rest (a reservation whose volume was
+            // never created has none).
+            let soon = self.instant() + super::RESERVATION_REST_PATIENCE;
             for resource in &offer.resources {
                 let Some(instance) = reservation::reserved_instance(resource, framework_id)
                     .filter(|i| held.get(*i) != Some(&agent))
@@ -403,7 +402,6 @@ impl Driver {
                     .is_some_and(|d| d.persistence.is_some())
                 {
                     self.reservations_to_free.remove(instance);
-                    self.reservations_freed.insert(instance.to_string(), now);
                 } else if let Some(until) = self.reservations_to_free.get_mut(instance) {
                     *until = (*until).min(soon);
                 }
