@@ -185,3 +185,41 @@ pub fn find_named(root: &Path, name: &str, dirs: bool) -> Vec<std::path::PathBuf
     walk(root, name, dirs, 0, &mut found);
     found
 }
+
+/// The lines of `file` in the persistent volume `persistence_id` somewhere
+/// under the cluster's `work_dir` (none while it does not exist).
+pub fn volume_lines(work_dir: &Path, persistence_id: &str, file: &str) -> Vec<String> {
+    find_named(work_dir, persistence_id, true)
+        .into_iter()
+        .next()
+        .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The disk reserved for `role` on all agents of a master's `/master/state`.
+pub fn reserved_disk(state: &serde_json::Value, role: &str) -> f64 {
+    state["slaves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["reserved_resources"][role]["disk"].as_f64())
+        .sum()
+}
+
+/// Waits (at most `deadline`) until `file` in the persistent volume
+/// `persistence_id` under `work_dir` holds exactly the lines `want`.
+pub async fn wait_volume_lines(
+    work_dir: &Path,
+    persistence_id: &str,
+    file: &str,
+    want: &[String],
+    deadline: Duration,
+    what: &str,
+) {
+    crate::wait::until(deadline, what, || {
+        let got = volume_lines(work_dir, persistence_id, file);
+        async move { (got == want).then_some(()) }
+    })
+    .await;
+}

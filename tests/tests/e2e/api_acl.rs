@@ -13,6 +13,24 @@ const ACL: &str = r#"{"rules": [
     {"principals": ["root"], "actions": ["*"], "paths": ["/"]}
 ]}"#;
 
+/// `baton --master local` under `dir` with alice and root and the ACL.
+async fn start(dir: &std::path::Path) -> BatonProcess {
+    let acl = dir.join("acl.json");
+    std::fs::write(&acl, ACL).unwrap();
+    BatonProcess::start(
+        Master::Local,
+        &dir.join("baton"),
+        &[
+            "--http_credentials",
+            "alice:alice-pw,root:root-pw",
+            "--acl_file",
+            acl.to_str().unwrap(),
+            "--http_open_metrics",
+        ],
+    )
+    .await
+}
+
 async fn send(
     baton: &BatonProcess,
     method: reqwest::Method,
@@ -58,20 +76,7 @@ async fn running_task(baton: &BatonProcess, app: &str) -> String {
 async fn a_task_id_sent_under_another_app_is_not_killed() {
     let dir = tempfile::tempdir().unwrap();
     let marker = procs::marker("api-acl");
-    let acl = dir.path().join("acl.json");
-    std::fs::write(&acl, ACL).unwrap();
-    let baton = BatonProcess::start(
-        Master::Local,
-        &dir.path().join("baton"),
-        &[
-            "--http_credentials",
-            "alice:alice-pw,root:root-pw",
-            "--acl_file",
-            acl.to_str().unwrap(),
-            "--http_open_metrics",
-        ],
-    )
-    .await;
+    let baton = start(dir.path()).await;
     use reqwest::Method;
     for id in ["/team-a/web", "/team-b/db"] {
         let app = json!({"id": id, "cmd": format!("sleep 600 # {marker}"), "cpus": 0.1, "mem": 16, "instances": 1});
@@ -134,20 +139,7 @@ async fn a_task_id_sent_under_another_app_is_not_killed() {
 async fn a_user_sees_and_changes_only_the_pods_the_acl_gives_them() {
     use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
-    let acl = dir.path().join("acl.json");
-    std::fs::write(&acl, ACL).unwrap();
-    let baton = BatonProcess::start(
-        Master::Local,
-        &dir.path().join("baton"),
-        &[
-            "--http_credentials",
-            "alice:alice-pw,root:root-pw",
-            "--acl_file",
-            acl.to_str().unwrap(),
-            "--http_open_metrics",
-        ],
-    )
-    .await;
+    let baton = start(dir.path()).await;
     for id in ["/team-a/cache", "/team-b/cache"] {
         let pod = json!({"id": id, "scaling": {"kind": "fixed", "instances": 0},
             "containers": [{"name": "main", "resources": {"cpus": 0.05, "mem": 16},

@@ -14,7 +14,7 @@ use baton::state::app::AppDefinition;
 use baton::state::instance::{Condition, InstanceTask};
 use baton_e2e::apps::{self, DEADLINE, condition_of, next_incarnation, wait_view};
 use baton_e2e::binaries::binary;
-use baton_e2e::cluster::{fast_session, find_named, settings};
+use baton_e2e::cluster::{fast_session, find_named, reserved_disk, settings, wait_volume_lines};
 use baton_e2e::ports::{PORTS_PER_AGENT, port_range_start};
 use baton_e2e::{procs, wait};
 use mesos_local::{ClusterConfig, LocalCluster};
@@ -698,23 +698,10 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
     let persistence_id =
         baton::offers::reservation::persistence_id(&instance.instance_id(), "data");
     let work_dir = s._dir.path().join("mesos");
-    let history = || -> Vec<String> {
-        find_named(&work_dir, &persistence_id, true)
-            .into_iter()
-            .next()
-            .and_then(|d| std::fs::read_to_string(d.join("history")).ok())
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default()
-    };
     let wait_history = |want: Vec<String>, what: &'static str| {
-        let history = &history;
+        let (work_dir, persistence_id) = (work_dir.clone(), persistence_id.clone());
         async move {
-            wait::until(DEADLINE, what, || {
-                let got = history();
-                let want = want.clone();
-                async move { (got == want).then_some(()) }
-            })
-            .await;
+            wait_volume_lines(&work_dir, &persistence_id, "history", &want, DEADLINE, what).await;
         }
     };
     wait_history(vec![first.task_id.clone()], "the first incarnation's line").await;
@@ -726,14 +713,7 @@ async fn a_resident_app_keeps_its_volume_across_restarts_of_the_app_and_its_agen
             .await
             .unwrap()
     };
-    let reserved_for_db = |state: &serde_json::Value| -> f64 {
-        state["slaves"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a["reserved_resources"]["db"]["disk"].as_f64())
-            .sum()
-    };
+    let reserved_for_db = |state: &serde_json::Value| reserved_disk(state, "db");
     assert!(
         reserved_for_db(&master_state().await) >= 16.0,
         "{}",

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton_e2e::baton::{BatonProcess, Master};
-use baton_e2e::cluster::{MesosLocalProcess, find_named};
+use baton_e2e::cluster::{MesosLocalProcess, find_named, reserved_disk, wait_volume_lines};
 use baton_e2e::events::EventLog;
 use baton_e2e::{procs, wait};
 use mesos_proto::Encoding;
@@ -397,34 +397,14 @@ async fn a_resident_pod_keeps_its_volume_on_its_agent_across_incarnations() {
         "{instance}"
     );
     assert_eq!(instance["localVolumes"][0]["containerPath"], "data");
-    let history = || -> Vec<String> {
-        find_named(&work_dir, &persistence_id, true)
-            .into_iter()
-            .next()
-            .and_then(|d| std::fs::read_to_string(d.join("history")).ok())
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default()
-    };
     let wait_history = |want: Vec<String>, what: &'static str| {
-        let history = &history;
+        let (work_dir, persistence_id) = (work_dir.clone(), persistence_id.clone());
         async move {
-            wait::until(DEADLINE, what, || {
-                let got = history();
-                let want = want.clone();
-                async move { (got == want).then_some(()) }
-            })
-            .await;
+            wait_volume_lines(&work_dir, &persistence_id, "history", &want, DEADLINE, what).await;
         }
     };
     wait_history(vec![first.clone()], "the first incarnation's line").await;
-    let reserved_for_db = |state: Value| -> f64 {
-        state["slaves"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a["reserved_resources"]["db"]["disk"].as_f64())
-            .sum()
-    };
+    let reserved_for_db = |state: Value| reserved_disk(&state, "db");
     assert!(reserved_for_db(mesos.state().await) >= 16.0);
 
     // A new version relaunches the instance in place: same instance, same
