@@ -488,14 +488,14 @@ impl Store {
         entry: Entry,
         since: Epoch,
     ) -> bool {
-        // A fill begun under an older version of the app (its table
-        // changed meanwhile) is not stored, nor does it take the app's
-        // entries back to that version. Versions are ISO 8601 times, in
-        // one format: text order is time order.
+        // A fill begun under another version of the app (its table
+        // changed meanwhile; a rollback takes a version back) is not
+        // stored, nor does it take the app's entries to its version: the
+        // lookups and the table keep the partition at the current one.
         if self
             .apps
             .get(app)
-            .is_some_and(|p| *cache.version < *p.version)
+            .is_some_and(|p| p.version != cache.version)
         {
             return false;
         }
@@ -1111,7 +1111,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fill_begun_under_an_older_version_leaves_the_newer_entries_be() {
+    fn a_fill_begun_under_another_version_leaves_the_current_entries_be() {
         let mut store = Store::new(100_000);
         let old = cache("2026-01-01T00:00:00.000Z", None);
         let new = cache("2026-01-02T00:00:00.000Z", None);

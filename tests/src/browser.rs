@@ -271,7 +271,7 @@ impl Browser {
                 .unwrap_or_else(|e| panic!("find {css}: {e}"));
             match element.click().await {
                 Ok(()) => return,
-                Err(e) if attempt < ATTEMPTS && e.to_string().contains("stale element") => {
+                Err(e) if attempt < ATTEMPTS && replaced(&e) => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 Err(e) => panic!("click {css}: {e}\npage: {}", self.page_state().await),
@@ -296,7 +296,7 @@ impl Browser {
             };
             match typed {
                 Ok(()) => return,
-                Err(e) if attempt < ATTEMPTS && e.to_string().contains("stale element") => {
+                Err(e) if attempt < ATTEMPTS && replaced(&e) => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 Err(e) => panic!("type into {css}: {e}\npage: {}", self.page_state().await),
@@ -388,4 +388,13 @@ pub fn screenshot_dir() -> PathBuf {
         .parent()
         .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
         .join("ui-screenshots")
+}
+
+/// Whether a WebDriver error says the element found was replaced by a
+/// re-render before it was used: gone from the document ("stale element
+/// reference"), or detached and not yet its successor ("element not
+/// interactable").
+fn replaced(error: &fantoccini::error::CmdError) -> bool {
+    let text = error.to_string();
+    text.contains("stale element") || text.contains("not interactable")
 }

@@ -676,6 +676,10 @@ async fn a_pod_is_followed_scaled_killed_and_deleted_in_the_browser() {
     browser
         .wait_text(&format!("{card} .pod-stable"), "1/1", TASKS)
         .await;
+    // Its deployment over (the badge says stable, not deploying).
+    browser
+        .wait_text(&format!("{card} h2"), "stable", TASKS)
+        .await;
     let text = browser.text(&card).await;
     assert!(
         text.contains("stable")

@@ -303,6 +303,14 @@ impl Driver {
                 )
                 .into());
             }
+            // An app's persistent volumes are judged when it becomes
+            // resident; once it is, they cannot change (above).
+            if let Some(app) = &new
+                && app.is_resident()
+                && !current.as_ref().is_some_and(|old| old.is_resident())
+            {
+                crate::state::app::validate::persistent_volumes(app)?;
+            }
             if let (Some(old), Some(next)) = (
                 current.as_ref().and_then(|a| a.pod.as_deref()),
                 new.as_ref().and_then(|a| a.pod.as_deref()),

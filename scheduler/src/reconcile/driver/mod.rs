@@ -61,9 +61,9 @@ const CALL_QUEUE: usize = 4096;
 const RESERVATION_FREE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// How long offers are still wanted for the rest of a reservation once a
-/// part of it without its volumes was freed: a pod's executor holds the
-/// volumes and its own share, which come back when it exits, moments
-/// after its tasks' (on a real Mesos 100-250 ms later).
+/// part of it was freed: a pod's executor holds the volumes and its own
+/// share, which come back when it exits, moments after its tasks' (on a
+/// real Mesos 100-250 ms later).
 const RESERVATION_REST_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The longest wait between retries of an explicit reconciliation.
@@ -241,11 +241,10 @@ struct Driver {
     launchable: BTreeSet<PathId>,
     /// Instances forgotten while they held a reservation, and until when
     /// offers are wanted to free it (else a SUPPRESS could keep it reserved
-    /// for ever): until its volumes are destroyed, for
-    /// [`RESERVATION_FREE_PATIENCE`] at most. A reservation may come back
-    /// in parts (a pod's tasks' share when they end, its executor's with
-    /// the volumes when that exits), so a part without volumes does not
-    /// end the wait, only shortens it ([`RESERVATION_REST_PATIENCE`]).
+    /// for ever): [`RESERVATION_FREE_PATIENCE`] at most, and
+    /// [`RESERVATION_REST_PATIENCE`] after a part of it was freed (it may
+    /// come back in parts: a pod's tasks' share when they end, its
+    /// executor's with the volumes when that exits).
     reservations_to_free: BTreeMap<String, Instant>,
     /// The agents that may still offer, and their fields (for GROUP_BY).
     known_agents: KnownAgents,

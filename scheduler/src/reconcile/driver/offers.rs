@@ -384,25 +384,17 @@ impl Driver {
             if freed.is_empty() {
                 continue;
             }
-            // Its volumes destroyed, an instance's wait is over: they come
-            // back last (with the executor's share, for a pod). A part
-            // without them shortens the wait: the rest comes within
-            // moments, if there is a rest (a reservation whose volume was
-            // never created has none).
+            // A part freed cuts the wait for the rest to a moment: a
+            // reservation comes back in parts (a pod's tasks' share when
+            // they end, its executor's with the volumes when that exits;
+            // after an agent's return, in whatever order its updates
+            // go), and none says it was the last.
             let soon = self.instant() + super::RESERVATION_REST_PATIENCE;
             for resource in &offer.resources {
-                let Some(instance) = reservation::reserved_instance(resource, framework_id)
-                    .filter(|i| held.get(*i) != Some(&agent))
-                else {
-                    continue;
-                };
-                if resource
-                    .disk
-                    .as_ref()
-                    .is_some_and(|d| d.persistence.is_some())
+                if let Some(instance) = reservation::reserved_instance(resource, framework_id)
+                    && held.get(instance) != Some(&agent)
+                    && let Some(until) = self.reservations_to_free.get_mut(instance)
                 {
-                    self.reservations_to_free.remove(instance);
-                } else if let Some(until) = self.reservations_to_free.get_mut(instance) {
                     *until = (*until).min(soon);
                 }
             }

@@ -1013,13 +1013,14 @@ async fn deleted_resident_pod(h: &mut Harness) -> (v1::ExecutorInfo, v1::TaskInf
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_reservation_part_without_volumes_shortens_the_wait_for_the_rest() {
+async fn a_freed_part_of_a_reservation_cuts_the_wait_for_the_rest_to_30_s() {
     use v1::offer::operation::Type as Op;
     let store = Arc::new(FlakyStore::default());
     let mut h = Harness::start(store, |_| {}).await;
     let (_, task) = deleted_resident_pod(&mut h).await;
     // Only the task's share ever comes back (say the volume was never
-    // created): offers stop being wanted 30 s later, not 10 minutes.
+    // created, or its agent left): offers stop being wanted 30 s later,
+    // not 10 minutes.
     offer_of(&h, 2, task.resources.clone()).await;
     let (accept, at) = h.next_call(call::Type::Accept).await;
     assert_eq!(operation_types(&accept), [Op::Unreserve]);
@@ -1039,7 +1040,7 @@ async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
     // own and the volume, as Mesos's default executor does for a moment):
     // it is unreserved, and offers are still wanted.
     offer_of(&h, 2, task.resources.clone()).await;
-    let (accept, _) = h.next_call(call::Type::Accept).await;
+    let (accept, second_at) = h.next_call(call::Type::Accept).await;
     assert_eq!(operation_types(&accept), [Op::Unreserve]);
     // The executor's share with the volume: destroyed and unreserved, and
     // nothing was suppressed before it.
@@ -1058,6 +1059,54 @@ async fn a_resident_pods_reservation_coming_back_in_parts_is_freed_whole() {
     .expect("an ACCEPT");
     assert!(!before.contains(&call::Type::Suppress), "{before:?}");
     assert_eq!(operation_types(&accept), [Op::Destroy, Op::Unreserve]);
-    h.next_call(call::Type::Suppress).await;
+    let (_, suppressed) = h.next_call(call::Type::Suppress).await;
+    // Offers were wanted for a moment after the last part, in case more
+    // came.
+    let after_second = suppressed.as_millis() - second_at.as_millis();
+    assert!(
+        (30_000..40_000).contains(&after_second),
+        "{after_second} ms"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_volumes_are_judged_when_an_app_becomes_resident_not_when_it_scales() {
+    let with_volume = |id: &str, path: &str, instances: u32| {
+        app(
+            serde_json::json!({"id": id, "cmd": "x", "cpus": 0.1, "mem": 16, "role": "db",
+            "instances": instances,
+            "container": {"type": "MESOS", "volumes": [
+                {"containerPath": path, "mode": "RW", "persistent": {"size": 10}}]}}),
+        )
+    };
+    // A resident app stored before the rules, with a path Mesos would
+    // not mount.
+    let store = Arc::new(FlakyStore::default());
+    let mut old = with_volume("/old", "var/data", 0);
+    old.version = Some(Timestamp::from_millis(START_MS - 1_000));
+    store
+        .apply(&[Change::put_json(Category::App, "/old", &old).unwrap()])
+        .unwrap();
+    let h = Harness::start(store, |_| {}).await;
+    // It still scales.
+    h.scheduler
+        .put_app(with_volume("/old", "var/data", 1))
+        .await
+        .expect("a stored resident app scales");
+    // A new one like it is refused, naming the field.
+    let err = h
+        .scheduler
+        .put_app(with_volume("/new", "var/data", 1))
+        .await
+        .expect_err("refused");
+    let crate::reconcile::SchedulerError::App(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.status(), 422);
+    assert_eq!(
+        e.body()["details"][0]["path"],
+        "/container/volumes(0)/containerPath"
+    );
     h.stop().await;
 }

@@ -1109,39 +1109,62 @@ fn container_rules() {
 
 #[test]
 fn persistent_volumes_need_a_size_a_sandbox_name_and_the_root_disk() {
-    let resident = |volume: Value| {
-        json!({"id": "/db", "cmd": "a", "role": "db",
-            "container": {"type": "MESOS", "volumes": [volume]}})
+    // Judged when an app becomes resident (the driver calls this), not
+    // when it is parsed: a resident app stored before these rules stays
+    // scalable.
+    let refused = |volume: Value, path: &str, message: &str| {
+        let v = json!({"id": "/db", "cmd": "a", "role": "db",
+            "container": {"type": "MESOS", "volumes": [volume]}});
+        let app = parse(&v).expect("parses");
+        match validate::persistent_volumes(&app) {
+            Err(e @ AppError::Invalid(_)) => assert!(
+                e.violations()
+                    .iter()
+                    .any(|d| d.path == path && d.errors.iter().any(|m| m == message)),
+                "{v}: expected {path}: {message}, got {}",
+                e.body()
+            ),
+            other => panic!("{v}: expected 422 at {path}, got {other:?}"),
+        }
     };
-    assert_invalid(
-        resident(json!({"containerPath": "data", "mode": "RW", "persistent": {}})),
-        "/container/volumes(0)/persistent/size",
-        "must be a whole number of MB greater than 0",
-    );
-    assert_invalid(
-        resident(json!({"containerPath": "data", "mode": "RW", "persistent": {"size": 0}})),
-        "/container/volumes(0)/persistent/size",
-        "must be a whole number of MB greater than 0",
-    );
-    assert_invalid(
-        resident(json!({"containerPath": "var/data", "mode": "RW", "persistent": {"size": 8}})),
-        "/container/volumes(0)/containerPath",
-        "a persistent volume's containerPath must be a name directly in the sandbox (no '/')",
-    );
+    let size = "must be a whole number of MB greater than 0";
+    for persistent in [json!({}), json!({"size": 0}), json!({"size": 1.5})] {
+        refused(
+            json!({"containerPath": "data", "mode": "RW", "persistent": persistent}),
+            "/container/volumes(0)/persistent/size",
+            size,
+        );
+    }
+    for path in ["var/data", "..", "."] {
+        refused(
+            json!({"containerPath": path, "mode": "RW", "persistent": {"size": 8}}),
+            "/container/volumes(0)/containerPath",
+            "a persistent volume's containerPath must be a name directly in the sandbox (no '/', not '.' or '..')",
+        );
+    }
     for persistent in [
         json!({"size": 8, "type": "mount"}),
         json!({"size": 8, "profileName": "ssd"}),
         json!({"size": 8, "type": "path", "constraints": [["path", "LIKE", "ssd"]]}),
     ] {
-        assert_invalid(
-            resident(json!({"containerPath": "data", "mode": "RW", "persistent": persistent})),
+        refused(
+            json!({"containerPath": "data", "mode": "RW", "persistent": persistent}),
             "/container/volumes(0)/persistent",
             "only root-disk persistent volumes are supported yet (no type path or mount, profileName, maxSize or constraints)",
         );
     }
-    let ok = resident(json!({"containerPath": "data", "mode": "RW",
-        "persistent": {"size": 8, "type": "root", "constraints": []}}));
-    assert!(AppDefinition::from_value(&ok, &PathId::root(), &AppDefaults::default()).is_ok());
+    // What Marathon users send for the root disk passes.
+    for persistent in [
+        json!({"size": 8, "type": "root", "constraints": []}),
+        json!({"size": 8.0, "type": null, "maxSize": null, "profileName": null}),
+    ] {
+        let v = json!({"id": "/db", "cmd": "a", "role": "db", "container": {"type": "MESOS",
+            "volumes": [{"containerPath": "data", "mode": "RW", "persistent": persistent}]}});
+        assert!(
+            validate::persistent_volumes(&parse(&v).unwrap()).is_ok(),
+            "{v}"
+        );
+    }
 }
 
 #[test]

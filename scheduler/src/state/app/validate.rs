@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::constraint::Constraint;
 use super::json::{Problems, above_max, below_min};
 use super::{
-    AppDefinition, ContainerType, HealthCheckProtocol, IpProtocol, NetworkMode, ResourceLimit,
-    UnreachableStrategy,
+    AppDefinition, AppError, ContainerType, HealthCheckProtocol, IpProtocol, NetworkMode,
+    ResourceLimit, UnreachableStrategy,
 };
 
 const CMD_ARGS_OR_CONTAINER: &str =
@@ -406,10 +406,28 @@ fn container(app: &AppDefinition, p: &mut Problems) {
                 "volume.secret must refer to an existing secret",
             );
         }
+    }
+}
+
+/// The rules of `app`'s persistent volumes as Baton runs them
+/// ([`persistent_volume`]). Checked where volumes are first written (an
+/// app becoming resident), not on every change: a resident app's volumes
+/// cannot change afterwards, and one stored before these rules must stay
+/// scalable.
+pub fn persistent_volumes(app: &AppDefinition) -> Result<(), AppError> {
+    let mut p = Problems::default();
+    for (i, v) in app
+        .container
+        .iter()
+        .flat_map(|c| c.volumes.iter())
+        .enumerate()
+    {
         if let Some(persistent) = &v.persistent {
-            persistent_volume(&path, &v.container_path, persistent, p);
+            let path = format!("/container/volumes({i})");
+            persistent_volume(&path, &v.container_path, persistent, &mut p);
         }
     }
+    p.finish(())
 }
 
 /// A persistent volume's `persistent: {size, …}` (Marathon's
@@ -422,22 +440,22 @@ fn persistent_volume(path: &str, container_path: &str, persistent: &Value, p: &m
         p.invalid(&format!("{path}/persistent"), "must be an object");
         return;
     };
-    match fields.get("size").and_then(Value::as_u64) {
-        Some(size) if size > 0 => {}
+    match fields.get("size").and_then(Value::as_f64) {
+        Some(size) if size >= 1.0 && size.fract() == 0.0 => {}
         _ => p.invalid(
             &format!("{path}/persistent/size"),
             "must be a whole number of MB greater than 0",
         ),
     }
-    if container_path.contains('/') {
+    if container_path.contains('/') || container_path == "." || container_path == ".." {
         p.invalid(
             &format!("{path}/containerPath"),
-            "a persistent volume's containerPath must be a name directly in the sandbox (no '/')",
+            "a persistent volume's containerPath must be a name directly in the sandbox (no '/', not '.' or '..')",
         );
     }
     let unsupported = fields
         .get("type")
-        .is_some_and(|t| t.as_str() != Some("root"))
+        .is_some_and(|t| !t.is_null() && t.as_str() != Some("root"))
         || ["profileName", "maxSize"]
             .iter()
             .any(|k| fields.get(*k).is_some_and(|v| !v.is_null()))

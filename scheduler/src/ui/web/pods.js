@@ -111,9 +111,10 @@ export function mount(root, { store }) {
   root.append(h("h1", { tabindex: "-1" }, "Pods"), summary, errors, list);
   const render = () => {
     const pods = [...store.pods].sort((a, b) => a.id.localeCompare(b.id));
-    patch(summary, store.loaded ? `${pods.length} pod${pods.length === 1 ? "" : "s"}` : "Loading…");
+    const loaded = store.podsLoaded;
+    patch(summary, loaded ? `${pods.length} pod${pods.length === 1 ? "" : "s"}` : "Loading…");
     if (!pods.length) {
-      patch(list, h("p", { class: "empty" }, store.loaded ? "No pods." : "Loading…"));
+      patch(list, h("p", { class: "empty" }, loaded ? "No pods." : "Loading…"));
       return;
     }
     // Keep what the user is typing in a scale box across live updates.
@@ -129,7 +130,12 @@ export function mount(root, { store }) {
   render();
   return {
     update(change) { if (change.pods) render(); },
-    // Other pages do not show pods: the store stops re-reading them.
-    unmount() { store.podsWanted = false; },
+    // Other pages do not show pods: the store stops re-reading them, and
+    // forgets them (the next visit shows them read anew, not as they were).
+    unmount() {
+      store.podsWanted = false;
+      store.podsLoaded = false;
+      store.pods = [];
+    },
   };
 }

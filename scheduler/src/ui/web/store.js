@@ -52,7 +52,8 @@ export class Store {
   constructor() {
     this.apps = new Map();
     this.pods = [];
-    this.podsWanted = false; // read only once a page shows pods
+    this.podsWanted = false; // read only while a page shows pods
+    this.podsLoaded = false;
     this.queue = new Map();
     this.deployments = [];
     this.events = [];
@@ -192,7 +193,10 @@ export class Store {
       work.push(api.get("/v2/deployments").then((body) => { this.deployments = body || []; }));
     }
     if (stale.pods) {
-      work.push(api.get("/v2/pods/::status").then((body) => { this.pods = body || []; }));
+      work.push(api.get("/v2/pods/::status").then((body) => {
+        this.pods = body || [];
+        this.podsLoaded = true;
+      }));
     }
     const results = await Promise.allSettled(work);
     const failed = results.find((r) => r.status === "rejected");
