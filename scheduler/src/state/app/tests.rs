@@ -1911,7 +1911,7 @@ fn declared_ports_follow_networking() {
 
 // ---------------------------------------------------------------- properties
 
-mod properties {
+pub(crate) mod properties {
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
@@ -1969,31 +1969,48 @@ mod properties {
         "type",
     ];
 
-    fn json_value() -> impl Strategy<Value = Value> {
+    /// How big [`json_like`]'s documents grow.
+    pub(crate) struct JsonSizes {
+        /// Nesting levels at most.
+        pub depth: u32,
+        /// Nodes wanted in all.
+        pub nodes: u32,
+        /// Array lengths.
+        pub array: std::ops::Range<usize>,
+        /// Random text that strings and keys are otherwise (regexes).
+        pub text: &'static str,
+        /// Random member names besides `keys`.
+        pub key: &'static str,
+    }
+
+    /// Arbitrary JSON for a model's reader: objects keyed mostly by `keys`
+    /// (member names it knows, so random documents reach deep into it),
+    /// strings mostly from `strings` (values it reads specially). The app
+    /// and the pod fuzzers both use it.
+    pub(crate) fn json_like(
+        keys: &'static [&'static str],
+        strings: &'static [&'static str],
+        sizes: JsonSizes,
+    ) -> impl Strategy<Value = Value> {
+        let known = u32::try_from(strings.len()).unwrap_or(u32::MAX);
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<f64>().prop_map(Value::from),
             prop_oneof![
-                Just("/a".to_string()),
-                Just("DOCKER".to_string()),
-                Just("container/bridge".to_string()),
-                Just("disabled".to_string()),
-                Just("2015-09-25T15:13:48.343Z".to_string()),
-                ".{0,12}",
+                known => prop::sample::select(strings).prop_map(String::from),
+                1 => sizes.text,
             ]
             .prop_map(Value::String),
         ];
-        leaf.prop_recursive(5, 64, 8, |inner| {
+        let (array, key) = (sizes.array, sizes.key);
+        leaf.prop_recursive(sizes.depth, sizes.nodes, 8, move |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(inner.clone(), array.clone()).prop_map(Value::Array),
                 prop::collection::vec(
                     (
-                        prop_oneof![
-                            prop::sample::select(&KEYS[..]).prop_map(String::from),
-                            ".{0,6}"
-                        ],
+                        prop_oneof![prop::sample::select(keys).prop_map(String::from), key],
                         inner
                     ),
                     0..8
@@ -2001,6 +2018,27 @@ mod properties {
                 .prop_map(|members| Value::Object(members.into_iter().collect::<Map<_, _>>())),
             ]
         })
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        const STRINGS: &[&str] = &[
+            "/a",
+            "DOCKER",
+            "container/bridge",
+            "disabled",
+            "2015-09-25T15:13:48.343Z",
+        ];
+        json_like(
+            &KEYS,
+            STRINGS,
+            JsonSizes {
+                depth: 5,
+                nodes: 64,
+                array: 0..6,
+                text: ".{0,12}",
+                key: ".{0,6}",
+            },
+        )
     }
 
     /// Plausible values per member: random combinations of these are often

@@ -1247,6 +1247,7 @@ mod properties {
     use serde_json::{Map, Value, json};
 
     use super::super::*;
+    use crate::state::app::tests::properties::{JsonSizes, json_like};
     use crate::state::app::{AppDefaults, PathId};
 
     const KEYS: [&str; 40] = [
@@ -1293,37 +1294,18 @@ mod properties {
     ];
 
     fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            prop_oneof![
-                Just("c".to_string()),
-                Just("DOCKER".to_string()),
-                Just("container".to_string()),
-                Just("disabled".to_string()),
-                Just("UNIQUE".to_string()),
-                ".{0,8}",
-            ]
-            .prop_map(Value::String),
-        ];
-        leaf.prop_recursive(6, 96, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::vec(
-                    (
-                        prop_oneof![
-                            prop::sample::select(&KEYS[..]).prop_map(String::from),
-                            ".{0,5}"
-                        ],
-                        inner
-                    ),
-                    0..8
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
-            ]
-        })
+        const STRINGS: &[&str] = &["c", "DOCKER", "container", "disabled", "UNIQUE"];
+        json_like(
+            &KEYS,
+            STRINGS,
+            JsonSizes {
+                depth: 6,
+                nodes: 96,
+                array: 0..4,
+                text: ".{0,8}",
+                key: ".{0,5}",
+            },
+        )
     }
 
     /// Plausible container members: random combinations are often valid.
