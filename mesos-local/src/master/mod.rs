@@ -1200,11 +1200,18 @@ impl MasterState {
             }
         }
         let agent_id = self.agent_id_of(agent);
-        let checkpointed = self
-            .agent(agent)
-            .map(|a| a.total.checkpointed())
-            .unwrap_or_default();
-        let used = self.used_on(agent);
+        // What only reservations and volumes need: most ACCEPTs only launch,
+        // and should not walk every task of the agent for it.
+        let converts = accept.operations.iter().any(|o| {
+            !matches!(
+                o.r#type(),
+                operation::Type::Launch | operation::Type::LaunchGroup | operation::Type::Unknown
+            )
+        });
+        let (checkpointed, used) = match (converts, self.agent(agent)) {
+            (true, Some(a)) => (a.total.checkpointed(), self.used_on(agent)),
+            _ => Default::default(),
+        };
         let (outcome, info) = {
             let Some(fw) = self.frameworks.get(framework_id) else {
                 return;

@@ -191,7 +191,10 @@ async fn a_volume_keeps_its_data_across_tasks_and_an_agent_restart() {
         );
     }
     let volume_dir = dir.path().join("volumes/agent-1/roles/pv/vol1");
-    assert!(volume_dir.is_dir(), "CREATE makes {volume_dir:?}");
+    eventually("CREATE makes the volume's directory", || {
+        volume_dir.is_dir()
+    })
+    .await;
     let state = cluster.state();
     let slave = &state["slaves"][0];
     assert_eq!(slave["reserved_resources"]["pv"]["disk"], 64.0);
@@ -273,7 +276,7 @@ async fn a_volume_keeps_its_data_across_tasks_and_an_agent_restart() {
         .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
         .sum();
     assert_eq!(disk, cluster_disk());
-    assert!(!volume_dir.exists(), "DESTROY removes the volume");
+    eventually("DESTROY removes the volume", || !volume_dir.exists()).await;
     assert_eq!(
         cluster.state()["slaves"][0]["reserved_resources"],
         serde_json::json!({})
@@ -347,6 +350,22 @@ async fn invalid_operations_are_dropped_and_refinement_frameworks_read_stacks() 
         .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
         .sum();
     assert_eq!(reserved_plain, 32.0);
+    // The reservations for another role and by another principal were
+    // dropped: the only reserved cpus are the valid RESERVE's.
+    let reserved_cpus: Vec<(Option<&str>, Option<&str>, f64)> = offer
+        .resources
+        .iter()
+        .filter(|r| r.name == "cpus" && !r.reservations.is_empty())
+        .map(|r| {
+            let last = r.reservations.last().expect("reserved");
+            (
+                last.role.as_deref(),
+                last.principal.as_deref(),
+                r.scalar.as_ref().map_or(0.0, |s| s.value),
+            )
+        })
+        .collect();
+    assert_eq!(reserved_cpus, [(Some(ROLE), Some(PRINCIPAL), 0.5)]);
 
     // /master/slaves and the agent's /state show the volume.
     let slaves: serde_json::Value = http()
@@ -377,7 +396,7 @@ async fn invalid_operations_are_dropped_and_refinement_frameworks_read_stacks() 
     assert_eq!(agent["reserved_resources"]["pv"]["disk"], 64.0);
     assert!(agent["reserved_resources_full"]["pv"].is_array());
 
-    // A volume in use cannot be destroyed, nor UNRESERVE take a volume.
+    // UNRESERVE cannot take a volume; a second DESTROY finds nothing.
     s.accept(
         vec![offer.id.clone()],
         vec![
@@ -397,6 +416,7 @@ async fn invalid_operations_are_dropped_and_refinement_frameworks_read_stacks() 
         .sum();
     assert_eq!(reserved_plain, 64.0);
     // The first DESTROY was applied, the second found nothing.
-    assert!(!dir.path().join("volumes/agent-1/roles/pv/vol1").exists());
+    let vol1 = dir.path().join("volumes/agent-1/roles/pv/vol1");
+    eventually("the first DESTROY removes vol1", || !vol1.exists()).await;
     stop(cluster, dir.path()).await;
 }

@@ -639,7 +639,6 @@ async fn task_logs_read_the_sandbox_and_follow_what_the_task_prints_next() {
     let (code, _) = following.interrupt().await;
     assert_eq!(code, 130);
 
-    // An unknown task: the master does not know it.
     // A pod's container writes in its own directory of the group's
     // sandbox: its logs are read there.
     let pod = json!({"id": "/cli/pod", "containers": [{"name": "talker",
@@ -666,6 +665,7 @@ async fn task_logs_read_the_sandbox_and_follow_what_the_task_prints_next() {
         .await;
     assert_eq!(status, 202);
 
+    // An unknown task: the master does not know it.
     let out = run(&baton, &["task", "logs", "cli_nope.instance-x._app.1"]).await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
