@@ -414,11 +414,15 @@ fn spawn(spec: &CommandSpec) -> Result<tokio::process::Child, LaunchError> {
         if let Some(parent) = volume.link.parent() {
             fs::create_dir_all(parent).map_err(sandbox_err(parent))?;
         }
-        // A relaunch in the same sandbox finds its link already there.
-        if fs::read_link(&volume.link).ok().as_deref() != Some(volume.target.as_path()) {
-            std::os::unix::fs::symlink(&volume.target, &volume.link)
-                .map_err(sandbox_err(&volume.link))?;
+        // A relaunch in the same sandbox finds its link already there; one
+        // pointing elsewhere is replaced (a link only, never a directory).
+        match fs::read_link(&volume.link) {
+            Ok(target) if target == volume.target => continue,
+            Ok(_) => fs::remove_file(&volume.link).map_err(sandbox_err(&volume.link))?,
+            Err(_) => {}
         }
+        std::os::unix::fs::symlink(&volume.target, &volume.link)
+            .map_err(sandbox_err(&volume.link))?;
     }
     // Append: under Mesos the executor's own output may share these files.
     let output = |name: &str| {
@@ -760,6 +764,34 @@ mod tests {
                 .to_string();
             assert!(err.contains(named), "{path}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_stale_link_in_the_way_of_a_volume_is_replaced() {
+        use v1::volume::source::sandbox_path::Type;
+        let sandbox = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut launcher = ProcessLauncher::new(tx);
+        let t = with_volumes(
+            "echo hi > out/x",
+            "t",
+            &[("out", sandbox_source(Type::Parent, "volumes/v"))],
+        );
+        let (dir, _) = task_dir(sandbox.path(), false, "t", "c");
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.join("out")).unwrap();
+        let mut spec = command_spec(&t, &dir).unwrap();
+        spec.volumes = sandbox_volumes(&t, sandbox.path(), &dir).unwrap();
+        launcher.launch("t", &spec).unwrap();
+        let (_, termination) = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("it ends")
+            .unwrap();
+        assert_eq!(termination, Termination::Exited(0));
+        assert_eq!(
+            fs::read_to_string(sandbox.path().join("volumes/v/x")).unwrap(),
+            "hi\n"
+        );
     }
 
     #[tokio::test]

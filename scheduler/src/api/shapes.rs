@@ -264,7 +264,10 @@ impl<'a> TaskJson<'a> {
     /// results and, for a resident instance, its persistent volumes.
     pub fn in_view(instance: &'a Instance, view: &'a View) -> Option<TaskJson<'a>> {
         let mut task = TaskJson::of(instance)?.with_health(view);
-        if let Some(app) = view.apps.get(&instance.app_id) {
+        // Most instances hold no reservation: no app lookup for them.
+        if instance.reservation.is_some()
+            && let Some(app) = view.apps.get(&instance.app_id)
+        {
             task.local_volumes = local_volumes(app, instance);
         }
         Some(task)

@@ -43,6 +43,8 @@ impl Driver {
         // The demands: every app with instances that may launch now.
         let mut demands = Vec::new();
         let mut waiting: Vec<Vec<Arc<Instance>>> = Vec::new();
+        // Per demand, its app's persistent volumes.
+        let mut volumes_of: Vec<Vec<reservation::VolumeRequest>> = Vec::new();
         for id in self.launchable.clone() {
             let Some(app) = self.view.apps.get(&id).cloned() else {
                 continue;
@@ -108,6 +110,7 @@ impl Driver {
             demand.resources.disk += reservation::volumes_disk(&volumes);
             demands.push(demand);
             waiting.push(instances);
+            volumes_of.push(volumes);
         }
         let plan = place(&offers, &demands, &known_values, &self.config.placement);
 
@@ -185,10 +188,13 @@ impl Driver {
                 };
                 let mut next = (**instance).clone();
                 let mut allocation = placement.allocation.clone();
-                let volumes = reservation::persistent_volumes(&app);
+                // Sent only with the launch they are for: a reservation no
+                // instance holds would be freed as an orphan next cycle.
+                let mut reserving = Vec::new();
                 if app.is_resident() {
                     // First launch of a resident instance: reserve what it
                     // takes and create its volumes, in this same ACCEPT.
+                    let volumes = &volumes_of[placement.demand];
                     let instance_id = next.instance_id();
                     let owner = Owner {
                         framework_id: &framework_id,
@@ -196,9 +202,9 @@ impl Driver {
                         principal: principal.as_deref(),
                         instance_id: &instance_id,
                     };
-                    match reservation::reserve_and_create(&allocation, &volumes, &owner) {
+                    match reservation::reserve_and_create(&allocation, volumes, &owner) {
                         Ok(reserved) => {
-                            ops.extend(reserved.operations);
+                            reserving = reserved.operations;
                             allocation.resources = reserved.task_resources;
                         }
                         Err(e) => {
@@ -215,6 +221,7 @@ impl Driver {
                 if let Some((launch, task)) =
                     self.task_for(&app, &mut next, offer, &allocation, &fields, now)
                 {
+                    ops.extend(reserving);
                     next.task = Some(task);
                     launches.push(launch);
                     launched.push(next);
