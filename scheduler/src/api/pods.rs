@@ -55,7 +55,7 @@ enum Target {
 }
 
 fn pod_id(text: &str) -> Result<PathId, ApiError> {
-    PathId::parse_app(text, &PathId::root())
+    PathId::parse_pod(text, &PathId::root())
         .map_err(|e| ApiError::from(AppError::invalid("/id", e.to_string())))
 }
 
@@ -538,6 +538,13 @@ mod tests {
     #[test]
     fn the_double_colon_suffixes_split_the_path() {
         assert_eq!(target("shop/web").unwrap(), Target::Pod(id("/shop/web")));
+        // A pod may end in a word the app routes take, as the pod reader
+        // lets it: what can be created can be read, replaced and deleted.
+        assert_eq!(
+            target("a/versions::status").unwrap(),
+            Target::Status(id("/a/versions"))
+        );
+        assert_eq!(target("a/tasks").unwrap(), Target::Pod(id("/a/tasks")));
         assert_eq!(target("::status").unwrap(), Target::AllStatus);
         assert_eq!(
             target("shop/web::status").unwrap(),

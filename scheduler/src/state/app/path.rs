@@ -72,9 +72,23 @@ impl PathId {
         Ok(PathId::from_valid_segments(&segments))
     }
 
-    /// Parses an app id: like [`PathId::parse`], and also not root, not
-    /// ending in a reserved word (`restart`, `tasks`, `versions`), and inside
-    /// `base`.
+    /// Parses a pod id: like [`PathId::parse`], and also not root and
+    /// inside `base`. Its last segment may be `tasks` or `versions`: a
+    /// pod's sub-resources are `::versions`, `::status`, `::instances`.
+    pub fn parse_pod(input: &str, base: &PathId) -> Result<PathId, PathIdError> {
+        let id = PathId::parse(input, base)?;
+        if id.is_root() {
+            Err(PathIdError::Root)
+        } else if !id.is_descendant_of(base) {
+            Err(PathIdError::NotChildOf(base.to_string()))
+        } else {
+            Ok(id)
+        }
+    }
+
+    /// Parses an app id: as [`PathId::parse_pod`], and also not ending in a
+    /// reserved word (`restart`, `tasks`, `versions`), which the app routes
+    /// take.
     pub fn parse_app(input: &str, base: &PathId) -> Result<PathId, PathIdError> {
         let id = PathId::parse(input, base)?;
         let Some(last) = id.name() else {

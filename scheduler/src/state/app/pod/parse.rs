@@ -18,7 +18,7 @@ use crate::state::app::json::{Obj, Problems, as_string};
 use crate::state::app::parse::{read_resource_limits, read_unreachable};
 use crate::state::app::{
     AppDefaults, AppError, EnvValue, ExecutorResources, FetchUri, KillSelection, Labels, Network,
-    NetworkMode, PathId, PathIdError, Secret, UnreachableStrategy, UpgradeStrategy, VersionInfo,
+    NetworkMode, PathId, Secret, UnreachableStrategy, UpgradeStrategy, VersionInfo,
 };
 
 /// Reads and normalizes a pod; with `validate`, also checks Marathon's
@@ -38,7 +38,7 @@ pub(super) fn read_pod(
 
     let id = o
         .required_string("id", p)
-        .and_then(|s| match pod_id(&s, base) {
+        .and_then(|s| match PathId::parse_pod(&s, base) {
             Ok(id) => Some(id),
             Err(e) => {
                 p.invalid("/id", e.to_string());
@@ -187,19 +187,6 @@ pub(super) fn read_pod(
         validate::validate(&pod, defaults, p);
     }
     problems.finish(pod)
-}
-
-/// An absolute, non-root id inside `base`. Unlike an app's, a pod's last
-/// segment may be `tasks` or `versions`: pod suffixes are `::versions`.
-fn pod_id(input: &str, base: &PathId) -> Result<PathId, PathIdError> {
-    let id = PathId::parse(input, base)?;
-    if id.is_root() {
-        Err(PathIdError::Root)
-    } else if !id.is_descendant_of(base) {
-        Err(PathIdError::NotChildOf(base.to_string()))
-    } else {
-        Ok(id)
-    }
 }
 
 fn read_env(o: &Obj<'_>, key: &str, p: &mut Problems) -> BTreeMap<String, EnvValue> {
