@@ -311,10 +311,8 @@ impl Driver {
             {
                 crate::state::app::validate::persistent_volumes(app)?;
             }
-            if let (Some(old), Some(next)) = (
-                current.as_ref().and_then(|a| a.pod.as_deref()),
-                new.as_ref().and_then(|a| a.pod.as_deref()),
-            ) && let Some((path, message)) = old.resident_change_problem(next)
+            if let (Some(old), Some(next)) = (&current, &new)
+                && let Some((path, message)) = old.resident_change_problem(next)
             {
                 return Err(AppError::invalid(path, format!("{}: {message}", next.id)).into());
             }

@@ -862,7 +862,7 @@ async fn a_group_the_store_refuses_fails_every_write_in_it_and_changes_nothing()
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_resident_apps_persistent_volumes_cannot_change() {
+async fn a_resident_apps_volumes_resources_and_host_ports_cannot_change() {
     let store = Arc::new(FlakyStore::default());
     let h = Harness::start(store, |_| {}).await;
     let with_volume = |size: u32, instances: u32| {
@@ -890,6 +890,24 @@ async fn a_resident_apps_persistent_volumes_cannot_change() {
         crate::offers::reservation::persistent_volumes(&stored)[0].size_mb,
         10.0
     );
+    // Nor what its instances reserved: resources and host ports (Marathon's
+    // "Resident Tasks may not change resource requirements").
+    let mut more_mem = with_volume(10, 1);
+    more_mem["mem"] = serde_json::json!(32);
+    let mut a_port = with_volume(10, 1);
+    a_port["portDefinitions"] = serde_json::json!([{"port": 0}, {"port": 0}]);
+    for (changed, path) in [(more_mem, "/mem"), (a_port, "/portDefinitions")] {
+        let err = h
+            .scheduler
+            .put_app(app(changed))
+            .await
+            .expect_err("refused");
+        let crate::reconcile::SchedulerError::App(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.body()["details"][0]["path"], path, "{}", e.body());
+    }
     h.stop().await;
 }
 

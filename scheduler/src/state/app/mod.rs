@@ -455,6 +455,50 @@ impl AppDefinition {
             .collect()
     }
 
+    /// Why `next` cannot replace this resident app or pod (Marathon's
+    /// `residentUpdateIsValid`): its instances relaunch on the resources
+    /// they reserved, so what they take, and their host ports, stay as
+    /// they were. The path and message of the first problem; `None` when
+    /// it may, or when this is not resident. (Persistent volumes are
+    /// compared where every write passes.)
+    pub fn resident_change_problem(&self, next: &AppDefinition) -> Option<(&'static str, String)> {
+        if !self.is_resident() {
+            return None;
+        }
+        if let (Some(old), Some(new)) = (self.pod.as_deref(), next.pod.as_deref()) {
+            return old.resident_change_problem(new);
+        }
+        let why = "once the app runs with persistent volumes: its instances relaunch on the resources they reserved";
+        for (path, before, after) in [
+            ("/cpus", self.cpus, next.cpus),
+            ("/mem", self.mem, next.mem),
+            ("/disk", self.disk, next.disk),
+            ("/gpus", f64::from(self.gpus), f64::from(next.gpus)),
+        ] {
+            if (before - after).abs() > 1e-3 {
+                return Some((
+                    path,
+                    format!("cannot be changed from {before} to {after} {why}"),
+                ));
+            }
+        }
+        let host_ports = |app: &AppDefinition| {
+            let mut ports: Vec<u16> = app
+                .declared_ports()
+                .iter()
+                .filter_map(|p| p.host_port)
+                .collect();
+            ports.sort_unstable();
+            ports
+        };
+        (host_ports(self) != host_ports(next)).then(|| {
+            (
+                "/portDefinitions",
+                format!("host ports cannot be added, removed or changed {why}"),
+            )
+        })
+    }
+
     /// Whether it has persistent volumes (Marathon's "resident" apps and
     /// pods).
     pub fn is_resident(&self) -> bool {
