@@ -220,7 +220,7 @@ pub(crate) fn carve(
 
 /// A scalar as Mesos keeps it: fixed point with three decimals, so that
 /// `0.11 - 0.1` is sent as `0.01`, not `0.009999999999999995`.
-fn mesos_scalar(value: f64) -> f64 {
+pub(crate) fn mesos_scalar(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
@@ -237,7 +237,7 @@ fn splittable(resource: &Resource, name: &str) -> bool {
             .is_none_or(|disk| disk.persistence.is_none())
 }
 
-fn scalar_value(resource: &Resource) -> f64 {
+pub(crate) fn scalar_value(resource: &Resource) -> f64 {
     resource.scalar.as_ref().map_or(0.0, |s| s.value)
 }
 

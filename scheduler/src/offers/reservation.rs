@@ -23,6 +23,7 @@ use mesos_proto::v1::{
     resource::{DiskInfo, ReservationInfo, disk_info::Persistence},
 };
 
+use super::executor::{mesos_scalar, scalar_value};
 use super::resources::Allocation;
 use crate::state::app::AppDefinition;
 use crate::state::app::pod::PodVolume;
@@ -183,7 +184,7 @@ pub fn reserve_and_create(
     let mut task_resources = Vec::new();
     for resource in &reserved {
         if resource.name == "disk" && resource.disk.is_none() && disk_left > EPSILON {
-            let have = scalar(resource);
+            let have = scalar_value(resource);
             let take = have.min(disk_left);
             disk_left -= take;
             if have - take > EPSILON {
@@ -272,7 +273,9 @@ pub fn reserved_for(
                 .is_some_and(|p| p.id == id)
         })
     };
-    let has_cpus = mine.iter().any(|r| r.name == "cpus" && scalar(r) > EPSILON);
+    let has_cpus = mine
+        .iter()
+        .any(|r| r.name == "cpus" && scalar_value(r) > EPSILON);
     (has_cpus && volumes.iter().all(has_volume)).then_some(mine)
 }
 
@@ -335,14 +338,10 @@ pub fn orphaned(offer: &Offer, framework_id: &str, keeps: impl Fn(&str) -> bool)
     operations
 }
 
-fn scalar(resource: &Resource) -> f64 {
-    resource.scalar.as_ref().map_or(0.0, |s| s.value)
-}
-
 fn with_scalar(resource: &Resource, value: f64) -> Resource {
     Resource {
         scalar: Some(v1::value::Scalar {
-            value: (value * 1000.0).round() / 1000.0,
+            value: mesos_scalar(value),
         }),
         ..resource.clone()
     }
@@ -404,7 +403,7 @@ mod tests {
         }
         let created = &launch.operations[1].create.as_ref().unwrap().volumes;
         assert_eq!(created.len(), 1);
-        assert_eq!(scalar(&created[0]), 100.0);
+        assert_eq!(scalar_value(&created[0]), 100.0);
         let disk = created[0].disk.as_ref().unwrap();
         assert_eq!(disk.persistence.as_ref().unwrap().id, "db.instance-1#data");
         assert_eq!(disk.volume.as_ref().unwrap().container_path, "data");
@@ -413,7 +412,7 @@ mod tests {
             .task_resources
             .iter()
             .filter(|r| r.name == "disk")
-            .map(scalar)
+            .map(scalar_value)
             .collect();
         assert_eq!(disks, vec![10.0, 100.0]);
     }

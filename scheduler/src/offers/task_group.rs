@@ -28,6 +28,7 @@ use mesos_proto::v1::{
 
 use super::Allocation;
 use super::executor::{ExecutorSettings, baton_executor_info, carve};
+use super::task_info::{labels, variable};
 use crate::state::app::pod::{
     HttpScheme, PodCheck, PodCommand, PodContainer, PodDefinition, PodVolume,
 };
@@ -294,11 +295,7 @@ fn command(
         environment: Some(Environment {
             variables: env
                 .into_iter()
-                .map(|(name, value)| v1::environment::Variable {
-                    name,
-                    value: Some(value),
-                    r#type: Some(v1::environment::variable::Type::Value as i32),
-                })
+                .map(|(name, value)| variable(name, value))
                 .collect(),
         }),
     })
@@ -433,18 +430,6 @@ fn health_check(
         timeout_seconds: Some(f64::from(check.timeout_seconds)),
         grace_period_seconds: Some(f64::from(check.grace_period_seconds)),
         consecutive_failures: Some(check.max_consecutive_failures),
-    })
-}
-
-fn labels(labels: &crate::state::app::Labels) -> Option<v1::Labels> {
-    (!labels.is_empty()).then(|| v1::Labels {
-        labels: labels
-            .iter()
-            .map(|(k, v)| v1::Label {
-                key: k.to_string(),
-                value: Some(v.to_string()),
-            })
-            .collect(),
     })
 }
 

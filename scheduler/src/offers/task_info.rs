@@ -70,16 +70,7 @@ pub fn build_app_task_info(
                 .collect(),
         }),
     };
-    let labels = (!app.labels.is_empty()).then(|| v1::Labels {
-        labels: app
-            .labels
-            .iter()
-            .map(|(k, v)| v1::Label {
-                key: k.to_string(),
-                value: Some(v.to_string()),
-            })
-            .collect(),
-    });
+    let labels = labels(&app.labels);
     let mut host_ports = allocation.ports.iter().copied();
     let discovery_ports = app
         .declared_ports()
@@ -195,7 +186,21 @@ fn mesos_health_check(
     })
 }
 
-fn variable(name: String, value: String) -> Variable {
+/// Labels as Mesos carries them; `None` when there are none.
+pub(crate) fn labels(labels: &crate::state::app::Labels) -> Option<v1::Labels> {
+    (!labels.is_empty()).then(|| v1::Labels {
+        labels: labels
+            .iter()
+            .map(|(k, v)| v1::Label {
+                key: k.to_string(),
+                value: Some(v.to_string()),
+            })
+            .collect(),
+    })
+}
+
+/// A VALUE environment variable.
+pub(crate) fn variable(name: String, value: String) -> Variable {
     Variable {
         name,
         value: Some(value),
