@@ -116,7 +116,10 @@ impl Reader<'_> {
             );
         }
         if self.array(obj, "pods", at).is_some_and(|p| !p.is_empty()) {
-            self.invalid(join(at, "/pods"), "Baton does not run pods");
+            self.invalid(
+                join(at, "/pods"),
+                "pods are written through /v2/pods, not as part of a group",
+            );
         }
         if let Some(apps) = self.array(obj, "apps", at) {
             let mut here = BTreeSet::new();

@@ -303,6 +303,21 @@ impl Driver {
                 )
                 .into());
             }
+            // An app never replaces a pod, nor a pod an app, whichever
+            // route wrote it (a group's apps, say).
+            if let (Some(old), Some(next)) = (&current, &new)
+                && old.is_pod() != next.is_pod()
+            {
+                let (is, route) = match old.is_pod() {
+                    true => ("a pod", "/v2/pods"),
+                    false => ("an app", "/v2/apps"),
+                };
+                return Err(AppError::invalid(
+                    "/id",
+                    format!("{} is {is}; write it through {route}", old.id),
+                )
+                .into());
+            }
             // An app's persistent volumes are judged when it becomes
             // resident; once it is, they cannot change (above).
             if let Some(app) = &new

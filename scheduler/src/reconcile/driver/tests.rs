@@ -1102,3 +1102,41 @@ async fn persistent_volumes_are_judged_when_an_app_becomes_resident_not_when_it_
     );
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_app_never_replaces_a_pod_nor_a_pod_an_app() {
+    let store = Arc::new(FlakyStore::default());
+    let h = Harness::start(store, |_| {}).await;
+    let pod = |id: &str| {
+        AppDefinition::for_pod(
+            crate::state::app::pod::PodDefinition::from_value(
+                &serde_json::json!({"id": id, "scaling": {"instances": 0},
+                    "containers": [{"name": "c", "exec": {"command": {"shell": "x"}}}]}),
+                &PathId::root(),
+                &AppDefaults::default(),
+            )
+            .expect("a valid pod"),
+        )
+    };
+    let plain = |id: &str| app(serde_json::json!({"id": id, "cmd": "x", "instances": 0}));
+    h.scheduler.put_app(pod("/shop/web")).await.expect("a pod");
+    h.scheduler
+        .put_app(plain("/shop/db"))
+        .await
+        .expect("an app");
+    for (write, path_says) in [
+        (plain("/shop/web"), "is a pod; write it through /v2/pods"),
+        (pod("/shop/db"), "is an app; write it through /v2/apps"),
+    ] {
+        let err = h.scheduler.put_app(write).await.expect_err("refused");
+        let crate::reconcile::SchedulerError::App(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.status(), 422);
+        assert!(e.body().to_string().contains(path_says), "{}", e.body());
+    }
+    let view = h.scheduler.view();
+    assert!(view.apps[&PathId::parse("/shop/web", &PathId::root()).unwrap()].is_pod());
+    assert!(!view.apps[&PathId::parse("/shop/db", &PathId::root()).unwrap()].is_pod());
+    h.stop().await;
+}
