@@ -133,8 +133,14 @@ pub fn apply_status(input: StatusInput<'_>) -> StatusOutcome {
             }
         }
     }
-    // A task going on a reservation shows the reservation exists.
-    if matches!(condition, Condition::Starting | Condition::Running)
+    // A task going on a reservation shows the reservation exists; so does
+    // any word of its agent or executor about it, even its failure (the
+    // master applies an ACCEPT's RESERVE before its launch, and refuses
+    // the launch itself when the RESERVE was dropped). Else a first launch
+    // failing early, then held back by its delay, would see its
+    // reservation given up while Mesos offers it.
+    let from_the_agent = status.source() != v1::task_status::Source::Master;
+    if (from_the_agent || matches!(condition, Condition::Starting | Condition::Running))
         && let Some(held) = next.reservation.as_mut()
     {
         held.confirmed = true;
@@ -204,6 +210,31 @@ mod tests {
             now: Timestamp::from_millis(now),
             not_the_apps_fault: false,
         }
+    }
+
+    #[test]
+    fn a_reservation_is_confirmed_by_any_word_of_the_agent_not_by_the_master() {
+        let app = app();
+        let mut i = launched(&app);
+        i.reservation = Some(Box::new(crate::state::instance::Reservation {
+            agent_id: crate::state::instance::SharedStr::new("agent"),
+            reserved_at: Timestamp::from_millis(1_000),
+            confirmed: false,
+        }));
+        let confirmed = |state: TaskState, source: Source| {
+            let mut s = update(&i, state, 1);
+            s.source = Some(source as i32);
+            apply_status(input(&i, &s, &app, 2_000))
+                .next
+                .reservation
+                .is_some_and(|r| r.confirmed)
+        };
+        // A launch that failed on the agent ran on the reservation.
+        assert!(confirmed(TaskState::TaskFailed, Source::Agent));
+        assert!(confirmed(TaskState::TaskStarting, Source::Executor));
+        // One the master refused (its RESERVE dropped, say) proves nothing.
+        assert!(!confirmed(TaskState::TaskDropped, Source::Master));
+        assert!(!confirmed(TaskState::TaskError, Source::Master));
     }
 
     #[test]

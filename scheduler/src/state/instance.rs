@@ -568,8 +568,9 @@ pub struct Reservation {
     pub agent_id: SharedStr,
     /// When the RESERVE was sent.
     pub reserved_at: Timestamp,
-    /// Whether Mesos has shown it exists: an offer carried it, or a task
-    /// launched on it got going. An unconfirmed one is given up after
+    /// Whether Mesos has shown it exists: a relaunch found it in an offer,
+    /// or the agent or executor spoke of a task launched on it. An
+    /// unconfirmed one is given up after
     /// `--task_reservation_timeout` (the RESERVE may have been refused).
     pub confirmed: bool,
 }
