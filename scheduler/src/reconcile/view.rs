@@ -209,6 +209,15 @@ impl View {
         self.instances.values().flat_map(|m| m.values())
     }
 
+    /// The instance `<app>.instance-<uuid>` (as reservations are
+    /// labelled), found by its app and uuid.
+    pub fn instance_by_id(&self, instance_id: &str) -> Option<&Arc<Instance>> {
+        let (app, uuid) = instance_id.rsplit_once(".instance-")?;
+        let app = PathId::from_safe(app)?;
+        let uuid: Uuid = uuid.parse().ok()?;
+        self.instances.get(&app)?.get(&uuid)
+    }
+
     /// The instance whose current or last task has this id.
     pub fn instance_by_task(&self, task_id: &str) -> Option<&Arc<Instance>> {
         let parts = crate::state::app::parse_task_id(task_id).ok()?;
@@ -373,6 +382,21 @@ mod tests {
             .or_default()
             .insert(instance.uuid, Arc::new(instance));
         task_id
+    }
+
+    #[test]
+    fn an_instance_is_found_by_its_id_as_reservations_are_labelled() {
+        let mut view = View::default();
+        let web = app("/shop/web", false);
+        let task_id = add(&mut view, &web, |_| {});
+        let instance = view.instance_by_task(&task_id).unwrap().clone();
+        let found = view.instance_by_id(&instance.instance_id()).unwrap();
+        assert_eq!(found.uuid, instance.uuid);
+        assert!(
+            view.instance_by_id("shop_web.instance-not-a-uuid")
+                .is_none()
+        );
+        assert!(view.instance_by_id("nope").is_none());
     }
 
     #[test]

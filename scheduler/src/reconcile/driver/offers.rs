@@ -364,49 +364,48 @@ impl Driver {
         framework_id: &str,
         operations: &mut [Vec<v1::offer::Operation>],
     ) {
-        // Most offer cycles carry no reservation of ours: no pass over
-        // every instance then.
-        let ours = |offer: &v1::Offer| {
-            offer
-                .resources
-                .iter()
-                .any(|r| reservation::reserved_instance(r, framework_id).is_some())
-        };
-        if framework_id.is_empty() || !offers.iter().any(ours) {
+        if framework_id.is_empty() {
             return;
         }
-        let held: std::collections::BTreeMap<String, &str> = self
-            .view
-            .all_instances()
-            .filter_map(|i| {
-                let r = i.reservation.as_ref()?;
-                Some((i.instance_id(), r.agent_id.as_str()))
-            })
-            .collect();
+        // Whether `instance` holds its reservation on `agent`: looked up
+        // by the label's id, not by a pass over every instance (a stopped
+        // resident instance's reservation comes in every offer of its
+        // agent).
+        let view = &self.view;
+        let holds = |instance: &str, agent: &str| {
+            view.instance_by_id(instance)
+                .and_then(|i| i.reservation.as_ref())
+                .is_some_and(|r| r.agent_id.as_str() == agent)
+        };
+        let mut freed_parts: Vec<String> = Vec::new();
         for (offer, ops) in offers.iter().zip(operations.iter_mut()) {
             let agent = offer.agent_id.value.as_str();
-            let freed = reservation::orphaned(offer, framework_id, |instance| {
-                held.get(instance) == Some(&agent)
-            });
+            let freed =
+                reservation::orphaned(offer, framework_id, |instance| holds(instance, agent));
             if freed.is_empty() {
                 continue;
             }
-            // A part freed cuts the wait for the rest to a moment: a
-            // reservation comes back in parts (a pod's tasks' share when
-            // they end, its executor's with the volumes when that exits;
-            // after an agent's return, in whatever order its updates
-            // go), and none says it was the last.
-            let soon = self.instant() + super::RESERVATION_REST_PATIENCE;
-            for resource in &offer.resources {
-                if let Some(instance) = reservation::reserved_instance(resource, framework_id)
-                    && held.get(instance) != Some(&agent)
-                    && let Some(until) = self.reservations_to_free.get_mut(instance)
-                {
-                    *until = (*until).min(soon);
-                }
-            }
+            freed_parts.extend(
+                offer
+                    .resources
+                    .iter()
+                    .filter_map(|r| reservation::reserved_instance(r, framework_id))
+                    .filter(|instance| !holds(instance, agent))
+                    .map(str::to_string),
+            );
             info!(agent = %offer.hostname, "freeing reservations no instance holds");
             ops.extend(freed);
+        }
+        // A part freed cuts the wait for the rest to a moment: a
+        // reservation comes back in parts (a pod's tasks' share when they
+        // end, its executor's with the volumes when that exits; after an
+        // agent's return, in whatever order its updates go), and none says
+        // it was the last.
+        let soon = self.instant() + super::RESERVATION_REST_PATIENCE;
+        for instance in freed_parts {
+            if let Some(until) = self.reservations_to_free.get_mut(&instance) {
+                *until = (*until).min(soon);
+            }
         }
     }
 }
