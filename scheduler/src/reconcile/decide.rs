@@ -242,7 +242,8 @@ fn resident(
         let mut stopped: Vec<usize> = (0..instances.len())
             .filter(|&i| instances[i].goal == Goal::Stopped && instances[i].reservation.is_some())
             .collect();
-        // Those stopped last go first: their volumes are the freshest.
+        // Those stopped last go first: their volumes are the freshest (a
+        // stopped instance's `scheduled_at` is when it was stopped).
         stopped.sort_by_key(|&i| std::cmp::Reverse(instances[i].scheduled_at));
         stopped.truncate(n - counted.len());
         for &i in &stopped {

@@ -548,7 +548,8 @@ pub struct Instance {
     pub goal: Goal,
     /// The app version it runs (or will run).
     pub app_version: Timestamp,
-    /// Since when it waits for an offer (meaningful without a live task).
+    /// Since when it waits for an offer (meaningful without a live task);
+    /// for a stopped resident instance, when it was stopped.
     pub scheduled_at: Timestamp,
     /// The current task, or the last one if it ended.
     pub task: Option<InstanceTask>,

@@ -127,6 +127,9 @@ impl Driver {
                 Action::Stop(i) => {
                     let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
                     entry.goal = Goal::Stopped;
+                    // When it stopped: a scale-up resumes the last stopped
+                    // first (`decide::resident`).
+                    entry.scheduled_at = now;
                 }
                 Action::Resume(i) => {
                     let entry = puts.entry(refs[i].uuid).or_insert_with(|| refs[i].clone());
