@@ -177,27 +177,23 @@ enum Look {
     },
 }
 
-/// The app as `/v2/apps/{id}` shows it with its tasks (a pod: its status,
-/// read as an app for `action`); `None` when it does not exist (or the
-/// caller may not see it).
+/// The app as `/v2/apps/{id}` shows it with its tasks, or for a pod's
+/// action (`StartPod`, …) the pod's status read as an app for `action`;
+/// `None` when it does not exist (or the caller may not see it).
 async fn fetch_app(client: &Client, id: &str, action: &str) -> Result<Option<Value>, CliError> {
-    let path = format!(
-        "/v2/apps{}?embed=app.tasks&embed=app.counts&embed=app.readiness",
-        super::id_path(id)
-    );
+    let pod = action.ends_with("Pod");
+    let path = match pod {
+        true => format!("/v2/pods{}::status", super::id_path(id)),
+        false => format!(
+            "/v2/apps{}?embed=app.tasks&embed=app.counts&embed=app.readiness",
+            super::id_path(id)
+        ),
+    };
     let reply = client.send(Method::GET, &path, None).await?;
     match reply.status {
+        200 if pod => Ok(Some(progress::pod_as_app(&reply.json()?, action))),
         200 => Ok(reply.json()?.get("app").cloned()),
-        // Not an app: perhaps a pod, read as one.
-        404 => {
-            let path = format!("/v2/pods{}::status", super::id_path(id));
-            let reply = client.send(Method::GET, &path, None).await?;
-            match reply.status {
-                200 => Ok(Some(progress::pod_as_app(&reply.json()?, action))),
-                _ => Ok(None),
-            }
-        }
-        403 => Ok(None),
+        403 | 404 => Ok(None),
         status => Err(CliError::Api {
             status,
             body: reply.text(),
